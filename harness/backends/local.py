@@ -1,0 +1,193 @@
+"""The local backend: jobs in dependency order on worker processes, K per visible GPU or sharing the CPU.
+
+Workers are long-lived processes (torch is imported once) fed one job at a time over a pipe. A worker that
+dies (SIGKILL, out of memory) has its job recorded as failed and is replaced; the job's checkpoint lets the
+next `harness submit` resume it. A downstream job whose pretraining did not finish ok is recorded blocked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from harness.store import disk_state, sweep_dir
+
+
+@dataclass
+class Slot:
+    """One worker's share of the machine: the GPU it sees (None on CPU) and its CPU threads."""
+
+    gpu: str | None
+    threads: int
+
+
+def plan_slots(*, workers: int | None = None, jobs_per_gpu: int = 1, gpus: list[str] | None = None,
+               cores: int | None = None) -> list[Slot]:
+    """Worker slots: `jobs_per_gpu` per visible GPU, else `workers` CPU workers (default: one per 2 cores)."""
+    cores = cores or os.cpu_count() or 1
+    if gpus:
+        slots = [Slot(g, 0) for g in gpus for _ in range(jobs_per_gpu)]
+    else:
+        slots = [Slot(None, 0) for _ in range(workers or max(1, cores // 2))]
+    threads = max(1, cores // len(slots))
+    return [Slot(s.gpu, threads) for s in slots]
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may hand to workers (CUDA_VISIBLE_DEVICES, else every device torch sees)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return [g for g in env.split(",") if g] if env else [str(i) for i in range(torch.cuda.device_count())]
+
+
+def _worker(conn: Connection, slot: Slot, root: str, verbose: bool) -> None:
+    """Worker process: pins its GPU and threads, then runs the jobs it is sent until it gets None."""
+    if slot.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = slot.gpu
+    import torch
+
+    from harness.run import run_job
+
+    torch.set_num_threads(slot.threads)
+    while (job := conn.recv()) is not None:
+        def show(row: dict[str, Any], jid: str = job["id"]) -> None:
+            print(f"  {jid} epoch {row['epoch']:4d}  loss {row['train_loss']:.4g}  val {row['val_rel_l2']:.4f}",
+                  file=sys.stderr, flush=True)
+
+        summary = run_job(job, root, on_epoch=show if verbose else None)
+        conn.send((job["id"], summary["status"], summary.get("error", "")))
+
+
+@dataclass
+class Progress:
+    """A one-line progress report: done / running / failed and an ETA."""
+
+    total: int
+    stream: Any = field(default=sys.stderr)
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    start: float = field(default_factory=time.time)
+
+    def show(self, note: str = "") -> None:
+        """Redraw the line (in place on a terminal, one line per event otherwise)."""
+        finished = self.done + self.failed
+        elapsed = time.time() - self.start
+        eta = f"{elapsed / finished * (self.total - finished):.0f}s" if finished else "?"
+        line = (f"[{finished}/{self.total}] ok {self.done}  running {self.running}  failed {self.failed}"
+                f"  elapsed {elapsed:.0f}s  eta {eta}" + (f"  {note}" if note else ""))
+        tty = getattr(self.stream, "isatty", lambda: False)()
+        print(("\r\033[K" if tty else "") + line, end="" if tty else "\n", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """End the line on a terminal."""
+        if getattr(self.stream, "isatty", lambda: False)():
+            print(file=self.stream)
+
+
+class _Pool:
+    """Worker processes with their pipes; restarts a worker that died."""
+
+    def __init__(self, slots: list[Slot], root: Path, verbose: bool):
+        self.ctx = mp.get_context("spawn")
+        self.root, self.verbose = str(root), verbose
+        self.workers: list[tuple[Any, Connection, Slot]] = [self._start(s) for s in slots]
+
+    def _start(self, slot: Slot) -> tuple[Any, Connection, Slot]:
+        parent, child = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_worker, args=(child, slot, self.root, self.verbose), daemon=True)
+        proc.start()
+        child.close()
+        return proc, parent, slot
+
+    def restart(self, i: int) -> None:
+        self.workers[i][1].close()
+        self.workers[i] = self._start(self.workers[i][2])
+
+    def close(self) -> None:
+        for _, conn, _ in self.workers:
+            with contextlib.suppress(OSError):
+                conn.send(None)
+        for proc, _, _ in self.workers:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+
+
+def _dep_state(state: dict[str, str], job: dict[str, Any]) -> str:
+    """The state of the job's pretraining dependency ("ok" when it has none)."""
+    return state.get(job["depends_on"], "missing") if job["depends_on"] else "ok"
+
+
+def run_local(jobs: list[dict[str, Any]], all_jobs: list[dict[str, Any]], root: Path, *,
+              slots: list[Slot], verbose: bool = False, progress: Progress | None = None) -> dict[str, str]:
+    """Run `jobs` (a subset of the plan `all_jobs`) on worker processes; returns job id -> final status."""
+    from harness.run import write_summary
+
+    sweep_path = sweep_dir(root, jobs[0]["sweep"]) if jobs else None
+    state = {j["id"]: disk_state(sweep_path, j) for j in all_jobs} if sweep_path else {}
+    pending = list(jobs)
+    for j in pending:
+        state[j["id"]] = "queued"
+    progress = progress or Progress(total=len(jobs))
+    pool = _Pool(slots, root, verbose)
+    busy: dict[int, dict[str, Any]] = {}
+    try:
+        while pending or busy:
+            unreachable = [j for j in pending if _dep_state(state, j) not in ("ok", "queued", "running")]
+            for job in unreachable:
+                pending.remove(job)
+                dep = job["depends_on"]
+                state[job["id"]] = "blocked"
+                write_summary(job, root, {"status": "blocked", "error": f"pretraining job {dep} is {state[dep]}; "
+                                          "fix it and run `harness submit` again"})
+                progress.failed += 1
+                progress.show(f"{job['id']} blocked")
+            idle = [i for i in range(len(pool.workers)) if i not in busy]
+            for i in idle:
+                ready = next((j for j in pending if _dep_state(state, j) == "ok"), None)
+                if ready is None:
+                    break
+                pending.remove(ready)
+                busy[i] = ready
+                state[ready["id"]] = "running"
+                pool.workers[i][1].send(ready)
+                progress.running += 1
+            if not busy:
+                continue
+            sentinels = {pool.workers[i][0].sentinel: i for i in busy}
+            conns = {pool.workers[i][1]: i for i in busy}
+            for ready_obj in wait([*conns, *sentinels]):
+                i = conns.get(ready_obj, sentinels.get(ready_obj))
+                if i not in busy:
+                    continue
+                job = busy.pop(i)
+                progress.running -= 1
+                try:
+                    _, status, error = pool.workers[i][1].recv()
+                except (EOFError, OSError):  # the worker died mid-job
+                    pool.workers[i][0].join(timeout=5)
+                    code = pool.workers[i][0].exitcode
+                    status, error = "failed", f"worker process died (exit code {code}); resubmit to resume"
+                    write_summary(job, root, {"status": status, "error": error})
+                    pool.restart(i)
+                state[job["id"]] = status
+                if status == "ok":
+                    progress.done += 1
+                else:
+                    progress.failed += 1
+                progress.show(f"{job['id']} {status}" + (f": {error}" if error and status != "ok" else ""))
+    finally:
+        pool.close()
+        progress.close()
+    return {j["id"]: state[j["id"]] for j in jobs}

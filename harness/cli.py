@@ -1,0 +1,132 @@
+"""The `harness` command: thin wrappers that parse, call the library, and print.
+
+expand -> submit -> status -> report; `data` writes one PDE dataset for inspection.
+Every user error is a HarnessError, printed as one line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from harness.errors import HarnessError
+from harness.store import DEFAULT_ROOT, load_plan, resolve_sweep
+
+ROOT = click.option("--root", type=click.Path(path_type=Path), default=DEFAULT_ROOT, show_default=True,
+                    help="Results root folder.")
+SWEEP = click.argument("sweep", required=False)
+
+
+def _friendly(fn):
+    """Turn HarnessError into a one-line message and exit status 2."""
+
+    @wraps(fn)
+    def inner(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except HarnessError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return inner
+
+
+@click.group()
+@click.version_option(package_name="harness")
+def main() -> None:
+    """Scaling-law studies of neural operators: expand a sweep, submit it, report on it."""
+
+
+@main.command()
+@click.argument("sweep_file", type=click.Path(path_type=Path))
+@ROOT
+@click.option("--force", is_flag=True, help=f"Allow more than {100_000} jobs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@_friendly
+def expand(sweep_file: Path, root: Path, force: bool, as_json: bool) -> None:
+    """Expand SWEEP_FILE into jobs, write the plan under ROOT/<name>/ and make it the current sweep."""
+    from harness.store import write_plan
+    from harness.sweep.expand import expand as expand_jobs
+    from harness.sweep.expand import flat_row
+    from harness.sweep.plan import describe
+    from harness.sweep.spec import load_sweep
+
+    sweep = load_sweep(sweep_file)
+    jobs = expand_jobs(sweep, force=force)
+    folder = write_plan(root, sweep.name, sweep.raw, str(sweep_file), jobs, [flat_row(j) for j in jobs])
+    if as_json:
+        click.echo(json.dumps({"sweep": sweep.name, "folder": str(folder), "jobs": jobs}, indent=1))
+    else:
+        click.echo(describe(sweep, jobs, folder))
+
+
+@main.command()
+@SWEEP
+@ROOT
+@click.option("--backend", type=click.Choice(["local", "slurm"]), default="local", show_default=True)
+@click.option("--workers", type=int, default=None, help="CPU worker processes (local; default cores/2).")
+@click.option("--jobs-per-gpu", type=int, default=1, show_default=True, help="Jobs sharing one GPU.")
+@click.option("--retry-failed", is_flag=True, help="Also rerun diverged jobs.")
+@click.option("--only", type=click.Choice(["pretrain", "finetune", "scratch", "zeroshot"]), default=None)
+@click.option("--dry-run", is_flag=True, help="List what would run, run nothing.")
+@click.option("-v", "--verbose", is_flag=True, help="Stream each job's epochs.")
+@_friendly
+def submit(sweep: str | None, root: Path, backend: str, workers: int | None, jobs_per_gpu: int,
+           retry_failed: bool, only: str | None, dry_run: bool, verbose: bool) -> None:
+    """Run the jobs of SWEEP (default: the current sweep) that have no ok result yet."""
+    from harness.backends import select_jobs
+
+    folder = resolve_sweep(root, sweep)
+    jobs = load_plan(folder)
+    todo = select_jobs(jobs, folder, retry_failed=retry_failed, only=only)
+    counts = Counter(j["stage"] for j in todo)
+    click.echo(f"{folder.name}: {len(todo)} of {len(jobs)} jobs to run "
+               f"({', '.join(f'{s} {n}' for s, n in counts.items()) or 'nothing to do'})")
+    if dry_run or not todo:
+        for job in todo if dry_run else []:
+            click.echo(f"  {job['id']}  {job['stage']:9s} depends on {job['depends_on'] or '-'}")
+        return
+    from harness.backends.local import plan_slots, run_local, visible_gpus
+
+    final = run_local(todo, jobs, root, slots=plan_slots(workers=workers, jobs_per_gpu=jobs_per_gpu,
+                                                         gpus=visible_gpus()), verbose=verbose)
+    tally = Counter(final.values())
+    click.echo(f"{folder.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(tally.items())))
+    click.echo(f"results: {folder / 'runs'}/*/summary.parquet  (next: harness status, harness report)")
+
+
+@main.command()
+@SWEEP
+@ROOT
+@_friendly
+def status(sweep: str | None, root: Path) -> None:
+    """Counts per stage and state, and the failed jobs with the last line of their error."""
+    from harness.status import status_table
+
+    click.echo(status_table(resolve_sweep(root, sweep)))
+
+
+@main.command()
+@click.argument("system")
+@click.option("--n", "n", type=int, required=True, help="Number of samples.")
+@click.option("--shift", default=None, help="Shift level (id, moderate, large).")
+@click.option("--resolution", type=int, default=128, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output .npz file.")
+@_friendly
+def data(system: str, n: int, shift: str | None, resolution: int, seed: int, out: Path) -> None:
+    """Generate one PDE dataset and write it to an .npz file for inspection."""
+    from harness import pde
+
+    result = pde.generate(system, n, shift=shift, resolution=resolution, seed=seed)
+    pde.save(result, out)
+    click.echo(f"wrote {out}: {n} {system} samples at {resolution}x{resolution}")
+
+
+if __name__ == "__main__":
+    main()

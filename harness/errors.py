@@ -1,0 +1,17 @@
+"""One exception base for every error a user can cause; messages say what must hold, what was given and the fix."""
+
+
+class HarnessError(Exception):
+    """Base of every user-facing error; the CLI prints it as one line and exits with status 2."""
+
+
+class SweepError(HarnessError):
+    """A sweep file that cannot be read, parsed or validated."""
+
+
+class DataError(HarnessError):
+    """A bad request for PDE data (unknown system, invalid range, bad resolution...)."""
+
+
+class BackendError(HarnessError):
+    """A backend that cannot run or submit the jobs (no sbatch, rejected job...)."""

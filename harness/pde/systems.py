@@ -1,0 +1,234 @@
+"""The three PDE systems: names, coefficient layouts, shift levels, and per-block sampling + exact solve.
+
+SYS-1 poisson              -div(K grad u) = f,  K = 0.01 R(theta)^T diag(1, e) R(theta)
+SYS-2 advection_diffusion  lam v.grad u - (1 - lam) 0.01 div(K grad u) = f,  K eigenvalues 1, U(1, 5)
+SYS-3 helmholtz            -0.01 Laplacian u - omega u = f,  omega integer
+
+The shifted coefficient is e (poisson), Psi = ||advection term|| / ||diffusion term|| (advection_diffusion)
+and omega (helmholtz).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from harness.errors import DataError
+from harness.pde.solve import (
+    NU,
+    advection_symbol,
+    diffusion_symbol,
+    helmholtz_symbol,
+    rfft2,
+    solve_with_symbol,
+)
+from harness.pde.sources import build_sources, draw_amplitudes
+
+SYSTEMS = ("poisson", "advection_diffusion", "helmholtz")
+MIXED = "mixed"
+COMMON_CHANNELS = ("k11", "k22", "k12", "v1", "v2", "omega")
+CHANNELS = {
+    "poisson": ("k11", "k22", "k12"),
+    "advection_diffusion": ("k11", "k22", "k12", "v1", "v2"),
+    "helmholtz": ("omega",),
+    MIXED: COMMON_CHANNELS,
+}
+SHIFTED_PARAM = {"poisson": "e", "advection_diffusion": "psi", "helmholtz": "omega"}
+SHIFT_LEVELS = {
+    "poisson": {"id": (1.0, 5.0), "moderate": (5.0, 10.0), "large": (10.0, 20.0)},
+    "advection_diffusion": {
+        "id": (0.2, 1.0),
+        "moderate": (1.0, 2.0),
+        "large": (0.01, 0.2),
+        "advection": (1.0, 2.0),
+        "diffusion": (0.01, 0.2),
+    },
+    "helmholtz": {"id": (1, 10), "moderate": (10, 20), "large": (20, 30)},
+}
+MIXED_LEVELS = ("id", "moderate", "large")
+AD_EIGEN_RANGE = (1.0, 5.0)
+HELMHOLTZ_MAX_U = 2.0
+HELMHOLTZ_MAX_ROUNDS = 100
+
+
+def _choices(names: Sequence[str]) -> str:
+    return ", ".join(names)
+
+
+def check_system(system: str) -> str:
+    """Return ``system`` if it names a system or ``mixed``; raise DataError otherwise."""
+    if system not in (*SYSTEMS, MIXED):
+        raise DataError(f"unknown system {system!r}: choose one of {_choices((*SYSTEMS, MIXED))}")
+    return system
+
+
+def _check_range(system: str, rng_: object) -> tuple[float, float]:
+    name = SHIFTED_PARAM[system]
+    if (
+        isinstance(rng_, str | bytes)
+        or not isinstance(rng_, Sequence)
+        or len(rng_) != 2
+        or not all(isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) for v in rng_)
+        or not all(math.isfinite(v) for v in rng_)
+    ):
+        raise DataError(f"{system} range for {name} must be two finite numbers [lo, hi], got {rng_!r}")
+    lo, hi = rng_
+    if lo > hi:
+        raise DataError(f"{system} range for {name} must have lo <= hi, got [{lo}, {hi}]")
+    if system == "poisson" and lo < 1:
+        raise DataError(f"poisson anisotropy e must be >= 1, got [{lo}, {hi}]")
+    if system == "advection_diffusion" and lo <= 0:
+        raise DataError(f"advection_diffusion ratio Psi must be > 0, got [{lo}, {hi}]")
+    if system == "helmholtz":
+        if lo != int(lo) or hi != int(hi) or lo < 1:
+            raise DataError(f"helmholtz omega range must be integers >= 1, got [{lo}, {hi}]")
+        return int(lo), int(hi)
+    return float(lo), float(hi)
+
+
+def resolve_range(system: str, shift: str | Sequence[float] | None = None,
+                  coef_range: Sequence[float] | None = None) -> tuple[float, float]:
+    """The (lo, hi) range of ``system``'s shifted coefficient for a named ``shift`` level, an explicit
+    ``[lo, hi]`` (as ``shift`` or ``coef_range``), or the in-distribution level ``id`` by default."""
+    check_system(system)
+    if system == MIXED:
+        raise DataError(f"system 'mixed' has one range per system: ask resolve_range for each of "
+                        f"{_choices(SYSTEMS)} (mixed takes a level name: {_choices(MIXED_LEVELS)})")
+    if shift is not None and coef_range is not None:
+        raise DataError(f"give either shift or coef_range, not both (got shift={shift!r}, coef_range={coef_range!r})")
+    if coef_range is None and (shift is None or isinstance(shift, str)):
+        level = "id" if shift is None else shift
+        if level not in SHIFT_LEVELS[system]:
+            raise DataError(f"unknown shift level {level!r} for {system}: choose one of "
+                            f"{_choices(SHIFT_LEVELS[system])} or give [lo, hi]")
+        return SHIFT_LEVELS[system][level]
+    return _check_range(system, coef_range if coef_range is not None else shift)
+
+
+def resolve_ranges(system: str, shift: str | Sequence[float] | None = None,
+                   coef_range: Sequence[float] | None = None) -> dict[str, tuple[float, float]]:
+    """``{system: (lo, hi)}`` for one system, or for each of the three under ``mixed`` (a level name only)."""
+    if check_system(system) != MIXED:
+        return {system: resolve_range(system, shift, coef_range)}
+    level = "id" if shift is None else shift
+    if coef_range is not None or not isinstance(level, str) or level not in MIXED_LEVELS:
+        raise DataError(f"mixed takes a shift level name, one of {_choices(MIXED_LEVELS)}; got "
+                        f"shift={shift!r}, coef_range={coef_range!r}")
+    return {s: SHIFT_LEVELS[s][level] for s in SYSTEMS}
+
+
+def _rotated(theta: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Entries (k11, k22, k12) of R(theta)^T diag(1, e) R(theta)."""
+    c, s = np.cos(theta), np.sin(theta)
+    return c**2 + e * s**2, s**2 + e * c**2, (e - 1.0) * c * s
+
+
+def _lam_for_ratio(power: np.ndarray, a: np.ndarray, d: np.ndarray, psi: np.ndarray) -> np.ndarray:
+    """Per-sample lam with ||lam a u|| / ||(1 - lam) d u|| = psi where u = f / (i lam a + (1 - lam) d).
+
+    With x = (lam / (1 - lam))^2 and P = |f_hat|^2 (Parseval weights), the squared ratio is
+    N(x) / D(x), N = sum P x a^2 / (x a^2 + d^2), D = sum P d^2 / (x a^2 + d^2): N grows and D falls with x,
+    so the ratio is monotone. Safeguarded Newton on log(N / D) in log x, all samples at once.
+    """
+    a2, d2 = a**2, d**2
+    pa2, pd2 = power * a2, power * d2
+    target = 2.0 * np.log(psi)
+    # Small-x asymptote ratio^2 ~ x sum(P a^2 / d^2) / sum(P) as the first guess.
+    safe_d2 = np.where(d2 > 0, d2, 1.0)
+    s = target + np.log(power.sum(axis=(1, 2))) - np.log((pa2 / safe_d2).sum(axis=(1, 2)))
+    lo, hi = np.full_like(s, -80.0), np.full_like(s, 80.0)
+    s = np.clip(s, lo + 1, hi - 1)
+    for _ in range(100):
+        x = np.exp(s)[:, None, None]
+        inv = 1.0 / (x * a2 + d2 + (d2 == 0))
+        n_, d_ = x[:, 0, 0] * (pa2 * inv).sum(axis=(1, 2)), (pd2 * inv).sum(axis=(1, 2))
+        h = np.log(n_) - np.log(d_) - target
+        if np.abs(h).max() < 1e-13:
+            break
+        slope = x[:, 0, 0] * (pa2 * d2 * inv**2).sum(axis=(1, 2)) * (1.0 / n_ + 1.0 / d_)
+        hi, lo = np.where(h > 0, s, hi), np.where(h > 0, lo, s)
+        step = s - h / slope
+        s = np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi))
+    t = np.sqrt(np.exp(s))
+    return t / (1.0 + t)
+
+
+def _parseval_weights(resolution: int) -> np.ndarray:
+    """Weights of rfft2 columns in a full-spectrum sum: 1 for ky = 0 and Nyquist, 2 otherwise."""
+    w = np.full(resolution // 2 + 1, 2.0)
+    w[0] = w[-1] = 1.0
+    return w
+
+
+def _nan(b: int, *shape: int) -> np.ndarray:
+    return np.full((b, *shape), np.nan)
+
+
+def _sources(amps: np.ndarray, resolution: int, dtype: np.dtype, zero_mean: bool):
+    f = build_sources(amps, resolution, dtype, zero_mean)
+    return f, rfft2(f.astype(np.float64, copy=False))
+
+
+def sample_block(system: str, rng: np.random.Generator, vf: np.ndarray, keep: int, lo: float, hi: float,
+                 resolution: int, dtype: np.dtype) -> dict[str, np.ndarray]:
+    """Draw a block of ``len(vf)`` samples of ``system`` from ``rng``, solve the first ``keep`` of them.
+
+    The draws always cover the whole block, so sample j depends on (rng seed, j) only, never on ``keep``.
+    Returns source, solution, coefficients (own layout), coef_common and the per-sample params
+    (NaN where a system has no such parameter).
+    """
+    b = len(vf)
+    amps = draw_amplitudes(rng, vf)
+    params = {"e": _nan(b), "theta": _nan(b), "psi": _nan(b), "lam": _nan(b), "v": _nan(b, 2), "omega": _nan(b)}
+    common = np.zeros((keep, len(COMMON_CHANNELS)))
+    if system == "poisson":
+        params["e"], params["theta"] = rng.uniform(lo, hi, b), rng.uniform(0.0, 2 * np.pi, b)
+        params = {k: v[:keep] for k, v in params.items()}
+        k = np.stack(_rotated(params["theta"], params["e"]), axis=1) * NU
+        f, f_hat = _sources(amps[:keep], resolution, dtype, zero_mean=True)
+        u = solve_with_symbol(f_hat, diffusion_symbol(*k.T, resolution), resolution, pin_mean=True)
+        coefficients = common[:, :3] = k
+    elif system == "advection_diffusion":
+        params["e"], params["theta"] = rng.uniform(*AD_EIGEN_RANGE, b), rng.uniform(0.0, 2 * np.pi, b)
+        phi, params["psi"] = rng.uniform(0.0, 2 * np.pi, b), rng.uniform(lo, hi, b)
+        params["v"] = np.stack([np.cos(phi), np.sin(phi)], axis=1)
+        params = {k: v[:keep] for k, v in params.items()}
+        k = np.stack(_rotated(params["theta"], params["e"]), axis=1) * NU
+        f, f_hat = _sources(amps[:keep], resolution, dtype, zero_mean=True)
+        d = diffusion_symbol(*k.T, resolution)
+        a = advection_symbol(*params["v"].T, resolution)
+        power = np.abs(f_hat) ** 2 * _parseval_weights(resolution)
+        power[:, 0, 0] = 0.0
+        lam = params["lam"] = _lam_for_ratio(power, a, d, params["psi"])
+        u = solve_with_symbol(f_hat, 1j * lam[:, None, None] * a + (1 - lam)[:, None, None] * d,
+                              resolution, pin_mean=True)
+        coefficients = common[:, :5] = np.concatenate([(1 - lam)[:, None] * k, lam[:, None] * params["v"]], 1)
+    else:
+        f, u, omega = _helmholtz(rng, vf, amps, keep, int(lo), int(hi), resolution, dtype)
+        params = {k: v[:keep] for k, v in params.items()}
+        params["omega"] = omega.astype(np.float64)
+        coefficients = common[:, 5:] = omega[:, None]
+    return {"source": f, "solution": u.astype(dtype, copy=False), "coefficients": coefficients,
+            "coef_common": common, **params}
+
+
+def _helmholtz(rng: np.random.Generator, vf: np.ndarray, amps: np.ndarray, keep: int, lo: int, hi: int,
+               resolution: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Helmholtz samples with max|u| <= 2: rejected ones take the same slot of a freshly drawn block."""
+    omega = rng.integers(lo, hi + 1, len(vf))[:keep]
+    amps = amps[:keep]
+    f = np.empty((keep, resolution, resolution), dtype)
+    u = np.empty((keep, resolution, resolution))
+    todo = np.arange(keep)
+    for _ in range(HELMHOLTZ_MAX_ROUNDS):
+        f[todo], f_hat = _sources(amps[todo], resolution, dtype, zero_mean=False)
+        u[todo] = solve_with_symbol(f_hat, helmholtz_symbol(omega[todo], resolution), resolution, pin_mean=False)
+        todo = todo[np.abs(u[todo]).max(axis=(1, 2)) > HELMHOLTZ_MAX_U]
+        if todo.size == 0:
+            return f, u, omega
+        amps[todo] = draw_amplitudes(rng, vf)[todo]
+        omega[todo] = rng.integers(lo, hi + 1, len(vf))[todo]
+    raise DataError(f"helmholtz: {todo.size} samples still have max|u| > {HELMHOLTZ_MAX_U} after "
+                    f"{HELMHOLTZ_MAX_ROUNDS} redraws at omega in [{lo}, {hi}]: choose a range away from resonance")

@@ -1,0 +1,148 @@
+"""`run_job(job, root)`: the single entry point a backend calls. Data, model, training, results.
+
+The job's folder is its state: `config.json` first, `ckpt/last.pt` every epoch (a requeued or killed job
+resumes from it), then `epochs.parquet` and last `summary.parquet`, all written atomically, so a summary
+exists only for a finished job. A job that raises is recorded as failed with its traceback in `error.txt`;
+it never takes the caller down.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import harness
+from harness import pde
+from harness.models.fno import FNO
+from harness.store import read_summary, run_dir, sweep_dir, write_json_atomic, write_parquet_atomic
+from harness.sweep.expand import flat_row
+from harness.train.loop import TrainConfig, evaluate, load_weights, seed_everything, train
+from harness.train.normalise import make_inputs
+
+EpochHook = Callable[[dict[str, Any]], None]
+
+
+@functools.cache
+def git_revision() -> str:
+    """The harness source's git revision (HARNESS_GIT_REV when a backend pinned it), or "unknown"."""
+    if os.environ.get("HARNESS_GIT_REV"):
+        return os.environ["HARNESS_GIT_REV"]
+    here = Path(harness.__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def pick_device() -> torch.device:
+    """The GPU this process was given (CUDA_VISIBLE_DEVICES), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def data_cache(root: Path) -> Path:
+    """Where PDE datasets are cached: HARNESS_DATA_CACHE, else <root>/.cache/data."""
+    return Path(os.environ.get("HARNESS_DATA_CACHE") or Path(root) / ".cache" / "data")
+
+
+def _split(part: dict[str, Any], split: str, n: int, resolution: int, seed: int, cache: Path) -> pde.PDEData:
+    shift = part["shift"]
+    kwargs = {"coef_range": tuple(shift)} if isinstance(shift, list) else {"shift": shift}
+    return pde.load_split(part["system"], split, n, resolution=resolution, seed=seed, cache_dir=cache, **kwargs)
+
+
+def _tensors(data: pde.PDEData, stats: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    x = make_inputs(data.source, data.coef_common, stats)
+    return x, torch.as_tensor(data.solution, dtype=torch.float32)[:, None]
+
+
+def _stats_of(job: dict[str, Any], root: Path) -> dict[str, Any]:
+    """Normalisation statistics a pretrained model was trained with (stored beside its checkpoint)."""
+    path = run_dir(sweep_dir(root, job["sweep"]), job["depends_on"]) / "stats.json"
+    return json.loads(path.read_text())
+
+
+def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device,
+             on_epoch: EpochHook | None) -> dict[str, Any]:
+    """Run the job's stage; returns the metric columns of its summary."""
+    cfg, stage = job["config"], job["stage"]
+    # Pretraining and downstream data are separate draws even for the same system and range.
+    res, dseed, cache = cfg["resolution"], 2 * cfg["data_seed"] + (stage != "pretrain"), data_cache(root)
+    part = cfg["pretrain"] if stage == "pretrain" else cfg["downstream"]
+    seed = cfg["pretrain"]["seed"] if stage == "pretrain" else cfg.get("seed", 0)
+    seed_everything(seed)  # before the model: its initial weights are drawn from the seed
+    model = FNO(width=cfg["model"]["width"], modes=cfg["model"]["modes"])
+    metrics: dict[str, Any] = {"n_params": model.num_params(), "transferred": ""}
+    if job["depends_on"]:
+        pretrained = run_dir(sweep_dir(root, job["sweep"]), job["depends_on"]) / "ckpt" / "best.pt"
+        metrics["transferred"] = ",".join(sorted({n.split(".")[0] for n in load_weights(model, pretrained)}))
+        stats = _stats_of(job, root)
+    else:
+        stats = None
+    if stage == "zeroshot":
+        val = _tensors(_split(part, "val", part["n_val"], res, dseed, cache), stats)
+        best_val = evaluate(model, *val, device=device)
+        metrics.update(status="ok", best_val_rel_l2=best_val, best_epoch=0, epochs_run=0)
+    else:
+        train_data = _split(part, "train", part["n_train"], res, dseed, cache)
+        stats = stats or train_data.stats
+        if stage == "pretrain":
+            write_json_atomic(folder / "stats.json", stats)
+        val = _tensors(_split(part, "val", part["n_val"], res, dseed, cache), stats)
+        tcfg = TrainConfig.from_dict(cfg["pretrain"]["train"] if stage == "pretrain" else cfg["train"])
+        result = train(model, _tensors(train_data, stats), val, tcfg, seed=seed, device=device,
+                       workdir=folder / "ckpt", on_epoch=on_epoch)
+        write_parquet_atomic(folder / "epochs.parquet", result.epochs)
+        metrics.update(status=result.status, error=result.error, best_val_rel_l2=result.best_val_rel_l2,
+                       best_epoch=result.best_epoch, epochs_run=result.epochs_run)
+        if result.status != "ok":
+            return metrics
+        load_weights(model, folder / "ckpt" / "best.pt")
+    test = _tensors(_split(part, "test", part["n_test"], res, dseed, cache), stats)
+    metrics["test_rel_l2"] = evaluate(model, *test, device=device)
+    return metrics
+
+
+def run_job(job: dict[str, Any], root: Path | str, *, on_epoch: EpochHook | None = None) -> dict[str, Any]:
+    """Run one job to completion and write its results; returns its summary row.
+
+    A finished job (summary present) is not run again: its summary is returned as it is.
+    """
+    root = Path(root)
+    folder = run_dir(sweep_dir(root, job["sweep"]), job["id"])
+    done = read_summary(folder)
+    if done is not None and done["status"] == "ok":
+        return done
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / "config.json", job)
+    device = pick_device()
+    start = time.time()
+    try:
+        metrics = _execute(job, root, folder, device, on_epoch)
+        (folder / "error.txt").unlink(missing_ok=True)
+    except Exception as exc:  # recorded, never raised: one bad job must not stop a sweep
+        (folder / "error.txt").write_text(traceback.format_exc())
+        metrics = {"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+    return write_summary(job, root, metrics, wall_s=time.time() - start, device=str(device))
+
+
+def write_summary(job: dict[str, Any], root: Path, metrics: dict[str, Any], *, wall_s: float = 0.0,
+                  device: str = "") -> dict[str, Any]:
+    """Write a job's one-row summary.parquet (config columns + metrics + provenance); returns the row."""
+    row: dict[str, Any] = {**flat_row(job), "error": "", "test_rel_l2": float("nan"),
+                           "best_val_rel_l2": float("nan"), "best_epoch": -1, "epochs_run": 0, "n_params": 0,
+                           "transferred": "", **metrics, "wall_s": wall_s, "device": device,
+                           "torch_version": torch.__version__, "harness_version": harness.__version__,
+                           "git_rev": git_revision()}
+    write_parquet_atomic(run_dir(sweep_dir(root, job["sweep"]), job["id"]) / "summary.parquet", [row])
+    return row

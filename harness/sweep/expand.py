@@ -1,0 +1,114 @@
+"""Matrix -> jobs: a pure function from a validated `Sweep` to the list of stage jobs.
+
+Example: `matrix: {init: [pretrained, scratch], downstream.n_train: [8, 16]}` expands to four points and
+five jobs: one shared pretraining job, two fine-tuning jobs that name it in `depends_on`, two scratch jobs.
+Each job's config holds only the keys its stage reads, so its id (a hash of that config) is shared by every
+point that needs the same work: deduplication falls out of hashing.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from harness.errors import SweepError
+from harness.sweep.spec import MAX_JOBS, Sweep, flatten, set_dotted
+
+STAGE_PREFIX = {"pretrain": "pt", "finetune": "ft", "scratch": "sc", "zeroshot": "zs"}
+INIT_STAGE = {"pretrained": "finetune", "scratch": "scratch", "zeroshot": "zeroshot"}
+STAGE_INIT = {stage: init for init, stage in INIT_STAGE.items()} | {"pretrain": ""}
+
+
+def job_id(stage: str, config: dict[str, Any]) -> str:
+    """Stable id: stage prefix + the first 10 hex digits of sha256 over the canonical JSON of the config."""
+    canonical = json.dumps({"stage": stage, **config}, sort_keys=True, separators=(",", ":"))
+    return f"{STAGE_PREFIX[stage]}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
+
+
+def count_points(sweep: Sweep) -> int:
+    """Points the matrix implies before exclusions (product of axis lengths times zip lengths) plus includes."""
+    sizes = [len(v) for v in sweep.matrix.values()] + [len(next(iter(g.values()))) for g in sweep.zips]
+    return math.prod(sizes) + len(sweep.include)
+
+
+def _points(sweep: Sweep) -> Iterator[dict[str, Any]]:
+    """Every matrix point as {dotted axis: value}: the Cartesian product of axes and zip groups, then includes."""
+    factors: list[list[dict[str, Any]]] = [[{k: v} for v in values] for k, values in sweep.matrix.items()]
+    for group in sweep.zips:
+        keys = list(group)
+        factors.append([dict(zip(keys, row, strict=True)) for row in zip(*group.values(), strict=True)])
+    for combo in itertools.product(*factors):
+        point = {k: v for part in combo for k, v in part.items()}
+        if not any(all(point.get(k) == v for k, v in ex.items()) for ex in sweep.exclude):
+            yield point
+    yield from (dict(inc) for inc in sweep.include)
+
+
+def resolve(sweep: Sweep, point: dict[str, Any]) -> dict[str, Any]:
+    """The full nested config of one point: defaults, then `base`, then the point's assignments."""
+    config = copy.deepcopy(sweep.base)
+    for key, value in point.items():
+        set_dotted(config, key, value)
+    return config
+
+
+def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The (stage, stage config) pairs one resolved point needs, pretraining first.
+
+    A pretraining config holds data, model and pretraining settings only; a zero-shot config has no training
+    settings nor downstream size (it only evaluates); scratch has no pretraining keys.
+    """
+    common = {"resolution": config["resolution"], "data_seed": config["data_seed"], "model": config["model"]}
+    init = config["init"]
+    if init == "pretrained" and config["pretrain"]["strategy"] == "none":
+        init = "scratch"  # the `none` strategy is training from scratch
+    out: list[tuple[str, dict[str, Any]]] = []
+    pretrain_id = None
+    if init in ("pretrained", "zeroshot"):
+        pt = {**common, "pretrain": config["pretrain"]}
+        pretrain_id = job_id("pretrain", pt)
+        out.append(("pretrain", pt))
+    downstream = dict(config["downstream"])
+    if init == "zeroshot":
+        downstream.pop("n_train")
+        job = {**common, "downstream": downstream}
+    else:
+        job = {**common, "seed": config["seed"], "downstream": downstream, "train": config["train"]}
+    if pretrain_id:  # the pretraining settings ride along so result rows can be grouped by them
+        job.update(pretrain_id=pretrain_id, pretrain=config["pretrain"])
+    out.append((INIT_STAGE[init], job))
+    return out
+
+
+def expand(sweep: Sweep, *, force: bool = False) -> list[dict[str, Any]]:
+    """All jobs of a sweep, deduplicated by id, pretraining jobs first, in first-appearance order."""
+    n = count_points(sweep)
+    if n > MAX_JOBS and not force:
+        raise SweepError(f"{sweep.path}: the matrix implies {n} points (> {MAX_JOBS}); "
+                         "narrow the axes, or pass --force if you mean it")
+    pretrain: dict[str, dict[str, Any]] = {}
+    downstream: dict[str, dict[str, Any]] = {}
+    for point in _points(sweep):
+        for stage, cfg in stage_configs(resolve(sweep, point)):
+            jid = job_id(stage, cfg)
+            table = pretrain if stage == "pretrain" else downstream
+            if jid not in table:
+                table[jid] = {"id": jid, "stage": stage, "sweep": sweep.name, "config": cfg,
+                              "depends_on": cfg.get("pretrain_id"), "point": point}
+    if not downstream and not pretrain:
+        raise SweepError(f"{sweep.path}: every point was excluded; loosen `exclude`")
+    return [*pretrain.values(), *downstream.values()]
+
+
+def flat_row(job: dict[str, Any]) -> dict[str, Any]:
+    """One job as a flat table row: id, stage, depends_on and the dotted config keys (lists as JSON text)."""
+    row = {"id": job["id"], "stage": job["stage"], "sweep": job["sweep"], "init": STAGE_INIT[job["stage"]],
+           "depends_on": job["depends_on"] or ""}
+    for key, value in flatten(job["config"]).items():
+        row[key] = json.dumps(value) if isinstance(value, list) else value
+    return row

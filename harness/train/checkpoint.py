@@ -1,0 +1,46 @@
+"""Atomic checkpoint files: written to a temporary name in the same folder, then renamed over the target."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.errors import HarnessError
+
+
+def save_atomic(obj: Any, path: Path | str) -> None:
+    """``torch.save`` ``obj`` to ``path`` so that a reader sees the old file or the new one, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load(path: Path | str) -> dict[str, Any]:
+    """Load a checkpoint written by ``save_atomic`` onto the CPU (tensors, containers and plain values only).
+
+    Raises ``HarnessError`` naming the file and the fix when it is missing, truncated or not a checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise HarnessError(f"no checkpoint at {path}: train the model first or fix the path")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types (EOFError, RuntimeError, UnpicklingError...)
+        raise HarnessError(
+            f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
+            "delete it to start that run again from scratch"
+        ) from exc
+    if not isinstance(obj, dict):
+        raise HarnessError(f"checkpoint {path} holds a {type(obj).__name__}, not a dict; delete it and rerun")
+    return obj

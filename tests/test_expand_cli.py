@@ -1,0 +1,77 @@
+"""`harness expand`: the plan it writes, and one clear line with exit 2 (and nothing written) for bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+
+GOOD = "name: t\nmatrix:\n  model.width: [8, 16]\n  init: [pretrained, scratch]\n"
+
+
+def _expand(tmp_path: Path, text: str | None, *extra: str) -> tuple[int, str, Path]:
+    sweep = tmp_path / "sweep.yaml"
+    if text is not None:
+        sweep.write_text(text)
+    root = tmp_path / "results"
+    result = CliRunner().invoke(main, ["expand", str(sweep), "--root", str(root), *extra])
+    return result.exit_code, result.output, root
+
+
+def test_expand_writes_the_plan_and_makes_it_current(tmp_path: Path) -> None:
+    code, out, root = _expand(tmp_path, GOOD)
+    assert code == 0, out
+    assert "6 jobs" in out and "pretrain 2" in out and "model.width" in out
+    plan = json.loads((root / "t" / "plan.json").read_text())
+    assert len(plan["jobs"]) == 6 and plan["spec"]["name"] == "t"
+    assert (root / ".current").read_text().strip() == "t"
+    code, out, _ = _expand(tmp_path, GOOD, "--json")
+    assert code == 0 and len(json.loads(out)["jobs"]) == 6
+
+
+BAD = [
+    ("missing-file", None, r"sweep\.yaml: no such sweep file; check the path"),
+    ("yaml-syntax", "name: t\nmatrix:\n  model.width: [8, 16\n", r"\(line 4, column 1\): YAML syntax error"),
+    ("unknown-axis", "name: t\nmatrix:\n  model.widht: [8]\n",
+     r"matrix\.model\.widht \(line 3\): unknown key `model\.widht`; did you mean `model\.width`\?"),
+    ("unknown-top-key", "name: t\nmatrx: {}\n",
+     r"matrx \(line 2\): unknown top-level key `matrx`; did you mean `matrix`\?"),
+    ("wrong-type", "name: t\nmatrix:\n  model.width: [8, sixteen]\n",
+     r"matrix\.model\.width\.1 \(line 3\): expected an integer, got 'sixteen'"),
+    ("bad-choice", "name: t\nmatrix:\n  init: [pretrained, finetuned]\n",
+     r"invalid value 'finetuned'; choose one of pretrained, scratch, zeroshot"),
+    ("empty-axis", "name: t\nmatrix:\n  model.width: []\n", r"matrix\.model\.width \(line 3\): empty axis"),
+    ("zip-unequal", "name: t\nzip:\n  - {model.width: [8, 16], model.modes: [4]}\n",
+     r"zip\.0 \(line 3\): axes of unequal length"),
+    ("exclude-unknown", "name: t\nmatrix:\n  model.width: [8]\nexclude:\n  - {model.modes: 4}\n",
+     r"exclude\.0\.model\.modes \(line 5\): `model\.modes` is not an axis of this sweep"),
+    ("too-many", "name: t\nmatrix:\n  seed: {range: [0, 400]}\n  downstream.n_train: {range: [1, 400]}\n",
+     r"implies 160400 points \(> 100000\); narrow the axes, or pass --force"),
+    ("no-name", "matrix:\n  model.width: [8]\n", r"missing or invalid sweep name None; add `name: my-sweep`"),
+    ("shift-lo-gt-hi", "name: t\nmatrix:\n  downstream.shift: [[10, 5]]\n", r"range \[10\.0, 5\.0\] has lo > hi"),
+    ("odd-resolution", "name: t\nbase: {resolution: 33}\n", r"base\.resolution \(line 2\): must be even and >= 8"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_input_is_one_clear_line_exit_2_and_nothing_written(tmp_path: Path, text: str | None,
+                                                               message: str) -> None:
+    code, out, root = _expand(tmp_path, text)
+    assert code == 2
+    lines = out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out
+    assert re.search(message, lines[0]), lines[0]
+    assert not root.exists()
+
+
+def test_force_allows_a_big_matrix(tmp_path: Path) -> None:
+    text = ("name: big\nbase: {init: scratch}\nmatrix:\n  seed: {range: [0, 400]}\n"
+            "  downstream.n_train: {range: [1, 250]}\n")
+    code, out, root = _expand(tmp_path, text, "--force")
+    assert code == 0, out
+    assert "100250 jobs" in out
