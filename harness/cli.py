@@ -95,9 +95,12 @@ def submit(sweep: str | None, root: Path, backend: str, workers: int | None, job
 
     final = run_local(todo, jobs, root, slots=plan_slots(workers=workers, jobs_per_gpu=jobs_per_gpu,
                                                          gpus=visible_gpus()), verbose=verbose)
+    from harness.store import collect
+
+    collect(folder)
     tally = Counter(final.values())
     click.echo(f"{folder.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(tally.items())))
-    click.echo(f"results: {folder / 'runs'}/*/summary.parquet  (next: harness status, harness report)")
+    click.echo(f"results: {folder / 'results.parquet'} (one row per job; next: harness status, harness report)")
 
 
 @main.command()

@@ -106,8 +106,7 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
         metrics.update(status=result.status, error=result.error, best_val_rel_l2=result.best_val_rel_l2,
                        best_epoch=result.best_epoch, epochs_run=result.epochs_run)
         if result.status != "ok":
-            return metrics
-        load_weights(model, folder / "ckpt" / "best.pt")
+            return metrics  # train() leaves the best weights in the model when it is ok
     test = _tensors(_split(part, "test", part["n_test"], res, dseed, cache), stats)
     metrics["test_rel_l2"] = evaluate(model, *test, device=device)
     return metrics

@@ -112,6 +112,14 @@ def read_summary(run_path: Path) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def collect(sweep_path: Path) -> pd.DataFrame:
+    """Every job's summary row as one table, also written to <sweep>/results.parquet; unreadable files skipped."""
+    rows = [s for f in sorted((Path(sweep_path) / "runs").glob("*/summary.parquet")) if (s := read_summary(f.parent))]
+    table = pd.DataFrame(rows)
+    write_parquet_atomic(Path(sweep_path) / "results.parquet", table)
+    return table
+
+
 def disk_state(sweep_path: Path, job: dict[str, Any]) -> str:
     """ok | failed | diverged | blocked | missing, read from the job's summary file."""
     summary = read_summary(run_dir(sweep_path, job["id"]))

@@ -168,9 +168,10 @@ def slurm_records(slurm_ids: set[str]) -> dict[str, SacctRecord]:
     return records
 
 
-def sweep_states(sweep_dir: Path) -> tuple[dict[str, str], dict[str, str], dict[str, SacctRecord]]:
-    """(merged state per job, submitted record, raw Slurm records) for the sweep's plan."""
-    jobs = load_plan(sweep_dir)
+def sweep_states(sweep_dir: Path, jobs: list[dict[str, Any]] | None = None
+                 ) -> tuple[dict[str, str], dict[str, str], dict[str, SacctRecord]]:
+    """(merged state per job, submitted record, raw Slurm records) for `jobs` (default: the sweep's plan)."""
+    jobs = load_plan(sweep_dir) if jobs is None else jobs
     submitted = read_submitted(sweep_dir)
     records = slurm_records({submitted[j["id"]] for j in jobs if j["id"] in submitted})
     disk = {j["id"]: disk_state(sweep_dir, j) for j in jobs}

@@ -16,9 +16,7 @@ from torch import nn
 from harness.errors import HarnessError
 
 
-def count_params(
-    width: int, modes: int, in_channels: int = 7, n_layers: int = 4, out_channels: int = 1
-) -> int:
+def count_params(width: int, modes: int, in_channels: int = 7, n_layers: int = 4, out_channels: int = 1) -> int:
     """Number of real parameters of ``FNO(width, modes, in_channels, n_layers, out_channels)``.
 
     With w = width, m = modes, L = n_layers, C = in_channels, O = out_channels:
@@ -102,9 +100,7 @@ class SpectralConv2d(nn.Module):
 class FNO(nn.Module):
     """2D Fourier neural operator: (B, in_channels, R, R) -> (B, out_channels, R, R)."""
 
-    def __init__(
-        self, width: int, modes: int, in_channels: int = 7, n_layers: int = 4, out_channels: int = 1
-    ) -> None:
+    def __init__(self, width: int, modes: int, in_channels: int = 7, n_layers: int = 4, out_channels: int = 1) -> None:
         super().__init__()
         if min(width, modes, in_channels, n_layers, out_channels) < 1:
             raise HarnessError(
@@ -120,9 +116,7 @@ class FNO(nn.Module):
         self.lifting = nn.Conv2d(in_channels, width, 1)
         self.spectral = nn.ModuleList(SpectralConv2d(width, modes) for _ in range(n_layers))
         self.pointwise = nn.ModuleList(nn.Conv2d(width, width, 1) for _ in range(n_layers))
-        self.head = nn.Sequential(
-            nn.Conv2d(width, 2 * width, 1), nn.GELU(), nn.Conv2d(2 * width, out_channels, 1)
-        )
+        self.head = nn.Sequential(nn.Conv2d(width, 2 * width, 1), nn.GELU(), nn.Conv2d(2 * width, out_channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map inputs (B, in_channels, H, W) to outputs (B, out_channels, H, W).

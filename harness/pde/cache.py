@@ -67,9 +67,13 @@ def save(data: PDEData, path: str | os.PathLike) -> Path:
 
 
 def load(path: str | os.PathLike) -> PDEData:
-    """Read a dataset written by :func:`save`, verifying its checksum; raise DataError if it does not match."""
-    with np.load(path, allow_pickle=False) as npz:
-        entries = {name: npz[name] for name in npz.files}
+    """Read a dataset written by :func:`save`; raise DataError if its checksum does not match."""
+    with open(path, "rb") as fh:
+        npz = np.load(fh, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise DataError(f"{path} is not an .npz dataset")
+        with npz:
+            entries = {name: npz[name] for name in npz.files}
     stored = str(entries.pop("checksum", ""))
     if stored != _checksum(entries):
         raise DataError(f"checksum mismatch in {path}")
@@ -99,7 +103,7 @@ def _load_cached(path: Path) -> PDEData | None:
         return None
     try:
         return load(path)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, DataError) as err:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, DataError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         warnings.warn(f"corrupt data cache file {path} ({reason}): deleting and regenerating", stacklevel=3)
         path.unlink(missing_ok=True)

@@ -78,7 +78,8 @@ def _range_tag(system: str, lo: float, hi: float) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def _generate_one(system: str, n: int, lo: float, hi: float, resolution: int, seed: int, dtype: type) -> PDEData:
+def _generate_one(system: str, n: int, lo: float, hi: float, resolution: int, seed: int,
+                  dtype: type) -> PDEData:
     out: dict[str, np.ndarray] = {}
     for block, start in enumerate(range(0, n, BLOCK)):
         keep = min(BLOCK, n - start)
@@ -101,14 +102,15 @@ def generate(system: str, n: int, *, coef_range: Sequence[float] | None = None,
 
     The shifted coefficient (poisson e, advection_diffusion Psi, helmholtz omega) is drawn from a named
     ``shift`` level (``SHIFT_LEVELS``; ``id`` by default) or an explicit ``[lo, hi]`` (``shift`` or
-    ``coef_range``). ``mixed`` interleaves the three systems (sample i is system ``i % 3``) at one named level.
+    ``coef_range``). ``mixed`` interleaves the three systems (sample i is system ``i % 3``) at one named
+    level.
     Prefix-stable: sample i depends on (system, range, resolution, seed, i), not on n. Solutions are exact
     spectral solves in float64, returned in ``dtype``.
     """
     ranges = resolve_ranges(system, shift, coef_range)
     n, resolution, seed, dtype = check_request(n, resolution, seed, dtype)
-    meta = {"system": system, "ranges": {s: list(r) for s, r in ranges.items()}, "n": n,
-            "resolution": resolution, "seed": seed, "dtype": np.dtype(dtype).name, "version": GENERATOR_VERSION}
+    meta = {"system": system, "ranges": {s: list(r) for s, r in ranges.items()}, "n": n, "resolution": resolution,
+            "seed": seed, "dtype": np.dtype(dtype).name, "version": GENERATOR_VERSION}
     if system != MIXED:
         data = _generate_one(system, n, *ranges[system], resolution, seed, dtype)
         data.meta = meta
@@ -125,8 +127,8 @@ def generate(system: str, n: int, *, coef_range: Sequence[float] | None = None,
 
     params = {k: interleave(lambda p, k=k: p.params[k]) for k in parts[0].params}
     common = interleave(lambda p: p.coef_common)
-    return PDEData(MIXED, interleave(lambda p: p.source), interleave(lambda p: p.solution), common, common.copy(),
-                   params, meta=meta)
+    source, solution = interleave(lambda p: p.source), interleave(lambda p: p.solution)
+    return PDEData(MIXED, source, solution, common, common.copy(), params, meta=meta)
 
 
 # Which common channels each system has (stats ignore a channel on samples of systems without it).

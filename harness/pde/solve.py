@@ -1,10 +1,10 @@
 """Fourier calculus on the periodic unit square: wavenumbers, derivatives and operator symbols.
 
-Fields are arrays ``u[..., i, j]`` sampled at ``x = i / Rx``, ``y = j / Ry``. Transforms are ``rfft2`` over the
-last two axes, so spectra have shape ``(..., Rx, Ry // 2 + 1)``. Every operator is the exact Fourier multiplier
-of the continuous operator at the angular wavenumbers ``2 pi k``. Odd derivatives use ``k`` with the Nyquist
-mode set to 0 and even ones keep ``k^2`` at Nyquist: this keeps every multiplier Hermitian, so real fields stay
-real, and makes ``d/dx d/dy`` the composition of the two first derivatives.
+Fields are arrays ``u[..., i, j]`` sampled at ``x = i / Rx``, ``y = j / Ry``. Transforms are ``rfft2`` over
+the last two axes, so spectra have shape ``(..., Rx, Ry // 2 + 1)``. Every operator is the exact Fourier
+multiplier of the continuous operator at the angular wavenumbers ``2 pi k``. Odd derivatives use ``k`` with
+the Nyquist mode set to 0 and even ones keep ``k^2`` at Nyquist: this keeps every multiplier Hermitian, so
+real fields stay real, and makes ``d/dx d/dy`` the composition of the two first derivatives.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def _apply_multipliers(u, multipliers):
     import torch
 
     u_hat = torch.fft.rfft2(u)
-    ks = tuple(torch.as_tensor(k, dtype=u.dtype, device=u.device) for k in ks)
+    ks = tuple(torch.tensor(k, dtype=u.dtype, device=u.device) for k in ks)
     return tuple(torch.fft.irfft2(u_hat * m, s=(nx, ny)) for m in multipliers(*ks))
 
 

@@ -21,7 +21,7 @@ AMPLITUDE_RANGE = (1e-3, 1.0)
 
 
 def vf_of(index: np.ndarray) -> np.ndarray:
-    """Vacancy fraction of samples by global index: ``VF_LEVELS[i % 4]``, so every prefix spreads over them."""
+    """Vacancy fraction by global sample index, ``VF_LEVELS[i % 4]``: every prefix spreads over the four."""
     return np.asarray(VF_LEVELS)[np.asarray(index) % len(VF_LEVELS)]
 
 

@@ -70,7 +70,7 @@ def _check_range(system: str, rng_: object) -> tuple[float, float]:
         isinstance(rng_, str | bytes)
         or not isinstance(rng_, Sequence)
         or len(rng_) != 2
-        or not all(isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) for v in rng_)
+        or not all(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in rng_)
         or not all(math.isfinite(v) for v in rng_)
     ):
         raise DataError(f"{system} range for {name} must be two finite numbers [lo, hi], got {rng_!r}")
@@ -97,7 +97,8 @@ def resolve_range(system: str, shift: str | Sequence[float] | None = None,
         raise DataError(f"system 'mixed' has one range per system: ask resolve_range for each of "
                         f"{_choices(SYSTEMS)} (mixed takes a level name: {_choices(MIXED_LEVELS)})")
     if shift is not None and coef_range is not None:
-        raise DataError(f"give either shift or coef_range, not both (got shift={shift!r}, coef_range={coef_range!r})")
+        raise DataError(f"give either shift or coef_range, not both: got shift={shift!r}, "
+                        f"coef_range={coef_range!r}")
     if coef_range is None and (shift is None or isinstance(shift, str)):
         level = "id" if shift is None else shift
         if level not in SHIFT_LEVELS[system]:
@@ -130,7 +131,8 @@ def _lam_for_ratio(power: np.ndarray, a: np.ndarray, d: np.ndarray, psi: np.ndar
 
     With x = (lam / (1 - lam))^2 and P = |f_hat|^2 (Parseval weights), the squared ratio is
     N(x) / D(x), N = sum P x a^2 / (x a^2 + d^2), D = sum P d^2 / (x a^2 + d^2): N grows and D falls with x,
-    so the ratio is monotone. Safeguarded Newton on log(N / D) in log x, all samples at once.
+    so the ratio is monotone. Safeguarded Newton on log(N / D) in log x, all samples at once; a sample stops
+    moving once converged, so its result does not depend on the other samples of the batch.
     """
     a2, d2 = a**2, d**2
     pa2, pd2 = power * a2, power * d2
@@ -145,12 +147,14 @@ def _lam_for_ratio(power: np.ndarray, a: np.ndarray, d: np.ndarray, psi: np.ndar
         inv = 1.0 / (x * a2 + d2 + (d2 == 0))
         n_, d_ = x[:, 0, 0] * (pa2 * inv).sum(axis=(1, 2)), (pd2 * inv).sum(axis=(1, 2))
         h = np.log(n_) - np.log(d_) - target
-        if np.abs(h).max() < 1e-13:
+        active = np.abs(h) >= 1e-13
+        if not active.any():
             break
         slope = x[:, 0, 0] * (pa2 * d2 * inv**2).sum(axis=(1, 2)) * (1.0 / n_ + 1.0 / d_)
         hi, lo = np.where(h > 0, s, hi), np.where(h > 0, lo, s)
         step = s - h / slope
-        s = np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi))
+        step = np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi))
+        s = np.where(active, step, s)
     t = np.sqrt(np.exp(s))
     return t / (1.0 + t)
 
@@ -181,7 +185,8 @@ def sample_block(system: str, rng: np.random.Generator, vf: np.ndarray, keep: in
     """
     b = len(vf)
     amps = draw_amplitudes(rng, vf)
-    params = {"e": _nan(b), "theta": _nan(b), "psi": _nan(b), "lam": _nan(b), "v": _nan(b, 2), "omega": _nan(b)}
+    params = {k: _nan(b) for k in ("e", "theta", "psi", "lam", "omega")}
+    params["v"] = _nan(b, 2)
     common = np.zeros((keep, len(COMMON_CHANNELS)))
     if system == "poisson":
         params["e"], params["theta"] = rng.uniform(lo, hi, b), rng.uniform(0.0, 2 * np.pi, b)
@@ -209,9 +214,13 @@ def sample_block(system: str, rng: np.random.Generator, vf: np.ndarray, keep: in
         f, u, omega = _helmholtz(rng, vf, amps, keep, int(lo), int(hi), resolution, dtype)
         params = {k: v[:keep] for k, v in params.items()}
         params["omega"] = omega.astype(np.float64)
-        coefficients = common[:, 5:] = omega[:, None]
+        coefficients = common[:, 5:] = omega[:, None].astype(np.float64)
     return {"source": f, "solution": u.astype(dtype, copy=False), "coefficients": coefficients,
             "coef_common": common, **params}
+
+
+def _too_large(u: np.ndarray) -> np.ndarray:
+    return np.maximum(u.max(axis=(1, 2)), -u.min(axis=(1, 2))) > HELMHOLTZ_MAX_U
 
 
 def _helmholtz(rng: np.random.Generator, vf: np.ndarray, amps: np.ndarray, keep: int, lo: int, hi: int,
@@ -219,16 +228,17 @@ def _helmholtz(rng: np.random.Generator, vf: np.ndarray, amps: np.ndarray, keep:
     """Helmholtz samples with max|u| <= 2: rejected ones take the same slot of a freshly drawn block."""
     omega = rng.integers(lo, hi + 1, len(vf))[:keep]
     amps = amps[:keep]
-    f = np.empty((keep, resolution, resolution), dtype)
-    u = np.empty((keep, resolution, resolution))
-    todo = np.arange(keep)
+    f, f_hat = _sources(amps, resolution, dtype, zero_mean=False)
+    u = solve_with_symbol(f_hat, helmholtz_symbol(omega, resolution), resolution, pin_mean=False)
+    todo = np.flatnonzero(_too_large(u))
     for _ in range(HELMHOLTZ_MAX_ROUNDS):
-        f[todo], f_hat = _sources(amps[todo], resolution, dtype, zero_mean=False)
-        u[todo] = solve_with_symbol(f_hat, helmholtz_symbol(omega[todo], resolution), resolution, pin_mean=False)
-        todo = todo[np.abs(u[todo]).max(axis=(1, 2)) > HELMHOLTZ_MAX_U]
         if todo.size == 0:
             return f, u, omega
         amps[todo] = draw_amplitudes(rng, vf)[todo]
         omega[todo] = rng.integers(lo, hi + 1, len(vf))[todo]
+        f[todo], f_hat = _sources(amps[todo], resolution, dtype, zero_mean=False)
+        u[todo] = solve_with_symbol(f_hat, helmholtz_symbol(omega[todo], resolution), resolution, pin_mean=False)
+        todo = todo[_too_large(u[todo])]
     raise DataError(f"helmholtz: {todo.size} samples still have max|u| > {HELMHOLTZ_MAX_U} after "
-                    f"{HELMHOLTZ_MAX_ROUNDS} redraws at omega in [{lo}, {hi}]: choose a range away from resonance")
+                    f"{HELMHOLTZ_MAX_ROUNDS} redraws at omega in [{lo}, {hi}]: choose a range away from "
+                    "resonance")

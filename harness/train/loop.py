@@ -65,9 +65,7 @@ class TrainConfig:
         defaults = {f.name: f.default for f in dataclasses.fields(cls)}
         unknown = sorted(set(settings) - set(defaults))
         if unknown:
-            raise HarnessError(
-                f"unknown train setting(s) {unknown}; valid settings with their defaults: {defaults}"
-            )
+            raise HarnessError(f"unknown train setting(s) {unknown}; valid settings with their defaults: {defaults}")
         return cls(**{name: _coerce(name, value, defaults[name]) for name, value in settings.items()})
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,7 +85,7 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
             return float(value)
         if kind is str and isinstance(value, str):
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     raise HarnessError(f"train setting {name} must be a {kind.__name__}, but got {value!r}")
 
@@ -97,7 +95,7 @@ class TrainResult:
     """What ``train`` returns; ``epochs`` holds one row per epoch, as passed to ``on_epoch``."""
 
     status: str  # ok | diverged
-    best_val_rel_l2: float
+    best_val_rel_l2: float  # inf when no epoch gave a finite validation error
     best_epoch: int  # 1-based; 0 when no epoch gave a finite validation error
     epochs_run: int
     epochs: list[dict[str, float]] = field(default_factory=list)
@@ -144,9 +142,7 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
     return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
 
 
-def load_weights(
-    model: nn.Module, ckpt_path: Path | str, *, exclude_prefixes: Iterable[str] = ()
-) -> list[str]:
+def load_weights(model: nn.Module, ckpt_path: Path | str, *, exclude_prefixes: Iterable[str] = ()) -> list[str]:
     """Load the weights of checkpoint ``ckpt_path`` (``best.pt`` or ``last.pt``) into ``model``.
 
     Strict on everything outside ``exclude_prefixes`` (e.g. ``("head.",)`` to drop a pretext head): a name
@@ -159,8 +155,11 @@ def load_weights(
     theirs = {k: v for k, v in ckpt["model"].items() if not k.startswith(excluded)}
     ours = {k: v for k, v in model.state_dict().items() if not k.startswith(excluded)}
     missing, unexpected = sorted(ours.keys() - theirs.keys()), sorted(theirs.keys() - ours.keys())
-    mismatched = [f"{k} {tuple(theirs[k].shape)} vs {tuple(v.shape)}" for k, v in ours.items()
-                  if k in theirs and theirs[k].shape != v.shape]
+    mismatched = [
+        f"{k} {tuple(theirs[k].shape)} vs {tuple(v.shape)}"
+        for k, v in ours.items()
+        if k in theirs and theirs[k].shape != v.shape
+    ]
     if missing or unexpected or mismatched:
         raise HarnessError(
             f"checkpoint {ckpt_path} does not fit the model (different sizes or heads?): missing {missing}, "
@@ -207,10 +206,11 @@ def train(
 
     ``seed`` fixes the batch order (the caller seeds the init with ``seed_everything``). Every epoch writes
     ``workdir/last.pt`` (model, optimiser, step, batch-order generator, best weights, rows) and then calls
-    ``on_epoch(row)`` with row = {epoch, train_loss, val_rel_l2, lr, seconds}; if ``last.pt`` exists the run
-    continues from it and gives the same result as an uninterrupted one. At the end ``model`` holds the
-    best weights, also written to ``workdir/best.pt`` (neither happens if no epoch had a finite validation
-    error). A non-finite training loss ends the run with status "diverged" instead of raising.
+    ``on_epoch(row)`` with row = {epoch, train_loss (mean over samples), val_rel_l2, lr (at the epoch's first
+    step), seconds}; if ``last.pt`` exists the run continues from it and gives the same result as an
+    uninterrupted one. At the end ``model`` holds the best weights, also written to ``workdir/best.pt``
+    (neither happens if no epoch had a finite validation error). A non-finite training loss ends the run
+    with status "diverged" instead of raising.
     """
     # -- set-up: data on the device, batches, optimiser, precision
     device, workdir = torch.device(device), Path(workdir)
@@ -228,8 +228,17 @@ def train(
     # -- init or resume
     last_path = workdir / "last.pt"
     identity = {"config": cfg.to_dict(), "seed": seed, "n_train": n_train}
-    loop: dict[str, Any] = {"epoch": 0, "step": 0, "best_val": math.inf, "best_epoch": 0, "best_model": None,
-                            "rows": [], "status": "ok", "error": "", "done": False}
+    loop: dict[str, Any] = {
+        "epoch": 0,
+        "step": 0,
+        "best_val": math.inf,
+        "best_epoch": 0,
+        "best_model": None,
+        "rows": [],
+        "status": "ok",
+        "error": "",
+        "done": False,
+    }
     if last_path.exists():
         ckpt = _resume_state(last_path, identity)
         model.load_state_dict(ckpt["model"])
@@ -264,25 +273,49 @@ def train(
             val = evaluate(forward, x_val, y_val, device=device)
         else:
             val = math.nan
-            loop.update(status="diverged", done=True,
-                        error=f"training loss became {train_loss} at epoch {epoch} with lr {epoch_lr:g}; "
-                              "lower the learning rate")
+            loop.update(
+                status="diverged",
+                done=True,
+                error=f"training loss became {train_loss} at epoch {epoch} with lr {epoch_lr:g}; "
+                "lower the learning rate",
+            )
         if val < loop["best_val"]:
             loop.update(best_val=val, best_epoch=epoch, best_model=_cpu_copy(model.state_dict()))
         if cfg.patience and epoch - loop["best_epoch"] >= cfg.patience:
             loop["done"] = True
-        row = {"epoch": epoch, "train_loss": train_loss, "val_rel_l2": val, "lr": epoch_lr,
-               "seconds": time.perf_counter() - start}
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_rel_l2": val,
+            "lr": epoch_lr,
+            "seconds": time.perf_counter() - start,
+        }
         loop["rows"].append(row)
-        save_atomic({**identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "generator": generator.get_state(), "loop": loop}, last_path)
+        save_atomic(
+            {
+                **identity,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(),
+                "loop": loop,
+            },
+            last_path,
+        )
         if on_epoch is not None:
             on_epoch(row)
 
     # -- finish: best weights into the model and best.pt
     if loop["best_model"] is not None:
         model.load_state_dict(loop["best_model"])
-        save_atomic({**identity, "model": loop["best_model"], "epoch": loop["best_epoch"],
-                     "val_rel_l2": loop["best_val"]}, workdir / "best.pt")
-    return TrainResult(status=loop["status"], best_val_rel_l2=loop["best_val"], best_epoch=loop["best_epoch"],
-                       epochs_run=loop["epoch"], epochs=list(loop["rows"]), error=loop["error"])
+        save_atomic(
+            {**identity, "model": loop["best_model"], "epoch": loop["best_epoch"], "val_rel_l2": loop["best_val"]},
+            workdir / "best.pt",
+        )
+    return TrainResult(
+        status=loop["status"],
+        best_val_rel_l2=loop["best_val"],
+        best_epoch=loop["best_epoch"],
+        epochs_run=loop["epoch"],
+        epochs=list(loop["rows"]),
+        error=loop["error"],
+    )

@@ -4,7 +4,7 @@ Every sample's whole input (source and constant coefficient channels) is divided
 ``s_i = ||f_i|| / stats["median_source_norm"]``, with ``||f|| = (sum f^2 dx dy)^(1/2)`` on the unit square
 (the RMS of f over the grid); the coefficient channels are then divided by their median scales
 ``stats["coef_scale"][c]`` (a channel whose scale is 0, unused by the system, stays 0). The target is not
-rescaled.
+rescaled. The statistics come from the training set (``harness.pde.dataset.compute_stats``).
 """
 
 from __future__ import annotations
@@ -24,29 +24,10 @@ def _as_float_tensor(a: ArrayLike) -> torch.Tensor:
     return torch.as_tensor(a, dtype=torch.float32)
 
 
-def source_norm(source: ArrayLike) -> torch.Tensor:
-    """Per-sample ``||f||_2`` on the unit square (RMS over the grid) of sources (n, R, R) -> (n,)."""
-    return _as_float_tensor(source).square().mean(dim=(-2, -1)).sqrt()
-
-
 def _instance_scale(f: torch.Tensor, median_source_norm: float) -> torch.Tensor:
     """``s_i = ||f_i|| / median_source_norm`` (1 for an all-zero source, which has nothing to scale)."""
-    norm = source_norm(f)
+    norm = f.square().mean(dim=(-2, -1)).sqrt()
     return torch.where(norm > 0, norm, torch.ones_like(norm)) / median_source_norm
-
-
-def compute_stats(source: ArrayLike, coef: ArrayLike) -> dict[str, Any]:
-    """Normalisation statistics of a training set: sources (n, R, R), coefficients (n, C).
-
-    ``median_source_norm`` is the median of ``||f_i||``; ``coef_scale[c]`` the median of ``|coef[:, c]|``
-    after the per-instance scaling, over the samples where the channel is non-zero (so a channel used by one
-    system of a mixture keeps its scale), 0 for a channel that is zero everywhere.
-    """
-    f, k = _as_float_tensor(source), _as_float_tensor(coef)
-    median_norm = float(source_norm(f).median())
-    scaled = (k / _instance_scale(f, median_norm)[:, None]).abs()
-    coef_scale = [float(col[col > 0].median()) if bool((col > 0).any()) else 0.0 for col in scaled.T]
-    return {"median_source_norm": median_norm, "coef_scale": coef_scale}
 
 
 def make_inputs(source: ArrayLike, coef: ArrayLike, stats: dict[str, Any]) -> torch.Tensor:

@@ -1,0 +1,156 @@
+"""From ok summary rows to curves: downstream points, curve keys, per-curve fits, matched gains.
+
+A curve is the set of finetune (or scratch) runs that differ only in ``downstream.n_train`` and ``seed``. Its key
+is (system, shift, stage, width, modes, pretrain system, strategy) plus any other config column that really
+varies between runs at the same N and seed (a tuned learning rate that follows N is not an axis).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis.powerlaw import PowerLawFit, fit
+
+N, ERR = "downstream.n_train", "test_rel_l2"
+PANEL = ["downstream.system", "downstream.shift"]
+SIZE = ["model.width", "model.modes"]
+PRETRAIN = ["pretrain.system", "pretrain.strategy"]
+BASE_KEY = [*PANEL, "stage", *SIZE, *PRETRAIN]
+DOWNSTREAM = ("finetune", "scratch", "zeroshot")
+SHIFT_ORDER = {"id": 0, "moderate": 1, "large": 2}
+MIN_N_OFFSET = 4  # distinct N needed to fit the offset c as well; 2 or 3 give the pure power law
+_NOT_AXES = {N, "seed", "init", "data_seed", *BASE_KEY}
+FIT_COLUMNS = {
+    "downstream.system": "system", "downstream.shift": "shift", "stage": "stage", "model.width": "width",
+    "model.modes": "modes", "pretrain.system": "pretrain_system", "pretrain.strategy": "strategy",
+}  # fmt: skip
+
+
+def downstream_points(runs: pd.DataFrame) -> pd.DataFrame:
+    """Finetune, scratch and zero-shot rows with a positive error; pretrain columns blanked for scratch."""
+    pts = runs[runs["stage"].isin(DOWNSTREAM) & (runs[ERR] > 0)].copy()
+    for c in BASE_KEY:
+        pts[c] = pts[c].astype("string").fillna("") if c not in SIZE else pts[c]
+    pts.loc[pts["stage"] == "scratch", PRETRAIN] = ""
+    return pts.astype({c: int for c in SIZE}).reset_index(drop=True)
+
+
+def key_columns(pts: pd.DataFrame) -> list[str]:
+    """BASE_KEY plus every other config column that takes several values at the same (curve, N, seed)."""
+    config = [c for c in pts.columns if ("." in c or c == "resolution") and c not in _NOT_AXES]
+    if pts.empty or not config:
+        return list(BASE_KEY)
+    spread = pts.groupby([*BASE_KEY, N, "seed"], dropna=False)[config].nunique(dropna=False).max()
+    return [*BASE_KEY, *sorted(c for c in config if spread[c] > 1)]
+
+
+def label_key(values: tuple) -> tuple[str, ...]:
+    """A hashable curve key (nan-safe): every value as text."""
+    return tuple("" if pd.isna(v) else str(v) for v in values)
+
+
+@dataclass(frozen=True)
+class CurveFits:
+    """Per-curve power-law fits: ``table`` (one row per curve) and the fits by ``label_key`` of the curve key."""
+
+    key_columns: list[str]
+    table: pd.DataFrame
+    fits: dict[tuple[str, ...], PowerLawFit]
+
+    def get(self, rows: pd.DataFrame) -> PowerLawFit | None:
+        """The fit of the curve these rows belong to (None when it was not fitted)."""
+        return self.fits.get(label_key(tuple(rows[self.key_columns].iloc[0])))
+
+
+def curves(pts: pd.DataFrame, keys: list[str]) -> Iterator[tuple[tuple, pd.DataFrame]]:
+    """(key values, rows) per curve, in a stable order."""
+    if pts.empty:
+        return
+    yield from pts.groupby(keys, dropna=False, sort=True)
+
+
+def fit_curves(runs: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> CurveFits:
+    """Fit every finetune and scratch curve with >= 2 distinct N (offset from MIN_N_OFFSET distinct N on).
+
+    Points are the per-seed runs; the bootstrap resamples seeds. Each curve's bootstrap seed is derived from
+    ``seed`` and its key, so results do not depend on which other curves are present.
+    """
+    pts = downstream_points(runs)
+    keys = key_columns(pts)
+    rows, fits = [], {}
+    for key, g in curves(pts[pts["stage"] != "zeroshot"], keys):
+        distinct = g[N].nunique()
+        if distinct < 2:
+            continue
+        label = label_key(key)
+        curve_seed = int(np.random.SeedSequence([seed, zlib.crc32("|".join(label).encode())]).generate_state(1)[0])
+        f = fit(g[N].to_numpy(), g[ERR].to_numpy(), offset=distinct >= MIN_N_OFFSET, n_boot=n_boot,
+                seed=curve_seed, groups=g["seed"].to_numpy())  # fmt: skip
+        fits[label] = f
+        rows.append({
+            **{FIT_COLUMNS.get(c, c): v for c, v in zip(keys, key, strict=True)},
+            "n_params": int(round(g["n_params"].mean())), "n_points": f.n_points, "n_distinct": distinct,
+            "n_min": float(g[N].min()), "n_max": float(g[N].max()), "offset": f.offset,
+            "a": f.a, "a_lo": f.a_ci[0], "a_hi": f.a_ci[1], "b": f.b, "b_lo": f.b_ci[0], "b_hi": f.b_ci[1],
+            "c": f.c, "c_lo": f.c_ci[0], "c_hi": f.c_ci[1], "r2": f.r2, "rmse": f.rmse,
+            "converged": f.converged, "message": f.message,
+        })  # fmt: skip
+    return CurveFits(keys, pd.DataFrame(rows), fits)
+
+
+def mean_points(rows: pd.DataFrame, x: str = N, y: str = ERR) -> pd.DataFrame:
+    """Mean, min and max of ``y`` over seeds at each ``x``, sorted by ``x``."""
+    return rows.groupby(x, sort=True)[y].agg(["mean", "min", "max"]).reset_index()
+
+
+def primary_strategy(pts: pd.DataFrame) -> str:
+    """The reference pretraining strategy: "supervised" when present, else the most common one."""
+    strategies = pts.loc[pts["stage"] == "finetune", "pretrain.strategy"]
+    if (strategies == "supervised").any() or strategies.empty:
+        return "supervised"
+    return str(strategies.value_counts().sort_index().idxmax())
+
+
+def primary(pts: pd.DataFrame) -> pd.DataFrame:
+    """Scratch rows plus the reference transfer: pretrained on the downstream system, primary strategy.
+
+    When no run was pretrained on its own downstream system, every non-mixed pretraining counts.
+    """
+    transfer = pts["stage"] != "scratch"
+    same = pts["pretrain.system"] == pts["downstream.system"]
+    if not (transfer & same).any():
+        same = pts["pretrain.system"] != "mixed"
+    keep = ~transfer | (same & (pts["pretrain.strategy"] == primary_strategy(pts)))
+    return pts[keep]
+
+
+def gains(pts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Scratch error / finetune error (means over seeds) for finetune curves matched to a scratch curve.
+
+    Matched on every curve-key column except the stage and the pretraining ones, and on N.
+    """
+    match = [c for c in keys if c != "stage" and not c.startswith("pretrain.")] + [N]
+    means = pts.groupby([*keys, N], dropna=False, sort=True).agg(err=(ERR, "mean"), n_params=("n_params", "mean"))
+    means = means.reset_index()
+    ft = means[means["stage"] == "finetune"]
+    sc = means.loc[means["stage"] == "scratch", [*match, "err"]]
+    out = ft.merge(sc, on=match, suffixes=("_ft", "_sc"))
+    return out.assign(gain=out["err_sc"] / out["err_ft"])
+
+
+def ordered_panels(pts: pd.DataFrame) -> list[tuple[str, str]]:
+    """The (system, shift) panels present, systems alphabetically, shifts id < moderate < large < others."""
+    pairs = pts[PANEL].drop_duplicates().itertuples(index=False, name=None)
+    return sorted(pairs, key=lambda p: (p[0], SHIFT_ORDER.get(p[1], len(SHIFT_ORDER)), p[1]))
+
+
+def spread_values(values: np.ndarray, k: int = 4) -> list:
+    """Up to ``k`` values spread evenly over the sorted distinct ``values`` (first and last included)."""
+    distinct = np.unique(values)
+    idx = np.unique(np.round(np.linspace(0, len(distinct) - 1, min(k, len(distinct)))).astype(int))
+    return [distinct[i] for i in idx]

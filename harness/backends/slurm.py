@@ -1,0 +1,358 @@
+"""The Slurm backend: a whole sweep queued at once as submitit job arrays, and nothing else.
+
+`submit` returns as soon as sbatch accepted every array: pretraining arrays first, then downstream arrays
+that wait for their pretraining tasks through `--dependency=afterok:...`. Arrays are chunked to the cluster's
+MaxArraySize; the chunks of one stage share one concurrency cap. Each array task is a `SlurmTask` (a submitit
+`Checkpointable`): on preemption or timeout it is requeued unchanged and `run_job` resumes each job from its
+`ckpt/last.pt`. The code a job runs is a snapshot of the `harness` and `analysis` packages taken at submit
+time (results/<sweep>/slurm/code/<hash>/), so editing the source does not change queued jobs.
+
+Folder: results/<sweep>/slurm/ {submitted.json, code.json, code/<hash>/, logs/<slurm id>/}. State reading
+(`query`, `select_to_submit`) lives in `slurm_state`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from submitit.helpers import Checkpointable
+
+import harness
+from harness.backends.slurm_state import (
+    ACTIVE,
+    query,
+    read_submitted,
+    record_submitted,
+    run_cmd,
+    select_to_submit,
+    slurm_dir,
+    sweep_states,
+)
+from harness.errors import BackendError
+from harness.store import disk_state, load_plan, write_json_atomic
+
+__all__ = ["ArrayChunk", "SlurmResources", "SlurmTask", "SubmitReport", "cancel", "plan_arrays", "query",
+           "select_to_submit", "submit"]
+
+
+@dataclass
+class SlurmResources:
+    """What each array task asks Slurm for; from the sweep file's `slurm:` block, overridden by CLI flags.
+
+    `jobs_per_gpu` K packs K jobs per allocated GPU into one array task (each a subprocess with its own
+    CUDA_VISIBLE_DEVICES share); on a CPU-only request (gpus_per_node 0) K jobs share the task's CPUs.
+    """
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time_min: int = 60
+    gpus_per_node: int = 1
+    cpus_per_task: int = 4
+    mem_gb: float | None = None
+    constraint: str | None = None
+    setup: list[str] = field(default_factory=list)
+    array_parallelism: int = 64
+    jobs_per_gpu: int = 1
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> SlurmResources:
+        """Build from a `slurm:` block; None values mean "not given". Unknown keys or bad values raise."""
+        data = {k: v for k, v in (data or {}).items() if v is not None}
+        defaults = cls()
+        valid = {f.name: getattr(defaults, f.name) for f in fields(cls)}
+        unknown = sorted(set(data) - set(valid))
+        if unknown:
+            listing = ", ".join(f"{k} (default {v!r})" for k, v in valid.items())
+            raise BackendError(f"unknown slurm setting(s) {', '.join(unknown)}; valid settings: {listing}")
+        res = cls(**data)
+        for name in ("time_min", "cpus_per_task", "array_parallelism", "jobs_per_gpu", "gpus_per_node"):
+            value, low = getattr(res, name), 0 if name == "gpus_per_node" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise BackendError(f"slurm.{name} must be an integer >= {low}, but got {value!r}")
+        if res.mem_gb is not None and not (isinstance(res.mem_gb, int | float) and res.mem_gb > 0):
+            raise BackendError(f"slurm.mem_gb must be a number > 0, but got {res.mem_gb!r}")
+        if not isinstance(res.setup, list) or not all(isinstance(line, str) for line in res.setup):
+            raise BackendError(f"slurm.setup must be a list of shell lines, but got {res.setup!r}")
+        return res
+
+    @property
+    def pack(self) -> int:
+        """Jobs per array task."""
+        return self.jobs_per_gpu * max(1, self.gpus_per_node)
+
+
+@dataclass(frozen=True)
+class ArrayChunk:
+    """One sbatch array: its tasks (each a list of jobs run together) and the pretraining jobs it waits for."""
+
+    stage: str  # pretrain | downstream
+    tasks: list[list[dict[str, Any]]]
+    after: tuple[str, ...]  # pretraining job ids (not yet ok) that every task of this array needs
+    parallelism: int  # this array's share of the stage's concurrency cap (%N)
+
+
+def plan_arrays(jobs: list[dict[str, Any]], max_array_size: int, *, pack: int = 1, parallelism: int = 256,
+                waiting: frozenset[str] | set[str] = frozenset()) -> list[ArrayChunk]:
+    """Split jobs into sbatch arrays: pretraining first, then downstream jobs that can start now, then those
+    that wait for a pretraining job in `waiting`, grouped by it so an array waits for few pretrainings.
+
+    Each task holds `pack` jobs; each array at most `max_array_size` tasks; the arrays of one stage split
+    `parallelism` between them (at least 1 each). Example: 2 pretraining and 5 fine-tuning jobs, max size 4
+    -> [pretrain: 2 tasks] [downstream: 4 tasks, after both] [downstream: 1 task, after its one].
+    """
+    pre = [j for j in jobs if j["stage"] == "pretrain"]
+    ready = [j for j in jobs if j["stage"] != "pretrain" and j.get("depends_on") not in waiting]
+    held = sorted((j for j in jobs if j["stage"] != "pretrain" and j.get("depends_on") in waiting),
+                  key=lambda j: j["depends_on"])
+    chunks: list[ArrayChunk] = []
+    for stage, groups in (("pretrain", [pre]), ("downstream", [ready, held])):
+        stage_chunks = []
+        for group in groups:
+            tasks = [group[i:i + pack] for i in range(0, len(group), pack)]
+            for i in range(0, len(tasks), max_array_size):
+                part = tasks[i:i + max_array_size]
+                after = tuple(sorted({j["depends_on"] for t in part for j in t if j.get("depends_on") in waiting}))
+                stage_chunks.append((part, after))
+        share = max(1, parallelism // max(1, len(stage_chunks)))
+        chunks += [ArrayChunk(stage, part, after, share) for part, after in stage_chunks]
+    return chunks
+
+
+def dependency(slurm_ids: list[str], arrays: dict[str, list[str]]) -> str:
+    """`afterok:` over Slurm ids, naming a whole array instead of all of its tasks where it can."""
+    ids = set(slurm_ids)
+    for array_id, tasks in arrays.items():
+        if len(tasks) > 1 and set(tasks) <= ids:
+            ids = (ids - set(tasks)) | {array_id}
+    return "afterok:" + ":".join(sorted(ids))
+
+
+class SlurmTask(Checkpointable):
+    """One array task: runs its jobs with `run_job`, skipping those already ok on disk.
+
+    One job runs in-process; several run as subprocesses, round-robin over the task's CUDA_VISIBLE_DEVICES and
+    splitting its CPUs. Being `Checkpointable`, submitit's `checkpoint()` requeues this same task on timeout
+    or preemption, and `run_job` resumes each job from its `ckpt/last.pt`.
+    """
+
+    def __init__(self, jobs: list[dict[str, Any]], root: str) -> None:
+        self.jobs = jobs
+        self.root = root
+
+    def __call__(self) -> dict[str, str]:
+        sweep = Path(self.root) / self.jobs[0]["sweep"]
+        todo = [j for j in self.jobs if disk_state(sweep, j) != "ok"]
+        if len(todo) == 1:
+            from harness.run import run_job
+
+            run_job(todo[0], Path(self.root))
+        elif todo:
+            self._run_packed(todo)
+        return {j["id"]: disk_state(sweep, j) for j in self.jobs}
+
+    def _run_packed(self, todo: list[dict[str, Any]]) -> None:
+        gpus = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]
+        cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", os.cpu_count() or 1))
+        procs = []
+        for i, job in enumerate(todo):
+            env = {**os.environ, "OMP_NUM_THREADS": str(max(1, cpus // len(todo)))}
+            if gpus:
+                env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+            proc = subprocess.Popen([sys.executable, "-m", "harness.backends.slurm", self.root],
+                                    stdin=subprocess.PIPE, env=env, text=True)
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(job))
+            proc.stdin.close()
+            procs.append((job["id"], proc))
+        bad = [f"{jid} (exit {code})" for jid, proc in procs if (code := proc.wait())]
+        if bad:
+            raise RuntimeError(f"packed job process(es) died: {', '.join(bad)}")
+
+
+def snapshot_code(code_root: Path) -> Path:
+    """Copy the imported `harness` and `analysis` packages to code_root/<content hash>/ (once per content)."""
+    packages = [Path(harness.__file__).parent]
+    spec = importlib.util.find_spec("analysis")
+    if spec and spec.submodule_search_locations:
+        packages.append(Path(next(iter(spec.submodule_search_locations))))
+    files = sorted((p.name, f.relative_to(p), f) for p in packages for f in p.rglob("*")
+                   if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc")
+    digest = hashlib.sha256()
+    for name, rel, path in files:
+        digest.update(f"{name}/{rel}\0".encode() + path.read_bytes() + b"\0")
+    dest = Path(code_root) / digest.hexdigest()[:12]
+    if not dest.is_dir():
+        code_root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=code_root))
+        for name, rel, path in files:
+            (tmp / name / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, tmp / name / rel)
+        with contextlib.suppress(OSError):  # another submit made the same snapshot meanwhile
+            tmp.rename(dest)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _git_rev() -> str:
+    """The source checkout's commit (+dirty when it has changes), or "" outside git."""
+    where = Path(harness.__file__).parent
+    try:
+        rev = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain"], capture_output=True, text=True)
+    except OSError:
+        return ""
+    return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if rev.returncode == 0 else ""
+
+
+def check_cluster(resources: SlurmResources) -> int:
+    """Fail early with the fix when Slurm cannot take the jobs; returns the cluster's MaxArraySize."""
+    for tool in ("sbatch", "srun"):
+        if shutil.which(tool) is None:
+            raise BackendError(f"`{tool}` is not on PATH: the slurm backend needs the Slurm client tools; "
+                               "run on a Slurm login node (or export SLURM_CONF) or use --backend local")
+    config = run_cmd(["scontrol", "show", "config"], "check that slurmctld is up (`scontrol ping`)")
+    found = re.search(r"^MaxArraySize\s*=\s*(\d+)", config, re.M)
+    max_array_size = int(found.group(1)) if found else 1001
+    if resources.partition:
+        names = [p.rstrip("*") for p in run_cmd(["sinfo", "-h", "-o", "%P"], "check that slurmctld is up").split()]
+        if resources.partition not in names:
+            raise BackendError(f"unknown Slurm partition {resources.partition!r}; this cluster has "
+                               f"{', '.join(names) or 'none'}: set slurm.partition in the sweep file or "
+                               "pass --partition")
+    return max_array_size
+
+
+@dataclass
+class SubmitReport:
+    """What one submit queued: job id -> Slurm id, the arrays, the jobs left blocked, the code snapshot."""
+
+    submitted: dict[str, str] = field(default_factory=dict)
+    arrays: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    snapshot: Path | None = None
+
+    def __str__(self) -> str:
+        text = f"queued {len(self.submitted)} job(s) in {len(self.arrays)} Slurm array(s)"
+        text += f" ({', '.join(self.arrays)})" if self.arrays else ""
+        if self.blocked:
+            text += f"; {len(self.blocked)} blocked (their pretraining cannot run)"
+        if self.cancelled:
+            text += f"; cancelled {len(self.cancelled)} stale queued task(s)"
+        return text + (f"; code snapshot {self.snapshot}" if self.snapshot else "")
+
+
+def _executor(logs: Path, res: SlurmResources, snapshot: Path, sweep: str) -> Any:
+    """A submitit AutoExecutor for Slurm with the resources and the pinned-code setup lines."""
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=logs / "%j", cluster="slurm")
+    params: dict[str, Any] = {
+        "name": f"harness-{sweep}", "timeout_min": res.time_min, "cpus_per_task": res.cpus_per_task,
+        "slurm_setup": [*res.setup, f"export PYTHONPATH={shlex.quote(str(snapshot))}${{PYTHONPATH:+:$PYTHONPATH}}",
+                        "export PYTHONSAFEPATH=1"],  # the snapshot, never the current directory's harness
+    }
+    optional = {"slurm_partition": res.partition, "slurm_account": res.account, "slurm_qos": res.qos,
+                "slurm_constraint": res.constraint, "mem_gb": res.mem_gb,
+                "gpus_per_node": res.gpus_per_node or None}
+    executor.update_parameters(**params, **{k: v for k, v in optional.items() if v is not None})
+    return executor
+
+
+def submit(jobs: list[dict[str, Any]], root: Path, resources: SlurmResources) -> SubmitReport:
+    """Queue `jobs` (from `select_to_submit`) on Slurm and return without waiting.
+
+    Checks the cluster first (nothing is written when it cannot take the jobs); a downstream job whose
+    pretraining is neither ok, queued, nor in `jobs` is left out as blocked; queued tasks of jobs being sent
+    again (left behind a failed pretraining) are cancelled first. Each array is recorded in submitted.json
+    only after sbatch accepted it.
+    """
+    report = SubmitReport()
+    if not jobs:
+        return report
+    max_array_size = check_cluster(resources)
+    root = Path(root).resolve()
+    sweep = jobs[0]["sweep"]
+    sweep_dir = root / sweep
+    plan = load_plan(sweep_dir) if (sweep_dir / "plan.json").is_file() else jobs
+    states, submitted, records = sweep_states(sweep_dir, plan)
+    sending = {j["id"] for j in jobs if j["stage"] == "pretrain"}
+    known = {sid: r.state for sid, r in records.items()}
+    waiting = sending | {j for j, s in states.items() if s in ACTIVE}
+    report.blocked = [j["id"] for j in jobs if j.get("depends_on") and j["depends_on"] not in waiting
+                      and states.get(j["depends_on"]) != "ok"]
+    jobs = [j for j in jobs if j["id"] not in report.blocked]
+    stale = sorted({submitted[j["id"]] for j in jobs if known.get(submitted.get(j["id"], "")) in ACTIVE})
+    if stale:
+        run_cmd(["scancel", *stale], "cancel them by hand with scancel and submit again")
+        report.cancelled = stale
+
+    folder = slurm_dir(sweep_dir)
+    report.snapshot = snapshot_code(folder / "code")
+    write_json_atomic(folder / "code.json", {"harness_version": harness.__version__, "git_rev": _git_rev(),
+                                             "snapshot": str(report.snapshot), "python": sys.executable,
+                                             "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    executor = _executor(folder / "logs", resources, report.snapshot, sweep)
+    dep_ids = {j: sid for j, sid in submitted.items() if states.get(j) in ACTIVE}
+    arrays: dict[str, list[str]] = {}
+    chunks = plan_arrays(jobs, max_array_size, pack=resources.pack, parallelism=resources.array_parallelism,
+                         waiting=frozenset(waiting))
+    for n, chunk in enumerate(chunks, 1):
+        extra = {"dependency": dependency([dep_ids[d] for d in chunk.after], arrays)} if chunk.after else {}
+        executor.update_parameters(slurm_array_parallelism=chunk.parallelism, slurm_additional_parameters=extra)
+        try:
+            with contextlib.redirect_stderr(io.StringIO()), executor.batch():
+                handles = [executor.submit(SlurmTask(task, str(root))) for task in chunk.tasks]
+        except Exception as exc:  # submitit raises with sbatch's stderr as the message
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise BackendError(
+                f"sbatch rejected {chunk.stage} array {n}/{len(chunks)} ({len(chunk.tasks)} task(s)): {reason}; "
+                "fix the slurm settings (partition, account, qos, time_min, gpus_per_node, cpus_per_task, "
+                f"mem_gb) and submit again ({len(report.submitted)} job(s) of earlier arrays stay queued)"
+            ) from None
+        ids = {j["id"]: h.job_id for task, h in zip(chunk.tasks, handles, strict=True) for j in task}
+        record_submitted(sweep_dir, ids)
+        report.submitted.update(ids)
+        dep_ids.update(ids)
+        array_id = handles[0].job_id.split("_")[0]
+        arrays[array_id] = [h.job_id for h in handles]
+        report.arrays.append(array_id)
+    return report
+
+
+def cancel(sweep_dir: Path) -> int:
+    """scancel every queued or running task of the sweep (one call); returns how many jobs it stopped."""
+    submitted = read_submitted(sweep_dir)
+    _, _, records = sweep_states(sweep_dir)
+    jobs = [j for j, sid in submitted.items() if sid in records and records[sid].state in ACTIVE]
+    if jobs:
+        run_cmd(["scancel", *sorted({submitted[j] for j in jobs})], "cancel them by hand with scancel")
+    return len(jobs)
+
+
+def _main(argv: list[str]) -> int:
+    """`python -m harness.backends.slurm ROOT` with one job's JSON on stdin: a packed task's child process."""
+    from harness.run import run_job
+
+    run_job(json.load(sys.stdin), Path(argv[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

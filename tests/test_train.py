@@ -1,0 +1,284 @@
+"""The training loop, checkpoints and normalisation, on real tiny trainings (16x16 grids, width 8)."""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from harness.errors import HarnessError
+from harness.models import FNO
+from harness.train import (
+    TrainConfig,
+    evaluate,
+    load,
+    load_weights,
+    make_inputs,
+    make_targets,
+    save_atomic,
+    seed_everything,
+    train,
+)
+from harness.train.loop import lr_at
+
+torch.set_num_threads(1)
+
+
+def poisson_data(n: int, seed: int, r: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Smooth random sources f and u = (-Laplacian)^-1 f (zero mean) on a periodic grid, unit RMS."""
+    g = torch.Generator().manual_seed(seed)
+    k = torch.fft.fftfreq(r, d=1.0 / r)
+    k2 = k[:, None] ** 2 + k[None, :] ** 2
+    f_hat = torch.fft.fft2(torch.randn(n, r, r, generator=g)) * (k2 <= 16)
+    f_hat[:, 0, 0] = 0
+    f = torch.fft.ifft2(f_hat).real
+    u = torch.fft.ifft2(f_hat / k2.clamp(min=1)).real
+    return (f / f.std())[:, None], (u / u.std())[:, None]
+
+
+TRAIN = poisson_data(64, seed=1)
+VAL = poisson_data(32, seed=2)
+FAST = {"epochs": 6, "lr": 1e-2, "batch_size": 16}
+
+
+def fresh_model(seed: int = 0) -> FNO:
+    seed_everything(seed)
+    return FNO(width=8, modes=4, in_channels=1)
+
+
+def run(tmp_path, name, seed=0, data=(TRAIN, VAL), **settings):
+    model = fresh_model(seed)
+    result = train(
+        model, *data, TrainConfig.from_dict({**FAST, **settings}), seed=seed, device="cpu", workdir=tmp_path / name
+    )
+    return model, result
+
+
+def without_seconds(rows):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+
+
+def test_training_lowers_the_validation_error(tmp_path):
+    model = fresh_model()
+    initial = evaluate(model, *VAL, device="cpu")
+    rows = []
+    result = train(
+        model,
+        TRAIN,
+        VAL,
+        TrainConfig(epochs=20, lr=1e-2, batch_size=16),
+        seed=0,
+        device="cpu",
+        workdir=tmp_path,
+        on_epoch=rows.append,
+    )
+    assert result.status == "ok" and result.error == ""
+    assert result.epochs_run == 20 and len(result.epochs) == 20
+    assert result.best_val_rel_l2 < 0.5 * initial
+    assert rows == result.epochs
+    assert set(rows[0]) == {"epoch", "train_loss", "val_rel_l2", "lr", "seconds"}
+    assert result.best_val_rel_l2 == min(r["val_rel_l2"] for r in rows)
+    assert rows[result.best_epoch - 1]["val_rel_l2"] == result.best_val_rel_l2
+    # the model ends with its best weights, also in best.pt
+    assert evaluate(model, *VAL, device="cpu") == result.best_val_rel_l2
+    assert (tmp_path / "best.pt").is_file() and (tmp_path / "last.pt").is_file()
+    assert [r["lr"] for r in rows] == sorted((r["lr"] for r in rows), reverse=True)  # cosine decays
+
+
+def test_same_seed_is_bit_identical_and_other_seeds_differ(tmp_path):
+    model_a, result_a = run(tmp_path, "a", seed=3)
+    model_b, result_b = run(tmp_path, "b", seed=3)
+    model_c, result_c = run(tmp_path, "c", seed=4)
+    assert_same_weights(model_a, model_b)
+    assert without_seconds(result_a.epochs) == without_seconds(result_b.epochs)
+    assert without_seconds(result_a.epochs) != without_seconds(result_c.epochs)
+    assert not torch.equal(model_a.lifting.weight, model_c.lifting.weight)
+
+
+class Killed(Exception):
+    """Stands for the job being killed right after an epoch's checkpoint."""
+
+
+def test_resume_after_a_kill_is_bit_identical(tmp_path):
+    model_full, result_full = run(tmp_path, "full")
+
+    def kill_at_epoch_3(row):
+        if row["epoch"] == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(
+            fresh_model(),
+            TRAIN,
+            VAL,
+            TrainConfig.from_dict(FAST),
+            seed=0,
+            device="cpu",
+            workdir=tmp_path / "killed",
+            on_epoch=kill_at_epoch_3,
+        )
+    assert load(tmp_path / "killed" / "last.pt")["loop"]["epoch"] == 3
+    resumed_rows = []
+    model_resumed = fresh_model(seed=99)  # init is overwritten by the checkpoint
+    result_resumed = train(
+        model_resumed,
+        TRAIN,
+        VAL,
+        TrainConfig.from_dict(FAST),
+        seed=0,
+        device="cpu",
+        workdir=tmp_path / "killed",
+        on_epoch=resumed_rows.append,
+    )
+    assert [r["epoch"] for r in resumed_rows] == [4, 5, 6]
+    assert_same_weights(model_full, model_resumed)
+    assert without_seconds(result_full.epochs) == without_seconds(result_resumed.epochs)
+    assert (result_full.best_val_rel_l2, result_full.best_epoch) == (
+        result_resumed.best_val_rel_l2,
+        result_resumed.best_epoch,
+    )
+    # a finished run resumes to the same result without training further
+    again = train(
+        fresh_model(), TRAIN, VAL, TrainConfig.from_dict(FAST), seed=0, device="cpu", workdir=tmp_path / "full"
+    )
+    assert without_seconds(again.epochs) == without_seconds(result_full.epochs)
+
+
+def test_resume_with_another_config_is_refused(tmp_path):
+    run(tmp_path, "w", epochs=2)
+    with pytest.raises(HarnessError, match="was written by a different run"):
+        run(tmp_path, "w", epochs=2, lr=5e-3)
+
+
+def test_finetune_starts_from_the_pretrained_weights(tmp_path):
+    _, pretrained = run(tmp_path, "pretrain")
+    best = load(tmp_path / "pretrain" / "best.pt")
+    model = fresh_model(seed=7)
+    loaded = load_weights(model, tmp_path / "pretrain" / "best.pt")
+    assert loaded == list(model.state_dict())
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, best["model"][name]), name
+    assert evaluate(model, *VAL, device="cpu") == pretrained.best_val_rel_l2
+    finetuned = train(
+        model,
+        TRAIN,
+        VAL,
+        TrainConfig(epochs=2, lr=1e-3, batch_size=16),
+        seed=0,
+        device="cpu",
+        workdir=tmp_path / "finetune",
+    )
+    assert finetuned.status == "ok"
+    assert finetuned.best_val_rel_l2 <= pretrained.best_val_rel_l2 * 1.5
+
+
+def test_load_weights_can_drop_a_pretext_head(tmp_path):
+    run(tmp_path, "pretext", epochs=1)
+    seed_everything(1)
+    model = FNO(width=8, modes=4, in_channels=1, out_channels=3)
+    head_before = {k: v.clone() for k, v in model.head.state_dict().items()}
+    loaded = load_weights(model, tmp_path / "pretext" / "best.pt", exclude_prefixes=("head.",))
+    assert loaded and not any(name.startswith("head.") for name in loaded)
+    for k, v in model.head.state_dict().items():
+        assert torch.equal(v, head_before[k])
+    with pytest.raises(HarnessError, match=re.escape("shape mismatches (checkpoint vs model) ['head.2.weight")):
+        load_weights(model, tmp_path / "pretext" / "best.pt")
+    with pytest.raises(HarnessError, match="does not fit the model"):
+        load_weights(FNO(width=4, modes=4, in_channels=1), tmp_path / "pretext" / "best.pt")
+
+
+@pytest.mark.parametrize("cause", ["huge-lr", "inf-in-data"])
+def test_nan_loss_ends_the_run_as_diverged(tmp_path, cause):
+    x, y = TRAIN
+    data = ((x, y), VAL) if cause == "huge-lr" else ((x, torch.where(y > 2, torch.inf, y)), VAL)
+    _, result = run(tmp_path, cause, data=data, lr=1e10 if cause == "huge-lr" else 1e-2, epochs=20)
+    assert result.status == "diverged"
+    assert result.epochs_run < 20
+    assert "training loss became" in result.error and "lower the learning rate" in result.error
+    assert result.epochs[-1]["epoch"] == result.epochs_run
+
+
+def test_patience_stops_early(tmp_path):
+    # an lr far below float32 resolution leaves the weights, hence the validation error, unchanged
+    _, result = run(tmp_path, "patience", lr=1e-30, epochs=20, patience=2, schedule="constant")
+    assert result.status == "ok"
+    assert (result.best_epoch, result.epochs_run) == (1, 3)
+
+
+def test_corrupt_checkpoint_gives_a_clear_error(tmp_path):
+    run(tmp_path, "r", epochs=1)
+    last = tmp_path / "r" / "last.pt"
+    last.write_bytes(last.read_bytes()[:100])
+    with pytest.raises(HarnessError, match=re.escape(f"checkpoint {last} is corrupt or truncated")):
+        run(tmp_path, "r", epochs=1)
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(HarnessError, match="delete it to start that run again from scratch"):
+        load(tmp_path / "garbage.pt")
+    with pytest.raises(HarnessError, match="no checkpoint at"):
+        load_weights(fresh_model(), tmp_path / "missing.pt")
+
+
+def test_save_atomic_leaves_no_temporary_file(tmp_path):
+    save_atomic({"a": torch.arange(3)}, tmp_path / "sub" / "x.pt")
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["x.pt"]
+    assert torch.equal(load(tmp_path / "sub" / "x.pt")["a"], torch.arange(3))
+
+
+def test_train_config_from_dict():
+    cfg = TrainConfig.from_dict({"lr": "1e-3", "epochs": 10.0, "optimizer": "adamw", "compile": False})
+    assert (cfg.lr, cfg.epochs, cfg.optimizer) == (1e-3, 10, "adamw")
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(HarnessError, match=re.escape("unknown train setting(s) ['lr_max']; valid settings")):
+        TrainConfig.from_dict({"lr_max": 1.0})
+    with pytest.raises(HarnessError, match=re.escape("optimizer must be one of ('adam', 'adamw'), but got 'sgd'")):
+        TrainConfig.from_dict({"optimizer": "sgd"})
+    with pytest.raises(HarnessError, match=re.escape("train setting epochs must be a int, but got 2.5")):
+        TrainConfig.from_dict({"epochs": 2.5})
+    with pytest.raises(HarnessError, match=re.escape("must satisfy 0 <= min_lr <= lr")):
+        TrainConfig(lr=1e-3, min_lr=1e-2)
+
+
+def test_cosine_schedule_ends_at_min_lr():
+    cfg = TrainConfig(lr=1e-3, min_lr=1e-5)
+    assert lr_at(cfg, 0, 100) == 1e-3
+    assert lr_at(cfg, 100, 100) == pytest.approx(1e-5)
+    assert lr_at(cfg, 50, 100) == pytest.approx((1e-3 + 1e-5) / 2)
+    assert lr_at(TrainConfig(schedule="constant"), 77, 100) == 1e-3
+
+
+STATS = {"median_source_norm": 0.8, "coef_scale": [1.0, 2.0, 0.5, 1.5, 1e-3, 0.0]}
+
+
+def test_normalisation_is_scale_invariant():
+    rng = np.random.default_rng(0)
+    source = rng.standard_normal((4, 16, 16))
+    coef = rng.uniform(0.5, 2.0, (4, 6))
+    x = make_inputs(source, coef, STATS)
+    assert x.shape == (4, 7, 16, 16) and x.dtype == torch.float32
+    assert torch.equal(x[:, 6], torch.zeros(4, 16, 16))  # scale 0: a channel this system does not use
+    # 10 f alone: same normalised source; 10 f and 10 K: same whole input
+    source_10, coef_10 = source.copy(), coef.copy()
+    source_10[1] *= 10
+    torch.testing.assert_close(make_inputs(source_10, coef, STATS)[:, 0], x[:, 0])
+    coef_10[1] *= 10
+    torch.testing.assert_close(make_inputs(source_10, coef_10, STATS), x)
+    # torch inputs give the same result
+    torch.testing.assert_close(make_inputs(torch.from_numpy(source), torch.from_numpy(coef), STATS), x)
+    assert make_targets(source).shape == (4, 1, 16, 16)
+    with pytest.raises(HarnessError, match="make_inputs needs source"):
+        make_inputs(source, coef[:, :5], STATS)
+
+
+def test_normalisation_values():
+    # constant sources: ||f|| = |value|; 0.8 is the median norm (s = 1), 1.6 has s = 2
+    source = np.stack([np.full((8, 8), 0.8), np.full((8, 8), -1.6)])
+    coef = np.array([[1.0, 1.0, 1.0, 3.0, 2e-3, 0.0], [1.0, 1.0, 1.0, 3.0, 2e-3, 0.0]])
+    x = make_inputs(source, coef, STATS)
+    torch.testing.assert_close(x[:, 0, 0, 0], torch.tensor([0.8, -0.8]))
+    expected = torch.tensor([1.0, 0.5, 2.0, 2.0, 2.0, 0.0])
+    torch.testing.assert_close(x[:, 1:, 3, 5], torch.stack([expected, expected / 2]))
