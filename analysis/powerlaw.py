@@ -166,7 +166,12 @@ def _model_log(p: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def _cost(p: np.ndarray, x: np.ndarray, y: np.ndarray, w: np.ndarray, s: float) -> np.ndarray:
     """Weighted Huber cost per parameter row (scipy's convention: 0.5 r^2 inside, s|r| - s^2/2 outside)."""
-    a = np.abs(_model_log(p, x) - y)
+    xu, inv = np.unique(x, return_inverse=True)
+    return _huber(_model_log(p, xu)[:, inv] - y, w, s)
+
+
+def _huber(r: np.ndarray, w: np.ndarray, s: float) -> np.ndarray:
+    a = np.abs(r)
     return (w * np.where(a <= s, 0.5 * a * a, s * (a - 0.5 * s))).sum(-1)
 
 
@@ -178,7 +183,7 @@ def _project(p: np.ndarray, c_hi: np.ndarray) -> np.ndarray:
 
 def _lm(
     x: np.ndarray, y: np.ndarray, w: np.ndarray, p0: np.ndarray, c_hi: np.ndarray, offset: bool, s: float,
-    max_iter: int = 200, tol: float = 1e-10,
+    max_iter: int = 200, tol: float = 1e-8,
 ) -> np.ndarray:  # fmt: skip
     """Bounded Levenberg-Marquardt on the weighted Huber cost for a batch of independent problems.
 
@@ -189,24 +194,40 @@ def _lm(
     lam = np.full(len(p), 1e-3)
     cost = _cost(p, x, y, w, s)
     active = np.arange(len(p))
-    mask = np.array([1.0, 1.0, 1.0 if offset else 0.0])
+    # the model depends on n only: evaluate it at the distinct n (xu) and sum the point terms per n with
+    # reduceat over n-sorted points (no BLAS: its threads only slow these small products down)
+    order = np.argsort(x, kind="stable")
+    x, y, w = x[order], y[order], w[:, order]
+    xu, starts, inv = np.unique(x, return_index=True, return_inverse=True)
+    xu2 = xu * xu
     for _ in range(max_iter):
         if active.size == 0:
             break
         pa, wa = p[active], w[active]
-        q = np.exp(pa[:, :1] - pa[:, 1:2] * x)
+        q = np.exp(pa[:, :1] - pa[:, 1:2] * xu)
         m = q + pa[:, 2:3]
-        r = np.log(m) - y
-        hw = wa * np.minimum(1.0, s / np.maximum(np.abs(r), 1e-300))
-        jac = np.stack([q / m, -x * q / m, 1 / m], axis=-1) * mask
-        jw = jac * hw[..., None]
-        hess = np.einsum("bni,bnj->bij", jw, jac)
-        grad = np.einsum("bni,bn->bi", jw, r)
-        diag = np.einsum("bii->bi", hess) + (1 - mask) + 1e-12
+        r = np.log(m)[:, inv] - y
+        hw = wa * np.minimum(1.0, s / np.maximum(np.abs(r), 1e-300))  # IRLS weights of the Huber loss
+        h, hr = np.add.reduceat(hw, starts, axis=1), np.add.reduceat(hw * r, starts, axis=1)
+        # Jacobian columns: d r / d(log a) = q/m, d r / d b = -x q/m, d r / d c = 1/m
+        j0, j2 = q / m, 1.0 / m
+        v, ur = h * j0 * j0, hr * j0
+        hess = np.zeros((len(active), 3, 3))
+        hess[:, 0, 0], hess[:, 0, 1], hess[:, 1, 1] = v.sum(1), -(v * xu).sum(1), (v * xu2).sum(1)
+        grad = np.zeros((len(active), 3))
+        grad[:, 0], grad[:, 1] = ur.sum(1), -(ur * xu).sum(1)
+        if offset:
+            t = h * j0 * j2
+            hess[:, 0, 2], hess[:, 1, 2], hess[:, 2, 2] = t.sum(1), -(t * xu).sum(1), (h * j2 * j2).sum(1)
+            grad[:, 2] = (hr * j2).sum(1)
+        else:
+            hess[:, 2, 2] = 1.0
+        hess[:, 1, 0], hess[:, 2, 0], hess[:, 2, 1] = hess[:, 0, 1], hess[:, 0, 2], hess[:, 1, 2]
+        diag = np.einsum("bii->bi", hess) + 1e-12
         damped = hess + lam[active, None, None] * (diag[:, :, None] * np.eye(3))
         step = np.linalg.solve(damped, -grad[..., None])[..., 0]
         p_new = _project(pa + step, c_hi[active])
-        cost_new = _cost(p_new, x, y, wa, s)
+        cost_new = _huber(_model_log(p_new, xu)[:, inv] - y, wa, s)
         better = cost_new < cost[active]
         gain = (cost[active] - cost_new) / np.maximum(cost[active], 1e-300)
         p[active[better]], cost[active[better]] = p_new[better], cost_new[better]

@@ -114,6 +114,27 @@ def status(sweep: str | None, root: Path) -> None:
     click.echo(status_table(resolve_sweep(root, sweep)))
 
 
+@main.command("tune-status")
+@SWEEP
+@ROOT
+@_friendly
+def tune_status(sweep: str | None, root: Path) -> None:
+    """Per optuna study of a tuned sweep: trials by state, best validation value and parameters."""
+    from harness.tune import study_summaries
+
+    folder = resolve_sweep(root, sweep)
+    storage = next((j.get("tune_storage") for j in load_plan(folder) if "tune" in j["config"]), None)
+    rows = study_summaries(folder, {"storage": storage})
+    if not rows:
+        click.echo(f"{folder.name}: no studies yet (is the sweep tuned, and submitted?)")
+    fixed = ("study", "trials", "best_value", "best_params")
+    for row in rows:
+        states = ", ".join(f"{k} {v}" for k, v in row.items() if k not in fixed)
+        click.echo(f"{row['study']}: {row['trials']} trials ({states}); "
+                   f"best {row['best_value']:.4g} {row['best_params']}")
+    click.echo(f"storage: {storage or folder / 'tune' / 'journal.log'} (optuna-dashboard opens it)")
+
+
 @main.command()
 @click.argument("system")
 @click.option("--n", "n", type=int, required=True, help="Number of samples.")

@@ -4,6 +4,11 @@ The job's folder is its state: `config.json` first, `ckpt/last.pt` every epoch (
 resumes from it), then `epochs.parquet` and last `summary.parquet`, all written atomically, so a summary
 exists only for a finished job. A job that raises is recorded as failed with its traceback in `error.txt`;
 it never takes the caller down.
+
+A pretraining job trains its `pretrain.strategy` (`harness.train.strategies`): supervised, or a pretext task
+with its own head, whose metric then fills `best_val_rel_l2` and `test_rel_l2` of the pretraining row.
+Fine-tuning loads what the strategy transfers (`transferred` names the modules: all for supervised, the
+trunk without the pretext head otherwise) and always learns the solution.
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ import torch
 
 import harness
 from harness import pde
+from harness.errors import HarnessError
 from harness.models.fno import FNO
 from harness.store import read_summary, run_dir, sweep_dir, write_json_atomic, write_parquet_atomic
 from harness.sweep.expand import flat_row
-from harness.train.loop import TrainConfig, evaluate, load_weights, seed_everything, train
+from harness.train.loop import SUPERVISED, TrainConfig, evaluate, load_weights, seed_everything, train
 from harness.train.normalise import make_inputs
+from harness.train.strategies import make_strategy
+from harness.tune import Pruned, TrialRun
 
 EpochHook = Callable[[dict[str, Any]], None]
 
@@ -80,12 +88,19 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
     res, dseed, cache = cfg["resolution"], 2 * cfg["data_seed"] + (stage != "pretrain"), data_cache(root)
     part = cfg["pretrain"] if stage == "pretrain" else cfg["downstream"]
     seed = cfg["pretrain"]["seed"] if stage == "pretrain" else cfg.get("seed", 0)
+    strategy = make_strategy(cfg["pretrain"]) if "pretrain" in cfg else None  # scratch jobs have none
+    objective = strategy if stage == "pretrain" else SUPERVISED
     seed_everything(seed)  # before the model: its initial weights are drawn from the seed
-    model = FNO(width=cfg["model"]["width"], modes=cfg["model"]["modes"])
+    width, modes = cfg["model"]["width"], cfg["model"]["modes"]
+    model = strategy.build_model(width, modes) if stage == "pretrain" else FNO(width=width, modes=modes)
     metrics: dict[str, Any] = {"n_params": model.num_params(), "transferred": ""}
     if job["depends_on"]:
+        if stage == "zeroshot" and strategy.dropped:
+            raise HarnessError(f"zero-shot evaluation needs a supervised pretraining, but this one is "
+                               f"{strategy.name} (its head predicts no solution); fine-tune it (init pretrained)")
         pretrained = run_dir(sweep_dir(root, job["sweep"]), job["depends_on"]) / "ckpt" / "best.pt"
-        metrics["transferred"] = ",".join(sorted({n.split(".")[0] for n in load_weights(model, pretrained)}))
+        loaded = load_weights(model, pretrained, exclude_prefixes=strategy.dropped)
+        metrics["transferred"] = ",".join(sorted({n.split(".")[0] for n in loaded}))
         stats = _stats_of(job, root)
     else:
         stats = None
@@ -101,15 +116,24 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
         val = _tensors(_split(part, "val", part["n_val"], res, dseed, cache), stats)
         tcfg = TrainConfig.from_dict(cfg["pretrain"]["train"] if stage == "pretrain" else cfg["train"])
         result = train(model, _tensors(train_data, stats), val, tcfg, seed=seed, device=device,
-                       workdir=folder / "ckpt", on_epoch=on_epoch)
+                       workdir=folder / "ckpt", on_epoch=on_epoch, objective=objective)
         write_parquet_atomic(folder / "epochs.parquet", result.epochs)
         metrics.update(status=result.status, error=result.error, best_val_rel_l2=result.best_val_rel_l2,
                        best_epoch=result.best_epoch, epochs_run=result.epochs_run)
         if result.status != "ok":
             return metrics  # train() leaves the best weights in the model when it is ok
     test = _tensors(_split(part, "test", part["n_test"], res, dseed, cache), stats)
-    metrics["test_rel_l2"] = evaluate(model, *test, device=device)
+    metrics["test_rel_l2"] = evaluate(model, *test, device=device, objective=objective)
     return metrics
+
+
+def _chain(*hooks: EpochHook | None) -> EpochHook:
+    """One epoch hook calling each given hook in turn."""
+    def hook(row: dict[str, Any]) -> None:
+        for h in hooks:
+            if h is not None:
+                h(row)
+    return hook
 
 
 def run_job(job: dict[str, Any], root: Path | str, *, on_epoch: EpochHook | None = None) -> dict[str, Any]:
@@ -126,12 +150,21 @@ def run_job(job: dict[str, Any], root: Path | str, *, on_epoch: EpochHook | None
     write_json_atomic(folder / "config.json", job)
     device = pick_device()
     start = time.time()
+    trial = None
     try:
+        if "tune" in job["config"]:  # a trial job: its optuna trial picks the train settings
+            trial = TrialRun(job, folder.parent.parent)
+            job = {**job, "config": {**job["config"], "train": trial.apply(job["config"]["train"])}}
+            on_epoch = _chain(on_epoch, trial.report)
         metrics = _execute(job, root, folder, device, on_epoch)
         (folder / "error.txt").unlink(missing_ok=True)
+    except Pruned as exc:
+        metrics = {"status": "pruned", "error": str(exc)}
     except Exception as exc:  # recorded, never raised: one bad job must not stop a sweep
         (folder / "error.txt").write_text(traceback.format_exc())
         metrics = {"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+    if trial is not None:
+        metrics.update(trial.finish(metrics))
     return write_summary(job, root, metrics, wall_s=time.time() - start, device=str(device))
 
 

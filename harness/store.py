@@ -113,9 +113,14 @@ def read_summary(run_path: Path) -> dict[str, Any] | None:
 
 
 def collect(sweep_path: Path) -> pd.DataFrame:
-    """Every job's summary row as one table, also written to <sweep>/results.parquet; unreadable files skipped."""
+    """Every job's summary row as one table, also written to <sweep>/results.parquet; unreadable files skipped.
+
+    Tuned sweeps get a `tune.best` column marking each study's best trial on validation.
+    """
+    from harness.tune import best_trials
+
     rows = [s for f in sorted((Path(sweep_path) / "runs").glob("*/summary.parquet")) if (s := read_summary(f.parent))]
-    table = pd.DataFrame(rows)
+    table = best_trials(pd.DataFrame(rows)) if rows else pd.DataFrame(rows)
     write_parquet_atomic(Path(sweep_path) / "results.parquet", table)
     return table
 

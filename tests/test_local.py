@@ -34,7 +34,7 @@ def harness(root: Path, *args: str, check: bool = True) -> subprocess.CompletedP
     """Run the real `harness` command in a subprocess (real worker processes)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run([sys.executable, "-m", "harness.cli", *args, "--root", str(root)], capture_output=True,
-                          text=True, env=env, timeout=300)
+                          text=True, env=env, timeout=900)
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -142,7 +142,7 @@ def test_a_sigkilled_worker_resumes_and_the_results_equal_an_uninterrupted_run(t
     assert workers, "no worker process found"
     for pid in workers:
         os.kill(pid, signal.SIGKILL)
-    out, _ = proc.communicate(timeout=300)
+    out, _ = proc.communicate(timeout=600)
     assert "worker process died" in out
     killed = read_summary(run_dir(root / "kill", pretrain["id"]))
     assert killed["status"] == "failed"

@@ -19,7 +19,9 @@ from harness.pde import (
     resolve_range,
     spectral_grad,
     spectral_hessian,
+    systems,
 )
+from harness.pde.dataset import BLOCK
 from harness.pde.solve import advection_symbol, diffusion_symbol, helmholtz_symbol, rfft2, solve_with_symbol
 from harness.pde.sources import VF_LEVELS
 
@@ -146,6 +148,15 @@ def test_advection_diffusion_realised_psi_hits_target(level: str):
     np.testing.assert_allclose(d.coefficients[:, 3:], lam[:, None] * d.params["v"], rtol=1e-12)
 
 
+def test_advection_diffusion_psi_at_full_resolution():
+    """At 128^2 the lam solve skips modes without source power: the realised Psi must still be exact."""
+    d = generate("advection_diffusion", 8, shift="moderate", resolution=128, dtype=np.float64)
+    k11, k22, k12, v1, v2 = d.coefficients.T
+    psi = (np.linalg.norm(_advection(d.solution, v1, v2), axis=(1, 2))
+           / np.linalg.norm(_diffusion(d.solution, k11, k22, k12), axis=(1, 2)))
+    np.testing.assert_allclose(psi, d.params["psi"], rtol=1e-9)
+
+
 @pytest.mark.parametrize(("system", "name", "shift"), [
     ("poisson", "e", "id"), ("poisson", "e", "large"), ("advection_diffusion", "psi", "diffusion"),
     ("advection_diffusion", "psi", [0.5, 0.7]), ("helmholtz", "omega", "moderate")])
@@ -166,6 +177,12 @@ def test_poisson_tensor_is_rotated_anisotropy():
     np.testing.assert_allclose(eig[:, 0], 0.01, rtol=1e-12)
     np.testing.assert_allclose(eig[:, 1], 0.01 * d.params["e"], rtol=1e-12)
     assert d.params["theta"].min() < 0.3 and d.params["theta"].max() > 2 * np.pi - 0.3
+
+
+def test_helmholtz_gives_up_with_a_clear_error(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(systems, "HELMHOLTZ_MAX_U", 1e-9)  # every sample "resonant"
+    with pytest.raises(DataError, match=r"after 100 redraws at omega in \[1, 10\]: choose a range away"):
+        generate("helmholtz", 2, resolution=8)
 
 
 def test_sources_vf_blocks_and_normalisation():
@@ -214,10 +231,18 @@ def test_same_seed_identical_different_seed_differs(system: str):
 def test_prefix_stable_within_and_across_blocks(system: str):
     small, large = generate(system, 8, resolution=16), generate(system, 16, resolution=16)
     assert np.array_equal(small.solution, large.solution[:8])
-    a, b = generate(system, 260, resolution=8), generate(system, 300, resolution=8)
+    m = 3 * BLOCK + 5  # ends inside a block
+    a, b = generate(system, m, resolution=8), generate(system, 5 * BLOCK, resolution=8)
     for name in ("source", "solution", "coefficients"):
-        assert np.array_equal(getattr(a, name), getattr(b, name)[:260])
-    assert np.array_equal(a.params["vf"], b.params["vf"][:260])
+        assert np.array_equal(getattr(a, name), getattr(b, name)[:m])
+    assert np.array_equal(a.params["vf"], b.params["vf"][:m])
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_prefix_stable_at_full_resolution(system: str):
+    a, b = generate(system, BLOCK + 1, resolution=128), generate(system, BLOCK + 3, resolution=128)
+    for name in ("source", "solution", "coefficients"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)[: BLOCK + 1])
 
 
 def test_other_range_draws_other_sources():
@@ -255,7 +280,7 @@ BAD_REQUESTS = {
     "mixed-range": (dict(system="mixed", shift=[1, 2]), "mixed takes a shift level name, one of id, moderate, large"),
     "mixed-alias": (dict(system="mixed", shift="advection"), "mixed takes a shift level name"),
     "odd-resolution": (dict(resolution=33), "resolution must be an even integer >= 8, got 33"),
-    "tiny-resolution": (dict(resolution=6), "resolution must be an integer >= 8, got 6"),
+    "tiny-resolution": (dict(resolution=6), "resolution must be an even integer >= 8, got 6"),
     "zero-n": (dict(n=0), "n must be an integer >= 1, got 0"),
     "float-n": (dict(n=2.0), "n must be an integer >= 1, got 2.0"),
     "negative-seed": (dict(seed=-1), "seed must be an integer >= 0, got -1"),

@@ -29,6 +29,10 @@ FIT_COLUMNS = {
     "downstream.system": "system", "downstream.shift": "shift", "stage": "stage", "model.width": "width",
     "model.modes": "modes", "pretrain.system": "pretrain_system", "pretrain.strategy": "strategy",
 }  # fmt: skip
+STAT_COLUMNS = [
+    "n_params", "n_points", "n_distinct", "n_min", "n_max", "offset", "a", "a_lo", "a_hi", "b", "b_lo", "b_hi",
+    "c", "c_lo", "c_hi", "r2", "rmse", "converged", "message",
+]  # fmt: skip
 
 
 def downstream_points(runs: pd.DataFrame) -> pd.DataFrame:
@@ -100,7 +104,8 @@ def fit_curves(runs: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> Curv
             "c": f.c, "c_lo": f.c_ci[0], "c_hi": f.c_ci[1], "r2": f.r2, "rmse": f.rmse,
             "converged": f.converged, "message": f.message,
         })  # fmt: skip
-    return CurveFits(keys, pd.DataFrame(rows), fits)
+    columns = [FIT_COLUMNS.get(c, c) for c in keys] + STAT_COLUMNS
+    return CurveFits(keys, pd.DataFrame(rows, columns=columns), fits)
 
 
 def mean_points(rows: pd.DataFrame, x: str = N, y: str = ERR) -> pd.DataFrame:
@@ -141,6 +146,17 @@ def gains(pts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     sc = means.loc[means["stage"] == "scratch", [*match, "err"]]
     out = ft.merge(sc, on=match, suffixes=("_ft", "_sc"))
     return out.assign(gain=out["err_sc"] / out["err_ft"])
+
+
+def pairs(pts: pd.DataFrame, keys: list[str]) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """(finetune curve rows, scratch curve rows) for every finetune curve that has a matching scratch curve."""
+    match = [c for c in keys if c != "stage" and not c.startswith("pretrain.")]
+    trained = pts[pts["stage"].isin(["finetune", "scratch"])]
+    for _, rows in curves(trained, match):
+        sc = rows[rows["stage"] == "scratch"]
+        if not sc.empty:
+            for _, ft in curves(rows[rows["stage"] == "finetune"], keys):
+                yield ft, sc
 
 
 def ordered_panels(pts: pd.DataFrame) -> list[tuple[str, str]]:

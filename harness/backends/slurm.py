@@ -158,6 +158,8 @@ class SlurmTask(Checkpointable):
     def __call__(self) -> dict[str, str]:
         sweep = Path(self.root) / self.jobs[0]["sweep"]
         todo = [j for j in self.jobs if disk_state(sweep, j) != "ok"]
+        print(f"harness: running {len(todo)} of {len(self.jobs)} job(s) with CUDA_VISIBLE_DEVICES="
+              f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
         if len(todo) == 1:
             from harness.run import run_job
 
@@ -174,6 +176,7 @@ class SlurmTask(Checkpointable):
             env = {**os.environ, "OMP_NUM_THREADS": str(max(1, cpus // len(todo)))}
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+            print(f"harness: {job['id']} with CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
             proc = subprocess.Popen([sys.executable, "-m", "harness.backends.slurm", self.root],
                                     stdin=subprocess.PIPE, env=env, text=True)
             assert proc.stdin is not None
@@ -258,7 +261,7 @@ class SubmitReport:
         return text + (f"; code snapshot {self.snapshot}" if self.snapshot else "")
 
 
-def _executor(logs: Path, res: SlurmResources, snapshot: Path, sweep: str) -> Any:
+def _executor(logs: Path, res: SlurmResources, snapshot: Path, git_rev: str, sweep: str) -> Any:
     """A submitit AutoExecutor for Slurm with the resources and the pinned-code setup lines."""
     import submitit
 
@@ -266,7 +269,9 @@ def _executor(logs: Path, res: SlurmResources, snapshot: Path, sweep: str) -> An
     params: dict[str, Any] = {
         "name": f"harness-{sweep}", "timeout_min": res.time_min, "cpus_per_task": res.cpus_per_task,
         "slurm_setup": [*res.setup, f"export PYTHONPATH={shlex.quote(str(snapshot))}${{PYTHONPATH:+:$PYTHONPATH}}",
-                        "export PYTHONSAFEPATH=1"],  # the snapshot, never the current directory's harness
+                        "export PYTHONSAFEPATH=1",  # the snapshot, never the current directory's harness
+                        f"export HARNESS_GIT_REV={shlex.quote(git_rev or 'unknown')}",
+                        "export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"],  # its own CPUs
     }
     optional = {"slurm_partition": res.partition, "slurm_account": res.account, "slurm_qos": res.qos,
                 "slurm_constraint": res.constraint, "mem_gb": res.mem_gb,
@@ -305,10 +310,11 @@ def submit(jobs: list[dict[str, Any]], root: Path, resources: SlurmResources) ->
 
     folder = slurm_dir(sweep_dir)
     report.snapshot = snapshot_code(folder / "code")
-    write_json_atomic(folder / "code.json", {"harness_version": harness.__version__, "git_rev": _git_rev(),
+    git_rev = _git_rev()
+    write_json_atomic(folder / "code.json", {"harness_version": harness.__version__, "git_rev": git_rev,
                                              "snapshot": str(report.snapshot), "python": sys.executable,
                                              "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    executor = _executor(folder / "logs", resources, report.snapshot, sweep)
+    executor = _executor(folder / "logs", resources, report.snapshot, git_rev, sweep)
     dep_ids = {j: sid for j, sid in submitted.items() if states.get(j) in ACTIVE}
     arrays: dict[str, list[str]] = {}
     chunks = plan_arrays(jobs, max_array_size, pack=resources.pack, parallelism=resources.array_parallelism,

@@ -5,7 +5,7 @@ results/<sweep>/slurm/submitted.json   harness job id -> Slurm id ("123_4", or "
                                        written atomically, only after sbatch accepted the array
 ```
 `query` turns that record into one state per job with a single `sacct` call per refresh (plus one `squeue`
-only for ids accounting has not seen yet), merged with the run folders: a summary that says ok always wins,
+only for ids accounting has no record of), merged with the run folders: a summary that says ok always wins,
 and a job Slurm requeued (preempted, timed out) is pending again, never done. `select_to_submit` decides what
 a new `harness submit` sends. Parsing and merging are pure functions so they are tested without a cluster.
 """
@@ -165,6 +165,11 @@ def slurm_records(slurm_ids: set[str]) -> dict[str, SacctRecord]:
     if slurm_ids - set(records):
         live = parse_squeue(run_cmd(["squeue", "-h", "-r", "-o", "%i|%T"], "check that slurmctld is up"))
         records.update({sid: live[sid] for sid in slurm_ids - set(records) if sid in live})
+    # A task scancelled while still pending is dropped from its array without a record of its own: if
+    # accounting knows the array but neither sacct nor squeue knows the task, it was cancelled.
+    known_arrays = {sid.split("_")[0] for sid in records if "_" in sid}
+    records.update({sid: SacctRecord("cancelled", "", "") for sid in slurm_ids - set(records)
+                    if "_" in sid and sid.split("_")[0] in known_arrays})
     return records
 
 

@@ -81,7 +81,7 @@ def solve_with_symbol(f_hat: np.ndarray, symbol: np.ndarray, resolution: int, pi
     if pin_mean:
         symbol = symbol.copy()
         symbol[:, 0, 0] = 1.0
-    inverse = np.conj(symbol) / (symbol.real**2 + symbol.imag**2) if np.iscomplexobj(symbol) else 1.0 / symbol
+    inverse = 1.0 / symbol
     if pin_mean:
         inverse[:, 0, 0] = 0.0
     return irfft2(f_hat * inverse, (resolution, resolution))

@@ -23,8 +23,9 @@ from harness.pde.solve import (
     helmholtz_symbol,
     rfft2,
     solve_with_symbol,
+    wavenumbers,
 )
-from harness.pde.sources import build_sources, draw_amplitudes
+from harness.pde.sources import SIGMA, build_sources, draw_amplitudes
 
 SYSTEMS = ("poisson", "advection_diffusion", "helmholtz")
 MIXED = "mixed"
@@ -129,34 +130,42 @@ def _rotated(theta: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 def _lam_for_ratio(power: np.ndarray, a: np.ndarray, d: np.ndarray, psi: np.ndarray) -> np.ndarray:
     """Per-sample lam with ||lam a u|| / ||(1 - lam) d u|| = psi where u = f / (i lam a + (1 - lam) d).
 
-    With x = (lam / (1 - lam))^2 and P = |f_hat|^2 (Parseval weights), the squared ratio is
-    N(x) / D(x), N = sum P x a^2 / (x a^2 + d^2), D = sum P d^2 / (x a^2 + d^2): N grows and D falls with x,
-    so the ratio is monotone. Safeguarded Newton on log(N / D) in log x, all samples at once; a sample stops
-    moving once converged, so its result does not depend on the other samples of the batch.
+    Inputs are (B, M) over the same M modes. With x = (lam / (1 - lam))^2 and P = |f_hat|^2 (Parseval
+    weights), the squared ratio is N(x) / D(x), N = sum P x a^2 / (x a^2 + d^2), D = sum P d^2 / (x a^2 + d^2):
+    N grows and D falls with x, so the ratio is monotone. Safeguarded Newton on log(N / D) in log x, all
+    samples at once; a sample stops moving once converged, so its result does not depend on the batch.
     """
+    # Row-contiguous copies: numpy sums strided rows in another order, which would make lam depend on B.
+    power, a, d = (np.ascontiguousarray(v) for v in (power, a, d))
     a2, d2 = a**2, d**2
-    pa2, pd2 = power * a2, power * d2
+    pa2, pd2, pa2d2 = power * a2, power * d2, power * a2 * d2
     target = 2.0 * np.log(psi)
-    # Small-x asymptote ratio^2 ~ x sum(P a^2 / d^2) / sum(P) as the first guess.
-    safe_d2 = np.where(d2 > 0, d2, 1.0)
-    s = target + np.log(power.sum(axis=(1, 2))) - np.log((pa2 / safe_d2).sum(axis=(1, 2)))
+    # First guess from the small-x asymptote ratio^2 ~ x sum(P a^2 / d^2) / sum(P) (d > 0 off the zero mode).
+    s = target + np.log(power.sum(axis=1)) - np.log((pa2 / np.where(d2 > 0, d2, 1.0)).sum(axis=1))
     lo, hi = np.full_like(s, -80.0), np.full_like(s, 80.0)
     s = np.clip(s, lo + 1, hi - 1)
     for _ in range(100):
-        x = np.exp(s)[:, None, None]
-        inv = 1.0 / (x * a2 + d2 + (d2 == 0))
-        n_, d_ = x[:, 0, 0] * (pa2 * inv).sum(axis=(1, 2)), (pd2 * inv).sum(axis=(1, 2))
-        h = np.log(n_) - np.log(d_) - target
+        x = np.exp(s)
+        inv = 1.0 / (x[:, None] * a2 + d2 + (d2 == 0))
+        num, den = x * (pa2 * inv).sum(axis=1), (pd2 * inv).sum(axis=1)
+        h = np.log(num) - np.log(den) - target
         active = np.abs(h) >= 1e-13
         if not active.any():
             break
-        slope = x[:, 0, 0] * (pa2 * d2 * inv**2).sum(axis=(1, 2)) * (1.0 / n_ + 1.0 / d_)
+        slope = x * (pa2d2 * inv**2).sum(axis=1) * (1.0 / num + 1.0 / den)
         hi, lo = np.where(h > 0, s, hi), np.where(h > 0, lo, s)
         step = s - h / slope
         step = np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi))
         s = np.where(active, step, s)
     t = np.sqrt(np.exp(s))
     return t / (1.0 + t)
+
+
+def _source_support(resolution: int) -> np.ndarray:
+    """Modes (R, R // 2 + 1) where a source can carry power above 1e-32 of its peak: |f_hat|^2 falls off
+    like exp(-sigma^2 |2 pi k|^2) for Gaussians of width sigma. Depends on the resolution only."""
+    _, kx2, _, ky2 = wavenumbers(resolution, resolution)
+    return SIGMA**2 * (kx2 + ky2) < np.log(1e32)
 
 
 def _parseval_weights(resolution: int) -> np.ndarray:
@@ -170,7 +179,9 @@ def _nan(b: int, *shape: int) -> np.ndarray:
     return np.full((b, *shape), np.nan)
 
 
-def _sources(amps: np.ndarray, resolution: int, dtype: np.dtype, zero_mean: bool):
+def _sources(amps: np.ndarray, resolution: int, dtype: np.dtype,
+             zero_mean: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Sources in ``dtype`` and their float64 spectra."""
     f = build_sources(amps, resolution, dtype, zero_mean)
     return f, rfft2(f.astype(np.float64, copy=False))
 
@@ -206,7 +217,8 @@ def sample_block(system: str, rng: np.random.Generator, vf: np.ndarray, keep: in
         a = advection_symbol(*params["v"].T, resolution)
         power = np.abs(f_hat) ** 2 * _parseval_weights(resolution)
         power[:, 0, 0] = 0.0
-        lam = params["lam"] = _lam_for_ratio(power, a, d, params["psi"])
+        live = _source_support(resolution)
+        lam = params["lam"] = _lam_for_ratio(power[:, live], a[:, live], d[:, live], params["psi"])
         u = solve_with_symbol(f_hat, 1j * lam[:, None, None] * a + (1 - lam)[:, None, None] * d,
                               resolution, pin_mean=True)
         coefficients = common[:, :5] = np.concatenate([(1 - lam)[:, None] * k, lam[:, None] * params["v"]], 1)

@@ -18,6 +18,7 @@ from typing import Any
 
 from harness.errors import SweepError
 from harness.sweep.spec import MAX_JOBS, Sweep, flatten, set_dotted
+from harness.tune import trial_configs
 
 STAGE_PREFIX = {"pretrain": "pt", "finetune": "ft", "scratch": "sc", "zeroshot": "zs"}
 INIT_STAGE = {"pretrained": "finetune", "scratch": "scratch", "zeroshot": "zeroshot"}
@@ -93,13 +94,18 @@ def expand(sweep: Sweep, *, force: bool = False) -> list[dict[str, Any]]:
                          "narrow the axes, or pass --force if you mean it")
     pretrain: dict[str, dict[str, Any]] = {}
     downstream: dict[str, dict[str, Any]] = {}
+    tune = sweep.tune
     for point in _points(sweep):
         for stage, cfg in stage_configs(resolve(sweep, point)):
-            jid = job_id(stage, cfg)
-            table = pretrain if stage == "pretrain" else downstream
-            if jid not in table:
-                table[jid] = {"id": jid, "stage": stage, "sweep": sweep.name, "config": cfg,
-                              "depends_on": cfg.get("pretrain_id"), "point": point}
+            tuned = tune is not None and stage in tune["stages"]
+            for trial_cfg in trial_configs(cfg, job_id(stage, cfg), tune) if tuned else [cfg]:
+                jid = job_id(stage, trial_cfg)
+                table = pretrain if stage == "pretrain" else downstream
+                if jid not in table:
+                    table[jid] = {"id": jid, "stage": stage, "sweep": sweep.name, "config": trial_cfg,
+                                  "depends_on": cfg.get("pretrain_id"), "point": point}
+                    if tuned:
+                        table[jid]["tune_storage"] = tune["storage"]
     if not downstream and not pretrain:
         raise SweepError(f"{sweep.path}: every point was excluded; loosen `exclude`")
     return [*pretrain.values(), *downstream.values()]

@@ -25,6 +25,10 @@ def describe(sweep: Sweep, jobs: list[dict[str, Any]], folder: Path) -> str:
     if pretrain_users:
         shared = sum(pretrain_users.values())
         lines.append(f"  {len(pretrain_users)} pretraining jobs shared by {shared} downstream jobs")
+    if sweep.tune:
+        t = sweep.tune
+        lines.append(f"  tune: {t['n_trials']} trials per {'/'.join(t['stages'])} point ({t['sampler']} sampler, "
+                     f"pruner {t['pruner']}, metric {t['metric']}) over {', '.join(t['params'])}")
     lines.append("axes:")
     for axis in sweep.axes:
         values = sweep.matrix.get(axis) or next(g[axis] for g in sweep.zips if axis in g)

@@ -29,6 +29,10 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "precision": "fp32",
     "compile": False,
     "patience": 0,
+    "augment": "none",
+    "augment_prob": 0.5,
+    "noise_level": 0.05,
+    "scale_max": 2.0,
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -41,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
         "system": "poisson",
         "shift": "id",
         "strategy": "supervised",
+        "mask_ratio": 0.75,
+        "mask_patches": 8,
         "seed": 0,
         "n_train": 32768,
         "n_val": 4096,
@@ -59,7 +65,8 @@ DEFAULTS: dict[str, Any] = {
 
 SYSTEMS = ("poisson", "advection_diffusion", "helmholtz")
 SHIFT_NAMES = ("id", "moderate", "large", "advection", "diffusion")
-_TRAIN_CHOICES = {"optimizer": ("adam", "adamw"), "schedule": ("cosine", "constant"), "precision": ("fp32", "bf16")}
+_TRAIN_CHOICES = {"optimizer": ("adam", "adamw"), "schedule": ("cosine", "constant"), "precision": ("fp32", "bf16"),
+                  "augment": ("none", "shift", "noise", "scale")}
 CHOICES: dict[str, tuple[str, ...]] = {
     "init": ("pretrained", "scratch", "zeroshot"),
     "pretrain.system": (*SYSTEMS, "mixed"),
@@ -73,8 +80,8 @@ SHIFT_KEYS = ("pretrain.shift", "downstream.shift")
 # Integer keys that must be >= 1 (sizes) or even and >= 8 (grid).
 POSITIVE_KEYS = ("model.width", "model.modes", "train.epochs", "train.batch_size", "pretrain.train.epochs",
                  "pretrain.train.batch_size", "pretrain.n_train", "pretrain.n_val", "pretrain.n_test",
-                 "downstream.n_train", "downstream.n_val", "downstream.n_test")
-TOP_KEYS = ("name", "description", "base", "matrix", "zip", "exclude", "include", "slurm")
+                 "pretrain.mask_patches", "downstream.n_train", "downstream.n_val", "downstream.n_test")
+TOP_KEYS = ("name", "description", "base", "matrix", "zip", "exclude", "include", "slurm", "tune")
 MAX_JOBS = 100_000
 
 
@@ -114,6 +121,7 @@ class Sweep:
     include: list[dict[str, Any]]
     slurm: dict[str, Any]
     raw: dict[str, Any] = field(repr=False)
+    tune: dict[str, Any] | None = None
 
     @property
     def axes(self) -> list[str]:
@@ -121,7 +129,7 @@ class Sweep:
         return [*self.matrix, *(k for group in self.zips for k in group)]
 
 
-class _Where:
+class Where:
     """Formats 'file: key (line N)' locations for error messages."""
 
     def __init__(self, path: str, lines: dict[str, int]):
@@ -173,16 +181,17 @@ def _suggest(key: str, valid: list[str] | tuple[str, ...]) -> str:
     return f"did you mean `{close[0]}`?" if close else "valid keys: " + ", ".join(valid)
 
 
-def _check_key(key: str, where: _Where, loc: str) -> None:
+def check_key(key: str, where: Where, loc: str) -> None:
+    """Raise unless `key` is a dotted config key (a group name or a typo gets a suggestion)."""
     if key not in LEAVES:
         if any(leaf.startswith(key + ".") for leaf in LEAVES):
             raise where.fail(loc, f"`{key}` is a group, not a value", f"set one of its keys, e.g. `{key}.<key>`")
         raise where.fail(loc, f"unknown key `{key}`", _suggest(key, list(LEAVES)))
 
 
-def _check_value(key: str, value: Any, where: _Where, loc: str) -> Any:
+def check_value(key: str, value: Any, where: Where, loc: str) -> Any:
     """Validate and normalise one value for config key `key`; returns the canonical value."""
-    _check_key(key, where, loc)
+    check_key(key, where, loc)
     default = LEAVES[key]
     if key in SHIFT_KEYS:
         return _check_shift(value, where, loc)
@@ -212,7 +221,7 @@ def _check_value(key: str, value: Any, where: _Where, loc: str) -> Any:
     return value
 
 
-def _check_shift(value: Any, where: _Where, loc: str) -> str | list[float]:
+def _check_shift(value: Any, where: Where, loc: str) -> str | list[float]:
     if isinstance(value, str):
         if value not in SHIFT_NAMES:
             raise where.fail(loc, f"unknown shift level {value!r}",
@@ -228,9 +237,9 @@ def _check_shift(value: Any, where: _Where, loc: str) -> str | list[float]:
     return [lo, hi]
 
 
-def _expand_values(key: str, spec: Any, where: _Where, loc: str) -> list[Any]:
+def _expand_values(key: str, spec: Any, where: Where, loc: str) -> list[Any]:
     """An axis spec -> list of values. Helpers: {pow2: [a, b]} -> 2^a..2^b; {range: [a, b(, step)]} -> a..b."""
-    _check_key(key, where, loc)
+    check_key(key, where, loc)
     if isinstance(spec, dict):
         if len(spec) != 1 or next(iter(spec)) not in ("pow2", "range"):
             raise where.fail(loc, f"unknown range helper {sorted(spec)}",
@@ -250,10 +259,10 @@ def _expand_values(key: str, spec: Any, where: _Where, loc: str) -> list[Any]:
         values = [spec]
     if not values:
         raise where.fail(loc, "empty axis", "give at least one value, or remove the axis")
-    return [_check_value(key, v, where, f"{loc}.{i}" if isinstance(spec, list) else loc) for i, v in enumerate(values)]
+    return [check_value(key, v, where, f"{loc}.{i}" if isinstance(spec, list) else loc) for i, v in enumerate(values)]
 
 
-def _check_assignments(items: Any, section: str, axes: set[str] | None, where: _Where) -> list[dict[str, Any]]:
+def _check_assignments(items: Any, section: str, axes: set[str] | None, where: Where) -> list[dict[str, Any]]:
     """`exclude` / `include`: lists of partial assignments {dotted key: value}."""
     if items is None:
         return []
@@ -267,14 +276,14 @@ def _check_assignments(items: Any, section: str, axes: set[str] | None, where: _
             if axes is not None and key not in axes:
                 raise where.fail(loc, f"`{key}` is not an axis of this sweep",
                                  "exclude only names axes of `matrix`/`zip`: " + ", ".join(sorted(axes)))
-            checked[key] = _check_value(key, value, where, loc)
+            checked[key] = check_value(key, value, where, loc)
         out.append(checked)
     return out
 
 
 def parse_sweep(data: dict[str, Any], lines: dict[str, int], path: str = "<sweep>") -> Sweep:
     """Validate a loaded sweep mapping and return a `Sweep`; raises SweepError naming the first problem."""
-    where = _Where(path, lines)
+    where = Where(path, lines)
     for key in data:
         if key not in TOP_KEYS:
             raise where.fail(str(key), f"unknown top-level key `{key}`", _suggest(str(key), TOP_KEYS))
@@ -287,7 +296,7 @@ def parse_sweep(data: dict[str, Any], lines: dict[str, int], path: str = "<sweep
         raise where.fail("base", "must be a mapping", "write `base:` followed by indented keys")
     base_flat = {}
     for key, value in flatten(base).items():
-        base_flat[key] = _check_value(key, value, where, f"base.{key}")
+        base_flat[key] = check_value(key, value, where, f"base.{key}")
     # shifts given as lists are leaves, not nested mappings: flatten keeps lists intact, so this is exact.
 
     matrix_spec = data.get("matrix") or {}
@@ -325,8 +334,10 @@ def parse_sweep(data: dict[str, Any], lines: dict[str, int], path: str = "<sweep
     nested_base = copy.deepcopy(DEFAULTS)
     for key, value in base_flat.items():
         set_dotted(nested_base, key, value)
+    from harness.tune import parse_tune  # tune validates its values with this module's checks
+
     return Sweep(name=name, path=path, base=nested_base, matrix=matrix, zips=zips, exclude=exclude,
-                 include=include, slurm=slurm, raw=data)
+                 include=include, slurm=slurm, raw=data, tune=parse_tune(data.get("tune"), where))
 
 
 def load_sweep(path: str | Path) -> Sweep:

@@ -5,6 +5,11 @@ evaluates the validation set every epoch, keeps the best weights, stops on a non
 after ``patience`` epochs without improvement, and writes ``workdir/last.pt`` after every epoch so that a
 killed or requeued job resumes where it stopped, bit for bit. Zero-shot is ``evaluate`` of a pretrained
 model; fine-tuning is ``load_weights`` then ``train`` (fresh optimiser and schedule).
+
+What is learnt is an ``Objective``: the default is supervised learning of the solution (sum of squared
+errors, relative L2 metric); pretext tasks (``harness.train.strategies``) derive other inputs and targets
+from the same (input, solution) batches. Training batches are augmented first (``harness.train.augment``,
+the ``augment`` settings), then viewed through the objective.
 """
 
 from __future__ import annotations
@@ -23,9 +28,13 @@ import torch
 from torch import nn
 
 from harness.errors import HarnessError
+from harness.train.augment import AUGMENTS, make_augment
 from harness.train.checkpoint import load, save_atomic
 
-CHOICES = {"optimizer": ("adam", "adamw"), "schedule": ("cosine", "constant"), "precision": ("fp32", "bf16")}
+CHOICES = {"optimizer": ("adam", "adamw"), "schedule": ("cosine", "constant"), "precision": ("fp32", "bf16"),
+           "augment": AUGMENTS}
+# Seeds the random parts of an objective's view (e.g. masks) during evaluation: the same every epoch.
+EVAL_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,10 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (bf16 autocast on CUDA only, fp32 elsewhere)
     compile: bool = False  # torch.compile, on CUDA only
     patience: int = 0  # stop after this many epochs without a better validation error; 0 = off
+    augment: str = "none"  # none | shift | noise | scale (harness.train.augment), on training batches
+    augment_prob: float = 0.5  # probability that a sample of a batch is augmented
+    noise_level: float = 0.05  # noise: standard deviation relative to the sample's source RMS
+    scale_max: float = 2.0  # scale: factor log-uniform in [1 / scale_max, scale_max]
 
     def __post_init__(self) -> None:
         for name, choices in CHOICES.items():
@@ -54,6 +67,9 @@ class TrainConfig:
             "weight_decay >= 0": self.weight_decay >= 0,
             "0 <= min_lr <= lr": 0 <= self.min_lr <= self.lr,
             "patience >= 0": self.patience >= 0,
+            "0 <= augment_prob <= 1": 0 <= self.augment_prob <= 1,
+            "noise_level >= 0": self.noise_level >= 0,
+            "scale_max >= 1": self.scale_max >= 1,
         }
         broken = [rule for rule, holds in checks.items() if not holds]
         if broken:
@@ -119,18 +135,53 @@ def relative_l2(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (pred - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1)
 
 
+class Objective:
+    """What ``train`` minimises and ``evaluate`` scores; this base class is supervised learning of u.
+
+    A batch (x, y) of inputs and solutions becomes the model's (input, target) through ``view`` (the
+    identity here), then ``loss(pred, target)`` (a scalar, mean over the batch) is minimised and
+    ``metric(pred, target)`` (one value per sample, lower is better) is the validation error.
+    """
+
+    name = "supervised"
+
+    def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (model input, target) of a batch; random parts draw from ``generator``."""
+        return x, y
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Training loss of a batch: sum of squared errors per sample, averaged."""
+        return sum_squared_error(pred, target)
+
+    def metric(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-sample validation error, shape (batch,): relative L2."""
+        return relative_l2(pred, target)
+
+
+SUPERVISED = Objective()
+
+
 def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256, device: torch.device | str
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str,
+    objective: Objective = SUPERVISED,
 ) -> float:
-    """Mean per-sample relative L2 error of ``model`` on (x, y), without gradients, in eval mode."""
+    """Mean per-sample ``objective.metric`` (relative L2 by default) of ``model`` on (x, y), without
+    gradients, in eval mode; the objective's view draws from a generator seeded with ``EVAL_SEED``."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
     total = torch.zeros((), device=device)
+    generator = torch.Generator(device=device).manual_seed(EVAL_SEED)
     with torch.no_grad():
         for i in range(0, x.shape[0], batch_size):
-            pred = model(x[i : i + batch_size].to(device)).float()
-            total += relative_l2(pred, y[i : i + batch_size].to(device)).sum()
+            inputs, target = objective.view(x[i : i + batch_size].to(device), y[i : i + batch_size].to(device),
+                                            generator)
+            total += objective.metric(model(inputs).float(), target).sum()
     model.train(was_training)
     return total.item() / x.shape[0]
 
@@ -201,8 +252,13 @@ def train(
     device: torch.device | str,
     workdir: Path | str,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    objective: Objective = SUPERVISED,
 ) -> TrainResult:
     """Train ``model`` on ``train_xy`` = (x, y), keep its best weights on ``val_xy``, resume from ``workdir``.
+
+    ``objective`` says what is learnt (default: the solution y; see ``Objective``); ``val_rel_l2`` is its
+    metric. Each training batch is augmented as ``cfg.augment`` says, then viewed through the objective, both
+    drawing from the batch-order generator.
 
     ``seed`` fixes the batch order (the caller seeds the init with ``seed_everything``). Every epoch writes
     ``workdir/last.pt`` (model, optimiser, step, batch-order generator, best weights, rows) and then calls
@@ -224,6 +280,7 @@ def train(
     generator = torch.Generator(device=device).manual_seed(seed)
     use_bf16 = cfg.precision == "bf16" and device.type == "cuda" and torch.cuda.is_bf16_supported()
     forward = torch.compile(model) if cfg.compile and device.type == "cuda" else model
+    augment = make_augment(cfg.augment, prob=cfg.augment_prob, noise_level=cfg.noise_level, scale_max=cfg.scale_max)
 
     # -- init or resume
     last_path = workdir / "last.pt"
@@ -257,9 +314,13 @@ def train(
             idx = order[i : i + batch_size]
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(cfg, loop["step"], total_steps)
+            inputs, target = x_train[idx], y_train[idx]
+            if augment is not None:
+                inputs, target = augment(inputs, target, generator)
+            inputs, target = objective.view(inputs, target, generator)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                pred = forward(x_train[idx])
-            loss = sum_squared_error(pred.float(), y_train[idx])
+                pred = forward(inputs)
+            loss = objective.loss(pred.float(), target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -270,7 +331,7 @@ def train(
         epoch = loop["epoch"]
 
         if math.isfinite(train_loss):
-            val = evaluate(forward, x_val, y_val, device=device)
+            val = evaluate(forward, x_val, y_val, device=device, objective=objective)
         else:
             val = math.nan
             loop.update(

@@ -1,0 +1,259 @@
+"""The papers' figures. Each takes the ok runs (and optionally their curve fits) and returns a FigureResult:
+a figure, or None and the reason the sweep cannot show it (the axes it needs are not varied)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+from analysis.figures.curves import (
+    ERR,
+    PANEL,
+    SIZE,
+    CurveFits,
+    N,
+    curves,
+    downstream_points,
+    fit_curves,
+    gains,
+    mean_points,
+    ordered_panels,
+    pairs,
+    primary,
+    primary_strategy,
+    spread_values,
+)
+from analysis.figures.style import (
+    STAGE_LABELS,
+    FigureResult,
+    Series,
+    draw_panel,
+    human_count,
+    panel_grid,
+    paper_style,
+    ramp,
+    stage_color,
+)
+from analysis.powerlaw import efficiency_multiplier, efficiency_multiplier_interp
+
+FIGURE_BOOT = 200  # bootstrap size when a figure is asked for without precomputed fits
+ERR_LABEL = "test relative L2"
+NO_N = "downstream.n_train is not varied (each curve has a single N)"
+NO_PAIRS = "no fine-tuned run has a scratch run with the same config and N"
+
+
+def _setup(runs: pd.DataFrame, fits: CurveFits | None) -> tuple[pd.DataFrame, CurveFits]:
+    return downstream_points(runs), fits if fits is not None else fit_curves(runs, n_boot=FIGURE_BOOT)
+
+
+def _size_rank(pts: pd.DataFrame) -> dict[tuple[int, int], float]:
+    """(width, modes) -> position in 0..1 on the model-size colour ramp, ordered by parameter count."""
+    order = pts.groupby(SIZE)["n_params"].mean().sort_values().index.tolist()
+    return {size: i / max(len(order) - 1, 1) for i, size in enumerate(order)}
+
+
+def _largest(rows: pd.DataFrame, among: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The rows of the largest model (by parameter count) of ``among`` (default: of ``rows``)."""
+    size = (rows if among is None else among).groupby(SIZE)["n_params"].mean().idxmax()
+    return rows[(rows["model.width"] == size[0]) & (rows["model.modes"] == size[1])]
+
+
+def _series(rows: pd.DataFrame, fits: CurveFits, color: tuple, label: str) -> list[Series]:
+    """Mean-over-seeds points with min/max bars and the fit, per curve in ``rows``; zero-shot as a level."""
+    out = []
+    for _, c in curves(rows, fits.key_columns):
+        if c[N].isna().all():
+            out.append(Series(None, c[ERR].to_numpy(), color, label))
+            continue
+        m = mean_points(c)
+        out.append(Series(m[N].to_numpy(), m["mean"].to_numpy(), color, label, m["min"].to_numpy(),
+                          m["max"].to_numpy(), fits.get(c)))  # fmt: skip
+    return out
+
+
+def _curves_figure(panels: dict[str, list[Series]], suptitle: str) -> Figure:
+    fig, axes = panel_grid(list(panels), suptitle)
+    for ax, series in zip(axes, panels.values(), strict=True):
+        draw_panel(ax, series, "downstream samples N", ERR_LABEL)
+    return fig
+
+
+def _panel_rows(pts: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    return [(f"{sys} / {shift}", pts[(pts[PANEL[0]] == sys) & (pts[PANEL[1]] == shift)])
+            for sys, shift in ordered_panels(pts)]  # fmt: skip
+
+
+@paper_style
+def error_vs_n(runs: pd.DataFrame, fits: CurveFits | None = None) -> FigureResult:
+    """Test error vs downstream N, fine-tuned vs scratch (zero-shot as a level), per system and shift."""
+    pts, fits = _setup(runs, fits)
+    pts = primary(pts)
+    trained = pts[pts["stage"] != "zeroshot"]
+    if trained.empty:
+        return FigureResult(None, "no finetune or scratch runs")
+    if trained.groupby(PANEL)[N].nunique().max() < 2:
+        return FigureResult(None, NO_N)
+    rank = _size_rank(pts)
+    panels = {}
+    for title, sub in _panel_rows(pts):
+        panels[title] = [
+            s
+            for (stage, w, m), rows in sub.groupby(["stage", *SIZE], sort=True)
+            for s in _series(rows, fits, stage_color(stage, rank[(w, m)]),
+                             f"{STAGE_LABELS[stage]} {human_count(rows['n_params'].mean())}")  # fmt: skip
+        ]
+    return FigureResult(_curves_figure(panels, "Error vs downstream samples (colour shade: model size)"))
+
+
+@paper_style
+def gain_vs_size(runs: pd.DataFrame, fits: CurveFits | None = None) -> FigureResult:
+    """Fine-tuning gain (scratch error / fine-tuned error) vs parameter count, one curve per N."""
+    pts, fits = _setup(runs, fits)
+    g = gains(primary(pts), fits.key_columns)
+    if g.empty:
+        return FigureResult(None, NO_PAIRS)
+    if len(g[SIZE].drop_duplicates()) < 2:
+        return FigureResult(None, "model size (model.width, model.modes) is not varied")
+    n_values = spread_values(g[N].to_numpy())
+    colors = ramp("crest", len(n_values))
+    panels = {}
+    for title, sub in _panel_rows(g):
+        panels[title] = [
+            Series(m["n_params"].to_numpy(), m["gain"].to_numpy(), color, f"N={human_count(n)}", line="-")
+            for n, color in zip(n_values, colors, strict=True)
+            if not (m := sub[sub[N] == n].groupby("n_params", as_index=False)["gain"].mean()).empty
+        ]
+    fig, axes = panel_grid(list(panels), "Fine-tuning gain vs model size")
+    for ax, series in zip(axes, panels.values(), strict=True):
+        ax.axhline(1.0, color="0.5", linewidth=0.8)
+        draw_panel(ax, series, "parameters", "gain (scratch / fine-tuned error)")
+    return FigureResult(fig)
+
+
+@paper_style
+def efficiency_vs_target(runs: pd.DataFrame, fits: CurveFits | None = None) -> FigureResult:
+    """Data-efficiency multiplier n_scratch / n_finetune vs target error, one curve per shift level.
+
+    Uses the largest model of each system; targets span the errors fine-tuning reaches. Solid: interpolated
+    between measured N (only where both curves were measured); dashed: from the fits (scratch extrapolated).
+    """
+    pts, fits = _setup(runs, fits)
+    pts = primary(pts)
+    trained = pts[pts["stage"].isin(["finetune", "scratch"])]
+    if set(trained["stage"]) != {"finetune", "scratch"}:
+        return FigureResult(None, "needs both finetune and scratch runs")
+    if trained.groupby(PANEL)[N].nunique().max() < 2:
+        return FigureResult(None, NO_N)
+    panels: dict[str, list[Series]] = {}
+    for system, sys_rows in trained.groupby(PANEL[0], sort=True):
+        big = _largest(sys_rows)
+        shifts = [shift for _, shift in ordered_panels(big)]
+        colors = dict(zip(shifts, ramp("flare", len(shifts)), strict=True))
+        series = []
+        for ft, sc in pairs(big, fits.key_columns):
+            mf, ms, shift = mean_points(ft), mean_points(sc), ft[PANEL[1]].iloc[0]
+            targets = np.geomspace(mf["mean"].min(), mf["mean"].max(), 60)  # what fine-tuning reaches
+            interp = efficiency_multiplier_interp(ms[N], ms["mean"], mf[N], mf["mean"], targets)
+            series.append(Series(targets, interp, colors[shift], f"shift {shift}", marker=".", line="-"))
+            fit_f, fit_s = fits.get(ft), fits.get(sc)
+            if fit_f is not None and fit_s is not None:
+                fitted = efficiency_multiplier(fit_s, fit_f, targets)
+                series.append(Series(targets, fitted, colors[shift], None, marker="", line="--"))
+        if any(np.isfinite(s.y).any() for s in series):
+            panels[f"{system}, {human_count(big['n_params'].mean())} params"] = series
+    if not panels:
+        return FigureResult(None, "fine-tuned and scratch errors never overlap: no multiplier without extrapolation")
+    fig, axes = panel_grid(list(panels), "Data-efficiency multiplier, largest model (solid: measured, dashed: fit)")
+    for ax, series in zip(axes, panels.values(), strict=True):
+        draw_panel(ax, series, "target test relative L2", "n_scratch / n_fine-tuned")
+    return FigureResult(fig)
+
+
+@paper_style
+def gain_heatmap(runs: pd.DataFrame, fits: CurveFits | None = None) -> FigureResult:
+    """Width x modes heatmap of the fine-tuning gain (geometric mean over systems and shifts), one facet per N."""
+    pts, fits = _setup(runs, fits)
+    g = gains(primary(pts), fits.key_columns)
+    if g.empty:
+        return FigureResult(None, NO_PAIRS)
+    if g["model.width"].nunique() < 2 and g["model.modes"].nunique() < 2:
+        return FigureResult(None, "model.width and model.modes are not varied")
+    n_values = spread_values(g[N].to_numpy())
+    g = g.assign(log_gain=np.log(g["gain"]))
+    grids = [
+        np.exp(g[g[N] == n].pivot_table(index="model.width", columns="model.modes", values="log_gain"))
+        for n in n_values
+    ]
+    norm = LogNorm(min(x.min().min() for x in grids), max(x.max().max() for x in grids))
+    fig, axes = panel_grid([f"N={human_count(n)}" for n in n_values], "Fine-tuning gain (scratch / fine-tuned error)",
+                           loglog=False, legends=False)  # fmt: skip
+    for i, (ax, grid) in enumerate(zip(axes, grids, strict=True)):
+        last = i == len(grids) - 1
+        sns.heatmap(grid, ax=ax, annot=True, fmt=".1f", cmap="crest", norm=norm, cbar=last, annot_kws={"size": 6},
+                    cbar_kws={"label": "gain"} if last else None)  # fmt: skip
+        ax.invert_yaxis()
+        ax.grid(False)
+    return FigureResult(fig)
+
+
+@paper_style
+def mixed_pretraining(runs: pd.DataFrame, fits: CurveFits | None = None) -> FigureResult:
+    """Per downstream system: fine-tuned from the mixture vs from the same system vs scratch (largest model)."""
+    pts, fits = _setup(runs, fits)
+    strategy = primary_strategy(pts)
+    pts = pts[(pts["stage"] == "scratch") | ((pts["stage"] == "finetune") & (pts["pretrain.strategy"] == strategy))]
+    is_mixed = pts["pretrain.system"] == "mixed"
+    if not is_mixed.any():
+        return FigureResult(None, "no fine-tuning run was pretrained on the mixture (pretrain.system: mixed)")
+    if pts[is_mixed].groupby(PANEL)[N].nunique().max() < 2:
+        return FigureResult(None, NO_N)
+    groups = {
+        "mixed": lambda r: r["pretrain.system"] == "mixed",
+        "finetune": lambda r: (r["stage"] == "finetune") & (r["pretrain.system"] == r["downstream.system"]),
+        "scratch": lambda r: r["stage"] == "scratch",
+    }
+    panels = {}
+    for title, sub in _panel_rows(pts[pts[PANEL[0]].isin(pts.loc[is_mixed, PANEL[0]])]):
+        big = _largest(sub, among=sub[sub["pretrain.system"] == "mixed"])
+        panels[f"{title}, {human_count(big['n_params'].mean())} params"] = [
+            s
+            for name, pick in groups.items()
+            for s in _series(big[pick(big)], fits, stage_color(name), STAGE_LABELS[name])
+        ]
+    return FigureResult(_curves_figure(panels, f"Mixed-operator pretraining ({strategy}), largest model"))
+
+
+@paper_style
+def strategies(runs: pd.DataFrame, fits: CurveFits | None = None) -> FigureResult:
+    """Error vs N per pretraining strategy (and scratch), largest model, per system and shift."""
+    pts, fits = _setup(runs, fits)
+    ft = pts[(pts["stage"] == "finetune") & (pts["pretrain.system"] != "mixed")]
+    names = sorted(ft["pretrain.strategy"].unique())
+    if len(names) < 2:
+        return FigureResult(None, f"pretrain.strategy is not varied ({', '.join(names) or 'no finetune runs'})")
+    if ft.groupby(PANEL)[N].nunique().max() < 2:
+        return FigureResult(None, NO_N)
+    colors = dict(zip(names, ramp("colorblind", len(names) + 2)[2:], strict=True))
+    panels = {}
+    for title, sub in _panel_rows(pd.concat([ft, pts[pts["stage"] == "scratch"]])):
+        big = _largest(sub)
+        panels[f"{title}, {human_count(big['n_params'].mean())} params"] = [
+            *(s for name in names for s in _series(big[big["pretrain.strategy"] == name], fits, colors[name], name)),
+            *_series(big[big["stage"] == "scratch"], fits, stage_color("scratch"), STAGE_LABELS["scratch"]),
+        ]
+    return FigureResult(_curves_figure(panels, "Pretraining strategies, largest model"))
+
+
+FIGURES: list[tuple[str, Callable[..., FigureResult]]] = [
+    ("error_vs_n", error_vs_n),
+    ("gain_vs_size", gain_vs_size),
+    ("efficiency_vs_target", efficiency_vs_target),
+    ("gain_heatmap", gain_heatmap),
+    ("mixed_pretraining", mixed_pretraining),
+    ("strategies", strategies),
+]

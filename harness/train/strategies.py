@@ -1,0 +1,175 @@
+"""Pretraining strategies of Zhou et al. (2024): supervised transfer and three pretext tasks.
+
+Every strategy is an ``Objective`` of the one training loop: it views the same batches of (normalised input
+x (B, 7, R, R), solution u (B, 1, R, R)) -- after augmentation, so an augmented pair gives consistent
+pretext inputs and targets -- as its own (model input, target):
+
+- ``supervised``: the solution u from x (sum of squared errors; relative L2). Fine-tuning loads all weights.
+- ``masked``: a fraction ``mask_ratio`` of ``mask_patches`` x ``mask_patches`` square patches is zeroed in
+  every input channel; the model rebuilds the source channel. Loss: L1 on the masked patches only; metric:
+  L1 error on the masked patches relative to the whole source's L1 norm. Target = (source, mask) channels.
+- ``derivative``: du/dx, du/dy, d2u/dx2, d2u/dy2, d2u/dxdy of the solution, computed spectrally, from x
+  (5 output channels). Loss and metric: relative L2 per channel, averaged over the channels.
+- ``coefficient``: the 6 common coefficient channels from the source and the solution. The input is the
+  two channels (source channel of x, u): x's coefficient channels are the answer, so they cannot be input.
+  The target is x's coefficient channels, k / s_i / c (instance scale s_i, median channel scale c), which
+  are exactly the coefficients of the operator that maps u to the normalised source, so they are
+  recoverable from that input; channels a system lacks are 0 and are learnt as 0. Pooled head (global
+  average of the trunk features -> Linear -> 6). Loss: MSE; metric: relative L2 of the coefficient vector.
+
+The pretext tasks train their own head (``head.``) on a shared FNO trunk; fine-tuning drops the head, and for
+``coefficient`` also the lifting (its input has 2 channels, the downstream input 7): the summary's
+``transferred`` column then reads ``pointwise,spectral``. The ``none`` strategy is training from scratch
+(``harness.sweep.expand`` turns it into a scratch job): it has no pretraining.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.errors import HarnessError
+from harness.models.fno import FNO
+from harness.pde import COMMON_CHANNELS, spectral_grad, spectral_hessian
+from harness.train.loop import Objective, relative_l2
+
+IN_CHANNELS = 1 + len(COMMON_CHANNELS)  # the downstream input: source + common coefficient channels
+
+
+class Pretraining(Objective):
+    """A pretraining strategy: its objective plus the model it trains and what fine-tuning keeps of it."""
+
+    in_channels = IN_CHANNELS
+    out_channels = 1
+    dropped: tuple[str, ...] = ("head.",)  # weight-name prefixes that fine-tuning does not load
+
+    def build_model(self, width: int, modes: int) -> FNO:
+        """The FNO this strategy pretrains (the shared trunk sizes, its own input and head)."""
+        return FNO(width=width, modes=modes, in_channels=self.in_channels, out_channels=self.out_channels)
+
+
+class Supervised(Pretraining):
+    """Transfer learning: the pretraining target is the solution; fine-tuning loads every weight."""
+
+    dropped = ()
+
+
+class Masked(Pretraining):
+    """Masked reconstruction of the source channel; see the module docstring."""
+
+    name = "masked"
+
+    def __init__(self, ratio: float = 0.75, patches: int = 8) -> None:
+        n = patches * patches
+        self.ratio, self.patches, self.n_masked = ratio, patches, round(ratio * n)
+        if not (patches >= 1 and 1 <= self.n_masked <= n):
+            raise HarnessError(f"masked pretraining needs mask_patches >= 1 and a mask_ratio that masks at least "
+                               f"one of the {n} patches, but got mask_ratio={ratio}, mask_patches={patches}")
+
+    def mask(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """(B, 1, H, W) float mask, 1 on exactly ``n_masked`` of the patches of each sample, drawn at random."""
+        b, (h, w), p = x.shape[0], x.shape[-2:], self.patches
+        if h % p or w % p:
+            raise HarnessError(f"mask_patches={p} must divide the grid {h}x{w}; choose a divisor such as 4 or 8")
+        scores = torch.rand(b, p * p, generator=generator, device=x.device)
+        masked = scores.argsort(dim=1).argsort(dim=1) < self.n_masked  # rank below n_masked: exactly n_masked
+        grid = masked.to(x.dtype).reshape(b, 1, p, p)
+        return grid.repeat_interleave(h // p, dim=2).repeat_interleave(w // p, dim=3)
+
+    def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input: x with the masked patches zeroed; target: (source channel, mask)."""
+        mask = self.mask(x, generator)
+        return x * (1 - mask), torch.cat([x[:, :1], mask], dim=1)
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean absolute error over the masked grid points of the batch."""
+        field, mask = target[:, :1], target[:, 1:]
+        return ((pred - field).abs() * mask).sum() / mask.sum()
+
+    def metric(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per sample: L1 norm of the error on the masked patches / L1 norm of the whole source (an L1
+        metric like the loss, so the best checkpoint is the best reconstruction in the loss's sense)."""
+        field, mask = target[:, :1], target[:, 1:]
+        return ((pred - field).abs() * mask).flatten(1).sum(dim=1) / field.abs().flatten(1).sum(dim=1)
+
+
+def derivatives(u: torch.Tensor) -> torch.Tensor:
+    """(du/dx, du/dy, d2u/dx2, d2u/dy2, d2u/dxdy) of fields u (B, 1, H, W) as channels (B, 5, H, W)."""
+    field = u[:, 0]
+    return torch.stack([*spectral_grad(field), *spectral_hessian(field)], dim=1)
+
+
+class Derivative(Pretraining):
+    """Prediction of the solution's spectral first and second derivatives; see the module docstring."""
+
+    name = "derivative"
+    out_channels = 5
+
+    def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input: x; target: the 5 derivative channels of the solution."""
+        return x, derivatives(y)
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch of ``metric``."""
+        return self.metric(pred, target).mean()
+
+    def metric(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per sample: relative L2 error of each derivative channel, averaged over the channels."""
+        return ((pred - target).flatten(2).norm(dim=2) / target.flatten(2).norm(dim=2)).mean(dim=1)
+
+
+class PooledHead(nn.Module):
+    """Global average pool of the trunk features (B, width, H, W) -> Linear -> (B, out_channels)."""
+
+    def __init__(self, width: int, out_channels: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(width, out_channels)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, width, H, W) -> (B, out_channels)."""
+        return self.linear(h.mean(dim=(-2, -1)))
+
+
+class Coefficient(Pretraining):
+    """Regression of the PDE coefficients from source and solution; see the module docstring."""
+
+    name = "coefficient"
+    in_channels = 2
+    out_channels = len(COMMON_CHANNELS)
+    dropped = ("head.", "lifting.")
+
+    def build_model(self, width: int, modes: int) -> FNO:
+        """An FNO on (source, solution) whose head is a ``PooledHead``."""
+        model = super().build_model(width, modes)
+        model.head = PooledHead(width, self.out_channels)
+        return model
+
+    def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input: (source channel, solution); target: the coefficient channels' values (B, 6)."""
+        return torch.cat([x[:, :1], y.to(x.dtype)], dim=1), x[:, 1:, 0, 0]
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean squared error over samples and channels."""
+        return (pred - target).square().mean()
+
+    def metric(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per sample: relative L2 error of the coefficient vector."""
+        return relative_l2(pred, target)
+
+
+STRATEGIES: dict[str, type[Pretraining]] = {
+    "supervised": Supervised, "masked": Masked, "derivative": Derivative, "coefficient": Coefficient,
+}
+
+
+def make_strategy(pretrain: dict[str, Any]) -> Pretraining:
+    """The strategy of a job's ``pretrain`` settings (``strategy``, and ``mask_ratio``/``mask_patches``)."""
+    name = pretrain["strategy"]
+    if name not in STRATEGIES:
+        raise HarnessError(f"pretrain.strategy {name!r} has no pretraining (`none` is training from scratch, "
+                           f"init scratch); pretraining strategies: {', '.join(STRATEGIES)}")
+    if name == "masked":
+        return Masked(pretrain["mask_ratio"], pretrain["mask_patches"])
+    return STRATEGIES[name]()

@@ -1,0 +1,125 @@
+"""Helpers for the tests that drive the real single-node Slurm started by `.ci/slurm-up.sh`.
+
+The cluster is found through SLURM_CONF, else the env file slurm-up.sh writes
+($HARNESS_SLURM_DIR/env, default /tmp/harness-slurm/env); tests using the `slurm_cluster` fixture are skipped
+with the reason when neither gives a cluster that answers `sinfo`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.backends.slurm_state import SacctRecord, parse_sacct, query
+from harness.store import load_plan
+
+ENV_FILE = Path(os.environ.get("HARNESS_SLURM_DIR", "/tmp/harness-slurm")) / "env"
+
+
+def find_cluster() -> tuple[str | None, str]:
+    """(SLURM_CONF of a cluster that answers, "") or (None, why there is none)."""
+    conf = os.environ.get("SLURM_CONF")
+    if not conf and ENV_FILE.is_file():
+        found = re.search(r"SLURM_CONF=(\S+)", ENV_FILE.read_text())
+        conf = found.group(1) if found else None
+    if not conf:
+        return None, f"no Slurm cluster: SLURM_CONF is unset and {ENV_FILE} is missing (run .ci/slurm-up.sh)"
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=20,
+                             env={**os.environ, "SLURM_CONF": conf})
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"no Slurm cluster: sinfo does not answer ({exc}); run .ci/slurm-up.sh"
+    if out.returncode or not out.stdout.strip():
+        return None, f"no Slurm cluster at {conf}: sinfo says {out.stderr.strip()!r}; run .ci/slurm-up.sh"
+    return conf, ""
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster() -> Iterator[str]:
+    """SLURM_CONF of the running cluster, exported for the module's tests; skips them when there is none."""
+    conf, why = find_cluster()
+    if conf is None:
+        pytest.skip(why)
+    old = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = conf
+    yield conf
+    if old is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = old
+
+
+def write_sweep(folder: Path, spec: dict[str, Any]) -> Path:
+    """Write a sweep file and return its path."""
+    path = folder / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def expand(sweep_file: Path, root: Path) -> tuple[Path, list[dict[str, Any]]]:
+    """Expand a sweep file with the real `harness expand`; returns (sweep folder, jobs)."""
+    from harness.store import write_plan
+    from harness.sweep.expand import expand as expand_jobs
+    from harness.sweep.expand import flat_row
+    from harness.sweep.spec import load_sweep
+
+    sweep = load_sweep(sweep_file)
+    jobs = expand_jobs(sweep)
+    folder = write_plan(root, sweep.name, sweep.raw, str(sweep_file), jobs, [flat_row(j) for j in jobs])
+    assert load_plan(folder) == jobs
+    return folder, jobs
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 1.0) -> Any:
+    """Poll `check` until it returns something truthy (returned); fail the test after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.time() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+def wait_settled(sweep_dir: Path, timeout: float = 150) -> dict[str, str]:
+    """Poll `query` until no job of the sweep is pending or running; returns the final states."""
+    def settled() -> dict[str, str] | None:
+        states = query(sweep_dir)
+        return None if any(s in ("pending", "running") for s in states.values()) else states
+
+    return wait_for(settled, timeout, f"the jobs of {sweep_dir.name} to finish", every=2)
+
+
+def sacct(*slurm_ids: str, duplicates: bool = False) -> dict[str, SacctRecord] | str:
+    """Parsed `sacct -X` records for these ids (`duplicates`: the raw text of every run, requeues included)."""
+    cmd = ["sacct", "-X", "-n", "-P", "-o", "JobID,State,Start,End", "-j", ",".join(slurm_ids)]
+    out = subprocess.run(cmd + (["-D"] if duplicates else []), capture_output=True, text=True, check=True).stdout
+    return out if duplicates else parse_sacct(out)
+
+
+def job_pid(slurm_id: str) -> int | None:
+    """Pid of the Python process running Slurm task `slurm_id` ("12_3" or "12"), read from /proc."""
+    array, _, task = slurm_id.partition("_")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            env = dict(kv.split(b"=", 1) for kv in (proc / "environ").read_bytes().split(b"\0") if b"=" in kv)
+        except OSError:  # gone, or not ours to read
+            continue
+        if b"submitit.core._submit" not in argv or not Path(argv[0].decode()).name.startswith("python"):
+            continue
+        ids = (env.get(b"SLURM_ARRAY_JOB_ID", b"").decode(), env.get(b"SLURM_ARRAY_TASK_ID", b"").decode())
+        if ids == (array, task) or (not task and env.get(b"SLURM_JOB_ID", b"").decode() == array):
+            return int(proc.name)
+    return None

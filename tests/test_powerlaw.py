@@ -1,0 +1,75 @@
+"""Power-law fits: recovery of known exponents, bootstrap coverage, inverse, efficiency multipliers."""
+
+import numpy as np
+import pytest
+
+from analysis.load import ReportError
+from analysis.powerlaw import efficiency_multiplier, efficiency_multiplier_interp, fit
+
+N = 2.0 ** np.arange(3, 14)
+
+
+def test_pure_power_law_recovers_exact_slope() -> None:
+    f = fit(N, 3.0 * N**-0.7, offset=False, n_boot=50)
+    assert f.converged
+    assert f.b == pytest.approx(0.7, abs=1e-6)
+    assert f.a == pytest.approx(3.0, rel=1e-6)
+    assert f.c == 0.0
+    assert f.r2 == pytest.approx(1.0)
+
+
+def test_offset_fit_recovers_b_inside_its_interval_in_90_percent_of_trials() -> None:
+    a, b, c = 1.5, 0.6, 0.005
+    n = np.tile(N, 3)
+    hits = 0
+    for trial in range(50):
+        rng = np.random.default_rng(trial)
+        err = (a * n**-b + c) * np.exp(rng.normal(0.0, 0.05, n.size))
+        f = fit(n, err, n_boot=150, seed=trial)
+        assert f.converged, f.message
+        hits += f.b_ci[0] <= b <= f.b_ci[1]
+    assert hits >= 45
+
+
+def test_groups_resample_whole_seeds_and_are_deterministic() -> None:
+    n, seeds = np.tile(N, 4), np.repeat(np.arange(4), len(N))
+    err = (2.0 * n**-0.5 + 0.01) * np.exp(np.random.default_rng(0).normal(0, 0.05, n.size))
+    f1 = fit(n, err, n_boot=100, seed=3, groups=seeds)
+    f2 = fit(n, err, n_boot=100, seed=3, groups=seeds)
+    assert np.array_equal(f1.boot, f2.boot)
+    assert f1.b_ci[0] <= f1.b <= f1.b_ci[1]
+    lo, hi = f1.band(N)
+    assert np.all(lo <= hi)
+
+
+def test_predict_and_inverse() -> None:
+    f = fit(N, 2.0 * N**-0.5 + 0.01, n_boot=0)
+    assert f.predict(N) == pytest.approx(2.0 * N**-0.5 + 0.01, rel=1e-4)
+    assert f.n_for(f.predict(100.0)) == pytest.approx(100.0, rel=1e-6)
+    assert np.isnan(f.n_for(f.c * 0.5))  # below the floor: unreachable
+    assert np.isnan(f.a_ci[0])  # no bootstrap, no interval
+
+
+def test_efficiency_multiplier_matches_the_analytic_ratio() -> None:
+    scratch = fit(N, 2.0 * N**-0.5, offset=False, n_boot=0)
+    finetune = fit(N, 0.2 * N**-0.4, offset=False, n_boot=0)
+    targets = np.array([0.05, 0.02, 0.01])
+    analytic = (targets / 2.0) ** (-1 / 0.5) / (targets / 0.2) ** (-1 / 0.4)
+    assert efficiency_multiplier(scratch, finetune, targets) == pytest.approx(analytic, rel=1e-5)
+
+
+def test_interpolated_multiplier_is_exact_on_power_laws_and_nan_outside() -> None:
+    err_s, err_f = 2.0 * N**-0.5, 0.2 * N**-0.4
+    inside = np.array([0.05, 0.03])  # both curves measured these errors
+    analytic = (inside / 2.0) ** (-1 / 0.5) / (inside / 0.2) ** (-1 / 0.4)
+    got = efficiency_multiplier_interp(N, err_s, N, err_f, inside)
+    assert got == pytest.approx(analytic, rel=1e-9)
+    outside = np.array([1.0, 0.001])  # above the first point / below every measured error
+    assert np.isnan(efficiency_multiplier_interp(N, err_s, N, err_f, outside)).all()
+
+
+def test_too_few_points_or_bad_errors_are_clear_errors() -> None:
+    with pytest.raises(ReportError, match="needs >= 3 distinct n"):
+        fit([8, 16], [0.5, 0.4])
+    with pytest.raises(ReportError, match="errors > 0"):
+        fit(N, np.zeros_like(N))

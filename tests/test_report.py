@@ -1,0 +1,83 @@
+"""build_report through real files: figures, HTML, Markdown, fits; bad runs reported; clear errors."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from analysis.load import ReportError, load_runs
+from analysis.report import build_report
+from analysis.synthetic import synthetic_runs, write_synthetic_sweep
+
+SMALL = {"sizes": ((16, 4), (32, 8)), "n_trains": (8, 64, 512, 4096), "seeds": (0, 1)}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory):
+    runs = synthetic_runs(**SMALL, pretrain_systems=("same", "mixed"))
+    runs.loc[5, ["status", "error", "test_rel_l2"]] = ["failed", "CUDA out of memory", np.nan]
+    sweep = write_synthetic_sweep(tmp_path_factory.mktemp("res") / "syn", runs)
+    corrupt = sweep / "runs" / str(runs["id"].iloc[7]) / "summary.parquet"
+    corrupt.write_bytes(b"not parquet")
+    missing = sweep / "runs" / str(runs["id"].iloc[9]) / "summary.parquet"
+    missing.unlink()
+    return sweep, runs, build_report(sweep, n_boot=100)
+
+
+def test_every_applicable_figure_is_a_real_image(report) -> None:
+    _, _, result = report
+    assert set(result.figures) == {"error_vs_n", "gain_vs_size", "efficiency_vs_target", "gain_heatmap",
+                                   "mixed_pretraining"}  # fmt: skip
+    for png in result.figures.values():
+        image = imread(png)
+        assert image.shape[0] > 300 and image.shape[1] > 300
+        assert image[..., :3].std() > 0.05
+        assert len(np.unique(image[..., :3].reshape(-1, 3), axis=0)) > 50
+        assert png.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_html_embeds_each_figure_and_says_why_others_were_skipped(report) -> None:
+    _, _, result = report
+    text = result.html.read_text()
+    assert len(re.findall("data:image/png;base64,", text)) == len(result.figures)
+    assert result.skipped == {"strategies": "pretrain.strategy is not varied (supervised)"}
+    assert "Skipped <b>strategies</b>: pretrain.strategy is not varied" in text
+    assert "Sweep definition" in text and "matrix:" in text
+    md = result.markdown.read_text()
+    assert "(error_vs_n.png)" in md and "| b |" in md.replace("| b | a |", "| b |")
+
+
+def test_failed_corrupt_and_missing_runs_are_reported_not_fatal(report) -> None:
+    _, runs, result = report
+    assert result.counts["failed"] == 1 and result.counts["unreadable"] == 1 and result.counts["missing"] == 1
+    assert result.counts["planned"] == len(runs)
+    reasons = dict(result.problems)
+    assert reasons[runs["id"].iloc[5]] == "failed: CUDA out of memory"
+    assert "unreadable summary.parquet" in reasons[runs["id"].iloc[7]]
+    assert "CUDA out of memory" in result.html.read_text()
+
+
+def test_fits_are_byte_identical_for_the_same_inputs_and_seed(report, tmp_path: Path) -> None:
+    sweep, _, result = report
+    again = build_report(sweep, tmp_path / "again", n_boot=100)
+    assert again.fits_csv.read_bytes() == result.fits_csv.read_bytes()
+    assert again.fits_parquet.read_bytes() == result.fits_parquet.read_bytes()
+
+
+def test_load_types_and_statuses(report) -> None:
+    sweep, runs, _ = report
+    loaded = load_runs(sweep)
+    assert len(loaded.all) == len(runs) - 2 and (loaded.ok["status"] == "ok").all()
+    assert loaded.all["model.width"].dtype.kind == "i"
+    assert loaded.all["downstream.n_train"].dtype.kind == "f"  # null for zero-shot rows
+    assert loaded.all[loaded.all["stage"] == "zeroshot"]["downstream.n_train"].isna().all()
+
+
+def test_missing_plan_or_runs_give_the_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match=re.escape(f"no results under {tmp_path} (no plan.json): run `harness")):
+        build_report(tmp_path)
+    (tmp_path / "plan.json").write_text('{"sweep": "x", "spec": {}, "jobs": []}')
+    with pytest.raises(ReportError, match="no runs/\\*/summary.parquet"):
+        build_report(tmp_path)
