@@ -70,20 +70,37 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool) -> None:
 @ROOT
 @click.option("--backend", type=click.Choice(["local", "slurm"]), default="local", show_default=True)
 @click.option("--workers", type=int, default=None, help="CPU worker processes (local; default cores/2).")
-@click.option("--jobs-per-gpu", type=int, default=1, show_default=True, help="Jobs sharing one GPU.")
+@click.option("--jobs-per-gpu", type=int, default=None, help="Jobs sharing one GPU (default 1).")
 @click.option("--retry-failed", is_flag=True, help="Also rerun diverged jobs.")
 @click.option("--only", type=click.Choice(["pretrain", "finetune", "scratch", "zeroshot"]), default=None)
 @click.option("--dry-run", is_flag=True, help="List what would run, run nothing.")
-@click.option("-v", "--verbose", is_flag=True, help="Stream each job's epochs.")
+@click.option("-v", "--verbose", is_flag=True, help="Stream each job's epochs (local).")
+@click.option("--partition", default=None, help="Slurm partition (overrides the sweep's slurm: block).")
+@click.option("--account", default=None, help="Slurm account.")
+@click.option("--qos", default=None, help="Slurm QOS.")
+@click.option("--time", "time_min", type=int, default=None, help="Slurm time limit per task, minutes.")
+@click.option("--gpus-per-node", type=int, default=None, help="GPUs per Slurm task (0 for CPU jobs).")
+@click.option("--cpus", "cpus_per_task", type=int, default=None, help="CPUs per Slurm task.")
+@click.option("--mem", "mem_gb", type=float, default=None, help="Memory per Slurm task, GB.")
+@click.option("--constraint", default=None, help="Slurm node constraint.")
+@click.option("--array-parallelism", type=int, default=None, help="Slurm array tasks running at once.")
 @_friendly
-def submit(sweep: str | None, root: Path, backend: str, workers: int | None, jobs_per_gpu: int,
-           retry_failed: bool, only: str | None, dry_run: bool, verbose: bool) -> None:
+def submit(sweep: str | None, root: Path, backend: str, workers: int | None, jobs_per_gpu: int | None,
+           retry_failed: bool, only: str | None, dry_run: bool, verbose: bool, **slurm_flags: object) -> None:
     """Run the jobs of SWEEP (default: the current sweep) that have no ok result yet."""
     from harness.backends import select_jobs
 
     folder = resolve_sweep(root, sweep)
     jobs = load_plan(folder)
-    todo = select_jobs(jobs, folder, retry_failed=retry_failed, only=only)
+    if backend == "slurm":
+        from harness.backends.slurm import SlurmResources, select_to_submit
+        from harness.backends.slurm import submit as slurm_submit
+
+        block = json.loads((folder / "plan.json").read_text())["spec"].get("slurm") or {}
+        resources = SlurmResources.from_dict({**block, **slurm_flags, "jobs_per_gpu": jobs_per_gpu})
+        todo = select_to_submit(jobs, folder, retry_failed=retry_failed, only=only)
+    else:
+        todo = select_jobs(jobs, folder, retry_failed=retry_failed, only=only)
     counts = Counter(j["stage"] for j in todo)
     click.echo(f"{folder.name}: {len(todo)} of {len(jobs)} jobs to run "
                f"({', '.join(f'{s} {n}' for s, n in counts.items()) or 'nothing to do'})")
@@ -91,10 +108,14 @@ def submit(sweep: str | None, root: Path, backend: str, workers: int | None, job
         for job in todo if dry_run else []:
             click.echo(f"  {job['id']}  {job['stage']:9s} depends on {job['depends_on'] or '-'}")
         return
+    if backend == "slurm":
+        click.echo(f"{folder.name}: {slurm_submit(todo, root, resources)}")
+        click.echo("queued; follow it with `harness status`, stop it with `harness cancel`")
+        return
     from harness.backends.local import plan_slots, run_local, visible_gpus
 
-    final = run_local(todo, jobs, root, slots=plan_slots(workers=workers, jobs_per_gpu=jobs_per_gpu,
-                                                         gpus=visible_gpus()), verbose=verbose)
+    slots = plan_slots(workers=workers, jobs_per_gpu=jobs_per_gpu or 1, gpus=visible_gpus())
+    final = run_local(todo, jobs, root, slots=slots, verbose=verbose)
     from harness.store import collect
 
     collect(folder)
@@ -111,7 +132,46 @@ def status(sweep: str | None, root: Path) -> None:
     """Counts per stage and state, and the failed jobs with the last line of their error."""
     from harness.status import status_table
 
-    click.echo(status_table(resolve_sweep(root, sweep)))
+    folder = resolve_sweep(root, sweep)
+    queue = None
+    if (folder / "slurm" / "submitted.json").is_file():  # one sacct call merged with the run folders
+        from harness.backends.slurm_state import query
+
+        queue = query(folder)
+    click.echo(status_table(folder, queue))
+
+
+@main.command()
+@SWEEP
+@ROOT
+@_friendly
+def cancel(sweep: str | None, root: Path) -> None:
+    """Cancel the queued and running Slurm jobs of SWEEP (default: the current sweep)."""
+    from harness.backends.slurm import cancel as slurm_cancel
+
+    folder = resolve_sweep(root, sweep)
+    click.echo(f"{folder.name}: cancelled {slurm_cancel(folder)} Slurm job(s)")
+
+
+@main.command()
+@SWEEP
+@ROOT
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Report folder (default <sweep>/report).")
+@click.option("--n-boot", type=int, default=1000, show_default=True, help="Bootstrap resamples per fit.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@_friendly
+def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: int) -> None:
+    """Fit power laws and write the figures, fits table, report.html and report.md of SWEEP."""
+    from analysis.report import build_report
+
+    result = build_report(resolve_sweep(root, sweep), out, n_boot=n_boot, seed=seed)
+    counts = ", ".join(f"{n} {state}" for state, n in result.counts.items() if n)
+    click.echo(f"{result.out_dir.parent.name}: {counts}")
+    for name, why in result.skipped.items():
+        click.echo(f"  skipped {name}: {why}")
+    click.echo(f"figures: {', '.join(str(p) for p in result.figures.values())}")
+    click.echo(f"fits:    {result.fits_parquet} (+ .csv)")
+    click.echo(f"report:  {result.html}\n         {result.markdown}")
 
 
 @main.command("tune-status")

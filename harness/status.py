@@ -7,7 +7,8 @@ from pathlib import Path
 
 from harness.store import load_plan, read_summary, run_dir
 
-STATES = ("ok", "running", "pending", "failed", "diverged", "blocked", "cancelled", "timeout", "missing")
+STATES = ("ok", "running", "pending", "failed", "diverged", "blocked", "pruned", "cancelled", "timeout",
+          "preempted", "missing")
 
 
 def job_states(sweep_path: Path, queue: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
@@ -16,7 +17,7 @@ def job_states(sweep_path: Path, queue: dict[str, str] | None = None) -> dict[st
     for job in load_plan(sweep_path):
         summary = read_summary(run_dir(sweep_path, job["id"]))
         state = summary["status"] if summary is not None else "missing"
-        if queue and state != "ok" and job["id"] in queue:
+        if queue and job["id"] in queue:  # the queue's view already gives a disk ok precedence
             state = queue[job["id"]]
         out[job["id"]] = (job["stage"], state)
     return out

@@ -33,7 +33,7 @@ def find_cluster() -> tuple[str | None, str]:
     if not conf:
         return None, f"no Slurm cluster: SLURM_CONF is unset and {ENV_FILE} is missing (run .ci/slurm-up.sh)"
     try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=20,
+        out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=10,
                              env={**os.environ, "SLURM_CONF": conf})
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, f"no Slurm cluster: sinfo does not answer ({exc}); run .ci/slurm-up.sh"
@@ -123,3 +123,15 @@ def job_pid(slurm_id: str) -> int | None:
         if ids == (array, task) or (not task and env.get(b"SLURM_JOB_ID", b"").decode() == array):
             return int(proc.name)
     return None
+
+
+def release_requeued(slurm_id: str, timeout: float = 60) -> None:
+    """Start a requeued job now: Slurm holds one for two minutes (BeginTime) after `scontrol requeue`."""
+    def started() -> bool:
+        out = subprocess.run(["squeue", "-h", "-j", slurm_id, "-o", "%T"], capture_output=True, text=True)
+        state = out.stdout.strip()
+        if state == "PENDING":
+            subprocess.run(["scontrol", "update", f"JobId={slurm_id}", "StartTime=now"], capture_output=True)
+        return state not in ("PENDING", "COMPLETING", "REQUEUED")
+
+    wait_for(started, timeout, f"requeued job {slurm_id} to start again", every=0.5)

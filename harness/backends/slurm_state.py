@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.backends import select_jobs
 from harness.errors import BackendError
 from harness.store import disk_state, load_plan, write_json_atomic
 
@@ -34,8 +35,6 @@ SLURM_STATES: dict[str, str] = {
     **dict.fromkeys(("FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL"), "failed"),
 }
 ACTIVE = ("pending", "running")
-# States after which `harness submit` sends the job again (its checkpoint lets it resume).
-RESUBMIT = ("missing", "failed", "cancelled", "timeout", "preempted", "blocked")
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ def parse_sacct(text: str) -> dict[str, SacctRecord]:
 
 
 def parse_squeue(text: str) -> dict[str, SacctRecord]:
-    """Slurm id -> record from `squeue -h -r -o %i|%T` output (live jobs only, no times)."""
+    """Slurm id -> record from `squeue -h -r -t all -o %i|%T` output (no times)."""
     return parse_sacct("\n".join(f"{line.strip()}||" for line in text.splitlines() if line.strip()))
 
 
@@ -122,14 +121,13 @@ def merge_states(jobs: list[dict[str, Any]], submitted: dict[str, str], slurm: d
     return states
 
 
-def select(jobs: list[dict[str, Any]], states: dict[str, str]) -> list[dict[str, Any]]:
-    """The jobs a new submit sends: not ok, not queued or running, and with a pretraining job that is ok,
-    active, or sent in this same submit (otherwise the job stays blocked)."""
+def select(jobs: list[dict[str, Any]], states: dict[str, str], *, retry_failed: bool = False,
+           only: str | None = None) -> list[dict[str, Any]]:
+    """The jobs a new submit sends: those `select_jobs` picks from these states, with a pretraining job
+    that is ok, active, or sent in this same submit (otherwise the job stays blocked)."""
     chosen: set[str] = set()
     out = []
-    for job in jobs:
-        if states.get(job["id"], "missing") not in RESUBMIT:
-            continue
+    for job in select_jobs(jobs, Path(), retry_failed=retry_failed, only=only, states=states):
         dep = job.get("depends_on")
         if dep and dep not in chosen and states.get(dep, "missing") not in ("ok", *ACTIVE):
             continue
@@ -162,14 +160,17 @@ def slurm_records(slurm_ids: set[str]) -> dict[str, SacctRecord]:
     fix = "check that slurmdbd (accounting) is up: `sacct` must answer"
     records = parse_sacct(run_cmd(["sacct", "-X", "-n", "-P", "-o", "JobID,State,Start,End",
                                    "-j", ",".join(arrays)], fix))
-    if slurm_ids - set(records):
-        live = parse_squeue(run_cmd(["squeue", "-h", "-r", "-o", "%i|%T"], "check that slurmctld is up"))
-        records.update({sid: live[sid] for sid in slurm_ids - set(records) if sid in live})
-    # A task scancelled while still pending is dropped from its array without a record of its own: if
-    # accounting knows the array but neither sacct nor squeue knows the task, it was cancelled.
-    known_arrays = {sid.split("_")[0] for sid in records if "_" in sid}
-    records.update({sid: SacctRecord("cancelled", "", "") for sid in slurm_ids - set(records)
-                    if "_" in sid and sid.split("_")[0] in known_arrays})
+    if slurm_ids - set(records):  # slurmctld still knows jobs that ended in the last MinJobAge seconds
+        recent = parse_squeue(run_cmd(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T"],
+                                      "check that slurmctld is up"))
+        records.update({sid: recent[sid] for sid in slurm_ids - set(records) if sid in recent})
+    for sid in slurm_ids - set(records):
+        array = sid.split("_")[0]
+        if array in records:  # an array that ended before any task started has one record: "123"
+            records[sid] = records[array]
+        elif any(k.startswith(f"{array}_") for k in records):
+            # a task scancelled while still pending is dropped from its array without a record of its own
+            records[sid] = SacctRecord("cancelled", "", "")
     return records
 
 
@@ -184,12 +185,16 @@ def sweep_states(sweep_dir: Path, jobs: list[dict[str, Any]] | None = None
 
 
 def query(sweep_dir: Path) -> dict[str, str]:
-    """Job id -> state for every job of the sweep: one sacct call merged with the run folders."""
+    """Job id -> state for every job of the sweep: one sacct call merged with the run folders.
+
+    A job scancelled before it ever started can read missing for a moment, until accounting records it.
+    """
     return sweep_states(sweep_dir)[0]
 
 
-def select_to_submit(jobs: list[dict[str, Any]], sweep_dir: Path) -> list[dict[str, Any]]:
+def select_to_submit(jobs: list[dict[str, Any]], sweep_dir: Path, *, retry_failed: bool = False,
+                     only: str | None = None) -> list[dict[str, Any]]:
     """Which of `jobs` a new `harness submit --backend slurm` sends: skips ok, queued and running jobs,
     resends failed, cancelled, timed-out, preempted and missing ones, and leaves a downstream job whose
     pretraining cannot run blocked."""
-    return select(jobs, query(sweep_dir))
+    return select(jobs, query(sweep_dir), retry_failed=retry_failed, only=only)

@@ -1,0 +1,97 @@
+"""The sweep cost estimate: exact FLOPs arithmetic, monotone in the sizes, and a quick real calibration."""
+
+import math
+
+import pytest
+
+from harness.sweep.estimate import calibrate, describe_estimate, estimate
+
+# flops_per_sample(8, 4, 16), by hand: N = 256, log2 N = 8
+#   lifting 2*256*7*8 = 28,672; per layer 2*256*64 + 5*256*8*8 + 8*2*16*64 = 131,072 (x4 = 524,288);
+#   head 2*256*(2*64 + 2*8) = 73,728; total 626,688
+F_8_4_16 = 626_688
+
+
+def train_part(n_train=10, n_val=2, n_test=3):
+    return {"system": "poisson", "shift": "id", "n_train": n_train, "n_val": n_val, "n_test": n_test}
+
+
+def make_job(stage, *, width=8, modes=4, resolution=16, epochs=5, n_train=10, n_val=2, n_test=3):
+    config = {"resolution": resolution, "model": {"width": width, "modes": modes}}
+    part = train_part(n_train, n_val, n_test)
+    if stage == "pretrain":
+        config["pretrain"] = {**part, "train": {"epochs": epochs}}
+    elif stage == "zeroshot":
+        del part["n_train"]
+        config["downstream"] = part
+    else:
+        config.update(downstream=part, train={"epochs": epochs})
+    return {"id": f"{stage}-{width}-{modes}-{epochs}-{n_train}", "stage": stage, "config": config}
+
+
+def test_hand_computed_table():
+    jobs = [make_job("pretrain"), make_job("finetune", epochs=4, n_train=6), make_job("zeroshot")]
+    table = estimate(jobs, 1e-9)
+    assert list(table) == ["pretrain", "finetune", "zeroshot", "total"]
+    # pretrain: 3*10*5 train passes + 2*5 validation + 3 test = 163 forward passes
+    assert table["pretrain"].flops == F_8_4_16 * 163
+    assert table["pretrain"].sample_epochs == 50
+    # finetune: 3*6*4 + 2*4 + 3 = 83
+    assert table["finetune"].flops == F_8_4_16 * 83
+    assert table["finetune"].sample_epochs == 24
+    # zero-shot only evaluates: validation and test sets, once each
+    assert table["zeroshot"].flops == F_8_4_16 * 5
+    assert table["zeroshot"].sample_epochs == 0
+    total = table["total"]
+    assert (total.jobs, total.sample_epochs) == (3, 74)
+    assert total.flops == F_8_4_16 * (163 + 83 + 5)
+    assert total.hours == pytest.approx(total.flops * 1e-9 / 3600)
+
+
+def test_per_shape_rates_and_fallback():
+    small, big = make_job("scratch"), make_job("scratch", width=16)
+    rates = {(8, 4, 16): 1e-9, (16, 4, 16): 3e-9}
+    table = estimate([small, big], rates)
+    flops_small = estimate([small], 1.0)["total"].flops
+    flops_big = estimate([big], 1.0)["total"].flops
+    assert table["total"].hours == pytest.approx((flops_small * 1e-9 + flops_big * 3e-9) / 3600)
+    # a shape the mapping lacks gets the median of its ratios
+    odd = make_job("scratch", modes=2)
+    assert estimate([odd], rates)["total"].hours == pytest.approx(estimate([odd], 2e-9)["total"].hours)
+
+
+@pytest.mark.parametrize("knob", ["width", "modes", "epochs", "n_train", "resolution"])
+def test_monotone(knob):
+    base = {"width": 8, "modes": 4, "resolution": 16, "epochs": 5, "n_train": 10}
+    costs = []
+    for factor in (1, 2, 4):
+        sizes = {**base, knob: base[knob] * factor}
+        costs.append(estimate([make_job("scratch", **sizes)], 1e-9)["total"].hours)
+    assert costs[0] < costs[1] < costs[2]
+
+
+def test_zero_shot_costs_only_an_evaluation_pass():
+    zs = estimate([make_job("zeroshot", epochs=500, n_train=10_000)], 1e-9)["zeroshot"]
+    assert zs.flops == F_8_4_16 * (2 + 3)
+    assert zs.flops < estimate([make_job("scratch", epochs=1)], 1e-9)["total"].flops
+
+
+def test_calibration_on_cpu_is_positive_and_finite():
+    rates = calibrate("cpu", [(4, 2, 8), (4, 2, 8)], steps=1)
+    assert list(rates) == [(4, 2, 8)]
+    assert math.isfinite(rates[(4, 2, 8)]) and rates[(4, 2, 8)] > 0
+
+
+def test_shapes_too_big_to_time_get_the_global_ratio():
+    # (128, 32, 256) is far above the CPU budget: it is not timed and takes the ratio of the timed one
+    rates = calibrate("cpu", [(4, 2, 8), (128, 32, 256)], steps=1)
+    assert rates[(128, 32, 256)] == rates[(4, 2, 8)]
+
+
+def test_describe_estimate_prints_every_stage_and_the_total():
+    text = describe_estimate([make_job("pretrain", width=4, modes=2, resolution=8), make_job("zeroshot", width=4,
+                                                                                         modes=2, resolution=8)],
+                             device="cpu")
+    lines = text.splitlines()
+    assert lines[0].split() == ["stage", "jobs", "sample-epochs", "FLOPs", "CPU-hours"]
+    assert [line.split()[0] for line in lines[1:4]] == ["pretrain", "zeroshot", "total"]

@@ -1,0 +1,41 @@
+"""The smoke sweep through the `harness` command on the real Slurm cluster, against the local backend."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.store import collect
+from tests.slurm_util import slurm_cluster
+from tests.test_local import harness
+
+__all__ = ["slurm_cluster"]
+SMOKE = Path(__file__).resolve().parent.parent / "sweeps" / "smoke.yaml"
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+def test_the_smoke_sweep_on_slurm_gives_the_local_result_set(slurm_cluster: str, tmp_path: Path) -> None:
+    local, remote = tmp_path / "local", tmp_path / "slurm"
+    for root in (local, remote):
+        harness(root, "expand", str(SMOKE))
+    started = time.time()
+    out = harness(remote, "submit", "--backend", "slurm", "--gpus-per-node", "0", "--cpus", "1").stdout
+    assert "queued" in out and time.time() - started < 60  # returns without waiting for the jobs
+    harness(local, "submit", "--workers", "2")
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = harness(remote, "status").stdout
+        if "pending" not in status and "running" not in status and "missing" not in status:
+            break
+        time.sleep(5)
+    assert "failed" not in status, status
+    again = harness(remote, "submit", "--backend", "slurm", "--gpus-per-node", "0").stdout
+    assert "0 of 16 jobs to run" in again
+    harness(remote, "cancel")
+    a, b = (collect(r / "smoke").sort_values("id").reset_index(drop=True) for r in (local, remote))
+    assert a["id"].tolist() == b["id"].tolist() and len(a) == 16
+    assert (a["status"] == "ok").all() and (b["status"] == "ok").all()
+    assert (a["test_rel_l2"] - b["test_rel_l2"]).abs().max() < 1e-3 * a["test_rel_l2"].max()
