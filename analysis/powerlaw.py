@@ -133,7 +133,7 @@ def _interp_n_for(n: np.ndarray, err: np.ndarray, t: np.ndarray) -> np.ndarray:
     i = np.argmax(crosses, -1)
     span = le[i] - le[i + 1]
     frac = np.divide(le[i] - lt[..., 0], span, out=np.zeros_like(span), where=span > 0)
-    out[has] = np.exp(ln[i] + frac * (ln[i + 1] - ln[i]))[has]
+    out[has] = np.exp((ln[i] + frac * (ln[i + 1] - ln[i]))[has])
     return out
 
 
@@ -224,7 +224,8 @@ def _lm(
             hess[:, 2, 2] = 1.0
         hess[:, 1, 0], hess[:, 2, 0], hess[:, 2, 1] = hess[:, 0, 1], hess[:, 0, 2], hess[:, 1, 2]
         diag = np.einsum("bii->bi", hess) + 1e-12
-        damped = hess + lam[active, None, None] * (diag[:, :, None] * np.eye(3))
+        # a resample that kept a single N leaves (a, b) unidentifiable: the absolute ridge keeps it solvable
+        damped = hess + (lam[active, None, None] * diag[:, :, None] + 1e-10) * np.eye(3)
         step = np.linalg.solve(damped, -grad[..., None])[..., 0]
         p_new = _project(pa + step, c_hi[active])
         cost_new = _huber(_model_log(p_new, xu)[:, inv] - y, wa, s)
