@@ -61,8 +61,9 @@ def _worker(conn: Connection, slot: Slot, root: str, verbose: bool) -> None:
     torch.set_num_threads(slot.threads)
     while (job := conn.recv()) is not None:
         def show(row: dict[str, Any], jid: str = job["id"]) -> None:
-            print(f"  {jid} epoch {row['epoch']:4d}  loss {row['train_loss']:.4g}  val {row['val_rel_l2']:.4f}",
-                  file=sys.stderr, flush=True)
+            with contextlib.suppress(OSError):  # a closed terminal must not fail the job
+                print(f"  {jid} epoch {row['epoch']:4d}  loss {row['train_loss']:.4g}  val {row['val_rel_l2']:.4f}",
+                      file=sys.stderr, flush=True)
 
         summary = run_job(job, root, on_epoch=show if verbose else None)
         conn.send((job["id"], summary["status"], summary.get("error", "")))

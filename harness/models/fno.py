@@ -87,10 +87,9 @@ class SpectralConv2d(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             # rfft2 as two 1D passes so that the row transform only runs on the m kept columns.
             x_ft = torch.fft.fft(torch.fft.rfft(x.float(), dim=-1)[..., :m], dim=-2)  # (B, i, H, m)
-            out = self._contract(x_ft, b, h)  # (B, o, 2m, m, 2): real and imaginary parts
+            out = self._contract(x_ft, b, h)  # (B, o, 2m, m) complex
             # Rows k1 = 0..m-1 and -m..-1 go back in place, the rows between are zero.
-            out_ft = torch.view_as_complex(torch.cat((out[:, :, :m], out.new_zeros(b, self.width, h - 2 * m, m, 2),
-                                                      out[:, :, m:]), dim=2))
+            out_ft = torch.cat((out[:, :, :m], out.new_zeros(b, self.width, h - 2 * m, m), out[:, :, m:]), dim=2)
             # irfft treats the k2 = 0 (and Nyquist) column as Hermitian and drops what is not, so the output is
             # real whatever the learned weights; n= zero-fills columns m..W//2 and restores an odd W.
             return torch.fft.irfft(torch.fft.ifft(out_ft, dim=-2), n=w, dim=-1)
@@ -98,25 +97,24 @@ class SpectralConv2d(nn.Module):
     def _contract(self, x_ft: torch.Tensor, b: int, h: int) -> torch.Tensor:
         """Per kept mode, (B, i) @ (i, o) in complex arithmetic, as one real batched matmul over the 2 m^2 modes.
 
-        Complex matmuls have no fast CPU kernel (measured: ~1 GFLOP/s at width 64), so the product is written in
-        reals: with x = xr + i xi and W = Wr + i Wi, [[xr, -xi], [xi, xr]] (2B, 2i) @ [Wr; Wi] (2i, o) stacks
-        the real part of x W over its imaginary part. Inputs (B, i, H, m) complex; returns (B, o, 2m, m, 2).
+        Complex matmuls have no fast CPU kernel, so the product is written in reals on interleaved (re, im)
+        pairs: x as (B, 2i) = [xr_1, xi_1, ...] times the (2i, 2o) real form of W, whose (i, o) 2x2 block is
+        [[wr, wi], [-wi, wr]], gives x W as interleaved (B, 2o), i.e. complex (B, o) again without a shuffle.
+        Inputs (B, i, H, m) complex; returns (B, o, 2m, m) complex (a view).
         """
         m, width = self.modes, self.width
         n_modes = 2 * m * m
-        xv = torch.view_as_real(x_ft)  # (B, i, H, m, 2)
-        # (2m, m, 2, B, i) -> (modes, 2, B, i): the mode index runs over rows 0..m-1, -m..-1, then columns.
-        xv = torch.cat((xv[:, :, :m].permute(2, 3, 4, 0, 1), xv[:, :, h - m :].permute(2, 3, 4, 0, 1)), dim=0)
-        xr, xi = xv.reshape(n_modes, 2, b, width).unbind(1)
-        x_block = torch.stack((torch.stack((xr, -xi), dim=2), torch.stack((xi, xr), dim=2)), dim=1)
-        # weights (i, o, m, m) complex -> (m, m, 2, i, o) per block -> (modes, 2i, o) = [Wr; Wi] per mode
-        w_block = torch.cat(
-            (torch.view_as_real(self.weight_pos).permute(2, 3, 4, 0, 1),
-             torch.view_as_real(self.weight_neg).permute(2, 3, 4, 0, 1)),
-            dim=0,
-        )
-        out = torch.bmm(x_block.reshape(n_modes, 2 * b, 2 * width), w_block.reshape(n_modes, 2 * width, width))
-        return out.view(2 * m, m, 2, b, width).permute(3, 4, 0, 1, 2)  # (B, o, 2m, m, 2)
+        # (B, i, 2m, m) -> (2m, m, B, i): one complex transpose; modes run over rows 0..m-1, -m..-1, columns.
+        x = torch.cat((x_ft[:, :, :m].permute(2, 3, 0, 1), x_ft[:, :, h - m :].permute(2, 3, 0, 1)), dim=0)
+        x = torch.view_as_real(x).reshape(n_modes, b, 2 * width)
+        # weights (i, o, m, m) complex -> (modes, i, o, [wr, wi]) -> (modes, i, 2, o, 2) real blocks
+        wv = torch.cat((torch.view_as_real(self.weight_pos).permute(2, 3, 0, 1, 4),
+                        torch.view_as_real(self.weight_neg).permute(2, 3, 0, 1, 4)), dim=0).reshape(n_modes, width,
+                                                                                                    width, 2)
+        wr, wi = wv.unbind(-1)
+        w_block = torch.stack((wv, torch.stack((-wi, wr), dim=-1)), dim=2).reshape(n_modes, 2 * width, 2 * width)
+        out = torch.view_as_complex(torch.bmm(x, w_block).view(n_modes, b, width, 2))  # (modes, B, o)
+        return out.view(2 * m, m, b, width).permute(2, 3, 0, 1)
 
 
 class FNO(nn.Module):
