@@ -47,8 +47,9 @@ def main() -> None:
 @ROOT
 @click.option("--force", is_flag=True, help=f"Allow more than {100_000} jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--estimate", is_flag=True, help="Also predict GPU/CPU-hours per stage (times one step per shape).")
 @_friendly
-def expand(sweep_file: Path, root: Path, force: bool, as_json: bool) -> None:
+def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: bool) -> None:
     """Expand SWEEP_FILE into jobs, write the plan under ROOT/<name>/ and make it the current sweep."""
     from harness.store import write_plan
     from harness.sweep.expand import expand as expand_jobs
@@ -63,6 +64,10 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool) -> None:
         click.echo(json.dumps({"sweep": sweep.name, "folder": str(folder), "jobs": jobs}, indent=1))
     else:
         click.echo(describe(sweep, jobs, folder))
+    if estimate:
+        from harness.sweep.estimate import describe_estimate
+
+        click.echo(describe_estimate(jobs), err=as_json)
 
 
 @main.command()

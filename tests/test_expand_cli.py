@@ -75,3 +75,12 @@ def test_force_allows_a_big_matrix(tmp_path: Path) -> None:
     code, out, root = _expand(tmp_path, text, "--force")
     assert code == 0, out
     assert "100250 jobs" in out
+
+
+def test_estimate_prints_predicted_hours_per_stage(tmp_path: Path) -> None:
+    text = "name: t\nbase: {resolution: 16, model: {width: 4, modes: 4}}\nmatrix:\n  init: [pretrained, scratch]\n"
+    code, out, _ = _expand(tmp_path, text, "--estimate")
+    assert code == 0, out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()}
+    assert {"pretrain", "finetune", "scratch", "total"} <= set(rows)
+    assert float(rows["total"][-1]) > 0
