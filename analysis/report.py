@@ -18,6 +18,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.image import imsave
 
 from analysis.figures import FIGURES, CurveFits, fit_curves
 from analysis.figures.curves import FIT_COLUMNS, N, downstream_points, mean_points, pairs, primary
@@ -70,9 +73,9 @@ def build_report(
         if result.figure is None:
             skipped[name] = result.skip
             continue
-        pngs[name] = _render(result.figure, "png")
+        pngs[name], pdf = _render_both(result.figure)
         _write(out / f"{name}.png", pngs[name])
-        _write(out / f"{name}.pdf", _render(result.figure, "pdf"))
+        _write(out / f"{name}.pdf", pdf)
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pandas(fits.table, preserve_index=False), sink)
     _write(out / "fits.parquet", sink.getvalue().to_pybytes())
@@ -106,6 +109,18 @@ def small_n_multipliers(runs: pd.DataFrame, fits: CurveFits) -> pd.DataFrame:
                 "multiplier_interp": float(interp[0]), "multiplier_fit": float(fitted[0]),
             })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _render_both(figure: Figure) -> tuple[bytes, bytes]:
+    """PNG and PDF of ``figure`` from one layout: the Agg draw runs the constrained layout and renders the PNG,
+    the PDF reuses that layout (savefig would lay the figure out again before each format)."""
+    canvas = FigureCanvasAgg(figure)
+    figure.set_dpi(DPI)
+    canvas.draw()
+    png = io.BytesIO()
+    imsave(png, canvas.buffer_rgba(), format="png", origin="upper", dpi=DPI)
+    figure.set_layout_engine("none")
+    return png.getvalue(), _render(figure, "pdf")
 
 
 def _render(figure: object, fmt: str) -> bytes:

@@ -90,9 +90,9 @@ def parse_tune(raw: Any, where: Where) -> dict[str, Any] | None:
     if not isinstance(stages, list) or not stages or not set(stages) <= set(STAGES):
         raise where.fail("tune.stages", f"invalid stages {stages!r}", "choose from " + ", ".join(STAGES))
     tune["stages"] = sorted(stages)
-    grid = math.prod(len(s["values"]) for s in space.values()) if tune["sampler"] == "grid" else None
-    if grid is not None and any(s["kind"] not in ("grid", "choice") for s in space.values()):
+    if tune["sampler"] == "grid" and any(s["kind"] not in ("grid", "choice") for s in space.values()):
         raise where.fail("tune.sampler", "the grid sampler needs every parameter as {grid: [...]}", "use tpe or random")
+    grid = math.prod(len(s["values"]) for s in space.values()) if tune["sampler"] == "grid" else None
     n_trials = raw.get("n_trials", grid)
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise where.fail("tune.n_trials", f"must be an integer >= 1, got {n_trials!r}", "write `n_trials: 20`")

@@ -54,6 +54,8 @@ BAD = [
      r"implies 160400 points \(> 100000\); narrow the axes, or pass --force"),
     ("no-name", "matrix:\n  model.width: [8]\n", r"missing or invalid sweep name None; add `name: my-sweep`"),
     ("shift-lo-gt-hi", "name: t\nmatrix:\n  downstream.shift: [[10, 5]]\n", r"range \[10\.0, 5\.0\] has lo > hi"),
+    ("train-constraint", "name: t\nmatrix:\n  train.min_lr: [1.0e-2]\n",
+     r"train at point \(train\.min_lr=0\.01\): train settings must satisfy 0 <= min_lr <= lr"),
     ("odd-resolution", "name: t\nbase: {resolution: 33}\n", r"base\.resolution \(line 2\): must be even and >= 8"),
 ]
 

@@ -16,7 +16,8 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from harness.errors import SweepError
+from harness.config import TrainConfig
+from harness.errors import HarnessError, SweepError
 from harness.sweep.spec import MAX_JOBS, Sweep, flatten, set_dotted
 from harness.tune import trial_configs
 
@@ -86,6 +87,16 @@ def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def _check_train_settings(sweep: Sweep, point: dict[str, Any], config: dict[str, Any]) -> None:
+    """Constraints between train settings (min_lr <= lr, ...) hold for every point, before anything runs."""
+    for key, settings in (("train", config["train"]), ("pretrain.train", config["pretrain"]["train"])):
+        try:
+            TrainConfig.from_dict(settings)
+        except HarnessError as exc:
+            where = ", ".join(f"{k}={v}" for k, v in point.items()) or "base"
+            raise SweepError(f"{sweep.path}: {key} at point ({where}): {exc}") from None
+
+
 def expand(sweep: Sweep, *, force: bool = False) -> list[dict[str, Any]]:
     """All jobs of a sweep, deduplicated by id, pretraining jobs first, in first-appearance order."""
     n = count_points(sweep)
@@ -96,7 +107,9 @@ def expand(sweep: Sweep, *, force: bool = False) -> list[dict[str, Any]]:
     downstream: dict[str, dict[str, Any]] = {}
     tune = sweep.tune
     for point in _points(sweep):
-        for stage, cfg in stage_configs(resolve(sweep, point)):
+        config = resolve(sweep, point)
+        _check_train_settings(sweep, point, config)
+        for stage, cfg in stage_configs(config):
             tuned = tune is not None and stage in tune["stages"]
             for trial_cfg in trial_configs(cfg, job_id(stage, cfg), tune) if tuned else [cfg]:
                 jid = job_id(stage, trial_cfg)

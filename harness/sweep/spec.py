@@ -16,24 +16,11 @@ from typing import Any
 
 import yaml
 
+from harness.config import CHOICES as TRAIN_CHOICES
+from harness.config import TrainConfig
 from harness.errors import SweepError
 
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "epochs": 500,
-    "lr": 1e-3,
-    "batch_size": 128,
-    "weight_decay": 0.0,
-    "optimizer": "adam",
-    "schedule": "cosine",
-    "min_lr": 0.0,
-    "precision": "fp32",
-    "compile": False,
-    "patience": 0,
-    "augment": "none",
-    "augment_prob": 0.5,
-    "noise_level": 0.05,
-    "scale_max": 2.0,
-}
+TRAIN_DEFAULTS: dict[str, Any] = TrainConfig().to_dict()
 
 DEFAULTS: dict[str, Any] = {
     "resolution": 128,
@@ -65,15 +52,13 @@ DEFAULTS: dict[str, Any] = {
 
 SYSTEMS = ("poisson", "advection_diffusion", "helmholtz")
 SHIFT_NAMES = ("id", "moderate", "large", "advection", "diffusion")
-_TRAIN_CHOICES = {"optimizer": ("adam", "adamw"), "schedule": ("cosine", "constant"), "precision": ("fp32", "bf16"),
-                  "augment": ("none", "shift", "noise", "scale")}
 CHOICES: dict[str, tuple[str, ...]] = {
     "init": ("pretrained", "scratch", "zeroshot"),
     "pretrain.system": (*SYSTEMS, "mixed"),
     "pretrain.strategy": ("supervised", "masked", "derivative", "coefficient", "none"),
     "downstream.system": SYSTEMS,
-    **{f"train.{k}": v for k, v in _TRAIN_CHOICES.items()},
-    **{f"pretrain.train.{k}": v for k, v in _TRAIN_CHOICES.items()},
+    **{f"train.{k}": v for k, v in TRAIN_CHOICES.items()},
+    **{f"pretrain.train.{k}": v for k, v in TRAIN_CHOICES.items()},
 }
 # Keys whose value is a shift: a named level or an explicit [lo, hi] coefficient range.
 SHIFT_KEYS = ("pretrain.shift", "downstream.shift")

@@ -25,9 +25,9 @@ from collections.abc import Callable
 
 import torch
 
+from harness.config import AUGMENTS
 from harness.errors import HarnessError
 
-AUGMENTS = ("none", "shift", "noise", "scale")
 Batch = tuple[torch.Tensor, torch.Tensor]
 Augment = Callable[[torch.Tensor, torch.Tensor, torch.Generator], Batch]
 
