@@ -122,7 +122,8 @@ def draw_panel(ax: Axes, series: list[Series], xlabel: str, ylabel: str) -> None
         if axis.get_scale() == "log" and hi > 10 * lo:  # whole decades labelled: drop the minor-tick labels
             axis.set_minor_formatter(NullFormatter())
             minor = axis.get_tick_params(which="minor")
-            if not any(minor.get(k, k in ("bottom", "left")) for k in ("bottom", "top", "left", "right", "gridOn")):
+            first, second = ("bottom", "top") if axis.axis_name == "x" else ("left", "right")
+            if not (minor.get(first, True) or minor.get(second, False) or minor.get("gridOn", False)):
                 axis.set_minor_locator(NullLocator())  # unlabelled and unmarked (whitegrid): they only cost time
     if any(s.label for s in series):
         ax.legend(fontsize="xx-small", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
