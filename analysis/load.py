@@ -1,8 +1,8 @@
 """Read a sweep's results folder (``plan.json`` + ``runs/*/summary.parquet``) into one typed DataFrame.
 
-The fast path is one ``pyarrow.dataset`` over every summary file with a permissively unified schema (jobs of
-different stages have different null columns); when it fails (a corrupt or truncated file) the files are read
-one by one so the bad ones can be named and skipped.
+The summary files are read by ``harness.store.collect_table``, the one reader of the run folders: it reuses
+``results.parquet`` (written by every local ``harness submit``) for the files that did not change since, and
+reads the others with one ``pyarrow.dataset`` (file by file when a corrupt file must be named).
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
-from pyarrow import fs
 
 from harness.errors import HarnessError
+from harness.store import collect_table
 
 STATUSES = ("ok", "failed", "diverged", "blocked")
 NUMERIC_COLUMNS = ("model.width", "model.modes", "n_params", "downstream.n_train", "seed", "test_rel_l2")
@@ -61,15 +59,16 @@ class LoadedRuns:
 def load_runs(sweep_dir: Path) -> LoadedRuns:
     """Load ``sweep_dir/plan.json`` and every ``sweep_dir/runs/<job id>/summary.parquet``.
 
-    Raises ReportError when the folder holds neither a plan nor any summary file.
+    ``ok`` holds the ok rows that are their sweep point's result: in a tuned sweep only each study's best trial
+    (``tune.best``). Raises ReportError when the folder holds neither a plan nor any summary file.
     """
     sweep_dir = Path(sweep_dir)
     plan = _read_plan(sweep_dir / "plan.json")
-    files = sorted(sweep_dir.glob("runs/*/summary.parquet"))
-    if plan is None and not files:
+    collected = collect_table(sweep_dir, must_write=False)
+    if plan is None and not collected.files:
         raise ReportError(f"no results under {sweep_dir}: run `harness submit` first")
-    table, bad = _read_summaries(files)
-    frame = _typed_frame(table)
+    bad = collected.unreadable
+    frame = _typed_frame(collected.table)
     ids = set(frame["id"].dropna()) | {job for job, _ in bad}
     planned_ids = [job["id"] for job in plan.get("jobs", [])] if plan else []
     missing = [job for job in planned_ids if job not in ids]
@@ -78,10 +77,12 @@ def load_runs(sweep_dir: Path) -> LoadedRuns:
         (str(job), f"{status}: {error}" if error else str(status))
         for job, status, error in zip(failed["id"], failed["status"], failed["error"].fillna(""), strict=True)
     ]
-    ok = frame[frame["status"] == "ok"].reset_index(drop=True)
+    ok = frame["status"] == "ok"
+    if "tune.best" in frame:
+        ok &= frame["tune.best"].fillna(False).astype(bool)
     return LoadedRuns(
-        all=frame, ok=ok, problems=problems, missing=missing, unreadable=[job for job, _ in bad],
-        planned=len(planned_ids) if plan else len(files), plan=plan,
+        all=frame, ok=frame[ok].reset_index(drop=True), problems=problems, missing=missing,
+        unreadable=[job for job, _ in bad], planned=len(planned_ids) if plan else collected.files, plan=plan,
     )  # fmt: skip
 
 
@@ -92,29 +93,6 @@ def _read_plan(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ReportError(f"cannot read {path}: {exc}; rerun `harness submit` to rewrite it") from exc
-
-
-def _read_summaries(files: list[Path]) -> tuple[pa.Table, list[tuple[str, str]]]:
-    """All summary rows as one table, plus (job id, reason) for each file that could not be read."""
-    if not files:
-        return pa.table({}), []
-    try:
-        factory = ds.FileSystemDatasetFactory(
-            fs.LocalFileSystem(), [str(f) for f in files], ds.ParquetFileFormat(), ds.FileSystemFactoryOptions()
-        )
-        schema = factory.inspect(promote_options="permissive")
-        return factory.finish(schema).to_table(), []
-    except (pa.ArrowException, OSError):
-        pass  # a corrupt file somewhere: find it file by file
-    tables, bad = [], []
-    for f in files:
-        try:
-            tables.append(pq.read_table(f))
-        except (pa.ArrowException, OSError) as exc:
-            bad.append((f.parent.name, f"unreadable summary.parquet: {str(exc).splitlines()[0]}"))
-    if not tables:
-        return pa.table({}), bad
-    return pa.concat_tables(tables, promote_options="permissive"), bad
 
 
 def _typed_frame(table: pa.Table) -> pd.DataFrame:

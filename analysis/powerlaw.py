@@ -61,7 +61,8 @@ class PowerLawFit:
         a, b, c = self.boot[:, :1], self.boot[:, 1:2], self.boot[:, 2:]
         pred = a * n[None, :] ** -b + c
         q = 50 * (1 - level)
-        lo, hi = np.nanpercentile(pred, [q, 100 - q], axis=0)
+        pct = np.nanpercentile if np.isnan(pred).any() else np.percentile  # nanpercentile loops per column
+        lo, hi = pct(pred, [q, 100 - q], axis=0)
         return lo, hi
 
 

@@ -1,8 +1,9 @@
 """Benchmark ``harness report`` end to end on a synthetic sweep folder of ~10 000 summary files.
 
 Times, in one process: the naive load (pandas.concat of per-file read_parquet on 1000 files, scaled linearly:
-the baseline), ``load_runs``,
-the curve fits, and ``build_report`` (load + fits + figures + HTML). Prints the ratios.
+the baseline); ``load_runs`` cold (no results.parquet: every summary file is read, results.parquet written)
+and warm (results.parquet fresh: one stat per file); the curve fits; ``build_report`` (load + fits + figures +
+HTML) warm, as after a local ``harness submit``, and cold. Prints the ratios and the load average.
 
     .venv/bin/python bench/bench_report.py            # 10 444 runs, n_boot 1000
     .venv/bin/python bench/bench_report.py --smoke    # ~140 runs (CI)
@@ -11,6 +12,7 @@ the curve fits, and ``build_report`` (load + fits + figures + HTML). Prints the 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -57,13 +59,24 @@ def main() -> None:
                         lambda: pd.concat(map(pd.read_parquet, sample)))  # fmt: skip
         naive = part * len(files) / len(sample)
         print(f"{'baseline extrapolated to ' + str(len(files)) + ' files':<44s} {naive:8.2f} s")
-        load, loaded = timed("load_runs (one pyarrow dataset)", lambda: load_runs(sweep))
+        results = sweep / "results.parquet"
+        cold, loaded = timed("load_runs cold (reads every summary file)", lambda: load_runs(sweep))
+        load, loaded = timed("load_runs warm (results.parquet fresh)", lambda: load_runs(sweep))
         fits, table = timed(f"fit_curves (n_boot={args.n_boot})", lambda: fit_curves(loaded.ok, n_boot=args.n_boot))
-        total, result = timed("build_report end to end", lambda: build_report(sweep, n_boot=args.n_boot))
+        total, result = timed("build_report end to end, warm", lambda: build_report(sweep, n_boot=args.n_boot))
+        results.unlink()
+        total_cold, _ = timed("build_report end to end, cold", lambda: build_report(sweep, n_boot=args.n_boot))
         print(f"curves fitted: {len(table.table)}, figures: {len(result.figures)}, skipped: {len(result.skipped)}")
-        print(f"load speed-up vs baseline: {naive / load:.2f}x; report / baseline load: {total / naive:.2f}x")
+        print(
+            f"load speed-up vs baseline: cold {naive / cold:.2f}x, warm {naive / load:.2f}x; "
+            f"report / baseline load: {total / naive:.2f}x"
+        )
         rest = total - load - fits
-        print(f"report total: {total:.2f} s (load {load:.2f}, fits {fits:.2f}, figures + files {rest:.2f})")
+        print(
+            f"report total, warm: {total:.2f} s (load {load:.2f}, fits {fits:.2f}, figures + files {rest:.2f}); "
+            f"cold: {total_cold:.2f} s"
+        )
+        print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

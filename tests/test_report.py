@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.image import imread
 
@@ -81,3 +82,54 @@ def test_missing_plan_or_runs_give_the_clear_error(tmp_path: Path) -> None:
     (tmp_path / "plan.json").write_text('{"sweep": "x", "spec": {}, "jobs": []}')
     with pytest.raises(ReportError, match="no runs/\\*/summary.parquet"):
         build_report(tmp_path)
+
+
+def test_collect_reuses_results_parquet_and_rereads_only_changed_files(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from harness.store import collect_table
+
+    runs = synthetic_runs(**SMALL)
+    sweep = write_synthetic_sweep(tmp_path / "syn", runs)
+    cold = collect_table(sweep)
+    assert cold.reused == 0 and cold.files == len(runs) and (sweep / "results.parquet").exists()
+    warm = collect_table(sweep)
+    assert warm.reused == len(runs) and warm.table.equals(cold.table)
+    changed = sweep / "runs" / str(runs["id"].iloc[3]) / "summary.parquet"
+    row = pq.read_table(changed).to_pandas().assign(test_rel_l2=0.123)
+    row.to_parquet(changed, index=False)
+    (sweep / "runs" / str(runs["id"].iloc[4]) / "summary.parquet").write_bytes(b"not parquet")
+    again = collect_table(sweep)
+    assert again.reused == len(runs) - 2
+    assert [job for job, _ in again.unreadable] == [runs["id"].iloc[4]]
+    assert again.table.num_rows == len(runs) - 1
+    frame = again.table.to_pandas().set_index("id")
+    assert frame.loc[runs["id"].iloc[3], "test_rel_l2"] == 0.123
+    assert collect_table(sweep).reused == len(runs)  # the corrupt file's reason is cached too
+    assert [job for job, _ in collect_table(sweep).unreadable] == [runs["id"].iloc[4]]
+
+
+def test_cold_and_warm_reports_give_byte_identical_fits(report, tmp_path: Path) -> None:
+    sweep, _, _ = report
+    warm = build_report(sweep, tmp_path / "warm", n_boot=50)
+    (sweep / "results.parquet").unlink()
+    cold = build_report(sweep, tmp_path / "cold", n_boot=50)
+    assert (sweep / "results.parquet").exists()
+    assert cold.fits_csv.read_bytes() == warm.fits_csv.read_bytes()
+    assert cold.counts == warm.counts and sorted(cold.problems) == sorted(warm.problems)
+
+
+def test_tuned_sweeps_report_only_each_studys_best_trial(tmp_path: Path) -> None:
+    runs = synthetic_runs(**SMALL)
+    down = runs["stage"].isin(["finetune", "scratch"])
+    trials = runs[down].assign(**{"train.lr": 1e-2, "test_rel_l2": runs.loc[down, "test_rel_l2"] * 3})
+    trials["id"] = trials["id"] + "-t1"
+    tuned = runs.copy()
+    tuned.loc[down, "tune.study"] = tuned.loc[down, "id"]
+    trials["tune.study"] = tuned.loc[down, "id"].to_numpy()
+    trials["best_val_rel_l2"] = trials["test_rel_l2"] * 1.02
+    sweep = write_synthetic_sweep(tmp_path / "tuned", pd.concat([tuned, trials], ignore_index=True))
+    loaded = load_runs(sweep)
+    assert len(loaded.all) == len(runs) + down.sum()
+    assert len(loaded.ok) == len(runs) and loaded.ok["tune.best"].all()
+    assert not loaded.ok["id"].str.endswith("-t1").any()  # the worse trials are not the sweep point's result
