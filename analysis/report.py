@@ -1,4 +1,5 @@
-"""``build_report``: a sweep folder -> figures (PNG + PDF), fits.parquet/.csv, report.html and report.md.
+"""``build_report``: a sweep folder -> figures (PNG + PDF), fits.parquet/.csv, strategies.csv (when the sweep
+compares pretraining strategies), report.html and report.md.
 
 Every file is written atomically (temporary name + rename). Fits depend only on the runs and the seed, so the
 same inputs give byte-identical fits.csv and fits.parquet.
@@ -10,7 +11,7 @@ import base64
 import html
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from matplotlib.image import imsave
 
 from analysis.figures import FIGURES, CurveFits, fit_curves
 from analysis.figures.curves import FIT_COLUMNS, N, downstream_points, mean_points, pairs, primary
+from analysis.figures.strategy import strategy_table
 from analysis.figures.style import DPI
 from analysis.load import LoadedRuns, ReportError, load_runs
 from analysis.powerlaw import efficiency_multiplier, efficiency_multiplier_interp
@@ -49,6 +51,8 @@ class ReportResult:
     skipped: dict[str, str]  # figure name -> why the sweep cannot show it
     counts: dict[str, int]
     problems: list[tuple[str, str]]
+    tables: dict[str, Path] = field(default_factory=dict)  # table name -> CSV (strategies: errors per strategy)
+    tables_skipped: dict[str, str] = field(default_factory=dict)  # table name -> why the sweep cannot show it
 
 
 def build_report(
@@ -81,13 +85,28 @@ def build_report(
     _write(out / "fits.parquet", sink.getvalue().to_pybytes())
     _write(out / "fits.csv", fits.table.to_csv(index=False).encode())
     multipliers = small_n_multipliers(loaded.ok, fits)
-    _write(out / "report.html", _html(loaded, fits, multipliers, pngs, skipped).encode())
-    _write(out / "report.md", _markdown(loaded, fits, multipliers, pngs, skipped).encode())
+    tables = _tables(loaded.ok)
+    for name, (table, _) in tables.items():
+        if table is not None:
+            _write(out / f"{name}.csv", table.to_csv(index=False).encode())
+    _write(out / "report.html", _html(loaded, fits, multipliers, pngs, skipped, tables).encode())
+    _write(out / "report.md", _markdown(loaded, fits, multipliers, pngs, skipped, tables).encode())
     return ReportResult(
         out_dir=out, html=out / "report.html", markdown=out / "report.md", fits_parquet=out / "fits.parquet",
         fits_csv=out / "fits.csv", figures={name: out / f"{name}.png" for name in pngs}, skipped=skipped,
         counts=loaded.counts(), problems=loaded.problems,
+        tables={name: out / f"{name}.csv" for name, (table, _) in tables.items() if table is not None},
+        tables_skipped={name: why for name, (table, why) in tables.items() if table is None},
     )  # fmt: skip
+
+
+TABLE_TITLES = {"strategies": "Mean test relative L2 per pretraining strategy and augmentation (pretraining/"
+                              "downstream where both vary; scratch: strategy none), by downstream N"}  # fmt: skip
+
+
+def _tables(runs: pd.DataFrame) -> dict[str, tuple[pd.DataFrame | None, str]]:
+    """Name -> (table, "") or (None, why the sweep cannot show it), in report order."""
+    return {"strategies": strategy_table(runs)}
 
 
 def small_n_multipliers(runs: pd.DataFrame, fits: CurveFits) -> pd.DataFrame:
@@ -150,10 +169,11 @@ def _fit_summary(fits: CurveFits) -> pd.DataFrame:
 
 
 def _fmt(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.apply(lambda col: col.map("{:.3g}".format) if col.dtype.kind == "f" else col.astype(str))
+    return frame.apply(lambda col: col.map("{:.3g}".format) if col.dtype.kind == "f" else
+                       col.astype(object).where(col.notna(), "").astype(str))  # fmt: skip
 
 
-def _html(loaded: LoadedRuns, fits: CurveFits, mult: pd.DataFrame, pngs: dict, skipped: dict) -> str:
+def _html(loaded: LoadedRuns, fits: CurveFits, mult: pd.DataFrame, pngs: dict, skipped: dict, tables: dict) -> str:
     plan = loaded.plan or {}
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Report: {html.escape(str(plan.get('sweep')))}"
              f"</title><style>{_CSS}</style></head><body><h1>Sweep {html.escape(str(plan.get('sweep')))}</h1>",
@@ -167,6 +187,11 @@ def _html(loaded: LoadedRuns, fits: CurveFits, mult: pd.DataFrame, pngs: dict, s
     parts += ["<h2>Power-law fits: err = a N<sup>-b</sup> + c</h2>", _fit_summary(fits).to_html(index=False)]
     if not mult.empty:
         parts += ["<h2>Data-efficiency multipliers at small N</h2>", _fmt(mult).to_html(index=False)]
+    for name, (table, why) in tables.items():
+        if table is None:
+            parts.append(f"<p class='skip'>Skipped the <b>{name}</b> table: {html.escape(why)}</p>")
+        else:
+            parts += [f"<h2>{html.escape(TABLE_TITLES[name])}</h2>", _fmt(table).to_html(index=False)]
     if loaded.problems:
         shown = "".join(f"<li>{html.escape(j)}: {html.escape(r)}</li>" for j, r in loaded.problems[:200])
         parts.append(f"<h2>Problems ({len(loaded.problems)})</h2><ul>{shown}</ul>")
@@ -182,7 +207,8 @@ def _md_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _markdown(loaded: LoadedRuns, fits: CurveFits, mult: pd.DataFrame, pngs: dict, skipped: dict) -> str:
+def _markdown(loaded: LoadedRuns, fits: CurveFits, mult: pd.DataFrame, pngs: dict, skipped: dict,
+              tables: dict) -> str:  # fmt: skip
     plan = loaded.plan or {}
     counts = ", ".join(f"{k} {v}" for k, v in loaded.counts().items())
     parts = [f"# Sweep {plan.get('sweep')}", "", f"Jobs: {counts}.", "", "## Fitted exponents (err = a N^-b + c)", ""]
@@ -190,6 +216,11 @@ def _markdown(loaded: LoadedRuns, fits: CurveFits, mult: pd.DataFrame, pngs: dic
     if not mult.empty:
         parts += ["## Data-efficiency multipliers at small N (n_scratch / N to match fine-tuning)", ""]
         parts += [_md_table(mult), ""]
+    for name, (table, why) in tables.items():
+        if table is None:
+            parts += [f"Skipped the {name} table: {why}.", ""]
+        else:
+            parts += [f"## {TABLE_TITLES[name]}", "", _md_table(table), "", f"Also in [{name}.csv]({name}.csv).", ""]
     parts += ["## Figures", ""] + [f"- [{name}]({name}.png) ([pdf]({name}.pdf))" for name in pngs]
     parts += [f"- {name}: skipped, {why}" for name, why in skipped.items()]
     return "\n".join(parts) + "\n"

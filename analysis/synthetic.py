@@ -2,7 +2,8 @@
 
 Downstream error = a * N^-B + C with multiplicative log-normal noise: scratch has the largest a; fine-tuning
 divides it by a gain that grows with model size and shrinks with the shift level; other strategies and the
-mixed pretraining transfer a little worse. Zero-shot rows have a null ``downstream.n_train``.
+mixed pretraining transfer a little worse; augmentation (``augments``) helps a little. Zero-shot rows have a null
+``downstream.n_train``. ``tuned_runs`` turns the finetune and scratch rows into the trials of tuning studies.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ B_TRUE = 0.5
 C_TRUE = 0.01
 CHANNELS = {"poisson": 4, "advection_diffusion": 6, "helmholtz": 2, "mixed": 7}
 STRATEGY_PENALTY = {"supervised": 1.0, "derivative": 1.3, "masked": 1.6, "coefficient": 2.0}
+AUGMENT_GAIN = {"none": 1.0, "scale": 0.85, "noise": 0.95, "shift": 1.0}  # error factor of an augmentation
+TUNE_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 _CONFIG_TOP = ("resolution", "data_seed", "seed", "init")
 
 
@@ -42,42 +45,76 @@ def synthetic_runs(
     strategies: tuple[str, ...] = ("supervised",),
     pretrain_systems: tuple[str, ...] = ("same",),
     zeroshot: bool = True,
+    augments: tuple[str, ...] = (),
     noise: float = 0.05,
     rng_seed: int = 0,
 ) -> pd.DataFrame:
     """A summary-like table (docs/contracts.md columns) of pretrain, finetune, scratch and zero-shot rows.
 
-    ``pretrain_systems`` entries are "same" (pretrained on the downstream system) or "mixed".
+    ``pretrain_systems`` entries are "same" (pretrained on the downstream system) or "mixed". Each of
+    ``augments`` (none, scale, ...) is used for both stages, as a sweep's zip of ``pretrain.train.augment`` and
+    ``train.augment`` does (scratch rows have no pretraining keys); empty: no augmentation columns.
     """
     rng = np.random.default_rng(rng_seed)
     rows: list[dict] = []
-    for (width, modes), seed, strategy in product(sizes, seeds, strategies):
-        for psys in sorted({s if p == "same" else p for s in systems for p in pretrain_systems}):
-            rows.append(_row(sweep, "pretrain", seed, width, modes, psys, strategy, None, None, None, 0.02))
     size_rank = {size: i / max(len(sizes) - 1, 1) for i, size in enumerate(sizes)}
-    for system, (level, shift), (width, modes), seed in product(systems, enumerate(shifts), sizes, seeds):
-        transfer = 0.1 * 2.0**level * (1.5 - size_rank[(width, modes)])  # a_finetune / a_scratch
-        for n in n_trains:
-            err = A_SCRATCH * n**-B_TRUE + C_TRUE
-            rows.append(_row(sweep, "scratch", seed, width, modes, None, None, system, shift, n, err))
-        for strategy, p in product(strategies, pretrain_systems):
-            psys = system if p == "same" else p
-            a = A_SCRATCH * transfer * STRATEGY_PENALTY.get(strategy, 1.5) * (1.2 if psys == "mixed" else 1.0)
+    for aug in augments or (None,):
+        for (width, modes), seed, strategy in product(sizes, seeds, strategies):
+            for psys in sorted({s if p == "same" else p for s in systems for p in pretrain_systems}):
+                rows.append(_row(sweep, "pretrain", seed, width, modes, psys, strategy, None, None, None, 0.02, aug))
+        gain = AUGMENT_GAIN.get(aug or "none", 1.0)
+        for system, (level, shift), (width, modes), seed in product(systems, enumerate(shifts), sizes, seeds):
+            transfer = 0.1 * 2.0**level * (1.5 - size_rank[(width, modes)])  # a_finetune / a_scratch
             for n in n_trains:
-                err = a * n**-B_TRUE + C_TRUE
-                rows.append(_row(sweep, "finetune", seed, width, modes, psys, strategy, system, shift, n, err))
-            if zeroshot:
-                err = 0.05 * (1 + 2 * level) * (1.2 - 0.4 * size_rank[(width, modes)])
-                rows.append(_row(sweep, "zeroshot", seed, width, modes, psys, strategy, system, shift, None, err))
+                err = (A_SCRATCH * n**-B_TRUE + C_TRUE) * gain
+                rows.append(_row(sweep, "scratch", seed, width, modes, None, None, system, shift, n, err, aug))
+            for strategy, p in product(strategies, pretrain_systems):
+                psys = system if p == "same" else p
+                a = A_SCRATCH * transfer * STRATEGY_PENALTY.get(strategy, 1.5) * (1.2 if psys == "mixed" else 1.0)
+                for n in n_trains:
+                    err = (a * n**-B_TRUE + C_TRUE) * gain
+                    rows.append(_row(sweep, "finetune", seed, width, modes, psys, strategy, system, shift, n, err, aug))
+                if zeroshot:
+                    err = 0.05 * (1 + 2 * level) * (1.2 - 0.4 * size_rank[(width, modes)])
+                    rows.append(_row(sweep, "zeroshot", seed, width, modes, psys, strategy, system, shift, None, err,
+                                     aug))  # fmt: skip
     frame = pd.DataFrame(rows)
     frame["test_rel_l2"] *= np.exp(rng.normal(0.0, noise, len(frame)))
     frame["best_val_rel_l2"] = frame["test_rel_l2"] * 1.02
     return frame
 
 
+
+def tuned_runs(frame: pd.DataFrame, *, lrs: tuple[float, ...] = TUNE_LRS, noise: float = 0.05,
+               rng_seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """``frame`` with each finetune and scratch row replaced by one trial per learning rate of its tuning study.
+
+    A trial's error is the row's times a log-parabola around an optimal learning rate that falls with N and is
+    lower for fine-tuning than from scratch. Trials get ``tune.study`` (the row's id), ``tune.trial``,
+    ``tune.optuna_trial``, ``tune.params`` (JSON) and ``train.lr``, and ``tune.best`` as ``results.parquet``
+    marks it (``harness.tune.best_trials``: each study's lowest ``best_val_rel_l2``).
+    """
+    from harness.tune import best_trials
+
+    rng = np.random.default_rng(rng_seed)
+    down = frame["stage"].isin(["finetune", "scratch"])
+    rows = frame[down].reset_index(drop=True)
+    best_lr = np.where(rows["stage"] == "scratch", 3e-3, 6e-4) * (rows["downstream.n_train"] / 64.0) ** -0.2
+    trials = []
+    for i, lr in enumerate(lrs):
+        penalty = 1 + 0.3 * (np.log10(lr) - np.log10(best_lr.astype(float))) ** 2
+        trial = rows.assign(**{
+            "id": rows["id"] + f"-t{i}", "tune.study": rows["id"], "tune.trial": i, "tune.optuna_trial": i,
+            "tune.params": json.dumps({"train.lr": lr}), "train.lr": lr,
+            "test_rel_l2": rows["test_rel_l2"] * penalty * np.exp(rng.normal(0.0, noise, len(rows))),
+        })  # fmt: skip
+        trials.append(trial.assign(best_val_rel_l2=trial["test_rel_l2"] * np.exp(rng.normal(0.0, noise, len(rows)))))
+    out = pd.concat([frame[~down], *trials], ignore_index=True)
+    return best_trials(out.drop(columns=["tune.best"], errors="ignore"))
+
 def _row(
     sweep: str, stage: str, seed: int, width: int, modes: int, psys: str | None, strategy: str | None,
-    system: str | None, shift: str | None, n_train: int | None, err: float,
+    system: str | None, shift: str | None, n_train: int | None, err: float, aug: str | None = None,
 ) -> dict:  # fmt: skip
     init = {"pretrain": None, "finetune": "pretrained"}.get(stage, stage)
     row = {
@@ -89,8 +126,11 @@ def _row(
         "downstream.system": system, "downstream.shift": shift, "downstream.n_train": n_train,
         "train.lr": 1e-3 if system else None,
     }  # fmt: skip
+    if aug is not None:  # only the stages that train with it have the key (a zero-shot row has no train settings)
+        row["pretrain.train.augment"] = aug if psys else None
+        row["train.augment"] = aug if system and stage != "zeroshot" else None
     if stage in ("finetune", "zeroshot"):
-        pretrain = _row(sweep, "pretrain", seed, width, modes, psys, strategy, None, None, None, err)
+        pretrain = _row(sweep, "pretrain", seed, width, modes, psys, strategy, None, None, None, err, aug)
         row["depends_on"] = pretrain["id"]
     row["id"] = f"{stage[:2]}-" + hashlib.sha256(json.dumps(row, sort_keys=True).encode()).hexdigest()[:10]
     channels = CHANNELS[system or psys or "poisson"]
@@ -118,7 +158,7 @@ def write_synthetic_sweep(sweep_dir: Path, frame: pd.DataFrame, *, spec: dict | 
     config = config_columns(frame)
     sweep = str(frame["sweep"].iloc[0]) if len(frame) else sweep_dir.name
     if spec is None:
-        varied = [c for c in config if frame[c].nunique() > 1]
+        varied = [c for c in config if frame[c].nunique() > 1 and not c.startswith("tune.")]
         spec = {"name": sweep, "matrix": {c: sorted(frame[c].dropna().unique().tolist()) for c in varied}}
     jobs = [
         {"id": r["id"], "stage": r["stage"], "sweep": sweep, "depends_on": r["depends_on"] or None,

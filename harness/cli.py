@@ -172,9 +172,11 @@ def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: i
     result = build_report(resolve_sweep(root, sweep), out, n_boot=n_boot, seed=seed)
     counts = ", ".join(f"{n} {state}" for state, n in result.counts.items() if n)
     click.echo(f"{result.out_dir.parent.name}: {counts}")
-    for name, why in result.skipped.items():
+    for name, why in {**result.skipped, **result.tables_skipped}.items():
         click.echo(f"  skipped {name}: {why}")
     click.echo(f"figures: {', '.join(str(p) for p in result.figures.values())}")
+    for name, path in result.tables.items():
+        click.echo(f"table:   {path} ({name})")
     click.echo(f"fits:    {result.fits_parquet} (+ .csv)")
     click.echo(f"report:  {result.html}\n         {result.markdown}")
 

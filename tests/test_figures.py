@@ -1,10 +1,14 @@
 """Figures: each draws on a sweep that varies its axes, and is skipped with a reason when the sweep does not."""
 
+import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from analysis.figures import FIGURES, fit_curves, gain_heatmap, gain_vs_size, mixed_pretraining, strategies
-from analysis.figures.style import FigureResult
-from analysis.synthetic import synthetic_runs
+from analysis.figures.plots import chosen_lr
+from analysis.figures.strategy import SCRATCH_LABEL, strategy_table
+from analysis.figures.style import FigureResult, wrap
+from analysis.synthetic import synthetic_runs, tuned_runs
 
 SMALL = {"sizes": ((16, 4), (32, 8)), "n_trains": (8, 64, 512, 4096), "seeds": (0, 1)}
 
@@ -12,6 +16,8 @@ SMALL = {"sizes": ((16, 4), (32, 8)), "n_trains": (8, 64, 512, 4096), "seeds": (
 @pytest.fixture(scope="module")
 def rich():
     runs = synthetic_runs(**SMALL, strategies=("supervised", "masked"), pretrain_systems=("same", "mixed"))
+    runs = tuned_runs(runs, lrs=(3e-4, 1e-3, 3e-3))
+    runs = runs[runs["tune.best"]].reset_index(drop=True)  # what load_runs keeps: each study's best trial
     return runs, fit_curves(runs, n_boot=50)
 
 
@@ -23,6 +29,61 @@ def test_every_figure_draws_when_its_axes_vary(rich, name: str) -> None:
     assert result.figure is not None, result.skip
     axes = [ax for ax in result.figure.axes if ax.get_visible() and ax.get_title()]
     assert axes and all(ax.has_data() for ax in axes)
+    fig = result.figure
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw_without_rendering()  # runs the constrained layout
+    width = fig.bbox.width
+    for text in [fig._suptitle, *(ax.title for ax in axes)]:  # every title inside the figure, none cut off
+        box = text.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= width, (text.get_text(), box, width)
+
+
+def test_long_titles_are_wrapped_at_spaces() -> None:
+    text = "Data-efficiency multiplier, largest model (solid: measured, dashed: fit)"
+    assert wrap(text, 1000, 10) == text
+    lines = wrap(text, 200, 10).split("\n")
+    assert len(lines) == 2 and " ".join(lines) == text
+    assert wrap("unbreakable", 1, 10) == "unbreakable"
+
+
+def test_chosen_lr_follows_the_best_trials_and_is_skipped_on_untuned_sweeps(rich) -> None:
+    runs, _ = rich
+    fig = chosen_lr(runs).figure
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["poisson / id", "poisson / moderate"]
+    labels = [t.get_text() for t in panels[0].get_legend().get_texts()]
+    assert labels == ["fine-tuned 67.3K", "fine-tuned 1.06M", "scratch 67.3K", "scratch 1.06M"]
+    ft = runs[(runs["stage"] == "finetune") & (runs["pretrain.system"] == "poisson") & (runs["model.width"] == 16)
+              & (runs["pretrain.strategy"] == "supervised") & (runs["downstream.shift"] == "id")]  # fmt: skip
+    expected = 10 ** np.log10(ft["train.lr"]).groupby(ft["downstream.n_train"]).mean()  # geometric mean over seeds
+    np.testing.assert_allclose(panels[0].get_lines()[0].get_ydata(), expected.to_numpy())
+    assert ft["train.lr"].nunique() > 1  # the synthetic optimum moves with N: not a constant line
+    assert panels[0].get_xscale() == "log" and panels[0].get_yscale() == "log"
+    untuned = synthetic_runs(**SMALL)
+    assert chosen_lr(untuned).skip == "the sweep is not tuned (no tune.study column)"
+    assert chosen_lr(untuned.assign(**{"tune.study": None})).figure is None
+
+
+def test_strategy_table_and_figure_show_scratch_as_strategy_none_per_augmentation() -> None:
+    runs = synthetic_runs(sizes=((8, 4),), n_trains=(16, 64), seeds=(0,), zeroshot=False,
+                          strategies=("supervised", "masked"), augments=("none", "scale"))  # fmt: skip
+    table, skip = strategy_table(runs)
+    assert skip == "" and list(table.columns) == ["shift", "strategy", "augmentation", "N=16", "N=64"]
+    assert len(table) == 2 * 3 * 2  # shifts x (2 strategies + scratch) x augmentations
+    assert table["strategy"].tolist()[:6] == ["masked"] * 2 + ["supervised"] * 2 + [SCRATCH_LABEL] * 2
+    assert table["augmentation"].tolist()[:6] == ["none/none", "scale/scale"] * 2 + ["-/none", "-/scale"]
+    scratch = runs[(runs["stage"] == "scratch") & (runs["downstream.shift"] == "id")
+                   & (runs["train.augment"] == "scale")]  # fmt: skip
+    expected = scratch.groupby("downstream.n_train")["test_rel_l2"].mean().to_numpy()
+    np.testing.assert_allclose(table.loc[5, ["N=16", "N=64"]].to_numpy(float), expected)
+    fig = strategies(runs).figure
+    labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert any(label.startswith(f"{SCRATCH_LABEL}, augment -/scale: b=") for label in labels)
+    assert any(label.startswith("masked, augment scale/scale: b=") for label in labels)
+    downstream_only = runs.assign(**{"pretrain.train.augment": runs["pretrain.train.augment"].where(
+        runs["pretrain.train.augment"].isna(), "none")})  # fmt: skip
+    assert set(strategy_table(downstream_only)[0]["augmentation"]) == {"none", "scale"}
+    assert strategy_table(synthetic_runs(**SMALL)) == (None, "pretrain.strategy is not varied (supervised)")
 
 
 def test_fitted_exponents_appear_in_the_legend(rich) -> None:

@@ -10,7 +10,7 @@ from matplotlib.image import imread
 
 from analysis.load import ReportError, load_runs
 from analysis.report import build_report
-from analysis.synthetic import synthetic_runs, write_synthetic_sweep
+from analysis.synthetic import synthetic_runs, tuned_runs, write_synthetic_sweep
 
 SMALL = {"sizes": ((16, 4), (32, 8)), "n_trains": (8, 64, 512, 4096), "seeds": (0, 1)}
 
@@ -43,8 +43,12 @@ def test_html_embeds_each_figure_and_says_why_others_were_skipped(report) -> Non
     _, _, result = report
     text = result.html.read_text()
     assert len(re.findall("data:image/png;base64,", text)) == len(result.figures)
-    assert result.skipped == {"strategies": "pretrain.strategy is not varied (supervised)"}
+    assert result.skipped == {"strategies": "pretrain.strategy is not varied (supervised)",
+                              "chosen_lr": "the sweep is not tuned (no tune.study column)"}  # fmt: skip
     assert "Skipped <b>strategies</b>: pretrain.strategy is not varied" in text
+    assert result.tables == {} and result.tables_skipped == {"strategies": result.skipped["strategies"]}
+    assert "Skipped the <b>strategies</b> table: pretrain.strategy is not varied" in text
+    assert not (result.out_dir / "strategies.csv").exists()
     assert "Sweep definition" in text and "matrix:" in text
     md = result.markdown.read_text()
     assert "(error_vs_n.png)" in md and "| b |" in md.replace("| b | a |", "| b |")
@@ -133,3 +137,31 @@ def test_tuned_sweeps_report_only_each_studys_best_trial(tmp_path: Path) -> None
     assert len(loaded.all) == len(runs) + down.sum()
     assert len(loaded.ok) == len(runs) and loaded.ok["tune.best"].all()
     assert not loaded.ok["id"].str.endswith("-t1").any()  # the worse trials are not the sweep point's result
+
+
+def _assert_real_image(png: Path) -> None:
+    image = imread(png)
+    assert image.shape[0] > 300 and image.shape[1] > 300
+    assert image[..., :3].std() > 0.05
+    assert len(np.unique(image[..., :3].reshape(-1, 3), axis=0)) > 50
+
+
+def test_tuned_strategy_sweep_reports_chosen_lr_and_the_strategy_table(tmp_path: Path) -> None:
+    # as sweeps/strategies-smoke.yaml, tuned: scratch rows (strategy none) have no pretraining keys
+    runs = synthetic_runs(sizes=((8, 4),), n_trains=(16, 64), seeds=(0,), zeroshot=False,
+                          strategies=("supervised", "masked"), augments=("none", "scale"))  # fmt: skip
+    runs = tuned_runs(runs, lrs=(3e-4, 3e-3))
+    result = build_report(write_synthetic_sweep(tmp_path / "strat", runs), n_boot=20)
+    assert {"chosen_lr", "strategies", "error_vs_n"} <= set(result.figures)
+    for name in ("chosen_lr", "strategies"):
+        _assert_real_image(result.figures[name])
+    fits = pd.read_csv(result.fits_csv)  # tuning columns and the chosen lr are not curve axes: one curve per
+    assert len(fits) == 2 * (2 + 1) * 2 and not fits.columns.str.startswith("tune.").any()  # shift, strategy, aug
+    assert "train.lr" not in fits.columns and (fits["n_points"] == 2).all()
+    table = pd.read_csv(result.tables["strategies"])
+    assert list(table.columns) == ["shift", "strategy", "augmentation", "N=16", "N=64"] and len(table) == 12
+    assert set(table["strategy"]) == {"masked", "supervised", "none (scratch)"}
+    md, text = result.markdown.read_text(), result.html.read_text()
+    assert "| shift | strategy | augmentation | N=16 | N=64 |" in md
+    assert "| id | none (scratch) | -/scale |" in md and "| moderate | masked | scale/scale |" in md
+    assert "<td>none (scratch)</td>" in text and "Mean test relative L2 per pretraining strategy" in text

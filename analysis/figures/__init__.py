@@ -1,8 +1,10 @@
-"""The papers' figures (``FIGURES``: name -> function of the ok runs) and the curve fits they draw."""
+"""The papers' figures (``FIGURES``: name -> function of the ok runs), the curve fits they draw and the strategy
+table."""
 
 from analysis.figures.curves import CurveFits, fit_curves
 from analysis.figures.plots import (
     FIGURES,
+    chosen_lr,
     efficiency_vs_target,
     error_vs_n,
     gain_heatmap,
@@ -10,12 +12,14 @@ from analysis.figures.plots import (
     mixed_pretraining,
     strategies,
 )
+from analysis.figures.strategy import strategy_table
 from analysis.figures.style import FigureResult
 
 __all__ = [
     "FIGURES",
     "CurveFits",
     "FigureResult",
+    "chosen_lr",
     "efficiency_vs_target",
     "error_vs_n",
     "fit_curves",
@@ -23,4 +27,5 @@ __all__ = [
     "gain_vs_size",
     "mixed_pretraining",
     "strategies",
+    "strategy_table",
 ]

@@ -2,11 +2,12 @@
 
 A curve is the set of finetune (or scratch) runs that differ only in ``downstream.n_train`` and ``seed``. Its key
 is (system, shift, stage, width, modes, pretrain system, strategy) plus any other config column that really
-varies between runs at the same N and seed (a tuned learning rate that follows N is not an axis).
+varies between runs at the same N and seed (tuned parameters, such as a learning rate chosen per point, are not).
 """
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,12 +47,26 @@ def downstream_points(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def key_columns(pts: pd.DataFrame) -> list[str]:
-    """BASE_KEY plus every other config column that takes several values at the same (curve, N, seed)."""
-    config = [c for c in pts.columns if ("." in c or c == "resolution") and c not in _NOT_AXES]
+    """BASE_KEY plus every other config column that takes several values at the same (curve, N, seed).
+
+    Tuning columns (``tune.*``) and the tuned parameters (the keys of ``tune.params``) are never axes: a study's
+    choice follows its sweep point, and several points at the same (curve, N, seed) differ in them.
+    """
+    config = [c for c in pts.columns if ("." in c or c == "resolution") and c not in _NOT_AXES | tuned_params(pts)]
     if pts.empty or not config:
         return list(BASE_KEY)
     spread = pts.groupby([*BASE_KEY, N, "seed"], dropna=False)[config].nunique(dropna=False).max()
     return [*BASE_KEY, *sorted(c for c in config if spread[c] > 1)]
+
+
+def tuned_params(pts: pd.DataFrame) -> set[str]:
+    """The tuning columns and the parameters a tuned sweep's studies chose (keys of its ``tune.params`` JSON)."""
+    tune = {c for c in pts.columns if c.startswith("tune.")}
+    if "tune.params" not in pts:
+        return tune
+    for text in pts["tune.params"].dropna().unique():
+        tune |= set(json.loads(text)) if isinstance(text, str) else set()
+    return tune
 
 
 def label_key(values: tuple) -> tuple[str, ...]:

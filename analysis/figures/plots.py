@@ -4,6 +4,7 @@ a figure, or None and the reason the sweep cannot show it (the axes it needs are
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from analysis.figures.curves import (
     primary_strategy,
     spread_values,
 )
+from analysis.figures.strategy import SCRATCH_LABEL, strategy_points
 from analysis.figures.style import (
     STAGE_LABELS,
     FigureResult,
@@ -76,10 +78,10 @@ def _series(rows: pd.DataFrame, fits: CurveFits, color: tuple, label: str) -> li
     return out
 
 
-def _curves_figure(panels: dict[str, list[Series]], suptitle: str) -> Figure:
+def _curves_figure(panels: dict[str, list[Series]], suptitle: str, ylabel: str = ERR_LABEL) -> Figure:
     fig, axes = panel_grid(list(panels), suptitle)
     for ax, series in zip(axes, panels.values(), strict=True):
-        draw_panel(ax, series, "downstream samples N", ERR_LABEL)
+        draw_panel(ax, series, "downstream samples N", ylabel)
     return fig
 
 
@@ -230,23 +232,60 @@ def mixed_pretraining(runs: pd.DataFrame, fits: CurveFits | None = None) -> Figu
 
 @paper_style
 def strategies(runs: pd.DataFrame, fits: CurveFits | None = None) -> FigureResult:
-    """Error vs N per pretraining strategy (and scratch), largest model, per system and shift."""
-    pts, fits = _setup(runs, fits)
-    ft = pts[(pts["stage"] == "finetune") & (pts["pretrain.system"] != "mixed")]
-    names = sorted(ft["pretrain.strategy"].unique())
-    if len(names) < 2:
-        return FigureResult(None, f"pretrain.strategy is not varied ({', '.join(names) or 'no finetune runs'})")
-    if ft.groupby(PANEL)[N].nunique().max() < 2:
+    """Error vs N per pretraining strategy and augmentation (scratch as strategy none), largest model, per panel."""
+    pts, names, skip = strategy_points(runs)
+    if skip:
+        return FigureResult(None, skip)
+    if pts[pts["stage"] == "finetune"].groupby(PANEL)[N].nunique().max() < 2:
         return FigureResult(None, NO_N)
-    colors = dict(zip(names, ramp("colorblind", len(names) + 2)[2:], strict=True))
+    fits = fits if fits is not None else fit_curves(runs, n_boot=FIGURE_BOOT)
+    colors = dict(zip(names, ramp("colorblind", len(names) + 2)[2:], strict=True)) | {
+        SCRATCH_LABEL: stage_color("scratch")}  # fmt: skip
+    augments = sorted(pts["augment"].unique())
+    downstream_aug = sorted({aug.split("/")[-1] for aug in augments})  # scratch's "-/scale" is marked as "scale/scale"
+    markers = {aug: "os^Dv<>P"[downstream_aug.index(aug.split("/")[-1]) % 8] for aug in augments}
     panels = {}
-    for title, sub in _panel_rows(pd.concat([ft, pts[pts["stage"] == "scratch"]])):
+    for title, sub in _panel_rows(pts):
         big = _largest(sub)
         panels[f"{title}, {human_count(big['n_params'].mean())} params"] = [
-            *(s for name in names for s in _series(big[big["pretrain.strategy"] == name], fits, colors[name], name)),
-            *_series(big[big["stage"] == "scratch"], fits, stage_color("scratch"), STAGE_LABELS["scratch"]),
+            replace(s, marker=markers[aug])
+            for name in [*names, SCRATCH_LABEL]
+            for aug in augments
+            for s in _series(big[(big["strategy"] == name) & (big["augment"] == aug)], fits, colors[name],
+                             name if len(augments) < 2 else f"{name}, augment {aug}")  # fmt: skip
         ]
     return FigureResult(_curves_figure(panels, "Pretraining strategies, largest model"))
+
+
+@paper_style
+def chosen_lr(runs: pd.DataFrame, fits: CurveFits | None = None) -> FigureResult:
+    """The learning rate (``train.lr``) of each sweep point's best trial vs downstream N, fine-tuned vs scratch.
+
+    Geometric mean over seeds (and any other varied axis) with min/max bars, one line per stage and model size,
+    per system and shift; fine-tuned from the reference transfer (``primary``).
+    """
+    if "tune.study" not in runs or runs["tune.study"].isna().all() or "train.lr" not in runs:
+        return FigureResult(None, "the sweep is not tuned (no tune.study column)")
+    best = runs[runs["tune.best"].fillna(False).astype(bool)] if "tune.best" in runs else runs
+    pts = primary(downstream_points(best))
+    pts = pts[pts["stage"].isin(["finetune", "scratch"]) & pts["tune.study"].notna() & (pts["train.lr"] > 0)]
+    if pts.empty:
+        return FigureResult(None, "no tuned finetune or scratch run finished ok")
+    if pts.groupby(PANEL)[N].nunique().max() < 2:
+        return FigureResult(None, NO_N)
+    rank = _size_rank(pts)
+    pts = pts.assign(log_lr=np.log10(pts["train.lr"].astype(float)))
+    panels = {}
+    for title, sub in _panel_rows(pts):
+        panels[title] = [
+            Series(m[N].to_numpy(), 10 ** m["mean"].to_numpy(), stage_color(stage, rank[(w, mo)]),
+                   f"{STAGE_LABELS[stage]} {human_count(rows['n_params'].mean())}", 10 ** m["min"].to_numpy(),
+                   10 ** m["max"].to_numpy(), line="-")
+            for (stage, w, mo), rows in sub.groupby(["stage", *SIZE], sort=True)
+            if not (m := mean_points(rows, y="log_lr")).empty
+        ]  # fmt: skip
+    title = "Learning rate chosen by tuning (best trial on validation; geometric mean over seeds and other axes, bars: "
+    return FigureResult(_curves_figure(panels, title + "min/max)", "chosen learning rate (train.lr)"))
 
 
 FIGURES: list[tuple[str, Callable[..., FigureResult]]] = [
@@ -256,4 +295,5 @@ FIGURES: list[tuple[str, Callable[..., FigureResult]]] = [
     ("gain_heatmap", gain_heatmap),
     ("mixed_pretraining", mixed_pretraining),
     ("strategies", strategies),
+    ("chosen_lr", chosen_lr),
 ]

@@ -12,7 +12,9 @@ import numpy as np
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter, NullLocator
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import TextToPath
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
 from analysis.powerlaw import PowerLawFit
 
@@ -88,12 +90,30 @@ def panel_grid(
     for ax in axes[len(titles) :]:
         ax.set_visible(False)
     for ax, title in zip(axes, titles, strict=False):
-        ax.set_title(title)
+        ax.set_title(wrap(title, (width - 1.4 if legends else width - 0.6) * 72, matplotlib.rcParams["axes.titlesize"]))
         if loglog:
             ax.set_xscale("log")
             ax.set_yscale("log")
-    fig.suptitle(suptitle)
+    fig.suptitle(wrap(suptitle, (width * ncols + 0.1) * 72, matplotlib.rcParams["figure.titlesize"]))
     return fig, axes[: len(titles)]
+
+
+def wrap(text: str, width_pt: float, size: float | str) -> str:
+    """``text`` broken at spaces into lines no wider than ``width_pt`` points at font ``size`` (measured from the
+    glyphs, so without a renderer); a single word wider than that stays whole."""
+    font = FontProperties(size=size)
+    lines: list[str] = []
+    for word in text.split(" "):
+        trial = f"{lines[-1]} {word}" if lines else word
+        if lines and _TEXT.get_text_width_height_descent(trial, font, ismath=False)[0] <= width_pt:
+            lines[-1] = trial
+        else:
+            lines.append(word)
+    return "\n".join(lines)
+
+
+_TEXT = TextToPath()
+_PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 
 
 def draw_panel(ax: Axes, series: list[Series], xlabel: str, ylabel: str) -> None:
@@ -125,5 +145,9 @@ def draw_panel(ax: Axes, series: list[Series], xlabel: str, ylabel: str) -> None
             first, second = ("bottom", "top") if axis.axis_name == "x" else ("left", "right")
             if not (minor.get(first, True) or minor.get(second, False) or minor.get("gridOn", False)):
                 axis.set_minor_locator(NullLocator())  # unlabelled and unmarked (whitegrid): they only cost time
+        elif axis.get_scale() == "log":  # under a decade: a few plain numbers, not a crowded 2x10^1 3x10^1 ...
+            axis.set_minor_locator(LogLocator(subs=(2.0, 3.0, 5.0) if hi > 4 * lo else np.arange(2.0, 10.0)))
+            axis.set_major_formatter(_PLAIN)
+            axis.set_minor_formatter(_PLAIN)
     if any(s.label for s in series):
         ax.legend(fontsize="xx-small", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
