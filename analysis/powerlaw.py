@@ -49,7 +49,7 @@ class PowerLawFit:
         """The sample count at which the fitted curve reaches ``err_target``; nan where it never does."""
         t = np.asarray(err_target, dtype=float)
         reachable = (t > self.c) & (self.b > 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a flat curve needs n = inf
             n = ((t - self.c) / self.a) ** (-1.0 / self.b) if self.b > 0 else np.full_like(t, np.nan)
         return np.where(reachable, n, np.nan)
 
