@@ -56,6 +56,9 @@ BAD = [
     ("shift-lo-gt-hi", "name: t\nmatrix:\n  downstream.shift: [[10, 5]]\n", r"range \[10\.0, 5\.0\] has lo > hi"),
     ("train-constraint", "name: t\nmatrix:\n  train.min_lr: [1.0e-2]\n",
      r"train at point \(train\.min_lr=0\.01\): train settings must satisfy 0 <= min_lr <= lr"),
+    ("zeroshot-of-pretext", "name: t\nmatrix:\n  init: [zeroshot]\n  pretrain.strategy: [supervised, masked]\n",
+     r"init zeroshot at point \(init=zeroshot, pretrain\.strategy=masked\) needs pretrain\.strategy supervised, "
+     r"not masked; add `exclude: \[\{init: zeroshot, pretrain\.strategy: masked\}\]`"),
     ("odd-resolution", "name: t\nbase: {resolution: 33}\n", r"base\.resolution \(line 2\): must be even and >= 8"),
 ]
 

@@ -87,13 +87,18 @@ def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def _check_train_settings(sweep: Sweep, point: dict[str, Any], config: dict[str, Any]) -> None:
-    """Constraints between train settings (min_lr <= lr, ...) hold for every point, before anything runs."""
+def _check_point(sweep: Sweep, point: dict[str, Any], config: dict[str, Any]) -> None:
+    """What holds between keys, checked for every point before anything runs: train-setting constraints
+    (min_lr <= lr, ...), and zero-shot only of a supervised pretraining (a pretext head predicts no solution)."""
+    where = ", ".join(f"{k}={v}" for k, v in point.items()) or "base"
+    strategy = config["pretrain"]["strategy"]
+    if config["init"] == "zeroshot" and strategy != "supervised":
+        raise SweepError(f"{sweep.path}: init zeroshot at point ({where}) needs pretrain.strategy supervised, "
+                         f"not {strategy}; add `exclude: [{{init: zeroshot, pretrain.strategy: {strategy}}}]`")
     for key, settings in (("train", config["train"]), ("pretrain.train", config["pretrain"]["train"])):
         try:
             TrainConfig.from_dict(settings)
         except HarnessError as exc:
-            where = ", ".join(f"{k}={v}" for k, v in point.items()) or "base"
             raise SweepError(f"{sweep.path}: {key} at point ({where}): {exc}") from None
 
 
@@ -108,7 +113,7 @@ def expand(sweep: Sweep, *, force: bool = False) -> list[dict[str, Any]]:
     tune = sweep.tune
     for point in _points(sweep):
         config = resolve(sweep, point)
-        _check_train_settings(sweep, point, config)
+        _check_point(sweep, point, config)
         for stage, cfg in stage_configs(config):
             tuned = tune is not None and stage in tune["stages"]
             for trial_cfg in trial_configs(cfg, job_id(stage, cfg), tune) if tuned else [cfg]:
