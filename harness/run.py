@@ -27,7 +27,6 @@ import torch
 
 import harness
 from harness import pde
-from harness.errors import HarnessError
 from harness.models.fno import FNO
 from harness.store import read_summary, run_dir, sweep_dir, write_json_atomic, write_parquet_atomic
 from harness.sweep.expand import flat_row
@@ -95,9 +94,6 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
     model = strategy.build_model(width, modes) if stage == "pretrain" else FNO(width=width, modes=modes)
     metrics: dict[str, Any] = {"n_params": model.num_params(), "transferred": ""}
     if job["depends_on"]:
-        if stage == "zeroshot" and strategy.dropped:
-            raise HarnessError(f"zero-shot evaluation needs a supervised pretraining, but this one is "
-                               f"{strategy.name} (its head predicts no solution); fine-tune it (init pretrained)")
         pretrained = run_dir(sweep_dir(root, job["sweep"]), job["depends_on"]) / "ckpt" / "best.pt"
         loaded = load_weights(model, pretrained, exclude_prefixes=strategy.dropped)
         metrics["transferred"] = ",".join(sorted({n.split(".")[0] for n in loaded}))

@@ -168,7 +168,7 @@ def tiny_sweep(**matrix: list) -> list[dict]:
 
 def test_finetuning_keeps_the_trunk_and_drops_the_pretext_head(tmp_path):
     jobs = tiny_sweep(**{"pretrain.strategy": ["supervised", "masked", "coefficient"],
-                         "init": ["pretrained", "zeroshot"]})
+                         "init": ["pretrained"]})
     rows = {job["id"]: run_job(job, tmp_path) for job in jobs}
     by_id = {job["id"]: job for job in jobs}
     expected = {"supervised": "head,lifting,pointwise,spectral", "masked": "lifting,pointwise,spectral",
@@ -177,10 +177,6 @@ def test_finetuning_keeps_the_trunk_and_drops_the_pretext_head(tmp_path):
         strategy = row["pretrain.strategy"]
         if row["stage"] == "pretrain":
             assert row["status"] == "ok" and math.isfinite(row["test_rel_l2"]), row
-            continue
-        if row["stage"] == "zeroshot":  # only a supervised pretraining predicts solutions
-            assert row["status"] == ("ok" if strategy == "supervised" else "failed"), row
-            assert strategy == "supervised" or "zero-shot evaluation needs a supervised" in row["error"]
             continue
         assert row["status"] == "ok" and row["transferred"] == expected[strategy], row
         sweep = tmp_path / "tiny-strategies"
