@@ -45,8 +45,10 @@ def sync(device: torch.device) -> None:
 
 def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, bf16: bool = False) -> Callable[[], None]:
     """One train step as the harness takes it: forward (bf16 autocast if asked), sum of squared error, backward,
-    Adam. Returns a closure; the optimiser lives inside it."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    Adam (fused, as in ``harness.train.loop``, where the parameters are all real; it takes no complex ones).
+    Returns a closure; the optimiser lives inside it."""
+    fused = not any(p.is_complex() for p in model.parameters())
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused)
     device_type = x.device.type
 
     def step() -> None:

@@ -5,13 +5,16 @@ run in the same process on the same batch and take turns round by round; figures
 
 - ``ours``: ``harness.models.fno.FNO(width, modes)``, keeping a 2 modes x modes block of rfft2 coefficients
   (rows -modes..modes-1, columns 0..modes-1) with two (width, width) complex weights per mode.
-- ``no-default``: neuraloperator's ``FNO(n_modes=(m, m), hidden_channels=w, in_channels=7, out_channels=1)``
-  with its defaults (grid channels, 2-layer lifting, channel MLPs with soft-gating skips). Its n_modes counts
-  *all* kept modes of a dimension, and the rfft axis keeps n // 2 + 1: (m, m) keeps m x (m // 2 + 1)
-  coefficients, about a quarter of ours.
-- ``no-matched``: the same coefficients as ours, n_modes=(2m, 2m - 1) -> 2m rows (-m..m-1 after its fftshift)
-  x m columns; no grid channels, a single linear lifting, no channel MLPs, a linear (1x1) skip, the same
-  2-layer projection (width -> 2 width -> 1): the same parameter count as ours.
+- ``no-default``: neuraloperator's ``FNO(n_modes=(2m, 2m - 1), hidden_channels=w, in_channels=7,
+  out_channels=1)``: our Fourier coefficients (its n_modes counts *all* kept modes of a dimension, centred on
+  0, and the rfft axis keeps n // 2 + 1: 2m rows -m..m-1 x m columns), everything else at its defaults (grid
+  channels, 2-layer lifting, channel MLPs with soft-gating skips).
+- ``no-matched``: the same coefficients, no grid channels, a single linear lifting, no channel MLPs, a linear
+  (1x1) skip, the same 2-layer projection (width -> 2 width -> 1): the same parameter count as ours.
+
+Every process-wide setting is shared: threads, and the allocator settings of ``harness.process`` that every
+harness job runs with (kept small blocks, huge pages for large ones). Each model takes the fastest Adam its
+parameters allow: fused where they are all real (ours), the per-tensor loop for complex ones (neuraloperator's).
 
     python bench/bench_fno_step.py                       # default CPU subset (minutes on 2 cores)
     python bench/bench_fno_step.py --shapes 64:32:8,128:64:16   # resolution:width:modes
@@ -26,11 +29,15 @@ import argparse
 import gc
 import itertools
 
-import torch
-from _common import alternate, machine, make_step, median
-from torch import nn
+from harness.process import apply_job_env, keep_freed_memory
 
-from harness.models.fno import FNO
+apply_job_env()  # before torch loads, as a backend starts a job's process: torch reads it once
+
+import torch  # noqa: E402
+from _common import alternate, machine, make_step, median  # noqa: E402
+from torch import nn  # noqa: E402
+
+from harness.models.fno import FNO  # noqa: E402
 
 WIDTHS, MODES, RESOLUTIONS = (32, 64, 128), (8, 16, 32), (64, 128)
 GRID = [(r, w, m) for r, w, m in itertools.product(RESOLUTIONS, WIDTHS, MODES) if 2 * m <= r]
@@ -47,9 +54,10 @@ def neuralop_models(width: int, modes: int) -> dict[str, nn.Module] | None:
         from neuralop.models import FNO as NoFNO
     except ImportError:
         return None
-    default = NoFNO(n_modes=(modes, modes), hidden_channels=width, in_channels=7, out_channels=1)
+    n_modes = (2 * modes, 2 * modes - 1)  # rows: 2m centred on 0; rfft axis: (2m - 1) // 2 + 1 = m
+    default = NoFNO(n_modes=n_modes, hidden_channels=width, in_channels=7, out_channels=1)
     matched = NoFNO(
-        n_modes=(2 * modes, 2 * modes - 1),  # rows: 2m centred on 0; rfft axis: (2m - 1) // 2 + 1 = m
+        n_modes=n_modes,
         hidden_channels=width,
         in_channels=7,
         out_channels=1,
@@ -93,7 +101,7 @@ def bench_shape(
         if args.compile:
             model = torch.compile(model)
         steps[name] = make_step(model, x, y, bf16=device.type == "cuda")
-    times = alternate(steps, rounds=args.rounds, calls=args.calls, warmup=1, device=device)
+    times = alternate(steps, rounds=args.rounds, calls=args.calls, warmup=args.warmup, device=device)
     del steps, models
     gc.collect()
     return {name: batch / median(t) for name, t in times.items()}
@@ -108,15 +116,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per shape (median reported)")
     parser.add_argument("--calls", type=int, default=1, help="train steps per model per round")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per model first (heap, FFT plans)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda")
     parser.add_argument("--compile", action="store_true", help="torch.compile every model (CUDA mostly)")
     parser.add_argument("--ours-only", action="store_true", help="skip neuraloperator")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()
     device = torch.device(args.device)
     shapes = SMOKE if args.smoke else parse_shapes(args.shapes)
     if args.smoke:
-        args.rounds, args.batch = 1, 4
+        args.rounds, args.warmup, args.batch = 1, 1, 4
     try:
         import neuralop  # noqa: F401
     except ImportError:

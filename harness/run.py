@@ -28,6 +28,7 @@ import torch
 import harness
 from harness import pde
 from harness.models.fno import FNO
+from harness.process import keep_freed_memory
 from harness.store import read_summary, run_dir, sweep_dir, write_json_atomic, write_parquet_atomic
 from harness.sweep.expand import flat_row
 from harness.train.loop import SUPERVISED, TrainConfig, evaluate, load_weights, seed_everything, train
@@ -144,6 +145,7 @@ def run_job(job: dict[str, Any], root: Path | str, *, on_epoch: EpochHook | None
         return done
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "config.json", job)
+    keep_freed_memory()
     device = pick_device()
     start = time.time()
     trial = None

@@ -57,17 +57,39 @@ def test_flops_per_sample_formula():
     assert flops_per_sample(2 * w, m, r) > 3 * flops_per_sample(w, m, r)
 
 
-def test_spectral_conv_matches_naive_einsum():
+@pytest.mark.parametrize(("height", "width", "modes"), [(12, 12, 3), (10, 9, 5), (64, 64, 20), (40, 45, 17)],
+                         ids=["matmul-dft", "matmul-dft-odd", "fft", "fft-odd-nonsquare"])
+def test_spectral_conv_and_its_gradients_match_naive_einsum(height, width, modes):
+    # small modes take the truncated DFT as a matrix product, large ones the FFT with its own backward
     torch.manual_seed(0)
-    conv = SpectralConv2d(width=6, modes=3)
-    x = torch.randn(2, 6, 12, 12)
+    conv = SpectralConv2d(width=3, modes=modes)
+    x = torch.randn(2, 3, height, width, requires_grad=True)
     m = conv.modes
     x_ft = torch.fft.rfft2(x)
     out_ft = torch.zeros_like(x_ft)
-    out_ft[:, :, :m, :m] = torch.einsum("bixy,ioxy->boxy", x_ft[:, :, :m, :m], conv.weight_pos)
-    out_ft[:, :, -m:, :m] = torch.einsum("bixy,ioxy->boxy", x_ft[:, :, -m:, :m], conv.weight_neg)
-    reference = torch.fft.irfft2(out_ft, s=(12, 12))
-    torch.testing.assert_close(conv(x), reference)
+    weight = torch.view_as_complex(conv.weight)
+    out_ft[:, :, :m, :m] = torch.einsum("bixy,xyio->boxy", x_ft[:, :, :m, :m], weight[:m])
+    out_ft[:, :, -m:, :m] = torch.einsum("bixy,xyio->boxy", x_ft[:, :, -m:, :m], weight[m:])
+    reference = torch.fft.irfft2(out_ft, s=(height, width))
+    out = conv(x)
+    torch.testing.assert_close(out, reference, atol=1e-5, rtol=1e-4)
+    probe = torch.randn_like(out)
+    ours = torch.autograd.grad((out * probe).sum(), (x, conv.weight))
+    naive = torch.autograd.grad((reference * probe).sum(), (x, conv.weight))
+    for a, b in zip(ours, naive, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_checkpoints_with_the_earlier_weight_layout_still_load():
+    # before the weights were stored mode-major a layer held weight_pos / weight_neg as (in, out, m, m)
+    torch.manual_seed(0)
+    conv = SpectralConv2d(width=3, modes=2)
+    weight = torch.view_as_complex(conv.weight)
+    old = {"weight_pos": weight[:2].permute(2, 3, 0, 1).clone(), "weight_neg": weight[2:].permute(2, 3, 0, 1).clone()}
+    fresh = SpectralConv2d(width=3, modes=2)
+    fresh.load_state_dict(old)
+    x = torch.randn(1, 3, 8, 8)
+    torch.testing.assert_close(fresh(x), conv(x))
 
 
 def test_spectral_conv_keeps_only_low_modes():

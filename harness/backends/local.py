@@ -17,6 +17,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from harness.process import apply_job_env
 from harness.store import disk_state, sweep_dir
 
 
@@ -101,6 +102,7 @@ class _Pool:
 
     def __init__(self, slots: list[Slot], root: Path, verbose: bool):
         self.ctx = mp.get_context("spawn")
+        apply_job_env()  # the workers inherit it
         self.root, self.verbose = str(root), verbose
         self.workers: list[tuple[Any, Connection, Slot]] = [self._start(s) for s in slots]
 

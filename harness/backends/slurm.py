@@ -44,6 +44,7 @@ from harness.backends.slurm_state import (
     sweep_states,
 )
 from harness.errors import BackendError
+from harness.process import job_env_exports
 from harness.store import disk_state, load_plan, write_json_atomic
 
 __all__ = ["ArrayChunk", "SlurmResources", "SlurmTask", "SubmitReport", "cancel", "plan_arrays", "query",
@@ -271,7 +272,8 @@ def _executor(logs: Path, res: SlurmResources, snapshot: Path, git_rev: str, swe
         "slurm_setup": [*res.setup, f"export PYTHONPATH={shlex.quote(str(snapshot))}${{PYTHONPATH:+:$PYTHONPATH}}",
                         "export PYTHONSAFEPATH=1",  # the snapshot, never the current directory's harness
                         f"export HARNESS_GIT_REV={shlex.quote(git_rev or 'unknown')}",
-                        "export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"],  # its own CPUs
+                        "export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}",  # its own CPUs
+                        *job_env_exports()],
     }
     optional = {"slurm_partition": res.partition, "slurm_account": res.account, "slurm_qos": res.qos,
                 "slurm_constraint": res.constraint, "mem_gb": res.mem_gb,

@@ -7,7 +7,9 @@ last); head 1x1 conv (width -> 2 width) -> GELU -> 1x1 conv (-> out_channels). N
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +24,7 @@ def count_params(width: int, modes: int, in_channels: int = 7, n_layers: int = 4
     With w = width, m = modes, L = n_layers, C = in_channels, O = out_channels:
 
         P = (C + 1) w                      lifting (weights + bias)
-          + L (4 m^2 w^2 + w^2 + w)        spectral: 2 complex (w, w, m, m) blocks, 2 reals each; 1x1 conv
+          + L (4 m^2 w^2 + w^2 + w)        spectral: complex (2m, m, w, w), 2 reals each; 1x1 conv
           + (2 w^2 + 2 w) + (2 w O + O)    head
 
     The spectral term dominates: P ~ 16 w^2 m^2 for L = 4 (width 16 / modes 4: 67,329).
@@ -67,18 +69,153 @@ def check_modes(modes: int, height: int, width: int) -> None:
         )
 
 
+def _column_weights(m: int, n: int, device: torch.device) -> torch.Tensor:
+    """How often rfft column k (0 <= k < m) of a length-n real signal stands in its full spectrum: 1 for k = 0 and
+    the Nyquist column n/2, 2 for the others (each also stands for its mirror -k)."""
+    weights = torch.full((m,), 2.0, device=device)
+    weights[0] = 1.0
+    if n % 2 == 0 and m > n // 2:
+        weights[n // 2] = 1.0
+    return weights
+
+
+class LowRfft(torch.autograd.Function):
+    """``rfft(x, dim=-1)[..., :m]`` with a gradient computed on the m kept columns.
+
+    PyTorch's own backward of rfft then slice zero-fills a full complex spectrum and runs a complex FFT on it;
+    the adjoint of "keep m rfft columns" is an irfft of those columns alone: dL/dx = n irfft(G / c), c from
+    ``_column_weights`` (G: the gradient of the kept columns, as PyTorch passes it, dL/dRe + i dL/dIm).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, m: int) -> torch.Tensor:  # noqa: D102 - see the class
+        ctx.n = x.shape[-1]
+        return torch.fft.rfft(x, dim=-1)[..., :m].contiguous()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
+        n, m = ctx.n, grad.shape[-1]
+        return torch.fft.irfft(grad / _column_weights(m, n, grad.device), n=n, dim=-1, norm="forward"), None
+
+
+class LowIrfft(torch.autograd.Function):
+    """``irfft(y, n=n, dim=-1)`` of m <= n // 2 + 1 columns, whose gradient is the m columns of one rfft.
+
+    PyTorch's backward of irfft transforms the gradient to a full two-sided spectrum and then narrows it; the
+    gradient of column k is c_k / n rfft(g)_k (c from ``_column_weights``; Im of columns 0 and n/2 get 0, as
+    irfft ignores them).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, y: torch.Tensor, n: int) -> torch.Tensor:  # noqa: D102 - see the class
+        ctx.n, ctx.m = n, y.shape[-1]
+        return torch.fft.irfft(y, n=n, dim=-1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
+        n, m = ctx.n, ctx.m
+        return torch.fft.rfft(grad, dim=-1, norm="forward")[..., :m] * _column_weights(m, n, grad.device), None
+
+
+# Up to this many kept columns a truncated real DFT is cheaper as a matrix product (4 m n FLOPs a row, at GEMM
+# speed) than as an FFT (~2.5 n log2 n, memory-bound): measured on CPU, forward + backward of both ways at n = 64
+# and 128, the product wins up to m = 16-20 (by 1.2-2x at m = 8), the FFT from m = 20-24.
+DFT_MAX_MODES = 16
+
+
+@functools.lru_cache(maxsize=64)
+def _dft_matrices(n: int, m: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real matrices of the truncated DFT pair on interleaved (re, im) columns, float32 from float64 values.
+
+    ``forward`` (n, 2m): x @ forward = rfft(x)[..., :m]; ``inverse`` (2m, n): y @ inverse = irfft(y, n) for
+    y with m columns (column weights c_k / n, Im of columns 0 and n/2 multiplied by sin 0 = 0).
+    """
+    k = torch.arange(m, dtype=torch.float64)
+    theta = 2 * math.pi * torch.outer(torch.arange(n, dtype=torch.float64), k) / n  # (n, m)
+    basis = torch.stack((torch.cos(theta), -torch.sin(theta)), dim=-1)  # (n, m, 2)
+    inverse = (basis * (_column_weights(m, n, torch.device("cpu")).double() / n)[:, None]).reshape(n, 2 * m).T
+    return basis.reshape(n, 2 * m).float().to(device), inverse.contiguous().float().to(device)
+
+
+def low_rfft(x: torch.Tensor, m: int) -> torch.Tensor:
+    """The first m columns of ``rfft(x, dim=-1)`` (complex, contiguous), as a matrix product or an FFT."""
+    n = x.shape[-1]
+    if m <= DFT_MAX_MODES:
+        forward, _ = _dft_matrices(n, m, x.device)
+        return torch.view_as_complex((x @ forward).unflatten(-1, (m, 2)))
+    return LowRfft.apply(x, m)
+
+
+def low_irfft(y: torch.Tensor, n: int) -> torch.Tensor:
+    """``irfft(y, n=n, dim=-1)`` of y's m columns, as a matrix product or an FFT."""
+    m = y.shape[-1]
+    if m <= DFT_MAX_MODES:
+        _, inverse = _dft_matrices(n, m, y.device)
+        return torch.view_as_real(y).flatten(-2) @ inverse
+    return LowIrfft.apply(y, n)
+
+
+class Transpose(torch.autograd.Function):
+    """``x.t().contiguous()`` of a 2D tensor, whose backward is a contiguous transpose too (autograd's own leaves
+    a strided gradient that a later reshape copies element by element, 2-3x slower)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # noqa: D102 - see the class
+        return x.t().contiguous()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return grad.t().contiguous()
+
+
+class CombineProducts(torch.autograd.Function):
+    """Real products p = (modes, [Xr, Xi], B, o, [.Wr, .Wi]) -> the complex product XW = (modes, B, o).
+
+    XW = XrWr - XiWi + i (XrWi + XiWr). Written as a function so that the backward writes the gradient of p in
+    one pass (autograd of the four strided slices zero-fills a copy of p for each).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, p: torch.Tensor) -> torch.Tensor:  # noqa: D102 - see the class
+        out = p.new_empty(p.shape[0], p.shape[2], p.shape[3], 2)
+        torch.sub(p[:, 0, ..., 0], p[:, 1, ..., 1], out=out[..., 0])
+        torch.add(p[:, 0, ..., 1], p[:, 1, ..., 0], out=out[..., 1])
+        return torch.view_as_complex(out)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        g = torch.view_as_real(grad)  # dL/dRe, dL/dIm of XW
+        out = g.new_empty(g.shape[0], 2, *g.shape[1:])
+        out[:, 0] = g  # d/d(XrWr) = dL/dRe, d/d(XrWi) = dL/dIm
+        out[:, 1, ..., 0] = g[..., 1]  # d/d(XiWr) = dL/dIm
+        torch.neg(g[..., 0], out=out[:, 1, ..., 1])  # d/d(XiWi) = -dL/dRe
+        return out
+
+
 class SpectralConv2d(nn.Module):
-    """Multiply the lowest ``modes`` x ``modes`` Fourier modes by learned complex (width, width) matrices."""
+    """Multiply the lowest ``modes`` x ``modes`` Fourier modes by learned complex (width, width) matrices.
+
+    ``weight`` (2 modes, modes, width, width, [re, im]) holds one complex (in, out) matrix per kept coefficient
+    as real pairs (real parameters take the fused optimiser step): rows k1 = 0..modes-1 then -modes..-1,
+    columns k2 = 0..modes-1 (the rfft keeps only k2 >= 0, so both signs of k1 are needed to cover the
+    low-frequency square |k1|, |k2| < modes).
+    """
 
     def __init__(self, width: int, modes: int) -> None:
         super().__init__()
         self.width = width
         self.modes = modes
         scale = 1.0 / (width * width)
-        # Rows k1 in [0, modes) and k1 in [-modes, 0): the rfft keeps only k2 >= 0, so both signs of k1
-        # are needed to cover the low-frequency square |k1|, |k2| < modes.
-        self.weight_pos = nn.Parameter(scale * torch.rand(width, width, modes, modes, dtype=torch.cfloat))
-        self.weight_neg = nn.Parameter(scale * torch.rand(width, width, modes, modes, dtype=torch.cfloat))
+        # Drawn as two (in, out, k1, k2) blocks, as in the reference FNO code, then stored mode-major.
+        pos, neg = (scale * torch.rand(width, width, modes, modes, dtype=torch.cfloat) for _ in range(2))
+        self.weight = nn.Parameter(_mode_major(pos, neg))
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # Checkpoints written before the weights were stored mode-major hold complex weight_pos / weight_neg.
+        if prefix + "weight_pos" in state_dict:
+            state_dict[prefix + "weight"] = _mode_major(state_dict.pop(prefix + "weight_pos"),
+                                                        state_dict.pop(prefix + "weight_neg"))
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, width, H, W) real -> (B, width, H, W) float32; the FFTs and the contraction always run in float32."""
@@ -86,35 +223,57 @@ class SpectralConv2d(nn.Module):
         m = self.modes
         with torch.autocast(x.device.type, enabled=False):
             # rfft2 as two 1D passes so that the row transform only runs on the m kept columns.
-            x_ft = torch.fft.fft(torch.fft.rfft(x.float(), dim=-1)[..., :m], dim=-2)  # (B, i, H, m)
-            out = self._contract(x_ft, b, h)  # (B, o, 2m, m) complex
-            # Rows k1 = 0..m-1 and -m..-1 go back in place, the rows between are zero.
-            out_ft = torch.cat((out[:, :, :m], out.new_zeros(b, self.width, h - 2 * m, m), out[:, :, m:]), dim=2)
-            # irfft treats the k2 = 0 (and Nyquist) column as Hermitian and drops what is not, so the output is
-            # real whatever the learned weights; n= zero-fills columns m..W//2 and restores an odd W.
-            return torch.fft.irfft(torch.fft.ifft(out_ft, dim=-2), n=w, dim=-1)
+            x_ft = torch.fft.fft(low_rfft(x.float(), m), dim=-2)  # (B, i, H, m)
+            out = self._contract(_rows(x_ft, m), b)  # (B, o, 2m, m) complex
+            if h > 2 * m:  # rows k1 = 0..m-1 and -m..-1 go back in place, the rows between are zero
+                out = torch.cat((out[:, :, :m], out.new_zeros(b, self.width, h - 2 * m, m), out[:, :, m:]), dim=2)
+            return low_irfft(torch.fft.ifft(out, dim=-2), w)
 
-    def _contract(self, x_ft: torch.Tensor, b: int, h: int) -> torch.Tensor:
+    def _contract(self, x: torch.Tensor, b: int) -> torch.Tensor:
         """Per kept mode, (B, i) @ (i, o) in complex arithmetic, as one real batched matmul over the 2 m^2 modes.
 
-        Complex matmuls have no fast CPU kernel, so the product is written in reals on interleaved (re, im)
-        pairs: x as (B, 2i) = [xr_1, xi_1, ...] times the (2i, 2o) real form of W, whose (i, o) 2x2 block is
-        [[wr, wi], [-wi, wr]], gives x W as interleaved (B, 2o), i.e. complex (B, o) again without a shuffle.
-        Inputs (B, i, H, m) complex; returns (B, o, 2m, m) complex (a view).
+        Complex matmuls have no fast CPU kernel, so the product is taken in reals: [Xr; Xi] (2B, i) times
+        [Wr, Wi] (i, 2o) (the weight's own memory, (re, im) interleaved) gives the four products XrWr, XrWi,
+        XiWr, XiWi at once, and XW = XrWr - XiWi + i (XrWi + XiWr). The layout changes are whole 2D transposes,
+        (B i, modes) <-> (modes, B i), the fastest copy there is. (B, i, 2m, m) complex in, (B, o, 2m, m) out.
         """
         m, width = self.modes, self.width
         n_modes = 2 * m * m
-        # (B, i, 2m, m) -> (2m, m, B, i): one complex transpose; modes run over rows 0..m-1, -m..-1, columns.
-        x = torch.cat((x_ft[:, :, :m].permute(2, 3, 0, 1), x_ft[:, :, h - m :].permute(2, 3, 0, 1)), dim=0)
-        x = torch.view_as_real(x).reshape(n_modes, b, 2 * width)
-        # weights (i, o, m, m) complex -> (modes, i, o, [wr, wi]) -> (modes, i, 2, o, 2) real blocks
-        wv = torch.cat((torch.view_as_real(self.weight_pos).permute(2, 3, 0, 1, 4),
-                        torch.view_as_real(self.weight_neg).permute(2, 3, 0, 1, 4)), dim=0).reshape(n_modes, width,
-                                                                                                    width, 2)
-        wr, wi = wv.unbind(-1)
-        w_block = torch.stack((wv, torch.stack((-wi, wr), dim=-1)), dim=2).reshape(n_modes, 2 * width, 2 * width)
-        out = torch.view_as_complex(torch.bmm(x, w_block).view(n_modes, b, width, 2))  # (modes, B, o)
-        return out.view(2 * m, m, b, width).permute(2, 3, 0, 1)
+        x = Transpose.apply(torch.view_as_real(x).reshape(b * width, 2 * n_modes))  # (modes, [re, im], B, i)
+        weight = self.weight.view(n_modes, width, 2 * width)  # (modes, i, (o, [re, im]))
+        products = torch.bmm(x.view(n_modes, 2 * b, width), weight)
+        out = CombineProducts.apply(products.view(n_modes, 2, b, width, 2))  # (modes, B, o) complex
+        return Transpose.apply(out.view(n_modes, b * width)).view(b, width, 2 * m, m)
+
+
+def _mode_major(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """Complex (in, out, m, m) blocks of rows k1 >= 0 and k1 < 0 -> one real (2m, m, in, out, 2) tensor, rows
+    0..m-1 then -m..-1."""
+    return torch.view_as_real(torch.cat((pos, neg), dim=2).permute(2, 3, 0, 1)).contiguous()
+
+
+def _rows(x_ft: torch.Tensor, m: int) -> torch.Tensor:
+    """The kept rows k1 = 0..m-1 then -m..-1 of (B, C, H, m) spectra, contiguous (B, C, 2m, m)."""
+    h = x_ft.shape[-2]
+    return x_ft if h == 2 * m else torch.cat((x_ft[:, :, :m], x_ft[:, :, h - m :]), dim=2)
+
+
+class Pointwise(nn.Conv2d):
+    """A 1x1 convolution (same parameters as ``nn.Conv2d(in, out, 1)``) computed as one batched matrix product.
+
+    oneDNN's CPU 1x1 convolution ran 1-3x slower than this product and erratically so (fwd + bwd, 32 channels
+    at 64x64); on GPUs both are GEMMs.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in, H, W) -> (B, out, H, W)."""
+        b, c, h, w = x.shape
+        weight = self.weight.view(1, self.out_channels, c).expand(b, -1, -1)
+        out = torch.baddbmm(self.bias.view(1, -1, 1), weight, x.reshape(b, c, h * w))
+        return out.view(b, self.out_channels, h, w)
 
 
 class FNO(nn.Module):
@@ -133,10 +292,10 @@ class FNO(nn.Module):
         self.in_channels = in_channels
         self.n_layers = n_layers
         self.out_channels = out_channels
-        self.lifting = nn.Conv2d(in_channels, width, 1)
+        self.lifting = Pointwise(in_channels, width)
         self.spectral = nn.ModuleList(SpectralConv2d(width, modes) for _ in range(n_layers))
-        self.pointwise = nn.ModuleList(nn.Conv2d(width, width, 1) for _ in range(n_layers))
-        self.head = nn.Sequential(nn.Conv2d(width, 2 * width, 1), nn.GELU(), nn.Conv2d(2 * width, out_channels, 1))
+        self.pointwise = nn.ModuleList(Pointwise(width, width) for _ in range(n_layers))
+        self.head = nn.Sequential(Pointwise(width, 2 * width), nn.GELU(), Pointwise(2 * width, out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map inputs (B, in_channels, H, W) to outputs (B, out_channels, H, W).
@@ -159,5 +318,5 @@ class FNO(nn.Module):
         return self.head(x)
 
     def num_params(self) -> int:
-        """Real parameters actually held (complex ones count 2); equals ``count_params`` of the same sizes."""
-        return sum(p.numel() * (2 if p.is_complex() else 1) for p in self.parameters())
+        """Real parameters actually held; equals ``count_params`` of the same sizes."""
+        return sum(p.numel() for p in self.parameters())
