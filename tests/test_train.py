@@ -155,6 +155,30 @@ def test_resume_with_another_config_is_refused(tmp_path):
         run(tmp_path, "w", epochs=2, lr=5e-3)
 
 
+def to_earlier_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict as harness wrote it before the spectral weights were stored mode-major."""
+    state = dict(state)
+    for key in [k for k in state if k.startswith("spectral.") and k.endswith(".weight")]:
+        weight = torch.view_as_complex(state.pop(key)).permute(2, 3, 0, 1)  # (in, out, 2m, m)
+        m = weight.shape[-1]
+        state[key + "_pos"], state[key + "_neg"] = weight[:, :, :m].clone(), weight[:, :, m:].clone()
+    return state
+
+
+def test_checkpoints_of_the_earlier_weight_layout_load_and_refuse_to_resume(tmp_path):
+    run(tmp_path, "old", epochs=2)
+    best = load(tmp_path / "old" / "best.pt")["model"]
+    for name in ("best.pt", "last.pt"):
+        ckpt = load(tmp_path / "old" / name)
+        save_atomic({**ckpt, "model": to_earlier_layout(ckpt["model"])}, tmp_path / "old" / name)
+    model = fresh_model(seed=5)
+    load_weights(model, tmp_path / "old" / "best.pt")  # fine-tuning from an earlier pretraining
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, best[name]), name
+    with pytest.raises(HarnessError, match="written by an earlier harness.*delete .*last.pt"):
+        run(tmp_path, "old", epochs=2)  # its optimiser state has the earlier parameters
+
+
 def test_finetune_starts_from_the_pretrained_weights(tmp_path):
     _, pretrained = run(tmp_path, "pretrain")
     best = load(tmp_path / "pretrain" / "best.pt")

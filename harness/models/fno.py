@@ -130,11 +130,12 @@ def _dft_matrices(n: int, m: int, device: torch.device) -> tuple[torch.Tensor, t
     ``forward`` (n, 2m): x @ forward = rfft(x)[..., :m]; ``inverse`` (2m, n): y @ inverse = irfft(y, n) for
     y with m columns (column weights c_k / n, Im of columns 0 and n/2 multiplied by sin 0 = 0).
     """
-    k = torch.arange(m, dtype=torch.float64)
-    theta = 2 * math.pi * torch.outer(torch.arange(n, dtype=torch.float64), k) / n  # (n, m)
-    basis = torch.stack((torch.cos(theta), -torch.sin(theta)), dim=-1)  # (n, m, 2)
-    inverse = (basis * (_column_weights(m, n, torch.device("cpu")).double() / n)[:, None]).reshape(n, 2 * m).T
-    return basis.reshape(n, 2 * m).float().to(device), inverse.contiguous().float().to(device)
+    with torch.inference_mode(False):  # cached: a first call under inference mode must not make them unusable
+        k = torch.arange(m, dtype=torch.float64)
+        theta = 2 * math.pi * torch.outer(torch.arange(n, dtype=torch.float64), k) / n  # (n, m)
+        basis = torch.stack((torch.cos(theta), -torch.sin(theta)), dim=-1)  # (n, m, 2)
+        inverse = (basis * (_column_weights(m, n, torch.device("cpu")).double() / n)[:, None]).reshape(n, 2 * m).T
+        return basis.reshape(n, 2 * m).float().to(device), inverse.contiguous().float().to(device)
 
 
 def low_rfft(x: torch.Tensor, m: int) -> torch.Tensor:
@@ -177,10 +178,8 @@ class CombineProducts(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, p: torch.Tensor) -> torch.Tensor:  # noqa: D102 - see the class
-        out = p.new_empty(p.shape[0], p.shape[2], p.shape[3], 2)
-        torch.sub(p[:, 0, ..., 0], p[:, 1, ..., 1], out=out[..., 0])
-        torch.add(p[:, 0, ..., 1], p[:, 1, ..., 0], out=out[..., 1])
-        return torch.view_as_complex(out)
+        return torch.view_as_complex(torch.stack((p[:, 0, ..., 0] - p[:, 1, ..., 1], p[:, 0, ..., 1] + p[:, 1, ..., 0]),
+                                                 dim=-1))
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # noqa: D102
@@ -210,13 +209,6 @@ class SpectralConv2d(nn.Module):
         pos, neg = (scale * torch.rand(width, width, modes, modes, dtype=torch.cfloat) for _ in range(2))
         self.weight = nn.Parameter(_mode_major(pos, neg))
 
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-        # Checkpoints written before the weights were stored mode-major hold complex weight_pos / weight_neg.
-        if prefix + "weight_pos" in state_dict:
-            state_dict[prefix + "weight"] = _mode_major(state_dict.pop(prefix + "weight_pos"),
-                                                        state_dict.pop(prefix + "weight_neg"))
-        super()._load_from_state_dict(state_dict, prefix, *args)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, width, H, W) real -> (B, width, H, W) float32; the FFTs and the contraction always run in float32."""
         b, _, h, w = x.shape
@@ -235,7 +227,8 @@ class SpectralConv2d(nn.Module):
         Complex matmuls have no fast CPU kernel, so the product is taken in reals: [Xr; Xi] (2B, i) times
         [Wr, Wi] (i, 2o) (the weight's own memory, (re, im) interleaved) gives the four products XrWr, XrWi,
         XiWr, XiWi at once, and XW = XrWr - XiWi + i (XrWi + XiWr). The layout changes are whole 2D transposes,
-        (B i, modes) <-> (modes, B i), the fastest copy there is. (B, i, 2m, m) complex in, (B, o, 2m, m) out.
+        (B i, modes) <-> (modes, B i), the fastest copy there is (when 2m = H the row FFT's strided output is
+        copied to rows first). (B, i, 2m, m) complex in, (B, o, 2m, m) out.
         """
         m, width = self.modes, self.width
         n_modes = 2 * m * m
@@ -252,8 +245,19 @@ def _mode_major(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(torch.cat((pos, neg), dim=2).permute(2, 3, 0, 1)).contiguous()
 
 
+def upgrade_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An FNO state dict in the current layout: checkpoints written before the spectral weights were stored
+    mode-major hold complex ``weight_pos`` / ``weight_neg`` (in, out, m, m) per layer; same values, new layout."""
+    state = dict(state)
+    for key in [k for k in state if k.endswith(".weight_pos")]:
+        prefix = key.removesuffix("weight_pos")
+        state[prefix + "weight"] = _mode_major(state.pop(key), state.pop(prefix + "weight_neg"))
+    return state
+
+
 def _rows(x_ft: torch.Tensor, m: int) -> torch.Tensor:
-    """The kept rows k1 = 0..m-1 then -m..-1 of (B, C, H, m) spectra, contiguous (B, C, 2m, m)."""
+    """The kept rows k1 = 0..m-1 then -m..-1 of (B, C, H, m) spectra as (B, C, 2m, m) (contiguous when rows
+    are dropped; all rows, as they come, when 2m = H)."""
     h = x_ft.shape[-2]
     return x_ft if h == 2 * m else torch.cat((x_ft[:, :, :m], x_ft[:, :, h - m :]), dim=2)
 

@@ -28,6 +28,7 @@ from torch import nn
 
 from harness.config import TrainConfig
 from harness.errors import HarnessError
+from harness.models.fno import upgrade_state_dict
 from harness.train.augment import make_augment
 from harness.train.checkpoint import load, save_atomic
 
@@ -132,7 +133,7 @@ def load_weights(model: nn.Module, ckpt_path: Path | str, *, exclude_prefixes: I
     ckpt = load(ckpt_path)
     if "model" not in ckpt:
         raise HarnessError(f"checkpoint {ckpt_path} has no 'model' weights; pass a best.pt or last.pt")
-    theirs = {k: v for k, v in ckpt["model"].items() if not k.startswith(excluded)}
+    theirs = {k: v for k, v in upgrade_state_dict(ckpt["model"]).items() if not k.startswith(excluded)}
     ours = {k: v for k, v in model.state_dict().items() if not k.startswith(excluded)}
     missing, unexpected = sorted(ours.keys() - theirs.keys()), sorted(theirs.keys() - ours.keys())
     mismatched = [
@@ -163,6 +164,11 @@ def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 def _resume_state(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
     """Read ``last.pt`` and check it was written by the same run (config, seed, training-set size)."""
     ckpt = load(path)
+    if upgrade_state_dict(ckpt["model"]).keys() != ckpt["model"].keys():
+        raise HarnessError(
+            f"{path} was written by an earlier harness (spectral weights weight_pos / weight_neg), whose "
+            f"optimiser state cannot resume this model; delete {path} to restart this job from its first epoch"
+        )
     written = {k: ckpt.get(k) for k in identity}
     if written != identity:
         raise HarnessError(
