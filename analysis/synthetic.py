@@ -84,7 +84,6 @@ def synthetic_runs(
     return frame
 
 
-
 def tuned_runs(frame: pd.DataFrame, *, lrs: tuple[float, ...] = TUNE_LRS, noise: float = 0.05,
                rng_seed: int = 0) -> pd.DataFrame:  # fmt: skip
     """``frame`` with each finetune and scratch row replaced by one trial per learning rate of its tuning study.
@@ -111,6 +110,7 @@ def tuned_runs(frame: pd.DataFrame, *, lrs: tuple[float, ...] = TUNE_LRS, noise:
         trials.append(trial.assign(best_val_rel_l2=trial["test_rel_l2"] * np.exp(rng.normal(0.0, noise, len(rows)))))
     out = pd.concat([frame[~down], *trials], ignore_index=True)
     return best_trials(out.drop(columns=["tune.best"], errors="ignore"))
+
 
 def _row(
     sweep: str, stage: str, seed: int, width: int, modes: int, psys: str | None, strategy: str | None,

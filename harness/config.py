@@ -16,6 +16,7 @@ AUGMENTS = ("none", "shift", "noise", "scale")
 CHOICES = {"optimizer": ("adam", "adamw"), "schedule": ("cosine", "constant"), "precision": ("fp32", "bf16"),
            "augment": AUGMENTS}
 
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Train settings (docs/contracts.md); the same keys for pretraining and downstream training."""
