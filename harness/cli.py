@@ -79,7 +79,7 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 @click.option("--retry-failed", is_flag=True, help="Also rerun diverged jobs.")
 @click.option("--only", type=click.Choice(["pretrain", "finetune", "scratch", "zeroshot"]), default=None)
 @click.option("--dry-run", is_flag=True, help="List what would run, run nothing.")
-@click.option("-v", "--verbose", is_flag=True, help="Stream each job's epochs (local).")
+@click.option("-v", "--verbose", is_flag=True, help="Stream each job's evaluations (local).")
 @click.option("--partition", default=None, help="Slurm partition (overrides the sweep's slurm: block).")
 @click.option("--account", default=None, help="Slurm account.")
 @click.option("--qos", default=None, help="Slurm QOS.")

@@ -66,7 +66,7 @@ def test_a_sweep_runs_end_to_end_and_resubmitting_runs_nothing(tmp_path: Path) -
     assert (finetune["transferred"] != "").all() and (finetune["depends_on"] != "").all()
     assert (table["n_params"] > 0).all() and table["git_rev"].notna().all()
     epochs = pd.read_parquet(run_dir(root / "tiny", table["id"][0]) / "epochs.parquet")
-    assert {"epoch", "train_loss", "val_rel_l2", "lr", "seconds"} <= set(epochs.columns)
+    assert {"step", "epoch", "train_loss", "val_rel_l2", "lr", "seconds"} <= set(epochs.columns)
     again = harness(root, "submit")
     assert "0 of 6 jobs to run" in again.stdout
     status = harness(root, "status").stdout
@@ -123,7 +123,8 @@ def _workers(pid: int) -> list[int]:
 def test_a_sigkilled_worker_resumes_and_the_results_equal_an_uninterrupted_run(tmp_path: Path) -> None:
     spec = {**TINY, "name": "kill", "matrix": {"init": ["pretrained", "scratch"]}}
     spec["base"] = {**TINY["base"], "pretrain": {**TINY["base"]["pretrain"],
-                                                 "train": {"epochs": 100, "lr": 3.0e-3, "batch_size": 16}}}
+                                                 "train": {"epochs": 100, "lr": 3.0e-3, "batch_size": 16,
+                                                           "eval_every": 3, "checkpoint_every_s": 0.2}}}
     sweep = write_sweep(tmp_path, spec)
     clean = tmp_path / "clean"
     harness(clean, "expand", str(sweep))
@@ -149,7 +150,7 @@ def test_a_sigkilled_worker_resumes_and_the_results_equal_an_uninterrupted_run(t
     assert not list((root / "kill").rglob("*.tmp"))  # no half-written files
     harness(root, "submit", "--workers", "1")
     epochs = pd.read_parquet(run_dir(root / "kill", pretrain["id"]) / "epochs.parquet")
-    assert epochs["epoch"].tolist() == list(range(1, 101))
+    assert epochs["step"].tolist() == list(range(0, 301, 3))  # one row per epoch of 3 steps, none twice
     a, b = results(clean, "kill"), results(root, "kill")
     assert (b["status"] == "ok").all()
     assert a["id"].tolist() == b["id"].tolist()

@@ -87,7 +87,8 @@ def test_killing_a_tuned_sweep_midway_then_resubmitting_finishes_without_duplica
     root = tmp_path / "results"
     spec = tuned({"params": {"train.lr": {"log_uniform": [1.0e-4, 1.0e-2]}}, "n_trials": 3, "sampler": "tpe",
                   "seed": 3})
-    spec["base"]["train"]["epochs"] = 30
+    spec["base"]["downstream"]["n_train"] = 64
+    spec["base"]["train"].update(epochs=30, checkpoint_every_s=0.2)  # 240 steps, a last.pt every 0.2 s
     harness(root, "expand", str(_write(tmp_path, spec)))
     jobs = load_plan(root / "tuned")
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "submit", "--workers", "1", "--root", str(root)],

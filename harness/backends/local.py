@@ -63,10 +63,10 @@ def _worker(conn: Connection, slot: Slot, root: str, verbose: bool) -> None:
     while (job := conn.recv()) is not None:
         def show(row: dict[str, Any], jid: str = job["id"]) -> None:
             with contextlib.suppress(OSError):  # a closed terminal must not fail the job
-                print(f"  {jid} epoch {row['epoch']:4d}  loss {row['train_loss']:.4g}  val {row['val_rel_l2']:.4f}",
-                      file=sys.stderr, flush=True)
+                print(f"  {jid} step {row['step']:6d}  epoch {row['epoch']:7.2f}  loss {row['train_loss']:.4g}  "
+                      f"val {row['val_rel_l2']:.4f}", file=sys.stderr, flush=True)
 
-        summary = run_job(job, root, on_epoch=show if verbose else None)
+        summary = run_job(job, root, on_eval=show if verbose else None)
         conn.send((job["id"], summary["status"], summary.get("error", "")))
 
 

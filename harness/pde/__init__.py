@@ -2,7 +2,8 @@
 
 Public API: :func:`generate` -> :class:`PDEData`, :func:`load_split` (cached train/val/test with training
 statistics), :func:`save` / :func:`load`, :func:`resolve_range`, ``SYSTEMS``, ``CHANNELS``,
-``COMMON_CHANNELS``, ``SHIFT_LEVELS``, and the spectral derivatives :func:`spectral_grad`,
+``COMMON_CHANNELS``, ``LAYOUT_VERSION``, ``SHIFT_LEVELS``, :func:`operator_symbol` and :func:`solve_channels`
+(each system's operator from its channels), and the spectral derivatives :func:`spectral_grad`,
 :func:`spectral_hessian`.
 """
 
@@ -12,16 +13,20 @@ from harness.pde.solve import spectral_grad, spectral_hessian
 from harness.pde.systems import (
     CHANNELS,
     COMMON_CHANNELS,
+    LAYOUT_VERSION,
     SHIFT_LEVELS,
     SYSTEMS,
+    operator_symbol,
     resolve_range,
     resolve_ranges,
+    solve_channels,
 )
 
 __all__ = [
     "CHANNELS",
     "COMMON_CHANNELS",
     "GENERATOR_VERSION",
+    "LAYOUT_VERSION",
     "PDEData",
     "SHIFT_LEVELS",
     "SYSTEMS",
@@ -29,10 +34,12 @@ __all__ = [
     "generate",
     "load",
     "load_split",
+    "operator_symbol",
     "resolve_cache_dir",
     "resolve_range",
     "resolve_ranges",
     "save",
+    "solve_channels",
     "spectral_grad",
     "spectral_hessian",
 ]

@@ -78,6 +78,10 @@ def load(path: str | os.PathLike) -> PDEData:
     if stored != _checksum(entries):
         raise DataError(f"checksum mismatch in {path}")
     meta = json.loads(str(entries["meta"]))
+    version = meta["meta"].get("version")
+    if version != GENERATOR_VERSION:
+        raise DataError(f"{path} was written by data generator version {version} (another channel layout); this "
+                        f"harness reads version {GENERATOR_VERSION}: regenerate it with `harness data`")
     params = {k[len("param_"):]: v for k, v in entries.items() if k.startswith("param_")}
     return PDEData(meta["system"], *(entries[name] for name in _ARRAYS), params, meta["stats"], meta["meta"])
 

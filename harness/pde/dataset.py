@@ -13,7 +13,7 @@ from harness.pde.sources import vf_of
 from harness.pde.systems import CHANNELS, COMMON_CHANNELS, MIXED, SYSTEMS, resolve_ranges, sample_block
 
 # Bump whenever a change alters the samples a given request produces (it keys the cache).
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: helmholtz K channels, every sample solved from its channels
 # Samples per independently seeded block: sample i comes from block i // BLOCK, whatever n is. Blocks are
 # also the unit of work: 16 samples' float64 spectra at 128^2 (~2 MB) stay in cache, about twice as fast as
 # 256-sample blocks.

@@ -66,12 +66,6 @@ def advection_symbol(v1: np.ndarray, v2: np.ndarray, resolution: int) -> np.ndar
     return _col(v1) * kx + _col(v2) * ky
 
 
-def helmholtz_symbol(omega: np.ndarray, resolution: int) -> np.ndarray:
-    """Symbol of ``-0.01 Laplacian - omega``: shape ``(B, R, R // 2 + 1)``."""
-    _, kx2, _, ky2 = wavenumbers(resolution, resolution)
-    return NU * (kx2 + ky2) - _col(omega)
-
-
 def solve_with_symbol(f_hat: np.ndarray, symbol: np.ndarray, resolution: int, pin_mean: bool) -> np.ndarray:
     """Solve ``L u = f`` given ``f``'s spectrum and ``L``'s (real or complex) symbol; float64 ``(B, R, R)``.
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from harness.config import TrainConfig
 from harness.errors import HarnessError, SweepError
+from harness.pde.systems import LAYOUT_VERSION
 from harness.sweep.spec import MAX_JOBS, Sweep, flatten, set_dotted
 from harness.tune import trial_configs
 
@@ -27,8 +28,9 @@ STAGE_INIT = {stage: init for init, stage in INIT_STAGE.items()} | {"pretrain": 
 
 
 def job_id(stage: str, config: dict[str, Any]) -> str:
-    """Stable id: stage prefix + the first 10 hex digits of sha256 over the canonical JSON of the config."""
-    canonical = json.dumps({"stage": stage, **config}, sort_keys=True, separators=(",", ":"))
+    """Stable id: stage prefix + the first 10 hex digits of sha256 over the canonical JSON of the config and the
+    data's channel layout version (so results of another layout are never taken for this one's)."""
+    canonical = json.dumps({"stage": stage, **config, "layout": LAYOUT_VERSION}, sort_keys=True, separators=(",", ":"))
     return f"{STAGE_PREFIX[stage]}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
 
 
@@ -76,6 +78,9 @@ def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         pretrain_id = job_id("pretrain", pt)
         out.append(("pretrain", pt))
     downstream = dict(config["downstream"])
+    if downstream["n_val_fraction"] > 0 and init != "zeroshot":  # validation in proportion to N, with a floor
+        fraction, n_train = downstream["n_val_fraction"], downstream["n_train"]
+        downstream["n_val"] = max(downstream["n_val_min"], math.ceil(fraction * n_train))
     if init == "zeroshot":
         downstream.pop("n_train")
         job = {**common, "downstream": downstream}
@@ -95,6 +100,9 @@ def _check_point(sweep: Sweep, point: dict[str, Any], config: dict[str, Any]) ->
     if config["init"] == "zeroshot" and strategy != "supervised":
         raise SweepError(f"{sweep.path}: init zeroshot at point ({where}) needs pretrain.strategy supervised, "
                          f"not {strategy}; add `exclude: [{{init: zeroshot, pretrain.strategy: {strategy}}}]`")
+    if strategy not in ("supervised", "none") and config["pretrain"]["train"]["loss"] != "sse":
+        raise SweepError(f"{sweep.path}: pretrain.train.loss at point ({where}) applies to supervised pretraining; "
+                         f"the {strategy} strategy has its own loss: remove pretrain.train.loss for it")
     for key, settings in (("train", config["train"]), ("pretrain.train", config["pretrain"]["train"])):
         try:
             TrainConfig.from_dict(settings)
