@@ -98,6 +98,8 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one round (CI)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--systems", nargs="+", choices=TIME_SYSTEMS, default=TIME_SYSTEMS)
+    parser.add_argument("--accuracy", action="store_true",
+                        help="also: Burgers frames at refine 2 and 4 against refine 8, per shift level")
     args = parser.parse_args()
     if args.smoke:
         res, nt, horizon, rounds = 32, 3, 0.01, 1
@@ -126,6 +128,22 @@ def main() -> None:
         print(f"{system:9s}: per-sample loop {slow:8.3f} samples/s ({n_loop[system]} samples; max rel L2 vs "
               f"spectral {error:.1e}), vectorised {fast:8.1f} samples/s ({n_vec[system]} samples), "
               f"speed-up {fast / slow:.0f}x (median of {rounds})")
+    if args.accuracy:
+        burgers_accuracy(res, nt, horizon, n=4)
+
+
+def burgers_accuracy(res: int, nt: int, horizon: float, n: int) -> None:
+    """Max over samples and frames of the relative L2 distance of the stored frames at refine 2 and 4 from
+    those at refine 8 (the same initial conditions and coefficients), at each Burgers shift level."""
+    for level in ("id", "ood"):
+        frames = {r: generate_time("burgers", n, shift=level, resolution=res, nt=nt, horizon=horizon, refine=r,
+                                   dtype=np.float64).u for r in (2, 4, 8)}
+        ref = frames[8]
+        errors = {r: np.sqrt(((frames[r] - ref) ** 2).sum(axis=(2, 3)) / (ref**2).sum(axis=(2, 3))).max()
+                  for r in (2, 4)}
+        print(f"burgers {level:3s}: stored frames vs refine 8, max rel L2 over {n} samples: "
+              + ", ".join(f"refine {r} {e:.1e}" for r, e in errors.items()))
+
 
 if __name__ == "__main__":
     main()
