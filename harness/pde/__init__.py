@@ -6,8 +6,8 @@ statistics), :func:`save` / :func:`load`, :func:`resolve_range`, ``SYSTEMS``, ``
 ``COMMON_CHANNELS``, ``SHIFT_LEVELS``, and the spectral derivatives :func:`spectral_grad`,
 :func:`spectral_hessian`. Time-dependent: :func:`generate_time` -> :class:`TimeData`, :func:`load_time_split`,
 :func:`resolve_time_ranges`, :func:`check_augment`, ``TIME_SYSTEMS``, ``TIME_MIXED``, ``TIME_CHANNELS``,
-``TIME_COEFS``, ``TIME_SHIFT_LEVELS``, ``TIME_AUGMENTS``, and :func:`solve_time` (one system from given
-initial fields).
+``TIME_COEFS``, ``TIME_SHIFT_LEVELS``, ``TIME_MIXED_LEVELS``, ``TIME_AUGMENTS``, and :func:`solve_time` (one
+system from given initial fields).
 """
 
 from harness.pde.cache import load, load_split, load_time_split, resolve_cache_dir, save
@@ -28,6 +28,7 @@ from harness.pde.time_systems import (
     TIME_AUGMENTS,
     TIME_CHANNELS,
     TIME_COEFS,
+    TIME_MIXED_LEVELS,
     TIME_SHIFT_LEVELS,
     augment_applies,
     check_augment,
@@ -47,6 +48,7 @@ __all__ = [
     "TIME_COEFS",
     "TIME_GENERATOR_VERSION",
     "TIME_MIXED",
+    "TIME_MIXED_LEVELS",
     "TIME_SHIFT_LEVELS",
     "TIME_SYSTEMS",
     "TimeData",
