@@ -29,6 +29,9 @@ from harness.pde.sources import SIGMA, build_sources, draw_amplitudes
 
 SYSTEMS = ("poisson", "advection_diffusion", "helmholtz")
 MIXED = "mixed"
+# The time-dependent systems of the second study (solved in harness.pde.time_systems) and their mixture.
+TIME_SYSTEMS = ("heat", "advection", "burgers")
+TIME_MIXED = "mixed_time"
 COMMON_CHANNELS = ("k11", "k22", "k12", "v1", "v2", "omega")
 CHANNELS = {
     "poisson": ("k11", "k22", "k12"),
