@@ -22,7 +22,7 @@ from harness.errors import DataFileError
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
-BLOCK_BYTES = 32 << 20  # rows read per call: about this many bytes (the only buffer beyond the output)
+BLOCK_BYTES = 8 << 20  # rows read per call: about this many bytes (the only buffer beyond the output)
 
 
 def _npy_header(fh: Any, label: str) -> tuple[tuple[int, ...], bool, np.dtype]:
