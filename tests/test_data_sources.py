@@ -122,8 +122,9 @@ def test_load_refuses_a_file_changed_while_it_is_read(tmp_path, monkeypatch):
 # --- bad input -----------------------------------------------------------------------------------------------
 
 def test_missing_file(tmp_path):
-    _refused(r"^downstream.data: .*nope.h5 does not exist: check the path$", check_source,
-             _spec(tmp_path / "nope.h5"), NEEDS, where="downstream.data")
+    for fn, args in ((check_source, (NEEDS,)), (load, ("train", 4, 0))):
+        _refused(r"^downstream.data: .*nope.h5 does not exist: check the path$", fn, _spec(tmp_path / "nope.h5"),
+                 *args, where="downstream.data")
 
 
 def test_file_of_another_format(tmp_path):
@@ -208,6 +209,9 @@ def test_missing_group_for_a_split(tmp_path):
              {"test": 2})
     _refused(r"has no group 'held' for split val \(groups: train, valid\): fix groups.val", check_source,
              _spec(path, "pretraining-pdes", groups={"val": "held"}), {"val": 2})
+    data_layouts.trajectories(path, {"a": 3, "b": 3})
+    _refused(r"holds no group for any split \(groups: a, b\): name them in groups", check_source,
+             _spec(path, "pretraining-pdes"), {"train": 2})
 
 
 @pytest.mark.parametrize(("spec", "match"), [

@@ -31,8 +31,10 @@ def stat_key(path: str | os.PathLike) -> str:
     real = os.path.realpath(path)
     try:
         st = os.stat(real)
+    except FileNotFoundError as err:
+        raise DataFileError(f"{path} does not exist: check the path") from err
     except OSError as err:
-        raise DataFileError(f"{path}: cannot read it ({err.strerror}): check the path") from err
+        raise DataFileError(f"{path} cannot be read ({err.strerror}): check the path") from err
     return f"{real}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
 
 

@@ -91,6 +91,10 @@ def _parts(spec: Spec) -> Iterator[dict[str, _Part]]:
         for split, node in nodes.items():
             if node is not None:
                 served.setdefault(node.label, []).append(split)
+        if not served:
+            groups = ", ".join(sorted(set().union(*(r.groups for r in roots.values())))) or "none"
+            raise DataFileError(f"{', '.join(roots)} holds no group for any split (groups: {groups}): name them "
+                                "in groups")
         by_label = {nodes[splits[0]].label: nodes[splits[0]] for splits in served.values()}
         layouts = {label: reader.inspect(node, spec.options) for label, node in by_label.items()}
         _consistent(layouts)
@@ -151,8 +155,8 @@ def check_source(spec: Mapping[str, Any], needs: Mapping[str, int], *, kind: str
             if n != 0:
                 _require(s, parts, split, n)
         fp = _fingerprint(s, cache_dir)
-        layout = _consistent({p.node.label: p.layout for p in parts.values()})
         rows = {split: p.region[1] - p.region[0] for split, p in parts.items()}
+    layout = next(iter(parts.values())).layout  # _parts checked that every split's layout agrees
     return SourceInfo(s.resolved(fp), s.format, reader.kind, fp, dict(s.paths), rows, layout)
 
 
@@ -179,13 +183,15 @@ def load(spec: Mapping[str, Any], split: str, n: int, seed: int, *, where: str =
     if split not in SPLITS:
         raise DataFileError(f"{where}: unknown split {split!r}: choose one of {', '.join(SPLITS)}")
     reader = READERS[s.format]
-    with _at(where), _parts(s) as parts:
-        part = _require(s, parts, split, n)
+    with _at(where):
+        # Taken before opening: a file replaced at any later moment (even while open) differs after the read.
         before = {p: stat_key(p) for p in dict.fromkeys(s.paths.values())}
-        fp = _fingerprint(s, cache_dir)
-        chosen = draw(part.layout.rows, part.region, int(n), seed)
-        order = np.argsort(chosen, kind="stable")
-        data = reader.read(part.node, part.layout, chosen[order], order, s.options)
+        with _parts(s) as parts:
+            part = _require(s, parts, split, n)
+            fp = _fingerprint(s, cache_dir)
+            chosen = draw(part.layout.rows, part.region, int(n), seed)
+            order = np.argsort(chosen, kind="stable")
+            data = reader.read(part.node, part.layout, chosen[order], order, s.options)
         changed = [p for p, key in before.items() if stat_key(p) != key]
         if changed:
             raise DataFileError(f"{changed[0]} changed while it was read: refusing a partial read; expand the "
