@@ -134,6 +134,9 @@ def test_file_of_another_format(tmp_path):
     darcy = data_layouts.darcy(tmp_path / "d.h5", np.ones((5, R, R)), np.ones((5, 1, R, R)))
     message = _refused("has no dataset 'fields'", check_source, _spec(darcy), NEEDS)
     assert "it holds: nu, t-coordinate, tensor" in message and "is the format right?" in message
+    cut = _tl(tmp_path / "cut.h5")
+    os.truncate(cut, os.path.getsize(cut) // 2)  # a copy that stopped half way
+    _refused("cut.h5 cannot be opened as HDF5 .*: is it complete\\?$", check_source, _spec(cut), NEEDS)
 
 
 def test_missing_dataset_key(tmp_path):
@@ -170,6 +173,21 @@ def test_more_samples_than_the_file_holds(tmp_path):
              {"test": 41})
     _refused("holds no val split: add val: FILE to path", check_source,
              {"path": {"train": str(path)}, "format": "tl-scaling"}, {"train": 8, "val": 2})
+
+
+def test_a_damaged_chunk_is_refused_at_load(tmp_path):
+    path = tmp_path / "z.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("fields", data=np.ones((40, 2, R, R), "f4"), chunks=(1, 2, R, R), compression="gzip")
+        f["tensor"] = np.ones((40, 3), "f4")
+        chunks = [f["fields"].id.get_chunk_info(i) for i in range(40)]
+    with open(path, "r+b") as fh:  # scribble over every chunk: any draw meets one
+        for chunk in chunks:
+            fh.seek(chunk.byte_offset)
+            fh.write(b"\xff" * chunk.size)
+    check_source(_spec(path), NEEDS)  # the headers are intact
+    _refused("z.h5: reading the train split failed .*: is the file complete\\?$", load, _spec(path), "train", 4,
+             seed=0)
 
 
 def test_nan_or_inf_in_the_samples_drawn(tmp_path):

@@ -31,7 +31,10 @@ def _npy_header(fh: Any, label: str) -> tuple[tuple[int, ...], bool, np.dtype]:
     read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
     if read is None:
         raise DataFileError(f"{label} is a .npy of version {version}: save it with numpy's default format")
-    return read(fh)
+    shape, fortran, dtype = read(fh)
+    if dtype.hasobject:
+        raise DataFileError(f"{label} holds Python objects: save plain numeric arrays")
+    return shape, fortran, dtype
 
 
 class _Deflated:
@@ -50,7 +53,7 @@ class _Deflated:
         return self._data[index]
 
 
-def _npz_member(path: str, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray | _Deflated:
+def _npz_member(path: str, info: zipfile.ZipInfo) -> np.ndarray | _Deflated:
     """A member as a read-only memory map (stored members) or a lazily decompressed array."""
     if info.compress_type != zipfile.ZIP_STORED:
         return _Deflated(path, info.filename)
@@ -60,8 +63,6 @@ def _npz_member(path: str, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.nda
         fh.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little")
                 + int.from_bytes(local[28:30], "little"))
         shape, fortran, dtype = _npy_header(fh, f"{path}: member {info.filename}")
-        if dtype.hasobject:
-            raise DataFileError(f"{path}: member {info.filename} holds Python objects: save plain numeric arrays")
         if shape == () or 0 in shape:  # nothing worth mapping
             return np.fromfile(fh, dtype, count=int(np.prod(shape))).reshape(shape)
         offset = fh.tell()
@@ -112,7 +113,7 @@ def open_file(path: str) -> Iterator[Node]:
     elif head.startswith(ZIP_MAGIC):
         try:
             with zipfile.ZipFile(path) as zf:
-                members = {i.filename[:-4]: _npz_member(path, zf, i) for i in zf.infolist()
+                members = {i.filename[:-4]: _npz_member(path, i) for i in zf.infolist()
                            if i.filename.endswith(".npy")}
         except (zipfile.BadZipFile, ValueError, OSError) as err:
             raise DataFileError(f"{path} cannot be read as .npz ({err}): is it complete?") from err
@@ -142,7 +143,8 @@ def first_nonfinite(a: np.ndarray) -> int | None:
     """Index along the first axis of the first sample with a NaN or inf, or None (checked in blocks)."""
     step = max(1, BLOCK_BYTES // max(1, a[:1].nbytes))
     for s in range(0, len(a), step):
-        bad = ~np.isfinite(a[s:s + step].reshape(len(a[s:s + step]), -1)).all(axis=1)
+        block = a[s:s + step]
+        bad = ~np.isfinite(block.reshape(len(block), -1)).all(axis=1)
         if bad.any():
             return s + int(np.argmax(bad))
     return None

@@ -191,7 +191,11 @@ def load(spec: Mapping[str, Any], split: str, n: int, seed: int, *, where: str =
             fp = _fingerprint(s, cache_dir)
             chosen = draw(part.layout.rows, part.region, int(n), seed)
             order = np.argsort(chosen, kind="stable")
-            data = reader.read(part.node, part.layout, chosen[order], order, s.options)
+            try:
+                data = reader.read(part.node, part.layout, chosen[order], order, s.options)
+            except OSError as err:  # h5py's read errors: a truncated or damaged file
+                raise DataFileError(f"{part.node.label}: reading the {split} split failed ({err}): is the file "
+                                    "complete?") from err
         changed = [p for p, key in before.items() if stat_key(p) != key]
         if changed:
             raise DataFileError(f"{changed[0]} changed while it was read: refusing a partial read; expand the "
