@@ -148,15 +148,32 @@ def generate(system: str, n: int, *, coef_range: Sequence[float] | None = None,
 _HAS_CHANNEL = np.array([[c in CHANNELS[s] for c in COMMON_CHANNELS] for s in SYSTEMS])
 
 
+def present_channels(system: np.ndarray) -> np.ndarray:
+    """(n, len(COMMON_CHANNELS)) bool: which common channels each sample's system (index in SYSTEMS) has."""
+    return _HAS_CHANNEL[np.asarray(system)]
+
+
+def median_rms(fields: np.ndarray) -> float:
+    """Median over samples of the RMS of a field (n, R, R), sqrt(mean over the grid of f^2): ||f||_2 on the
+    unit square. Accumulated in float64, 64 samples at a time (each sample's value does not depend on the
+    block, and the float64 copy stays small)."""
+    rms = [np.sqrt(np.mean(np.square(fields[s:s + 64], dtype=np.float64), axis=(1, 2)))
+           for s in range(0, len(fields), 64)]
+    return float(np.median(np.concatenate(rms)))
+
+
+def coefficient_scales(coefficients: np.ndarray, present: np.ndarray) -> list[float]:
+    """Per column of ``coefficients`` (n, C): median |value| over the samples where ``present`` (n, C) is
+    true (0 if none is)."""
+    return [float(np.median(np.abs(coefficients[present[:, c], c]))) if present[:, c].any() else 0.0
+            for c in range(coefficients.shape[1])]
+
+
 def compute_stats(data: PDEData) -> dict:
     """Normalisation statistics of a training set.
 
-    ``median_source_norm``: median over samples of the RMS of f, sqrt(mean over the grid of f^2) (equal to
-    ||f||_2 on the unit square); ``coef_scale``: per common channel, median |value| over the samples whose
-    system has that channel (0 if none has it).
+    ``median_source_norm``: :func:`median_rms` of the sources; ``coef_scale``: per common channel, median
+    |value| over the samples whose system has that channel (0 if none has it).
     """
-    rms = np.sqrt(np.mean(np.square(data.source, dtype=np.float64), axis=(1, 2)))
-    present = _HAS_CHANNEL[data.params["system"]]
-    scale = [float(np.median(np.abs(data.coef_common[present[:, c], c]))) if present[:, c].any() else 0.0
-             for c in range(len(COMMON_CHANNELS))]
-    return {"median_source_norm": float(np.median(rms)), "coef_scale": scale}
+    return {"median_source_norm": median_rms(data.source),
+            "coef_scale": coefficient_scales(data.coef_common, present_channels(data.params["system"]))}
