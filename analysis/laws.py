@@ -36,7 +36,8 @@ POINT_COLUMNS = ["id", "seed", "n_params", "d_f", "err", "d_e", "d_t", "scratch_
 class Laws:
     """The transfer laws of a sweep.
 
-    ``table``: one row per (law, group, parameter) with value, lo, hi (95 % bootstrap) and the fit's statistics;
+    ``table``: one row per (law, group, parameter) with value, lo, hi (95 % bootstrap) and the fit's statistics
+    (LAW_STATS; ``n_extrapolated``: the fitted points whose D_E was extrapolated, 0 for the joint law);
     ``points``: one row per fine-tuned run with its D_F, error, D_E, D_T, whether D_E was extrapolated and how it
     was used (``ok``, ``unreachable``, ``beyond``, ``no_gain``); ``fits``: (law, group label) -> LawFit;
     ``skipped``: (law, group text, why) for groups that have runs but no fit.
@@ -54,17 +55,22 @@ class Laws:
 
 
 def fit_laws(runs: pd.DataFrame, fits: CurveFits, *, n_boot: int = 1000, seed: int = 0) -> Laws:
-    """Effective-data and joint laws of every group that supports them; bootstrap seeds derive from ``seed``."""
+    """Effective-data and joint laws of every group that supports them; bootstrap seeds derive from ``seed``.
+
+    Each resample of the effective-data law reads D_E from one bootstrap fit of the scratch curves, so that law uses
+    at most as many resamples as ``fits`` has bootstrap fits.
+    """
     pts = downstream_points(runs)
     group = [c for c in fits.key_columns if c not in SIZE]
     points, boot_dt = _transfer_points(pts, fits, group)
+    boot_dt = boot_dt[:n_boot]
     rows, out, skipped = [], {}, []
     for key, g in curves(points, group):
         label = label_key(key)
         try:
-            law = fit_transfer(g["d_f"], g["n_params"], g["d_t"].where(g["use"] == "ok"),
-                               d_t_boot=boot_dt[:, g.index] if n_boot else None, n_boot=n_boot,
-                               seed=seed_for(seed, ("data_transferred", *label)), groups=g["seed"])  # fmt: skip
+            law = fit_transfer(g["d_f"], g["n_params"], g["d_t"].where(g["use"] == "ok"), d_t_boot=boot_dt[:, g.index],
+                               n_boot=len(boot_dt), seed=seed_for(seed, ("data_transferred", *label)),
+                               groups=g["seed"])  # fmt: skip
         except ReportError as exc:
             skipped.append(("data_transferred", _text(group, key), str(exc)))
             continue

@@ -58,8 +58,8 @@ def _resampled_means(rows: pd.DataFrame, n_boot: int, rng: np.random.Generator) 
     """Sorted distinct N, the mean error at each, and (n_boot, m) means over the runs resampled at each N."""
     n_u, means = curve_means(rows[N].to_numpy(float), rows[ERR].to_numpy(float))
     boot = np.empty((n_boot, len(n_u)))
-    for i, n in enumerate(n_u):
-        err = rows.loc[rows[N] == n, ERR].to_numpy(float)
+    for i, (_, err) in enumerate(rows.groupby(N, sort=True)[ERR]):
+        err = err.to_numpy(float)
         boot[:, i] = err[rng.integers(0, len(err), (n_boot, len(err)))].mean(1)
     return n_u, means, boot
 

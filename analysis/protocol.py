@@ -123,12 +123,12 @@ def _span(rows: pd.DataFrame, column: str) -> str:
 
 
 def _written(spec: dict) -> list[str]:
-    """``key: value`` for every rule key in the spec's ``base`` and ``matrix`` (dotted paths; matrix: value lists)."""
-    out = []
-    for section in ("base", "matrix"):
-        flat = _flatten(spec.get(section) or {}) if section == "base" else dict(spec.get("matrix") or {})
-        out += [f"{section} {key}: {value}" for key, value in flat.items() if key.split(".")[-1] in RULE_KEYS]
-    return out
+    """``key: value`` for every rule key in the spec's ``base``, ``matrix`` and ``zip`` groups (dotted paths;
+    matrix and zip: value lists)."""
+    sections = [("base", _flatten(spec.get("base") or {})), ("matrix", dict(spec.get("matrix") or {}))]
+    sections += [("zip", dict(group)) for group in spec.get("zip") or [] if isinstance(group, dict)]
+    return [f"{name} {key}: {value}" for name, flat in sections for key, value in flat.items()
+            if key.split(".")[-1] in RULE_KEYS]  # fmt: skip
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:

@@ -27,8 +27,8 @@ CAPTIONS = {
                         "its sampled N",
     "joint_law": "error vs N per model size, dashed: the joint law err = E + A P^-a + B N^-b of each initialisation",
 }  # fmt: skip
-TABLE_TITLES = {"strategies": "Mean test relative L2 per pretraining strategy and augmentation (pretraining/"
-                              "downstream where both vary; scratch: strategy none), by downstream N"}  # fmt: skip
+STRATEGY_TITLE = ("Mean test relative L2 per pretraining strategy and augmentation (pretraining/downstream where "
+                  "both vary; scratch: strategy none), by downstream N")
 MULTIPLIER_TEXT = (
     "n_scratch / N: how many times more samples training from scratch needs to reach the fine-tuned mean error at "
     f"the fine-tuned curve's {SMALL_N} smallest N. The measured value (log-log interpolation between sampled N of "
@@ -66,10 +66,9 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
     blocks += ([Block("text", MULTIPLIER_TEXT), Block("table", multiplier_display(multipliers))]
                if multipliers is not None else [Block("skip", ("Skipped the ", "multipliers", " table", why))])
     blocks += _laws(laws)
-    for name in ("strategies",):
-        table, why = tables[name]
-        blocks += ([Block("heading", TABLE_TITLES[name]), Block("table", table)] if table is not None else
-                   [Block("skip", ("Skipped the ", name, " table", why))])  # fmt: skip
+    table, why = tables["strategies"]
+    blocks += ([Block("heading", STRATEGY_TITLE), Block("table", table)] if table is not None else
+               [Block("skip", ("Skipped the ", "strategies", " table", why))])  # fmt: skip
     if loaded.problems:
         blocks += [Block("heading", f"Problems ({len(loaded.problems)})"),
                    Block("items", [f"{j}: {r}" for j, r in loaded.problems[:MAX_LISTED]])]  # fmt: skip

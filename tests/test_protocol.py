@@ -38,6 +38,8 @@ def test_protocol_lines_quote_the_sweep_file_and_still_improving_needs_the_colum
             "matrix": {"downstream.n_train": [8, 512]}}  # fmt: skip
     lines = protocol_lines(rows, spec)
     assert lines[-1] == "As the sweep file writes them: base train.steps: 2000; base downstream.n_val: 128."
+    zipped = protocol_lines(rows, spec | {"zip": [{"train.min_steps": [500, 0], "downstream.n_train": [8, 512]}]})
+    assert zipped[-1].endswith("base downstream.n_val: 128; zip train.min_steps: [500, 0].")
     table, note = still_improving_runs(rows)
     assert table is None and "convergence unknown" in note
     flagged, note = still_improving_runs(rows.assign(id=["a", "b", "c"], still_improving=[False, True, None]))
