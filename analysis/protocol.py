@@ -90,7 +90,7 @@ def still_improving_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
     """The ok runs whose best validation came in the last tenth of training (id, stage, system, shift, size, seed, N,
     lr, best step, steps), or None and why they cannot be listed (the runs do not record it)."""
     if IMPROVING not in runs or runs[IMPROVING].isna().all():
-        return None, ("the runs do not record still_improving (written before it was added to the summary): "
+        return None, ("The runs do not record still_improving (written before it was added to the summary): "
                       "convergence unknown")  # fmt: skip
     flagged = runs[runs[IMPROVING].astype("boolean").fillna(False).astype(bool)]
     unknown = int(runs.loc[runs["stage"].isin(TRAINED), IMPROVING].isna().sum())

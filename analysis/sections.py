@@ -18,10 +18,11 @@ from analysis.protocol import per_n_table, protocol_lines, still_improving_runs
 MAX_LISTED = 200  # rows of the problem and still-improving lists shown in the report
 HOLLOW = ("hollow markers: at least one run at that N was still improving when its training ended (best validation "
           "in the last tenth of the run)")  # fmt: skip
+HOLLOW_FIGURES = ("error_vs_n", "mixed_pretraining", "strategies")  # they mark runs still improving (when recorded)
 CAPTIONS = {
-    "error_vs_n": f"test error vs N, fine-tuned vs scratch (zero-shot dotted), dashed power-law fits; {HOLLOW}",
-    "mixed_pretraining": f"mixture vs same-system pretraining vs scratch, largest model; {HOLLOW}",
-    "strategies": f"error vs N per pretraining strategy and augmentation, largest model; {HOLLOW}",
+    "error_vs_n": "test error vs N, fine-tuned vs scratch (zero-shot dotted), dashed power-law fits",
+    "mixed_pretraining": "mixture vs same-system pretraining vs scratch, largest model",
+    "strategies": "error vs N per pretraining strategy and augmentation, largest model",
     "data_transferred": "effective data transferred D_T = D_E - D_F per model size (geometric mean over seeds), "
                         "dashed: the fitted law D_T = k D_F^alpha P^beta; hollow: D_E read from the scratch fit beyond "
                         "its sampled N",
@@ -56,8 +57,10 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
     per_n = per_n_table(loaded.ok)
     if not per_n.empty:
         blocks += [Block("text", "Per downstream N (fine-tuning and scratch runs):"), Block("table", per_n)]
-    blocks += _improving(loaded.ok)
-    blocks += [Block("heading", "Figures")] + [Block("figure", (name, CAPTIONS.get(name, ""))) for name in figures]
+    improving, note = still_improving_runs(loaded.ok)
+    blocks += _improving(improving, note)
+    known = improving is not None  # hollow markers are explained only where the runs record convergence
+    blocks += [Block("heading", "Figures")] + [Block("figure", (name, _caption(name, known))) for name in figures]
     blocks += [Block("skip", ("Skipped ", name, "", why)) for name, why in skipped.items()]
     blocks += [Block("heading", "Power-law fits: err = a N^-b + c")]
     blocks.append(Block("table", fit_summary(fits)) if not fits.table.empty else Block("text", "No curve has 2+ N."))
@@ -109,8 +112,12 @@ def _value_ci(value: float, lo: float, hi: float) -> str:
     return f"{value:.3g}" if np.isnan(lo) else f"{value:.3g} [{lo:.3g}, {hi:.3g}]"
 
 
-def _improving(runs: pd.DataFrame) -> list[Block]:
-    table, note = still_improving_runs(runs)
+def _caption(figure: str, improving_known: bool) -> str:
+    hollow = improving_known and figure in HOLLOW_FIGURES
+    return CAPTIONS.get(figure, "") + (f"; {HOLLOW}" if hollow else "")
+
+
+def _improving(table: pd.DataFrame | None, note: str) -> list[Block]:
     if table is None:
         return [Block("heading", "Still improving at the end of training: unknown"), Block("text", note + ".")]
     blocks = [Block("heading", f"Still improving at the end of training: {len(table)} runs")]

@@ -210,5 +210,6 @@ def test_sweeps_written_before_the_new_columns_still_report(tmp_path: Path) -> N
     md = result.markdown.read_text()
     assert "fixed n_val = 128 samples (downstream.n_val)" in md and "40 epochs (train.epochs)" in md
     assert "## Still improving at the end of training: unknown" in md and "convergence unknown" in md
+    assert "hollow markers" not in md  # nothing is drawn hollow, so no caption explains it
     assert "| 8 | 16 | 128 | - | 2000 | unknown |" in md
     assert "error_vs_n" in result.figures
