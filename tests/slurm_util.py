@@ -42,6 +42,24 @@ def find_cluster() -> tuple[str | None, str]:
     return conf, ""
 
 
+def empty_test_queue(conf: str, timeout: float = 60) -> None:
+    """Cancel every job on the private test cluster (never on another one) and wait for the queue to drain.
+
+    Jobs left by an interrupted or failed test would otherwise hold the node's two CPUs and starve the
+    next test's jobs until its timeout.
+    """
+    if not Path(conf).resolve().is_relative_to(ENV_FILE.parent.resolve()):
+        return
+    env = {**os.environ, "SLURM_CONF": conf}
+    subprocess.run(["scancel", "--user", str(os.getuid())], env=env, capture_output=True, timeout=30)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        out = subprocess.run(["squeue", "-h", "-o", "%i"], env=env, capture_output=True, text=True, timeout=30)
+        if out.returncode == 0 and not out.stdout.strip():
+            return
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
 def slurm_cluster() -> Iterator[str]:
     """SLURM_CONF of the running cluster, exported for the module's tests; skips them when there is none."""
@@ -50,7 +68,9 @@ def slurm_cluster() -> Iterator[str]:
         pytest.skip(why)
     old = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = conf
+    empty_test_queue(conf)
     yield conf
+    empty_test_queue(conf)
     if old is None:
         os.environ.pop("SLURM_CONF", None)
     else:
