@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from analysis.figures.strategy import strategy_table
 from analysis.figures.style import DPI
 from analysis.load import LoadedRuns, ReportError, load_runs
 from analysis.powerlaw import efficiency_multiplier, efficiency_multiplier_interp
+from harness.files import write_bytes_atomic
 
 SMALL_N = 2  # multipliers are reported at the fine-tuned curve's this many smallest N
 _CSS = (
@@ -150,10 +150,8 @@ def _render(figure: object, fmt: str) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write ``data`` to ``path`` atomically (the harness's one atomic writer)."""
+    write_bytes_atomic(path, data)
 
 
 def _fit_summary(fits: CurveFits) -> pd.DataFrame:

@@ -1,22 +1,15 @@
-"""Results on disk: the sweep folder layout, atomic writes, and the state of each job read from its folder.
+"""Every summary row of a sweep as one table, incrementally: the one reader of ``runs/*/summary.parquet``.
 
-```
-results/.current                  name of the current sweep (set by `harness expand`)
-results/<sweep>/plan.json         the sweep definition and its jobs
-results/<sweep>/jobs.parquet      the same jobs as a flat table
-results/<sweep>/runs/<job_id>/    config.json, epochs.parquet, summary.parquet, ckpt/, error.txt
-```
-Each job's folder is its state: resume is a scan of folders, never a database that can drift from the files.
+``collect_table`` reuses ``results.parquet`` (its metadata records the files it was built from) for the summary
+files that did not change and reads only the others; ``best_trials`` marks each tuning study's best trial.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,98 +19,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyarrow import fs
 
-from harness.errors import HarnessError
-
-DEFAULT_ROOT = Path("results")
-DONE_STATES = ("ok",)
-
-
-def _atomic(path: Path, write) -> None:
-    """Write through `write(tmp_path)` to a temporary file beside `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write `obj` as indented JSON, atomically."""
-    _atomic(Path(path), lambda tmp: tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str)))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file atomically."""
-    _atomic(Path(path), lambda tmp: tmp.write_text(text))
-
-
-def write_parquet_atomic(path: Path, rows: list[dict[str, Any]] | pd.DataFrame) -> None:
-    """Write rows (or a DataFrame) as a Parquet file, atomically."""
-    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
-    _atomic(Path(path), lambda tmp: frame.to_parquet(tmp, index=False))
-
-
-def sweep_dir(root: Path, name: str) -> Path:
-    """The results folder of sweep `name`."""
-    return Path(root) / name
-
-
-def run_dir(sweep_path: Path, job_id: str) -> Path:
-    """The folder one job writes to."""
-    return Path(sweep_path) / "runs" / job_id
-
-
-def write_plan(root: Path, name: str, spec: dict[str, Any], source: str, jobs: list[dict[str, Any]],
-               table: list[dict[str, Any]]) -> Path:
-    """Write plan.json and jobs.parquet for a sweep and make it the current sweep; returns the sweep folder."""
-    folder = sweep_dir(root, name)
-    write_json_atomic(folder / "plan.json", {"sweep": name, "source": source, "spec": spec, "jobs": jobs})
-    write_parquet_atomic(folder / "jobs.parquet", table)
-    write_text_atomic(Path(root) / ".current", name + "\n")
-    return folder
-
-
-def load_plan(sweep_path: Path) -> list[dict[str, Any]]:
-    """The jobs of an expanded sweep (pretraining first)."""
-    plan = Path(sweep_path) / "plan.json"
-    if not plan.is_file():
-        raise HarnessError(f"{plan}: no plan; run `harness expand SWEEP.yaml` first")
-    try:
-        return json.loads(plan.read_text())["jobs"]
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise HarnessError(f"{plan}: unreadable plan ({exc}); run `harness expand SWEEP.yaml` again") from None
-
-
-def resolve_sweep(root: Path, sweep: str | None) -> Path:
-    """The folder of a sweep given by name, by its sweep file, or (None) the current sweep."""
-    root = Path(root)
-    if sweep is None:
-        current = root / ".current"
-        if not current.is_file():
-            raise HarnessError(f"no current sweep under {root}; run `harness expand SWEEP.yaml` first")
-        return sweep_dir(root, current.read_text().strip())
-    if sweep.endswith((".yaml", ".yml")):
-        from harness.sweep.spec import load_sweep  # only for the name: validation errors surface here too
-
-        return sweep_dir(root, load_sweep(sweep).name)
-    return sweep_dir(root, sweep)
-
-
-def read_summary(run_path: Path) -> dict[str, Any] | None:
-    """The summary row of a finished job, or None when it is missing or unreadable (then the job reruns)."""
-    path = Path(run_path) / "summary.parquet"
-    if not path.is_file():
-        return None
-    try:
-        rows = pd.read_parquet(path).to_dict("records")
-    except Exception:  # a corrupt file is as good as none: the job reruns and rewrites it
-        return None
-    return rows[0] if rows else None
-
+from harness.files import write_atomic
+from harness.states import State
 
 RESULTS = "results.parquet"
 _MANIFEST = b"harness.collect"  # results.parquet metadata: the summary files it was built from (see collect_table)
@@ -153,8 +56,6 @@ def collect_table(sweep_path: Path, *, must_write: bool = True) -> Collected:
     rewritten; a stat per file is all an unchanged sweep costs. ``must_write=False`` tolerates a read-only
     folder (the table is returned, the cache is not updated).
     """
-    from harness.tune import best_trials
-
     sweep_path = Path(sweep_path)
     stats = _summary_stats(sweep_path / "runs")
     cached, manifest = _read_cache(sweep_path / RESULTS)
@@ -184,7 +85,7 @@ def collect_table(sweep_path: Path, *, must_write: bool = True) -> Collected:
     meta = {"version": 1, "files": files, "unreadable": dict(sorted(bad.items()))}
     out = table.replace_schema_metadata({_MANIFEST: json.dumps(meta, separators=(",", ":")).encode()})
     try:
-        _atomic(sweep_path / RESULTS, lambda tmp: pq.write_table(out, tmp))
+        write_atomic(sweep_path / RESULTS, lambda fh: pq.write_table(out, fh))
     except OSError:
         if must_write:
             raise
@@ -265,7 +166,15 @@ def _read_summaries(runs: Path, names: list[str]) -> tuple[pa.Table | None, np.n
     return table, np.array(owners, dtype=object), bad
 
 
-def disk_state(sweep_path: Path, job: dict[str, Any]) -> str:
-    """ok | failed | diverged | blocked | missing, read from the job's summary file."""
-    summary = read_summary(run_dir(sweep_path, job["id"]))
-    return "missing" if summary is None else str(summary["status"])
+def best_trials(table: pd.DataFrame) -> pd.DataFrame:
+    """Mark each study's best ok trial on validation (`tune.best`); untuned rows count as their own best."""
+    table = table.copy()
+    if "tune.study" not in table.columns:
+        table["tune.best"] = True
+        return table
+    tuned = table["tune.study"].notna()
+    ok = tuned & (table["status"] == State.OK)
+    best_index = table[ok].groupby("tune.study")["best_val_rel_l2"].idxmin()
+    table["tune.best"] = ~tuned
+    table.loc[best_index.values, "tune.best"] = True
+    return table

@@ -7,6 +7,7 @@ every constraint between them, so a sweep is validated in full before any job ru
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ class TrainConfig:
             if getattr(self, name) not in choices:
                 raise HarnessError(f"train setting {name} must be one of {choices}, but got {getattr(self, name)!r}")
         checks = {
+            "every number finite": all(math.isfinite(v) for v in vars(self).values() if isinstance(v, float)),
             "epochs >= 1": self.epochs >= 1,
             "lr > 0": self.lr > 0,
             "batch_size >= 1": self.batch_size >= 1,

@@ -91,7 +91,7 @@ def test_missing_plan_or_runs_give_the_clear_error(tmp_path: Path) -> None:
 def test_collect_reuses_results_parquet_and_rereads_only_changed_files(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    from harness.store import collect_table
+    from harness.collect import collect_table
 
     runs = synthetic_runs(**SMALL)
     sweep = write_synthetic_sweep(tmp_path / "syn", runs)
@@ -137,6 +137,16 @@ def test_tuned_sweeps_report_only_each_studys_best_trial(tmp_path: Path) -> None
     assert len(loaded.all) == len(runs) + down.sum()
     assert len(loaded.ok) == len(runs) and loaded.ok["tune.best"].all()
     assert not loaded.ok["id"].str.endswith("-t1").any()  # the worse trials are not the sweep point's result
+
+
+def test_pruned_trials_are_counted_as_pruned_not_as_problems(tmp_path: Path) -> None:
+    runs = tuned_runs(synthetic_runs(sizes=((8, 4),), n_trains=(16, 64), seeds=(0,), zeroshot=False), lrs=(1e-3, 1e-2))
+    losers = runs.index[(runs["tune.trial"] == 1) & ~runs["tune.best"].astype(bool)]
+    runs.loc[losers, ["status", "error", "test_rel_l2"]] = ["pruned", "pruned at epoch 2 (val 0.9)", np.nan]
+    runs.loc[runs.index[0], ["status", "error"]] = ["failed", "CUDA out of memory"]
+    loaded = load_runs(write_synthetic_sweep(tmp_path / "pruned", runs))
+    assert loaded.counts()["pruned"] == len(losers) > 0 and loaded.counts()["failed"] == 1
+    assert [job for job, _ in loaded.problems] == [runs["id"].iloc[0]]
 
 
 def _assert_real_image(png: Path) -> None:

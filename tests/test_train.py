@@ -6,20 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from harness.config import TrainConfig
 from harness.errors import HarnessError
-from harness.models import FNO
-from harness.train import (
-    TrainConfig,
-    evaluate,
-    load,
-    load_weights,
-    make_inputs,
-    make_targets,
-    save_atomic,
-    seed_everything,
-    train,
-)
-from harness.train.loop import lr_at
+from harness.models.fno import FNO
+from harness.train.checkpoint import load, save_atomic
+from harness.train.loop import evaluate, load_weights, lr_at, seed_everything, train
+from harness.train.normalise import make_inputs, make_targets
 
 torch.set_num_threads(1)
 

@@ -1,24 +1,23 @@
-"""The sweep file: defaults, schema and validation.
+"""The sweep schema: every config key with its default, the allowed values, and the per-value checks.
 
-A sweep file is YAML with `name`, `base`, `matrix`, `zip`, `exclude`, `include` (and `slurm`, passed to that
-backend). Every key is checked against `DEFAULTS` before anything runs; errors name the file, the key, the
-line where the YAML parser gives it, and the fix.
+Pure and light (no YAML, no torch): `harness.sweep.spec` reads a sweep file through it, `harness.sweep.tune`
+checks a search space with it, and `Where` formats every expand-time error as one line naming the file, the
+key (and its YAML line), the problem and the fix.
 """
 
 from __future__ import annotations
 
-import copy
 import difflib
 import re
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from harness.config import CHOICES as TRAIN_CHOICES
 from harness.config import TrainConfig
+from harness.dotted import flatten
 from harness.errors import SweepError
+from harness.pde.systems import MIXED, SHIFT_LEVELS, SYSTEMS
+from harness.states import Stage
+from harness.train.rules import STRATEGIES
 
 TRAIN_DEFAULTS: dict[str, Any] = TrainConfig().to_dict()
 
@@ -50,68 +49,23 @@ DEFAULTS: dict[str, Any] = {
     "train": dict(TRAIN_DEFAULTS),
 }
 
-SYSTEMS = ("poisson", "advection_diffusion", "helmholtz")
-SHIFT_NAMES = ("id", "moderate", "large", "advection", "diffusion")
+SHIFT_NAMES = tuple(sorted({level for levels in SHIFT_LEVELS.values() for level in levels}))
 CHOICES: dict[str, tuple[str, ...]] = {
-    "init": ("pretrained", "scratch", "zeroshot"),
-    "pretrain.system": (*SYSTEMS, "mixed"),
-    "pretrain.strategy": ("supervised", "masked", "derivative", "coefficient", "none"),
+    "init": tuple(stage.init for stage in Stage if stage.init),
+    "pretrain.system": (*SYSTEMS, MIXED),
+    "pretrain.strategy": (*STRATEGIES, "none"),
     "downstream.system": SYSTEMS,
     **{f"train.{k}": v for k, v in TRAIN_CHOICES.items()},
     **{f"pretrain.train.{k}": v for k, v in TRAIN_CHOICES.items()},
 }
 # Keys whose value is a shift: a named level or an explicit [lo, hi] coefficient range.
 SHIFT_KEYS = ("pretrain.shift", "downstream.shift")
-# Integer keys that must be >= 1 (sizes) or even and >= 8 (grid).
+# Integer keys that must be >= 1 (sizes), >= 0 (seeds), or even and >= 8 (grid).
 POSITIVE_KEYS = ("model.width", "model.modes", "train.epochs", "train.batch_size", "pretrain.train.epochs",
                  "pretrain.train.batch_size", "pretrain.n_train", "pretrain.n_val", "pretrain.n_test",
                  "pretrain.mask_patches", "downstream.n_train", "downstream.n_val", "downstream.n_test")
-TOP_KEYS = ("name", "description", "base", "matrix", "zip", "exclude", "include", "slurm", "tune")
-MAX_JOBS = 100_000
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dict -> {dotted.key: leaf value}."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, path + "."))
-        else:
-            out[path] = value
-    return out
-
-
-def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
-    """Assign `value` at dotted `key` inside a nested dict (in place)."""
-    *parents, leaf = key.split(".")
-    for part in parents:
-        tree = tree.setdefault(part, {})
-    tree[leaf] = value
-
-
+SEED_KEYS = ("data_seed", "seed", "pretrain.seed")
 LEAVES: dict[str, Any] = flatten(DEFAULTS)
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """A validated sweep: axes hold already-validated value lists; `lines` maps dotted keys to YAML lines."""
-
-    name: str
-    path: str
-    base: dict[str, Any]
-    matrix: dict[str, list[Any]]
-    zips: list[dict[str, list[Any]]]
-    exclude: list[dict[str, Any]]
-    include: list[dict[str, Any]]
-    slurm: dict[str, Any]
-    raw: dict[str, Any] = field(repr=False)
-    tune: dict[str, Any] | None = None
-
-    @property
-    def axes(self) -> list[str]:
-        """Every axis that varies, matrix first then zip groups, in file order."""
-        return [*self.matrix, *(k for group in self.zips for k in group)]
 
 
 class Where:
@@ -121,47 +75,30 @@ class Where:
         self.path, self.lines = path, lines
 
     def fail(self, key: str, problem: str, fix: str) -> SweepError:
+        """The error for the value at YAML location ``key`` (a dotted path such as ``matrix.model.width.1``)."""
         line = self.lines.get(key)
         at = f" (line {line})" if line else ""
         return SweepError(f"{self.path}: {key}{at}: {problem}; {fix}")
 
+    def at_point(self, key: str, point: dict[str, Any], message: str) -> SweepError:
+        """The error for config ``key`` at one matrix point: located where the point's value of ``key`` was
+        written (its matrix, zip or include entry, else ``base``, else the default); ``message`` says what must
+        hold and the fix."""
+        sources = self._sources(key) if key in point else [f"base.{key}"]
+        loc = next((loc for loc in sources if loc in self.lines), key)
+        line = self.lines.get(loc)
+        at = f" (line {line})" if line else ""
+        values = ", ".join(f"{k}={v}" for k, v in point.items()) or "base"
+        return SweepError(f"{self.path}: {loc}{at} at point ({values}): {message}")
 
-def _node_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
-    """Dotted key -> 1-based line of every mapping key and sequence item in a composed YAML tree."""
-    lines: dict[str, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = f"{prefix}{key_node.value}"
-            lines[key] = key_node.start_mark.line + 1
-            lines.update(_node_lines(value_node, key + "."))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            key = f"{prefix}{i}"
-            lines[key] = item.start_mark.line + 1
-            lines.update(_node_lines(item, key + "."))
-    return lines
-
-
-def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
-    """Safe-load a sweep file; returns (data, dotted-key -> line). Raises SweepError with the parser's line."""
-    p = Path(path)
-    if not p.is_file():
-        raise SweepError(f"{p}: no such sweep file; check the path (sweeps live in sweeps/*.yaml)")
-    text = p.read_text()
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SweepError(f"{p}{at}: YAML syntax error: {problem}; fix the YAML at that place") from None
-    if not isinstance(data, dict):
-        raise SweepError(f"{p}: a sweep file must be a mapping with at least `name:`; got {type(data).__name__}")
-    return data, (_node_lines(node) if node is not None else {})
+    def _sources(self, key: str) -> list[str]:
+        """Where a sweep file may set ``key``, most specific first."""
+        zips = sorted({loc.split(".")[1] for loc in self.lines if loc.startswith("zip.")})
+        includes = sorted({loc.split(".")[1] for loc in self.lines if loc.startswith("include.")})
+        return [f"matrix.{key}", *(f"zip.{g}.{key}" for g in zips), *(f"include.{i}.{key}" for i in includes)]
 
 
-def _suggest(key: str, valid: list[str] | tuple[str, ...]) -> str:
+def suggest(key: str, valid: list[str] | tuple[str, ...]) -> str:
     close = difflib.get_close_matches(key, valid, n=1)
     return f"did you mean `{close[0]}`?" if close else "valid keys: " + ", ".join(valid)
 
@@ -171,7 +108,7 @@ def check_key(key: str, where: Where, loc: str) -> None:
     if key not in LEAVES:
         if any(leaf.startswith(key + ".") for leaf in LEAVES):
             raise where.fail(loc, f"`{key}` is a group, not a value", f"set one of its keys, e.g. `{key}.<key>`")
-        raise where.fail(loc, f"unknown key `{key}`", _suggest(key, list(LEAVES)))
+        raise where.fail(loc, f"unknown key `{key}`", suggest(key, list(LEAVES)))
 
 
 def check_value(key: str, value: Any, where: Where, loc: str) -> Any:
@@ -185,25 +122,35 @@ def check_value(key: str, value: Any, where: Where, loc: str) -> Any:
             raise where.fail(loc, f"expected true or false, got {value!r}", "write true or false")
         return value
     if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise where.fail(loc, f"expected an integer, got {value!r}", "write a whole number such as 16")
-        if key in POSITIVE_KEYS and value < 1:
-            raise where.fail(loc, f"must be >= 1, got {value}", "use a positive number")
-        if key == "resolution" and (value < 8 or value % 2):
-            raise where.fail(loc, f"must be even and >= 8, got {value}", "use e.g. 32, 64 or 128")
-        return value
+        return _check_int(key, value, where, loc)
     if isinstance(default, float):
-        if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", value.strip()):
-            value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise where.fail(loc, f"expected a number, got {value!r}", "write a number such as 1.0e-3")
-        if value < 0:
-            raise where.fail(loc, f"must be >= 0, got {value}", "use a non-negative number")
-        return float(value)
+        return _check_float(value, where, loc)
     choices = CHOICES.get(key)
     if not isinstance(value, str) or (choices and value not in choices):
         raise where.fail(loc, f"invalid value {value!r}", "choose one of " + ", ".join(choices or ("a string",)))
     return value
+
+
+def _check_int(key: str, value: Any, where: Where, loc: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise where.fail(loc, f"expected an integer, got {value!r}", "write a whole number such as 16")
+    if key in POSITIVE_KEYS and value < 1:
+        raise where.fail(loc, f"must be >= 1, got {value}", "use a positive number")
+    if key in SEED_KEYS and value < 0:
+        raise where.fail(loc, f"must be >= 0, got {value}", "use a seed >= 0, such as 0")
+    if key == "resolution" and (value < 8 or value % 2):
+        raise where.fail(loc, f"must be even and >= 8, got {value}", "use e.g. 32, 64 or 128")
+    return value
+
+
+def _check_float(value: Any, where: Where, loc: str) -> float:
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", value.strip()):
+        value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise where.fail(loc, f"expected a number, got {value!r}", "write a number such as 1.0e-3")
+    if value < 0:
+        raise where.fail(loc, f"must be >= 0, got {value}", "use a non-negative number")
+    return float(value)
 
 
 def _check_shift(value: Any, where: Where, loc: str) -> str | list[float]:
@@ -222,110 +169,3 @@ def _check_shift(value: Any, where: Where, loc: str) -> str | list[float]:
     return [lo, hi]
 
 
-def _expand_values(key: str, spec: Any, where: Where, loc: str) -> list[Any]:
-    """An axis spec -> list of values. Helpers: {pow2: [a, b]} -> 2^a..2^b; {range: [a, b(, step)]} -> a..b."""
-    check_key(key, where, loc)
-    if isinstance(spec, dict):
-        if len(spec) != 1 or next(iter(spec)) not in ("pow2", "range"):
-            raise where.fail(loc, f"unknown range helper {sorted(spec)}",
-                             "use {pow2: [lo, hi]} or {range: [lo, hi, step]}")
-        (helper, args), = spec.items()
-        if not (isinstance(args, list) and len(args) in (2, 3) and all(isinstance(a, int) for a in args)):
-            raise where.fail(loc, f"{helper} needs integer bounds, got {args!r}", f"write {{{helper}: [lo, hi]}}")
-        lo, hi, step = args[0], args[1], (args[2] if len(args) == 3 else 1)
-        if lo > hi or step < 1:
-            raise where.fail(loc, f"{helper} bounds {args} have lo > hi or step < 1", "write [lo, hi] with lo <= hi")
-        values: list[Any] = list(range(lo, hi + 1, step))
-        if helper == "pow2":
-            values = [2**e for e in values]
-    elif isinstance(spec, list):
-        values = spec
-    else:
-        values = [spec]
-    if not values:
-        raise where.fail(loc, "empty axis", "give at least one value, or remove the axis")
-    return [check_value(key, v, where, f"{loc}.{i}" if isinstance(spec, list) else loc) for i, v in enumerate(values)]
-
-
-def _check_assignments(items: Any, section: str, axes: set[str] | None, where: Where) -> list[dict[str, Any]]:
-    """`exclude` / `include`: lists of partial assignments {dotted key: value}."""
-    if items is None:
-        return []
-    if not isinstance(items, list) or not all(isinstance(i, dict) and i for i in items):
-        raise where.fail(section, "must be a list of non-empty mappings", f"write `{section}: [{{model.width: 64}}]`")
-    out = []
-    for i, item in enumerate(items):
-        checked = {}
-        for key, value in item.items():
-            loc = f"{section}.{i}.{key}"
-            if axes is not None and key not in axes:
-                raise where.fail(loc, f"`{key}` is not an axis of this sweep",
-                                 "exclude only names axes of `matrix`/`zip`: " + ", ".join(sorted(axes)))
-            checked[key] = check_value(key, value, where, loc)
-        out.append(checked)
-    return out
-
-
-def parse_sweep(data: dict[str, Any], lines: dict[str, int], path: str = "<sweep>") -> Sweep:
-    """Validate a loaded sweep mapping and return a `Sweep`; raises SweepError naming the first problem."""
-    where = Where(path, lines)
-    for key in data:
-        if key not in TOP_KEYS:
-            raise where.fail(str(key), f"unknown top-level key `{key}`", _suggest(str(key), TOP_KEYS))
-    name = data.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise where.fail("name", f"missing or invalid sweep name {name!r}",
-                         "add `name: my-sweep` (letters, digits, - _ .)")
-    base = data.get("base") or {}
-    if not isinstance(base, dict):
-        raise where.fail("base", "must be a mapping", "write `base:` followed by indented keys")
-    base_flat = {}
-    for key, value in flatten(base).items():
-        base_flat[key] = check_value(key, value, where, f"base.{key}")
-    # shifts given as lists are leaves, not nested mappings: flatten keeps lists intact, so this is exact.
-
-    matrix_spec = data.get("matrix") or {}
-    if not isinstance(matrix_spec, dict):
-        raise where.fail("matrix", "must be a mapping of axis -> values", "write `matrix: {model.width: [16, 32]}`")
-    matrix = {k: _expand_values(k, v, where, f"matrix.{k}") for k, v in matrix_spec.items()}
-
-    zips: list[dict[str, list[Any]]] = []
-    zip_spec = data.get("zip") or []
-    if isinstance(zip_spec, dict):
-        zip_spec = [zip_spec]
-    if not isinstance(zip_spec, list):
-        raise where.fail("zip", "must be a list of groups",
-                         "write `zip: [{model.width: [16, 32], model.modes: [4, 8]}]`")
-    seen = set(matrix)
-    for g, group in enumerate(zip_spec):
-        if not isinstance(group, dict) or not group:
-            raise where.fail(f"zip.{g}", "a zip group must be a non-empty mapping", "write {axis: [values], ...}")
-        expanded = {k: _expand_values(k, v, where, f"zip.{g}.{k}") for k, v in group.items()}
-        lengths = {k: len(v) for k, v in expanded.items()}
-        if len(set(lengths.values())) > 1:
-            raise where.fail(f"zip.{g}", f"axes of unequal length {lengths}",
-                             "give every axis of a zip group the same number of values")
-        for k in expanded:
-            if k in seen:
-                raise where.fail(f"zip.{g}.{k}", f"axis `{k}` appears twice", "vary each axis in one place only")
-            seen.add(k)
-        zips.append(expanded)
-
-    exclude = _check_assignments(data.get("exclude"), "exclude", seen, where)
-    include = _check_assignments(data.get("include"), "include", None, where)
-    slurm = data.get("slurm") or {}
-    if not isinstance(slurm, dict):
-        raise where.fail("slurm", "must be a mapping of resources", "write `slurm: {partition: gpu, time_min: 60}`")
-    nested_base = copy.deepcopy(DEFAULTS)
-    for key, value in base_flat.items():
-        set_dotted(nested_base, key, value)
-    from harness.tune import parse_tune  # tune validates its values with this module's checks
-
-    return Sweep(name=name, path=path, base=nested_base, matrix=matrix, zips=zips, exclude=exclude,
-                 include=include, slurm=slurm, raw=data, tune=parse_tune(data.get("tune"), where))
-
-
-def load_sweep(path: str | Path) -> Sweep:
-    """Read, parse and validate a sweep file."""
-    data, lines = read_yaml(path)
-    return parse_sweep(data, lines, str(path))
