@@ -103,7 +103,7 @@ def test_a_sigkilled_worker_resumes_and_the_results_equal_an_uninterrupted_run(t
     spec = {**TINY, "name": "kill", "matrix": {"init": ["pretrained", "scratch"]}}
     spec["base"] = {**TINY["base"], "pretrain": {**TINY["base"]["pretrain"],
                                                  "train": {"epochs": 6, "lr": 3.0e-3, "batch_size": 16}}}
-    sweep = write_sweep(tmp_path, spec)
+    sweep = write_sweep(tmp_path, spec, downstream={"n_train": 16})
     clean = tmp_path / "clean"
     cli(clean, "expand", str(sweep))
     harness(clean, "submit", "--workers", "1")

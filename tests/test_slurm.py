@@ -297,7 +297,7 @@ def test_a_pruned_trial_stays_pruned_across_submits(slurm_cluster: str, tmp_path
 
     sid = submit([bad], root, SlurmResources.from_dict(RES)).submitted[bad["id"]]
     assert wait_settled(folder) == {j["id"]: "pruned" if j is bad else "ok" for j in jobs}
-    assert sacct(sid)[sid].state is None  # Slurm says COMPLETED: the process exited 0
+    wait_for(lambda: sacct(sid)[sid].state is None, 60, "Slurm to record COMPLETED")  # the process exited 0
     assert read_summary(run_dir(folder, bad["id"]))["error"].startswith("pruned at epoch 1")
     assert to_submit(jobs, folder) == []
     out = harness(root, "submit", "--backend", "slurm", "--gpus-per-node", "0").stdout

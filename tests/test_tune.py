@@ -86,6 +86,7 @@ def test_killing_a_tuned_sweep_midway_then_resubmitting_finishes_without_duplica
     spec = tuned({"params": {"train.lr": {"log_uniform": [1.0e-4, 1.0e-2]}}, "n_trials": 3, "sampler": "tpe",
                   "seed": 3})
     spec["base"]["train"]["epochs"] = 4
+    spec["base"]["downstream"]["n_train"] = 32
     cli(root, "expand", str(_write(tmp_path, spec)))
     jobs = load_plan(root / "tuned")
     proc = start_harness(root, "submit", "--workers", "1", env={HOLD_ENV: f"{jobs[1]['id']}:2"})
