@@ -1,10 +1,9 @@
 """Power-law fits err = a * n^-b + c with a robust loss in log space and bootstrap confidence intervals.
 
-The point estimate is a Huber fit (``scipy.optimize.least_squares``, ``loss="huber"``) of the log residuals
-``log(model) - log(err)``, started from a grid over b and c (the best start is polished by scipy, whose status
-gives the convergence flag). The bootstrap refits every resample at once with a vectorised, bounded
-Levenberg-Marquardt on the same Huber loss (iteratively reweighted), warm-started at the point estimate:
-a resample is a vector of integer weights over the points (or over the groups, e.g. seeds).
+The point estimate is a Huber fit of the log residuals ``log(model) - log(err)``, started from a grid over b and c
+(the best start is polished by scipy, whose status gives the convergence flag). The bootstrap refits every resample
+at once with the batched, bounded Levenberg-Marquardt of ``analysis.robust`` on the same Huber loss, warm-started at
+the point estimate: a resample is a vector of integer weights over the points (or over the groups, e.g. seeds).
 """
 
 from __future__ import annotations
@@ -12,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from analysis.load import ReportError
+from analysis.robust import HUBER_SCALE, Model, cost, interval, lm, polish, resample_weights
 
 B_MAX = 5.0
-HUBER_SCALE = 0.1  # log-space residual (about 10 % relative error) beyond which the loss becomes linear
+LOG_A_MAX = 50.0  # |log a| bound: keeps exp() finite
 _B_STARTS = (0.1, 0.3, 0.6, 1.0, 2.0)
 _C_STARTS = (0.0, 0.5, 0.9)  # fractions of min(err)
 _C_MARGIN = 1e-6  # c stays strictly below min(err)
@@ -82,18 +81,21 @@ def fit(
     than one distinct value; otherwise points are resampled. Intervals are bootstrap percentiles (95 %).
     """
     x, y = _validate(n, err, offset)
+    xu, inv = np.unique(x, return_inverse=True)
+    model = power_law_model(xu, offset)
     c_hi = float(np.exp(y.min())) * (1 - _C_MARGIN) if offset else 0.0
     starts = _starts(x, y, c_hi, offset)
+    lo, hi = _bounds(len(starts), np.full(len(starts), c_hi), offset)
     ones = np.ones((len(starts), len(x)))
-    p_grid = _lm(x, y, ones, starts, np.full(len(starts), c_hi), offset, huber_scale)
-    best = p_grid[np.argmin(_cost(p_grid, x, y, ones, huber_scale))]
+    p_grid = lm(model, inv, y, ones, starts, lo, hi, huber_scale)
+    best = p_grid[np.argmin(cost(model, p_grid, inv, y, ones, huber_scale))]
     p, converged, message = _polish(x, y, best, c_hi, offset, huber_scale)
 
-    r = _model_log(p[None, :], x)[0] - y
+    r = power_law_model(x, offset)(p[None, : 3 if offset else 2], False)[0][0] - y
     ss_tot = float(((y - y.mean()) ** 2).sum())
     r2 = 1 - float((r**2).sum()) / ss_tot if ss_tot > 0 else float("nan")
-    boot = _bootstrap(x, y, p, offset, n_boot, seed, groups, huber_scale)
-    cis = [_ci(boot[:, k]) for k in range(3)]
+    boot = _bootstrap(model, inv, y, p, offset, n_boot, seed, groups, huber_scale)
+    cis = [interval(boot[:, k]) for k in range(3)]
     return PowerLawFit(
         a=float(np.exp(p[0])), b=float(p[1]), c=float(p[2]),
         a_ci=cis[0], b_ci=cis[1], c_ci=cis[2],
@@ -118,24 +120,37 @@ def efficiency_multiplier_interp(
     below every error it reaches are nan.
     """
     t = np.asarray(targets, dtype=float)
-    return _interp_n_for(n_s, err_s, t) / _interp_n_for(n_f, err_f, t)
+    return interp_n_for(*curve_means(n_s, err_s), t) / interp_n_for(*curve_means(n_f, err_f), t)
 
 
-def _interp_n_for(n: np.ndarray, err: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Log-log interpolated sample count at which the mean-error curve first reaches each target."""
-    n_u, inverse = np.unique(np.asarray(n, dtype=float), return_inverse=True)
-    mean = np.bincount(inverse, weights=np.asarray(err, dtype=float)) / np.bincount(inverse)
-    out = np.full(t.shape, np.nan)
-    if len(n_u) < 2:
-        return out
-    ln, le, lt = np.log(n_u), np.log(mean), np.log(t)[..., None]
-    crosses = (le[:-1] >= lt) & (le[1:] <= lt) & (le[0] >= lt)
-    has = crosses.any(-1)
+def interp_n_for(n_u: np.ndarray, means: np.ndarray, t: np.ndarray | float) -> np.ndarray:
+    """Log-log interpolated n at which a mean-error curve first reaches each target, without extrapolation.
+
+    ``means`` (..., m) are the mean errors at the sorted distinct ``n_u`` (m,); leading axes (e.g. bootstrap
+    resamples) broadcast against ``t``. A curve reaches a target at its first downward crossing; targets above its
+    error at the smallest n, or below every error it reaches, give nan.
+    """
+    means = np.asarray(means, dtype=float)
+    shape = np.broadcast_shapes(np.shape(t), means.shape[:-1])
+    m = means.shape[-1]
+    if m < 2:
+        return np.full(shape, np.nan)
+    ln = np.log(np.asarray(n_u, dtype=float))
+    le = np.broadcast_to(np.log(means), (*shape, m))
+    lt = np.broadcast_to(np.log(np.asarray(t, dtype=float)), shape)[..., None]
+    crosses = (le[..., :-1] >= lt) & (le[..., 1:] <= lt) & (le[..., :1] >= lt)
     i = np.argmax(crosses, -1)
-    span = le[i] - le[i + 1]
-    frac = np.divide(le[i] - lt[..., 0], span, out=np.zeros_like(span), where=span > 0)
-    out[has] = np.exp((ln[i] + frac * (ln[i + 1] - ln[i]))[has])
-    return out
+    l0 = np.take_along_axis(le, i[..., None], -1)[..., 0]
+    l1 = np.take_along_axis(le, i[..., None] + 1, -1)[..., 0]
+    span = l0 - l1
+    frac = np.divide(l0 - lt[..., 0], span, out=np.zeros_like(span), where=span > 0)
+    return np.where(crosses.any(-1), np.exp(ln[i] + frac * (ln[i + 1] - ln[i])), np.nan)
+
+
+def curve_means(n: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct n and the mean error at each."""
+    n_u, inverse = np.unique(np.asarray(n, dtype=float), return_inverse=True)
+    return n_u, np.bincount(inverse, weights=np.asarray(err, dtype=float)) / np.bincount(inverse)
 
 
 def _validate(n: np.ndarray, err: np.ndarray, offset: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -153,138 +168,65 @@ def _validate(n: np.ndarray, err: np.ndarray, offset: bool) -> tuple[np.ndarray,
     return np.log(n), np.log(err)
 
 
+def power_law_model(xu: np.ndarray, offset: bool) -> Model:
+    """log(a n^-b + c) at the log sample counts ``xu`` for parameter rows (log a, b, c), or (log a, b) without
+    offset, with its Jacobian: d/d(log a) = q/m, d/db = -x q/m, d/dc = 1/m (q = a n^-b, m = q + c)."""
+
+    def model(p: np.ndarray, jac: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        q = np.exp(p[:, :1] - p[:, 1:2] * xu)
+        m = q + p[:, 2:3] if offset else q
+        if not jac:
+            return np.log(m), None
+        j0 = q / m
+        cols = [j0, -xu * j0, 1.0 / m] if offset else [j0, -xu * j0]
+        return np.log(m), np.stack(cols, axis=-1)
+
+    return model
+
+
+def _bounds(rows: int, c_hi: np.ndarray, offset: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row bounds on (log a, b[, c]): |log a| <= LOG_A_MAX, 0 <= b <= B_MAX, 0 <= c <= c_hi."""
+    lo = np.tile([-LOG_A_MAX, 0.0, 0.0][: 3 if offset else 2], (rows, 1))
+    hi = np.tile([LOG_A_MAX, B_MAX, 0.0][: 3 if offset else 2], (rows, 1))
+    if offset:
+        hi[:, 2] = c_hi
+    return lo, hi
+
+
 def _starts(x: np.ndarray, y: np.ndarray, c_hi: float, offset: bool) -> np.ndarray:
-    """Grid of (log a, b, c) starts: for each (b, c) the log a that matches the data on average."""
+    """Grid of (log a, b[, c]) starts: for each (b, c) the log a that matches the data on average."""
     c_grid = [f * c_hi for f in _C_STARTS] if offset else [0.0]
     rows = [(np.mean(np.log(np.exp(y) - c) + b * x), b, c) for b in _B_STARTS for c in c_grid]
-    return np.array(rows)
-
-
-def _model_log(p: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """log(a n^-b + c) for a batch of parameters p = (log a, b, c), shape (B, 3) -> (B, n)."""
-    return np.log(np.exp(p[:, :1] - p[:, 1:2] * x) + p[:, 2:3])
-
-
-def _cost(p: np.ndarray, x: np.ndarray, y: np.ndarray, w: np.ndarray, s: float) -> np.ndarray:
-    """Weighted Huber cost per parameter row (scipy's convention: 0.5 r^2 inside, s|r| - s^2/2 outside)."""
-    xu, inv = np.unique(x, return_inverse=True)
-    return _huber(_model_log(p, xu)[:, inv] - y, w, s)
-
-
-def _huber(r: np.ndarray, w: np.ndarray, s: float) -> np.ndarray:
-    a = np.abs(r)
-    return (w * np.where(a <= s, 0.5 * a * a, s * (a - 0.5 * s))).sum(-1)
-
-
-def _project(p: np.ndarray, c_hi: np.ndarray) -> np.ndarray:
-    return np.stack(
-        [np.clip(p[:, 0], -50, 50), np.clip(p[:, 1], 0, B_MAX), np.clip(p[:, 2], 0, c_hi)], axis=1
-    )
-
-
-def _lm(
-    x: np.ndarray, y: np.ndarray, w: np.ndarray, p0: np.ndarray, c_hi: np.ndarray, offset: bool, s: float,
-    max_iter: int = 200, tol: float = 1e-8,
-) -> np.ndarray:  # fmt: skip
-    """Bounded Levenberg-Marquardt on the weighted Huber cost for a batch of independent problems.
-
-    Rows are retired once a step no longer lowers their cost by more than ``tol`` (relative) or their damping
-    explodes, so the work shrinks as the batch converges.
-    """
-    p = _project(p0.copy(), c_hi)
-    lam = np.full(len(p), 1e-3)
-    cost = _cost(p, x, y, w, s)
-    active = np.arange(len(p))
-    # the model depends on n only: evaluate it at the distinct n (xu) and sum the point terms per n with
-    # reduceat over n-sorted points (no BLAS: its threads only slow these small products down)
-    order = np.argsort(x, kind="stable")
-    x, y, w = x[order], y[order], w[:, order]
-    xu, starts, inv = np.unique(x, return_index=True, return_inverse=True)
-    xu2 = xu * xu
-    for _ in range(max_iter):
-        if active.size == 0:
-            break
-        pa, wa = p[active], w[active]
-        q = np.exp(pa[:, :1] - pa[:, 1:2] * xu)
-        m = q + pa[:, 2:3]
-        r = np.log(m)[:, inv] - y
-        hw = wa * np.minimum(1.0, s / np.maximum(np.abs(r), 1e-300))  # IRLS weights of the Huber loss
-        h, hr = np.add.reduceat(hw, starts, axis=1), np.add.reduceat(hw * r, starts, axis=1)
-        # Jacobian columns: d r / d(log a) = q/m, d r / d b = -x q/m, d r / d c = 1/m
-        j0, j2 = q / m, 1.0 / m
-        v, ur = h * j0 * j0, hr * j0
-        hess = np.zeros((len(active), 3, 3))
-        hess[:, 0, 0], hess[:, 0, 1], hess[:, 1, 1] = v.sum(1), -(v * xu).sum(1), (v * xu2).sum(1)
-        grad = np.zeros((len(active), 3))
-        grad[:, 0], grad[:, 1] = ur.sum(1), -(ur * xu).sum(1)
-        if offset:
-            t = h * j0 * j2
-            hess[:, 0, 2], hess[:, 1, 2], hess[:, 2, 2] = t.sum(1), -(t * xu).sum(1), (h * j2 * j2).sum(1)
-            grad[:, 2] = (hr * j2).sum(1)
-        else:
-            hess[:, 2, 2] = 1.0
-        hess[:, 1, 0], hess[:, 2, 0], hess[:, 2, 1] = hess[:, 0, 1], hess[:, 0, 2], hess[:, 1, 2]
-        diag = np.einsum("bii->bi", hess) + 1e-12
-        # a resample that kept a single N leaves (a, b) unidentifiable: the absolute ridge keeps it solvable
-        damped = hess + (lam[active, None, None] * diag[:, :, None] + 1e-10) * np.eye(3)
-        step = np.linalg.solve(damped, -grad[..., None])[..., 0]
-        p_new = _project(pa + step, c_hi[active])
-        cost_new = _huber(_model_log(p_new, xu)[:, inv] - y, wa, s)
-        better = cost_new < cost[active]
-        gain = (cost[active] - cost_new) / np.maximum(cost[active], 1e-300)
-        p[active[better]], cost[active[better]] = p_new[better], cost_new[better]
-        lam[active] = np.where(better, lam[active] * 0.3, lam[active] * 10)
-        done = (better & (gain < tol)) | (lam[active] > 1e12) | (np.abs(step).max(1) < 1e-12)
-        active = active[~done]
-    return p
+    return np.array(rows)[:, : 3 if offset else 2]
 
 
 def _polish(
     x: np.ndarray, y: np.ndarray, p: np.ndarray, c_hi: float, offset: bool, s: float
 ) -> tuple[np.ndarray, bool, str]:
-    """Refine the best start with scipy (trust region reflective, Huber); its status is the convergence flag."""
-    k = 3 if offset else 2
-    lo, hi = np.array([-50.0, 0.0, 0.0])[:k], np.array([50.0, B_MAX, max(c_hi, 1e-300)])[:k]
-    x0 = np.clip(p[:k], lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))
-
-    def resid(q: np.ndarray) -> np.ndarray:
-        return _model_log(np.append(q, 0.0)[None, :3], x)[0] - y
-
-    res = least_squares(resid, x0, bounds=(lo, hi), loss="huber", f_scale=s, method="trf", x_scale="jac")
-    out = np.append(res.x, 0.0)[:3]
-    notes = [res.message]
+    """Refine the best start with scipy; the bounds it ends on are named in the message. Returns (log a, b, c)."""
+    lo, hi = (b[0] for b in _bounds(1, np.array([c_hi]), offset))
+    model = power_law_model(x, offset)
+    out, converged, message = polish(lambda q: model(q[None, :], False)[0][0] - y, p, lo, hi, s)
+    out = np.append(out, 0.0)[:3]
+    notes = [message]
     if out[1] >= B_MAX * (1 - 1e-6):
         notes.append(f"b at its upper bound {B_MAX}")
     if offset and out[2] >= c_hi * (1 - 1e-4):
         notes.append("c at its upper bound min(err)")
-    return out, bool(res.status > 0 and np.isfinite(res.cost)), "; ".join(notes)
+    return out, converged, "; ".join(notes)
 
 
 def _bootstrap(
-    x: np.ndarray, y: np.ndarray, p: np.ndarray, offset: bool, n_boot: int, seed: int,
+    model: Model, inv: np.ndarray, y: np.ndarray, p: np.ndarray, offset: bool, n_boot: int, seed: int,
     groups: np.ndarray | None, s: float,
 ) -> np.ndarray:  # fmt: skip
     """Refit ``n_boot`` resamples (points, or whole groups) warm-started at ``p``; rows of (a, b, c)."""
     if n_boot <= 0:
         return np.empty((0, 3))
-    rng = np.random.default_rng(seed)
-    codes = np.arange(len(x))
-    if groups is not None:
-        labels, g_codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
-        if len(labels) > 1:
-            codes = g_codes
-    k = codes.max() + 1
-    draws = rng.integers(0, k, size=(n_boot, k))
-    counts = np.bincount((draws + k * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * k)
-    w = counts.reshape(n_boot, k)[:, codes].astype(float)
-    err = np.exp(y)
-    c_hi = np.where(w > 0, err, np.inf).min(1) * (1 - _C_MARGIN) if offset else np.zeros(n_boot)
-    fits = _lm(x, y, w, np.repeat(p[None, :], n_boot, axis=0), c_hi, offset, s)
-    return np.column_stack([np.exp(fits[:, 0]), fits[:, 1], fits[:, 2]])
-
-
-def _ci(samples: np.ndarray) -> tuple[float, float]:
-    if len(samples) == 0:
-        return float("nan"), float("nan")
-    lo, hi = np.nanpercentile(samples, [2.5, 97.5])
-    return float(lo), float(hi)
+    w = resample_weights(len(y), n_boot, seed, groups)
+    c_hi = np.where(w > 0, np.exp(y), np.inf).min(1) * (1 - _C_MARGIN) if offset else np.zeros(n_boot)
+    k = 3 if offset else 2
+    lo, hi = _bounds(n_boot, c_hi, offset)
+    fits = lm(model, inv, y, w, np.repeat(p[None, :k], n_boot, axis=0), lo, hi, s)
+    c = fits[:, 2] if offset else np.zeros(n_boot)
+    return np.column_stack([np.exp(fits[:, 0]), fits[:, 1], c])

@@ -6,6 +6,10 @@ mixed pretraining transfer a little worse; augmentation (``augments``) helps a l
 ``downstream.n_train``. ``tuned_runs`` turns the finetune and scratch rows into the trials of tuning studies.
 Parameter counts and `transferred` are those of the real models; ``write_synthetic_sweep`` writes the plan and
 every summary row through the store's own writers, so the files are those a real sweep leaves.
+
+Downstream runs train for a budget of STEPS optimiser steps (``train.steps``) with a fixed ``downstream.n_val``;
+the scratch runs at the smallest N are the ones still improving at the end (``still_improving``), as an
+undertrained small-N baseline would be.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ C_TRUE = 0.01
 STRATEGY_PENALTY = {"supervised": 1.0, "derivative": 1.3, "masked": 1.6, "coefficient": 2.0}
 AUGMENT_GAIN = {"none": 1.0, "scale": 0.85, "noise": 0.95, "shift": 1.0}  # error factor of an augmentation
 TUNE_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+STEPS, BATCH, N_VAL = 2000, 16, 128  # downstream step budget, batch size and validation samples
+PRETRAIN_EPOCHS, PRETRAIN_STEPS = 20, 1280  # 20 epochs of 32,768 samples at batch 512
 _CONFIG_TOP = ("resolution", "data_seed", "seed", "init")
 
 
@@ -78,7 +84,8 @@ def synthetic_runs(
             transfer = 0.1 * 2.0**level * (1.5 - size_rank[(width, modes)])  # a_finetune / a_scratch
             for n in n_trains:
                 err = (A_SCRATCH * n**-B_TRUE + C_TRUE) * gain
-                rows.append(_row(sweep, "scratch", seed, width, modes, None, None, system, shift, n, err, aug))
+                rows.append(_row(sweep, "scratch", seed, width, modes, None, None, system, shift, n, err, aug,
+                                 improving=n == min(n_trains)))  # fmt: skip
             for strategy, p in product(strategies, pretrain_systems):
                 psys = system if p == "same" else p
                 a = A_SCRATCH * transfer * STRATEGY_PENALTY.get(strategy, 1.5) * (1.2 if psys == "mixed" else 1.0)
@@ -124,6 +131,7 @@ def tuned_runs(frame: pd.DataFrame, *, lrs: tuple[float, ...] = TUNE_LRS, noise:
 def _row(
     sweep: str, stage: str, seed: int, width: int, modes: int, psys: str | None, strategy: str | None,
     system: str | None, shift: str | None, n_train: int | None, err: float, aug: str | None = None,
+    improving: bool = False,
 ) -> dict:  # fmt: skip
     init = {"pretrain": None, "finetune": "pretrained"}.get(stage, stage)
     row = {
@@ -133,7 +141,8 @@ def _row(
         "pretrain.system": psys, "pretrain.shift": "id" if psys else None, "pretrain.strategy": strategy,
         "pretrain.n_train": 32768 if psys else None,
         "downstream.system": system, "downstream.shift": shift, "downstream.n_train": n_train,
-        "train.lr": 1e-3 if system else None,
+        "downstream.n_val": N_VAL if system else None, "train.lr": 1e-3 if system else None,
+        "train.steps": STEPS if n_train else None,
     }  # fmt: skip
     if aug is not None:  # only the stages that train with it have the key (a zero-shot row has no train settings)
         row["pretrain.train.augment"] = aug if psys else None
@@ -144,11 +153,20 @@ def _row(
     row["id"] = f"{stage[:2]}-" + hashlib.sha256(json.dumps(row, sort_keys=True).encode()).hexdigest()[:10]
     n_params, transferred = _model_facts(stage, strategy, width, modes)
     row |= {
-        "test_rel_l2": err, "best_epoch": 10, "epochs_run": 12, "n_params": n_params,
+        **_progress(stage, n_train, improving), "test_rel_l2": err, "n_params": n_params,
         "wall_s": 1.0, "device": "cpu", "torch_version": "2.4.0", "harness_version": "0.1.0",
         "git_rev": "synthetic", "transferred": transferred,
     }  # fmt: skip
     return row
+
+
+def _progress(stage: str, n_train: int | None, improving: bool) -> dict:
+    """best_step, steps_run, epochs_run and still_improving of a synthetic run (zero-shot runs train no step)."""
+    if stage == "zeroshot":
+        return {"best_step": 0, "steps_run": 0, "epochs_run": 0.0, "still_improving": False}
+    steps, epochs = (STEPS, STEPS * min(BATCH, n_train) / n_train) if n_train else (PRETRAIN_STEPS, PRETRAIN_EPOCHS)
+    best = steps if improving else int(0.6 * steps)
+    return {"best_step": best, "steps_run": steps, "epochs_run": float(epochs), "still_improving": improving}
 
 
 def config_columns(frame: pd.DataFrame) -> list[str]:

@@ -2,8 +2,9 @@
 
 Times, in one process: the naive load (pandas.concat of per-file read_parquet on 1000 files, scaled linearly:
 the baseline); ``load_runs`` cold (no results.parquet: every summary file is read, results.parquet written)
-and warm (results.parquet fresh: one stat per file); the curve fits; ``build_report`` (load + fits + figures +
-HTML) warm, as after a local ``harness submit``, and cold. Prints the ratios and the load average.
+and warm (results.parquet fresh: one stat per file); the curve fits; the transfer laws; ``build_report`` (load +
+fits + laws + figures + HTML) warm, as after a local ``harness submit``, and cold. Prints the ratios and the load
+average.
 
     .venv/bin/python bench/bench_report.py            # 10 444 runs, n_boot 1000
     .venv/bin/python bench/bench_report.py --smoke    # ~140 runs (CI)
@@ -21,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.figures import fit_curves
+from analysis.laws import fit_laws
 from analysis.load import load_runs
 from analysis.report import build_report
 from analysis.synthetic import synthetic_runs, write_synthetic_sweep
@@ -63,18 +65,20 @@ def main() -> None:
         cold, loaded = timed("load_runs cold (reads every summary file)", lambda: load_runs(sweep))
         load, loaded = timed("load_runs warm (results.parquet fresh)", lambda: load_runs(sweep))
         fits, table = timed(f"fit_curves (n_boot={args.n_boot})", lambda: fit_curves(loaded.ok, n_boot=args.n_boot))
+        laws, fitted = timed(f"fit_laws (n_boot={args.n_boot})", lambda: fit_laws(loaded.ok, table, n_boot=args.n_boot))
         total, result = timed("build_report end to end, warm", lambda: build_report(sweep, n_boot=args.n_boot))
         results.unlink()
         total_cold, _ = timed("build_report end to end, cold", lambda: build_report(sweep, n_boot=args.n_boot))
-        print(f"curves fitted: {len(table.table)}, figures: {len(result.figures)}, skipped: {len(result.skipped)}")
+        print(f"curves fitted: {len(table.table)}, laws fitted: {len(fitted.fits)}, figures: {len(result.figures)}, "
+              f"skipped: {len(result.skipped)}")  # fmt: skip
         print(
             f"load speed-up vs baseline: cold {naive / cold:.2f}x, warm {naive / load:.2f}x; "
             f"report / baseline load: {total / naive:.2f}x"
         )
-        rest = total - load - fits
+        rest = total - load - fits - laws
         print(
-            f"report total, warm: {total:.2f} s (load {load:.2f}, fits {fits:.2f}, figures + files {rest:.2f}); "
-            f"cold: {total_cold:.2f} s"
+            f"report total, warm: {total:.2f} s (load {load:.2f}, fits {fits:.2f}, laws {laws:.2f}, figures + files "
+            f"{rest:.2f}); cold: {total_cold:.2f} s"
         )
         print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

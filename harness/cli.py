@@ -96,7 +96,7 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 @click.option("--retry-failed", is_flag=True, help="Also rerun diverged jobs.")
 @click.option("--only", type=click.Choice([stage.value for stage in Stage]), default=None)
 @click.option("--dry-run", is_flag=True, help="List what would run, run nothing.")
-@click.option("-v", "--verbose", is_flag=True, help="Print each job's evaluations (local, inline).")
+@click.option("-v", "--verbose", is_flag=True, help="Stream each job's evaluations (local, inline).")
 @click.option("--partition", default=None, help="Slurm partition (overrides the sweep's slurm: block).")
 @click.option("--account", default=None, help="Slurm account.")
 @click.option("--qos", default=None, help="Slurm QOS.")
@@ -206,18 +206,31 @@ def tune_status(sweep: str | None, root: Path) -> None:
 @main.command()
 @click.argument("system")
 @click.option("--n", "n", type=int, required=True, help="Number of samples.")
-@click.option("--shift", default=None, help="Shift level (id, moderate, large).")
-@click.option("--resolution", type=int, default=128, show_default=True)
+@click.option("--shift", default=None, help="Shift level (id, moderate, large; time-dependent: id, ood, ...).")
+@click.option("--resolution", type=int, default=None, help="Grid size (default 128; time-dependent 32).")
+@click.option("--nt", type=int, default=None, help="Frames per trajectory (time-dependent systems; default 32).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output .npz file.")
 @_friendly
-def data(system: str, n: int, shift: str | None, resolution: int, seed: int, out: Path) -> None:
-    """Generate one PDE dataset and write it to an .npz file for inspection."""
+def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int | None, seed: int,
+         out: Path) -> None:
+    """Generate one PDE dataset (steady, or trajectories of heat, advection, burgers, mixed_time) and write
+    it to an .npz file for inspection."""
     from harness import pde
 
-    result = pde.generate(system, n, shift=shift, resolution=resolution, seed=seed)
+    grid = {} if resolution is None else {"resolution": resolution}
+    if system in (*pde.TIME_SYSTEMS, pde.TIME_MIXED):
+        result = pde.generate_time(system, n, shift=shift, seed=seed, **grid, **({} if nt is None else {"nt": nt}))
+        what = f"trajectories of {result.u.shape[1]} frames"
+    elif nt is not None:
+        raise HarnessError(f"--nt applies to the time-dependent systems ({', '.join(pde.TIME_SYSTEMS)}, "
+                           f"{pde.TIME_MIXED}), not to {system!r}: drop --nt")
+    else:
+        result = pde.generate(system, n, shift=shift, seed=seed, **grid)
+        what = "samples"
     pde.save(result, out)
-    click.echo(f"wrote {out}: {n} {system} samples at {resolution}x{resolution}")
+    size = result.meta["resolution"]
+    click.echo(f"wrote {out}: {n} {system} {what} at {size}x{size}")
 
 
 if __name__ == "__main__":

@@ -14,24 +14,32 @@ from typing import Any
 from harness.errors import HarnessError
 
 AUGMENTS = ("none", "shift", "noise", "scale")
+LOSSES = ("sse", "mse", "rel_l2")
 CHOICES = {"optimizer": ("adam", "adamw"), "schedule": ("cosine", "constant"), "precision": ("fp32", "bf16"),
-           "augment": AUGMENTS}
+           "augment": AUGMENTS, "loss": LOSSES}
+# Evaluations over a run when `eval_every` is 0 (auto), besides the one before training and the one at its end.
+EVALS = 50
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Train settings (docs/contracts.md); the same keys for pretraining and downstream training."""
 
-    epochs: int = 500
+    epochs: int = 500  # the length of the run, unless `steps` is set
+    steps: int = 0  # total optimiser steps (epochs then follow from N and the batch size); 0 = use `epochs`
+    min_steps: int = 0  # a floor on the total optimiser steps, whatever N
     lr: float = 1e-3
     batch_size: int = 128  # capped by the training-set size
+    loss: str = "sse"  # sse (sum of squared errors per sample) | mse | rel_l2 (supervised objectives)
+    eval_every: int = 0  # validate every this many steps; 0 = EVALS evaluations over the run; always at the end
+    checkpoint_every_s: float = 60.0  # write last.pt at most this often (and at the end, and on SIGTERM/SIGUSR2)
     weight_decay: float = 0.0
     optimizer: str = "adam"  # adam | adamw
     schedule: str = "cosine"  # cosine (per step, to min_lr over all epochs) | constant
     min_lr: float = 0.0
     precision: str = "fp32"  # fp32 | bf16 (bf16 autocast on CUDA only, fp32 elsewhere)
     compile: bool = False  # torch.compile, on CUDA only
-    patience: int = 0  # stop after this many epochs without a better validation error; 0 = off
+    patience: int = 0  # stop after this many evaluations without a better validation error; 0 = off
     augment: str = "none"  # none | shift | noise | scale (harness.train.augment), on training batches
     augment_prob: float = 0.5  # probability that a sample of a batch is augmented
     noise_level: float = 0.05  # noise: standard deviation relative to the sample's source RMS
@@ -42,11 +50,16 @@ class TrainConfig:
             if getattr(self, name) not in choices:
                 raise HarnessError(f"train setting {name} must be one of {choices}, but got {getattr(self, name)!r}")
         checks = {
-            "every number finite": all(math.isfinite(v) for v in vars(self).values() if isinstance(v, float)),
             "epochs >= 1": self.epochs >= 1,
-            "lr > 0": self.lr > 0,
+            "steps >= 0": self.steps >= 0,
+            "min_steps >= 0": self.min_steps >= 0,
+            "eval_every >= 0": self.eval_every >= 0,
+            "checkpoint_every_s >= 0": self.checkpoint_every_s >= 0,
+            "lr > 0 and finite": 0 < self.lr < math.inf,
             "batch_size >= 1": self.batch_size >= 1,
             "weight_decay >= 0": self.weight_decay >= 0,
+            "weight_decay, noise_level, scale_max finite": all(map(math.isfinite, (self.weight_decay,
+                                                                                   self.noise_level, self.scale_max))),
             "0 <= min_lr <= lr": 0 <= self.min_lr <= self.lr,
             "patience >= 0": self.patience >= 0,
             "0 <= augment_prob <= 1": 0 <= self.augment_prob <= 1,
@@ -69,6 +82,33 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """The settings as a plain dict (saved in every checkpoint)."""
         return dataclasses.asdict(self)
+
+    def budget(self, n_train: int) -> Budget:
+        """The run's length on ``n_train`` samples: batch size, steps per epoch, total steps, evaluation interval.
+
+        Total steps: ``steps`` if set, else ``epochs`` x steps per epoch; at least ``min_steps``. The cosine
+        schedule spans them, and the last epoch may be partial.
+        """
+        batch = min(self.batch_size, n_train)
+        per_epoch = math.ceil(n_train / batch)
+        total = max(self.steps or self.epochs * per_epoch, self.min_steps)
+        every = self.eval_every or max(1, math.ceil(total / EVALS))
+        return Budget(batch, per_epoch, total, min(every, total))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long a run is, derived from its settings and its training-set size (``TrainConfig.budget``)."""
+
+    batch_size: int
+    steps_per_epoch: int
+    total_steps: int
+    eval_every: int
+
+    @property
+    def evaluations(self) -> int:
+        """Validation passes: before training, every ``eval_every`` steps, and at the end."""
+        return 1 + self.total_steps // self.eval_every + (self.total_steps % self.eval_every > 0)
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:

@@ -15,3 +15,8 @@ class DataError(HarnessError):
 
 class BackendError(HarnessError):
     """A backend that cannot run or submit the jobs (no sbatch, rejected job...)."""
+
+
+class DataFileError(DataError):
+    """A data file on disk that cannot serve a data source: missing, another format, a missing dataset, shapes
+    that disagree, too few samples, non-finite values, or changed since its fingerprint was taken."""

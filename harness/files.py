@@ -18,12 +18,13 @@ from typing import IO, Any
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Write ``path`` atomically through ``write(binary file)``; returns the path."""
+    """Write ``path`` atomically through ``write(binary file)`` (open for reading too, seekable); returns the
+    path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with os.fdopen(fd, "w+b") as fh:  # readable too: HDF5 reads back what it writes
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())

@@ -1,9 +1,9 @@
 """`run_job(job, root)`: the single entry point a backend calls. Data, model, training, results.
 
-The job's folder is its state: `config.json` first, `ckpt/last.pt` every epoch (a requeued or killed job
-resumes from it), then `epochs.parquet` and last `summary.parquet`, all written atomically, so a summary
-exists only for a finished job. A job that raises is recorded as failed with its traceback in `error.txt`;
-it never takes the caller down.
+The job's folder is its state: `config.json` first, `ckpt/last.pt` as training goes (a requeued or killed job
+resumes from it), then `epochs.parquet` (one row per evaluation) and last `summary.parquet`, all written
+atomically, so a summary exists only for a finished job. A job that raises is recorded as failed with its
+traceback in `error.txt`; it never takes the caller down.
 
 A pretraining job trains its `pretrain.strategy` (`harness.train.strategies`): supervised, or a pretext task
 with its own head, whose metric then fills `best_val_rel_l2` and `test_rel_l2` of the pretraining row.
@@ -25,21 +25,22 @@ from typing import Any
 import torch
 
 from harness import pde
+from harness.errors import HarnessError
 from harness.files import write_text_atomic
 from harness.models.fno import FNO
 from harness.process import keep_freed_memory
 from harness.states import State
 from harness.store import read_summary, run_dir, sweep_dir, write_json_atomic, write_parquet_atomic, write_summary
-from harness.train.loop import SUPERVISED, TrainConfig, evaluate, load_weights, seed_everything, train
+from harness.train.loop import Objective, TrainConfig, evaluate, load_weights, seed_everything, train
 from harness.train.normalise import make_inputs
 from harness.train.strategies import make_strategy, transferred_modules
 from harness.tune import Pruned, TrialRun
 
-EpochHook = Callable[[dict[str, Any]], None]
-# Test hook, inert unless set: HARNESS_HOLD_AT_EVAL=k (every job) or =JOB_ID:k (that job only) makes a job
-# wait, after its k-th evaluation of the run (counted across resumes) and that evaluation's checkpoint, to be
-# killed or requeued: a kill-and-resume test needs no long run to find its window.
-HOLD_ENV = "HARNESS_HOLD_AT_EVAL"
+EvalHook = Callable[[dict[str, Any]], None]
+# Test hook, inert unless set: HARNESS_HOLD_AT_STEP=k (every job) or =JOB_ID:k (that job only) makes a job wait
+# after its evaluation at optimiser step k (and the checkpoint written before it, when one is due), to be killed
+# or requeued: a kill-and-resume test needs no long run to find its window.
+HOLD_ENV = "HARNESS_HOLD_AT_STEP"
 
 
 def pick_device() -> torch.device:
@@ -64,13 +65,18 @@ def _tensors(data: pde.PDEData, stats: dict[str, Any]) -> tuple[torch.Tensor, to
 
 
 def _stats_of(job: dict[str, Any], root: Path) -> dict[str, Any]:
-    """Normalisation statistics a pretrained model was trained with (stored beside its checkpoint)."""
+    """Normalisation statistics a pretrained model was trained with (stored beside its checkpoint); refused
+    when they were made with another channel layout (the model would read its inputs wrongly)."""
     path = run_dir(sweep_dir(root, job["sweep"]), job["depends_on"]) / "stats.json"
-    return json.loads(path.read_text())
+    stats = json.loads(path.read_text())
+    if stats.get("layout") != pde.LAYOUT_VERSION:
+        raise HarnessError(f"{path} was made with input channel layout {stats.get('layout', 1)}, not "
+                           f"{pde.LAYOUT_VERSION}; rerun pretraining job {job['depends_on']} (delete its run folder)")
+    return stats
 
 
 def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device,
-             on_epoch: EpochHook | None) -> dict[str, Any]:
+             on_eval: EvalHook | None) -> dict[str, Any]:
     """Run the job's stage; returns the metric columns of its summary."""
     cfg, stage = job["config"], job["stage"]
     # Pretraining and downstream data are separate draws even for the same system and range.
@@ -78,7 +84,8 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
     part = cfg["pretrain"] if stage == "pretrain" else cfg["downstream"]
     seed = cfg["pretrain"]["seed"] if stage == "pretrain" else cfg.get("seed", 0)
     strategy = make_strategy(cfg["pretrain"]) if "pretrain" in cfg else None  # scratch jobs have none
-    objective = strategy if stage == "pretrain" else SUPERVISED
+    tcfg = TrainConfig.from_dict(cfg["pretrain"]["train"] if stage == "pretrain" else cfg.get("train", {}))
+    objective = strategy if stage == "pretrain" else Objective(tcfg.loss)
     seed_everything(seed)  # before the model: its initial weights are drawn from the seed
     width, modes = cfg["model"]["width"], cfg["model"]["modes"]
     model = strategy.build_model(width, modes) if stage == "pretrain" else FNO(width=width, modes=modes)
@@ -93,19 +100,19 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
     if stage == "zeroshot":
         val = _tensors(_split(part, "val", part["n_val"], res, dseed, cache), stats)
         best_val = evaluate(model, *val, device=device)
-        metrics.update(status="ok", best_val_rel_l2=best_val, best_epoch=0, epochs_run=0)
+        metrics.update(status="ok", best_val_rel_l2=best_val, best_step=0)
     else:
         train_data = _split(part, "train", part["n_train"], res, dseed, cache)
         stats = stats or train_data.stats
         if stage == "pretrain":
-            write_json_atomic(folder / "stats.json", stats)
+            write_json_atomic(folder / "stats.json", {**stats, "layout": pde.LAYOUT_VERSION})
         val = _tensors(_split(part, "val", part["n_val"], res, dseed, cache), stats)
-        tcfg = TrainConfig.from_dict(cfg["pretrain"]["train"] if stage == "pretrain" else cfg["train"])
         result = train(model, _tensors(train_data, stats), val, tcfg, seed=seed, device=device,
-                       workdir=folder / "ckpt", on_epoch=on_epoch, objective=objective)
-        write_parquet_atomic(folder / "epochs.parquet", result.epochs)
+                       workdir=folder / "ckpt", on_eval=on_eval, objective=objective)
+        write_parquet_atomic(folder / "epochs.parquet", result.rows)
         metrics.update(status=result.status, error=result.error, best_val_rel_l2=result.best_val_rel_l2,
-                       best_epoch=result.best_epoch, epochs_run=result.epochs_run)
+                       best_step=result.best_step, steps_run=result.steps_run, epochs_run=result.epochs_run,
+                       still_improving=result.still_improving)
         if result.status != "ok":
             return metrics  # train() leaves the best weights in the model when it is ok
     test = _tensors(_split(part, "test", part["n_test"], res, dseed, cache), stats)
@@ -113,8 +120,8 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
     return metrics
 
 
-def _chain(*hooks: EpochHook | None) -> EpochHook:
-    """One epoch hook calling each given hook in turn."""
+def _chain(*hooks: EvalHook | None) -> EvalHook:
+    """One evaluation hook calling each given hook in turn."""
     def hook(row: dict[str, Any]) -> None:
         for h in hooks:
             if h is not None:
@@ -122,26 +129,21 @@ def _chain(*hooks: EpochHook | None) -> EpochHook:
     return hook
 
 
-def _hold_hook(job_id: str) -> EpochHook | None:
-    """The ``HOLD_ENV`` hook for this job: waits (until killed, at most an hour) at the k-th evaluation."""
+def _hold_hook(job_id: str) -> EvalHook | None:
+    """The ``HOLD_ENV`` hook for this job: waits (until killed, at most an hour) after the evaluation at step k."""
     target, _, k = os.environ.get(HOLD_ENV, "").rpartition(":")
     if not k or target not in ("", job_id):
         return None
 
     def hold(row: dict[str, Any]) -> None:
-        if _evaluation(row) == int(k):
-            print(f"harness: {job_id} holding at evaluation {k} ({HOLD_ENV})", file=sys.stderr, flush=True)
+        if row["step"] == int(k):
+            print(f"harness: {job_id} holding at step {k} ({HOLD_ENV})", file=sys.stderr, flush=True)
             time.sleep(3600)
 
     return hold
 
 
-def _evaluation(row: dict[str, Any]) -> int:
-    """Which evaluation of the run (1-based, counted across resumes) a row of the evaluation hook is."""
-    return int(row["epoch"])
-
-
-def run_job(job: dict[str, Any], root: Path | str, *, on_epoch: EpochHook | None = None) -> dict[str, Any]:
+def run_job(job: dict[str, Any], root: Path | str, *, on_eval: EvalHook | None = None) -> dict[str, Any]:
     """Run one job to completion and write its results; returns its summary row.
 
     A done job (its summary says ok or pruned) is not run again: its summary is returned as it is.
@@ -158,13 +160,13 @@ def run_job(job: dict[str, Any], root: Path | str, *, on_epoch: EpochHook | None
     device = pick_device()
     start = time.time()
     trial = None
-    on_epoch = _chain(on_epoch, _hold_hook(job["id"]))
+    on_eval = _chain(on_eval, _hold_hook(job["id"]))
     try:
         if "tune" in job["config"]:  # a trial job: its optuna trial picks the train settings
             trial = TrialRun(job, sweep_path)
             job = {**job, "config": {**job["config"], "train": trial.apply(job["config"]["train"])}}
-            on_epoch = _chain(on_epoch, trial.report)
-        metrics = _execute(job, root, folder, device, on_epoch)
+            on_eval = _chain(on_eval, trial.report)
+        metrics = _execute(job, root, folder, device, on_eval)
         (folder / "error.txt").unlink(missing_ok=True)
     except Pruned as exc:
         metrics = {"status": State.PRUNED, "error": str(exc)}

@@ -32,7 +32,8 @@ DEFAULT_ROOT = Path("results")
 PLAN = "plan.json"
 # Metric columns of every summary row with their values when a job did not produce them (failed, blocked...).
 METRIC_DEFAULTS: dict[str, Any] = {"error": "", "test_rel_l2": float("nan"), "best_val_rel_l2": float("nan"),
-                                   "best_epoch": -1, "epochs_run": 0, "n_params": 0, "transferred": ""}
+                                   "best_step": -1, "steps_run": 0, "epochs_run": 0.0, "still_improving": False,
+                                   "n_params": 0, "transferred": ""}
 
 __all__ = ["DEFAULT_ROOT", "METRIC_DEFAULTS", "current_sweep", "disk_state", "flat_row", "load_plan", "read_plan",
            "read_summary", "record_blocked", "run_dir", "save_plan", "summary_row", "sweep_dir", "write_json_atomic",

@@ -19,7 +19,7 @@ from harness.states import State
 
 
 class Pruned(Exception):
-    """Raised from the epoch hook when the pruner stops a trial; the job is recorded as `pruned`."""
+    """Raised from the evaluation hook when the pruner stops a trial; the job is recorded as `pruned`."""
 
 
 def grid_point(tune: dict[str, Any], trial: int) -> dict[str, Any]:
@@ -98,12 +98,12 @@ class TrialRun:
         return {**train, **{key.removeprefix("train."): value for key, value in self.params.items()}}
 
     def report(self, row: dict[str, Any]) -> None:
-        """Epoch hook: report the validation error; raise Pruned when the pruner says stop."""
+        """Evaluation hook: report the validation error at its step; raise Pruned when the pruner says stop."""
         if self.finished:
             return
-        self.trial.report(row["val_rel_l2"], int(row["epoch"]))
+        self.trial.report(row["val_rel_l2"], int(row["step"]))
         if self.trial.should_prune():
-            raise Pruned(f"pruned at epoch {row['epoch']} (val {row['val_rel_l2']:.4g})")
+            raise Pruned(f"pruned at step {row['step']} (val {row['val_rel_l2']:.4g})")
 
     def finish(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """Tell the study how the trial ended; returns the summary columns naming the trial and its parameters."""

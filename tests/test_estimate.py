@@ -34,18 +34,18 @@ def test_hand_computed_table():
     jobs = [make_job("pretrain"), make_job("finetune", epochs=4, n_train=6), make_job("zeroshot")]
     table = estimate(jobs, 1e-9)
     assert list(table) == ["pretrain", "finetune", "zeroshot", "total"]
-    # pretrain: 3*10*5 train passes + 2*5 validation + 3 test = 163 forward passes
-    assert table["pretrain"].flops == F_8_4_16 * 163
-    assert table["pretrain"].sample_epochs == 50
-    # finetune: 3*6*4 + 2*4 + 3 = 83
-    assert table["finetune"].flops == F_8_4_16 * 83
-    assert table["finetune"].sample_epochs == 24
+    # pretrain: 5 steps of 10 samples: 3*10*5 train passes + 2*6 validation (before, then after each step) + 3 test
+    assert table["pretrain"].flops == F_8_4_16 * 165
+    assert table["pretrain"].train_samples == 50
+    # finetune: 3*6*4 + 2*5 + 3 = 85
+    assert table["finetune"].flops == F_8_4_16 * 85
+    assert table["finetune"].train_samples == 24
     # zero-shot only evaluates: validation and test sets, once each
     assert table["zeroshot"].flops == F_8_4_16 * 5
-    assert table["zeroshot"].sample_epochs == 0
+    assert table["zeroshot"].train_samples == 0
     total = table["total"]
-    assert (total.jobs, total.sample_epochs) == (3, 74)
-    assert total.flops == F_8_4_16 * (163 + 83 + 5)
+    assert (total.jobs, total.train_samples) == (3, 74)
+    assert total.flops == F_8_4_16 * (165 + 85 + 5)
     assert total.hours == pytest.approx(total.flops * 1e-9 / 3600)
 
 
@@ -94,5 +94,5 @@ def test_describe_estimate_prints_every_stage_and_the_total():
                                                                                          modes=2, resolution=8)],
                              device="cpu")
     lines = text.splitlines()
-    assert lines[0].split() == ["stage", "jobs", "sample-epochs", "FLOPs", "CPU-hours"]
+    assert lines[0].split() == ["stage", "jobs", "train-samples", "FLOPs", "CPU-hours"]
     assert [line.split()[0] for line in lines[1:4]] == ["pretrain", "zeroshot", "total"]

@@ -89,10 +89,13 @@ BAD = [
     ("unknown-slurm-key", "name: t\nslurm:\n  partiton: gpu\n",
      r"slurm\.partiton \(line 3\): unknown slurm setting\(s\) partiton; valid settings: partition \(default None\)"),
     ("nan-learning-rate", "name: t\nbase:\n  train: {lr: .nan}\n",
-     r"base\.train \(line 3\) at point \(base\): train settings must satisfy every number finite, lr > 0"),
+     r"base\.train \(line 3\) at point \(base\): train settings must satisfy lr > 0 and finite"),
     ("infinite-learning-rate", "name: t\nmatrix:\n  pretrain.train.lr: [1.0e-3, .inf]\n",
-     r"pretrain\.train at point \(pretrain\.train\.lr=inf\): train settings must satisfy every number finite, "
+     r"pretrain\.train at point \(pretrain\.train\.lr=inf\): train settings must satisfy lr > 0 and finite, "
      r"but got"),
+    ("pretext-loss", "name: t\nbase:\n  pretrain: {strategy: masked, train: {loss: mse}}\n",
+     r"base\.pretrain\.train\.loss \(line 3\) at point \(base\): pretrain\.train\.loss applies to supervised "
+     r"pretraining; the masked strategy has its own loss: remove pretrain\.train\.loss for it"),
     ("negative-data-seed", "name: t\nbase: {data_seed: -1}\n",
      r"base\.data_seed \(line 2\): must be >= 0, got -1; use a seed >= 0"),
     ("model-fits-no-device", "name: t\nmatrix:\n  model.width: [16, 100000]\n",

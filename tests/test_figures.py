@@ -7,7 +7,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from analysis.figures import FIGURES, fit_curves, gain_heatmap, gain_vs_size, mixed_pretraining, strategies
 from analysis.figures.plots import chosen_lr
 from analysis.figures.strategy import SCRATCH_LABEL, strategy_table
-from analysis.figures.style import FigureResult, wrap
+from analysis.figures.style import IMPROVING_LABEL, FigureResult, wrap
 from analysis.synthetic import synthetic_runs, tuned_runs
 
 SMALL = {"sizes": ((16, 4), (32, 8)), "n_trains": (8, 64, 512, 4096), "seeds": (0, 1)}
@@ -111,3 +111,24 @@ def test_fit_table_has_one_row_per_curve(rich) -> None:
     assert fits.table["converged"].all()
     assert set(fits.table["stage"]) == set(trained["stage"])
     assert {"a", "b", "c", "b_lo", "b_hi", "r2", "n_params", "strategy", "width", "modes"} <= set(fits.table.columns)
+
+
+def _hollow_x(fig) -> set[float]:
+    """x of every hollow (white-faced) marker drawn in the figure's panels."""
+    return {float(x) for ax in fig.axes for line in ax.get_lines() if line.get_markerfacecolor() == "white"
+            for x in line.get_xdata()}  # fmt: skip
+
+
+def test_runs_still_improving_are_drawn_hollow_and_explained_in_the_legend(rich) -> None:
+    runs, fits = rich
+    assert set(runs.loc[runs["still_improving"], "downstream.n_train"]) == {8}  # synthetic: scratch at the smallest N
+    fig = dict(FIGURES)["error_vs_n"](runs, fits).figure
+    assert _hollow_x(fig) == {8.0}
+    assert IMPROVING_LABEL in _legend_labels(fig)
+    unknown = runs.drop(columns=["still_improving"])  # an older sweep: convergence not recorded, nothing hollow
+    fig = dict(FIGURES)["error_vs_n"](unknown, fits).figure
+    assert _hollow_x(fig) == set() and IMPROVING_LABEL not in _legend_labels(fig)
+
+
+def _legend_labels(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]

@@ -38,7 +38,7 @@ def test_a_sweep_runs_end_to_end_and_resubmitting_runs_nothing(tiny: tuple[Path,
     assert (finetune["transferred"] != "").all() and (finetune["depends_on"] != "").all()
     assert (table["n_params"] > 0).all() and table["git_rev"].notna().all()
     epochs = pd.read_parquet(run_dir(root / "tiny", table["id"][0]) / "epochs.parquet")
-    assert {"epoch", "train_loss", "val_rel_l2", "lr", "seconds"} <= set(epochs.columns)
+    assert {"step", "epoch", "train_loss", "val_rel_l2", "lr", "seconds"} <= set(epochs.columns)
     again = harness(root, "submit")
     assert "0 of 6 jobs to run" in again.stdout
     status = cli(root, "status")
@@ -102,7 +102,8 @@ def test_failed_diverged_and_blocked_jobs_are_recorded_and_do_not_stop_the_sweep
 def test_a_sigkilled_worker_resumes_and_the_results_equal_an_uninterrupted_run(tmp_path: Path) -> None:
     spec = {**TINY, "name": "kill", "matrix": {"init": ["pretrained", "scratch"]}}
     spec["base"] = {**TINY["base"], "pretrain": {**TINY["base"]["pretrain"],
-                                                 "train": {"epochs": 6, "lr": 3.0e-3, "batch_size": 16}}}
+                                                 "train": {"epochs": 6, "lr": 3.0e-3, "batch_size": 16,
+                                                           "eval_every": 3, "checkpoint_every_s": 0}}}
     sweep = write_sweep(tmp_path, spec, downstream={"n_train": 16})
     clean = tmp_path / "clean"
     cli(clean, "expand", str(sweep))
@@ -111,8 +112,8 @@ def test_a_sigkilled_worker_resumes_and_the_results_equal_an_uninterrupted_run(t
     root = tmp_path / "killed"
     cli(root, "expand", str(sweep))
     pretrain = next(j for j in load_plan(root / "kill") if j["stage"] == "pretrain")
-    proc = start_harness(root, "submit", "--workers", "1", env={HOLD_ENV: f"{pretrain['id']}:3"})
-    wait_for_line(proc, "holding at evaluation 3")  # the pretraining waits after its third epoch's checkpoint
+    proc = start_harness(root, "submit", "--workers", "1", env={HOLD_ENV: f"{pretrain['id']}:9"})
+    wait_for_line(proc, "holding at step 9")  # the pretraining waits after its third epoch's checkpoint
     found = workers(proc.pid)
     assert found, "no worker process found"
     for pid in found:
@@ -124,7 +125,7 @@ def test_a_sigkilled_worker_resumes_and_the_results_equal_an_uninterrupted_run(t
     assert not list((root / "kill").rglob("*.tmp"))  # no half-written files
     harness(root, "submit", "--workers", "1")
     epochs = pd.read_parquet(run_dir(root / "kill", pretrain["id"]) / "epochs.parquet")
-    assert epochs["epoch"].tolist() == list(range(1, 7))
+    assert epochs["step"].tolist() == list(range(0, 19, 3))  # one row per epoch of 3 steps, none twice
     a, b = results(clean, "kill"), results(root, "kill")
     assert (b["status"] == "ok").all()
     assert a["id"].tolist() == b["id"].tolist()

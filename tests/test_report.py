@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from matplotlib.image import imread
 
@@ -30,7 +31,7 @@ def report(tmp_path_factory: pytest.TempPathFactory):
 def test_every_applicable_figure_is_a_real_image(report) -> None:
     _, _, result = report
     assert set(result.figures) == {"error_vs_n", "gain_vs_size", "efficiency_vs_target", "gain_heatmap",
-                                   "mixed_pretraining"}  # fmt: skip
+                                   "mixed_pretraining", "data_transferred"}  # fmt: skip
     for png in result.figures.values():
         image = imread(png)
         assert image.shape[0] > 300 and image.shape[1] > 300
@@ -44,9 +45,12 @@ def test_html_embeds_each_figure_and_says_why_others_were_skipped(report) -> Non
     text = result.html.read_text()
     assert len(re.findall("data:image/png;base64,", text)) == len(result.figures)
     assert result.skipped == {"strategies": "pretrain.strategy is not varied (supervised)",
-                              "chosen_lr": "the sweep is not tuned (no tune.study column)"}  # fmt: skip
+                              "chosen_lr": "the sweep is not tuned (no tune.study column)",
+                              "joint_law": "no joint law was fitted (the joint law needs >= 3 distinct model sizes "
+                                           "and N, but got 2 sizes and 4 N)"}  # fmt: skip
     assert "Skipped <b>strategies</b>: pretrain.strategy is not varied" in text
-    assert result.tables == {} and result.tables_skipped == {"strategies": result.skipped["strategies"]}
+    assert set(result.tables) == {"multipliers", "data_transferred", "scaling_laws"}
+    assert result.tables_skipped == {"strategies": result.skipped["strategies"]}
     assert "Skipped the <b>strategies</b> table: pretrain.strategy is not varied" in text
     assert not (result.out_dir / "strategies.csv").exists()
     assert "Sweep definition" in text and "matrix:" in text
@@ -69,6 +73,10 @@ def test_fits_are_byte_identical_for_the_same_inputs_and_seed(report, tmp_path: 
     again = build_report(sweep, tmp_path / "again", n_boot=100)
     assert again.fits_csv.read_bytes() == result.fits_csv.read_bytes()
     assert again.fits_parquet.read_bytes() == result.fits_parquet.read_bytes()
+    laws = result.tables["scaling_laws"].with_suffix(".parquet")
+    assert again.out_dir.joinpath(laws.name).read_bytes() == laws.read_bytes()
+    for name, path in result.tables.items():
+        assert again.tables[name].read_bytes() == path.read_bytes(), name
 
 
 def test_load_types_and_statuses(report) -> None:
@@ -175,3 +183,48 @@ def test_tuned_strategy_sweep_reports_chosen_lr_and_the_strategy_table(tmp_path:
     assert "| shift | strategy | augmentation | N=16 | N=64 |" in md
     assert "| id | none (scratch) | -/scale |" in md and "| moderate | masked | scale/scale |" in md
     assert "<td>none (scratch)</td>" in text and "Mean test relative L2 per pretraining strategy" in text
+
+
+def test_report_states_the_protocol_lists_runs_still_improving_and_fits_the_transfer_laws(tmp_path: Path) -> None:
+    runs = synthetic_runs(**SMALL)
+    down = runs["stage"].isin(["finetune", "scratch"])
+    n_val = np.maximum(16, np.ceil(0.25 * runs["downstream.n_train"]))
+    runs = runs.assign(**{"downstream.n_val_fraction": np.where(down, 0.25, np.nan),
+                          "downstream.n_val_min": np.where(down, 16, np.nan),
+                          "downstream.n_val": n_val.where(down, runs["downstream.n_val"])})  # fmt: skip
+    result = build_report(write_synthetic_sweep(tmp_path / "protocol", runs), n_boot=20)
+    md, text = result.markdown.read_text(), result.html.read_text()
+    rule = "n_val = max(n_val_min, ceil(f n_train)) with f = 0.25 and n_val_min = 16"
+    budget = "Training length (fine-tuning and scratch): a budget of 2000 optimiser steps (train.steps"
+    assert md.index("## Protocol") < md.index("## Figures") and rule in md and budget in md
+    assert "<h2>Protocol</h2>" in text and rule in text
+    assert "| N | runs | n_val | steps run | epochs run | still improving |" in md
+    assert "| 8 | 16 | 16 | 2000 | 2000 | 8 of 16 |" in md and "| 4096 | 16 | 1024 | 2000 | 7.8125 | 0 of 16 |" in md
+    improving = runs[runs["still_improving"] & (runs["status"] == "ok")]
+    assert len(improving) == 8 and (improving["stage"] == "scratch").all()
+    assert "## Still improving at the end of training: 8 runs" in md
+    assert all(f"| {job} | scratch |" in md for job in improving["id"])
+    assert "hollow markers: at least one run at that N was still improving" in md
+    laws = pd.read_csv(result.tables["scaling_laws"])
+    assert set(laws["law"]) == {"data_transferred"} and set(laws["param"]) == {"k", "alpha", "beta"}
+    assert "D_T = k D_F^alpha P^beta:" in md and "No **joint** law for system poisson" in md
+    multipliers = pd.read_csv(result.tables["multipliers"])
+    assert {"multiplier_interp", "interp_lo", "interp_hi", "multiplier_fit", "fit_lo", "fit_hi",
+            "fit_extrapolated"} <= set(multipliers.columns)  # fmt: skip
+    assert md.index("measured (interpolated)") < md.index("from the fits")
+
+
+def test_sweeps_written_before_the_new_columns_still_report(tmp_path: Path) -> None:
+    runs = synthetic_runs(**SMALL).drop(columns=["best_step", "steps_run", "still_improving", "train.steps"])
+    runs["train.epochs"] = runs["train.lr"].where(runs["train.lr"].isna(), 40)
+    sweep = write_synthetic_sweep(tmp_path / "old", runs)
+    for path in (sweep / "runs").glob("*/summary.parquet"):  # as a harness of before these columns wrote them
+        table = pq.read_table(path)
+        pq.write_table(table.drop_columns(["best_step", "steps_run", "still_improving"]), path)
+    result = build_report(sweep, n_boot=20)
+    md = result.markdown.read_text()
+    assert "fixed n_val = 128 samples (downstream.n_val)" in md and "40 epochs (train.epochs)" in md
+    assert "## Still improving at the end of training: unknown" in md and "convergence unknown" in md
+    assert "hollow markers" not in md  # nothing is drawn hollow, so no caption explains it
+    assert "| 8 | 16 | 128 | - | 2000 | unknown |" in md
+    assert "error_vs_n" in result.figures

@@ -250,23 +250,23 @@ def test_killed_then_requeued_job_resumes_from_its_checkpoint(slurm_cluster: str
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     spec = sweep("slurmlong", matrix={"init": ["scratch"]},
                  base={**TINY["base"], "downstream": {"n_train": 32, "n_val": 8, "n_test": 8},
-                       "train": {"epochs": 12, "batch_size": 8}})
+                       "train": {"epochs": 12, "batch_size": 8, "eval_every": 4, "checkpoint_every_s": 0}})
     root = tmp_path / "results"
     folder, [the_job] = expand(write_sweep(tmp_path, spec), root)
     last = run_dir(folder, the_job["id"]) / "ckpt" / "last.pt"
     res = SlurmResources.from_dict(RES)
 
-    monkeypatch.setenv(HOLD_ENV, f"{the_job['id']}:4")  # the job waits after its 4th epoch's checkpoint
+    monkeypatch.setenv(HOLD_ENV, f"{the_job['id']}:16")  # the job waits after its 4th epoch's checkpoint
     sid = submit([the_job], root, res).submitted[the_job["id"]]
-    wait_for(lambda: len(_ckpt_rows(last)) >= 4, 60, "four epochs before the kill", every=0.3)
+    wait_for(lambda: len(_ckpt_rows(last)) >= 5, 60, "four epochs before the kill", every=0.3)
     os.kill(wait_for(lambda: job_pid(sid), 10, "the job's process"), signal.SIGKILL)
     wait_for(lambda: query(folder)[the_job["id"]] == "failed", 60, "the killed job to read failed")
     before_kill = _ckpt_rows(last)
-    assert len(before_kill) == 4 and to_submit([the_job], folder) == [the_job]
+    assert len(before_kill) == 5 and to_submit([the_job], folder) == [the_job]
 
-    monkeypatch.setenv(HOLD_ENV, f"{the_job['id']}:8")
+    monkeypatch.setenv(HOLD_ENV, f"{the_job['id']}:32")
     sid = submit([the_job], root, res).submitted[the_job["id"]]
-    wait_for(lambda: len(_ckpt_rows(last)) >= 8, 60, "epochs after the resubmit", every=0.3)
+    wait_for(lambda: len(_ckpt_rows(last)) >= 9, 60, "epochs after the resubmit", every=0.3)
     before_requeue = _ckpt_rows(last)
     subprocess.run(["scontrol", "requeue", sid], check=True)
     release_requeued(sid)
@@ -274,15 +274,15 @@ def test_killed_then_requeued_job_resumes_from_its_checkpoint(slurm_cluster: str
 
     assert "REQUEUED" in sacct(sid, duplicates=True)
     epochs = pd.read_parquet(run_dir(folder, the_job["id"]) / "epochs.parquet")
-    assert list(epochs["epoch"]) == list(range(1, 13))
-    # rows from before each interruption are the originals (their timings), not a rerun from epoch 0
+    assert list(epochs["step"]) == list(range(0, 49, 4))  # one row per epoch of 4 steps, none twice
+    # rows from before each interruption are the originals (their timings), not a rerun from step 0
     for rows in (before_kill, before_requeue):
         assert list(epochs["seconds"][: len(rows)]) == [r["seconds"] for r in rows]
 
 
 @pytest.mark.slurm
 def test_a_pruned_trial_stays_pruned_across_submits(slurm_cluster: str, tmp_path: Path) -> None:
-    lrs = [5e-4, 1e-3, 2e-3, 3e-3, 4e-3, 1e-9]  # the last learns nothing: worse than the median at epoch 1
+    lrs = [5e-4, 1e-3, 2e-3, 3e-3, 4e-3, 1e-9]  # the last learns nothing: worse than the median from step 1
     spec = sweep("slurmprune", matrix={"init": ["scratch"]},
                  base={**TINY["base"], "downstream": {"n_train": 16, "n_val": 8, "n_test": 8},
                        "train": {"epochs": 3, "batch_size": 4}},
@@ -298,7 +298,7 @@ def test_a_pruned_trial_stays_pruned_across_submits(slurm_cluster: str, tmp_path
     sid = submit([bad], root, SlurmResources.from_dict(RES)).submitted[bad["id"]]
     assert wait_settled(folder) == {j["id"]: "pruned" if j is bad else "ok" for j in jobs}
     wait_for(lambda: sacct(sid)[sid].state is None, 60, "Slurm to record COMPLETED")  # the process exited 0
-    assert read_summary(run_dir(folder, bad["id"]))["error"].startswith("pruned at epoch 1")
+    assert read_summary(run_dir(folder, bad["id"]))["error"].startswith("pruned at step ")
     assert to_submit(jobs, folder) == []
     out = harness(root, "submit", "--backend", "slurm", "--gpus-per-node", "0").stdout
     assert f"0 of {len(jobs)} jobs to run" in out and harness(root, "status").stdout.count("pruned") == 1

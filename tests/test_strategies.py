@@ -114,13 +114,14 @@ def test_coefficient_regression_recovers_helmholtz_coefficients(tmp_path):
     assert result.status == "ok"
     with torch.no_grad():
         pred = model(inputs)
-    omega = COMMON_OMEGA
-    mse, variance = (pred - target)[:, omega].square().mean().item(), target[:, omega].var().item()
-    assert mse < 0.35 * variance, (mse, variance)
-    assert pred[:, :omega].abs().max() < 0.1  # channels Helmholtz lacks are learnt as 0
+    # omega / s_i and 0.01 / s_i (each over its median scale): s_i is only in the solution's size, so the
+    # Laplacian channel is the harder one to regress at this tiny size
+    for channel, within in (("omega", 0.35), ("k11", 0.7)):
+        c = pde.COMMON_CHANNELS.index(channel)
+        mse, variance = (pred - target)[:, c].square().mean().item(), target[:, c].var().item()
+        assert mse < within * variance, (channel, mse, variance)
+    assert pred[:, 2:5].abs().max() < 0.1  # k12, v1, v2: zero in Helmholtz, learnt as 0
 
-
-COMMON_OMEGA = pde.COMMON_CHANNELS.index("omega")
 
 
 @pytest.mark.parametrize("name", ["masked", "derivative"])
@@ -128,26 +129,26 @@ def test_pretext_training_lowers_its_metric_and_resumes_bit_identically(tmp_path
     x, y, _ = poisson_xy(64, seed=0)
     val = poisson_xy(32, seed=1)[:2]
     strategy = make_strategy({"strategy": name, "mask_ratio": 0.75, "mask_patches": 4})
-    cfg = TrainConfig(epochs=6, lr=1e-2, batch_size=16, augment="scale", augment_prob=0.5)
+    cfg = TrainConfig(epochs=6, lr=1e-2, batch_size=16, augment="scale", augment_prob=0.5, checkpoint_every_s=0.0)
 
-    def fit(workdir: Path, on_epoch=None):
+    def fit(workdir: Path, on_eval=None):
         seed_everything(0)
         model = strategy.build_model(8, 4)
-        return model, train(model, (x, y), val, cfg, seed=0, device="cpu", workdir=workdir, on_epoch=on_epoch,
+        return model, train(model, (x, y), val, cfg, seed=0, device="cpu", workdir=workdir, on_eval=on_eval,
                             objective=strategy)
 
     model, full = fit(tmp_path / "full")
-    rows = [r["val_rel_l2"] for r in full.epochs]
+    rows = [r["val_rel_l2"] for r in full.rows]
     assert full.status == "ok" and min(rows[1:]) < rows[0]
 
     def kill(row):
-        if row["epoch"] == 2:
+        if row["step"] == 9:  # two epochs and a batch in
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         fit(tmp_path / "killed", kill)
     resumed_model, resumed = fit(tmp_path / "killed")
-    assert [r["val_rel_l2"] for r in resumed.epochs] == rows
+    assert [r["val_rel_l2"] for r in resumed.rows] == rows
     for (k, v), w in zip(model.state_dict().items(), resumed_model.state_dict().values(), strict=True):
         assert torch.equal(v, w), k
 
@@ -198,8 +199,8 @@ def test_the_strategies_smoke_sweep_runs_end_to_end(tmp_path):
     spec["matrix"].update({"downstream.n_train": [8], "downstream.shift": ["moderate"]})
     spec["zip"] = [{"pretrain.train.augment": ["scale"], "train.augment": ["noise"]}]
     sweep = write_sweep(tmp_path, spec, pretrain={"n_train": 64, "n_val": 16, "n_test": 16,
-                                                  "train": {"epochs": 3, "lr": 3.0e-3, "batch_size": 16}},
-                        downstream={"n_val": 16, "n_test": 16}, train={"epochs": 3, "lr": 1.0e-3, "batch_size": 8})
+                                                  "train": {"steps": 12, "lr": 3.0e-3, "batch_size": 16}},
+                        downstream={"n_val": 16, "n_test": 16}, train={"steps": 3, "lr": 1.0e-3, "batch_size": 8})
     root = tmp_path / "results"
     cli(root, "expand", str(sweep))
     out = harness(root, "submit", "--workers", "2")

@@ -1,16 +1,21 @@
 """The training loop, checkpoints and normalisation, on real tiny trainings (16x16 grids, width 8)."""
 
+import os
 import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from harness.config import TrainConfig
+from harness.config import Budget, TrainConfig
 from harness.errors import HarnessError
 from harness.models.fno import FNO
 from harness.train.checkpoint import load, save_atomic
-from harness.train.loop import evaluate, load_weights, lr_at, seed_everything, train
+from harness.train.loop import SUPERVISED, Objective, evaluate, load_weights, lr_at, seed_everything, train
 from harness.train.normalise import make_inputs, make_targets
 
 torch.set_num_threads(1)
@@ -30,7 +35,8 @@ def poisson_data(n: int, seed: int, r: int = 16) -> tuple[torch.Tensor, torch.Te
 
 TRAIN = poisson_data(64, seed=1)
 VAL = poisson_data(32, seed=2)
-FAST = {"epochs": 6, "lr": 1e-2, "batch_size": 16}
+# 24 steps of 16 samples (4 per epoch), validated every 3 steps, a checkpoint after every step
+FAST = {"epochs": 6, "lr": 1e-2, "batch_size": 16, "eval_every": 3, "checkpoint_every_s": 0.0}
 
 
 def fresh_model(seed: int = 0) -> FNO:
@@ -38,16 +44,16 @@ def fresh_model(seed: int = 0) -> FNO:
     return FNO(width=8, modes=4, in_channels=1)
 
 
-def run(tmp_path, name, seed=0, data=(TRAIN, VAL), **settings):
+def run(tmp_path, name, seed=0, data=(TRAIN, VAL), objective=SUPERVISED, **settings):
     model = fresh_model(seed)
-    result = train(
-        model, *data, TrainConfig.from_dict({**FAST, **settings}), seed=seed, device="cpu", workdir=tmp_path / name
-    )
+    result = train(model, *data, TrainConfig.from_dict({**FAST, **settings}), seed=seed, device="cpu",
+                   workdir=tmp_path / name, objective=objective)
     return model, result
 
 
 def without_seconds(rows):
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+    """Rows comparable with ==: timings dropped, NaN (the step-0 training loss) spelt out."""
+    return [{k: "nan" if v != v else v for k, v in row.items() if k != "seconds"} for row in rows]
 
 
 def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -67,15 +73,18 @@ def test_training_lowers_the_validation_error(tmp_path):
         seed=0,
         device="cpu",
         workdir=tmp_path,
-        on_epoch=rows.append,
+        on_eval=rows.append,
     )
     assert result.status == "ok" and result.error == ""
-    assert result.epochs_run == 20 and len(result.epochs) == 20
+    # 80 steps, validated before the first, then every ceil(80 / 50) = 2 steps
+    assert (result.steps_run, result.epochs_run) == (80, 20.0)
+    assert [r["step"] for r in rows] == list(range(0, 81, 2)) and rows[-1]["epoch"] == 20.0
+    assert rows[0]["val_rel_l2"] == initial and np.isnan(rows[0]["train_loss"])
     assert result.best_val_rel_l2 < 0.5 * initial
-    assert rows == result.epochs
-    assert set(rows[0]) == {"epoch", "train_loss", "val_rel_l2", "lr", "seconds"}
+    assert rows == result.rows
+    assert set(rows[0]) == {"step", "epoch", "train_loss", "val_rel_l2", "lr", "seconds"}
     assert result.best_val_rel_l2 == min(r["val_rel_l2"] for r in rows)
-    assert rows[result.best_epoch - 1]["val_rel_l2"] == result.best_val_rel_l2
+    assert rows[result.best_step // 2]["val_rel_l2"] == result.best_val_rel_l2
     # the model ends with its best weights, also in best.pt
     assert evaluate(model, *VAL, device="cpu") == result.best_val_rel_l2
     assert (tmp_path / "best.pt").is_file() and (tmp_path / "last.pt").is_file()
@@ -87,20 +96,20 @@ def test_same_seed_is_bit_identical_and_other_seeds_differ(tmp_path):
     model_b, result_b = run(tmp_path, "b", seed=3)
     model_c, result_c = run(tmp_path, "c", seed=4)
     assert_same_weights(model_a, model_b)
-    assert without_seconds(result_a.epochs) == without_seconds(result_b.epochs)
-    assert without_seconds(result_a.epochs) != without_seconds(result_c.epochs)
+    assert without_seconds(result_a.rows) == without_seconds(result_b.rows)
+    assert without_seconds(result_a.rows) != without_seconds(result_c.rows)
     assert not torch.equal(model_a.lifting.weight, model_c.lifting.weight)
 
 
 class Killed(Exception):
-    """Stands for the job being killed right after an epoch's checkpoint."""
+    """Stands for the job being killed right after an evaluation's checkpoint."""
 
 
 def test_resume_after_a_kill_is_bit_identical(tmp_path):
     model_full, result_full = run(tmp_path, "full")
 
-    def kill_at_epoch_3(row):
-        if row["epoch"] == 3:
+    def kill_at_step_9(row):  # mid-epoch: 2 epochs and one batch in
+        if row["step"] == 9:
             raise Killed
 
     with pytest.raises(Killed):
@@ -112,9 +121,9 @@ def test_resume_after_a_kill_is_bit_identical(tmp_path):
             seed=0,
             device="cpu",
             workdir=tmp_path / "killed",
-            on_epoch=kill_at_epoch_3,
+            on_eval=kill_at_step_9,
         )
-    assert load(tmp_path / "killed" / "last.pt")["loop"]["epoch"] == 3
+    assert load(tmp_path / "killed" / "last.pt")["loop"]["step"] == 9
     resumed_rows = []
     model_resumed = fresh_model(seed=99)  # init is overwritten by the checkpoint
     result_resumed = train(
@@ -125,20 +134,20 @@ def test_resume_after_a_kill_is_bit_identical(tmp_path):
         seed=0,
         device="cpu",
         workdir=tmp_path / "killed",
-        on_epoch=resumed_rows.append,
+        on_eval=resumed_rows.append,
     )
-    assert [r["epoch"] for r in resumed_rows] == [4, 5, 6]
+    assert [r["step"] for r in resumed_rows] == [12, 15, 18, 21, 24]
     assert_same_weights(model_full, model_resumed)
-    assert without_seconds(result_full.epochs) == without_seconds(result_resumed.epochs)
-    assert (result_full.best_val_rel_l2, result_full.best_epoch) == (
+    assert without_seconds(result_full.rows) == without_seconds(result_resumed.rows)
+    assert (result_full.best_val_rel_l2, result_full.best_step) == (
         result_resumed.best_val_rel_l2,
-        result_resumed.best_epoch,
+        result_resumed.best_step,
     )
     # a finished run resumes to the same result without training further
     again = train(
         fresh_model(), TRAIN, VAL, TrainConfig.from_dict(FAST), seed=0, device="cpu", workdir=tmp_path / "full"
     )
-    assert without_seconds(again.epochs) == without_seconds(result_full.epochs)
+    assert without_seconds(again.rows) == without_seconds(result_full.rows)
 
 
 def test_resume_with_another_config_is_refused(tmp_path):
@@ -190,7 +199,20 @@ def test_finetune_starts_from_the_pretrained_weights(tmp_path):
         workdir=tmp_path / "finetune",
     )
     assert finetuned.status == "ok"
-    assert finetuned.best_val_rel_l2 <= pretrained.best_val_rel_l2 * 1.5
+    assert finetuned.best_val_rel_l2 <= pretrained.best_val_rel_l2
+
+
+def test_finetuning_never_ends_worse_than_it_started(tmp_path):
+    """The loaded weights are scored at step 0 and kept when every step after damages them."""
+    _, pretrained = run(tmp_path, "pretrain", epochs=20)
+    model = fresh_model(seed=7)
+    load_weights(model, tmp_path / "pretrain" / "best.pt")
+    damaged = train(model, TRAIN, VAL, TrainConfig(epochs=2, lr=0.5, batch_size=16, schedule="constant"), seed=0,
+                    device="cpu", workdir=tmp_path / "finetune")
+    assert damaged.rows[0]["val_rel_l2"] == pretrained.best_val_rel_l2
+    assert min(r["val_rel_l2"] for r in damaged.rows[1:]) > pretrained.best_val_rel_l2  # every step made it worse
+    assert (damaged.best_step, damaged.best_val_rel_l2) == (0, pretrained.best_val_rel_l2)
+    assert evaluate(model, *VAL, device="cpu") == pretrained.best_val_rel_l2
 
 
 def test_load_weights_can_drop_a_pretext_head(tmp_path):
@@ -208,22 +230,56 @@ def test_load_weights_can_drop_a_pretext_head(tmp_path):
         load_weights(FNO(width=4, modes=4, in_channels=1), tmp_path / "pretext" / "best.pt")
 
 
-@pytest.mark.parametrize("cause", ["huge-lr", "inf-in-data"])
-def test_nan_loss_ends_the_run_as_diverged(tmp_path, cause):
-    x, y = TRAIN
-    data = ((x, y), VAL) if cause == "huge-lr" else ((x, torch.where(y > 2, torch.inf, y)), VAL)
+@pytest.mark.parametrize("cause", ["huge-lr", "inf-in-data", "inf-in-validation"])
+def test_a_non_finite_loss_or_validation_error_ends_the_run_as_diverged(tmp_path, cause):
+    (x, y), (xv, yv) = TRAIN, VAL
+    data = {"huge-lr": ((x, y), VAL), "inf-in-data": ((x, torch.where(y > 2, torch.inf, y)), VAL),
+            "inf-in-validation": (TRAIN, (xv, torch.where(yv > 2, torch.inf, yv)))}[cause]
     _, result = run(tmp_path, cause, data=data, lr=1e10 if cause == "huge-lr" else 1e-2, epochs=20)
-    assert result.status == "diverged"
-    assert result.epochs_run < 20
-    assert "training loss became" in result.error and "lower the learning rate" in result.error
-    assert result.epochs[-1]["epoch"] == result.epochs_run
+    assert result.status == "diverged" and not result.still_improving
+    assert result.steps_run < 80 and result.rows[-1]["step"] == result.steps_run
+    what = "validation error" if cause == "inf-in-validation" else "training loss"
+    assert f"{what} became" in result.error and "lower the learning rate" in result.error
 
 
-def test_patience_stops_early(tmp_path):
+def test_patience_counts_evaluations(tmp_path):
     # an lr far below float32 resolution leaves the weights, hence the validation error, unchanged
     _, result = run(tmp_path, "patience", lr=1e-30, epochs=20, patience=2, schedule="constant")
     assert result.status == "ok"
-    assert (result.best_epoch, result.epochs_run) == (1, 3)
+    assert (result.best_step, result.steps_run) == (0, 6)  # the initial weights, then two evaluations later
+
+
+@pytest.mark.parametrize(("n", "settings", "steps", "per_epoch"), [
+    (8, {"steps": 37}, 37, 1), (512, {"steps": 37}, 37, 32),  # the budget whatever N: epochs follow
+    (8, {"epochs": 2, "min_steps": 30}, 30, 1), (512, {"epochs": 2, "min_steps": 30}, 64, 32),  # a floor on steps
+])
+def test_a_step_budget_runs_exactly_that_many_optimiser_steps(tmp_path, n, settings, steps, per_epoch):
+    cfg = TrainConfig.from_dict({"batch_size": 16, "lr": 1e-3, "checkpoint_every_s": 1e9, **settings})
+    assert cfg.budget(n).total_steps == steps
+    model = fresh_model()
+    result = train(model, poisson_data(n, seed=3), VAL, cfg, seed=0, device="cpu", workdir=tmp_path)
+    optimiser = load(tmp_path / "last.pt")["optimizer"]["state"]
+    assert {int(state["step"]) for state in optimiser.values()} == {steps}  # Adam counted every step it took
+    assert (result.steps_run, result.epochs_run) == (steps, steps / per_epoch)
+    assert result.rows[-1]["step"] == steps and result.rows[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_budget_and_evaluation_cadence():
+    assert TrainConfig(epochs=3, batch_size=16).budget(40) == Budget(16, 3, 9, 1)
+    budget = TrainConfig(steps=2000, batch_size=16).budget(8)
+    assert (budget.batch_size, budget.total_steps, budget.eval_every, budget.evaluations) == (8, 2000, 40, 51)
+    assert TrainConfig(steps=10, eval_every=4).budget(8).evaluations == 4  # 0, 4, 8 and the end, 10
+
+
+def test_the_supervised_loss_is_chosen_by_name(tmp_path):
+    pred, target = torch.ones(2, 1, 4, 4), torch.tensor([2.0, 4.0])[:, None, None, None].expand(2, 1, 4, 4)
+    assert Objective("sse").loss(pred, target).item() == (16 * 1 + 16 * 9) / 2  # summed per sample, averaged
+    assert Objective("mse").loss(pred, target).item() == (1 + 9) / 2
+    assert Objective("rel_l2").loss(pred, target).item() == pytest.approx((1 / 2 + 3 / 4) / 2)
+    runs = {loss: run(tmp_path, loss, objective=Objective(loss))[1].rows for loss in ("sse", "rel_l2")}
+    assert without_seconds(runs["sse"]) != without_seconds(runs["rel_l2"])
+    with pytest.raises(HarnessError, match="loss must be one of"):
+        Objective("l1")
 
 
 def test_corrupt_checkpoint_gives_a_clear_error(tmp_path):
@@ -298,3 +354,47 @@ def test_normalisation_values():
     torch.testing.assert_close(x[:, 0, 0, 0], torch.tensor([0.8, -0.8]))
     expected = torch.tensor([1.0, 0.5, 2.0, 2.0, 2.0, 0.0])
     torch.testing.assert_close(x[:, 1:, 3, 5], torch.stack([expected, expected / 2]))
+
+
+# --- real processes killed mid-run ------------------------------------------------------------------------------
+
+# 200 steps, validated every 10: long enough to be stopped part-way by a signal
+LONG = {"epochs": 50, "lr": 1e-2, "batch_size": 16, "eval_every": 10}
+CHILD = """
+import sys
+from harness.train.loop import TrainConfig, train
+from tests.test_train import LONG, TRAIN, VAL, fresh_model
+cfg = TrainConfig.from_dict({**LONG, "checkpoint_every_s": float(sys.argv[2])})
+train(fresh_model(), TRAIN, VAL, cfg, seed=0, device="cpu", workdir=sys.argv[1],
+      on_eval=lambda row: print("step", row["step"], flush=True))
+"""
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    model = fresh_model()
+    cfg = TrainConfig.from_dict({**LONG, "checkpoint_every_s": 1e9})
+    result = train(model, TRAIN, VAL, cfg, seed=0, device="cpu", workdir=tmp_path_factory.mktemp("uninterrupted"))
+    return model, result
+
+
+@pytest.mark.parametrize(("signum", "checkpoint_every_s"), [(signal.SIGKILL, 0.0), (signal.SIGTERM, 1e9)])
+def test_a_killed_process_resumes_bit_identically(tmp_path, uninterrupted, signum, checkpoint_every_s):
+    """SIGKILL: the last per-step checkpoint survives it. SIGTERM (Slurm's preemption): with no timed checkpoint
+    due, the run writes one at the next step boundary, then dies as the signal says."""
+    root = Path(__file__).resolve().parent.parent
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), str(checkpoint_every_s)], cwd=root,
+                             stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    for line in child.stdout:
+        if line.strip() == "step 30":
+            child.send_signal(signum)
+            break
+    assert child.wait(timeout=60) == -signum
+    stopped_at = load(tmp_path / "last.pt")["loop"]["step"]
+    assert 30 <= stopped_at < 200
+    model = fresh_model(seed=99)  # init is overwritten by the checkpoint
+    cfg = TrainConfig.from_dict({**LONG, "checkpoint_every_s": 1e9})
+    result = train(model, TRAIN, VAL, cfg, seed=0, device="cpu", workdir=tmp_path)
+    full_model, full = uninterrupted
+    assert_same_weights(full_model, model)
+    assert without_seconds(result.rows) == without_seconds(full.rows) and result.best_step == full.best_step

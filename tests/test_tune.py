@@ -85,12 +85,12 @@ def test_killing_a_tuned_sweep_midway_then_resubmitting_finishes_without_duplica
     root = tmp_path / "results"
     spec = tuned({"params": {"train.lr": {"log_uniform": [1.0e-4, 1.0e-2]}}, "n_trials": 3, "sampler": "tpe",
                   "seed": 3})
-    spec["base"]["train"]["epochs"] = 4
     spec["base"]["downstream"]["n_train"] = 32
+    spec["base"]["train"].update(epochs=4, checkpoint_every_s=0)  # 16 steps, a last.pt at every step
     cli(root, "expand", str(_write(tmp_path, spec)))
     jobs = load_plan(root / "tuned")
     proc = start_harness(root, "submit", "--workers", "1", env={HOLD_ENV: f"{jobs[1]['id']}:2"})
-    wait_for_line(proc, "holding at evaluation 2")  # the first trial done, the second one midway
+    wait_for_line(proc, "holding at step 2")  # the first trial done, the second one midway
     for pid in workers(proc.pid):
         os.kill(pid, signal.SIGKILL)
     proc.communicate(timeout=600)  # the third trial runs on a fresh worker

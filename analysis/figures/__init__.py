@@ -1,7 +1,9 @@
-"""The papers' figures (``FIGURES``: name -> function of the ok runs), the curve fits they draw and the strategy
-table."""
+"""The papers' figures (``FIGURES``: name -> function of the ok runs), the figures of the transfer laws
+(``LAW_FIGURES``: name -> function of the ok runs, their curve fits and laws), the curve fits they draw and the
+strategy table."""
 
-from analysis.figures.curves import CurveFits, fit_curves
+from analysis.curves import CurveFits, fit_curves
+from analysis.figures.laws import LAW_FIGURES, data_transferred, joint_law
 from analysis.figures.plots import (
     FIGURES,
     chosen_lr,
@@ -17,14 +19,17 @@ from analysis.figures.style import FigureResult
 
 __all__ = [
     "FIGURES",
+    "LAW_FIGURES",
     "CurveFits",
     "FigureResult",
     "chosen_lr",
+    "data_transferred",
     "efficiency_vs_target",
     "error_vs_n",
     "fit_curves",
     "gain_heatmap",
     "gain_vs_size",
+    "joint_law",
     "mixed_pretraining",
     "strategies",
     "strategy_table",

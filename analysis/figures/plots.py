@@ -12,7 +12,7 @@ import seaborn as sns
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from analysis.figures.curves import (
+from analysis.curves import (
     ERR,
     PANEL,
     SIZE,
@@ -28,6 +28,7 @@ from analysis.figures.curves import (
     primary,
     primary_strategy,
     spread_values,
+    still_improving_at,
 )
 from analysis.figures.strategy import SCRATCH_LABEL, strategy_points
 from analysis.figures.style import (
@@ -74,7 +75,7 @@ def _series(rows: pd.DataFrame, fits: CurveFits, color: tuple, label: str) -> li
             continue
         m = mean_points(c)
         out.append(Series(m[N].to_numpy(), m["mean"].to_numpy(), color, label, m["min"].to_numpy(),
-                          m["max"].to_numpy(), fits.get(c)))  # fmt: skip
+                          m["max"].to_numpy(), fits.get(c), hollow=still_improving_at(c)))  # fmt: skip
     return out
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.figures.curves import ERR, PANEL, SIZE, N, downstream_points
+from analysis.curves import ERR, PANEL, SIZE, N, downstream_points
 
 SCRATCH_LABEL = "none (scratch)"
 AUGMENT = ("pretrain.train.augment", "train.augment")

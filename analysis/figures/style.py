@@ -23,6 +23,7 @@ matplotlib.use("Agg")
 STAGE_LABELS = {"finetune": "fine-tuned", "scratch": "scratch", "zeroshot": "zero-shot", "mixed": "fine-tuned (mixed)"}
 STAGE_RAMPS = {"finetune": "Blues", "scratch": "Oranges", "zeroshot": "Greys", "mixed": "Greens"}
 DPI = 150  # the report saves PNGs at this resolution
+IMPROVING_LABEL = "hollow: a run still improving at the end"
 
 P = ParamSpec("P")
 
@@ -76,6 +77,7 @@ class Series:
     fit: PowerLawFit | None = None
     marker: str = "o"
     line: str = ""
+    hollow: np.ndarray | None = None  # points drawn hollow (e.g. runs still improving at the end of training)
 
 
 def panel_grid(
@@ -116,8 +118,9 @@ _TEXT = TextToPath()
 _PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 
 
-def draw_panel(ax: Axes, series: list[Series], xlabel: str, ylabel: str) -> None:
-    """Draw every series of one panel, fitted curves dashed with their bootstrap band, and its legend."""
+def draw_panel(ax: Axes, series: list[Series], xlabel: str, ylabel: str, hollow_label: str = IMPROVING_LABEL) -> None:
+    """Draw every series of one panel, fitted curves dashed with their bootstrap band, hollow points (explained in
+    the legend by ``hollow_label``), and its legend."""
     for s in series:
         if s.x is None:
             ax.axhline(float(np.mean(s.y)), color=s.color, linestyle=":", linewidth=1.2, label=s.label)
@@ -131,6 +134,9 @@ def draw_panel(ax: Axes, series: list[Series], xlabel: str, ylabel: str) -> None
             s.x, s.y, yerr=yerr, color=s.color, label=label, marker=s.marker or "none", markersize=3.5,
             linestyle=s.line or "none", linewidth=1.2, elinewidth=0.7, capsize=1.5,
         )  # fmt: skip
+        if s.hollow is not None and s.hollow.any():
+            ax.plot(s.x[s.hollow], s.y[s.hollow], linestyle="none", marker=s.marker or "o", markersize=3.5,
+                    markerfacecolor="white", markeredgecolor=s.color, markeredgewidth=0.9, zorder=3)  # fmt: skip
         if s.fit is not None:
             grid = np.geomspace(np.min(s.x), np.max(s.x), 64)
             ax.plot(grid, s.fit.predict(grid), linestyle="--", color=s.color, linewidth=1.0)
@@ -149,5 +155,8 @@ def draw_panel(ax: Axes, series: list[Series], xlabel: str, ylabel: str) -> None
             axis.set_minor_locator(LogLocator(subs=(2.0, 3.0, 5.0) if hi > 4 * lo else np.arange(2.0, 10.0)))
             axis.set_major_formatter(_PLAIN)
             axis.set_minor_formatter(_PLAIN)
+    if any(s.hollow is not None and s.hollow.any() for s in series):
+        ax.plot([], [], linestyle="none", marker="o", markersize=3.5, markerfacecolor="white", markeredgecolor="0.3",
+                label=hollow_label)  # fmt: skip
     if any(s.label for s in series):
         ax.legend(fontsize="xx-small", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))

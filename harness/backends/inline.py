@@ -55,7 +55,7 @@ class InlineBackend:
                 state[job["id"]] = State.BLOCKED
                 continue
             hook = evaluation_printer(job["id"]) if self.verbose else None
-            summary = run_job(job, Path(sweep_path).parent, on_epoch=hook)
+            summary = run_job(job, Path(sweep_path).parent, on_eval=hook)
             state[job["id"]] = State(summary["status"])
         return finished(sweep_path, {job["id"]: state[job["id"]] for job in jobs})
 

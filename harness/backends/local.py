@@ -95,12 +95,12 @@ def visible_gpus() -> list[str]:
 
 
 def evaluation_printer(job_id: str):
-    """An evaluation hook printing one line per evaluation (its numeric columns) to stderr (`--verbose`)."""
+    """An evaluation hook printing one line per evaluation to stderr (`--verbose`)."""
 
     def show(row: dict[str, Any]) -> None:
-        line = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, int | float))
         with contextlib.suppress(OSError):  # a closed terminal must not fail the job
-            print(f"  {job_id}  {line}", file=sys.stderr, flush=True)
+            print(f"  {job_id} step {row['step']:6d}  epoch {row['epoch']:7.2f}  loss {row['train_loss']:.4g}  "
+                  f"val {row['val_rel_l2']:.4f}", file=sys.stderr, flush=True)
 
     return show
 
@@ -115,7 +115,7 @@ def _worker(conn: Connection, slot: Slot, root: str, verbose: bool) -> None:
 
     torch.set_num_threads(slot.threads)
     while (job := conn.recv()) is not None:
-        summary = run_job(job, root, on_epoch=evaluation_printer(job["id"]) if verbose else None)
+        summary = run_job(job, root, on_eval=evaluation_printer(job["id"]) if verbose else None)
         conn.send((job["id"], summary["status"], summary.get("error", "")))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,7 +13,7 @@ from harness.pde.sources import vf_of
 from harness.pde.systems import CHANNELS, COMMON_CHANNELS, MIXED, SYSTEMS, resolve_ranges, sample_block
 
 # Bump whenever a change alters the samples a given request produces (it keys the cache).
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: helmholtz K channels, every sample solved from its channels
 # Samples per independently seeded block: sample i comes from block i // BLOCK, whatever n is. Blocks are
 # also the unit of work: 16 samples' float64 spectra at 128^2 (~2 MB) stay in cache, about twice as fast as
 # 256-sample blocks.
@@ -74,31 +74,46 @@ def check_request(n: object, resolution: object, seed: object, dtype: object) ->
     return n, int(resolution), seed, dtype
 
 
-def _range_tag(system: str, lo: float, hi: float) -> int:
-    """A 32-bit integer naming (system, range), so different ranges draw independent samples."""
-    digest = hashlib.sha256(f"{system}:{float(lo)!r}:{float(hi)!r}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
+def stream_tag(text: str) -> int:
+    """A 32-bit integer naming a random stream (e.g. a system and its ranges), so different ranges draw
+    independent samples."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
 
-def _generate_into(out: dict[str, np.ndarray], n_total: int, system: str, rows: range, lo: float, hi: float,
-                   resolution: int, seed: int, dtype: type, common_layout: bool) -> None:
-    """Generate ``len(rows)`` samples of ``system``, writing its j-th sample to row ``rows[j]`` of ``out``'s
-    arrays (created on first use with ``n_total`` rows); ``common_layout`` stores coef_common as coefficients."""
-    tag = _range_tag(system, lo, hi)
+def fill_blocks(out: dict[str, np.ndarray], n_total: int, rows: range, seed: int, tag: int,
+                make_block: Callable[[np.random.Generator, int, int], dict[str, np.ndarray]]) -> None:
+    """Generate ``len(rows)`` samples block by block, writing the j-th to row ``rows[j]`` of ``out``'s arrays
+    (created on first use with ``n_total`` rows). Block k is ``make_block(rng, start, keep)`` with ``rng``
+    seeded by (seed, tag, k), ``start = k * BLOCK`` and ``keep`` its number of samples (``BLOCK`` but in the
+    last block); ``make_block`` must draw for a whole block whatever ``keep``, so that generation is
+    prefix-stable."""
     for block, start in enumerate(range(0, len(rows), BLOCK)):
         keep = min(BLOCK, len(rows) - start)
         rng = np.random.default_rng(np.random.SeedSequence([seed, tag, block]))
-        part = sample_block(system, rng, vf_of(np.arange(BLOCK)), keep, lo, hi, resolution, dtype)
-        part["vf"] = vf_of(np.arange(start, start + keep))
-        part["system"] = np.full(keep, SYSTEMS.index(system))
-        if common_layout:
-            part["coefficients"] = part["coef_common"]
+        part = make_block(rng, start, keep)
         block_rows = rows[start:start + keep]
         where = slice(block_rows.start, block_rows.stop, block_rows.step)
         for key, value in part.items():
             if key not in out:
                 out[key] = np.empty((n_total, *value.shape[1:]), value.dtype)
             out[key][where] = value
+
+
+def _generate_into(out: dict[str, np.ndarray], n_total: int, system: str, rows: range, lo: float, hi: float,
+                   resolution: int, seed: int, dtype: type, common_layout: bool) -> None:
+    """Generate ``len(rows)`` samples of ``system`` into rows ``rows`` of ``out`` (see :func:`fill_blocks`);
+    ``common_layout`` stores coef_common as coefficients."""
+
+    def make_block(rng: np.random.Generator, start: int, keep: int) -> dict[str, np.ndarray]:
+        part = sample_block(system, rng, vf_of(np.arange(BLOCK)), keep, lo, hi, resolution, dtype)
+        part["vf"] = vf_of(np.arange(start, start + keep))
+        part["system"] = np.full(keep, SYSTEMS.index(system))
+        if common_layout:
+            part["coefficients"] = part["coef_common"]
+        return part
+
+    tag = stream_tag(f"{system}:{float(lo)!r}:{float(hi)!r}")
+    fill_blocks(out, n_total, rows, seed, tag, make_block)
 
 
 def generate(system: str, n: int, *, coef_range: Sequence[float] | None = None,
@@ -133,15 +148,32 @@ def generate(system: str, n: int, *, coef_range: Sequence[float] | None = None,
 _HAS_CHANNEL = np.array([[c in CHANNELS[s] for c in COMMON_CHANNELS] for s in SYSTEMS])
 
 
+def present_channels(system: np.ndarray) -> np.ndarray:
+    """(n, len(COMMON_CHANNELS)) bool: which common channels each sample's system (index in SYSTEMS) has."""
+    return _HAS_CHANNEL[np.asarray(system)]
+
+
+def median_rms(fields: np.ndarray) -> float:
+    """Median over samples of the RMS of a field (n, R, R), sqrt(mean over the grid of f^2): ||f||_2 on the
+    unit square. Accumulated in float64, 64 samples at a time (each sample's value does not depend on the
+    block, and the float64 copy stays small)."""
+    rms = [np.sqrt(np.mean(np.square(fields[s:s + 64], dtype=np.float64), axis=(1, 2)))
+           for s in range(0, len(fields), 64)]
+    return float(np.median(np.concatenate(rms)))
+
+
+def coefficient_scales(coefficients: np.ndarray, present: np.ndarray) -> list[float]:
+    """Per column of ``coefficients`` (n, C): median |value| over the samples where ``present`` (n, C) is
+    true (0 if none is)."""
+    return [float(np.median(np.abs(coefficients[present[:, c], c]))) if present[:, c].any() else 0.0
+            for c in range(coefficients.shape[1])]
+
+
 def compute_stats(data: PDEData) -> dict:
     """Normalisation statistics of a training set.
 
-    ``median_source_norm``: median over samples of the RMS of f, sqrt(mean over the grid of f^2) (equal to
-    ||f||_2 on the unit square); ``coef_scale``: per common channel, median |value| over the samples whose
-    system has that channel (0 if none has it).
+    ``median_source_norm``: :func:`median_rms` of the sources; ``coef_scale``: per common channel, median
+    |value| over the samples whose system has that channel (0 if none has it).
     """
-    rms = np.sqrt(np.mean(np.square(data.source, dtype=np.float64), axis=(1, 2)))
-    present = _HAS_CHANNEL[data.params["system"]]
-    scale = [float(np.median(np.abs(data.coef_common[present[:, c], c]))) if present[:, c].any() else 0.0
-             for c in range(len(COMMON_CHANNELS))]
-    return {"median_source_norm": float(np.median(rms)), "coef_scale": scale}
+    return {"median_source_norm": median_rms(data.source),
+            "coef_scale": coefficient_scales(data.coef_common, present_channels(data.params["system"]))}

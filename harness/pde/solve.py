@@ -66,12 +66,6 @@ def advection_symbol(v1: np.ndarray, v2: np.ndarray, resolution: int) -> np.ndar
     return _col(v1) * kx + _col(v2) * ky
 
 
-def helmholtz_symbol(omega: np.ndarray, resolution: int) -> np.ndarray:
-    """Symbol of ``-0.01 Laplacian - omega``: shape ``(B, R, R // 2 + 1)``."""
-    _, kx2, _, ky2 = wavenumbers(resolution, resolution)
-    return NU * (kx2 + ky2) - _col(omega)
-
-
 def solve_with_symbol(f_hat: np.ndarray, symbol: np.ndarray, resolution: int, pin_mean: bool) -> np.ndarray:
     """Solve ``L u = f`` given ``f``'s spectrum and ``L``'s (real or complex) symbol; float64 ``(B, R, R)``.
 
@@ -87,8 +81,13 @@ def solve_with_symbol(f_hat: np.ndarray, symbol: np.ndarray, resolution: int, pi
     return irfft2(f_hat * inverse, (resolution, resolution))
 
 
-def _apply_multipliers(u, multipliers):
-    """Apply Fourier multipliers (built from :func:`wavenumbers`) to numpy arrays or torch tensors."""
+def apply_multipliers(u, multipliers):
+    """Apply Fourier multipliers to periodic fields ``u[..., x, y]`` (numpy arrays or torch tensors).
+
+    ``multipliers(kx, kx2, ky, ky2)`` gets :func:`wavenumbers` of the grid (as tensors of u's dtype and device
+    for torch) and returns a tuple of multipliers broadcasting over the rfft2 spectrum; returns the tuple of
+    filtered fields, same type and dtype as ``u``.
+    """
     nx, ny = u.shape[-2], u.shape[-1]
     ks = wavenumbers(nx, ny)
     if isinstance(u, np.ndarray):
@@ -107,10 +106,10 @@ def spectral_grad(u):
     Works on numpy arrays or torch tensors (any device, any batch shape), returning the same type and dtype.
     Exact (to round-off) for band-limited fields.
     """
-    return _apply_multipliers(u, lambda kx, kx2, ky, ky2: (1j * kx, 1j * ky))
+    return apply_multipliers(u, lambda kx, kx2, ky, ky2: (1j * kx, 1j * ky))
 
 
 def spectral_hessian(u):
     """``(d2u/dx2, d2u/dy2, d2u/dxdy)`` of periodic fields ``u[..., x, y]``; numpy or torch like
     :func:`spectral_grad`."""
-    return _apply_multipliers(u, lambda kx, kx2, ky, ky2: (-kx2, -ky2, -(kx * ky)))
+    return apply_multipliers(u, lambda kx, kx2, ky, ky2: (-kx2, -ky2, -(kx * ky)))

@@ -4,6 +4,14 @@ SYS-1 poisson              -div(K grad u) = f,  K = 0.01 R(theta)^T diag(1, e) R
 SYS-2 advection_diffusion  lam v.grad u - (1 - lam) 0.01 div(K grad u) = f,  K eigenvalues 1, U(1, 5)
 SYS-3 helmholtz            -0.01 Laplacian u - omega u = f,  omega integer
 
+All three are the one operator ``-div(K grad u) + v.grad u - omega u = f`` whose coefficients are the common
+channels (k11, k22, k12, v1, v2, omega) (``COMMON_CHANNELS``): poisson (K), advection_diffusion
+((1 - lam) 0.01 K, lam v), helmholtz (0.01 I, omega). Every sample is solved from its channels
+(``operator_symbol``), so the channels hold the whole operator: scaling f and every channel by s leaves u
+unchanged, and per-instance normalisation (``harness.train.normalise``) keeps each operator recoverable
+(helmholtz's omega is the ratio of its omega and k11 channels). ``LAYOUT_VERSION`` numbers this layout; a
+job's id includes it, so data and checkpoints of another layout are never mixed in.
+
 The shifted coefficient is e (poisson), Psi = ||advection term|| / ||diffusion term|| (advection_diffusion)
 and omega (helmholtz).
 """
@@ -16,26 +24,23 @@ from collections.abc import Sequence
 import numpy as np
 
 from harness.errors import DataError
-from harness.pde.solve import (
-    NU,
-    advection_symbol,
-    diffusion_symbol,
-    helmholtz_symbol,
-    rfft2,
-    solve_with_symbol,
-    wavenumbers,
-)
+from harness.pde.solve import NU, advection_symbol, diffusion_symbol, rfft2, solve_with_symbol, wavenumbers
 from harness.pde.sources import SIGMA, build_sources, draw_amplitudes
 
 SYSTEMS = ("poisson", "advection_diffusion", "helmholtz")
 MIXED = "mixed"
+# The time-dependent systems of the second study (solved in harness.pde.time_systems) and their mixture.
+TIME_SYSTEMS = ("heat", "advection", "burgers")
+TIME_MIXED = "mixed_time"
 COMMON_CHANNELS = ("k11", "k22", "k12", "v1", "v2", "omega")
 CHANNELS = {
     "poisson": ("k11", "k22", "k12"),
     "advection_diffusion": ("k11", "k22", "k12", "v1", "v2"),
-    "helmholtz": ("omega",),
+    "helmholtz": ("k11", "k22", "k12", "omega"),
     MIXED: COMMON_CHANNELS,
 }
+# 1: helmholtz had its omega channel only; 2: every operator whole in its channels (helmholtz's 0.01 I too).
+LAYOUT_VERSION = 2
 SHIFTED_PARAM = {"poisson": "e", "advection_diffusion": "psi", "helmholtz": "omega"}
 SHIFT_LEVELS = {
     "poisson": {"id": (1.0, 5.0), "moderate": (5.0, 10.0), "large": (10.0, 20.0)},
@@ -121,6 +126,31 @@ def resolve_ranges(system: str, shift: str | Sequence[float] | None = None,
     return {s: SHIFT_LEVELS[s][level] for s in SYSTEMS}
 
 
+def operator_symbol(coef: np.ndarray, resolution: int) -> np.ndarray:
+    """Symbol of ``-div(K grad .) + v.grad . - omega`` for common-channel coefficients ``coef`` (B, 6):
+    shape ``(B, R, R // 2 + 1)``, complex."""
+    k11, k22, k12, v1, v2, omega = np.asarray(coef, dtype=np.float64).T
+    return (diffusion_symbol(k11, k22, k12, resolution) + 1j * advection_symbol(v1, v2, resolution)
+            - omega[:, None, None])
+
+
+def solve_channels(f_hat: np.ndarray, coef: np.ndarray, resolution: int) -> np.ndarray:
+    """Solve each sample's operator (its common channels ``coef`` (B, 6)) for sources with spectra ``f_hat``;
+    float64 (B, R, R). Without a zero-order term (omega = 0) the zero mode of u is pinned to 0."""
+    omega = np.asarray(coef)[:, COMMON_CHANNELS.index("omega")]
+    if np.any(omega == 0) and not np.all(omega == 0):
+        raise DataError("solve_channels needs every sample of a batch with omega = 0 or every one without")
+    return solve_with_symbol(f_hat, operator_symbol(coef, resolution), resolution, pin_mean=bool(omega[0] == 0))
+
+
+def helmholtz_channels(omega: np.ndarray) -> np.ndarray:
+    """Common channels (B, 6) of ``-0.01 Laplacian - omega``: K = 0.01 I, no advection."""
+    coef = np.zeros((len(omega), len(COMMON_CHANNELS)))
+    coef[:, 0] = coef[:, 1] = NU
+    coef[:, 5] = omega
+    return coef
+
+
 def _rotated(theta: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Entries (k11, k22, k12) of R(theta)^T diag(1, e) R(theta)."""
     c, s = np.cos(theta), np.sin(theta)
@@ -202,10 +232,9 @@ def sample_block(system: str, rng: np.random.Generator, vf: np.ndarray, keep: in
     if system == "poisson":
         params["e"], params["theta"] = rng.uniform(lo, hi, b), rng.uniform(0.0, 2 * np.pi, b)
         params = {k: v[:keep] for k, v in params.items()}
-        k = np.stack(_rotated(params["theta"], params["e"]), axis=1) * NU
+        common[:, :3] = np.stack(_rotated(params["theta"], params["e"]), axis=1) * NU
         f, f_hat = _sources(amps[:keep], resolution, dtype, zero_mean=True)
-        u = solve_with_symbol(f_hat, diffusion_symbol(*k.T, resolution), resolution, pin_mean=True)
-        coefficients = common[:, :3] = k
+        u = solve_channels(f_hat, common, resolution)
     elif system == "advection_diffusion":
         params["e"], params["theta"] = rng.uniform(*AD_EIGEN_RANGE, b), rng.uniform(0.0, 2 * np.pi, b)
         phi, params["psi"] = rng.uniform(0.0, 2 * np.pi, b), rng.uniform(lo, hi, b)
@@ -219,14 +248,14 @@ def sample_block(system: str, rng: np.random.Generator, vf: np.ndarray, keep: in
         power[:, 0, 0] = 0.0
         live = _source_support(resolution)
         lam = params["lam"] = _lam_for_ratio(power[:, live], a[:, live], d[:, live], params["psi"])
-        u = solve_with_symbol(f_hat, 1j * lam[:, None, None] * a + (1 - lam)[:, None, None] * d,
-                              resolution, pin_mean=True)
-        coefficients = common[:, :5] = np.concatenate([(1 - lam)[:, None] * k, lam[:, None] * params["v"]], 1)
+        common[:, :5] = np.concatenate([(1 - lam)[:, None] * k, lam[:, None] * params["v"]], 1)
+        u = solve_channels(f_hat, common, resolution)
     else:
         f, u, omega = _helmholtz(rng, vf, amps, keep, int(lo), int(hi), resolution, dtype)
         params = {k: v[:keep] for k, v in params.items()}
         params["omega"] = omega.astype(np.float64)
-        coefficients = common[:, 5:] = omega[:, None].astype(np.float64)
+        common = helmholtz_channels(params["omega"])
+    coefficients = common[:, [COMMON_CHANNELS.index(c) for c in CHANNELS[system]]]
     return {"source": f, "solution": u.astype(dtype, copy=False), "coefficients": coefficients,
             "coef_common": common, **params}
 
@@ -241,7 +270,7 @@ def _helmholtz(rng: np.random.Generator, vf: np.ndarray, amps: np.ndarray, keep:
     omega = rng.integers(lo, hi + 1, len(vf))[:keep]
     amps = amps[:keep]
     f, f_hat = _sources(amps, resolution, dtype, zero_mean=False)
-    u = solve_with_symbol(f_hat, helmholtz_symbol(omega, resolution), resolution, pin_mean=False)
+    u = solve_channels(f_hat, helmholtz_channels(omega), resolution)
     todo = np.flatnonzero(_too_large(u))
     for _ in range(HELMHOLTZ_MAX_ROUNDS):
         if todo.size == 0:
@@ -249,7 +278,7 @@ def _helmholtz(rng: np.random.Generator, vf: np.ndarray, amps: np.ndarray, keep:
         amps[todo] = draw_amplitudes(rng, vf)[todo]
         omega[todo] = rng.integers(lo, hi + 1, len(vf))[todo]
         f[todo], f_hat = _sources(amps[todo], resolution, dtype, zero_mean=False)
-        u[todo] = solve_with_symbol(f_hat, helmholtz_symbol(omega[todo], resolution), resolution, pin_mean=False)
+        u[todo] = solve_channels(f_hat, helmholtz_channels(omega[todo]), resolution)
         todo = todo[_too_large(u[todo])]
     raise DataError(f"helmholtz: {todo.size} samples still have max|u| > {HELMHOLTZ_MAX_U} after "
                     f"{HELMHOLTZ_MAX_ROUNDS} redraws at omega in [{lo}, {hi}]: choose a range away from "

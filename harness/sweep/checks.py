@@ -8,7 +8,8 @@ sweep fails before anything is written or queued (on Slurm: before waiting in th
 - model: `model.modes` fit the grid -- ``harness.models.size.check_modes``, as ``FNO.forward``;
 - pretraining: the masked strategy's ratio and patch grid -- ``harness.train.rules``, as ``Masked``;
 - training: every train setting and the constraints between them -- ``TrainConfig``, as the training loop;
-- zero-shot only of a supervised pretraining (a pretext head predicts no solution);
+- zero-shot only of a supervised pretraining (a pretext head predicts no solution), and a pretraining loss
+  setting only for supervised pretraining (the pretext strategies have their own losses);
 - memory: parameters, Adam state, one batch's activations and the resident data of each training stage
   (``harness.models.size.train_memory``) fit the largest device a backend offers
   (``harness.backends.resources.largest_device``).
@@ -32,11 +33,12 @@ from harness.train.rules import check_patch_grid, masked_patches
 GIB = 1 << 30
 
 
-def check_point(point: dict[str, Any], config: dict[str, Any], stages: list[str], where: Where,
-                device: Device) -> None:
-    """Raise SweepError unless the resolved ``config`` of ``point`` can run as the ``stages`` it expands to."""
+def check_point(point: dict[str, Any], config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]],
+                where: Where, device: Device) -> None:
+    """Raise SweepError unless the resolved ``config`` of ``point`` can run as the (stage, job config) pairs
+    ``stages`` it expands to."""
     try:
-        _check(point, config, stages, where, device)
+        _check(config, stages, device)
     except _Bad as bad:
         raise where.at_point(bad.key, point, bad.message) from None
 
@@ -57,31 +59,31 @@ def _run(key: str, check, *args: Any, fix: str = "") -> Any:
         raise _Bad(key, f"{exc}; {fix}" if fix else str(exc)) from None
 
 
-def _check(point: dict[str, Any], config: dict[str, Any], stages: list[str], where: Where, device: Device) -> None:
-    res, pretrain = config["resolution"], config["pretrain"]
-    parts = {"pretrain": pretrain} if "pretrain" in stages else {}
-    if any(stage != "pretrain" for stage in stages):
-        parts["downstream"] = config["downstream"]
-    for name, part in parts.items():
-        system, shift = part["system"], part["shift"]
+def _check(config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]], device: Device) -> None:
+    res, pretrain, names = config["resolution"], config["pretrain"], [stage for stage, _ in stages]
+    for stage, job in stages:
+        part_name = "pretrain" if stage == "pretrain" else "downstream"
+        system, shift = job[part_name]["system"], job[part_name]["shift"]
         levels = ", ".join(SHIFT_LEVELS.get(system, MIXED_LEVELS))
         fix = f"use a range where that holds, or a {system} level: {levels}" if isinstance(shift, list) else ""
-        _run(f"{name}.shift", resolve_ranges, system, shift, fix=fix)
+        _run(f"{part_name}.shift", resolve_ranges, system, shift, fix=fix)
     _run("model.modes", check_modes, config["model"]["modes"], res, res)
-    if "pretrain" in stages and pretrain["strategy"] == "masked":
+    strategy = pretrain["strategy"]
+    if "pretrain" in names and strategy == "masked":
         _run("pretrain.mask_ratio", masked_patches, pretrain["mask_ratio"], pretrain["mask_patches"])
         _run("pretrain.mask_patches", check_patch_grid, pretrain["mask_patches"], res, res)
-    strategy = pretrain["strategy"]
-    if "zeroshot" in stages and strategy != "supervised":
+    if "zeroshot" in names and strategy != "supervised":
         raise _Bad("init", f"init zeroshot needs pretrain.strategy supervised, not {strategy}; add "
                            f"`exclude: [{{init: zeroshot, pretrain.strategy: {strategy}}}]`")
-    trained = {"pretrain.train": ("pretrain", pretrain)} if "pretrain" in stages else {}
-    if any(stage in ("finetune", "scratch") for stage in stages):
-        trained["train"] = ("downstream", config)
-    for key, (part_name, holder) in trained.items():
-        settings = _run(key, _train_config, tuple(holder["train"].items()))
-        part = config[part_name]
-        _check_memory(key, config, settings.batch_size, part["n_train"], part["n_val"], device)
+    if "pretrain" in names and strategy != "supervised" and pretrain["train"]["loss"] != "sse":
+        raise _Bad("pretrain.train.loss", f"pretrain.train.loss applies to supervised pretraining; the {strategy} "
+                                          "strategy has its own loss: remove pretrain.train.loss for it")
+    for stage, job in stages:
+        if stage != "zeroshot":
+            key, part = ("pretrain.train", job["pretrain"]) if stage == "pretrain" else ("train", job)
+            settings = _run(key, _train_config, tuple(part["train"].items()))
+            data = job["pretrain" if stage == "pretrain" else "downstream"]
+            _check_memory(key, config, settings.batch_size, data["n_train"], data["n_val"], device)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -3,14 +3,15 @@
 The cost model (``estimate``, pure): a job of shape (width, modes, resolution) costs f = ``flops_per_sample``
 per sample and forward pass, and
 
-    training job   f * (3 * n_train * epochs      train steps: forward + backward (~2 forwards)
-                        + n_val * epochs          a validation pass every epoch
+    training job   f * (3 * samples trained on    train steps: forward + backward (~2 forwards)
+                        + n_val * evaluations     validation passes (``TrainConfig.budget``)
                         + n_test)                 the final test pass
     zero-shot job  f * (n_val + n_test)           evaluation only
 
-``epochs`` is the configured maximum: with ``patience`` a job may stop sooner, so training hours are an upper
-bound. Hours = FLOPs x seconds per FLOP, which ``harness.train.timing.calibrate`` measures with a few steps of
-the jobs' own train step per shape (imported only when an estimate is asked: this module is torch-free).
+Samples trained on are the step budget's (``steps`` or ``epochs``, at least ``min_steps``): with ``patience`` a
+job may stop sooner, so training hours are an upper bound. Hours = FLOPs x seconds per FLOP, which
+``harness.train.timing.calibrate`` measures with a few steps of the jobs' own train step per shape (imported only
+when an estimate is asked: this module is torch-free).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness.config import TrainConfig
 from harness.models.size import TRAIN_PASSES, Shape, flops_per_sample
 from harness.process import apply_job_env
 from harness.states import Stage
@@ -30,11 +32,11 @@ STAGES = tuple(stage.value for stage in Stage)
 
 @dataclass(frozen=True)
 class StageCost:
-    """One row of the estimate: a stage (or "total") with its jobs, training sample-epochs, FLOPs and hours."""
+    """One row of the estimate: a stage (or "total") with its jobs, samples trained on, FLOPs and hours."""
 
     stage: str
     jobs: int
-    sample_epochs: int  # training samples x epochs (0 for zero-shot)
+    train_samples: int  # samples trained on, over all steps (0 for zero-shot)
     flops: float
     hours: float
 
@@ -46,14 +48,16 @@ def job_shape(job: dict[str, Any]) -> Shape:
 
 
 def job_passes(job: dict[str, Any]) -> tuple[int, int]:
-    """(training sample-epochs, forward-pass equivalents over samples) of one job, as in the module docstring."""
+    """(training samples, forward-pass equivalents over samples) of one job, as in the module docstring."""
     cfg, stage = job["config"], job["stage"]
     part = cfg["pretrain"] if stage == "pretrain" else cfg["downstream"]
     if stage == "zeroshot":
         return 0, part["n_val"] + part["n_test"]
-    epochs = (cfg["pretrain"]["train"] if stage == "pretrain" else cfg["train"])["epochs"]
-    sample_epochs = part["n_train"] * epochs
-    return sample_epochs, TRAIN_PASSES * sample_epochs + part["n_val"] * epochs + part["n_test"]
+    n = part["n_train"]
+    budget = TrainConfig.from_dict(cfg["pretrain"]["train"] if stage == "pretrain" else cfg["train"]).budget(n)
+    epochs, steps = divmod(budget.total_steps, budget.steps_per_epoch)
+    samples = epochs * n + min(steps * budget.batch_size, n)
+    return samples, TRAIN_PASSES * samples + part["n_val"] * budget.evaluations + part["n_test"]
 
 
 def _rate(seconds_per_flop: float | Mapping[Shape, float], shape: Shape) -> float:
@@ -76,22 +80,22 @@ def estimate(
     rows: dict[str, dict[str, float]] = {}
     for job in jobs:
         shape = job_shape(job)
-        sample_epochs, passes = job_passes(job)
+        train_samples, passes = job_passes(job)
         flops = flops_per_sample(shape[0], shape[1], shape[2]) * passes
-        row = rows.setdefault(job["stage"], {"jobs": 0, "sample_epochs": 0, "flops": 0.0, "seconds": 0.0})
+        row = rows.setdefault(job["stage"], {"jobs": 0, "train_samples": 0, "flops": 0.0, "seconds": 0.0})
         row["jobs"] += 1
-        row["sample_epochs"] += sample_epochs
+        row["train_samples"] += train_samples
         row["flops"] += flops
         row["seconds"] += flops * _rate(seconds_per_flop, shape)
     table = {
-        stage: StageCost(stage, int(r["jobs"]), int(r["sample_epochs"]), r["flops"], r["seconds"] / 3600)
+        stage: StageCost(stage, int(r["jobs"]), int(r["train_samples"]), r["flops"], r["seconds"] / 3600)
         for stage in STAGES
         if (r := rows.get(stage))
     }
     table["total"] = StageCost(
         "total",
         sum(c.jobs for c in table.values()),
-        sum(c.sample_epochs for c in table.values()),
+        sum(c.train_samples for c in table.values()),
         sum(c.flops for c in table.values()),
         sum(c.hours for c in table.values()),
     )
@@ -100,7 +104,7 @@ def estimate(
 
 def describe_estimate(jobs: list[dict[str, Any]], *, device: str | None = None) -> str:
     """The printable estimate of a sweep: a calibration on ``device`` (default: the GPU if any, else the CPU)
-    with the jobs' own train step and process settings, then one line per stage (jobs, sample-epochs, FLOPs,
+    with the jobs' own train step and process settings, then one line per stage (jobs, train-samples, FLOPs,
     hours) and the total."""
     apply_job_env()  # before torch loads here, as in a job's process
     from harness.train import timing
@@ -109,11 +113,11 @@ def describe_estimate(jobs: list[dict[str, Any]], *, device: str | None = None) 
     start = time.perf_counter()
     rates, unit, where = timing.calibrate_device(shapes, device)
     table = estimate(jobs, rates)
-    lines = [f"{'stage':<10} {'jobs':>6} {'sample-epochs':>14} {'FLOPs':>10} {unit:>10}"]
+    lines = [f"{'stage':<10} {'jobs':>6} {'train-samples':>14} {'FLOPs':>10} {unit:>10}"]
     for row in table.values():
-        lines.append(f"{row.stage:<10} {row.jobs:6d} {row.sample_epochs:14.3g} {row.flops:10.3g} {row.hours:10.3g}")
+        lines.append(f"{row.stage:<10} {row.jobs:6d} {row.train_samples:14.3g} {row.flops:10.3g} {row.hours:10.3g}")
     lines.append(
         f"(calibrated in {time.perf_counter() - start:.0f}s on {where}, {len(shapes)} shape(s); one job at a time "
-        "per device; epochs are the configured maximum, so training hours are an upper bound)"
+        "per device; with patience a job may stop sooner, so training hours are an upper bound)"
     )
     return "\n".join(lines)

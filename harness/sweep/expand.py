@@ -18,6 +18,7 @@ from typing import Any
 from harness.backends.resources import Device, SlurmResources, largest_device
 from harness.dotted import copy_tree, set_dotted
 from harness.errors import SweepError
+from harness.pde.systems import LAYOUT_VERSION
 from harness.states import Stage
 from harness.sweep.checks import check_point
 from harness.sweep.spec import MAX_JOBS, Sweep
@@ -27,8 +28,10 @@ INIT_STAGE = {stage.init: stage.value for stage in Stage if stage.init}
 
 
 def job_id(stage: str, config: dict[str, Any]) -> str:
-    """Stable id: stage prefix + the first 10 hex digits of sha256 over the canonical JSON of the config."""
-    canonical = json.dumps({"stage": str(stage), **config}, sort_keys=True, separators=(",", ":"))
+    """Stable id: stage prefix + the first 10 hex digits of sha256 over the canonical JSON of the config and the
+    data's channel layout version (so results of another layout are never taken for this one's)."""
+    canonical = json.dumps({"stage": str(stage), **config, "layout": LAYOUT_VERSION}, sort_keys=True,
+                           separators=(",", ":"))
     return f"{Stage(stage).prefix}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
 
 
@@ -76,6 +79,9 @@ def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         pretrain_id = job_id("pretrain", pt)
         out.append(("pretrain", pt))
     downstream = dict(config["downstream"])
+    if downstream["n_val_fraction"] > 0 and init != "zeroshot":  # validation in proportion to N, with a floor
+        fraction, n_train = downstream["n_val_fraction"], downstream["n_train"]
+        downstream["n_val"] = max(downstream["n_val_min"], math.ceil(fraction * n_train))
     if init == "zeroshot":
         downstream.pop("n_train")
         job = {**common, "downstream": downstream}
@@ -104,7 +110,7 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -
     for point in _points(sweep):
         config = resolve(sweep, point)
         stages = stage_configs(config)
-        check_point(point, config, [stage for stage, _ in stages], sweep.where, device)
+        check_point(point, config, stages, sweep.where, device)
         for stage, cfg in stages:
             tuned = tune is not None and stage in tune["stages"]
             for trial_cfg in trial_configs(cfg, job_id(stage, cfg), tune) if tuned else [cfg]:

@@ -43,7 +43,9 @@ DEFAULTS: dict[str, Any] = {
         "system": "poisson",
         "shift": "id",
         "n_train": 1024,
-        "n_val": 4096,
+        "n_val": 4096,  # validation samples, unless n_val_fraction is set
+        "n_val_fraction": 0.0,  # > 0: n_val = max(n_val_min, ceil(n_val_fraction * n_train)), resolved at expand
+        "n_val_min": 16,
         "n_test": 4096,
     },
     "train": dict(TRAIN_DEFAULTS),
@@ -63,7 +65,8 @@ SHIFT_KEYS = ("pretrain.shift", "downstream.shift")
 # Integer keys that must be >= 1 (sizes), >= 0 (seeds), or even and >= 8 (grid).
 POSITIVE_KEYS = ("model.width", "model.modes", "train.epochs", "train.batch_size", "pretrain.train.epochs",
                  "pretrain.train.batch_size", "pretrain.n_train", "pretrain.n_val", "pretrain.n_test",
-                 "pretrain.mask_patches", "downstream.n_train", "downstream.n_val", "downstream.n_test")
+                 "pretrain.mask_patches", "downstream.n_train", "downstream.n_val", "downstream.n_val_min",
+                 "downstream.n_test")
 SEED_KEYS = ("data_seed", "seed", "pretrain.seed")
 LEAVES: dict[str, Any] = flatten(DEFAULTS)
 

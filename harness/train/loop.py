@@ -1,15 +1,18 @@
 """One training loop for every stage (pretraining, fine-tuning, training from scratch), read top to bottom.
 
-``train`` runs Adam/AdamW with a per-step cosine (or constant) learning rate on data resident on the device,
-evaluates the validation set every epoch, keeps the best weights, stops on a non-finite loss ("diverged") or
-after ``patience`` epochs without improvement, and writes ``workdir/last.pt`` after every epoch so that a
-killed or requeued job resumes where it stopped, bit for bit. Zero-shot is ``evaluate`` of a pretrained
-model; fine-tuning is ``load_weights`` then ``train`` (fresh optimiser and schedule).
+``train`` runs Adam/AdamW for a budget of optimiser steps (``TrainConfig.budget``: ``steps``, or ``epochs``
+of N samples, at least ``min_steps``) with a per-step cosine (or constant) learning rate over the budget, on
+data resident on the device. It evaluates the validation set before the first step and on a cadence
+(``eval_every``), keeps the best weights (the initial ones included), stops on a non-finite loss or
+validation error ("diverged") or after ``patience`` evaluations without improvement, and writes
+``workdir/last.pt`` every ``checkpoint_every_s`` seconds, at the end and on SIGTERM/SIGUSR2, so that a killed
+or requeued job resumes where it stopped, bit for bit. Zero-shot is ``evaluate`` of a pretrained model;
+fine-tuning is ``load_weights`` then ``train`` (fresh optimiser and schedule).
 
-What is learnt is an ``Objective``: the default is supervised learning of the solution (sum of squared
-errors, relative L2 metric); pretext tasks (``harness.train.strategies``) derive other inputs and targets
-from the same (input, solution) batches. Training batches are augmented first (``harness.train.augment``,
-the ``augment`` settings), then viewed through the objective.
+What is learnt is an ``Objective``: the default is supervised learning of the solution (``train.loss``: sum
+of squared errors by default; relative L2 metric); pretext tasks (``harness.train.strategies``) derive other
+inputs and targets from the same (input, solution) batches. Training batches are augmented first
+(``harness.train.augment``, the ``augment`` settings), then viewed through the objective.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from harness.errors import HarnessError
 from harness.models.fno import upgrade_state_dict
 from harness.train.augment import make_augment
 from harness.train.checkpoint import load, save_atomic
+from harness.train.signals import held_signals
 
 # Seeds the random parts of an objective's view (e.g. masks) during evaluation: the same every epoch.
 EVAL_SEED = 0
@@ -38,14 +42,20 @@ EVAL_SEED = 0
 
 @dataclass
 class TrainResult:
-    """What ``train`` returns; ``epochs`` holds one row per epoch, as passed to ``on_epoch``."""
+    """What ``train`` returns; ``rows`` holds one row per evaluation, as passed to ``on_eval``."""
 
     status: str  # ok | diverged
-    best_val_rel_l2: float  # inf when no epoch gave a finite validation error
-    best_epoch: int  # 1-based; 0 when no epoch gave a finite validation error
-    epochs_run: int
-    epochs: list[dict[str, float]] = field(default_factory=list)
+    best_val_rel_l2: float  # inf when no evaluation gave a finite validation error
+    best_step: int  # the step whose weights were best (0: the initial weights); -1 when none was finite
+    steps_run: int
+    epochs_run: float  # steps_run / steps per epoch
+    rows: list[dict[str, float]] = field(default_factory=list)
     error: str = ""
+
+    @property
+    def still_improving(self) -> bool:
+        """Whether the best validation came in the last tenth of the run: more steps would likely help."""
+        return self.status == "ok" and self.best_step > 0.9 * self.steps_run
 
 
 def seed_everything(seed: int) -> None:
@@ -60,9 +70,19 @@ def sum_squared_error(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (pred - y).square().flatten(1).sum(dim=1).mean()
 
 
+def mean_squared_error(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Squared error averaged over every grid point and sample."""
+    return (pred - y).square().mean()
+
+
 def relative_l2(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-sample relative L2 error ``||pred - y|| / ||y||``, shape (batch,)."""
     return (pred - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1)
+
+
+# The supervised losses a sweep chooses with `train.loss` (harness.config.LOSSES), each a batch mean.
+LOSS_FUNCTIONS = {"sse": sum_squared_error, "mse": mean_squared_error,
+                  "rel_l2": lambda pred, y: relative_l2(pred, y).mean()}
 
 
 class Objective:
@@ -75,13 +95,18 @@ class Objective:
 
     name = "supervised"
 
+    def __init__(self, loss: str = "sse") -> None:
+        if loss not in LOSS_FUNCTIONS:
+            raise HarnessError(f"loss must be one of {tuple(LOSS_FUNCTIONS)}, but got {loss!r}")
+        self.loss_name = loss
+
     def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The (model input, target) of a batch; random parts draw from ``generator``."""
         return x, y
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Training loss of a batch: sum of squared errors per sample, averaged."""
-        return sum_squared_error(pred, target)
+        """Training loss of a batch (``loss_name``: sum of squared errors per sample by default), averaged."""
+        return LOSS_FUNCTIONS[self.loss_name](pred, target)
 
     def metric(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-sample validation error, shape (batch,): relative L2."""
@@ -182,7 +207,7 @@ def _resume_state(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
     if upgrade_state_dict(ckpt["model"]).keys() != ckpt["model"].keys():
         raise HarnessError(
             f"{path} was written by an earlier harness (spectral weights weight_pos / weight_neg), whose "
-            f"optimiser state cannot resume this model; delete {path} to restart this job from its first epoch"
+            f"optimiser state cannot resume this model; delete {path} to restart this job from its first step"
         )
     written = {k: ckpt.get(k) for k in identity}
     if written != identity:
@@ -193,7 +218,9 @@ def _resume_state(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
     return ckpt
 
 
-def train(
+# The one training loop reads top to bottom in one sitting (its validate/checkpoint steps are closures over its
+# state), so it is the one function above the complexity limit (pyproject.toml, C901 at 12).
+def train(  # noqa: C901
     model: nn.Module,
     train_xy: tuple[torch.Tensor, torch.Tensor],
     val_xy: tuple[torch.Tensor, torch.Tensor],
@@ -202,30 +229,33 @@ def train(
     seed: int,
     device: torch.device | str,
     workdir: Path | str,
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    on_eval: Callable[[dict[str, float]], None] | None = None,
     objective: Objective = SUPERVISED,
 ) -> TrainResult:
-    """Train ``model`` on ``train_xy`` = (x, y), keep its best weights on ``val_xy``, resume from ``workdir``.
+    """Train ``model`` on ``train_xy`` = (x, y) for the step budget of ``cfg``, keep its best weights on
+    ``val_xy``, resume from ``workdir``.
 
     ``objective`` says what is learnt (default: the solution y; see ``Objective``); ``val_rel_l2`` is its
     metric. Each training batch is augmented as ``cfg.augment`` says, then viewed through the objective, both
-    drawing from the batch-order generator.
+    drawing from the batch-order generator, which ``seed`` fixes (the caller seeds the init).
 
-    ``seed`` fixes the batch order (the caller seeds the init with ``seed_everything``). Every epoch writes
-    ``workdir/last.pt`` (model, optimiser, step, batch-order generator, best weights, rows) and then calls
-    ``on_epoch(row)`` with row = {epoch, train_loss (mean over samples), val_rel_l2, lr (at the epoch's first
-    step), seconds}; if ``last.pt`` exists the run continues from it and gives the same result as an
-    uninterrupted one. At the end ``model`` holds the best weights, also written to ``workdir/best.pt``
-    (neither happens if no epoch had a finite validation error). A non-finite training loss ends the run
-    with status "diverged" instead of raising.
+    The run lasts ``cfg.budget(N).total_steps`` optimiser steps over shuffled epochs (the last may be partial).
+    The validation set is scored before the first step (the initial weights, e.g. a pretrained model's, are a
+    candidate for the best), every ``eval_every`` steps and at the end; each evaluation appends a row
+    {step, epoch, train_loss (mean since the previous row), val_rel_l2, lr, seconds} and calls
+    ``on_eval(row)``. ``workdir/last.pt`` (model, optimiser, generator, position in the epoch, best weights,
+    rows) is written at most every ``checkpoint_every_s`` seconds, at the end, and on SIGTERM/SIGUSR2
+    (``harness.train.signals``); if it exists the run continues from it and gives the same result as an
+    uninterrupted one, bit for bit. At the end ``model`` holds the best weights, also in ``workdir/best.pt``
+    (neither when no evaluation was finite). A non-finite training loss or validation error ends the run
+    with status "diverged" instead of raising; ``patience`` counts evaluations without improvement.
     """
-    # -- set-up: data on the device, batches, optimiser, precision
+    # -- set-up: data on the device, budget, optimiser, precision
     device, workdir = torch.device(device), Path(workdir)
     x_train, y_train = (t.to(device) for t in train_xy)
     x_val, y_val = (t.to(device) for t in val_xy)
     n_train = x_train.shape[0]
-    batch_size = min(cfg.batch_size, n_train)
-    total_steps = cfg.epochs * math.ceil(n_train / batch_size)
+    budget = cfg.budget(n_train)
     model.to(device)
     optimizer = make_optimizer(model, cfg)
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -235,13 +265,19 @@ def train(
 
     # -- init or resume
     last_path = workdir / "last.pt"
-    identity = {"config": cfg.to_dict(), "seed": seed, "n_train": n_train}
+    # what must match for last.pt to be resumed: everything that shapes the result (not the checkpoint cadence)
+    settings = {k: v for k, v in cfg.to_dict().items() if k != "checkpoint_every_s"}
+    identity = {"config": settings, "seed": seed, "n_train": n_train}
     loop: dict[str, Any] = {
-        "epoch": 0,
         "step": 0,
+        "order": None,  # this epoch's batch order, and how far into it the run is
+        "pos": 0,
+        "loss_sum": 0.0,  # training loss summed over the samples since the last evaluation
+        "loss_count": 0,
         "best_val": math.inf,
-        "best_epoch": 0,
+        "best_step": -1,
         "best_model": None,
+        "stale": 0,  # evaluations since the best one
         "rows": [],
         "status": "ok",
         "error": "",
@@ -253,76 +289,92 @@ def train(
         optimizer.load_state_dict(ckpt["optimizer"])
         generator.set_state(ckpt["generator"])
         loop = ckpt["loop"]
+        if loop["order"] is not None:
+            loop["order"] = loop["order"].to(device)
+    loss_sum = torch.tensor(loop["loss_sum"], device=device)  # summed on the device: no sync between evaluations
+    clock = time.perf_counter()
 
-    # -- the loop: one epoch = shuffled batches, then validation, bookkeeping and a checkpoint
-    while loop["epoch"] < cfg.epochs and not loop["done"]:
-        start = time.perf_counter()
-        model.train()
-        epoch_lr = lr_at(cfg, loop["step"], total_steps)
-        loss_sum = torch.zeros((), device=device)  # summed on the device: no sync inside the epoch
-        order = torch.randperm(n_train, generator=generator, device=device)
-        for i in range(0, n_train, batch_size):
-            idx = order[i : i + batch_size]
+    def validate() -> None:
+        """Score the validation set at this step, keep the best weights, append the row (one CPU-GPU sync)."""
+        nonlocal clock
+        step = loop["step"]
+        train_loss = loss_sum.item() / loop["loss_count"] if loop["loss_count"] else math.nan
+        val = math.nan
+        if step and not math.isfinite(train_loss):
+            loop.update(status="diverged", done=True, error=f"training loss became {train_loss} by step {step} "
+                        f"with lr {lr_at(cfg, step - 1, budget.total_steps):g}; lower the learning rate")
+        else:
+            val = evaluate(forward, x_val, y_val, device=device, objective=objective)
+            if not math.isfinite(val):
+                loop.update(status="diverged", done=True, error=f"validation error became {val} at step {step}; "
+                            "lower the learning rate")
+        if val < loop["best_val"]:
+            loop.update(best_val=val, best_step=step, best_model=_cpu_copy(model.state_dict()), stale=0)
+        else:
+            loop["stale"] += 1
+        if cfg.patience and loop["stale"] >= cfg.patience:
+            loop["done"] = True
+        now = time.perf_counter()
+        loop["rows"].append({"step": step, "epoch": step / budget.steps_per_epoch, "train_loss": train_loss,
+                             "val_rel_l2": val, "lr": lr_at(cfg, step, budget.total_steps), "seconds": now - clock})
+        clock = now
+        loss_sum.zero_()
+        loop["loss_count"] = 0
+
+    def checkpoint() -> None:
+        loop["loss_sum"] = loss_sum.item()
+        state = {**loop, "order": None if loop["order"] is None else loop["order"].cpu()}
+        save_atomic({**identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "generator": generator.get_state(), "loop": state}, last_path)
+
+    # -- the loop: shuffled batches, an evaluation every `eval_every` steps, a checkpoint when due
+    with held_signals() as stop:
+        if not loop["rows"]:
+            validate()
+            if on_eval is not None:
+                on_eval(loop["rows"][-1])
+        saved = time.monotonic()
+        while loop["step"] < budget.total_steps and not loop["done"]:
+            model.train()
+            if loop["order"] is None or loop["pos"] >= n_train:
+                loop.update(order=torch.randperm(n_train, generator=generator, device=device), pos=0)
+            idx = loop["order"][loop["pos"] : loop["pos"] + budget.batch_size]
+            loop["pos"] += budget.batch_size
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(cfg, loop["step"], total_steps)
+                group["lr"] = lr_at(cfg, loop["step"], budget.total_steps)
             inputs, target = x_train[idx], y_train[idx]
             if augment is not None:
                 inputs, target = augment(inputs, target, generator)
             inputs, target = objective.view(inputs, target, generator)
             loss = train_step(forward, optimizer, inputs, target, objective=objective, use_bf16=use_bf16)
             loss_sum += loss * idx.numel()
+            loop["loss_count"] += idx.numel()
             loop["step"] += 1
-        train_loss = loss_sum.item() / n_train  # the epoch's one CPU-GPU sync point
-        loop["epoch"] += 1
-        epoch = loop["epoch"]
-
-        if math.isfinite(train_loss):
-            val = evaluate(forward, x_val, y_val, device=device, objective=objective)
-        else:
-            val = math.nan
-            loop.update(
-                status="diverged",
-                done=True,
-                error=f"training loss became {train_loss} at epoch {epoch} with lr {epoch_lr:g}; "
-                "lower the learning rate",
-            )
-        if val < loop["best_val"]:
-            loop.update(best_val=val, best_epoch=epoch, best_model=_cpu_copy(model.state_dict()))
-        if cfg.patience and epoch - loop["best_epoch"] >= cfg.patience:
-            loop["done"] = True
-        row = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "val_rel_l2": val,
-            "lr": epoch_lr,
-            "seconds": time.perf_counter() - start,
-        }
-        loop["rows"].append(row)
-        save_atomic(
-            {
-                **identity,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "generator": generator.get_state(),
-                "loop": loop,
-            },
-            last_path,
-        )
-        if on_epoch is not None:
-            on_epoch(row)
+            evaluated = loop["step"] % budget.eval_every == 0 or loop["step"] == budget.total_steps
+            if evaluated:
+                validate()
+            if (evaluated and loop["done"]) or loop["step"] == budget.total_steps or stop.pending \
+                    or time.monotonic() - saved >= cfg.checkpoint_every_s:
+                checkpoint()
+                saved = time.monotonic()
+                if stop.pending:
+                    stop.hand_on()
+            if evaluated and on_eval is not None:
+                on_eval(loop["rows"][-1])
 
     # -- finish: best weights into the model and best.pt
     if loop["best_model"] is not None:
         model.load_state_dict(loop["best_model"])
         save_atomic(
-            {**identity, "model": loop["best_model"], "epoch": loop["best_epoch"], "val_rel_l2": loop["best_val"]},
+            {**identity, "model": loop["best_model"], "step": loop["best_step"], "val_rel_l2": loop["best_val"]},
             workdir / "best.pt",
         )
     return TrainResult(
         status=loop["status"],
         best_val_rel_l2=loop["best_val"],
-        best_epoch=loop["best_epoch"],
-        epochs_run=loop["epoch"],
-        epochs=list(loop["rows"]),
+        best_step=loop["best_step"],
+        steps_run=loop["step"],
+        epochs_run=loop["step"] / budget.steps_per_epoch,
+        rows=list(loop["rows"]),
         error=loop["error"],
     )

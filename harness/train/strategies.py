@@ -175,4 +175,6 @@ def make_strategy(pretrain: dict[str, Any]) -> Pretraining:
                            f"init scratch); pretraining strategies: {', '.join(STRATEGIES)}")
     if name == "masked":
         return Masked(pretrain["mask_ratio"], pretrain["mask_patches"])
+    if name == "supervised":
+        return Supervised(pretrain.get("train", {}).get("loss", "sse"))
     return STRATEGIES[name]()

@@ -8,7 +8,6 @@ varies between runs at the same N and seed (tuned parameters, such as a learning
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,14 +15,17 @@ import numpy as np
 import pandas as pd
 
 from analysis.powerlaw import PowerLawFit, fit
+from analysis.robust import seed_for
 
 N, ERR = "downstream.n_train", "test_rel_l2"
+IMPROVING = "still_improving"  # summary column: the best validation came in the last tenth of the run
 PANEL = ["downstream.system", "downstream.shift"]
 SIZE = ["model.width", "model.modes"]
 PRETRAIN = ["pretrain.system", "pretrain.strategy"]
 BASE_KEY = [*PANEL, "stage", *SIZE, *PRETRAIN]
 DOWNSTREAM = ("finetune", "scratch", "zeroshot")
 SHIFT_ORDER = {"id": 0, "moderate": 1, "large": 2}
+RUN_COLUMNS = ("id", "seed", "n_params", "resolution", IMPROVING)
 MIN_N_OFFSET = 4  # distinct N needed to fit the offset c as well; 2 or 3 give the pure power law
 _NOT_AXES = {N, "seed", "init", "data_seed", *BASE_KEY}
 FIT_COLUMNS = {
@@ -38,7 +40,7 @@ STAT_COLUMNS = [
 
 def downstream_points(runs: pd.DataFrame) -> pd.DataFrame:
     """Finetune, scratch and zero-shot rows with a positive error; pretrain columns blanked for scratch."""
-    wanted = [c for c in runs.columns if "." in c or c in (*BASE_KEY, ERR, "seed", "n_params", "resolution")]
+    wanted = [c for c in runs.columns if "." in c or c in (*BASE_KEY, ERR, *RUN_COLUMNS)]
     pts = runs.loc[runs["stage"].isin(DOWNSTREAM) & (runs[ERR] > 0), wanted]  # only what curves use: faster
     for c in BASE_KEY:
         pts[c] = pts[c].astype("string").fillna("") if c not in SIZE else pts[c]
@@ -108,9 +110,8 @@ def fit_curves(runs: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> Curv
         if distinct < 2:
             continue
         label = label_key(key)
-        curve_seed = int(np.random.SeedSequence([seed, zlib.crc32("|".join(label).encode())]).generate_state(1)[0])
         f = fit(g[N].to_numpy(), g[ERR].to_numpy(), offset=distinct >= MIN_N_OFFSET, n_boot=n_boot,
-                seed=curve_seed, groups=g["seed"].to_numpy())  # fmt: skip
+                seed=seed_for(seed, label), groups=g["seed"].to_numpy())  # fmt: skip
         fits[label] = f
         rows.append({
             **{FIT_COLUMNS.get(c, c): v for c, v in zip(keys, key, strict=True)},
@@ -127,6 +128,15 @@ def fit_curves(runs: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> Curv
 def mean_points(rows: pd.DataFrame, x: str = N, y: str = ERR) -> pd.DataFrame:
     """Mean, min and max of ``y`` over seeds at each ``x``, sorted by ``x``."""
     return rows.groupby(x, sort=True)[y].agg(["mean", "min", "max"]).reset_index()
+
+
+def still_improving_at(rows: pd.DataFrame, x: str = N) -> np.ndarray | None:
+    """Per sorted distinct ``x``: whether any run there was still improving at the end of training; None when the
+    runs do not record it (sweeps written before the summary had ``still_improving``)."""
+    if IMPROVING not in rows or rows[IMPROVING].isna().all():
+        return None
+    flag = rows[IMPROVING].astype("boolean").fillna(False)
+    return flag.groupby(rows[x], sort=True).any().to_numpy(bool)
 
 
 def primary_strategy(pts: pd.DataFrame) -> str:

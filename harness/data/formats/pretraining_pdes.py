@@ -1,0 +1,85 @@
+"""``pretraining-pdes``: the trajectory files of Zhou et al. (2024), written by their
+``data_gen/2D_combined.py`` and read by their ``common/datasets.py`` (``PDEDataset2D``).
+
+Layout (HDF5; one group per split, named ``train``, ``valid`` or ``test``, usually one file per split, e.g.
+``Heat_Adv_Burgers_train_3072.h5`` holding group ``train``):
+
+- ``u`` (N, nt, nx, ny) float32: the trajectories;
+- ``nu``, ``ax``, ``ay``, ``cx``, ``cy`` (N,): the coefficients of heat (nu), advection (ax, ay) and Burgers
+  (nu, cx, cy), 0 where a sample's equation lacks the term; Navier-Stokes files add ``visc`` and ``amp``;
+- ``x`` (2, nx, ny): the coordinates of each grid point (x, then y); ``t`` (nt,): the saved times.
+
+Axes: their generator samples on ``np.meshgrid(x, y)`` (indexing ``xy``), so ``x[0]`` varies along the last
+axis; the reader looks at ``x`` and transposes the grids to the harness's x-first order where x runs along
+the last axis. Grids need not be square. A split's group is ``groups[split]`` (default ``train``, ``valid``,
+``test``), else the file's only group. Read as :class:`harness.data.Trajectories` (no normalisation
+statistics: the tasks that train on trajectories define their own).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from harness.data.files import Node, gather
+from harness.data.formats.base import Layout, Reader, fail, same_grid, same_rows, shape_of, take
+from harness.data.samples import Trajectories
+
+COEFFICIENTS = ("nu", "ax", "ay", "cx", "cy")
+OPTIONAL_COEFFICIENTS = ("visc", "amp")
+DEFAULT_GROUPS = {"train": "train", "val": "valid", "test": "test"}
+HINT = "a pretraining-pdes group holds u (N, nt, nx, ny), x (2, nx, ny), t (nt,) and nu, ax, ay, cx, cy (N,)"
+
+
+def _x_runs_last(node: Node) -> bool:
+    """Whether the x coordinate ``x[0]`` varies along the last axis (a meshgrid with indexing ``xy``)."""
+    x0 = np.asarray(node.arrays["x"][0], dtype=np.float64)
+    return bool(np.ptp(x0, axis=1).max(initial=0) > np.ptp(x0, axis=0).max(initial=0))
+
+
+class PretrainingPDEs(Reader):
+    name = "pretraining-pdes"
+    kind = "trajectory"
+    options = ("groups",)
+
+    def locate(self, root: Node, split: str, options: dict[str, Any]) -> Node | None:
+        groups = {**DEFAULT_GROUPS, **options.get("groups", {})}
+        if groups[split] in root.groups:
+            return root.groups[groups[split]]
+        if split in options.get("groups", {}):
+            held = ", ".join(sorted(root.groups)) or "none"
+            raise fail(root, f"has no group {groups[split]!r} for split {split} (groups: {held}): fix "
+                             f"groups.{split}")
+        return next(iter(root.groups.values())) if len(root.groups) == 1 else None
+
+    def inspect(self, node: Node, options: dict[str, Any]) -> Layout:
+        u = shape_of(node, "u", 4, "(N, nt, nx, ny): the trajectories", HINT)
+        shapes = {"u": u}
+        present = [*COEFFICIENTS, *(c for c in OPTIONAL_COEFFICIENTS if c in node.arrays)]
+        for name in present:
+            shapes[name] = shape_of(node, name, 1, "(N,): one coefficient per trajectory", HINT)
+        rows = same_rows(node, shapes)
+        x = shape_of(node, "x", 3, "(2, nx, ny): the grid's coordinates", HINT)
+        t = shape_of(node, "t", 1, "(nt,): the saved times", HINT)
+        if x[0] != 2 or x[1:] != u[2:]:
+            raise fail(node, f"dataset 'x' has shape {x}, expected (2, {u[2]}, {u[3]}) for u of shape {u}")
+        if t[0] != u[1]:
+            raise fail(node, f"dataset 't' has {t[0]} times but u has {u[1]} per trajectory")
+        transpose = _x_runs_last(node)
+        grid = same_grid(node, {"u": u[:1:-1] if transpose else u[2:]}, square=False)
+        return Layout(rows, grid, channels=tuple(present), timesteps=u[1], transpose=transpose)
+
+    def read(self, node: Node, layout: Layout, rows: np.ndarray, positions: np.ndarray,
+             options: dict[str, Any]) -> Trajectories:
+        u = np.empty((len(rows), layout.timesteps, *layout.grid), np.float32)
+
+        def put(block: np.ndarray, pos: np.ndarray) -> None:
+            u[pos] = block.swapaxes(-1, -2) if layout.transpose else block
+
+        gather(node.arrays["u"], rows, positions, put)
+        coefficients = np.stack([take(node.arrays[c], rows, positions) for c in layout.channels], axis=1)
+        grid = np.asarray(node.arrays["x"][:], dtype=np.float64)
+        if layout.transpose:
+            grid = grid.swapaxes(-1, -2)
+        return Trajectories(u, coefficients, layout.channels, np.asarray(node.arrays["t"][:], np.float64), grid)
