@@ -210,12 +210,15 @@ def tune_status(sweep: str | None, root: Path) -> None:
 @click.option("--resolution", type=int, default=None, help="Grid size (default 128; time-dependent 32).")
 @click.option("--nt", type=int, default=None, help="Frames per trajectory (time-dependent systems; default 32).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output .npz file.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Output file: .npz (the harness's own), or .h5 for a data file a sweep reads (steady systems).")
+@click.option("--format", "fmt", type=click.Choice(["arrays", "tl-scaling"]), default="arrays", show_default=True,
+              help="Layout of an .h5 file (README, Data files).")
 @_friendly
 def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int | None, seed: int,
-         out: Path) -> None:
+         out: Path, fmt: str) -> None:
     """Generate one PDE dataset (steady, or trajectories of heat, advection, burgers, mixed_time) and write
-    it to an .npz file for inspection."""
+    it to an .npz file for inspection, or (steady) to an .h5 data file in a documented layout."""
     from harness import pde
 
     grid = {} if resolution is None else {"resolution": resolution}
@@ -228,7 +231,15 @@ def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int
     else:
         result = pde.generate(system, n, shift=shift, seed=seed, **grid)
         what = "samples"
-    pde.save(result, out)
+    if out.suffix in (".h5", ".hdf5"):
+        if what != "samples":
+            raise HarnessError(f"{out}: trajectories are written as .npz: use --out FILE.npz")
+        from harness.data import samples_of, write_samples
+
+        write_samples(out, samples_of(result), fmt)
+        what = f"samples ({fmt})"
+    else:
+        pde.save(result, out)
     size = result.meta["resolution"]
     click.echo(f"wrote {out}: {n} {system} {what} at {size}x{size}")
 

@@ -19,7 +19,7 @@ import yaml
 from harness.backends.resources import SlurmResources, SlurmSettingError
 from harness.dotted import flatten, set_dotted
 from harness.errors import SweepError
-from harness.sweep.schema import DEFAULTS, Where, check_key, check_value, suggest
+from harness.sweep.schema import DATA_KEYS, DEFAULTS, Where, check_key, check_value, suggest
 from harness.sweep.tune import parse_tune
 
 TOP_KEYS = ("name", "description", "base", "matrix", "zip", "exclude", "include", "slurm", "tune")
@@ -160,8 +160,8 @@ def _parse_base(base: Any, where: Where) -> dict[str, Any]:
     if not isinstance(base, dict):
         raise where.fail("base", "must be a mapping", "write `base:` followed by indented keys")
     nested = copy.deepcopy(DEFAULTS)
-    # shifts given as lists are leaves, not nested mappings: flatten keeps lists intact, so this is exact.
-    for key, value in flatten(base).items():
+    # shifts given as lists and data specs are leaves, not nested mappings: flatten keeps them intact.
+    for key, value in flatten(base, leaves=DATA_KEYS).items():
         set_dotted(nested, key, check_value(key, value, where, f"base.{key}"))
     return nested
 
