@@ -1,0 +1,25 @@
+"""The README's DuckDB query over a sweep's summary files gives what pandas reads from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.synthetic import synthetic_runs, write_synthetic_sweep
+
+duckdb = pytest.importorskip("duckdb", reason="duckdb is a dev extra: pip install -e '.[dev]'")
+
+
+def test_duckdb_reads_the_summary_parquet_files_of_a_sweep(tmp_path: Path) -> None:
+    runs = synthetic_runs(n_trains=(8, 32, 128))
+    sweep = write_synthetic_sweep(tmp_path / "results" / "syn", runs)
+    got = duckdb.sql(f"""select stage, "downstream.n_train" as n, median(test_rel_l2) as err
+                         from '{sweep}/runs/*/summary.parquet' where status = 'ok'
+                         group by all order by stage, n""").df()
+    table = pd.read_parquet(sweep / "runs")
+    expected = (table[table["status"] == "ok"].groupby(["stage", "downstream.n_train"])["test_rel_l2"].median()
+                .reset_index().set_axis(["stage", "n", "err"], axis=1))
+    assert len(got) == len(expected) > 3
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
