@@ -28,16 +28,17 @@ MAX_RUNNING = 20  # running jobs listed per refresh
 
 
 def progress_hook(job: dict[str, Any], folder: Path) -> Callable[[dict[str, Any]], None]:
-    """An evaluation hook writing ``folder/progress.json``: step, total steps, epoch, training seconds so far."""
-    stage, cfg = job["stage"], job["config"]
-    settings, n = ((cfg["pretrain"].get("train", {}), cfg["pretrain"]["n_train"]) if stage == "pretrain"
-                   else (cfg.get("train", {}), cfg["downstream"]["n_train"]))
-    total = TrainConfig.from_dict(settings).budget(n).total_steps
+    """An evaluation hook writing ``folder/progress.json``: step, total steps, epoch, training seconds so far
+    (only training calls it: the budget is read from the job's train settings then)."""
     seconds = 0.0
 
     def hook(row: dict[str, Any]) -> None:
         nonlocal seconds
         seconds += float(row["seconds"])
+        cfg = job["config"]
+        part = cfg["pretrain"] if job["stage"] == "pretrain" else cfg
+        data = cfg["pretrain"] if job["stage"] == "pretrain" else cfg["downstream"]
+        total = TrainConfig.from_dict(part.get("train", {})).budget(data["n_train"]).total_steps
         write_json_atomic(folder / PROGRESS, {"step": int(row["step"]), "total_steps": total,
                                               "epoch": float(row["epoch"]), "seconds": seconds,
                                               "time": time.time()})

@@ -70,6 +70,8 @@ class MLflow:
         self.experiment = options.get("experiment") or job["sweep"]
 
     def start(self) -> None:
+        if self.uri.startswith("file:"):  # MLflow 3 keeps its file store behind this switch (sqlite needs sqlalchemy)
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
