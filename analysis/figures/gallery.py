@@ -9,6 +9,7 @@ smallest and largest N and draws one figure each, or says why it cannot.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,7 @@ def gallery(runs: pd.DataFrame, jobs: list[dict[str, Any]], root: Path) -> Galle
         out.skipped["gallery"] = "no fine-tuned or scratch run finished"
         return out
     for (system, shift), group in downstream.groupby(["downstream.system", "downstream.shift"], sort=True):
-        name = f"gallery_{system}_{shift}".replace(" ", "").replace(",", "-")
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "", f"gallery_{system}_{shift}".replace(",", "-"))  # a file name
         picked = _picks(group)
         try:
             labelled = {label: predict_job(_job(by_id, job_id), root, SAMPLES) for label, job_id in picked.items()}
