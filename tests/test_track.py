@@ -138,7 +138,7 @@ def test_a_missing_or_broken_tracker_gives_one_warning_and_the_same_results(
 @pytest.mark.parametrize(("track", "message"), [
     (["tensorbord"], "track.tensorbord: unknown tracker 'tensorbord'; did you mean `tensorboard`?"),
     ({"wandb": {"mode": "cloud"}}, "track.wandb.mode (line"),
-    ({"mlflow": {"uri": "x"}}, "track.mlflow.uri (line 32): mlflow has no option `uri`; valid keys: tracking_uri"),
+    ({"mlflow": {"uri": "x"}}, "mlflow has no option `uri`; valid keys: tracking_uri, experiment"),
 ])
 def test_a_bad_track_block_is_refused_at_expand(tmp_path: Path, track: object, message: str) -> None:
     path = write_sweep(tmp_path, {**TINY, "track": track})
