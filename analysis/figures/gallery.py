@@ -108,7 +108,7 @@ def _picks(group: pd.DataFrame) -> dict[str, str]:
         rows = rows.sort_values(["model.width", "seed"], ascending=[False, True], kind="stable")
         rows = rows[rows["model.width"] == rows["model.width"].iloc[0]]
         for n in sorted({rows["downstream.n_train"].min(), rows["downstream.n_train"].max()}):
-            picks[f"{STAGE_LABELS[stage]} N={n}"] = rows[rows["downstream.n_train"] == n]["id"].iloc[0]
+            picks[f"{STAGE_LABELS[stage]} N={int(n)}"] = rows[rows["downstream.n_train"] == n]["id"].iloc[0]
     return picks
 
 
