@@ -25,7 +25,7 @@ class Progress:
     def __post_init__(self) -> None:
         tty = getattr(self.stream, "isatty", lambda: False)()
         self.bar = tqdm(total=self.total, file=self.stream, unit="job", dynamic_ncols=True, smoothing=0,
-                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}") \
+                        bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {desc}") \
             if tty else None
 
     def show(self, note: str = "") -> None:
@@ -36,7 +36,7 @@ class Progress:
             if note and not note.endswith(" ok"):
                 self.bar.write(note, file=self.stream)
             self.bar.n = finished
-            self.bar.set_postfix_str(counts)
+            self.bar.set_description_str(counts)  # redraws
             return
         elapsed = time.time() - self.start
         eta = f"{elapsed / finished * (self.total - finished):.0f}s" if finished else "?"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -87,7 +88,7 @@ def watch(render: Callable[[], str], interval: float, refreshes: int | None) -> 
             if count:
                 time.sleep(interval)
             text = render()
-            if click.get_text_stream("stdout").isatty():
+            if sys.stdout.isatty():
                 click.clear()
             click.echo(f"-- {time.strftime('%H:%M:%S')} (every {interval:g} s; Ctrl-C stops)\n{text}")
             count += 1
