@@ -63,7 +63,7 @@ class _Lane:
         self.calls.put(None)
         self.thread.join(timeout=max(0.0, deadline - time.monotonic()))
         if self.thread.is_alive():
-            warn_once(self.name, f"did not finish within {FINISH_TIMEOUT_S:.0f} s (its run may be incomplete)")
+            warn_once(self.name, f"did not finish within {FINISH_TIMEOUT_S:g} s (its run may be incomplete)")
 
 
 class JobTrackers:
