@@ -118,11 +118,12 @@ def submit(sweep: str | None, root: Path, backend: str, retry_failed: bool, only
     from harness.backends import get_backend
     from harness.backends.select import select
     from harness.store import read_plan, record_blocked
-    from harness.track import load_settings, save_settings
+    from harness.track import clear_warnings, load_settings, save_settings
 
     folder = resolve_sweep(root, sweep)
     if track and not dry_run:
         save_settings(folder, {**{name: {} for name in track}, **load_settings(folder)})
+    clear_warnings(folder)
     plan = read_plan(folder)
     jobs = plan["jobs"]
     runner = get_backend(backend, spec=plan["spec"], **options)

@@ -30,17 +30,18 @@ STEPS = {"pretrain": {"train": {"steps": 6, "eval_every": 2, "epochs": 1}},
 OFFLINE = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
 
 
-def _run(folder: Path, env: dict[str, str]) -> tuple[Path, str]:
+def _run(folder: Path, env: dict[str, str], *backend: str) -> tuple[Path, str]:
     root = folder / "results"
     folder.mkdir(exist_ok=True)
     cli(root, "expand", str(write_sweep(folder, TRACKED, **STEPS)))
-    proc = harness(root, "submit", "--backend", "inline", env={**OFFLINE, "HOME": str(folder), **env})
+    proc = harness(root, "submit", *backend, env={**OFFLINE, "HOME": str(folder), **env})
     return root, proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    return _run(tmp_path_factory.mktemp("tracked"), {})
+    # inline with the threads of one of two local workers, so the local run below gives the same results
+    return _run(tmp_path_factory.mktemp("tracked"), {}, "--backend", "inline", "--workers", "2")
 
 
 def _evaluations(root: Path, job_id: str) -> pd.DataFrame:
@@ -125,7 +126,9 @@ def test_a_missing_or_broken_tracker_gives_one_warning_and_the_same_results(
                         ("wandb", "RuntimeError('broken for the test')")):
         (shadow / name).mkdir(parents=True)
         (shadow / name / "__init__.py").write_text(f"raise {error}\n")
-    root, out = _run(tmp_path / "sweep", {"PYTHONPATH": f"{shadow}:{Path(__file__).resolve().parent.parent}"})
+    # two worker processes, each meeting the broken trackers: still one warning per tracker
+    root, out = _run(tmp_path / "sweep", {"PYTHONPATH": f"{shadow}:{Path(__file__).resolve().parent.parent}"},
+                     "--workers", "2")
     first, again = results(tracked[0], "tracked"), results(root, "tracked")
     assert again["id"].tolist() == first["id"].tolist() and (again["status"] == "ok").all()
     np.testing.assert_allclose(again["test_rel_l2"], first["test_rel_l2"], rtol=1e-6)

@@ -8,6 +8,7 @@ Parquet stays the source of truth; the trackers get copies.
 """
 
 from harness.track.settings import TRACKERS, load_settings, parse_track, save_settings
-from harness.track.worker import JobTrackers, open_trackers
+from harness.track.worker import JobTrackers, clear_warnings, open_trackers
 
-__all__ = ["TRACKERS", "JobTrackers", "load_settings", "open_trackers", "parse_track", "save_settings"]
+__all__ = ["TRACKERS", "JobTrackers", "clear_warnings", "load_settings", "open_trackers", "parse_track",
+           "save_settings"]
