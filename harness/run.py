@@ -34,9 +34,11 @@ from harness.models.fno import FNO
 from harness.process import keep_freed_memory
 from harness.states import State
 from harness.store import read_summary, run_dir, sweep_dir, write_json_atomic, write_parquet_atomic, write_summary
+from harness.track import open_trackers
 from harness.train.loop import Objective, TrainConfig, evaluate, load_weights, seed_everything, train
 from harness.train.strategies import make_strategy, transferred_modules
 from harness.tune import Pruned, TrialRun
+from harness.watch import progress_hook
 
 EvalHook = Callable[[dict[str, Any]], None]
 # Test hook, inert unless set: HARNESS_HOLD_AT_STEP=k (every job) or =JOB_ID:k (that job only) makes a job wait
@@ -172,7 +174,8 @@ def run_job(job: dict[str, Any], root: Path | str, *, on_eval: EvalHook | None =
     device = pick_device()
     start = time.time()
     trial = None
-    on_eval = _chain(on_eval, _hold_hook(job["id"]))
+    trackers = open_trackers(job, sweep_path, folder)  # none unless the sweep names some (`track:`)
+    on_eval = _chain(on_eval, progress_hook(job, folder), _hold_hook(job["id"]), trackers.log)
     try:
         if "tune" in job["config"]:  # a trial job: its optuna trial picks the train settings
             trial = TrialRun(job, sweep_path)
@@ -187,4 +190,6 @@ def run_job(job: dict[str, Any], root: Path | str, *, on_eval: EvalHook | None =
         metrics = {"status": State.FAILED, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
     if trial is not None:
         metrics.update(trial.finish(metrics))
-    return write_summary(sweep_path, job, metrics, wall_s=time.time() - start, device=str(device))
+    summary = write_summary(sweep_path, job, metrics, wall_s=time.time() - start, device=str(device))
+    trackers.finish(summary)
+    return summary
