@@ -20,6 +20,7 @@ from harness.config import TrainConfig
 from harness.errors import HarnessError, SweepError
 from harness.pde.systems import LAYOUT_VERSION
 from harness.sweep.spec import MAX_JOBS, Sweep, flatten, set_dotted
+from harness.tasks.spec import TaskRuleError, check_task, task_keys
 from harness.tune import trial_configs
 
 STAGE_PREFIX = {"pretrain": "pt", "finetune": "ft", "scratch": "sc", "zeroshot": "zs"}
@@ -65,7 +66,8 @@ def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The (stage, stage config) pairs one resolved point needs, pretraining first.
 
     A pretraining config holds data, model and pretraining settings only; a zero-shot config has no training
-    settings nor downstream size (it only evaluates); scratch has no pretraining keys.
+    settings nor downstream size (it only evaluates); scratch has no pretraining keys. The task keys are the
+    stage's (``harness.tasks.spec.task_keys``): none for steady.
     """
     common = {"resolution": config["resolution"], "data_seed": config["data_seed"], "model": config["model"]}
     init = config["init"]
@@ -74,13 +76,15 @@ def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = []
     pretrain_id = None
     if init in ("pretrained", "zeroshot"):
-        pt = {**common, "pretrain": config["pretrain"]}
+        pretext = config["pretrain"]["strategy"] != "supervised"
+        pt = {**common, **task_keys(config, pretext=pretext), "pretrain": config["pretrain"]}
         pretrain_id = job_id("pretrain", pt)
         out.append(("pretrain", pt))
     downstream = dict(config["downstream"])
     if downstream["n_val_fraction"] > 0 and init != "zeroshot":  # validation in proportion to N, with a floor
         fraction, n_train = downstream["n_val_fraction"], downstream["n_train"]
         downstream["n_val"] = max(downstream["n_val_min"], math.ceil(fraction * n_train))
+    common.update(task_keys(config))
     if init == "zeroshot":
         downstream.pop("n_train")
         job = {**common, "downstream": downstream}
@@ -92,10 +96,15 @@ def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def _check_point(sweep: Sweep, point: dict[str, Any], config: dict[str, Any]) -> None:
+def _check_point(sweep: Sweep, point: dict[str, Any], config: dict[str, Any], stages: list[str]) -> None:
     """What holds between keys, checked for every point before anything runs: train-setting constraints
-    (min_lr <= lr, ...), and zero-shot only of a supervised pretraining (a pretext head predicts no solution)."""
+    (min_lr <= lr, ...), zero-shot only of a supervised pretraining (a pretext head predicts no solution), and
+    the task's rules (``harness.tasks.spec.check_task``) for the ``stages`` the point expands to."""
     where = ", ".join(f"{k}={v}" for k, v in point.items()) or "base"
+    try:
+        check_task(config, stages)
+    except TaskRuleError as exc:
+        raise SweepError(f"{sweep.path}: {exc.key} at point ({where}): {exc}") from None
     strategy = config["pretrain"]["strategy"]
     if config["init"] == "zeroshot" and strategy != "supervised":
         raise SweepError(f"{sweep.path}: init zeroshot at point ({where}) needs pretrain.strategy supervised, "
@@ -121,8 +130,9 @@ def expand(sweep: Sweep, *, force: bool = False) -> list[dict[str, Any]]:
     tune = sweep.tune
     for point in _points(sweep):
         config = resolve(sweep, point)
-        _check_point(sweep, point, config)
-        for stage, cfg in stage_configs(config):
+        stages = stage_configs(config)
+        _check_point(sweep, point, config, [stage for stage, _ in stages])
+        for stage, cfg in stages:
             tuned = tune is not None and stage in tune["stages"]
             for trial_cfg in trial_configs(cfg, job_id(stage, cfg), tune) if tuned else [cfg]:
                 jid = job_id(stage, trial_cfg)

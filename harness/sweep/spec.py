@@ -19,10 +19,13 @@ import yaml
 from harness.config import CHOICES as TRAIN_CHOICES
 from harness.config import TrainConfig
 from harness.errors import SweepError
+from harness.pde.systems import TIME_MIXED, TIME_SYSTEMS
+from harness.tasks.spec import STRATEGIES, TASK_DEFAULTS, TASKS, TIME_LEVELS
 
 TRAIN_DEFAULTS: dict[str, Any] = TrainConfig().to_dict()
 
 DEFAULTS: dict[str, Any] = {
+    **TASK_DEFAULTS,  # task, time_window, target, unroll, nt, horizon (harness.tasks.spec)
     "resolution": 128,
     "data_seed": 0,
     "seed": 0,
@@ -53,12 +56,13 @@ DEFAULTS: dict[str, Any] = {
 }
 
 SYSTEMS = ("poisson", "advection_diffusion", "helmholtz")
-SHIFT_NAMES = ("id", "moderate", "large", "advection", "diffusion")
+SHIFT_NAMES = tuple(dict.fromkeys(("id", "moderate", "large", "advection", "diffusion", *TIME_LEVELS)))
 CHOICES: dict[str, tuple[str, ...]] = {
+    "task": TASKS,
     "init": ("pretrained", "scratch", "zeroshot"),
-    "pretrain.system": (*SYSTEMS, "mixed"),
-    "pretrain.strategy": ("supervised", "masked", "derivative", "coefficient", "none"),
-    "downstream.system": SYSTEMS,
+    "pretrain.system": (*SYSTEMS, "mixed", *TIME_SYSTEMS, TIME_MIXED),
+    "pretrain.strategy": STRATEGIES,
+    "downstream.system": (*SYSTEMS, *TIME_SYSTEMS),
     **{f"train.{k}": v for k, v in TRAIN_CHOICES.items()},
     **{f"pretrain.train.{k}": v for k, v in TRAIN_CHOICES.items()},
 }

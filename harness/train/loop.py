@@ -11,8 +11,10 @@ fine-tuning is ``load_weights`` then ``train`` (fresh optimiser and schedule).
 
 What is learnt is an ``Objective``: the default is supervised learning of the solution (``train.loss``: sum
 of squared errors by default; relative L2 metric); pretext tasks (``harness.train.strategies``) derive other
-inputs and targets from the same (input, solution) batches. Training batches are augmented first
-(``harness.train.augment``, the ``augment`` settings), then viewed through the objective.
+inputs and targets from the same (input, solution) batches, and the time-dependent tasks' objectives
+(``harness.tasks``) view batches of trajectories. Training batches are augmented first (the objective's
+``augmentation`` of the ``augment`` settings: ``harness.train.augment`` for (input, solution) batches), then
+viewed through the objective (``train_view``, which may run the model: pushforward unrolling).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from torch import nn
 from harness.config import TrainConfig
 from harness.errors import HarnessError
 from harness.models.fno import upgrade_state_dict
-from harness.train.augment import make_augment
+from harness.train.augment import Augment, make_augment
 from harness.train.checkpoint import load, save_atomic
 from harness.train.signals import held_signals
 
@@ -103,6 +105,17 @@ class Objective:
     def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The (model input, target) of a batch; random parts draw from ``generator``."""
         return x, y
+
+    def train_view(self, forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (model input, target) of a training batch: ``view`` here; ``forward`` (the model being trained)
+        is for views that run it without gradients, such as pushforward unrolling."""
+        return self.view(x, y, generator)
+
+    def augmentation(self, cfg: TrainConfig) -> Augment | None:
+        """The augmentation ``cfg.augment`` names, for this objective's batches: (input, solution) pairs of the
+        steady systems here (``harness.train.augment``); None for ``none``."""
+        return make_augment(cfg.augment, prob=cfg.augment_prob, noise_level=cfg.noise_level, scale_max=cfg.scale_max)
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Training loss of a batch (``loss_name``: sum of squared errors per sample by default), averaged."""
@@ -219,8 +232,9 @@ def train(
     ``val_xy``, resume from ``workdir``.
 
     ``objective`` says what is learnt (default: the solution y; see ``Objective``); ``val_rel_l2`` is its
-    metric. Each training batch is augmented as ``cfg.augment`` says, then viewed through the objective, both
-    drawing from the batch-order generator, which ``seed`` fixes (the caller seeds the init).
+    metric. Each training batch is augmented as ``cfg.augment`` says (``objective.augmentation``), then viewed
+    through the objective (``objective.train_view``), both drawing from the batch-order generator, which
+    ``seed`` fixes (the caller seeds the init).
 
     The run lasts ``cfg.budget(N).total_steps`` optimiser steps over shuffled epochs (the last may be partial).
     The validation set is scored before the first step (the initial weights, e.g. a pretrained model's, are a
@@ -244,7 +258,7 @@ def train(
     generator = torch.Generator(device=device).manual_seed(seed)
     use_bf16 = cfg.precision == "bf16" and device.type == "cuda" and torch.cuda.is_bf16_supported()
     forward = torch.compile(model) if cfg.compile and device.type == "cuda" else model
-    augment = make_augment(cfg.augment, prob=cfg.augment_prob, noise_level=cfg.noise_level, scale_max=cfg.scale_max)
+    augment = objective.augmentation(cfg)
 
     # -- init or resume
     last_path = workdir / "last.pt"
@@ -328,7 +342,7 @@ def train(
             inputs, target = x_train[idx], y_train[idx]
             if augment is not None:
                 inputs, target = augment(inputs, target, generator)
-            inputs, target = objective.view(inputs, target, generator)
+            inputs, target = objective.train_view(forward, inputs, target, generator)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 pred = forward(inputs)
             loss = objective.loss(pred.float(), target)

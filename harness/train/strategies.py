@@ -56,27 +56,39 @@ class Supervised(Pretraining):
     dropped = ()
 
 
+def masked_count(ratio: float, patches: int, n: int) -> int:
+    """How many of ``n`` patches a ``ratio`` masks; HarnessError unless it is at least one and at most all."""
+    n_masked = round(ratio * n)
+    if not (patches >= 1 and 1 <= n_masked <= n):
+        raise HarnessError(f"masked pretraining needs mask_patches >= 1 and a mask_ratio that masks at least "
+                           f"one of the {n} patches, but got mask_ratio={ratio}, mask_patches={patches}")
+    return n_masked
+
+
+def patch_mask(fields: torch.Tensor, frames: int, patches: int, n_masked: int,
+               generator: torch.Generator) -> torch.Tensor:
+    """A float mask shaped like ``fields`` (B, T, H, W), 1 on exactly ``n_masked`` of each sample's patches:
+    blocks of ``frames`` consecutive channels by (H / patches) x (W / patches) grid points, drawn at random."""
+    b, t, h, w = fields.shape
+    if h % patches or w % patches:
+        raise HarnessError(f"mask_patches={patches} must divide the grid {h}x{w}; choose a divisor such as 4 or 8")
+    scores = torch.rand(b, t // frames * patches * patches, generator=generator, device=fields.device)
+    masked = scores.argsort(dim=1).argsort(dim=1) < n_masked  # rank below n_masked: exactly n_masked
+    grid = masked.to(fields.dtype).reshape(b, t // frames, patches, patches)
+    return grid.repeat_interleave(frames, 1).repeat_interleave(h // patches, 2).repeat_interleave(w // patches, 3)
+
+
 class Masked(Pretraining):
     """Masked reconstruction of the source channel; see the module docstring."""
 
     name = "masked"
 
     def __init__(self, ratio: float = 0.75, patches: int = 8) -> None:
-        n = patches * patches
-        self.ratio, self.patches, self.n_masked = ratio, patches, round(ratio * n)
-        if not (patches >= 1 and 1 <= self.n_masked <= n):
-            raise HarnessError(f"masked pretraining needs mask_patches >= 1 and a mask_ratio that masks at least "
-                               f"one of the {n} patches, but got mask_ratio={ratio}, mask_patches={patches}")
+        self.ratio, self.patches, self.n_masked = ratio, patches, masked_count(ratio, patches, patches * patches)
 
     def mask(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(B, 1, H, W) float mask, 1 on exactly ``n_masked`` of the patches of each sample, drawn at random."""
-        b, (h, w), p = x.shape[0], x.shape[-2:], self.patches
-        if h % p or w % p:
-            raise HarnessError(f"mask_patches={p} must divide the grid {h}x{w}; choose a divisor such as 4 or 8")
-        scores = torch.rand(b, p * p, generator=generator, device=x.device)
-        masked = scores.argsort(dim=1).argsort(dim=1) < self.n_masked  # rank below n_masked: exactly n_masked
-        grid = masked.to(x.dtype).reshape(b, 1, p, p)
-        return grid.repeat_interleave(h // p, dim=2).repeat_interleave(w // p, dim=3)
+        return patch_mask(x[:, :1], 1, self.patches, self.n_masked, generator)
 
     def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Input: x with the masked patches zeroed; target: (source channel, mask)."""
@@ -84,14 +96,14 @@ class Masked(Pretraining):
         return x * (1 - mask), torch.cat([x[:, :1], mask], dim=1)
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean absolute error over the masked grid points of the batch."""
-        field, mask = target[:, :1], target[:, 1:]
+        """Mean absolute error over the masked grid points of the batch (target: the fields, then their mask)."""
+        field, mask = target.chunk(2, dim=1)
         return ((pred - field).abs() * mask).sum() / mask.sum()
 
     def metric(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per sample: L1 norm of the error on the masked patches / L1 norm of the whole source (an L1
         metric like the loss, so the best checkpoint is the best reconstruction in the loss's sense)."""
-        field, mask = target[:, :1], target[:, 1:]
+        field, mask = target.chunk(2, dim=1)
         return ((pred - field).abs() * mask).flatten(1).sum(dim=1) / field.abs().flatten(1).sum(dim=1)
 
 
