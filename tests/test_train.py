@@ -25,7 +25,7 @@ from harness.train import (
     seed_everything,
     train,
 )
-from harness.train.loop import SUPERVISED, Objective, lr_at
+from harness.train.loop import SUPERVISED, Objective, TrainResult, lr_at
 
 torch.set_num_threads(1)
 
@@ -407,3 +407,15 @@ def test_a_killed_process_resumes_bit_identically(tmp_path, uninterrupted, signu
     full_model, full = uninterrupted
     assert_same_weights(full_model, model)
     assert without_seconds(result.rows) == without_seconds(full.rows) and result.best_step == full.best_step
+
+
+def test_still_improving_means_a_material_gain_in_the_last_tenth():
+    def result(vals):
+        rows = [{"step": 100 * i, "val_rel_l2": v} for i, v in enumerate(vals)]
+        best = min(range(len(vals)), key=vals.__getitem__)
+        return TrainResult("ok", vals[best], 100 * best, 100 * (len(vals) - 1), 1.0, rows)
+
+    plateau = [1.0, 0.5, 0.43, 0.426, 0.425, 0.425, 0.425, 0.425, 0.425, 0.4249, 0.4248]  # 0.05 % in the last tenth
+    assert not result(plateau).still_improving
+    assert result([*plateau[:-1], 0.40]).still_improving  # 6 % lower at the very end
+    assert not result([1.0, 0.3, *[0.4] * 9]).still_improving  # the best came early

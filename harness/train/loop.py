@@ -40,6 +40,8 @@ from harness.train.signals import held_signals
 
 # Seeds the random parts of an objective's view (e.g. masks) during evaluation: the same every epoch.
 EVAL_SEED = 0
+# A run is still improving when its last tenth lowered the best validation error by more than this fraction.
+STILL_IMPROVING = 0.01
 
 
 @dataclass
@@ -56,8 +58,13 @@ class TrainResult:
 
     @property
     def still_improving(self) -> bool:
-        """Whether the best validation came in the last tenth of the run: more steps would likely help."""
-        return self.status == "ok" and self.best_step > 0.9 * self.steps_run
+        """Whether the run was still improving when it ended: its last tenth lowered the best validation error
+        by more than ``STILL_IMPROVING`` (relative), so more steps would likely help. A plateau that creeps
+        down in the fourth digit is not improving."""
+        if self.status != "ok" or self.best_step <= 0.9 * self.steps_run:
+            return False
+        earlier = [r["val_rel_l2"] for r in self.rows if r["step"] <= 0.9 * self.steps_run]
+        return self.best_val_rel_l2 < (1 - STILL_IMPROVING) * min(earlier, default=math.inf)
 
 
 def seed_everything(seed: int) -> None:
