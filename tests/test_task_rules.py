@@ -43,6 +43,10 @@ BAD = [
     ("window-longer-than-trajectory", _with(time_window=12), None,
      r"time_window at point \(base\): 12 frames do not fit trajectories of nt 12 frames, where a frame must follow "
      r"the input window: choose 1\.\.11"),
+    ("too-few-frames", _with(nt=1, time_window=1), None,
+     r"nt at point \(base\): nt \(frames per trajectory\) must be an integer >= 2, got 1"),
+    ("infinite-horizon", _with(horizon=float("inf")), None,
+     r"horizon at point \(base\): horizon must be a finite number of time units > 0, got inf"),
     ("target-outside", _with(task="fixed_future", target=12), None,
      r"target at point \(base\): frame 12 is not a frame after the input window of 4 in trajectories of 12: "
      r"choose 4\.\.11 \(or -8\.\.-1, counted from the end\)"),
@@ -93,7 +97,8 @@ def test_a_task_that_does_not_fit_is_one_line_exit_2_and_nothing_written(tmp_pat
     assert code == 2, out
     lines = out.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), out
-    assert re.search(message, lines[0]), lines[0]
+    located = message.replace(r" at point", r"(?: \(line \d+\))? at point", 1)  # the key's YAML line, if written
+    assert re.search(located, lines[0]), lines[0]
     assert not root.exists()
 
 

@@ -19,7 +19,7 @@ from harness.tasks.forecast import FixedFuture, ForecastTask, NextStep, rollout
 from harness.tasks.pretext import ORDERS, SortTime, TimeCoefficient, TimeMasked, finite_differences
 from harness.tasks.spec import MASK_FRAMES, SORT_CHUNKS
 from harness.tasks.trajectories import COEF_SCALE, systems_of
-from harness.train import TrainConfig, seed_everything, train
+from harness.train.loop import TrainConfig, seed_everything, train
 from tests.test_local import harness, write_sweep
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -36,7 +36,8 @@ from harness.models.fno import FNO
 from harness.pde.time_systems import TIME_COEFS
 from harness.tasks.spec import MASK_FRAMES, SORT_CHUNKS
 from harness.tasks.trajectories import COEF_SCALE, Trajectories
-from harness.train.strategies import Coefficient, Derivative, Masked, PooledHead, masked_count, patch_mask
+from harness.train.rules import masked_patches
+from harness.train.strategies import Coefficient, Derivative, Masked, PooledHead, patch_mask
 
 ORDERS = torch.tensor(list(itertools.permutations(range(SORT_CHUNKS))))  # sort_time's classes
 
@@ -51,7 +52,7 @@ class TimeMasked(Trajectories):
     def __init__(self, window: int, times: Sequence[float], ratio: float, patches: int) -> None:
         super().__init__(window, times)
         self.out_channels, self.patches = window, patches
-        self.n_masked = masked_count(ratio, patches, window // MASK_FRAMES * patches * patches)
+        self.n_masked = masked_patches(ratio, patches, window // MASK_FRAMES)
 
     def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Input: the window with its masked patches zeroed, and the coefficients; target: (window, mask)."""

@@ -21,17 +21,23 @@ from typing import Any
 
 from harness.config import STEADY_AUGMENTS
 from harness.errors import HarnessError
-from harness.pde.systems import MIXED, SYSTEMS, TIME_MIXED, TIME_SYSTEMS, resolve_ranges
-from harness.pde.time_dataset import DEFAULT_FRAMES, DEFAULT_HORIZON
-from harness.pde.time_systems import TIME_MIXED_LEVELS, TIME_SHIFT_LEVELS, check_augment, resolve_time_ranges
+from harness.pde.systems import MIXED, MIXED_LEVELS, SHIFT_LEVELS, SYSTEMS, TIME_MIXED, TIME_SYSTEMS, resolve_ranges
+from harness.pde.time_dataset import DEFAULT_FRAMES, DEFAULT_HORIZON, check_time_request
+from harness.pde.time_solve import DEFAULT_REFINE
+from harness.pde.time_systems import (
+    TIME_COEFS,
+    TIME_MIXED_LEVELS,
+    TIME_SHIFT_LEVELS,
+    check_augment,
+    resolve_time_ranges,
+)
+from harness.train.rules import STEADY_IN_CHANNELS, STRATEGIES, TIME_ONLY_STRATEGIES, check_patch_grid, masked_patches
 
 TASKS = ("steady", "fixed_future", "next_step")
 TIME_TASKS = ("fixed_future", "next_step")
 TASK_DEFAULTS: dict[str, Any] = {"task": "steady", "time_window": 8, "target": -1, "unroll": 0, "nt": DEFAULT_FRAMES,
                                  "horizon": DEFAULT_HORIZON}
 TIME_KEYS = ("time_window", "target", "unroll", "nt", "horizon")  # the keys only the time tasks read
-STRATEGIES = ("supervised", "masked", "derivative", "coefficient", "sort_time", "none")
-TIME_ONLY_STRATEGIES = ("sort_time",)  # they need a time axis
 TIME_LEVELS = tuple(dict.fromkeys(level for levels in TIME_SHIFT_LEVELS.values() for level in levels))
 # Pretext settings on trajectories (the paper's at 8 frames: temporal patches of 2, 4! = 24 orders to classify).
 MASK_FRAMES = 2  # masked: frames per spatio-temporal patch
@@ -71,6 +77,21 @@ def task_keys(config: dict[str, Any], *, pretext: bool = False) -> dict[str, Any
     return keys
 
 
+def window_channels(window: int) -> int:
+    """Input channels of a time task's model: ``window`` frames, then one channel per coefficient."""
+    return window + len(TIME_COEFS)
+
+
+def resident_sizes(config: dict[str, Any]) -> tuple[int, int]:
+    """(model input channels, floats one resident training sample holds) of a point's task: steady, the
+    normalised input and its solution at ``resolution``; a time task, ``window_channels`` in, and the trajectory
+    of ``nt`` frames with its coefficients resident (the objectives cut the windows on the device)."""
+    cells = config["resolution"] ** 2
+    if not is_time(config):
+        return STEADY_IN_CHANNELS, (STEADY_IN_CHANNELS + 1) * cells
+    return window_channels(config["time_window"]), config["nt"] * cells + len(TIME_COEFS)
+
+
 def _parts(config: dict[str, Any], stages: list[str]) -> dict[str, dict[str, Any]]:
     """The data parts the stages read: ``pretrain`` for a pretraining, ``downstream`` for any other stage."""
     parts = {"pretrain": config["pretrain"]} if "pretrain" in stages else {}
@@ -108,12 +129,16 @@ def _check_steady(config: dict[str, Any], stages: list[str]) -> None:
         if system not in (*SYSTEMS, MIXED):
             raise TaskRuleError(f"{name}.system", f"{system} is time-dependent but task is steady: set task: "
                                                   f"{' or '.join(TIME_TASKS)}, or choose one of {', '.join(SYSTEMS)}")
-        _data(f"{name}.shift", resolve_ranges, system, part["shift"])
+        levels = ", ".join(SHIFT_LEVELS.get(system, MIXED_LEVELS))
+        fix = f"use a range where that holds, or a {system} level: {levels}" if isinstance(part["shift"], list) else ""
+        _data(f"{name}.shift", resolve_ranges, system, part["shift"], fix=fix)
     strategy = config["pretrain"]["strategy"]
     if "pretrain" in stages and strategy in TIME_ONLY_STRATEGIES:
-        steady = [s for s in STRATEGIES if s not in TIME_ONLY_STRATEGIES]
+        steady = [*(s for s in STRATEGIES if s not in TIME_ONLY_STRATEGIES), "none"]
         raise TaskRuleError("pretrain.strategy", f"{strategy} needs a time axis, which task steady has not: choose "
                                                  f"one of {', '.join(steady)}")
+    if "pretrain" in stages:
+        _check_masked(config, blocks=1)
     for key, (augment, system) in _trained(config, stages).items():
         if augment not in STEADY_AUGMENTS:
             raise TaskRuleError(key, f"{augment} is a symmetry of the time-dependent advection and Burgers equations, "
@@ -121,11 +146,30 @@ def _check_steady(config: dict[str, Any], stages: list[str]) -> None:
 
 
 def _check_time(config: dict[str, Any], stages: list[str]) -> None:
+    _check_frames(config)
+    task, window = config["task"], config["time_window"]
+    for name, part in _parts(config, stages).items():
+        system, shift = part["system"], part["shift"]
+        systems = (*TIME_SYSTEMS, TIME_MIXED) if name == "pretrain" else TIME_SYSTEMS
+        if system not in systems:
+            raise TaskRuleError(f"{name}.system", f"{system} is not time-dependent but task is {task}: choose one of "
+                                                  f"{', '.join(systems)}, or set task: steady")
+        if not isinstance(shift, str):
+            levels = TIME_SHIFT_LEVELS.get(system, TIME_MIXED_LEVELS)
+            raise TaskRuleError(f"{name}.shift", f"{shift} is a range, but the time-dependent systems take a named "
+                                                 f"level: {', '.join(levels)} for {system}")
+        _data(f"{name}.shift", resolve_time_ranges, system, shift)
+    if "pretrain" in stages:
+        _check_pretext(config, window)
+    for key, (augment, system) in _trained(config, stages).items():
+        _data(key, check_augment, system, augment)
+
+
+def _check_frames(config: dict[str, Any]) -> None:
+    """The trajectory's frames, the input window, the target frame and the unroll fit together."""
     task, window, nt, unroll = config["task"], config["time_window"], config["nt"], config["unroll"]
-    if nt < 2:
-        raise TaskRuleError("nt", f"{nt} frames is too few: a trajectory needs an input and a frame to predict (>= 2)")
-    if config["horizon"] <= 0:
-        raise TaskRuleError("horizon", f"{config['horizon']} time units: the trajectories must span a horizon > 0")
+    _data("nt", check_time_request, nt, DEFAULT_HORIZON, DEFAULT_REFINE)  # as the data request checks them
+    _data("horizon", check_time_request, nt, config["horizon"], DEFAULT_REFINE)
     if not 1 <= window < nt:
         raise TaskRuleError("time_window", f"{window} frames do not fit trajectories of nt {nt} frames, where a frame "
                                            f"must follow the input window: choose 1..{nt - 1}")
@@ -146,26 +190,10 @@ def _check_time(config: dict[str, Any], stages: list[str]) -> None:
             raise TaskRuleError("unroll", f"{unroll} pushforward steps do not fit: a training window of {window} "
                                           f"frames, the steps and the frame predicted must fit the nt {nt} frames, so "
                                           f"choose 0..{nt - window - 1}")
-    for name, part in _parts(config, stages).items():
-        system, shift = part["system"], part["shift"]
-        systems = (*TIME_SYSTEMS, TIME_MIXED) if name == "pretrain" else TIME_SYSTEMS
-        if system not in systems:
-            raise TaskRuleError(f"{name}.system", f"{system} is not time-dependent but task is {task}: choose one of "
-                                                  f"{', '.join(systems)}, or set task: steady")
-        if not isinstance(shift, str):
-            levels = TIME_SHIFT_LEVELS.get(system, TIME_MIXED_LEVELS)
-            raise TaskRuleError(f"{name}.shift", f"{shift} is a range, but the time-dependent systems take a named "
-                                                 f"level: {', '.join(levels)} for {system}")
-        _data(f"{name}.shift", resolve_time_ranges, system, shift)
-    if "pretrain" in stages:
-        _check_pretext(config, window)
-    for key, (augment, system) in _trained(config, stages).items():
-        _data(key, check_augment, system, augment)
 
 
 def _check_pretext(config: dict[str, Any], window: int) -> None:
-    pretrain, res = config["pretrain"], config["resolution"]
-    strategy = pretrain["strategy"]
+    strategy = config["pretrain"]["strategy"]
     rule = {"masked": (window % MASK_FRAMES == 0, f"an even time_window (patches of {MASK_FRAMES} frames)"),
             "derivative": (window >= DERIVATIVE_FRAMES, f"time_window >= {DERIVATIVE_FRAMES} (u_t by a one-sided "
                                                         "second-order difference)"),
@@ -174,14 +202,22 @@ def _check_pretext(config: dict[str, Any], window: int) -> None:
     if rule is not None and not rule[0]:
         raise TaskRuleError("time_window", f"{window} frames do not fit pretrain.strategy {strategy}, which needs "
                                            f"{rule[1]}")
-    if strategy == "masked" and res % pretrain["mask_patches"]:
-        raise TaskRuleError("pretrain.mask_patches", f"{pretrain['mask_patches']} patches per side must divide the "
-                                                     f"grid {res}x{res}: choose a divisor such as 4 or 8")
+    _check_masked(config, blocks=window // MASK_FRAMES)
 
 
-def _data(key: str, check: Any, *args: Any) -> None:
-    """``check(*args)``, its HarnessError (a bad level, an augmentation that is no symmetry) as a TaskRuleError."""
+def _check_masked(config: dict[str, Any], blocks: int) -> None:
+    """The masked strategy's ratio and patch grid (``harness.train.rules``, as ``Masked`` and ``TimeMasked``
+    apply them) on inputs of ``blocks`` temporal blocks."""
+    pretrain, res = config["pretrain"], config["resolution"]
+    if pretrain["strategy"] == "masked":
+        _data("pretrain.mask_ratio", masked_patches, pretrain["mask_ratio"], pretrain["mask_patches"], blocks)
+        _data("pretrain.mask_patches", check_patch_grid, pretrain["mask_patches"], res, res)
+
+
+def _data(key: str, check: Any, *args: Any, fix: str = "") -> None:
+    """``check(*args)``, its HarnessError (a bad level, an augmentation that is no symmetry, ...) as a
+    TaskRuleError at ``key``, with ``fix`` appended if any."""
     try:
         check(*args)
     except HarnessError as exc:
-        raise TaskRuleError(key, str(exc)) from None
+        raise TaskRuleError(key, f"{exc}; {fix}" if fix else str(exc)) from None

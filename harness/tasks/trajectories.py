@@ -16,6 +16,7 @@ import torch
 from harness.config import TrainConfig
 from harness.pde.systems import TIME_SYSTEMS
 from harness.pde.time_systems import TIME_COEFS, TIME_SHIFT_LEVELS
+from harness.tasks.spec import window_channels
 from harness.train.augment import Augment
 from harness.train.augment_time import make_time_augment
 from harness.train.strategies import Pretraining
@@ -56,7 +57,7 @@ class Trajectories(Pretraining):
     def __init__(self, window: int, times: Sequence[float], loss: str = "sse") -> None:
         super().__init__(loss)
         self.window, self.times = window, torch.as_tensor(np.asarray(times), dtype=torch.float64)
-        self.in_channels = window + len(TIME_COEFS)
+        self.in_channels = window_channels(window)
 
     def inputs(self, frames: torch.Tensor, coefs: torch.Tensor) -> torch.Tensor:
         """The model input: ``frames`` (B, window, R, R), then each coefficient / ``COEF_SCALE`` as a channel."""

@@ -25,6 +25,7 @@ The pretext tasks train their own head (``head.``) on a shared FNO trunk; fine-t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -34,14 +35,14 @@ from harness.errors import HarnessError
 from harness.models.fno import FNO
 from harness.pde import COMMON_CHANNELS, spectral_grad, spectral_hessian
 from harness.train.loop import Objective, relative_l2
-
-IN_CHANNELS = 1 + len(COMMON_CHANNELS)  # the downstream input: source + common coefficient channels
+from harness.train.rules import STEADY_IN_CHANNELS, TIME_ONLY_STRATEGIES, check_patch_grid, masked_patches
+from harness.train.rules import STRATEGIES as NAMES
 
 
 class Pretraining(Objective):
     """A pretraining strategy: its objective plus the model it trains and what fine-tuning keeps of it."""
 
-    in_channels = IN_CHANNELS
+    in_channels = STEADY_IN_CHANNELS
     out_channels = 1
     dropped: tuple[str, ...] = ("head.",)  # weight-name prefixes that fine-tuning does not load
 
@@ -56,22 +57,12 @@ class Supervised(Pretraining):
     dropped = ()
 
 
-def masked_count(ratio: float, patches: int, n: int) -> int:
-    """How many of ``n`` patches a ``ratio`` masks; HarnessError unless it is at least one and at most all."""
-    n_masked = round(ratio * n)
-    if not (patches >= 1 and 1 <= n_masked <= n):
-        raise HarnessError(f"masked pretraining needs mask_patches >= 1 and a mask_ratio that masks at least "
-                           f"one of the {n} patches, but got mask_ratio={ratio}, mask_patches={patches}")
-    return n_masked
-
-
 def patch_mask(fields: torch.Tensor, frames: int, patches: int, n_masked: int,
                generator: torch.Generator) -> torch.Tensor:
     """A float mask shaped like ``fields`` (B, T, H, W), 1 on exactly ``n_masked`` of each sample's patches:
     blocks of ``frames`` consecutive channels by (H / patches) x (W / patches) grid points, drawn at random."""
     b, t, h, w = fields.shape
-    if h % patches or w % patches:
-        raise HarnessError(f"mask_patches={patches} must divide the grid {h}x{w}; choose a divisor such as 4 or 8")
+    check_patch_grid(patches, h, w)
     scores = torch.rand(b, t // frames * patches * patches, generator=generator, device=fields.device)
     masked = scores.argsort(dim=1).argsort(dim=1) < n_masked  # rank below n_masked: exactly n_masked
     grid = masked.to(fields.dtype).reshape(b, t // frames, patches, patches)
@@ -84,7 +75,7 @@ class Masked(Pretraining):
     name = "masked"
 
     def __init__(self, ratio: float = 0.75, patches: int = 8) -> None:
-        self.ratio, self.patches, self.n_masked = ratio, patches, masked_count(ratio, patches, patches * patches)
+        self.ratio, self.patches, self.n_masked = ratio, patches, masked_patches(ratio, patches)
 
     def mask(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(B, 1, H, W) float mask, 1 on exactly ``n_masked`` of the patches of each sample, drawn at random."""
@@ -171,9 +162,14 @@ class Coefficient(Pretraining):
         return relative_l2(pred, target)
 
 
-STRATEGIES: dict[str, type[Pretraining]] = {
-    "supervised": Supervised, "masked": Masked, "derivative": Derivative, "coefficient": Coefficient,
-}
+STEADY = tuple(name for name in NAMES if name not in TIME_ONLY_STRATEGIES)
+STRATEGIES: dict[str, type[Pretraining]] = dict(zip(STEADY, (Supervised, Masked, Derivative, Coefficient), strict=True))
+
+
+def transferred_modules(names: Iterable[str]) -> str:
+    """The summary's `transferred` value: the top-level modules of the weight names fine-tuning loaded, sorted
+    and comma-separated ("" when none)."""
+    return ",".join(sorted({name.split(".")[0] for name in names}))
 
 
 def make_strategy(pretrain: dict[str, Any]) -> Pretraining:
