@@ -36,7 +36,7 @@ from harness.tasks.pretext import make_pretext
 from harness.tasks.spec import target_frame
 from harness.tasks.task import Task, Tensors
 from harness.tasks.trajectories import COEF_SCALE, Trajectories, frame_times
-from harness.train.loop import Objective
+from harness.train.objective import Objective
 from harness.train.strategies import Pretraining
 
 ROLLOUT_BATCH = 64

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.train.loop import Objective, evaluate
+from harness.train.loop import evaluate
+from harness.train.objective import Objective
 from harness.train.strategies import Pretraining
 
 Tensors = tuple[torch.Tensor, torch.Tensor]

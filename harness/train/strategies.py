@@ -34,7 +34,7 @@ from torch import nn
 from harness.errors import HarnessError
 from harness.models.fno import FNO
 from harness.pde import COMMON_CHANNELS, spectral_grad, spectral_hessian
-from harness.train.loop import Objective, relative_l2
+from harness.train.objective import Objective, relative_l2
 from harness.train.rules import STEADY_IN_CHANNELS, TIME_ONLY_STRATEGIES, check_patch_grid, masked_patches
 from harness.train.rules import STRATEGIES as NAMES
 
