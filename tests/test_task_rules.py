@@ -10,7 +10,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from harness.backends.resources import Device
 from harness.cli import main
+from harness.errors import SweepError
 from harness.sweep.expand import expand
 from harness.sweep.spec import parse_sweep
 
@@ -133,3 +135,14 @@ def test_a_galilean_boost_is_accepted_for_advection_burgers_and_the_mixture() ->
     jobs = _jobs(_with(train=boost, pretrain={"system": "mixed_time", "train": boost}),
                  {"downstream.system": ["advection", "burgers"]})
     assert {j["config"]["train"]["augment"] for j in jobs if j["stage"] == "finetune"} == {"galilean"}
+
+
+def test_expand_sizes_a_time_job_by_its_trajectories_not_the_steady_inputs() -> None:
+    # 4,112 resident trajectories of 64 frames at 64^2: 4.0 GiB (a steady sample of 8 channels would be 0.5 GiB)
+    base = _with(init="scratch", resolution=64, nt=64, model={"width": 8, "modes": 4},
+                 downstream={"system": "heat", "n_train": 4096, "n_val": 16})
+    sweep = parse_sweep({"name": "t", "base": base}, {}, "t.yaml")
+    assert expand(sweep, device=Device(8 << 30, "test"))
+    with pytest.raises(SweepError, match=r"training and validation data 4\.0 GiB\) but the largest device a backend "
+                                         r"offers has 2\.0 GiB \(test\)"):
+        expand(sweep, device=Device(2 << 30, "test"))
