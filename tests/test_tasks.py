@@ -20,7 +20,7 @@ from harness.tasks.pretext import ORDERS, SortTime, TimeCoefficient, TimeMasked,
 from harness.tasks.spec import MASK_FRAMES, SORT_CHUNKS
 from harness.tasks.trajectories import COEF_SCALE, systems_of
 from harness.train.loop import TrainConfig, seed_everything, train
-from tests.test_local import harness, write_sweep
+from tests.helpers import assert_learns_and_resumes, harness, write_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 W, NT, R = 4, 12, 16
@@ -191,20 +191,7 @@ def test_next_step_training_with_pushforward_learns_and_resumes_bit_identically(
         return model, train(model, data["train"], data["val"], cfg, seed=0, device="cpu", workdir=workdir,
                             on_eval=on_eval, objective=objective)
 
-    model, full = fit(tmp_path / "full")
-    rows = [r["val_rel_l2"] for r in full.rows]
-    assert full.status == "ok" and min(rows[1:]) < rows[0]
-
-    def kill(row):
-        if row["step"] == 5:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        fit(tmp_path / "killed", kill)
-    resumed_model, resumed = fit(tmp_path / "killed")
-    assert [r["val_rel_l2"] for r in resumed.rows] == rows
-    for (k, v), w in zip(model.state_dict().items(), resumed_model.state_dict().values(), strict=True):
-        assert torch.equal(v, w), k
+    assert_learns_and_resumes(fit, tmp_path, kill_at=5)
 
 
 @pytest.mark.slow
