@@ -15,6 +15,8 @@ Every file is written through ``harness.files.write_atomic``. The summary row's 
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from harness.states import Stage, State
 
 DEFAULT_ROOT = Path("results")
 PLAN = "plan.json"
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a job id or sweep name: one path part
 # Metric columns of every summary row with their values when a job did not produce them (failed, blocked...).
 METRIC_DEFAULTS: dict[str, Any] = {"error": "", "test_rel_l2": float("nan"), "best_val_rel_l2": float("nan"),
                                    "best_step": -1, "steps_run": 0, "epochs_run": 0.0, "still_improving": False,
@@ -120,9 +123,20 @@ def read_plan(sweep_path: Path, *, missing_ok: bool = False) -> dict[str, Any] |
         plan = json.loads(path.read_text())
         if not isinstance(plan, dict) or not isinstance(plan["jobs"], list):
             raise KeyError("jobs")
-    except (OSError, json.JSONDecodeError, KeyError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise HarnessError(f"{path}: unreadable plan ({exc}); run `harness expand SWEEP.yaml` again") from None
+    for job in plan["jobs"]:
+        _check_job_names(path, job)
     return plan
+
+
+def _check_job_names(path: Path, job: Any) -> None:
+    """A plan's job ids, dependencies and sweep names become folder names: only plain names are accepted."""
+    names = [job.get("id"), job.get("sweep"), job.get("depends_on") or "x"] if isinstance(job, dict) else [None]
+    if not all(isinstance(n, str) and PLAIN_NAME.fullmatch(n) for n in names):
+        shown = {k: job.get(k) for k in ("id", "sweep", "depends_on")} if isinstance(job, dict) else job
+        raise HarnessError(f"{path}: job {shown} has an id or sweep name that is not a plain name (letters, digits, "
+                           "- _ .; no path); run `harness expand SWEEP.yaml` again to rewrite the plan")
 
 
 def load_plan(sweep_path: Path) -> list[dict[str, Any]]:
@@ -150,7 +164,21 @@ def summary_row(job: dict[str, Any], metrics: dict[str, Any], *, wall_s: float =
     status), then wall time, device and provenance (``harness.provenance.versions``)."""
     row = {**flat_row(job), **METRIC_DEFAULTS, "wall_s": wall_s, "device": device, **versions(), **metrics}
     row["status"] = str(State(row["status"]))
-    return row
+    return {**row, **finite_verdict(row)}
+
+
+def finite_verdict(row: dict[str, Any]) -> dict[str, Any]:
+    """An ok row must carry finite errors: a best validation or test error that is NaN or infinite makes it
+    ``diverged`` with the reason (a pretraining in that state would hand its dependents nothing usable).
+    Returns the status and error to use (the row's own when they hold)."""
+    if row["status"] != State.OK:
+        return {}
+    bad = [key for key in ("best_val_rel_l2", "test_rel_l2") if not math.isfinite(float(row[key]))]
+    if not bad:
+        return {}
+    what = ", ".join(f"{key} is {row[key]}" for key in bad)
+    return {"status": str(State.DIVERGED), "error": f"{what}: no finite result; lower the learning rate "
+                                                    "(`harness submit --retry-failed` reruns it)"}
 
 
 def write_summary(sweep_path: Path, job: dict[str, Any], metrics: dict[str, Any], *, wall_s: float = 0.0,

@@ -75,7 +75,7 @@ def test_failed_diverged_and_blocked_jobs_are_recorded_and_do_not_stop_the_sweep
     spec = {**TINY, "name": "faults", "matrix": {"init": ["pretrained", "scratch", "zeroshot"],
                                                  "pretrain.train.lr": [3.0e-3, 1.0e6]}}
     cli(root, "expand", str(write_sweep(tmp_path, spec, downstream={"n_train": 16})))
-    harness(root, "submit", "--only", "pretrain")
+    assert harness(root, "submit", "--only", "pretrain", check=False).returncode == 1  # one diverged
     jobs = load_plan(root / "faults")
     pretrain = [j for j in jobs if j["stage"] == "pretrain"]
     states = {j["config"]["pretrain"]["train"]["lr"]: read_summary(run_dir(root / "faults", j["id"]))["status"]
@@ -83,7 +83,7 @@ def test_failed_diverged_and_blocked_jobs_are_recorded_and_do_not_stop_the_sweep
     assert states == {3.0e-3: "ok", 1.0e6: "diverged"}
     good = next(j for j in pretrain if j["config"]["pretrain"]["train"]["lr"] == 3.0e-3)
     (run_dir(root / "faults", good["id"]) / "ckpt" / "best.pt").unlink()  # its dependants cannot load it
-    harness(root, "submit")
+    assert harness(root, "submit", check=False).returncode == 1
     table = results(root, "faults").set_index("id")
     by_dep = {j["id"]: j["depends_on"] for j in jobs}
     for jid, row in table.iterrows():
@@ -95,8 +95,9 @@ def test_failed_diverged_and_blocked_jobs_are_recorded_and_do_not_stop_the_sweep
             assert row["error"]
     failed = table[table["status"] == "failed"].index[0]
     assert "best.pt" in (run_dir(root / "faults", failed) / "error.txt").read_text().splitlines()[-1]
-    status = cli(root, "status")
-    assert "blocked" in status and "diverged" in status and "no checkpoint at" in status
+    status = harness(root, "status", check=False)
+    assert status.returncode == 1
+    assert "blocked" in status.stdout and "diverged" in status.stdout and "no checkpoint at" in status.stdout
 
 
 def test_a_sigkilled_worker_resumes_and_the_results_equal_an_uninterrupted_run(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from harness.dotted import flatten, set_dotted
 from harness.errors import SweepError
 from harness.sweep.schema import DEFAULTS, Where, check_key, check_value, suggest
 from harness.sweep.tune import parse_tune
+from harness.sweep.yamlload import compose_sweep_file
 
 TOP_KEYS = ("name", "description", "base", "matrix", "zip", "exclude", "include", "slurm", "tune")
 MAX_JOBS = 100_000
@@ -74,9 +75,8 @@ def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
     p = Path(path)
     if not p.is_file():
         raise SweepError(f"{p}: no such sweep file; check the path (sweeps live in sweeps/*.yaml)")
-    text = p.read_text()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        text, node = compose_sweep_file(p)  # UTF-8, no duplicate keys, aliases bounded
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
