@@ -15,7 +15,7 @@ import yaml
 from harness.lock import SUBMIT_LOCK
 from harness.states import State
 from harness.store import load_plan, read_summary, run_dir, summary_row
-from tests.helpers import TINY, cli, harness, results, start_harness, wait_for_line, workers, write_sweep
+from tests.helpers import ROOT, TINY, cli, harness, results, start_harness, wait_for_line, workers, write_sweep
 
 # One scratch job on 16x16 Poisson, width 4: a second or two per job.
 SCRATCH = {**TINY, "name": "rel", "matrix": {"init": ["scratch"], "downstream.n_train": [8]}}
@@ -102,10 +102,22 @@ def test_a_sweep_file_that_no_longer_gives_its_plan_is_refused_or_reexpanded_and
     assert read_summary(run_dir(root / "rel", first))["status"] == "ok"  # ... but kept on disk
     status = cli(root, "status")
     assert "stale: 1 runs not in the current plan" in status
+    tables = _readme_recipe(root / "rel")  # the README's tables, on a folder with checkpoints and a stale run
+    assert tables["runs"]["id"].tolist() == table["id"].tolist() and len(tables["runs_on_disk"]) == 2
+    assert set(tables["epochs"]["id"]) == {first, table["id"][0]} and tables["epochs"]["step"].min() == 0
     report = harness(root, "report", "--n-boot", "10")
     assert "1 ok" in report.stdout
     assert "removed 1 stale run(s)" in harness(root, "gc", "--stale").stdout
     assert not run_dir(root / "rel", first).exists() and "stale" not in cli(root, "status")
+
+
+def _readme_recipe(folder: Path) -> dict:
+    """Run the README's pandas recipe (its Python block reading results/smoke) on ``folder``; its variables."""
+    text = (ROOT / "README.md").read_text()
+    block = next(b.split("```")[0] for b in text.split("```python\n")[1:] if 'Path("results/smoke")' in b)
+    scope: dict = {}
+    exec(block.replace('Path("results/smoke")', f"Path({str(folder)!r})"), scope)
+    return scope
 
 
 @pytest.mark.parametrize("bad", ["../../outside", "/tmp/abs"])
