@@ -30,7 +30,15 @@ from harness.files import write_text_atomic
 from harness.models.fno import FNO
 from harness.process import keep_freed_memory
 from harness.states import State
-from harness.store import read_summary, run_dir, sweep_dir, write_json_atomic, write_parquet_atomic, write_summary
+from harness.store import (
+    disk_state,
+    read_summary,
+    run_dir,
+    sweep_dir,
+    write_json_atomic,
+    write_parquet_atomic,
+    write_summary,
+)
 from harness.train.loop import Objective, TrainConfig, evaluate, load_weights, seed_everything, train
 from harness.train.normalise import make_inputs
 from harness.train.strategies import make_strategy, transferred_modules
@@ -146,14 +154,14 @@ def _hold_hook(job_id: str) -> EvalHook | None:
 def run_job(job: dict[str, Any], root: Path | str, *, on_eval: EvalHook | None = None) -> dict[str, Any]:
     """Run one job to completion and write its results; returns its summary row.
 
-    A done job (its summary says ok or pruned) is not run again: its summary is returned as it is.
+    A done job (its summary says ok or pruned, with the files an ok result needs) is not run again: its summary
+    is returned as it is.
     """
     root = Path(root)
     sweep_path = sweep_dir(root, job["sweep"])
     folder = run_dir(sweep_path, job["id"])
-    done = read_summary(folder)
-    if done is not None and State(done["status"]).is_done():
-        return done
+    if disk_state(sweep_path, job).is_done():  # an ok summary with all its files (``store.incomplete``)
+        return read_summary(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "config.json", job)
     keep_freed_memory()

@@ -38,7 +38,8 @@ METRIC_DEFAULTS: dict[str, Any] = {"error": "", "test_rel_l2": float("nan"), "be
                                    "best_step": -1, "steps_run": 0, "epochs_run": 0.0, "still_improving": False,
                                    "n_params": 0, "transferred": ""}
 
-__all__ = ["DEFAULT_ROOT", "METRIC_DEFAULTS", "current_sweep", "disk_state", "flat_row", "load_plan", "read_plan",
+__all__ = ["DEFAULT_ROOT", "METRIC_DEFAULTS", "current_sweep", "disk_state", "flat_row", "incomplete", "load_plan",
+           "read_plan",
            "read_summary", "record_blocked", "run_dir", "save_plan", "summary_row", "sweep_dir", "write_json_atomic",
            "write_parquet_atomic", "write_plan", "write_summary"]
 
@@ -207,7 +208,31 @@ def read_summary(run_path: Path) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+# What a job's folder must hold besides an ok summary for the result to be trusted (a pretraining's dependents
+# load its best weights and statistics); a missing or empty one makes the job incomplete: it reruns (resuming).
+REQUIRED_FILES = {"pretrain": ("epochs.parquet", "ckpt/best.pt", "stats.json"),
+                  "finetune": ("epochs.parquet",), "scratch": ("epochs.parquet",), "zeroshot": ()}
+
+
+def incomplete(sweep_path: Path, job: dict[str, Any]) -> list[str]:
+    """The files ``REQUIRED_FILES`` names for the job's stage that its folder lacks (missing or empty)."""
+    folder = run_dir(sweep_path, job["id"])
+    out = []
+    for name in REQUIRED_FILES.get(str(job["stage"]), ()):
+        try:
+            if (folder / name).stat().st_size > 0:
+                continue
+        except OSError:
+            pass
+        out.append(name)
+    return out
+
+
 def disk_state(sweep_path: Path, job: dict[str, Any]) -> State:
-    """The job's state as its folder says: its summary's status, or missing."""
+    """The job's state as its folder says: its summary's status, or missing (no summary, or an ok one whose
+    folder is ``incomplete``: it reruns)."""
     summary = read_summary(run_dir(sweep_path, job["id"]))
-    return State.MISSING if summary is None else State(summary["status"])
+    if summary is None:
+        return State.MISSING
+    state = State(summary["status"])
+    return State.MISSING if state is State.OK and incomplete(sweep_path, job) else state
