@@ -76,7 +76,12 @@ def _stats_of(job: dict[str, Any], root: Path) -> dict[str, Any]:
     """Normalisation statistics a pretrained model was trained with (stored beside its checkpoint); refused
     when they were made with another channel layout (the model would read its inputs wrongly)."""
     path = run_dir(sweep_dir(root, job["sweep"]), job["depends_on"]) / "stats.json"
-    stats = json.loads(path.read_text())
+    try:
+        stats = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # the pretraining is then incomplete (harness.store): it reruns
+        raise HarnessError(f"{path}: unreadable statistics of pretraining job {job['depends_on']} ({exc}); delete "
+                           f"{path} and run `harness submit` again: the pretraining reruns from its checkpoint, then "
+                           "this job") from None
     if stats.get("layout") != pde.LAYOUT_VERSION:
         raise HarnessError(f"{path} was made with input channel layout {stats.get('layout', 1)}, not "
                            f"{pde.LAYOUT_VERSION}; rerun pretraining job {job['depends_on']} (delete its run folder)")
