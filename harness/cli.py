@@ -244,12 +244,21 @@ def cancel(sweep: str | None, root: Path) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @_friendly
 def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: int) -> None:
-    """Fit power laws and write the figures, fits table, report.html and report.md of SWEEP."""
-    from analysis.report import build_report
+    """Fit power laws and write the figures, fits table, report.html and report.md of SWEEP.
 
-    result = build_report(resolve_sweep(root, sweep), out, n_boot=n_boot, seed=seed)
+    Exit status 0 when the report was written (failed, diverged and non-finite rows are listed as problems and
+    left out of the fits), 2 when it cannot be (no results, a folder that cannot be written).
+    """
+    from analysis.report import build_report
+    from harness.stale import stale_note
+    from harness.store import read_plan
+
+    folder = resolve_sweep(root, sweep)
+    result = build_report(folder, out, n_boot=n_boot, seed=seed)
     counts = ", ".join(f"{n} {state}" for state, n in result.counts.items() if n)
     click.echo(f"{result.out_dir.parent.name}: {counts}")
+    if note := stale_note(folder, (read_plan(folder, missing_ok=True) or {"jobs": []})["jobs"]):
+        click.echo(note)
     for name, why in {**result.skipped, **result.tables_skipped}.items():
         click.echo(f"  skipped {name}: {why}")
     click.echo(f"figures: {', '.join(str(p) for p in result.figures.values())}")

@@ -106,7 +106,7 @@ def test_a_sweep_file_that_no_longer_gives_its_plan_is_refused_or_reexpanded_and
     assert tables["runs"]["id"].tolist() == table["id"].tolist() and len(tables["runs_on_disk"]) == 2
     assert set(tables["epochs"]["id"]) == {first, table["id"][0]} and tables["epochs"]["step"].min() == 0
     report = harness(root, "report", "--n-boot", "10")
-    assert "1 ok" in report.stdout
+    assert "1 ok" in report.stdout and "stale: 1 runs not in the current plan" in report.stdout
     assert "removed 1 stale run(s)" in harness(root, "gc", "--stale").stdout
     assert not run_dir(root / "rel", first).exists() and "stale" not in cli(root, "status")
 
