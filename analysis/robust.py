@@ -39,8 +39,12 @@ Model = Callable[[np.ndarray, bool], tuple[np.ndarray, np.ndarray | None]]  # (p
 def huber(r: np.ndarray, w: np.ndarray, s: float) -> np.ndarray:
     """Weighted cost per row: Huber (scipy's convention: r^2/2 inside ``s``, s|r| - s^2/2 outside) plus TIE_BREAK
     r^2/2."""
-    rc = np.clip(r, -s, s)
-    return np.einsum("...n,...n->...", w, rc * (r - 0.5 * rc) + (0.5 * TIE_BREAK) * r * r)
+    return _cost(r, r - np.clip(r, -s, s), w)
+
+
+def _cost(r: np.ndarray, beyond: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``huber`` from the residuals and their parts ``beyond`` the scale: ((1 + TIE_BREAK) r^2 - beyond^2) / 2."""
+    return 0.5 * np.einsum("...n,...n->...", w, (1 + TIE_BREAK) * r * r - beyond * beyond)
 
 
 def cost(model: Model, p: np.ndarray, inv: np.ndarray, y: np.ndarray, w: np.ndarray, s: float) -> np.ndarray:
@@ -72,39 +76,42 @@ def lm(
     starts = np.flatnonzero(np.r_[True, inv[1:] != inv[:-1]])
     unit = tol / np.maximum(w.sum(1), 1.0)  # the retiring threshold per unit of cost
     lam = np.full(len(p), 1e-3)
-    loss, grad, hess = _terms(model, p, inv, y, w, s, starts)
+    w_design = np.add.reduceat(w, starts, axis=1)
+    loss, grad, hess = _terms(model, p, inv, y, w, s, starts, w_design)
     active = np.arange(len(p))
     for _ in range(max_iter):
+        pa, g, h = p[active], grad[active], hess[active]
+        held = ((pa <= lo[active]) & (g > 0)) | ((pa >= hi[active]) & (g < 0))  # on a bound, pushed outward
+        # retire when the full Newton step would gain less than the threshold (its decrement g H^-1 g / 2)
+        going = -0.5 * (g * _damped_step(g, h, np.zeros(len(g)), held)).sum(1) > unit[active] * loss[active]
+        active, pa, g, h, held = active[going], pa[going], g[going], h[going], held[going]
         if active.size == 0:
             break
-        pa, g, h, lb, ub = p[active], grad[active], hess[active], lo[active], hi[active]
-        held = ((pa <= lb) & (g > 0)) | ((pa >= ub) & (g < 0))  # on a bound that the gradient pushes outward
-        # retire when the full Newton step would gain less than the threshold (its decrement g H^-1 g / 2)
-        near = -0.5 * np.einsum("bi,bi->b", g, _damped_step(g, h, np.zeros(len(g)), held)) <= unit[active] * loss[
-            active]
-        move = _bounded_step(pa, g, h, lam[active], lb, ub, held)
+        move = _bounded_step(pa, g, h, lam[active], lo[active], hi[active], held)
         # a step that the quadratic model says is worse (the bounds cut a wild step far from the optimum) is damped
         # further without trying it
-        worse = np.einsum("bi,bi->b", g, move) + 0.5 * np.einsum("bi,bij,bj->b", move, h, move) > 0
-        lam[active[worse]] *= 10
-        stuck = np.abs(move).max(1) < 1e-12
-        tried = ~(near | worse | stuck)
-        rows, move = active[tried], move[tried]
-        l_new, g_new, h_new = _terms(model, p[rows] + move, inv, y[rows] if per_row else y, w[rows], s, starts)
+        worse = ((g + 0.5 * _times(h, move)) * move).sum(1) > 0
+        rows, move = active[~worse], move[~worse]
+        l_new, g_new, h_new = _terms(model, p[rows] + move, inv, y[rows] if per_row else y, w[rows], s, starts,
+                                     w_design[rows])  # fmt: skip
         better = l_new < loss[rows]
         kept = rows[better]
         p[kept] += move[better]
         loss[kept], grad[kept], hess[kept] = l_new[better], g_new[better], h_new[better]
+        lam[active[worse]] *= 10
         lam[rows] = np.where(better, lam[rows] * 0.3, lam[rows] * 10)
-        active = active[~(near | stuck) & (lam[active] <= 1e12)]
+        moving = np.ones(len(active), dtype=bool)
+        moving[~worse] = np.abs(move).max(1) >= 1e-12
+        active = active[moving & (lam[active] <= 1e12)]
     return p
 
 
 def _terms(
-    model: Model, p: np.ndarray, inv: np.ndarray, y: np.ndarray, w: np.ndarray, s: float, starts: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cost, gradient and Newton Hessian of each row of ``p`` (points sorted by design, ``starts`` of each design),
-    in chunks of rows that keep the (rows, points) arrays in cache."""
+    model: Model, p: np.ndarray, inv: np.ndarray, y: np.ndarray, w: np.ndarray, s: float, starts: np.ndarray,
+    w_design: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Cost, gradient and Newton Hessian of each row of ``p`` (points sorted by design, ``starts`` of each design,
+    ``w_design`` the weight of each), in chunks of rows that keep the (rows, points) arrays in cache."""
     b, k = p.shape
     loss, grad, hess = np.empty(b), np.empty((b, k)), np.empty((b, k, k))
     per_row = y.ndim == 2
@@ -114,11 +121,13 @@ def _terms(
         f, jac = model(p[rows], True)
         r = f[:, inv] - (y[rows] if per_row else y)
         wr = w[rows]
-        loss[rows] = huber(r, wr, s)
-        psi = np.add.reduceat(wr * (np.clip(r, -s, s) + TIE_BREAK * r), starts, axis=1)  # the loss's slope
-        curv = np.add.reduceat(wr * ((np.abs(r) <= s) + TIE_BREAK), starts, axis=1)  # and its curvature
-        grad[rows] = np.einsum("bm,bmi->bi", psi, jac)
-        hess[rows] = np.einsum("bmi,bmj->bij", curv[:, :, None] * jac, jac)
+        beyond = r - np.clip(r, -s, s)
+        loss[rows] = _cost(r, beyond, wr)
+        slope = np.add.reduceat(wr * ((1 + TIE_BREAK) * r - beyond), starts, axis=1)  # clip(r) + TIE_BREAK r
+        curv = np.add.reduceat(wr * (beyond == 0), starts, axis=1) + TIE_BREAK * w_design[rows]  # 1 inside
+        # batched matmul: several times faster than einsum on these (rows, designs, k) stacks
+        grad[rows] = np.matmul(slope[:, None, :], jac)[:, 0]
+        hess[rows] = np.matmul((curv[:, :, None] * jac).transpose(0, 2, 1), jac)
     return loss, grad, hess
 
 
@@ -133,9 +142,14 @@ def _bounded_step(
     rows = np.flatnonzero(past.any(1))
     if rows.size:
         to_bound = np.where(past[rows], np.clip(p[rows] + move[rows], lo[rows], hi[rows]) - p[rows], 0.0)
-        g_rest = g[rows] + np.einsum("bij,bj->bi", h[rows], to_bound)
+        g_rest = g[rows] + _times(h[rows], to_bound)
         move[rows] = to_bound + _damped_step(g_rest, h[rows], lam[rows], held[rows] | past[rows])
     return np.clip(p + move, lo, hi) - p
+
+
+def _times(h: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Each row's matrix times its vector: (B, k, k) x (B, k) -> (B, k)."""
+    return np.matmul(h, v[:, :, None])[:, :, 0]
 
 
 def _damped_step(g: np.ndarray, h: np.ndarray, lam: np.ndarray, held: np.ndarray) -> np.ndarray:
