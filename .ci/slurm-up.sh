@@ -134,7 +134,7 @@ if ! alive "$DIR/run/slurmdbd.pid"; then
   wait_for 30 slurmdbd sacctmgr -n list cluster
 fi
 if ! alive "$DIR/run/slurmctld.pid"; then
-  slurmctld
+  slurmctld -c  # a fresh queue: jobs left by an earlier run would hold the node and starve the tests
   wait_for 30 slurmctld scontrol ping
 fi
 if ! alive "$DIR/run/slurmd.pid"; then

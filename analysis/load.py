@@ -14,10 +14,12 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from harness.collect import collect_table
 from harness.errors import HarnessError
-from harness.store import collect_table
+from harness.states import State
+from harness.store import read_plan
 
-STATUSES = ("ok", "failed", "diverged", "blocked")
+STATUSES = tuple(s.value for s in (State.OK, State.FAILED, State.DIVERGED, State.BLOCKED, State.PRUNED))
 NUMERIC_COLUMNS = ("model.width", "model.modes", "n_params", "downstream.n_train", "seed", "test_rel_l2")
 STRING_COLUMNS = (
     "id", "stage", "status", "error", "depends_on", "init", "downstream.system", "downstream.shift",
@@ -33,7 +35,8 @@ class ReportError(HarnessError):
 class LoadedRuns:
     """Every readable summary row of a sweep (``all``), the ok ones (``ok``) and what went wrong.
 
-    ``problems`` holds (job id, reason) for unreadable summary files and for rows whose status is not ok;
+    ``problems`` holds (job id, reason) for unreadable summary files and for rows whose status is neither ok
+    nor pruned (a trial its pruner stopped is a tuning outcome, counted as pruned, not a problem);
     ``missing`` the planned job ids without a summary file; ``planned`` the number of jobs in ``plan.json``.
     """
 
@@ -63,7 +66,7 @@ def load_runs(sweep_dir: Path) -> LoadedRuns:
     (``tune.best``). Raises ReportError when the folder holds neither a plan nor any summary file.
     """
     sweep_dir = Path(sweep_dir)
-    plan = _read_plan(sweep_dir / "plan.json")
+    plan = _read_plan(sweep_dir)
     collected = collect_table(sweep_dir, must_write=False)
     if plan is None and not collected.files:
         raise ReportError(f"no results under {sweep_dir}: run `harness submit` first")
@@ -72,12 +75,12 @@ def load_runs(sweep_dir: Path) -> LoadedRuns:
     ids = set(frame["id"].dropna()) | {job for job, _ in bad}
     planned_ids = [job["id"] for job in plan.get("jobs", [])] if plan else []
     missing = [job for job in planned_ids if job not in ids]
-    failed = frame[frame["status"] != "ok"]
+    failed = frame[~frame["status"].isin([State.OK.value, State.PRUNED.value])]
     problems = list(bad) + [
         (str(job), f"{status}: {error}" if error else str(status))
         for job, status, error in zip(failed["id"], failed["status"], failed["error"].fillna(""), strict=True)
     ]
-    ok = frame["status"] == "ok"
+    ok = frame["status"] == State.OK.value
     if "tune.best" in frame:
         ok &= frame["tune.best"].fillna(False).astype(bool)
     return LoadedRuns(
@@ -86,13 +89,12 @@ def load_runs(sweep_dir: Path) -> LoadedRuns:
     )  # fmt: skip
 
 
-def _read_plan(path: Path) -> dict | None:
-    if not path.exists():
-        return None
+def _read_plan(sweep_dir: Path) -> dict | None:
+    """The sweep's plan through the store (None when there is none); an unreadable one is a ReportError."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ReportError(f"cannot read {path}: {exc}; rerun `harness submit` to rewrite it") from exc
+        return read_plan(sweep_dir, missing_ok=True)
+    except HarnessError as exc:
+        raise ReportError(str(exc)) from None
 
 
 def _typed_frame(table: pa.Table) -> pd.DataFrame:

@@ -10,7 +10,6 @@ same inputs give byte-identical fits and scaling-law tables.
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -29,6 +28,7 @@ from analysis.laws import fit_laws
 from analysis.load import ReportError, load_runs
 from analysis.multipliers import small_n_multipliers
 from analysis.sections import report_blocks
+from harness.files import write_bytes_atomic
 
 NO_MULTIPLIERS = "no fine-tuned curve has a scratch curve with the same config"
 NO_POINTS = "no fine-tuned run has a scratch curve fit to read its effective data from"
@@ -125,9 +125,7 @@ def _render(figure: object, fmt: str) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write ``data`` to ``path`` atomically (the harness's one atomic writer)."""
+    write_bytes_atomic(path, data)
 
 

@@ -4,6 +4,8 @@ Downstream error = a * N^-B + C with multiplicative log-normal noise: scratch ha
 divides it by a gain that grows with model size and shrinks with the shift level; other strategies and the
 mixed pretraining transfer a little worse; augmentation (``augments``) helps a little. Zero-shot rows have a null
 ``downstream.n_train``. ``tuned_runs`` turns the finetune and scratch rows into the trials of tuning studies.
+Parameter counts and `transferred` are those of the real models; ``write_synthetic_sweep`` writes the plan and
+every summary row through the store's own writers, so the files are those a real sweep leaves.
 
 Downstream runs train for a budget of STEPS optimiser steps (``train.steps``) with a fixed ``downstream.n_val``;
 the scratch runs at the smallest N are the ones still improving at the end (``still_improving``), as an
@@ -12,6 +14,7 @@ undertrained small-N baseline would be.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from itertools import product
@@ -19,13 +22,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+
+from harness.collect import best_trials
+from harness.dotted import nest
+from harness.models.fno import FNO
+from harness.store import save_plan, write_summary
+from harness.train.strategies import make_strategy, transferred_modules
 
 A_SCRATCH = 2.0
 B_TRUE = 0.5
 C_TRUE = 0.01
-CHANNELS = {"poisson": 4, "advection_diffusion": 6, "helmholtz": 2, "mixed": 7}
 STRATEGY_PENALTY = {"supervised": 1.0, "derivative": 1.3, "masked": 1.6, "coefficient": 2.0}
 AUGMENT_GAIN = {"none": 1.0, "scale": 0.85, "noise": 0.95, "shift": 1.0}  # error factor of an augmentation
 TUNE_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
@@ -34,10 +40,15 @@ PRETRAIN_EPOCHS, PRETRAIN_STEPS = 20, 1280  # 20 epochs of 32,768 samples at bat
 _CONFIG_TOP = ("resolution", "data_seed", "seed", "init")
 
 
-def param_count(width: int, modes: int, channels: int) -> int:
-    """FNO parameters: 4 spectral layers (2 complex blocks of width^2 modes^2) + 1x1 convs + lifting + head."""
-    spectral = 4 * 2 * 2 * width * width * modes * modes
-    return spectral + 4 * (width * width + width) + (channels + 1) * width + 2 * width * width + 3 * width + 1
+@functools.cache
+def _model_facts(stage: str, strategy: str | None, width: int, modes: int) -> tuple[int, str]:
+    """(parameter count, `transferred`) of a real job of this stage: its model as the job builds it, and the
+    modules fine-tuning (or zero-shot evaluation) loads from a pretraining of ``strategy``."""
+    pretext = make_strategy({"strategy": strategy or "supervised", "mask_ratio": 0.75, "mask_patches": 8})
+    model = pretext.build_model(width, modes) if stage == "pretrain" else FNO(width, modes)
+    loads = stage in ("finetune", "zeroshot")
+    names = [k for k in FNO(width, modes).state_dict() if loads and not k.startswith(pretext.dropped)]
+    return model.num_params(), transferred_modules(names)
 
 
 def synthetic_runs(
@@ -98,10 +109,8 @@ def tuned_runs(frame: pd.DataFrame, *, lrs: tuple[float, ...] = TUNE_LRS, noise:
     A trial's error is the row's times a log-parabola around an optimal learning rate that falls with N and is
     lower for fine-tuning than from scratch. Trials get ``tune.study`` (the row's id), ``tune.trial``,
     ``tune.optuna_trial``, ``tune.params`` (JSON) and ``train.lr``, and ``tune.best`` as ``results.parquet``
-    marks it (``harness.tune.best_trials``: each study's lowest ``best_val_rel_l2``).
+    marks it (``harness.collect.best_trials``: each study's lowest ``best_val_rel_l2``).
     """
-    from harness.tune import best_trials
-
     rng = np.random.default_rng(rng_seed)
     down = frame["stage"].isin(["finetune", "scratch"])
     rows = frame[down].reset_index(drop=True)
@@ -142,10 +151,9 @@ def _row(
         pretrain = _row(sweep, "pretrain", seed, width, modes, psys, strategy, None, None, None, err, aug)
         row["depends_on"] = pretrain["id"]
     row["id"] = f"{stage[:2]}-" + hashlib.sha256(json.dumps(row, sort_keys=True).encode()).hexdigest()[:10]
-    channels = CHANNELS[system or psys or "poisson"]
-    transferred = "" if stage in ("scratch", "pretrain") else ("all" if strategy == "supervised" else "encoder")
+    n_params, transferred = _model_facts(stage, strategy, width, modes)
     row |= {
-        **_progress(stage, n_train, improving), "test_rel_l2": err, "n_params": param_count(width, modes, channels),
+        **_progress(stage, n_train, improving), "test_rel_l2": err, "n_params": n_params,
         "wall_s": 1.0, "device": "cpu", "torch_version": "2.4.0", "harness_version": "0.1.0",
         "git_rev": "synthetic", "transferred": transferred,
     }  # fmt: skip
@@ -167,36 +175,30 @@ def config_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def write_synthetic_sweep(sweep_dir: Path, frame: pd.DataFrame, *, spec: dict | None = None) -> Path:
-    """Write ``frame`` as ``sweep_dir/plan.json`` + ``sweep_dir/runs/<id>/summary.parquet`` (one row each).
+    """Write ``frame`` as a sweep folder through the store: ``sweep_dir/plan.json`` (``save_plan``) and one
+    ``runs/<id>/summary.parquet`` per row (``write_summary``), as the jobs of a real sweep write them.
 
-    Each file holds only its own row, so columns a job does not use are null-typed there, as a real job's are.
+    A row's config columns (dotted names, and the top-level config keys) become its job's config; the others
+    are its metrics. Columns a job does not use are null in its file, as a real job's are.
     """
     sweep_dir = Path(sweep_dir)
-    (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
-    config = config_columns(frame)
+    config = [c for c in config_columns(frame) if c != "init" and c != "tune.best"]  # init comes from the stage
+    metrics = [c for c in frame.columns if c not in config and c not in _NOT_METRICS]
     sweep = str(frame["sweep"].iloc[0]) if len(frame) else sweep_dir.name
     if spec is None:
         varied = [c for c in config if frame[c].nunique() > 1 and not c.startswith("tune.")]
         spec = {"name": sweep, "matrix": {c: sorted(frame[c].dropna().unique().tolist()) for c in varied}}
-    jobs = [
-        {"id": r["id"], "stage": r["stage"], "sweep": sweep, "depends_on": r["depends_on"] or None,
-         "config": _nest({c: r[c] for c in config if not pd.isna(r[c])}), "point": {}}
-        for r in frame.to_dict("records")
-    ]  # fmt: skip
-    (sweep_dir / "plan.json").write_text(json.dumps({"sweep": sweep, "spec": spec, "jobs": jobs}, default=_jsonable))
-    table = pa.Table.from_pandas(_integral(frame), preserve_index=False).replace_schema_metadata(None)
-    pattern = frame.isna().to_numpy()
-    _, group = np.unique(pattern, axis=0, return_inverse=True)
-    for g in np.unique(group):
-        idx = np.flatnonzero(group == g)
-        part = table.take(pa.array(idx))
-        for i in np.flatnonzero(pattern[idx[0]]):
-            part = part.set_column(int(i), table.field(int(i)).name, pa.nulls(len(idx), pa.null()))
-        for j, row_id in enumerate(frame["id"].iloc[idx]):
-            run_dir = sweep_dir / "runs" / str(row_id)
-            run_dir.mkdir(exist_ok=True)
-            pq.write_table(part.slice(j, 1), run_dir / "summary.parquet")
+    rows = _integral(frame).astype(object).where(frame.notna(), None).to_dict("records")
+    jobs = [{"id": r["id"], "stage": r["stage"], "sweep": sweep, "depends_on": r["depends_on"] or None,
+             "config": nest({c: r[c] for c in config if r[c] is not None}), "point": {}} for r in rows]
+    save_plan(sweep_dir, sweep, json.loads(json.dumps(spec, default=_jsonable)), "synthetic", jobs)
+    for job, row in zip(jobs, rows, strict=True):
+        write_summary(sweep_dir, job, {c: row[c] for c in metrics if row[c] is not None})
     return sweep_dir
+
+
+# Columns of a row that are neither config nor metrics: the summary row gets them from the job itself.
+_NOT_METRICS = ("id", "stage", "sweep", "depends_on", "init", "tune.best")
 
 
 def _integral(frame: pd.DataFrame) -> pd.DataFrame:
@@ -206,17 +208,6 @@ def _integral(frame: pd.DataFrame) -> pd.DataFrame:
         values = out[c].dropna()
         if len(values) and bool((values == values.round()).all()):
             out[c] = out[c].astype("Int64")
-    return out
-
-
-def _nest(flat: dict) -> dict:
-    out: dict = {}
-    for key, value in flat.items():
-        *parents, leaf = key.split(".")
-        node = out
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
     return out
 
 

@@ -14,12 +14,25 @@ from pathlib import Path
 
 import click
 
+from harness.backends import BACKENDS
 from harness.errors import HarnessError
-from harness.store import DEFAULT_ROOT, load_plan, resolve_sweep
+from harness.states import Stage
+from harness.store import DEFAULT_ROOT, current_sweep, load_plan, sweep_dir
 
 ROOT = click.option("--root", type=click.Path(path_type=Path), default=DEFAULT_ROOT, show_default=True,
                     help="Results root folder.")
 SWEEP = click.argument("sweep", required=False)
+
+
+def resolve_sweep(root: Path, sweep: str | None) -> Path:
+    """The folder of a sweep given by name, by its sweep file, or (None) the current sweep."""
+    if sweep is None:
+        return current_sweep(root)
+    if sweep.endswith((".yaml", ".yml")):
+        from harness.sweep.spec import load_sweep  # only for the name: validation errors surface here too
+
+        return sweep_dir(root, load_sweep(sweep).name)
+    return sweep_dir(root, sweep)
 
 
 def _friendly(fn):
@@ -50,16 +63,18 @@ def main() -> None:
 @click.option("--estimate", is_flag=True, help="Also predict GPU/CPU-hours per stage (times one step per shape).")
 @_friendly
 def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: bool) -> None:
-    """Expand SWEEP_FILE into jobs, write the plan under ROOT/<name>/ and make it the current sweep."""
+    """Expand SWEEP_FILE into jobs, write the plan under ROOT/<name>/ and make it the current sweep.
+
+    Every point is checked first (data, model, pretraining, training, memory): a bad sweep writes nothing.
+    """
     from harness.store import write_plan
     from harness.sweep.expand import expand as expand_jobs
-    from harness.sweep.expand import flat_row
     from harness.sweep.plan import describe
     from harness.sweep.spec import load_sweep
 
     sweep = load_sweep(sweep_file)
     jobs = expand_jobs(sweep, force=force)
-    folder = write_plan(root, sweep.name, sweep.raw, str(sweep_file), jobs, [flat_row(j) for j in jobs])
+    folder = write_plan(root, sweep.name, sweep.raw, str(sweep_file), jobs)
     if as_json:
         click.echo(json.dumps({"sweep": sweep.name, "folder": str(folder), "jobs": jobs}, indent=1))
     else:
@@ -73,13 +88,15 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 @main.command()
 @SWEEP
 @ROOT
-@click.option("--backend", type=click.Choice(["local", "slurm"]), default="local", show_default=True)
+@click.option("--backend", type=click.Choice(list(BACKENDS)), default="local", show_default=True,
+              help="local: worker processes here; inline: one job after the other in this process (for a "
+                   "debugger); slurm: job arrays through submitit.")
 @click.option("--workers", type=int, default=None, help="CPU worker processes (local; default cores/2).")
 @click.option("--jobs-per-gpu", type=int, default=None, help="Jobs sharing one GPU (default 1).")
 @click.option("--retry-failed", is_flag=True, help="Also rerun diverged jobs.")
-@click.option("--only", type=click.Choice(["pretrain", "finetune", "scratch", "zeroshot"]), default=None)
+@click.option("--only", type=click.Choice([stage.value for stage in Stage]), default=None)
 @click.option("--dry-run", is_flag=True, help="List what would run, run nothing.")
-@click.option("-v", "--verbose", is_flag=True, help="Stream each job's evaluations (local).")
+@click.option("-v", "--verbose", is_flag=True, help="Stream each job's evaluations (local, inline).")
 @click.option("--partition", default=None, help="Slurm partition (overrides the sweep's slurm: block).")
 @click.option("--account", default=None, help="Slurm account.")
 @click.option("--qos", default=None, help="Slurm QOS.")
@@ -90,43 +107,30 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 @click.option("--constraint", default=None, help="Slurm node constraint.")
 @click.option("--array-parallelism", type=int, default=None, help="Slurm array tasks running at once.")
 @_friendly
-def submit(sweep: str | None, root: Path, backend: str, workers: int | None, jobs_per_gpu: int | None,
-           retry_failed: bool, only: str | None, dry_run: bool, verbose: bool, **slurm_flags: object) -> None:
+def submit(sweep: str | None, root: Path, backend: str, retry_failed: bool, only: str | None, dry_run: bool,
+           **options: object) -> None:
     """Run the jobs of SWEEP (default: the current sweep) that have no ok result yet."""
-    from harness.backends import select_jobs
+    from harness.backends import get_backend
+    from harness.backends.select import select
+    from harness.store import read_plan, record_blocked
 
     folder = resolve_sweep(root, sweep)
-    jobs = load_plan(folder)
-    if backend == "slurm":
-        from harness.backends.slurm import SlurmResources, select_to_submit
-        from harness.backends.slurm import submit as slurm_submit
-
-        block = json.loads((folder / "plan.json").read_text())["spec"].get("slurm") or {}
-        resources = SlurmResources.from_dict({**block, **slurm_flags, "jobs_per_gpu": jobs_per_gpu})
-        todo = select_to_submit(jobs, folder, retry_failed=retry_failed, only=only)
-    else:
-        todo = select_jobs(jobs, folder, retry_failed=retry_failed, only=only)
-    counts = Counter(j["stage"] for j in todo)
-    click.echo(f"{folder.name}: {len(todo)} of {len(jobs)} jobs to run "
-               f"({', '.join(f'{s} {n}' for s, n in counts.items()) or 'nothing to do'})")
-    if dry_run or not todo:
-        for job in todo if dry_run else []:
+    plan = read_plan(folder)
+    jobs = plan["jobs"]
+    runner = get_backend(backend, spec=plan["spec"], **options)
+    chosen = select(jobs, runner.status(folder, jobs), retry_failed=retry_failed, only=only)
+    counts = Counter(j["stage"] for j in chosen.todo)
+    blocked = f"; {len(chosen.blocked)} blocked (their pretraining cannot run)" if chosen.blocked else ""
+    click.echo(f"{folder.name}: {len(chosen.todo)} of {len(jobs)} jobs to run "
+               f"({', '.join(f'{s} {n}' for s, n in counts.items()) or 'nothing to do'}){blocked}")
+    if dry_run:
+        for job in chosen.todo:
             click.echo(f"  {job['id']}  {job['stage']:9s} depends on {job['depends_on'] or '-'}")
         return
-    if backend == "slurm":
-        click.echo(f"{folder.name}: {slurm_submit(todo, root, resources)}")
-        click.echo("queued; follow it with `harness status`, stop it with `harness cancel`")
-        return
-    from harness.backends.local import plan_slots, run_local, visible_gpus
-
-    slots = plan_slots(workers=workers, jobs_per_gpu=jobs_per_gpu or 1, gpus=visible_gpus())
-    final = run_local(todo, jobs, root, slots=slots, verbose=verbose)
-    from harness.store import collect
-
-    collect(folder)
-    tally = Counter(final.values())
-    click.echo(f"{folder.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(tally.items())))
-    click.echo(f"results: {folder / 'results.parquet'} (one row per job; next: harness status, harness report)")
+    for job, dep_state in chosen.blocked:
+        record_blocked(folder, job, dep_state)
+    if chosen.todo:
+        click.echo(runner.submit(chosen.todo, jobs, folder))
 
 
 @main.command()
@@ -135,15 +139,12 @@ def submit(sweep: str | None, root: Path, backend: str, workers: int | None, job
 @_friendly
 def status(sweep: str | None, root: Path) -> None:
     """Counts per stage and state, and the failed jobs with the last line of their error."""
+    from harness.backends import backend_of
     from harness.status import status_table
 
     folder = resolve_sweep(root, sweep)
-    queue = None
-    if (folder / "slurm" / "submitted.json").is_file():  # one sacct call merged with the run folders
-        from harness.backends.slurm_state import query
-
-        queue = query(folder)
-    click.echo(status_table(folder, queue))
+    jobs = load_plan(folder)
+    click.echo(status_table(folder, jobs, backend_of(folder).status(folder, jobs)))
 
 
 @main.command()
@@ -151,11 +152,11 @@ def status(sweep: str | None, root: Path) -> None:
 @ROOT
 @_friendly
 def cancel(sweep: str | None, root: Path) -> None:
-    """Cancel the queued and running Slurm jobs of SWEEP (default: the current sweep)."""
-    from harness.backends.slurm import cancel as slurm_cancel
+    """Cancel the queued and running jobs of SWEEP (default: the current sweep)."""
+    from harness.backends import backend_of
 
     folder = resolve_sweep(root, sweep)
-    click.echo(f"{folder.name}: cancelled {slurm_cancel(folder)} Slurm job(s)")
+    click.echo(f"{folder.name}: cancelled {backend_of(folder).cancel(folder)} queued or running job(s)")
 
 
 @main.command()

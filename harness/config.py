@@ -58,6 +58,8 @@ class TrainConfig:
             "lr > 0 and finite": 0 < self.lr < math.inf,
             "batch_size >= 1": self.batch_size >= 1,
             "weight_decay >= 0": self.weight_decay >= 0,
+            "weight_decay, noise_level, scale_max finite": all(map(math.isfinite, (self.weight_decay,
+                                                                                   self.noise_level, self.scale_max))),
             "0 <= min_lr <= lr": 0 <= self.min_lr <= self.lr,
             "patience >= 0": self.patience >= 0,
             "0 <= augment_prob <= 1": 0 <= self.augment_prob <= 1,

@@ -13,10 +13,9 @@ trunk without the pretext head otherwise) and always learns the solution.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import subprocess
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -25,33 +24,23 @@ from typing import Any
 
 import torch
 
-import harness
 from harness import pde
 from harness.errors import HarnessError
+from harness.files import write_text_atomic
 from harness.models.fno import FNO
 from harness.process import keep_freed_memory
-from harness.store import read_summary, run_dir, sweep_dir, write_json_atomic, write_parquet_atomic
-from harness.sweep.expand import flat_row
+from harness.states import State
+from harness.store import read_summary, run_dir, sweep_dir, write_json_atomic, write_parquet_atomic, write_summary
 from harness.train.loop import Objective, TrainConfig, evaluate, load_weights, seed_everything, train
 from harness.train.normalise import make_inputs
-from harness.train.strategies import make_strategy
+from harness.train.strategies import make_strategy, transferred_modules
 from harness.tune import Pruned, TrialRun
 
 EvalHook = Callable[[dict[str, Any]], None]
-
-
-@functools.cache
-def git_revision() -> str:
-    """The harness source's git revision (HARNESS_GIT_REV when a backend pinned it), or "unknown"."""
-    if os.environ.get("HARNESS_GIT_REV"):
-        return os.environ["HARNESS_GIT_REV"]
-    here = Path(harness.__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
-                             capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+# Test hook, inert unless set: HARNESS_HOLD_AT_STEP=k (every job) or =JOB_ID:k (that job only) makes a job wait
+# after its evaluation at optimiser step k (and the checkpoint written before it, when one is due), to be killed
+# or requeued: a kill-and-resume test needs no long run to find its window.
+HOLD_ENV = "HARNESS_HOLD_AT_STEP"
 
 
 def pick_device() -> torch.device:
@@ -104,7 +93,7 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
     if job["depends_on"]:
         pretrained = run_dir(sweep_dir(root, job["sweep"]), job["depends_on"]) / "ckpt" / "best.pt"
         loaded = load_weights(model, pretrained, exclude_prefixes=strategy.dropped)
-        metrics["transferred"] = ",".join(sorted({n.split(".")[0] for n in loaded}))
+        metrics["transferred"] = transferred_modules(loaded)
         stats = _stats_of(job, root)
     else:
         stats = None
@@ -140,15 +129,30 @@ def _chain(*hooks: EvalHook | None) -> EvalHook:
     return hook
 
 
+def _hold_hook(job_id: str) -> EvalHook | None:
+    """The ``HOLD_ENV`` hook for this job: waits (until killed, at most an hour) after the evaluation at step k."""
+    target, _, k = os.environ.get(HOLD_ENV, "").rpartition(":")
+    if not k or target not in ("", job_id):
+        return None
+
+    def hold(row: dict[str, Any]) -> None:
+        if row["step"] == int(k):
+            print(f"harness: {job_id} holding at step {k} ({HOLD_ENV})", file=sys.stderr, flush=True)
+            time.sleep(3600)
+
+    return hold
+
+
 def run_job(job: dict[str, Any], root: Path | str, *, on_eval: EvalHook | None = None) -> dict[str, Any]:
     """Run one job to completion and write its results; returns its summary row.
 
-    A finished job (summary present) is not run again: its summary is returned as it is.
+    A done job (its summary says ok or pruned) is not run again: its summary is returned as it is.
     """
     root = Path(root)
-    folder = run_dir(sweep_dir(root, job["sweep"]), job["id"])
+    sweep_path = sweep_dir(root, job["sweep"])
+    folder = run_dir(sweep_path, job["id"])
     done = read_summary(folder)
-    if done is not None and done["status"] == "ok":
+    if done is not None and State(done["status"]).is_done():
         return done
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "config.json", job)
@@ -156,31 +160,19 @@ def run_job(job: dict[str, Any], root: Path | str, *, on_eval: EvalHook | None =
     device = pick_device()
     start = time.time()
     trial = None
+    on_eval = _chain(on_eval, _hold_hook(job["id"]))
     try:
         if "tune" in job["config"]:  # a trial job: its optuna trial picks the train settings
-            trial = TrialRun(job, folder.parent.parent)
+            trial = TrialRun(job, sweep_path)
             job = {**job, "config": {**job["config"], "train": trial.apply(job["config"]["train"])}}
             on_eval = _chain(on_eval, trial.report)
         metrics = _execute(job, root, folder, device, on_eval)
         (folder / "error.txt").unlink(missing_ok=True)
     except Pruned as exc:
-        metrics = {"status": "pruned", "error": str(exc)}
+        metrics = {"status": State.PRUNED, "error": str(exc)}
     except Exception as exc:  # recorded, never raised: one bad job must not stop a sweep
-        (folder / "error.txt").write_text(traceback.format_exc())
-        metrics = {"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+        write_text_atomic(folder / "error.txt", traceback.format_exc())
+        metrics = {"status": State.FAILED, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
     if trial is not None:
         metrics.update(trial.finish(metrics))
-    return write_summary(job, root, metrics, wall_s=time.time() - start, device=str(device))
-
-
-def write_summary(job: dict[str, Any], root: Path, metrics: dict[str, Any], *, wall_s: float = 0.0,
-                  device: str = "") -> dict[str, Any]:
-    """Write a job's one-row summary.parquet (config columns + metrics + provenance); returns the row."""
-    row: dict[str, Any] = {**flat_row(job), "error": "", "test_rel_l2": float("nan"),
-                           "best_val_rel_l2": float("nan"), "best_step": -1, "steps_run": 0, "epochs_run": 0.0,
-                           "still_improving": False, "n_params": 0,
-                           "transferred": "", **metrics, "wall_s": wall_s, "device": device,
-                           "torch_version": torch.__version__, "harness_version": harness.__version__,
-                           "git_rev": git_revision()}
-    write_parquet_atomic(run_dir(sweep_dir(root, job["sweep"]), job["id"]) / "summary.parquet", [row])
-    return row
+    return write_summary(sweep_path, job, metrics, wall_s=time.time() - start, device=str(device))

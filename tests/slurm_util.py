@@ -1,8 +1,8 @@
 """Helpers for the tests that drive the real single-node Slurm started by `.ci/slurm-up.sh`.
 
 The cluster is found through SLURM_CONF, else the env file slurm-up.sh writes
-($HARNESS_SLURM_DIR/env, default /tmp/harness-slurm/env); tests using the `slurm_cluster` fixture are skipped
-with the reason when neither gives a cluster that answers `sinfo`.
+($HARNESS_SLURM_DIR/env, default /tmp/harness-slurm/env); tests using the `slurm_cluster` fixture (conftest)
+are skipped with the reason when neither gives a cluster that answers `sinfo`.
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from harness.backends.slurm_state import SacctRecord, parse_sacct, query
 from harness.store import load_plan
@@ -42,38 +41,33 @@ def find_cluster() -> tuple[str | None, str]:
     return conf, ""
 
 
-@pytest.fixture(scope="module")
-def slurm_cluster() -> Iterator[str]:
-    """SLURM_CONF of the running cluster, exported for the module's tests; skips them when there is none."""
-    conf, why = find_cluster()
-    if conf is None:
-        pytest.skip(why)
-    old = os.environ.get("SLURM_CONF")
-    os.environ["SLURM_CONF"] = conf
-    yield conf
-    if old is None:
-        os.environ.pop("SLURM_CONF", None)
-    else:
-        os.environ["SLURM_CONF"] = old
+def empty_test_queue(conf: str, timeout: float = 60) -> None:
+    """Cancel every job on the private test cluster (never on another one) and wait for the queue to drain.
 
-
-def write_sweep(folder: Path, spec: dict[str, Any]) -> Path:
-    """Write a sweep file and return its path."""
-    path = folder / f"{spec['name']}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    Jobs left by an interrupted or failed test would otherwise hold the node's two CPUs and starve the
+    next test's jobs until its timeout.
+    """
+    if not Path(conf).resolve().is_relative_to(ENV_FILE.parent.resolve()):
+        return
+    env = {**os.environ, "SLURM_CONF": conf}
+    subprocess.run(["scancel", "--user", str(os.getuid())], env=env, capture_output=True, timeout=30)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        out = subprocess.run(["squeue", "-h", "-o", "%i"], env=env, capture_output=True, text=True, timeout=30)
+        if out.returncode == 0 and not out.stdout.strip():
+            return
+        time.sleep(0.5)
 
 
 def expand(sweep_file: Path, root: Path) -> tuple[Path, list[dict[str, Any]]]:
-    """Expand a sweep file with the real `harness expand`; returns (sweep folder, jobs)."""
+    """Expand a sweep file as `harness expand` does; returns (sweep folder, jobs)."""
     from harness.store import write_plan
     from harness.sweep.expand import expand as expand_jobs
-    from harness.sweep.expand import flat_row
     from harness.sweep.spec import load_sweep
 
     sweep = load_sweep(sweep_file)
     jobs = expand_jobs(sweep)
-    folder = write_plan(root, sweep.name, sweep.raw, str(sweep_file), jobs, [flat_row(j) for j in jobs])
+    folder = write_plan(root, sweep.name, sweep.raw, str(sweep_file), jobs)
     assert load_plan(folder) == jobs
     return folder, jobs
 

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from harness import pde
+from harness.config import TrainConfig
 from harness.errors import HarnessError
 from harness.pde import compute_stats, spectral_grad, spectral_hessian
-from harness.train import TrainConfig, make_inputs
 from harness.train.augment import make_augment, roll, scale, shift
+from harness.train.normalise import make_inputs
 
 R = 32
 

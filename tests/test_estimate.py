@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from harness.sweep.estimate import calibrate, describe_estimate, estimate
+from harness.sweep.estimate import describe_estimate, estimate
+from harness.train.timing import calibrate
 
 # flops_per_sample(8, 4, 16), by hand: N = 256, log2 N = 8
 #   lifting 2*256*7*8 = 28,672; per layer 2*256*64 + 5*256*8*8 + 8*2*16*64 = 131,072 (x4 = 524,288);

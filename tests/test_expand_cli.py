@@ -57,9 +57,51 @@ BAD = [
     ("train-constraint", "name: t\nmatrix:\n  train.min_lr: [1.0e-2]\n",
      r"train at point \(train\.min_lr=0\.01\): train settings must satisfy 0 <= min_lr <= lr"),
     ("zeroshot-of-pretext", "name: t\nmatrix:\n  init: [zeroshot]\n  pretrain.strategy: [supervised, masked]\n",
-     r"init zeroshot at point \(init=zeroshot, pretrain\.strategy=masked\) needs pretrain\.strategy supervised, "
-     r"not masked; add `exclude: \[\{init: zeroshot, pretrain\.strategy: masked\}\]`"),
+     r"matrix\.init \(line 3\) at point \(init=zeroshot, pretrain\.strategy=masked\): init zeroshot needs "
+     r"pretrain\.strategy supervised, not masked; add `exclude: \[\{init: zeroshot, pretrain\.strategy: masked\}\]`"),
     ("odd-resolution", "name: t\nbase: {resolution: 33}\n", r"base\.resolution \(line 2\): must be even and >= 8"),
+    # rules the jobs enforce at run time, checked for every point at expand with the same functions
+    ("shift-level-of-another-system", "name: t\nmatrix:\n  downstream.shift: [id, advection]\n",
+     r"matrix\.downstream\.shift \(line 3\) at point \(downstream\.shift=advection\): unknown shift level "
+     r"'advection' for poisson: choose one of id, moderate, large or give \[lo, hi\]"),
+    ("helmholtz-range-not-integer", "name: t\nbase:\n  downstream: {system: helmholtz, shift: [1.5, 3]}\n",
+     r"base\.downstream\.shift \(line 3\) at point \(base\): helmholtz omega range must be integers >= 1, got "
+     r"\[1\.5, 3\.0\]; use a range where that holds, or a helmholtz level: id, moderate, large"),
+    ("poisson-range-below-1", "name: t\nmatrix:\n  pretrain.shift: [[0.5, 2]]\n",
+     r"matrix\.pretrain\.shift \(line 3\) at point \(pretrain\.shift=\[0\.5, 2\.0\]\): poisson anisotropy e must "
+     r"be >= 1, got \[0\.5, 2\.0\]; use a range where that holds"),
+    ("mixed-with-a-range", "name: t\nbase:\n  pretrain: {system: mixed, shift: [1, 5]}\n",
+     r"base\.pretrain\.shift \(line 3\) at point \(base\): mixed takes a shift level name, one of id, moderate, "
+     r"large; got shift=\[1\.0, 5\.0\]"),
+    ("nan-range-bound", "name: t\nmatrix:\n  downstream.shift: [[.nan, 2]]\n",
+     r"matrix\.downstream\.shift \(line 3\) at point .*: poisson range for e must be two finite numbers"),
+    ("infinite-range-bound", "name: t\nmatrix:\n  downstream.shift: [[1, .inf]]\n",
+     r"matrix\.downstream\.shift \(line 3\) at point .*: poisson range for e must be two finite numbers"),
+    ("modes-too-many-for-the-grid", "name: t\nbase: {resolution: 32}\nmatrix:\n  model.modes: [8, 20]\n",
+     r"matrix\.model\.modes \(line 4\) at point \(model\.modes=20\): modes=20 is too large for resolution 32x32.*"
+     r"use modes <= 16 or a finer grid"),
+    ("mask-patches-not-dividing", "name: t\nbase:\n  resolution: 36\n  pretrain: {strategy: masked}\n",
+     r"pretrain\.mask_patches at point \(base\): mask_patches=8 must divide the grid 36x36; choose a divisor such "
+     r"as 4"),
+    ("mask-ratio-above-1", "name: t\nbase:\n  pretrain: {strategy: masked, mask_ratio: 1.5}\n",
+     r"base\.pretrain\.mask_ratio \(line 3\) at point \(base\): masked pretraining needs .* but got "
+     r"mask_ratio=1\.5, mask_patches=8; use a mask_ratio in \(0, 1\]"),
+    ("unknown-slurm-key", "name: t\nslurm:\n  partiton: gpu\n",
+     r"slurm\.partiton \(line 3\): unknown slurm setting\(s\) partiton; valid settings: partition \(default None\)"),
+    ("nan-learning-rate", "name: t\nbase:\n  train: {lr: .nan}\n",
+     r"base\.train \(line 3\) at point \(base\): train settings must satisfy lr > 0 and finite"),
+    ("infinite-learning-rate", "name: t\nmatrix:\n  pretrain.train.lr: [1.0e-3, .inf]\n",
+     r"pretrain\.train at point \(pretrain\.train\.lr=inf\): train settings must satisfy lr > 0 and finite, "
+     r"but got"),
+    ("pretext-loss", "name: t\nbase:\n  pretrain: {strategy: masked, train: {loss: mse}}\n",
+     r"base\.pretrain\.train\.loss \(line 3\) at point \(base\): pretrain\.train\.loss applies to supervised "
+     r"pretraining; the masked strategy has its own loss: remove pretrain\.train\.loss for it"),
+    ("negative-data-seed", "name: t\nbase: {data_seed: -1}\n",
+     r"base\.data_seed \(line 2\): must be >= 0, got -1; use a seed >= 0"),
+    ("model-fits-no-device", "name: t\nmatrix:\n  model.width: [16, 100000]\n",
+     r"matrix\.model\.width \(line 3\) at point \(model\.width=100000\): training needs about [\d,.]+ GiB "
+     r"\(parameters with gradients and Adam state [\d,.]+ GiB, .*\) but the largest device a backend offers has "
+     r"[\d,.]+ GiB \(.*\); use a smaller model\.width"),
 ]
 
 

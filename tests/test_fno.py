@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from harness.errors import HarnessError
-from harness.models import FNO, count_params, flops_per_sample
-from harness.models.fno import SpectralConv2d
+from harness.models.fno import FNO, SpectralConv2d
+from harness.models.size import count_params, flops_per_sample, train_memory
 
 torch.set_num_threads(1)
 
@@ -125,3 +125,23 @@ def test_wrong_input_channels():
 def test_invalid_sizes():
     with pytest.raises(HarnessError, match="FNO sizes must all be >= 1"):
         FNO(0, 4)
+
+
+@pytest.mark.parametrize(("width", "modes", "resolution"), [(8, 4, 16), (16, 8, 32), (32, 16, 32)])
+def test_train_memory_bounds_what_a_train_step_keeps(width, modes, resolution):
+    # expand refuses a model by train_memory: it must cover what autograd really saves for the backward
+    model, batch = FNO(width, modes), 2
+    saved = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(torch.randn(batch, 7, resolution, resolution)).square().sum().backward()
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    activations = sum(n for ptr, n in saved.items() if ptr not in params)
+    need = train_memory(width, modes, resolution, batch=batch, samples=10)
+    assert activations <= need.activations <= 2 * activations
+    assert need.params == 16 * model.num_params()  # weights, gradients, Adam's two moments, float32
+    assert need.data == 10 * 8 * resolution**2 * 4 and need.total == need.params + need.activations + need.data

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from matplotlib.image import imread
 
@@ -98,7 +99,7 @@ def test_missing_plan_or_runs_give_the_clear_error(tmp_path: Path) -> None:
 def test_collect_reuses_results_parquet_and_rereads_only_changed_files(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    from harness.store import collect_table
+    from harness.collect import collect_table
 
     runs = synthetic_runs(**SMALL)
     sweep = write_synthetic_sweep(tmp_path / "syn", runs)
@@ -144,6 +145,16 @@ def test_tuned_sweeps_report_only_each_studys_best_trial(tmp_path: Path) -> None
     assert len(loaded.all) == len(runs) + down.sum()
     assert len(loaded.ok) == len(runs) and loaded.ok["tune.best"].all()
     assert not loaded.ok["id"].str.endswith("-t1").any()  # the worse trials are not the sweep point's result
+
+
+def test_pruned_trials_are_counted_as_pruned_not_as_problems(tmp_path: Path) -> None:
+    runs = tuned_runs(synthetic_runs(sizes=((8, 4),), n_trains=(16, 64), seeds=(0,), zeroshot=False), lrs=(1e-3, 1e-2))
+    losers = runs.index[(runs["tune.trial"] == 1) & ~runs["tune.best"].astype(bool)]
+    runs.loc[losers, ["status", "error", "test_rel_l2"]] = ["pruned", "pruned at epoch 2 (val 0.9)", np.nan]
+    runs.loc[runs.index[0], ["status", "error"]] = ["failed", "CUDA out of memory"]
+    loaded = load_runs(write_synthetic_sweep(tmp_path / "pruned", runs))
+    assert loaded.counts()["pruned"] == len(losers) > 0 and loaded.counts()["failed"] == 1
+    assert [job for job, _ in loaded.problems] == [runs["id"].iloc[0]]
 
 
 def _assert_real_image(png: Path) -> None:
@@ -206,7 +217,11 @@ def test_report_states_the_protocol_lists_runs_still_improving_and_fits_the_tran
 def test_sweeps_written_before_the_new_columns_still_report(tmp_path: Path) -> None:
     runs = synthetic_runs(**SMALL).drop(columns=["best_step", "steps_run", "still_improving", "train.steps"])
     runs["train.epochs"] = runs["train.lr"].where(runs["train.lr"].isna(), 40)
-    result = build_report(write_synthetic_sweep(tmp_path / "old", runs), n_boot=20)
+    sweep = write_synthetic_sweep(tmp_path / "old", runs)
+    for path in (sweep / "runs").glob("*/summary.parquet"):  # as a harness of before these columns wrote them
+        table = pq.read_table(path)
+        pq.write_table(table.drop_columns(["best_step", "steps_run", "still_improving"]), path)
+    result = build_report(sweep, n_boot=20)
     md = result.markdown.read_text()
     assert "fixed n_val = 128 samples (downstream.n_val)" in md and "40 epochs (train.epochs)" in md
     assert "## Still improving at the end of training: unknown" in md and "convergence unknown" in md

@@ -20,30 +20,21 @@ import pandas as pd
 import pytest
 
 from harness.backends import slurm_state
-from harness.backends.slurm import (
-    SlurmResources,
-    cancel,
-    dependency,
-    plan_arrays,
-    select_to_submit,
-    submit,
-)
-from harness.backends.slurm_state import merge_states, parse_sacct, query, read_submitted, select
+from harness.backends.select import select
+from harness.backends.slurm import SlurmResources, cancel, dependency, plan_arrays, submit
+from harness.backends.slurm_state import merge_states, parse_sacct, query, read_submitted
 from harness.errors import BackendError
+from harness.run import HOLD_ENV, run_job
+from harness.states import State
 from harness.store import read_summary, run_dir
 from harness.train.checkpoint import load as load_ckpt
-from tests.slurm_util import (
-    expand,
-    job_pid,
-    release_requeued,
-    sacct,
-    slurm_cluster,
-    wait_for,
-    wait_settled,
-    write_sweep,
-)
+from tests.helpers import harness, write_sweep
+from tests.slurm_util import expand, job_pid, release_requeued, sacct, wait_for, wait_settled
 
-__all__ = ["slurm_cluster"]  # the fixture, imported for pytest
+
+def to_submit(jobs: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
+    """What `harness submit --backend slurm` would send now: the common selection over Slurm's merged view."""
+    return select(jobs, query(folder, jobs)).todo
 
 
 def job(jid: str, stage: str = "finetune", dep: str | None = None) -> dict[str, Any]:
@@ -70,7 +61,8 @@ def test_resources_reject_unknown_keys_listing_the_valid_ones() -> None:
     ("time_min", 0, "slurm.time_min must be an integer >= 1, but got 0"),
     ("jobs_per_gpu", True, "slurm.jobs_per_gpu must be an integer >= 1, but got True"),
     ("gpus_per_node", -1, "slurm.gpus_per_node must be an integer >= 0, but got -1"),
-    ("mem_gb", "lots", "slurm.mem_gb must be a number > 0, but got 'lots'"),
+    ("mem_gb", "lots", "slurm.mem_gb must be a finite number > 0, but got 'lots'"),
+    ("mem_gb", float("inf"), "slurm.mem_gb must be a finite number > 0, but got inf"),
     ("setup", "module load x", "slurm.setup must be a list of shell lines, but got 'module load x'"),
 ])
 def test_resources_reject_bad_values(key: str, value: Any, message: str) -> None:
@@ -121,7 +113,7 @@ SACCT = """\
 def test_parse_sacct_unfolds_pending_arrays_and_maps_states() -> None:
     records = parse_sacct(SACCT)
     assert {k: r.state for k, r in records.items()} == {
-        "10_0": "completed", "10_1": "cancelled", "10_2": "pending", "10_3": "pending", "10_4": "pending",
+        "10_0": None, "10_1": "cancelled", "10_2": "pending", "10_3": "pending", "10_4": "pending",
         "11": "running", "12_0": "preempted", "12_1": "pending", "13_1": "timeout", "13_3": "timeout",
         "14": "failed"}
     assert records["10_0"].end == "2026-01-01T10:00:05"
@@ -132,21 +124,28 @@ def test_merge_states_disk_ok_wins_and_requeued_is_never_done() -> None:
             job("sc-1", "scratch"), job("sc-2", "scratch"), job("sc-3", "scratch"), job("sc-4", "scratch")]
     submitted = {"pt-a": "10_0", "pt-b": "10_1", "ft-a": "10_2", "ft-b": "10_3", "sc-1": "12_1",
                  "sc-2": "14", "sc-3": "10_0", "sc-4": "13_1"}
-    disk = {j["id"]: "missing" for j in jobs} | {"pt-a": "ok", "sc-2": "ok", "sc-3": "diverged"}
+    disk = {j["id"]: State.MISSING for j in jobs} | {"pt-a": State.OK, "sc-2": State.OK, "sc-3": State.DIVERGED}
     states = merge_states(jobs, submitted, parse_sacct(SACCT), disk)
     assert states == {"pt-a": "ok", "pt-b": "cancelled", "ft-a": "pending", "ft-b": "blocked",
                       "sc-1": "pending", "sc-2": "ok", "sc-3": "diverged", "sc-4": "timeout"}
     # COMPLETED with no summary on disk means the job broke: failed, to be sent again
-    assert merge_states([job("x")], {"x": "10_0"}, parse_sacct(SACCT), {"x": "missing"}) == {"x": "failed"}
+    assert merge_states([job("x")], {"x": "10_0"}, parse_sacct(SACCT), {"x": State.MISSING}) == {"x": "failed"}
+    # a trial its pruner stopped exits 0 too: it stays pruned, whatever Slurm says later
+    for slurm_id in ("10_0", "10_1", "12_0"):  # completed, cancelled, preempted
+        assert merge_states([job("x")], {"x": slurm_id}, parse_sacct(SACCT), {"x": State.PRUNED}) == {"x": "pruned"}
 
 
 def test_select_resends_broken_jobs_and_keeps_blocked_ones_out() -> None:
     jobs = [job("pt-ok", "pretrain"), job("pt-bad", "pretrain"), job("pt-div", "pretrain"),
             job("pt-run", "pretrain"), job("ft-1", dep="pt-ok"), job("ft-2", dep="pt-bad"),
             job("ft-3", dep="pt-div"), job("ft-4", dep="pt-run"), job("ft-5", dep="pt-ok"), job("sc-1", "scratch")]
-    states = {"pt-ok": "ok", "pt-bad": "failed", "pt-div": "diverged", "pt-run": "running", "ft-1": "cancelled",
-              "ft-2": "blocked", "ft-3": "missing", "ft-4": "missing", "ft-5": "pending", "sc-1": "timeout"}
-    assert [j["id"] for j in select(jobs, states)] == ["pt-bad", "ft-1", "ft-2", "ft-4", "sc-1"]
+    words = {"pt-ok": "ok", "pt-bad": "failed", "pt-div": "diverged", "pt-run": "running", "ft-1": "cancelled",
+             "ft-2": "blocked", "ft-3": "missing", "ft-4": "missing", "ft-5": "pending", "sc-1": "timeout"}
+    chosen = select(jobs, {k: State(v) for k, v in words.items()})
+    assert [j["id"] for j in chosen.todo] == ["pt-bad", "ft-1", "ft-2", "ft-4", "sc-1"]
+    assert [(j["id"], dep) for j, dep in chosen.blocked] == [("ft-3", "diverged")]
+    retried = select(jobs, {k: State(v) for k, v in words.items()}, retry_failed=True)
+    assert [j["id"] for j in retried.todo] == ["pt-bad", "pt-div", "ft-1", "ft-2", "ft-3", "ft-4", "sc-1"]
 
 
 def test_one_sacct_call_per_refresh_and_a_task_cancelled_while_pending_reads_cancelled(
@@ -161,7 +160,7 @@ def test_one_sacct_call_per_refresh_and_a_task_cancelled_while_pending_reads_can
     records = slurm_state.slurm_records({"10_0", "10_7", "11_2", "15_0", "99_1"})
     assert [c[0] for c in calls] == ["sacct", "squeue"] and calls[0][-1] == "10,11,15,99"
     assert {k: records[k].state for k in ("10_0", "10_7", "11_2", "15_0")} == {
-        "10_0": "completed", "10_7": "cancelled", "11_2": "running", "15_0": "running"}
+        "10_0": None, "10_7": "cancelled", "11_2": "running", "15_0": "running"}
     assert "99_1" not in records  # an array accounting never saw: unknown, the run folder decides
 
 
@@ -206,7 +205,7 @@ def test_sweep_on_slurm_matches_local_and_resubmits_a_cancelled_job(slurm_cluste
     root = tmp_path / "results"
     folder, jobs = expand(write_sweep(tmp_path, TINY), root)
     res = SlurmResources.from_dict(RES)
-    assert select_to_submit(jobs, folder) == jobs
+    assert to_submit(jobs, folder) == jobs
     start = time.time()
     report = submit(jobs, root, res)
     assert time.time() - start < 20, "submit must not wait for the jobs"
@@ -222,7 +221,7 @@ def test_sweep_on_slurm_matches_local_and_resubmits_a_cancelled_job(slurm_cluste
         if j["depends_on"] and j["id"] != victim:  # pretraining ended before its dependant started
             assert records[report.submitted[j["depends_on"]]].end <= records[report.submitted[j["id"]]].start
 
-    again = select_to_submit(jobs, folder)
+    again = to_submit(jobs, folder)
     assert [j["id"] for j in again] == [victim]
     assert set(submit(again, root, res).submitted) == {victim}
     assert set(wait_settled(folder).values()) == {"ok"}
@@ -247,24 +246,27 @@ def _ckpt_rows(path: Path) -> list[dict[str, float]]:
 
 
 @pytest.mark.slurm
-def test_killed_then_requeued_job_resumes_from_its_checkpoint(slurm_cluster: str, tmp_path: Path) -> None:
+def test_killed_then_requeued_job_resumes_from_its_checkpoint(slurm_cluster: str, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     spec = sweep("slurmlong", matrix={"init": ["scratch"]},
                  base={**TINY["base"], "downstream": {"n_train": 32, "n_val": 8, "n_test": 8},
-                       "train": {"epochs": 500, "batch_size": 8, "eval_every": 4, "checkpoint_every_s": 0.2}})
+                       "train": {"epochs": 12, "batch_size": 8, "eval_every": 4, "checkpoint_every_s": 0}})
     root = tmp_path / "results"
     folder, [the_job] = expand(write_sweep(tmp_path, spec), root)
     last = run_dir(folder, the_job["id"]) / "ckpt" / "last.pt"
     res = SlurmResources.from_dict(RES)
 
+    monkeypatch.setenv(HOLD_ENV, f"{the_job['id']}:16")  # the job waits after its 4th epoch's checkpoint
     sid = submit([the_job], root, res).submitted[the_job["id"]]
-    wait_for(lambda: len(_ckpt_rows(last)) >= 20, 60, "some epochs before the kill", every=0.3)
+    wait_for(lambda: len(_ckpt_rows(last)) >= 5, 60, "four epochs before the kill", every=0.3)
     os.kill(wait_for(lambda: job_pid(sid), 10, "the job's process"), signal.SIGKILL)
     wait_for(lambda: query(folder)[the_job["id"]] == "failed", 60, "the killed job to read failed")
     before_kill = _ckpt_rows(last)
-    assert select_to_submit([the_job], folder) == [the_job]
+    assert len(before_kill) == 5 and to_submit([the_job], folder) == [the_job]
 
+    monkeypatch.setenv(HOLD_ENV, f"{the_job['id']}:32")
     sid = submit([the_job], root, res).submitted[the_job["id"]]
-    wait_for(lambda: len(_ckpt_rows(last)) >= len(before_kill) + 20, 60, "epochs after the resubmit", every=0.3)
+    wait_for(lambda: len(_ckpt_rows(last)) >= 9, 60, "epochs after the resubmit", every=0.3)
     before_requeue = _ckpt_rows(last)
     subprocess.run(["scontrol", "requeue", sid], check=True)
     release_requeued(sid)
@@ -272,10 +274,34 @@ def test_killed_then_requeued_job_resumes_from_its_checkpoint(slurm_cluster: str
 
     assert "REQUEUED" in sacct(sid, duplicates=True)
     epochs = pd.read_parquet(run_dir(folder, the_job["id"]) / "epochs.parquet")
-    assert list(epochs["step"]) == list(range(0, 2001, 4))  # one row per epoch of 4 steps, none twice
-    # rows from before each interruption are the originals (their timings), not a rerun from epoch 0
+    assert list(epochs["step"]) == list(range(0, 49, 4))  # one row per epoch of 4 steps, none twice
+    # rows from before each interruption are the originals (their timings), not a rerun from step 0
     for rows in (before_kill, before_requeue):
         assert list(epochs["seconds"][: len(rows)]) == [r["seconds"] for r in rows]
+
+
+@pytest.mark.slurm
+def test_a_pruned_trial_stays_pruned_across_submits(slurm_cluster: str, tmp_path: Path) -> None:
+    lrs = [5e-4, 1e-3, 2e-3, 3e-3, 4e-3, 1e-9]  # the last learns nothing: worse than the median from step 1
+    spec = sweep("slurmprune", matrix={"init": ["scratch"]},
+                 base={**TINY["base"], "downstream": {"n_train": 16, "n_val": 8, "n_test": 8},
+                       "train": {"epochs": 3, "batch_size": 4}},
+                 tune={"params": {"train.lr": {"grid": lrs}}, "sampler": "grid", "pruner": "median"})
+    root = tmp_path / "results"
+    folder, jobs = expand(write_sweep(tmp_path, spec), root)
+    bad = next(j for j in jobs if j["config"]["tune"]["trial"] == len(lrs) - 1)
+    for job in jobs:  # the median pruner needs five finished trials: they run here first
+        if job is not bad:
+            assert run_job(job, root)["status"] == "ok"
+    assert to_submit(jobs, folder) == [bad]
+
+    sid = submit([bad], root, SlurmResources.from_dict(RES)).submitted[bad["id"]]
+    assert wait_settled(folder) == {j["id"]: "pruned" if j is bad else "ok" for j in jobs}
+    wait_for(lambda: sacct(sid)[sid].state is None, 60, "Slurm to record COMPLETED")  # the process exited 0
+    assert read_summary(run_dir(folder, bad["id"]))["error"].startswith("pruned at step ")
+    assert to_submit(jobs, folder) == []
+    out = harness(root, "submit", "--backend", "slurm", "--gpus-per-node", "0").stdout
+    assert f"0 of {len(jobs)} jobs to run" in out and harness(root, "status").stdout.count("pruned") == 1
 
 
 @pytest.mark.slurm
@@ -324,4 +350,4 @@ def test_cancel_stops_a_sweeps_queued_jobs_in_one_call(slurm_cluster: str, tmp_p
     # a job cancelled before it started reaches accounting a moment later (until then it reads missing)
     wait_for(lambda: query(folder) == {j["id"]: "cancelled" for j in jobs}, 60, "the jobs to read cancelled")
     assert cancel(folder) == 0
-    assert select_to_submit(jobs, folder) == jobs
+    assert to_submit(jobs, folder) == jobs

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import collect, load_plan
-from tests.slurm_util import slurm_cluster
-from tests.test_local import harness
+from harness.collect import collect
+from harness.store import load_plan
+from tests.helpers import SWEEPS, harness
 
-__all__ = ["slurm_cluster"]
-SMOKE = Path(__file__).resolve().parent.parent / "sweeps" / "smoke.yaml"
+SMOKE = SWEEPS / "smoke.yaml"
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 

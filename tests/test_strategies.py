@@ -12,14 +12,17 @@ import torch
 import yaml
 
 from harness import pde
+from harness.config import TrainConfig
 from harness.errors import HarnessError
 from harness.run import run_job
 from harness.store import run_dir
 from harness.sweep.expand import expand
 from harness.sweep.spec import parse_sweep
-from harness.train import TrainConfig, load, make_inputs, seed_everything, train
+from harness.train.checkpoint import load
+from harness.train.loop import seed_everything, train
+from harness.train.normalise import make_inputs
 from harness.train.strategies import Coefficient, Derivative, Masked, PooledHead, derivatives, make_strategy
-from tests.test_local import harness, write_sweep
+from tests.helpers import cli, harness, write_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -199,7 +202,7 @@ def test_the_strategies_smoke_sweep_runs_end_to_end(tmp_path):
                                                   "train": {"steps": 12, "lr": 3.0e-3, "batch_size": 16}},
                         downstream={"n_val": 16, "n_test": 16}, train={"steps": 3, "lr": 1.0e-3, "batch_size": 8})
     root = tmp_path / "results"
-    harness(root, "expand", str(sweep))
+    cli(root, "expand", str(sweep))
     out = harness(root, "submit", "--workers", "2")
     assert "9 ok" in out.stdout, out.stdout
     table = pd.read_parquet(root / "strategies-smoke" / "results.parquet")

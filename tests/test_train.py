@@ -11,21 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from harness.config import Budget
+from harness.config import Budget, TrainConfig
 from harness.errors import HarnessError
-from harness.models import FNO
-from harness.train import (
-    TrainConfig,
-    evaluate,
-    load,
-    load_weights,
-    make_inputs,
-    make_targets,
-    save_atomic,
-    seed_everything,
-    train,
-)
-from harness.train.loop import SUPERVISED, Objective, lr_at
+from harness.models.fno import FNO
+from harness.train.checkpoint import load, save_atomic
+from harness.train.loop import SUPERVISED, Objective, TrainResult, evaluate, load_weights, lr_at, seed_everything, train
 
 torch.set_num_threads(1)
 
@@ -332,46 +322,13 @@ def test_cosine_schedule_ends_at_min_lr():
     assert lr_at(TrainConfig(schedule="constant"), 77, 100) == 1e-3
 
 
-STATS = {"median_source_norm": 0.8, "coef_scale": [1.0, 2.0, 0.5, 1.5, 1e-3, 0.0]}
-
-
-def test_normalisation_is_scale_invariant():
-    rng = np.random.default_rng(0)
-    source = rng.standard_normal((4, 16, 16))
-    coef = rng.uniform(0.5, 2.0, (4, 6))
-    x = make_inputs(source, coef, STATS)
-    assert x.shape == (4, 7, 16, 16) and x.dtype == torch.float32
-    assert torch.equal(x[:, 6], torch.zeros(4, 16, 16))  # scale 0: a channel this system does not use
-    # 10 f alone: same normalised source; 10 f and 10 K: same whole input
-    source_10, coef_10 = source.copy(), coef.copy()
-    source_10[1] *= 10
-    torch.testing.assert_close(make_inputs(source_10, coef, STATS)[:, 0], x[:, 0])
-    coef_10[1] *= 10
-    torch.testing.assert_close(make_inputs(source_10, coef_10, STATS), x)
-    # torch inputs give the same result
-    torch.testing.assert_close(make_inputs(torch.from_numpy(source), torch.from_numpy(coef), STATS), x)
-    assert make_targets(source).shape == (4, 1, 16, 16)
-    with pytest.raises(HarnessError, match="make_inputs needs source"):
-        make_inputs(source, coef[:, :5], STATS)
-
-
-def test_normalisation_values():
-    # constant sources: ||f|| = |value|; 0.8 is the median norm (s = 1), 1.6 has s = 2
-    source = np.stack([np.full((8, 8), 0.8), np.full((8, 8), -1.6)])
-    coef = np.array([[1.0, 1.0, 1.0, 3.0, 2e-3, 0.0], [1.0, 1.0, 1.0, 3.0, 2e-3, 0.0]])
-    x = make_inputs(source, coef, STATS)
-    torch.testing.assert_close(x[:, 0, 0, 0], torch.tensor([0.8, -0.8]))
-    expected = torch.tensor([1.0, 0.5, 2.0, 2.0, 2.0, 0.0])
-    torch.testing.assert_close(x[:, 1:, 3, 5], torch.stack([expected, expected / 2]))
-
-
 # --- real processes killed mid-run ------------------------------------------------------------------------------
 
 # 200 steps, validated every 10: long enough to be stopped part-way by a signal
 LONG = {"epochs": 50, "lr": 1e-2, "batch_size": 16, "eval_every": 10}
 CHILD = """
 import sys
-from harness.train import TrainConfig, train
+from harness.train.loop import TrainConfig, train
 from tests.test_train import LONG, TRAIN, VAL, fresh_model
 cfg = TrainConfig.from_dict({**LONG, "checkpoint_every_s": float(sys.argv[2])})
 train(fresh_model(), TRAIN, VAL, cfg, seed=0, device="cpu", workdir=sys.argv[1],
@@ -407,3 +364,15 @@ def test_a_killed_process_resumes_bit_identically(tmp_path, uninterrupted, signu
     full_model, full = uninterrupted
     assert_same_weights(full_model, model)
     assert without_seconds(result.rows) == without_seconds(full.rows) and result.best_step == full.best_step
+
+
+def test_still_improving_means_a_material_gain_in_the_last_tenth():
+    def result(vals):
+        rows = [{"step": 100 * i, "val_rel_l2": v} for i, v in enumerate(vals)]
+        best = min(range(len(vals)), key=vals.__getitem__)
+        return TrainResult("ok", vals[best], 100 * best, 100 * (len(vals) - 1), 1.0, rows)
+
+    plateau = [1.0, 0.5, 0.43, 0.426, 0.425, 0.425, 0.425, 0.425, 0.425, 0.4249, 0.4248]  # 0.05 % in the last tenth
+    assert not result(plateau).still_improving
+    assert result([*plateau[:-1], 0.40]).still_improving  # 6 % lower at the very end
+    assert not result([1.0, 0.3, *[0.4] * 9]).still_improving  # the best came early

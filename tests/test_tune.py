@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -17,11 +14,12 @@ import yaml
 from click.testing import CliRunner
 
 from harness.cli import main
-from harness.store import load_plan, run_dir
+from harness.run import HOLD_ENV
+from harness.store import load_plan
 from harness.sweep.expand import expand
 from harness.sweep.spec import load_sweep
 from harness.tune import storage_url
-from tests.test_local import TINY, _workers, harness
+from tests.helpers import TINY, cli, harness, start_harness, wait_for_line, workers
 
 PAPER_LRS = [1.0e-5, 5.0e-5, 1.0e-4, 5.0e-4, 1.0e-3]
 
@@ -59,7 +57,7 @@ def test_a_grid_over_the_papers_five_learning_rates_gives_five_trials_per_point(
 def test_a_tuned_sweep_picks_its_best_trial_on_validation_and_resubmits_nothing(tmp_path: Path) -> None:
     root = tmp_path / "results"
     spec = tuned({"params": {"train.lr": {"grid": PAPER_LRS}}, "sampler": "grid"}, **{"downstream.n_train": [8, 16]})
-    out = harness(root, "expand", str(_write(tmp_path, spec))).stdout
+    out = cli(root, "expand", str(_write(tmp_path, spec)))
     assert "tune: 5 trials per finetune/scratch point (grid sampler" in out
     harness(root, "submit", "--workers", "2")
     studies = _studies(root / "tuned")
@@ -78,7 +76,7 @@ def test_a_tuned_sweep_picks_its_best_trial_on_validation_and_resubmits_nothing(
         assert best["tune.params"].iloc[0] == f'{{"train.lr": {won.params["train.lr"]}}}'
     assert "0 of 10 jobs to run" in harness(root, "submit").stdout
     assert sum(len(t) for t in _studies(root / "tuned").values()) == 10
-    status = harness(root, "tune-status").stdout
+    status = cli(root, "tune-status")
     assert status.count("5 trials (complete 5)") == 2 and "journal.log" in status
 
 
@@ -87,21 +85,17 @@ def test_killing_a_tuned_sweep_midway_then_resubmitting_finishes_without_duplica
     root = tmp_path / "results"
     spec = tuned({"params": {"train.lr": {"log_uniform": [1.0e-4, 1.0e-2]}}, "n_trials": 3, "sampler": "tpe",
                   "seed": 3})
-    spec["base"]["downstream"]["n_train"] = 64
-    spec["base"]["train"].update(epochs=30, checkpoint_every_s=0.2)  # 240 steps, a last.pt every 0.2 s
-    harness(root, "expand", str(_write(tmp_path, spec)))
+    spec["base"]["downstream"]["n_train"] = 32
+    spec["base"]["train"].update(epochs=4, checkpoint_every_s=0)  # 16 steps, a last.pt at every step
+    cli(root, "expand", str(_write(tmp_path, spec)))
     jobs = load_plan(root / "tuned")
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "submit", "--workers", "1", "--root", str(root)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    second = run_dir(root / "tuned", jobs[1]["id"]) / "ckpt" / "last.pt"
-    deadline = time.time() + 120
-    while not second.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    for pid in _workers(proc.pid):
+    proc = start_harness(root, "submit", "--workers", "1", env={HOLD_ENV: f"{jobs[1]['id']}:2"})
+    wait_for_line(proc, "holding at step 2")  # the first trial done, the second one midway
+    for pid in workers(proc.pid):
         os.kill(pid, signal.SIGKILL)
-    proc.communicate(timeout=600)
+    proc.communicate(timeout=600)  # the third trial runs on a fresh worker
     (trials,) = _studies(root / "tuned").values()
-    assert any(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+    assert [t.state for t in trials].count(optuna.trial.TrialState.RUNNING) == 1
     harness(root, "submit", "--workers", "1")
     (trials,) = _studies(root / "tuned").values()
     assert len(trials) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)

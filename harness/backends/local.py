@@ -3,6 +3,7 @@
 Workers are long-lived processes (torch is imported once) fed one job at a time over a pipe. A worker that
 dies (SIGKILL, out of memory) has its job recorded as failed and is replaced; the job's checkpoint lets the
 next `harness submit` resume it. A downstream job whose pretraining did not finish ok is recorded blocked.
+`LocalBackend` is this module behind the `Backend` protocol; `submit` returns when every job has ended.
 """
 
 from __future__ import annotations
@@ -12,13 +13,55 @@ import multiprocessing as mp
 import os
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from harness.backends import Job
+from harness.backends.select import disk_states
+from harness.collect import collect_table
 from harness.process import apply_job_env
-from harness.store import disk_state, sweep_dir
+from harness.states import State
+from harness.store import disk_state, record_blocked, sweep_dir, write_summary
+
+
+@dataclass(frozen=True)
+class LocalBackend:
+    """Worker processes on this machine: ``jobs_per_gpu`` per visible GPU, else ``workers`` CPU workers."""
+
+    workers: int | None = None
+    jobs_per_gpu: int = 1
+    verbose: bool = False
+
+    @classmethod
+    def from_options(cls, spec: dict[str, Any], options: dict[str, Any]) -> LocalBackend:
+        """From the CLI's --workers, --jobs-per-gpu and --verbose (the sweep file has no local settings)."""
+        return cls(options.get("workers"), options.get("jobs_per_gpu") or 1, bool(options.get("verbose")))
+
+    def status(self, sweep_path: Path, jobs: list[Job]) -> dict[str, State]:
+        """The run folders' view: local jobs live only while `harness submit` runs."""
+        return disk_states(sweep_path, jobs)
+
+    def submit(self, jobs: list[Job], plan: list[Job], sweep_path: Path) -> str:
+        """Run ``jobs`` on the worker slots until every one has ended; returns the tally."""
+        slots = plan_slots(workers=self.workers, jobs_per_gpu=self.jobs_per_gpu, gpus=visible_gpus())
+        return finished(sweep_path, run_local(jobs, plan, Path(sweep_path).parent, slots=slots,
+                                              verbose=self.verbose))
+
+    def cancel(self, sweep_path: Path) -> int:
+        """Nothing is queued: local jobs stop with the `harness submit` that runs them (Ctrl-C)."""
+        return 0
+
+
+def finished(sweep_path: Path, final: dict[str, State]) -> str:
+    """The lines a submit that ran its jobs prints: the tally of final states, and where the results table is
+    (collected here, so `harness report` starts from a current results.parquet)."""
+    collect_table(sweep_path)
+    tally = Counter(str(state) for state in final.values())
+    return (f"{Path(sweep_path).name}: " + ", ".join(f"{n} {s}" for s, n in sorted(tally.items())) + "\n"
+            f"results: {Path(sweep_path) / 'results.parquet'} (one row per job; next: harness status, harness report)")
 
 
 @dataclass
@@ -51,6 +94,17 @@ def visible_gpus() -> list[str]:
     return [g for g in env.split(",") if g] if env else [str(i) for i in range(torch.cuda.device_count())]
 
 
+def evaluation_printer(job_id: str):
+    """An evaluation hook printing one line per evaluation to stderr (`--verbose`)."""
+
+    def show(row: dict[str, Any]) -> None:
+        with contextlib.suppress(OSError):  # a closed terminal must not fail the job
+            print(f"  {job_id} step {row['step']:6d}  epoch {row['epoch']:7.2f}  loss {row['train_loss']:.4g}  "
+                  f"val {row['val_rel_l2']:.4f}", file=sys.stderr, flush=True)
+
+    return show
+
+
 def _worker(conn: Connection, slot: Slot, root: str, verbose: bool) -> None:
     """Worker process: pins its GPU and threads, then runs the jobs it is sent until it gets None."""
     if slot.gpu is not None:
@@ -61,12 +115,7 @@ def _worker(conn: Connection, slot: Slot, root: str, verbose: bool) -> None:
 
     torch.set_num_threads(slot.threads)
     while (job := conn.recv()) is not None:
-        def show(row: dict[str, Any], jid: str = job["id"]) -> None:
-            with contextlib.suppress(OSError):  # a closed terminal must not fail the job
-                print(f"  {jid} step {row['step']:6d}  epoch {row['epoch']:7.2f}  loss {row['train_loss']:.4g}  "
-                      f"val {row['val_rel_l2']:.4f}", file=sys.stderr, flush=True)
-
-        summary = run_job(job, root, on_eval=show if verbose else None)
+        summary = run_job(job, root, on_eval=evaluation_printer(job["id"]) if verbose else None)
         conn.send((job["id"], summary["status"], summary.get("error", "")))
 
 
@@ -127,70 +176,69 @@ class _Pool:
                 proc.kill()
 
 
-def _dep_state(state: dict[str, str], job: dict[str, Any]) -> str:
-    """The state of the job's pretraining dependency ("ok" when it has none)."""
-    return state.get(job["depends_on"], "missing") if job["depends_on"] else "ok"
+def _dep_state(state: dict[str, State], job: dict[str, Any]) -> State:
+    """The state of the job's pretraining dependency (ok when it has none)."""
+    return state.get(job["depends_on"], State.MISSING) if job["depends_on"] else State.OK
 
 
 def run_local(jobs: list[dict[str, Any]], all_jobs: list[dict[str, Any]], root: Path, *,
-              slots: list[Slot], verbose: bool = False, progress: Progress | None = None) -> dict[str, str]:
-    """Run `jobs` (a subset of the plan `all_jobs`) on worker processes; returns job id -> final status."""
-    from harness.run import write_summary
-
-    sweep_path = sweep_dir(root, jobs[0]["sweep"]) if jobs else None
-    state = {j["id"]: disk_state(sweep_path, j) for j in all_jobs} if sweep_path else {}
+              slots: list[Slot], verbose: bool = False, progress: Progress | None = None) -> dict[str, State]:
+    """Run `jobs` (a subset of the plan `all_jobs`) on worker processes; returns job id -> final state."""
+    sweep_path = sweep_dir(root, jobs[0]["sweep"]) if jobs else Path(root)
+    state = {j["id"]: disk_state(sweep_path, j) for j in all_jobs} if jobs else {}
     pending = list(jobs)
     for j in pending:
-        state[j["id"]] = "queued"
+        state[j["id"]] = State.PENDING
     progress = progress or Progress(total=len(jobs))
     pool = _Pool(slots, root, verbose)
     busy: dict[int, dict[str, Any]] = {}
     try:
         while pending or busy:
-            unreachable = [j for j in pending if _dep_state(state, j) not in ("ok", "queued", "running")]
-            for job in unreachable:
+            for job in [j for j in pending if _dep_state(state, j) not in (State.OK, State.PENDING, State.RUNNING)]:
                 pending.remove(job)
-                dep = job["depends_on"]
-                state[job["id"]] = "blocked"
-                write_summary(job, root, {"status": "blocked", "error": f"pretraining job {dep} is {state[dep]}; "
-                                          "fix it and run `harness submit` again"})
+                state[job["id"]] = State.BLOCKED
+                record_blocked(sweep_path, job, state[job["depends_on"]])
                 progress.failed += 1
                 progress.show(f"{job['id']} blocked")
-            idle = [i for i in range(len(pool.workers)) if i not in busy]
-            for i in idle:
-                ready = next((j for j in pending if _dep_state(state, j) == "ok"), None)
+            for i in (i for i in range(len(pool.workers)) if i not in busy):
+                ready = next((j for j in pending if _dep_state(state, j) is State.OK), None)
                 if ready is None:
                     break
                 pending.remove(ready)
                 busy[i] = ready
-                state[ready["id"]] = "running"
+                state[ready["id"]] = State.RUNNING
                 pool.workers[i][1].send(ready)
                 progress.running += 1
-            if not busy:
-                continue
-            sentinels = {pool.workers[i][0].sentinel: i for i in busy}
-            conns = {pool.workers[i][1]: i for i in busy}
-            for ready_obj in wait([*conns, *sentinels]):
-                i = conns.get(ready_obj, sentinels.get(ready_obj))
-                if i not in busy:
-                    continue
-                job = busy.pop(i)
-                progress.running -= 1
-                try:
-                    _, status, error = pool.workers[i][1].recv()
-                except (EOFError, OSError):  # the worker died mid-job
-                    pool.workers[i][0].join(timeout=5)
-                    code = pool.workers[i][0].exitcode
-                    status, error = "failed", f"worker process died (exit code {code}); resubmit to resume"
-                    write_summary(job, root, {"status": status, "error": error})
-                    pool.restart(i)
-                state[job["id"]] = status
-                if status == "ok":
-                    progress.done += 1
-                else:
-                    progress.failed += 1
-                progress.show(f"{job['id']} {status}" + (f": {error}" if error and status != "ok" else ""))
+            if busy:
+                _collect_one_round(pool, busy, state, sweep_path, progress)
     finally:
         pool.close()
         progress.close()
     return {j["id"]: state[j["id"]] for j in jobs}
+
+
+def _collect_one_round(pool: _Pool, busy: dict[int, dict[str, Any]], state: dict[str, State], sweep_path: Path,
+                       progress: Progress) -> None:
+    """Wait until a busy worker answers or dies, and record the jobs that ended."""
+    sentinels = {pool.workers[i][0].sentinel: i for i in busy}
+    conns = {pool.workers[i][1]: i for i in busy}
+    for ready_obj in wait([*conns, *sentinels]):
+        i = conns.get(ready_obj, sentinels.get(ready_obj))
+        if i not in busy:
+            continue
+        job = busy.pop(i)
+        progress.running -= 1
+        try:
+            _, status, error = pool.workers[i][1].recv()
+        except (EOFError, OSError):  # the worker died mid-job
+            pool.workers[i][0].join(timeout=5)
+            code = pool.workers[i][0].exitcode
+            status, error = State.FAILED, f"worker process died (exit code {code}); resubmit to resume"
+            write_summary(sweep_path, job, {"status": status, "error": error})
+            pool.restart(i)
+        state[job["id"]] = State(status)
+        if state[job["id"]] is State.OK:
+            progress.done += 1
+        else:
+            progress.failed += 1
+        progress.show(f"{job['id']} {status}" + (f": {error}" if error and status != State.OK else ""))

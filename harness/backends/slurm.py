@@ -8,7 +8,8 @@ MaxArraySize; the chunks of one stage share one concurrency cap. Each array task
 time (results/<sweep>/slurm/code/<hash>/), so editing the source does not change queued jobs.
 
 Folder: results/<sweep>/slurm/ {submitted.json, code.json, code/<hash>/, logs/<slurm id>/}. State reading
-(`query`, `select_to_submit`) lives in `slurm_state`.
+(`query`) lives in `slurm_state`, the resources (`SlurmResources`, checked at expand) in `resources`;
+`SlurmBackend` is this module behind the `Backend` protocol.
 """
 
 from __future__ import annotations
@@ -33,69 +34,45 @@ from typing import Any
 from submitit.helpers import Checkpointable
 
 import harness
-from harness.backends.slurm_state import (
-    ACTIVE,
-    query,
-    read_submitted,
-    record_submitted,
-    run_cmd,
-    select_to_submit,
-    slurm_dir,
-    sweep_states,
-)
+from harness.backends import Job
+from harness.backends.resources import SlurmResources
+from harness.backends.slurm_state import query, read_submitted, record_submitted, run_cmd, slurm_dir, sweep_states
 from harness.errors import BackendError
+from harness.files import write_json_atomic
 from harness.process import job_env_exports
-from harness.store import disk_state, load_plan, write_json_atomic
+from harness.provenance import GIT_REV_ENV, git_revision
+from harness.states import State
+from harness.store import disk_state, read_plan
 
-__all__ = ["ArrayChunk", "SlurmResources", "SlurmTask", "SubmitReport", "cancel", "plan_arrays", "query",
-           "select_to_submit", "submit"]
+__all__ = ["ArrayChunk", "SlurmBackend", "SlurmResources", "SlurmTask", "SubmitReport", "cancel", "plan_arrays",
+           "query", "submit"]
 
 
-@dataclass
-class SlurmResources:
-    """What each array task asks Slurm for; from the sweep file's `slurm:` block, overridden by CLI flags.
+@dataclass(frozen=True)
+class SlurmBackend:
+    """Job arrays on a Slurm cluster through submitit; ``resources`` from the sweep's `slurm:` block and flags."""
 
-    `jobs_per_gpu` K packs K jobs per allocated GPU into one array task (each a subprocess with its own
-    CUDA_VISIBLE_DEVICES share); on a CPU-only request (gpus_per_node 0) K jobs share the task's CPUs.
-    """
-
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    time_min: int = 60
-    gpus_per_node: int = 1
-    cpus_per_task: int = 4
-    mem_gb: float | None = None
-    constraint: str | None = None
-    setup: list[str] = field(default_factory=list)
-    array_parallelism: int = 64
-    jobs_per_gpu: int = 1
+    resources: SlurmResources = field(default_factory=SlurmResources)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> SlurmResources:
-        """Build from a `slurm:` block; None values mean "not given". Unknown keys or bad values raise."""
-        data = {k: v for k, v in (data or {}).items() if v is not None}
-        defaults = cls()
-        valid = {f.name: getattr(defaults, f.name) for f in fields(cls)}
-        unknown = sorted(set(data) - set(valid))
-        if unknown:
-            listing = ", ".join(f"{k} (default {v!r})" for k, v in valid.items())
-            raise BackendError(f"unknown slurm setting(s) {', '.join(unknown)}; valid settings: {listing}")
-        res = cls(**data)
-        for name in ("time_min", "cpus_per_task", "array_parallelism", "jobs_per_gpu", "gpus_per_node"):
-            value, low = getattr(res, name), 0 if name == "gpus_per_node" else 1
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise BackendError(f"slurm.{name} must be an integer >= {low}, but got {value!r}")
-        if res.mem_gb is not None and not (isinstance(res.mem_gb, int | float) and res.mem_gb > 0):
-            raise BackendError(f"slurm.mem_gb must be a number > 0, but got {res.mem_gb!r}")
-        if not isinstance(res.setup, list) or not all(isinstance(line, str) for line in res.setup):
-            raise BackendError(f"slurm.setup must be a list of shell lines, but got {res.setup!r}")
-        return res
+    def from_options(cls, spec: dict[str, Any], options: dict[str, Any]) -> SlurmBackend:
+        """The sweep file's `slurm:` block overridden by the CLI's Slurm flags (None: not given)."""
+        flags = {k: options.get(k) for k in (f.name for f in fields(SlurmResources))}
+        return cls(SlurmResources.from_dict({**(spec.get("slurm") or {}), **flags}))
 
-    @property
-    def pack(self) -> int:
-        """Jobs per array task."""
-        return self.jobs_per_gpu * max(1, self.gpus_per_node)
+    def status(self, sweep_path: Path, jobs: list[Job]) -> dict[str, State]:
+        """One sacct call merged with the run folders (``slurm_state.query``)."""
+        return query(sweep_path, jobs)
+
+    def submit(self, jobs: list[Job], plan: list[Job], sweep_path: Path) -> str:
+        """Queue ``jobs`` and return without waiting (``submit``)."""
+        report = submit(jobs, Path(sweep_path).parent, self.resources)
+        return (f"{Path(sweep_path).name}: {report}\n"
+                "queued; follow it with `harness status`, stop it with `harness cancel`")
+
+    def cancel(self, sweep_path: Path) -> int:
+        """scancel the sweep's queued and running tasks (``cancel``)."""
+        return cancel(sweep_path)
 
 
 @dataclass(frozen=True)
@@ -158,7 +135,7 @@ class SlurmTask(Checkpointable):
 
     def __call__(self) -> dict[str, str]:
         sweep = Path(self.root) / self.jobs[0]["sweep"]
-        todo = [j for j in self.jobs if disk_state(sweep, j) != "ok"]
+        todo = [j for j in self.jobs if not disk_state(sweep, j).is_done()]
         print(f"harness: running {len(todo)} of {len(self.jobs)} job(s) with CUDA_VISIBLE_DEVICES="
               f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
         if len(todo) == 1:
@@ -213,17 +190,6 @@ def snapshot_code(code_root: Path) -> Path:
     return dest
 
 
-def _git_rev() -> str:
-    """The source checkout's commit (+dirty when it has changes), or "" outside git."""
-    where = Path(harness.__file__).parent
-    try:
-        rev = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True)
-        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain"], capture_output=True, text=True)
-    except OSError:
-        return ""
-    return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if rev.returncode == 0 else ""
-
-
 def check_cluster(resources: SlurmResources) -> int:
     """Fail early with the fix when Slurm cannot take the jobs; returns the cluster's MaxArraySize."""
     for tool in ("sbatch", "srun"):
@@ -271,7 +237,7 @@ def _executor(logs: Path, res: SlurmResources, snapshot: Path, git_rev: str, swe
         "name": f"harness-{sweep}", "timeout_min": res.time_min, "cpus_per_task": res.cpus_per_task,
         "slurm_setup": [*res.setup, f"export PYTHONPATH={shlex.quote(str(snapshot))}${{PYTHONPATH:+:$PYTHONPATH}}",
                         "export PYTHONSAFEPATH=1",  # the snapshot, never the current directory's harness
-                        f"export HARNESS_GIT_REV={shlex.quote(git_rev or 'unknown')}",
+                        f"export {GIT_REV_ENV}={shlex.quote(git_rev)}",
                         "export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}",  # its own CPUs
                         *job_env_exports()],
     }
@@ -283,7 +249,7 @@ def _executor(logs: Path, res: SlurmResources, snapshot: Path, git_rev: str, swe
 
 
 def submit(jobs: list[dict[str, Any]], root: Path, resources: SlurmResources) -> SubmitReport:
-    """Queue `jobs` (from `select_to_submit`) on Slurm and return without waiting.
+    """Queue `jobs` (chosen by `harness.backends.select.select`) on Slurm and return without waiting.
 
     Checks the cluster first (nothing is written when it cannot take the jobs); a downstream job whose
     pretraining is neither ok, queued, nor in `jobs` is left out as blocked; queued tasks of jobs being sent
@@ -297,27 +263,27 @@ def submit(jobs: list[dict[str, Any]], root: Path, resources: SlurmResources) ->
     root = Path(root).resolve()
     sweep = jobs[0]["sweep"]
     sweep_dir = root / sweep
-    plan = load_plan(sweep_dir) if (sweep_dir / "plan.json").is_file() else jobs
+    plan = (read_plan(sweep_dir, missing_ok=True) or {"jobs": jobs})["jobs"]
     states, submitted, records = sweep_states(sweep_dir, plan)
     sending = {j["id"] for j in jobs if j["stage"] == "pretrain"}
     known = {sid: r.state for sid, r in records.items()}
-    waiting = sending | {j for j, s in states.items() if s in ACTIVE}
+    waiting = sending | {j for j, s in states.items() if s.is_active()}
     report.blocked = [j["id"] for j in jobs if j.get("depends_on") and j["depends_on"] not in waiting
-                      and states.get(j["depends_on"]) != "ok"]
+                      and states.get(j["depends_on"]) is not State.OK]
     jobs = [j for j in jobs if j["id"] not in report.blocked]
-    stale = sorted({submitted[j["id"]] for j in jobs if known.get(submitted.get(j["id"], "")) in ACTIVE})
+    stale = sorted({submitted[j["id"]] for j in jobs if _active(known.get(submitted.get(j["id"], "")))})
     if stale:
         run_cmd(["scancel", *stale], "cancel them by hand with scancel and submit again")
         report.cancelled = stale
 
     folder = slurm_dir(sweep_dir)
     report.snapshot = snapshot_code(folder / "code")
-    git_rev = _git_rev()
+    git_rev = git_revision()
     write_json_atomic(folder / "code.json", {"harness_version": harness.__version__, "git_rev": git_rev,
                                              "snapshot": str(report.snapshot), "python": sys.executable,
                                              "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
     executor = _executor(folder / "logs", resources, report.snapshot, git_rev, sweep)
-    dep_ids = {j: sid for j, sid in submitted.items() if states.get(j) in ACTIVE}
+    dep_ids = {j: sid for j, sid in submitted.items() if _active(states.get(j))}
     arrays: dict[str, list[str]] = {}
     chunks = plan_arrays(jobs, max_array_size, pack=resources.pack, parallelism=resources.array_parallelism,
                          waiting=frozenset(waiting))
@@ -344,11 +310,16 @@ def submit(jobs: list[dict[str, Any]], root: Path, resources: SlurmResources) ->
     return report
 
 
+def _active(state: State | None) -> bool:
+    """Pending or running (None: unknown, or a COMPLETED record)."""
+    return state is not None and state.is_active()
+
+
 def cancel(sweep_dir: Path) -> int:
     """scancel every queued or running task of the sweep (one call); returns how many jobs it stopped."""
     submitted = read_submitted(sweep_dir)
     _, _, records = sweep_states(sweep_dir)
-    jobs = [j for j, sid in submitted.items() if sid in records and records[sid].state in ACTIVE]
+    jobs = [j for j, sid in submitted.items() if sid in records and _active(records[sid].state)]
     if jobs:
         run_cmd(["scancel", *sorted({submitted[j] for j in jobs})], "cancel them by hand with scancel")
     return len(jobs)

@@ -5,9 +5,10 @@ results/<sweep>/slurm/submitted.json   harness job id -> Slurm id ("123_4", or "
                                        written atomically, only after sbatch accepted the array
 ```
 `query` turns that record into one state per job with a single `sacct` call per refresh (plus one `squeue`
-only for ids accounting has no record of), merged with the run folders: a summary that says ok always wins,
-and a job Slurm requeued (preempted, timed out) is pending again, never done. `select_to_submit` decides what
-a new `harness submit` sends. Parsing and merging are pure functions so they are tested without a cluster.
+only for ids accounting has no record of), merged with the run folders: a summary that says done (ok, pruned)
+always wins, and a job Slurm requeued (preempted, timed out) is pending again, never done. What a new
+`harness submit` sends is `harness.backends.select.select` of these states. Parsing and merging are pure
+functions so they are tested without a cluster.
 """
 
 from __future__ import annotations
@@ -19,29 +20,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.backends import select_jobs
+from harness.backends.select import disk_states
 from harness.errors import BackendError
-from harness.store import disk_state, load_plan, write_json_atomic
+from harness.states import State
+from harness.store import load_plan, write_json_atomic
 
-# sacct/squeue state -> harness state. COMPLETED only says the process exited 0: the run folder decides.
-SLURM_STATES: dict[str, str] = {
+# sacct/squeue state -> harness state. COMPLETED (None) only says the process exited 0: the run folder decides.
+SLURM_STATES: dict[str, State | None] = {
     **dict.fromkeys(("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SUSPENDED",
-                     "STOPPED", "SPECIAL_EXIT"), "pending"),
-    **dict.fromkeys(("RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT", "RESIZING"), "running"),
-    "COMPLETED": "completed",
-    "CANCELLED": "cancelled",
-    **dict.fromkeys(("TIMEOUT", "DEADLINE"), "timeout"),
-    "PREEMPTED": "preempted",
-    **dict.fromkeys(("FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL"), "failed"),
+                     "STOPPED", "SPECIAL_EXIT"), State.PENDING),
+    **dict.fromkeys(("RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT", "RESIZING"), State.RUNNING),
+    "COMPLETED": None,
+    "CANCELLED": State.CANCELLED,
+    **dict.fromkeys(("TIMEOUT", "DEADLINE"), State.TIMEOUT),
+    "PREEMPTED": State.PREEMPTED,
+    **dict.fromkeys(("FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL"), State.FAILED),
 }
-ACTIVE = ("pending", "running")
 
 
 @dataclass(frozen=True)
 class SacctRecord:
     """One line of `sacct -X -P -o JobID,State,Start,End`, for one array task or lone job."""
 
-    state: str  # harness spelling (SLURM_STATES values)
+    state: State | None  # SLURM_STATES: None for COMPLETED (exited 0; the run folder says how it went)
     start: str
     end: str
 
@@ -82,7 +83,7 @@ def parse_sacct(text: str) -> dict[str, SacctRecord]:
         if len(fields) < 4 or not fields[0]:
             continue
         jid, raw, start, end = fields[:4]
-        record = SacctRecord(SLURM_STATES.get(raw.split()[0] if raw else "", "failed"), start, end)
+        record = SacctRecord(SLURM_STATES.get(raw.split()[0] if raw else "", State.FAILED), start, end)
         folded = re.fullmatch(r"(\d+)_\[([0-9,\-%]+)\]", jid)
         for sid in _expand_tasks(*folded.groups()) if folded else [jid]:
             records[sid] = record
@@ -94,46 +95,32 @@ def parse_squeue(text: str) -> dict[str, SacctRecord]:
     return parse_sacct("\n".join(f"{line.strip()}||" for line in text.splitlines() if line.strip()))
 
 
-def merge_state(slurm: str | None, disk: str) -> str:
-    """One job's state from Slurm's word (None: never submitted / unknown to Slurm) and its run folder's."""
-    if disk == "ok" or slurm is None:
+def merge_state(record: SacctRecord | None, disk: State) -> State:
+    """One job's state from Slurm's record (None: never submitted / unknown to Slurm) and its run folder's."""
+    if disk.is_done() or record is None:
         return disk
-    if slurm == "completed":  # exited 0: the summary says how it went; none at all means it broke
-        return disk if disk in ("failed", "diverged", "blocked") else "failed"
-    return slurm
+    if record.state is None:  # COMPLETED, exited 0: the summary says how it went; none at all means it broke
+        return disk if disk.is_terminal() else State.FAILED
+    return record.state
 
 
 def merge_states(jobs: list[dict[str, Any]], submitted: dict[str, str], slurm: dict[str, SacctRecord],
-                 disk: dict[str, str]) -> dict[str, str]:
-    """Job id -> pending | running | ok | failed | diverged | cancelled | timeout | preempted | blocked | missing.
+                 disk: dict[str, State]) -> dict[str, State]:
+    """Job id -> pending | running | ok | pruned | failed | diverged | cancelled | timeout | preempted | blocked |
+    missing.
 
     A job still pending behind a pretraining job that can no longer succeed is blocked (Slurm would hold it
     forever as DependencyNeverSatisfied unless the cluster kills such jobs).
     """
-    states: dict[str, str] = {}
+    states: dict[str, State] = {}
     for job in jobs:  # pretraining first, so a dependency's state is known before its dependants
-        record = slurm.get(submitted.get(job["id"], ""))
-        state = merge_state(record.state if record else None, disk[job["id"]])
+        state = merge_state(slurm.get(submitted.get(job["id"], "")), disk[job["id"]])
         dep = job.get("depends_on")
-        if state == "pending" and dep and states.get(dep, "ok") not in ("ok", *ACTIVE):
-            state = "blocked"
+        dep_state = states.get(dep, State.OK) if dep else State.OK
+        if state is State.PENDING and not (dep_state is State.OK or dep_state.is_active()):
+            state = State.BLOCKED
         states[job["id"]] = state
     return states
-
-
-def select(jobs: list[dict[str, Any]], states: dict[str, str], *, retry_failed: bool = False,
-           only: str | None = None) -> list[dict[str, Any]]:
-    """The jobs a new submit sends: those `select_jobs` picks from these states, with a pretraining job
-    that is ok, active, or sent in this same submit (otherwise the job stays blocked)."""
-    chosen: set[str] = set()
-    out = []
-    for job in select_jobs(jobs, Path(), retry_failed=retry_failed, only=only, states=states):
-        dep = job.get("depends_on")
-        if dep and dep not in chosen and states.get(dep, "missing") not in ("ok", *ACTIVE):
-            continue
-        chosen.add(job["id"])
-        out.append(job)
-    return out
 
 
 def slurm_dir(sweep_dir: Path) -> Path:
@@ -170,31 +157,22 @@ def slurm_records(slurm_ids: set[str]) -> dict[str, SacctRecord]:
             records[sid] = records[array]
         elif any(k.startswith(f"{array}_") for k in records):
             # a task scancelled while still pending is dropped from its array without a record of its own
-            records[sid] = SacctRecord("cancelled", "", "")
+            records[sid] = SacctRecord(State.CANCELLED, "", "")
     return records
 
 
 def sweep_states(sweep_dir: Path, jobs: list[dict[str, Any]] | None = None
-                 ) -> tuple[dict[str, str], dict[str, str], dict[str, SacctRecord]]:
+                 ) -> tuple[dict[str, State], dict[str, str], dict[str, SacctRecord]]:
     """(merged state per job, submitted record, raw Slurm records) for `jobs` (default: the sweep's plan)."""
     jobs = load_plan(sweep_dir) if jobs is None else jobs
     submitted = read_submitted(sweep_dir)
     records = slurm_records({submitted[j["id"]] for j in jobs if j["id"] in submitted})
-    disk = {j["id"]: disk_state(sweep_dir, j) for j in jobs}
-    return merge_states(jobs, submitted, records, disk), submitted, records
+    return merge_states(jobs, submitted, records, disk_states(sweep_dir, jobs)), submitted, records
 
 
-def query(sweep_dir: Path) -> dict[str, str]:
-    """Job id -> state for every job of the sweep: one sacct call merged with the run folders.
+def query(sweep_dir: Path, jobs: list[dict[str, Any]] | None = None) -> dict[str, State]:
+    """Job id -> state for ``jobs`` (default: every job of the sweep): one sacct call merged with the run folders.
 
     A job scancelled before it ever started can read missing for a moment, until accounting records it.
     """
-    return sweep_states(sweep_dir)[0]
-
-
-def select_to_submit(jobs: list[dict[str, Any]], sweep_dir: Path, *, retry_failed: bool = False,
-                     only: str | None = None) -> list[dict[str, Any]]:
-    """Which of `jobs` a new `harness submit --backend slurm` sends: skips ok, queued and running jobs,
-    resends failed, cancelled, timed-out, preempted and missing ones, and leaves a downstream job whose
-    pretraining cannot run blocked."""
-    return select(jobs, query(sweep_dir), retry_failed=retry_failed, only=only)
+    return sweep_states(sweep_dir, jobs)[0]

@@ -16,57 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.errors import HarnessError
+from harness.models.size import check_modes, count_params, flops_per_sample
 
-
-def count_params(width: int, modes: int, in_channels: int = 7, n_layers: int = 4, out_channels: int = 1) -> int:
-    """Number of real parameters of ``FNO(width, modes, in_channels, n_layers, out_channels)``.
-
-    With w = width, m = modes, L = n_layers, C = in_channels, O = out_channels:
-
-        P = (C + 1) w                      lifting (weights + bias)
-          + L (4 m^2 w^2 + w^2 + w)        spectral: complex (2m, m, w, w), 2 reals each; 1x1 conv
-          + (2 w^2 + 2 w) + (2 w O + O)    head
-
-    The spectral term dominates: P ~ 16 w^2 m^2 for L = 4 (width 16 / modes 4: 67,329).
-    """
-    w, m = width, modes
-    lifting = (in_channels + 1) * w
-    layers = n_layers * (4 * m * m * w * w + w * w + w)
-    head = (2 * w * w + 2 * w) + (2 * w * out_channels + out_channels)
-    return lifting + layers + head
-
-
-def flops_per_sample(
-    width: int, modes: int, resolution: int, in_channels: int = 7, n_layers: int = 4, out_channels: int = 1
-) -> float:
-    """Approximate forward FLOPs for one sample on a ``resolution`` x ``resolution`` grid.
-
-    A multiply-add is 2 FLOPs, a complex multiply-add 8; N = R^2 grid points:
-
-        lifting      2 N C w
-        per layer    2 N w^2                  pointwise 1x1 conv
-                   + 5 N log2(N) w            rfft2 + irfft2 (~2.5 N log2 N each, per channel)
-                   + 8 (2 m^2) w^2            spectral contraction over the 2 m^2 kept modes
-        head         2 N (2 w^2 + 2 w O)
-
-    Biases, GELU and the zero-filled spectrum are ignored. Backward is about twice the forward.
-    """
-    w, m, n = width, modes, resolution * resolution
-    lifting = 2 * n * in_channels * w
-    layer = 2 * n * w * w + 5 * n * math.log2(n) * w + 8 * 2 * m * m * w * w
-    head = 2 * n * (2 * w * w + 2 * w * out_channels)
-    return float(lifting + n_layers * layer + head)
-
-
-def check_modes(modes: int, height: int, width: int) -> None:
-    """Raise ``HarnessError`` unless ``modes`` frequencies per dimension fit a ``height`` x ``width`` grid."""
-    if 2 * modes > height or modes > width // 2 + 1:
-        raise HarnessError(
-            f"modes={modes} is too large for resolution {height}x{width}: the FNO keeps frequencies "
-            f"-modes..modes-1 along rows and 0..modes-1 along columns, so 2*modes <= {height} and "
-            f"modes <= {width // 2 + 1} must hold; use modes <= {min(height // 2, width // 2 + 1)} "
-            "or a finer grid"
-        )
+__all__ = ["FNO", "SpectralConv2d", "check_modes", "count_params", "flops_per_sample", "upgrade_state_dict"]
 
 
 def _column_weights(m: int, n: int, device: torch.device) -> torch.Tensor:

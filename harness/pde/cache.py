@@ -3,16 +3,15 @@
 Two kinds of dataset share the format and the cache: steady :class:`PDEData` and trajectories
 :class:`TimeData`. A dataset file is an uncompressed ``.npz``: the arrays, ``meta`` (JSON: kind, system,
 stats, request) and ``checksum``, the sha256 of every other entry (name, dtype, shape, bytes), verified on
-load. Cache files are named by a hash of everything that defines the data and written atomically (temporary
-file + rename), so a killed writer never leaves a half file under the final name; a file that fails to load
-or verify is reported, deleted and regenerated."""
+load. Cache files are named by a hash of everything that defines the data and written atomically
+(``harness.files``), so a killed writer never leaves a half file under the final name; a file that fails to
+load or verify is reported, deleted and regenerated."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import DataError
+from harness.files import write_atomic
 from harness.pde.dataset import GENERATOR_VERSION, PDEData, check_request, compute_stats, generate
 from harness.pde.systems import resolve_ranges
 from harness.pde.time_dataset import (
@@ -67,21 +67,9 @@ def _entries(data: PDEData | TimeData) -> dict[str, np.ndarray]:
 
 def save(data: PDEData | TimeData, path: str | os.PathLike) -> Path:
     """Write ``data`` to an ``.npz`` at ``path`` atomically (with a checksum); return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     entries = _entries(data)
     entries["checksum"] = np.array(_checksum(entries))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **entries)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda fh: np.savez(fh, **entries))
 
 
 def load(path: str | os.PathLike) -> PDEData | TimeData:

@@ -8,7 +8,6 @@ point that needs the same work: deduplication falls out of hashing.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import itertools
 import json
@@ -16,22 +15,24 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from harness.config import TrainConfig
-from harness.errors import HarnessError, SweepError
+from harness.backends.resources import Device, SlurmResources, largest_device
+from harness.dotted import copy_tree, set_dotted
+from harness.errors import SweepError
 from harness.pde.systems import LAYOUT_VERSION
-from harness.sweep.spec import MAX_JOBS, Sweep, flatten, set_dotted
-from harness.tune import trial_configs
+from harness.states import Stage
+from harness.sweep.checks import check_point
+from harness.sweep.spec import MAX_JOBS, Sweep
+from harness.sweep.tune import trial_configs
 
-STAGE_PREFIX = {"pretrain": "pt", "finetune": "ft", "scratch": "sc", "zeroshot": "zs"}
-INIT_STAGE = {"pretrained": "finetune", "scratch": "scratch", "zeroshot": "zeroshot"}
-STAGE_INIT = {stage: init for init, stage in INIT_STAGE.items()} | {"pretrain": ""}
+INIT_STAGE = {stage.init: stage.value for stage in Stage if stage.init}
 
 
 def job_id(stage: str, config: dict[str, Any]) -> str:
     """Stable id: stage prefix + the first 10 hex digits of sha256 over the canonical JSON of the config and the
     data's channel layout version (so results of another layout are never taken for this one's)."""
-    canonical = json.dumps({"stage": stage, **config, "layout": LAYOUT_VERSION}, sort_keys=True, separators=(",", ":"))
-    return f"{STAGE_PREFIX[stage]}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
+    canonical = json.dumps({"stage": str(stage), **config, "layout": LAYOUT_VERSION}, sort_keys=True,
+                           separators=(",", ":"))
+    return f"{Stage(stage).prefix}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
 
 
 def count_points(sweep: Sweep) -> int:
@@ -55,7 +56,7 @@ def _points(sweep: Sweep) -> Iterator[dict[str, Any]]:
 
 def resolve(sweep: Sweep, point: dict[str, Any]) -> dict[str, Any]:
     """The full nested config of one point: defaults, then `base`, then the point's assignments."""
-    config = copy.deepcopy(sweep.base)
+    config = copy_tree(sweep.base)
     for key, value in point.items():
         set_dotted(config, key, value)
     return config
@@ -92,37 +93,25 @@ def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def _check_point(sweep: Sweep, point: dict[str, Any], config: dict[str, Any]) -> None:
-    """What holds between keys, checked for every point before anything runs: train-setting constraints
-    (min_lr <= lr, ...), and zero-shot only of a supervised pretraining (a pretext head predicts no solution)."""
-    where = ", ".join(f"{k}={v}" for k, v in point.items()) or "base"
-    strategy = config["pretrain"]["strategy"]
-    if config["init"] == "zeroshot" and strategy != "supervised":
-        raise SweepError(f"{sweep.path}: init zeroshot at point ({where}) needs pretrain.strategy supervised, "
-                         f"not {strategy}; add `exclude: [{{init: zeroshot, pretrain.strategy: {strategy}}}]`")
-    if strategy not in ("supervised", "none") and config["pretrain"]["train"]["loss"] != "sse":
-        raise SweepError(f"{sweep.path}: pretrain.train.loss at point ({where}) applies to supervised pretraining; "
-                         f"the {strategy} strategy has its own loss: remove pretrain.train.loss for it")
-    for key, settings in (("train", config["train"]), ("pretrain.train", config["pretrain"]["train"])):
-        try:
-            TrainConfig.from_dict(settings)
-        except HarnessError as exc:
-            raise SweepError(f"{sweep.path}: {key} at point ({where}): {exc}") from None
+def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -> list[dict[str, Any]]:
+    """All jobs of a sweep, deduplicated by id, pretraining jobs first, in first-appearance order.
 
-
-def expand(sweep: Sweep, *, force: bool = False) -> list[dict[str, Any]]:
-    """All jobs of a sweep, deduplicated by id, pretraining jobs first, in first-appearance order."""
+    Every point is checked first (``harness.sweep.checks``), its memory against ``device`` (default: the
+    largest device a backend offers, ``largest_device``).
+    """
     n = count_points(sweep)
     if n > MAX_JOBS and not force:
         raise SweepError(f"{sweep.path}: the matrix implies {n} points (> {MAX_JOBS}); "
                          "narrow the axes, or pass --force if you mean it")
+    device = device or largest_device(SlurmResources.from_dict(sweep.slurm))
     pretrain: dict[str, dict[str, Any]] = {}
     downstream: dict[str, dict[str, Any]] = {}
     tune = sweep.tune
     for point in _points(sweep):
         config = resolve(sweep, point)
-        _check_point(sweep, point, config)
-        for stage, cfg in stage_configs(config):
+        stages = stage_configs(config)
+        check_point(point, config, stages, sweep.where, device)
+        for stage, cfg in stages:
             tuned = tune is not None and stage in tune["stages"]
             for trial_cfg in trial_configs(cfg, job_id(stage, cfg), tune) if tuned else [cfg]:
                 jid = job_id(stage, trial_cfg)
@@ -135,12 +124,3 @@ def expand(sweep: Sweep, *, force: bool = False) -> list[dict[str, Any]]:
     if not downstream and not pretrain:
         raise SweepError(f"{sweep.path}: every point was excluded; loosen `exclude`")
     return [*pretrain.values(), *downstream.values()]
-
-
-def flat_row(job: dict[str, Any]) -> dict[str, Any]:
-    """One job as a flat table row: id, stage, depends_on and the dotted config keys (lists as JSON text)."""
-    row = {"id": job["id"], "stage": job["stage"], "sweep": job["sweep"], "init": STAGE_INIT[job["stage"]],
-           "depends_on": job["depends_on"] or ""}
-    for key, value in flatten(job["config"]).items():
-        row[key] = json.dumps(value) if isinstance(value, list) else value
-    return row

@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from harness.states import Stage
 from harness.sweep.expand import count_points
 from harness.sweep.spec import Sweep
 
@@ -20,7 +21,7 @@ def describe(sweep: Sweep, jobs: list[dict[str, Any]], folder: Path) -> str:
     """Counts per stage and per axis, a few sample jobs, and where the plan was written."""
     stages = Counter(j["stage"] for j in jobs)
     lines = [f"sweep {sweep.name}: {count_points(sweep)} points -> {len(jobs)} jobs "
-             f"({', '.join(f'{s} {stages[s]}' for s in ('pretrain', 'finetune', 'scratch', 'zeroshot') if stages[s])})"]
+             f"({', '.join(f'{s} {stages[s]}' for s in Stage if stages[s])})"]
     pretrain_users = Counter(j["depends_on"] for j in jobs if j["depends_on"])
     if pretrain_users:
         shared = sum(pretrain_users.values())

@@ -1,29 +1,19 @@
-"""Atomic checkpoint files: written to a temporary name in the same folder, then renamed over the target."""
+"""Checkpoint files, written through the one atomic writer (``harness.files``) and read back with clear errors."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from harness.errors import HarnessError
+from harness.files import write_atomic
 
 
 def save_atomic(obj: Any, path: Path | str) -> None:
     """``torch.save`` ``obj`` to ``path`` so that a reader sees the old file or the new one, never a torn one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, lambda fh: torch.save(obj, fh))
 
 
 def load(path: Path | str) -> dict[str, Any]:

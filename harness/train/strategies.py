@@ -25,6 +25,7 @@ The pretext tasks train their own head (``head.``) on a shared FNO trunk; fine-t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -34,6 +35,8 @@ from harness.errors import HarnessError
 from harness.models.fno import FNO
 from harness.pde import COMMON_CHANNELS, spectral_grad, spectral_hessian
 from harness.train.loop import Objective, relative_l2
+from harness.train.rules import STRATEGIES as NAMES
+from harness.train.rules import check_patch_grid, masked_patches
 
 IN_CHANNELS = 1 + len(COMMON_CHANNELS)  # the downstream input: source + common coefficient channels
 
@@ -62,17 +65,12 @@ class Masked(Pretraining):
     name = "masked"
 
     def __init__(self, ratio: float = 0.75, patches: int = 8) -> None:
-        n = patches * patches
-        self.ratio, self.patches, self.n_masked = ratio, patches, round(ratio * n)
-        if not (patches >= 1 and 1 <= self.n_masked <= n):
-            raise HarnessError(f"masked pretraining needs mask_patches >= 1 and a mask_ratio that masks at least "
-                               f"one of the {n} patches, but got mask_ratio={ratio}, mask_patches={patches}")
+        self.ratio, self.patches, self.n_masked = ratio, patches, masked_patches(ratio, patches)
 
     def mask(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(B, 1, H, W) float mask, 1 on exactly ``n_masked`` of the patches of each sample, drawn at random."""
         b, (h, w), p = x.shape[0], x.shape[-2:], self.patches
-        if h % p or w % p:
-            raise HarnessError(f"mask_patches={p} must divide the grid {h}x{w}; choose a divisor such as 4 or 8")
+        check_patch_grid(p, h, w)
         scores = torch.rand(b, p * p, generator=generator, device=x.device)
         masked = scores.argsort(dim=1).argsort(dim=1) < self.n_masked  # rank below n_masked: exactly n_masked
         grid = masked.to(x.dtype).reshape(b, 1, p, p)
@@ -159,9 +157,14 @@ class Coefficient(Pretraining):
         return relative_l2(pred, target)
 
 
-STRATEGIES: dict[str, type[Pretraining]] = {
-    "supervised": Supervised, "masked": Masked, "derivative": Derivative, "coefficient": Coefficient,
-}
+STRATEGIES: dict[str, type[Pretraining]] = dict(zip(NAMES, (Supervised, Masked, Derivative, Coefficient),
+                                                     strict=True))
+
+
+def transferred_modules(names: Iterable[str]) -> str:
+    """The summary's `transferred` value: the top-level modules of the weight names fine-tuning loaded, sorted
+    and comma-separated ("" when none)."""
+    return ",".join(sorted({name.split(".")[0] for name in names}))
 
 
 def make_strategy(pretrain: dict[str, Any]) -> Pretraining:

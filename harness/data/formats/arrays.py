@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import h5py
 import numpy as np
@@ -31,6 +30,7 @@ from harness.data.files import Node, gather
 from harness.data.formats.base import Layout, Reader, fail, into, names, same_grid, same_rows, shape_of, take
 from harness.data.samples import Samples
 from harness.errors import DataFileError
+from harness.files import write_atomic
 
 HINT = "an arrays file holds inputs (N, C, n, n) and targets (N, C', n, n); is the format right?"
 
@@ -90,20 +90,13 @@ def write_arrays(path: str | os.PathLike, inputs: np.ndarray, targets: np.ndarra
     if channels is not None:
         attrs["coefficient_channels"] = list(channels)
     Arrays().inspect(Node(str(path), arrays, {}, attrs), {})  # refuse what the reader would refuse
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    def write(fh: IO[bytes]) -> None:
         if path.suffix == ".npz":
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays, attrs=np.array(json.dumps(attrs)))
-        else:
-            with h5py.File(tmp, "w") as f:
-                for name, a in arrays.items():
-                    f.create_dataset(name, data=a, chunks=(1, *a.shape[1:]) if a.ndim == 4 else None)
-                f.attrs.update(attrs)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+            np.savez(fh, **arrays, attrs=np.array(json.dumps(attrs)))
+            return
+        with h5py.File(fh, "w") as f:
+            for name, a in arrays.items():
+                f.create_dataset(name, data=a, chunks=(1, *a.shape[1:]) if a.ndim == 4 else None)
+            f.attrs.update(attrs)
+
+    return write_atomic(path, write)

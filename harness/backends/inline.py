@@ -1,0 +1,64 @@
+"""The inline backend: the jobs one after the other in the calling process, as submitit's debug executor does.
+
+Nothing is started: a breakpoint in `run_job` or anything below it stops `harness submit --backend inline`
+in the debugger, and an exception a job records as failed can be stepped through with `pdb -m harness.cli`.
+Jobs run in plan order (pretraining first), with the job-process settings and the threads a local worker
+would have, so the results equal the local backend's; a downstream job whose pretraining did not end ok is
+recorded blocked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.backends import Job
+from harness.backends.local import evaluation_printer, finished, plan_slots
+from harness.backends.select import disk_states
+from harness.process import apply_job_env
+from harness.states import State
+from harness.store import disk_state, record_blocked
+
+
+@dataclass(frozen=True)
+class InlineBackend:
+    """Runs each job by calling `run_job` here and now, with the CPU threads one of ``workers`` local workers
+    would have (so its results equal a local run's with the same ``--workers``); ``verbose`` prints each
+    evaluation."""
+
+    workers: int | None = None
+    verbose: bool = False
+
+    @classmethod
+    def from_options(cls, spec: dict[str, Any], options: dict[str, Any]) -> InlineBackend:
+        """From the CLI's --workers and --verbose."""
+        return cls(options.get("workers"), bool(options.get("verbose")))
+
+    def status(self, sweep_path: Path, jobs: list[Job]) -> dict[str, State]:
+        """The run folders' view (nothing is ever queued)."""
+        return disk_states(sweep_path, jobs)
+
+    def submit(self, jobs: list[Job], plan: list[Job], sweep_path: Path) -> str:
+        """Run ``jobs`` in order in this process; returns the tally."""
+        apply_job_env()  # before torch loads, as in a worker process
+        import torch
+
+        from harness.run import run_job
+
+        torch.set_num_threads(plan_slots(workers=self.workers)[0].threads)
+        state = {job["id"]: disk_state(sweep_path, job) for job in plan}
+        for job in jobs:
+            dep = job["depends_on"]
+            if dep and state[dep] is not State.OK:
+                record_blocked(sweep_path, job, state[dep])
+                state[job["id"]] = State.BLOCKED
+                continue
+            hook = evaluation_printer(job["id"]) if self.verbose else None
+            summary = run_job(job, Path(sweep_path).parent, on_eval=hook)
+            state[job["id"]] = State(summary["status"])
+        return finished(sweep_path, {job["id"]: state[job["id"]] for job in jobs})
+
+    def cancel(self, sweep_path: Path) -> int:
+        """Nothing is queued: inline jobs stop with the `harness submit` that runs them."""
+        return 0

@@ -1,0 +1,106 @@
+"""What must hold at each matrix point, checked at expand with the functions the jobs call at run time.
+
+A job enforces these rules when it runs; `expand` calls the same functions for every point first, so a bad
+sweep fails before anything is written or queued (on Slurm: before waiting in the queue):
+
+- data: the shift level exists for the system, an explicit range is valid for it (finite, Helmholtz integers,
+  Poisson >= 1, ...), `mixed` takes a level name -- ``harness.pde.systems.resolve_ranges``, as data loading;
+- model: `model.modes` fit the grid -- ``harness.models.size.check_modes``, as ``FNO.forward``;
+- pretraining: the masked strategy's ratio and patch grid -- ``harness.train.rules``, as ``Masked``;
+- training: every train setting and the constraints between them -- ``TrainConfig``, as the training loop;
+- zero-shot only of a supervised pretraining (a pretext head predicts no solution), and a pretraining loss
+  setting only for supervised pretraining (the pretext strategies have their own losses);
+- memory: parameters, Adam state, one batch's activations and the resident data of each training stage
+  (``harness.models.size.train_memory``) fit the largest device a backend offers
+  (``harness.backends.resources.largest_device``).
+
+Each failure is one ``SweepError`` line: the file, the key and its line, the point, what must hold, the fix.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from harness.backends.resources import Device
+from harness.config import TrainConfig
+from harness.errors import HarnessError
+from harness.models.size import check_modes, train_memory
+from harness.pde.systems import MIXED_LEVELS, SHIFT_LEVELS, resolve_ranges
+from harness.sweep.schema import Where
+from harness.train.rules import check_patch_grid, masked_patches
+
+GIB = 1 << 30
+
+
+def check_point(point: dict[str, Any], config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]],
+                where: Where, device: Device) -> None:
+    """Raise SweepError unless the resolved ``config`` of ``point`` can run as the (stage, job config) pairs
+    ``stages`` it expands to."""
+    try:
+        _check(config, stages, device)
+    except _Bad as bad:
+        raise where.at_point(bad.key, point, bad.message) from None
+
+
+class _Bad(Exception):
+    """A rule broken at config ``key``: ``message`` says what must hold and the fix."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key, self.message = key, message
+
+
+def _run(key: str, check, *args: Any, fix: str = "") -> Any:
+    """``check(*args)``, its HarnessError turned into a ``_Bad`` at ``key`` (with ``fix`` appended, if any)."""
+    try:
+        return check(*args)
+    except HarnessError as exc:
+        raise _Bad(key, f"{exc}; {fix}" if fix else str(exc)) from None
+
+
+def _check(config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]], device: Device) -> None:
+    res, pretrain, names = config["resolution"], config["pretrain"], [stage for stage, _ in stages]
+    for stage, job in stages:
+        part_name = "pretrain" if stage == "pretrain" else "downstream"
+        system, shift = job[part_name]["system"], job[part_name]["shift"]
+        levels = ", ".join(SHIFT_LEVELS.get(system, MIXED_LEVELS))
+        fix = f"use a range where that holds, or a {system} level: {levels}" if isinstance(shift, list) else ""
+        _run(f"{part_name}.shift", resolve_ranges, system, shift, fix=fix)
+    _run("model.modes", check_modes, config["model"]["modes"], res, res)
+    strategy = pretrain["strategy"]
+    if "pretrain" in names and strategy == "masked":
+        _run("pretrain.mask_ratio", masked_patches, pretrain["mask_ratio"], pretrain["mask_patches"])
+        _run("pretrain.mask_patches", check_patch_grid, pretrain["mask_patches"], res, res)
+    if "zeroshot" in names and strategy != "supervised":
+        raise _Bad("init", f"init zeroshot needs pretrain.strategy supervised, not {strategy}; add "
+                           f"`exclude: [{{init: zeroshot, pretrain.strategy: {strategy}}}]`")
+    if "pretrain" in names and strategy != "supervised" and pretrain["train"]["loss"] != "sse":
+        raise _Bad("pretrain.train.loss", f"pretrain.train.loss applies to supervised pretraining; the {strategy} "
+                                          "strategy has its own loss: remove pretrain.train.loss for it")
+    for stage, job in stages:
+        if stage != "zeroshot":
+            key, part = ("pretrain.train", job["pretrain"]) if stage == "pretrain" else ("train", job)
+            settings = _run(key, _train_config, tuple(part["train"].items()))
+            data = job["pretrain" if stage == "pretrain" else "downstream"]
+            _check_memory(key, config, settings.batch_size, data["n_train"], data["n_val"], device)
+
+
+@functools.lru_cache(maxsize=4096)
+def _train_config(items: tuple[tuple[str, Any], ...]) -> TrainConfig:
+    """``TrainConfig.from_dict`` of the settings, once per distinct settings (a matrix repeats them)."""
+    return TrainConfig.from_dict(dict(items))
+
+
+def _check_memory(key: str, config: dict[str, Any], batch_size: int, n_train: int, n_val: int,
+                  device: Device) -> None:
+    """Refuse a training stage whose ``train_memory`` exceeds the largest device (``key``: its train settings)."""
+    width, modes, res = config["model"]["width"], config["model"]["modes"], config["resolution"]
+    need = train_memory(width, modes, res, batch=min(batch_size, n_train), samples=n_train + n_val)
+    if need.total > device.bytes:
+        raise _Bad("model.width", (
+            f"training needs about {need.total / GIB:,.1f} GiB (parameters with gradients and Adam state "
+            f"{need.params / GIB:,.1f} GiB, one batch's activations {need.activations / GIB:,.1f} GiB, "
+            f"training and validation data {need.data / GIB:,.1f} GiB) but the largest device a backend offers "
+            f"has {device.bytes / GIB:,.1f} GiB ({device.what}); use a smaller model.width, model.modes, "
+            f"resolution, {key}.batch_size or n_train, or set slurm.mem_gb to the memory of a bigger device"))

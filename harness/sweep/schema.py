@@ -1,0 +1,174 @@
+"""The sweep schema: every config key with its default, the allowed values, and the per-value checks.
+
+Pure and light (no YAML, no torch): `harness.sweep.spec` reads a sweep file through it, `harness.sweep.tune`
+checks a search space with it, and `Where` formats every expand-time error as one line naming the file, the
+key (and its YAML line), the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any
+
+from harness.config import CHOICES as TRAIN_CHOICES
+from harness.config import TrainConfig
+from harness.dotted import flatten
+from harness.errors import SweepError
+from harness.pde.systems import MIXED, SHIFT_LEVELS, SYSTEMS
+from harness.states import Stage
+from harness.train.rules import STRATEGIES
+
+TRAIN_DEFAULTS: dict[str, Any] = TrainConfig().to_dict()
+
+DEFAULTS: dict[str, Any] = {
+    "resolution": 128,
+    "data_seed": 0,
+    "seed": 0,
+    "init": "pretrained",
+    "model": {"width": 32, "modes": 8},
+    "pretrain": {
+        "system": "poisson",
+        "shift": "id",
+        "strategy": "supervised",
+        "mask_ratio": 0.75,
+        "mask_patches": 8,
+        "seed": 0,
+        "n_train": 32768,
+        "n_val": 4096,
+        "n_test": 4096,
+        "train": dict(TRAIN_DEFAULTS),
+    },
+    "downstream": {
+        "system": "poisson",
+        "shift": "id",
+        "n_train": 1024,
+        "n_val": 4096,  # validation samples, unless n_val_fraction is set
+        "n_val_fraction": 0.0,  # > 0: n_val = max(n_val_min, ceil(n_val_fraction * n_train)), resolved at expand
+        "n_val_min": 16,
+        "n_test": 4096,
+    },
+    "train": dict(TRAIN_DEFAULTS),
+}
+
+SHIFT_NAMES = tuple(sorted({level for levels in SHIFT_LEVELS.values() for level in levels}))
+CHOICES: dict[str, tuple[str, ...]] = {
+    "init": tuple(stage.init for stage in Stage if stage.init),
+    "pretrain.system": (*SYSTEMS, MIXED),
+    "pretrain.strategy": (*STRATEGIES, "none"),
+    "downstream.system": SYSTEMS,
+    **{f"train.{k}": v for k, v in TRAIN_CHOICES.items()},
+    **{f"pretrain.train.{k}": v for k, v in TRAIN_CHOICES.items()},
+}
+# Keys whose value is a shift: a named level or an explicit [lo, hi] coefficient range.
+SHIFT_KEYS = ("pretrain.shift", "downstream.shift")
+# Integer keys that must be >= 1 (sizes), >= 0 (seeds), or even and >= 8 (grid).
+POSITIVE_KEYS = ("model.width", "model.modes", "train.epochs", "train.batch_size", "pretrain.train.epochs",
+                 "pretrain.train.batch_size", "pretrain.n_train", "pretrain.n_val", "pretrain.n_test",
+                 "pretrain.mask_patches", "downstream.n_train", "downstream.n_val", "downstream.n_val_min",
+                 "downstream.n_test")
+SEED_KEYS = ("data_seed", "seed", "pretrain.seed")
+LEAVES: dict[str, Any] = flatten(DEFAULTS)
+
+
+class Where:
+    """Formats 'file: key (line N)' locations for error messages."""
+
+    def __init__(self, path: str, lines: dict[str, int]):
+        self.path, self.lines = path, lines
+
+    def fail(self, key: str, problem: str, fix: str) -> SweepError:
+        """The error for the value at YAML location ``key`` (a dotted path such as ``matrix.model.width.1``)."""
+        line = self.lines.get(key)
+        at = f" (line {line})" if line else ""
+        return SweepError(f"{self.path}: {key}{at}: {problem}; {fix}")
+
+    def at_point(self, key: str, point: dict[str, Any], message: str) -> SweepError:
+        """The error for config ``key`` at one matrix point: located where the point's value of ``key`` was
+        written (its matrix, zip or include entry, else ``base``, else the default); ``message`` says what must
+        hold and the fix."""
+        sources = self._sources(key) if key in point else [f"base.{key}"]
+        loc = next((loc for loc in sources if loc in self.lines), key)
+        line = self.lines.get(loc)
+        at = f" (line {line})" if line else ""
+        values = ", ".join(f"{k}={v}" for k, v in point.items()) or "base"
+        return SweepError(f"{self.path}: {loc}{at} at point ({values}): {message}")
+
+    def _sources(self, key: str) -> list[str]:
+        """Where a sweep file may set ``key``, most specific first."""
+        zips = sorted({loc.split(".")[1] for loc in self.lines if loc.startswith("zip.")})
+        includes = sorted({loc.split(".")[1] for loc in self.lines if loc.startswith("include.")})
+        return [f"matrix.{key}", *(f"zip.{g}.{key}" for g in zips), *(f"include.{i}.{key}" for i in includes)]
+
+
+def suggest(key: str, valid: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1)
+    return f"did you mean `{close[0]}`?" if close else "valid keys: " + ", ".join(valid)
+
+
+def check_key(key: str, where: Where, loc: str) -> None:
+    """Raise unless `key` is a dotted config key (a group name or a typo gets a suggestion)."""
+    if key not in LEAVES:
+        if any(leaf.startswith(key + ".") for leaf in LEAVES):
+            raise where.fail(loc, f"`{key}` is a group, not a value", f"set one of its keys, e.g. `{key}.<key>`")
+        raise where.fail(loc, f"unknown key `{key}`", suggest(key, list(LEAVES)))
+
+
+def check_value(key: str, value: Any, where: Where, loc: str) -> Any:
+    """Validate and normalise one value for config key `key`; returns the canonical value."""
+    check_key(key, where, loc)
+    default = LEAVES[key]
+    if key in SHIFT_KEYS:
+        return _check_shift(value, where, loc)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise where.fail(loc, f"expected true or false, got {value!r}", "write true or false")
+        return value
+    if isinstance(default, int):
+        return _check_int(key, value, where, loc)
+    if isinstance(default, float):
+        return _check_float(value, where, loc)
+    choices = CHOICES.get(key)
+    if not isinstance(value, str) or (choices and value not in choices):
+        raise where.fail(loc, f"invalid value {value!r}", "choose one of " + ", ".join(choices or ("a string",)))
+    return value
+
+
+def _check_int(key: str, value: Any, where: Where, loc: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise where.fail(loc, f"expected an integer, got {value!r}", "write a whole number such as 16")
+    if key in POSITIVE_KEYS and value < 1:
+        raise where.fail(loc, f"must be >= 1, got {value}", "use a positive number")
+    if key in SEED_KEYS and value < 0:
+        raise where.fail(loc, f"must be >= 0, got {value}", "use a seed >= 0, such as 0")
+    if key == "resolution" and (value < 8 or value % 2):
+        raise where.fail(loc, f"must be even and >= 8, got {value}", "use e.g. 32, 64 or 128")
+    return value
+
+
+def _check_float(value: Any, where: Where, loc: str) -> float:
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", value.strip()):
+        value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise where.fail(loc, f"expected a number, got {value!r}", "write a number such as 1.0e-3")
+    if value < 0:
+        raise where.fail(loc, f"must be >= 0, got {value}", "use a non-negative number")
+    return float(value)
+
+
+def _check_shift(value: Any, where: Where, loc: str) -> str | list[float]:
+    if isinstance(value, str):
+        if value not in SHIFT_NAMES:
+            raise where.fail(loc, f"unknown shift level {value!r}",
+                             "choose one of " + ", ".join(SHIFT_NAMES) + " or an explicit [lo, hi] range")
+        return value
+    ok = isinstance(value, list) and len(value) == 2 and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    if not ok:
+        raise where.fail(loc, f"invalid shift {value!r}", "give a level name or a [lo, hi] coefficient range")
+    lo, hi = float(value[0]), float(value[1])
+    if lo > hi:
+        raise where.fail(loc, f"range [{lo}, {hi}] has lo > hi", "write the range as [lo, hi] with lo <= hi")
+    return [lo, hi]
+
+

@@ -1,0 +1,89 @@
+"""Helpers shared by the tests: the real `harness` command, tiny sweep files, results tables, worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SWEEPS = ROOT / "sweeps"
+# A tiny sweep of every stage: 16x16 Poisson, width 6, a few epochs (seconds per job on one core).
+TINY: dict[str, Any] = {
+    "name": "tiny",
+    "base": {
+        "resolution": 16,
+        "model": {"width": 6, "modes": 4},
+        "pretrain": {"n_train": 48, "n_val": 16, "n_test": 16, "train": {"epochs": 4, "lr": 3.0e-3, "batch_size": 16}},
+        "downstream": {"n_val": 16, "n_test": 16},
+        "train": {"epochs": 3, "lr": 1.0e-3, "batch_size": 8},
+    },
+    "matrix": {"downstream.n_train": [8, 16], "init": ["pretrained", "scratch", "zeroshot"]},
+}
+
+
+def harness(root: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess:
+    """Run the real `harness` command in a subprocess (real worker processes); ``env`` adds variables."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", *args, "--root", str(root)], capture_output=True,
+                          text=True, env=full_env, timeout=900)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def cli(root: Path, *args: str) -> str:
+    """Run a `harness` command that runs no job (expand, status, tune-status...) in this process; its output."""
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    result = CliRunner().invoke(main, [*args, "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def start_harness(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start the real `harness` command without waiting; stdout and stderr merged, as text."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args, "--root", str(root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env)
+
+
+def wait_for_line(proc: subprocess.Popen, text: str) -> list[str]:
+    """Read ``proc``'s output until a line containing ``text``; returns the lines read (fails at its end)."""
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError(f"{text!r} never printed; output:\n{''.join(lines)}")
+
+
+def write_sweep(folder: Path, sweep: dict[str, Any], **base: dict[str, Any]) -> Path:
+    """Write ``sweep`` (with ``base`` sections merged into its `base:`) as folder/<name>.yaml; returns the path."""
+    spec = yaml.safe_load(yaml.safe_dump(sweep))
+    for key, value in base.items():
+        spec["base"][key] = {**spec["base"].get(key, {}), **value}
+    path = Path(folder) / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def results(root: Path, name: str = "tiny") -> pd.DataFrame:
+    """Every job's summary row (results.parquet, written by a local submit), sorted by id."""
+    table = pd.read_parquet(root / name / "results.parquet")
+    return table.sort_values("id").reset_index(drop=True)
+
+
+def workers(pid: int) -> list[int]:
+    """The worker processes of a `harness submit` (its spawned children, not multiprocessing's helpers)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split() if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
