@@ -68,7 +68,8 @@ def predict_job(job: dict[str, Any], root: Path | str, samples: int = 3) -> Fiel
         stats = task.stats(task.load(part, "train", part["n_train"], seed=dseed, cache=cache), stats)
     test = task.load(part, "test", part["n_test"], seed=dseed, cache=cache)
     x, y = task.tensors(test, stats)
-    model = FNO(cfg["model"]["width"], cfg["model"]["modes"], *model_channels(part_name, part))
+    ins, outs = model_channels(part_name, part)
+    model = FNO(width=cfg["model"]["width"], modes=cfg["model"]["modes"], in_channels=ins, out_channels=outs)
     load_weights(model, ckpt)
     model.eval()
     with torch.no_grad():

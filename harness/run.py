@@ -107,7 +107,8 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
     seed_everything(seed)  # before the model: its initial weights are drawn from the seed
     width, modes = cfg["model"]["width"], cfg["model"]["modes"]
     if has_data(part):  # the file's channels (checked at expand to fit the pretrained model where one is loaded)
-        model = FNO(width, modes, *model_channels(part_name, part))
+        ins, outs = model_channels(part_name, part)
+        model = FNO(width=width, modes=modes, in_channels=ins, out_channels=outs)
     else:
         model = objective.build_model(width, modes)
     metrics: dict[str, Any] = {"n_params": model.num_params(), "transferred": ""}
