@@ -31,6 +31,7 @@ from harness.models.fno import FNO
 from harness.process import keep_freed_memory
 from harness.states import State
 from harness.store import read_summary, run_dir, sweep_dir, write_json_atomic, write_parquet_atomic, write_summary
+from harness.train.distributed import current
 from harness.train.loop import Objective, TrainConfig, evaluate, load_weights, seed_everything, train
 from harness.train.normalise import make_inputs
 from harness.train.strategies import make_strategy, transferred_modules
@@ -104,12 +105,13 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
     else:
         train_data = _split(part, "train", part["n_train"], res, dseed, cache)
         stats = stats or train_data.stats
-        if stage == "pretrain":
+        if stage == "pretrain" and current().is_main:
             write_json_atomic(folder / "stats.json", {**stats, "layout": pde.LAYOUT_VERSION})
         val = _tensors(_split(part, "val", part["n_val"], res, dseed, cache), stats)
         result = train(model, _tensors(train_data, stats), val, tcfg, seed=seed, device=device,
                        workdir=folder / "ckpt", on_eval=on_eval, objective=objective)
-        write_parquet_atomic(folder / "epochs.parquet", result.rows)
+        if current().is_main:
+            write_parquet_atomic(folder / "epochs.parquet", result.rows)
         metrics.update(status=result.status, error=result.error, best_val_rel_l2=result.best_val_rel_l2,
                        best_step=result.best_step, steps_run=result.steps_run, epochs_run=result.epochs_run,
                        still_improving=result.still_improving)
@@ -146,7 +148,9 @@ def _hold_hook(job_id: str) -> EvalHook | None:
 def run_job(job: dict[str, Any], root: Path | str, *, on_eval: EvalHook | None = None) -> dict[str, Any]:
     """Run one job to completion and write its results; returns its summary row.
 
-    A done job (its summary says ok or pruned) is not run again: its summary is returned as it is.
+    A done job (its summary says ok or pruned) is not run again: its summary is returned as it is. In a
+    data-parallel job (``harness.train.distributed``) every rank calls this and rank 0 alone writes; the other
+    ranks return their metrics.
     """
     root = Path(root)
     sweep_path = sweep_dir(root, job["sweep"])
@@ -154,8 +158,10 @@ def run_job(job: dict[str, Any], root: Path | str, *, on_eval: EvalHook | None =
     done = read_summary(folder)
     if done is not None and State(done["status"]).is_done():
         return done
+    main = current().is_main
     folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(folder / "config.json", job)
+    if main:
+        write_json_atomic(folder / "config.json", job)
     keep_freed_memory()
     device = pick_device()
     start = time.time()
@@ -167,12 +173,16 @@ def run_job(job: dict[str, Any], root: Path | str, *, on_eval: EvalHook | None =
             job = {**job, "config": {**job["config"], "train": trial.apply(job["config"]["train"])}}
             on_eval = _chain(on_eval, trial.report)
         metrics = _execute(job, root, folder, device, on_eval)
-        (folder / "error.txt").unlink(missing_ok=True)
+        if main:
+            (folder / "error.txt").unlink(missing_ok=True)
     except Pruned as exc:
         metrics = {"status": State.PRUNED, "error": str(exc)}
     except Exception as exc:  # recorded, never raised: one bad job must not stop a sweep
-        write_text_atomic(folder / "error.txt", traceback.format_exc())
+        if main:
+            write_text_atomic(folder / "error.txt", traceback.format_exc())
         metrics = {"status": State.FAILED, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+    if not main:
+        return metrics
     if trial is not None:
         metrics.update(trial.finish(metrics))
     return write_summary(sweep_path, job, metrics, wall_s=time.time() - start, device=str(device))
