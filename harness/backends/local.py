@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends import Job
+from harness.backends.launch import run_local_ranks, world_size
 from harness.backends.select import disk_states
 from harness.collect import collect_table
 from harness.process import apply_job_env
@@ -115,7 +116,10 @@ def _worker(conn: Connection, slot: Slot, root: str, verbose: bool) -> None:
 
     torch.set_num_threads(slot.threads)
     while (job := conn.recv()) is not None:
-        summary = run_job(job, root, on_eval=evaluation_printer(job["id"]) if verbose else None)
+        if world_size(job) > 1:  # a data-parallel job: its ranks under torchrun
+            summary = run_local_ranks(job, root, threads=slot.threads)
+        else:
+            summary = run_job(job, root, on_eval=evaluation_printer(job["id"]) if verbose else None)
         conn.send((job["id"], summary["status"], summary.get("error", "")))
 
 

@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+from harness.backends.launch import DEFAULT, offer, resource_problem, take_resources
 from harness.backends.resources import Device, SlurmResources, largest_device
 from harness.dotted import copy_tree, set_dotted
 from harness.errors import SweepError
@@ -107,10 +108,14 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -
     pretrain: dict[str, dict[str, Any]] = {}
     downstream: dict[str, dict[str, Any]] = {}
     tune = sweep.tune
+    offered = offer(sweep.slurm)
     for point in _points(sweep):
         config = resolve(sweep, point)
+        resources = take_resources(config)  # how many ranks a job runs as: not part of its config nor its id
         stages = stage_configs(config)
         check_point(point, config, stages, sweep.where, device)
+        if problem := resource_problem(resources, [stage for stage, _ in stages], offered):
+            raise sweep.where.at_point(problem[0], point, problem[1])
         for stage, cfg in stages:
             tuned = tune is not None and stage in tune["stages"]
             for trial_cfg in trial_configs(cfg, job_id(stage, cfg), tune) if tuned else [cfg]:
@@ -121,6 +126,8 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -
                                   "depends_on": cfg.get("pretrain_id"), "point": point}
                     if tuned:
                         table[jid]["tune_storage"] = tune["storage"]
+                    if (res := resources["pretrain" if stage == "pretrain" else "downstream"]) != DEFAULT:
+                        table[jid]["resources"] = res
     if not downstream and not pretrain:
         raise SweepError(f"{sweep.path}: every point was excluded; loosen `exclude`")
     return [*pretrain.values(), *downstream.values()]

@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
         "n_val": 4096,
         "n_test": 4096,
         "train": dict(TRAIN_DEFAULTS),
+        "resources": {"gpus": 1, "nodes": 1},  # ranks per node and nodes (harness.backends.launch); not in the id
     },
     "downstream": {
         "system": "poisson",
@@ -49,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
         "n_test": 4096,
     },
     "train": dict(TRAIN_DEFAULTS),
+    "resources": {"gpus": 1, "nodes": 1},  # of the downstream stages
 }
 
 SHIFT_NAMES = tuple(sorted({level for levels in SHIFT_LEVELS.values() for level in levels}))
@@ -66,7 +68,8 @@ SHIFT_KEYS = ("pretrain.shift", "downstream.shift")
 POSITIVE_KEYS = ("model.width", "model.modes", "train.epochs", "train.batch_size", "pretrain.train.epochs",
                  "pretrain.train.batch_size", "pretrain.n_train", "pretrain.n_val", "pretrain.n_test",
                  "pretrain.mask_patches", "downstream.n_train", "downstream.n_val", "downstream.n_val_min",
-                 "downstream.n_test")
+                 "downstream.n_test", "resources.gpus", "resources.nodes", "pretrain.resources.gpus",
+                 "pretrain.resources.nodes")
 SEED_KEYS = ("data_seed", "seed", "pretrain.seed")
 LEAVES: dict[str, Any] = flatten(DEFAULTS)
 
