@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,10 @@ def _sampler(tune: dict[str, Any], trial: int):
     import optuna
 
     if tune["sampler"] == "grid":  # each trial job takes its own grid point: no two processes race for one
-        return optuna.samplers.PartialFixedSampler(grid_point(tune, trial), optuna.samplers.RandomSampler(seed=0))
+        with warnings.catch_warnings():  # "experimental" since optuna 2.4, once per job in the submit log
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.PartialFixedSampler(grid_point(tune, trial),
+                                                       optuna.samplers.RandomSampler(seed=0))
     seed = tune["seed"] + trial  # a trial's draw does not depend on the order trials start in
     return optuna.samplers.RandomSampler(seed) if tune["sampler"] == "random" else optuna.samplers.TPESampler(seed=seed)
 
