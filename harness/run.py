@@ -25,9 +25,11 @@ from typing import Any
 import torch
 
 from harness import pde
+from harness.data.stream import StreamedSplit, over_budget
 from harness.errors import HarnessError
 from harness.files import write_text_atomic
 from harness.models.fno import FNO
+from harness.pde.cache import split_path
 from harness.process import keep_freed_memory
 from harness.states import State
 from harness.store import read_summary, run_dir, sweep_dir, write_json_atomic, write_parquet_atomic, write_summary
@@ -54,10 +56,25 @@ def data_cache(root: Path) -> Path:
     return Path(os.environ.get("HARNESS_DATA_CACHE") or Path(root) / ".cache" / "data")
 
 
-def _split(part: dict[str, Any], split: str, n: int, resolution: int, seed: int, cache: Path) -> pde.PDEData:
+def _request(part: dict[str, Any], resolution: int, seed: int, cache: Path) -> dict[str, Any]:
     shift = part["shift"]
     kwargs = {"coef_range": tuple(shift)} if isinstance(shift, list) else {"shift": shift}
-    return pde.load_split(part["system"], split, n, resolution=resolution, seed=seed, cache_dir=cache, **kwargs)
+    return {**kwargs, "resolution": resolution, "seed": seed, "cache_dir": cache}
+
+
+def _split(part: dict[str, Any], split: str, n: int, resolution: int, seed: int, cache: Path) -> pde.PDEData:
+    return pde.load_split(part["system"], split, n, **_request(part, resolution, seed, cache))
+
+
+def _train_split(part: dict[str, Any], resolution: int, seed: int, cache: Path, memory_gb: float,
+                 device: torch.device) -> pde.PDEData | StreamedSplit:
+    """The training split, resident; or read batch by batch from its cache file when its tensors exceed the
+    job's memory budget (``harness.data.stream``)."""
+    path = split_path(part["system"], "train", part["n_train"], **_request(part, resolution, seed, cache))
+    if not path.exists():
+        _split(part, "train", part["n_train"], resolution, seed, cache)  # generated and cached
+    streamed = over_budget(path, memory_gb, device)
+    return streamed or _split(part, "train", part["n_train"], resolution, seed, cache)
 
 
 def _tensors(data: pde.PDEData, stats: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,12 +120,15 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
         best_val = evaluate(model, *val, device=device)
         metrics.update(status="ok", best_val_rel_l2=best_val, best_step=0)
     else:
-        train_data = _split(part, "train", part["n_train"], res, dseed, cache)
+        memory_gb = job.get("resources", {}).get("memory_gb", 0.0)
+        train_data = _train_split(part, res, dseed, cache, memory_gb, device)
         stats = stats or train_data.stats
         if stage == "pretrain" and current().is_main:
             write_json_atomic(folder / "stats.json", {**stats, "layout": pde.LAYOUT_VERSION})
         val = _tensors(_split(part, "val", part["n_val"], res, dseed, cache), stats)
-        result = train(model, _tensors(train_data, stats), val, tcfg, seed=seed, device=device,
+        streamed = isinstance(train_data, StreamedSplit)
+        train_xy = train_data.tensors(stats) if streamed else _tensors(train_data, stats)
+        result = train(model, train_xy, val, tcfg, seed=seed, device=device,
                        workdir=folder / "ckpt", on_eval=on_eval, objective=objective)
         if current().is_main:
             write_parquet_atomic(folder / "epochs.parquet", result.rows)

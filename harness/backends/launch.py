@@ -1,9 +1,11 @@
 """Jobs that span several ranks: their `resources`, what a backend offers, and the local launch via torchrun.
 
-A stage's ``resources: {gpus: G, nodes: M}`` (``pretrain.resources`` for pretraining, ``resources`` for the
-downstream stages; default one of each) asks for G ranks per node on M nodes, one per GPU (gloo ranks on the
-CPU cores where no GPU is visible). They do not change what is learnt (``harness.train.distributed``), so
-they stay out of the job's id: ``take_resources`` moves them from a point's config onto the job.
+A stage's ``resources: {gpus: G, nodes: M, memory_gb: B}`` (``pretrain.resources`` for pretraining,
+``resources`` for the downstream stages; default one of each) asks for G ranks per node on M nodes, one per GPU
+(gloo ranks on the CPU cores where no GPU is visible), and a budget of B GiB for the resident training set
+(0: half the device's memory; a bigger training set streams, ``harness.data.stream``). They do not change what
+is learnt (``harness.train.distributed``), so they stay out of the job's id: ``take_resources`` moves them from
+a point's config onto the job.
 
 The local backend starts a job of several ranks with PyTorch's elastic launcher (``python -m
 torch.distributed.run``, one node); each rank runs ``harness.backends.rank``. A rank that dies ends the others
@@ -27,7 +29,7 @@ from harness.files import write_text_atomic
 from harness.states import State
 from harness.store import read_summary, run_dir, sweep_dir, write_summary
 
-DEFAULT = {"gpus": 1, "nodes": 1}
+DEFAULT = {"gpus": 1, "nodes": 1, "memory_gb": 0.0}
 # Seconds torchrun gives the ranks to end when it is itself stopped (SIGTERM, Ctrl-C) before it kills them. When a
 # rank dies, torchrun stops the others (SIGTERM, SIGKILL after its fixed 30 s); they usually end sooner, as their
 # next collective fails.
@@ -63,16 +65,19 @@ def offer(slurm: dict[str, Any] | None) -> tuple[int, int, str]:
     return cores, 1, f"no GPU visible here, {cores} CPU core(s) for gloo ranks"
 
 
-def resource_problem(resources: dict[str, dict[str, int]], stages: list[str],
-                     offered: tuple[int, int, str]) -> tuple[str, str] | None:
-    """(config key, message) when a training stage among ``stages`` asks for more than ``offered``; else None.
-    ``resources`` is ``take_resources``'s answer (values already checked to be integers >= 1)."""
+def resource_problem(resources: dict[str, dict[str, int]], stages: list[str], offered: tuple[int, int, str],
+                     tuned: tuple[str, ...] = ()) -> tuple[str, str] | None:
+    """(config key, message) when a training stage among ``stages`` asks for more than ``offered``, or a tuned
+    stage (in ``tuned``) for several ranks; else None. ``resources`` is ``take_resources``'s answer (values
+    already checked to be integers >= 1)."""
     per_node, nodes, where = offered
     for stage in stages:
         if stage == "zeroshot":
             continue  # evaluates only, in one process
         key = "pretrain.resources" if stage == "pretrain" else "resources"
         res = resources["pretrain" if stage == "pretrain" else "downstream"]
+        if stage in tuned and res["gpus"] * res["nodes"] > 1:
+            return f"{key}.gpus", f"{stage} jobs are tuned (tune.stages), and a trial runs as one rank; remove {key}"
         if res["gpus"] > per_node:
             return f"{key}.gpus", (f"{key}.gpus = {res['gpus']} but {per_node} per node are available ({where}); "
                                    f"ask for at most {per_node}")

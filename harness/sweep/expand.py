@@ -114,7 +114,8 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -
         resources = take_resources(config)  # how many ranks a job runs as: not part of its config nor its id
         stages = stage_configs(config)
         check_point(point, config, stages, sweep.where, device)
-        if problem := resource_problem(resources, [stage for stage, _ in stages], offered):
+        if problem := resource_problem(resources, [stage for stage, _ in stages], offered,
+                                       tuple(tune["stages"]) if tune else ()):
             raise sweep.where.at_point(problem[0], point, problem[1])
         for stage, cfg in stages:
             tuned = tune is not None and stage in tune["stages"]

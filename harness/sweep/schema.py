@@ -38,7 +38,8 @@ DEFAULTS: dict[str, Any] = {
         "n_val": 4096,
         "n_test": 4096,
         "train": dict(TRAIN_DEFAULTS),
-        "resources": {"gpus": 1, "nodes": 1},  # ranks per node and nodes (harness.backends.launch); not in the id
+        # ranks per node, nodes, GiB for the resident training set (harness.backends.launch); not in the job id
+        "resources": {"gpus": 1, "nodes": 1, "memory_gb": 0.0},
     },
     "downstream": {
         "system": "poisson",
@@ -50,7 +51,7 @@ DEFAULTS: dict[str, Any] = {
         "n_test": 4096,
     },
     "train": dict(TRAIN_DEFAULTS),
-    "resources": {"gpus": 1, "nodes": 1},  # of the downstream stages
+    "resources": {"gpus": 1, "nodes": 1, "memory_gb": 0.0},  # of the downstream stages
 }
 
 SHIFT_NAMES = tuple(sorted({level for levels in SHIFT_LEVELS.values() for level in levels}))
