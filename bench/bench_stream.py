@@ -1,4 +1,4 @@
-"""Benchmark: training on a streamed training set (harness.data.stream) against the resident one, on the CPU.
+"""Benchmark: training on a streamed training set (harness.train.stream) against the resident one, on the CPU.
 
 A Poisson training set is generated into a temporary cache; its resident tensors are 4x the memory budget the
 streamed run is given. Each mode runs ``train`` for a fixed number of steps in its own child process, which
@@ -31,10 +31,10 @@ def child(mode: str, path: str, args: argparse.Namespace) -> dict[str, float]:
 
     from harness import pde
     from harness.config import TrainConfig
-    from harness.data.stream import StreamedSplit
     from harness.models.fno import FNO
     from harness.train.loop import seed_everything, train
     from harness.train.normalise import make_inputs, make_targets
+    from harness.train.stream import StreamedSplit
 
     torch.set_num_threads(args.threads)
     split = StreamedSplit.open(path)
@@ -78,8 +78,8 @@ def main() -> None:
         return
 
     from harness import pde
-    from harness.data.stream import StreamedSplit
     from harness.pde.cache import split_path
+    from harness.train.stream import StreamedSplit
 
     with tempfile.TemporaryDirectory() as cache:
         pde.load_split("poisson", "train", args.n, resolution=args.resolution, seed=0, cache_dir=cache)

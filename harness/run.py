@@ -25,7 +25,6 @@ from typing import Any
 import torch
 
 from harness import pde
-from harness.data.stream import StreamedSplit, over_budget
 from harness.errors import HarnessError
 from harness.files import write_text_atomic
 from harness.models.fno import FNO
@@ -37,6 +36,7 @@ from harness.train.distributed import current
 from harness.train.loop import Objective, TrainConfig, evaluate, load_weights, seed_everything, train
 from harness.train.normalise import make_inputs
 from harness.train.strategies import make_strategy, transferred_modules
+from harness.train.stream import StreamedSplit, over_budget
 from harness.tune import Pruned, TrialRun
 
 EvalHook = Callable[[dict[str, Any]], None]
@@ -69,7 +69,7 @@ def _split(part: dict[str, Any], split: str, n: int, resolution: int, seed: int,
 def _train_split(part: dict[str, Any], resolution: int, seed: int, cache: Path, memory_gb: float,
                  device: torch.device) -> pde.PDEData | StreamedSplit:
     """The training split, resident; or read batch by batch from its cache file when its tensors exceed the
-    job's memory budget (``harness.data.stream``)."""
+    job's memory budget (``harness.train.stream``)."""
     path = split_path(part["system"], "train", part["n_train"], **_request(part, resolution, seed, cache))
     if not path.exists():
         _split(part, "train", part["n_train"], resolution, seed, cache)  # generated and cached

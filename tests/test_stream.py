@@ -1,4 +1,4 @@
-"""Streaming training sets (harness.data.stream): the same batches, the same training, the same job result."""
+"""Streaming training sets (harness.train.stream): the same batches, the same training, the same job result."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from click.testing import CliRunner
 from harness import pde
 from harness.cli import main
 from harness.config import TrainConfig
-from harness.data.stream import StreamedSplit, over_budget
 from harness.models.fno import FNO
 from harness.pde.cache import split_path
 from harness.train.loop import seed_everything, train
 from harness.train.normalise import make_inputs, make_targets
+from harness.train.stream import StreamedSplit, over_budget
 from tests.helpers import cli, results, write_sweep
 
 REQUEST = {"resolution": 16, "seed": 4}

@@ -3,7 +3,7 @@
 A stage's ``resources: {gpus: G, nodes: M, memory_gb: B}`` (``pretrain.resources`` for pretraining,
 ``resources`` for the downstream stages; default one of each) asks for G ranks per node on M nodes, one per GPU
 (gloo ranks on the CPU cores where no GPU is visible), and a budget of B GiB for the resident training set
-(0: half the device's memory; a bigger training set streams, ``harness.data.stream``). They do not change what
+(0: half the device's memory; a bigger training set streams, ``harness.train.stream``). They do not change what
 is learnt (``harness.train.distributed``), so they stay out of the job's id: ``take_resources`` moves them from
 a point's config onto the job.
 
