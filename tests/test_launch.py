@@ -104,7 +104,8 @@ def test_a_killed_rank_fails_the_job_and_the_next_submit_resumes_it(tmp_path: Pa
     os.kill(_wait_for(lambda: _rank_pid(folder / "launch.json", 1)), signal.SIGKILL)
     out, _ = proc.communicate(timeout=120)
     killed = read_summary(folder)
-    assert killed["status"] == "failed" and "SIGKILL" in killed["error"], (out, killed["error"])
+    assert killed["status"] == "failed", out
+    assert "rank : 1 (local_rank: 1)" in killed["error"] and "SIGKILL" in killed["error"], killed["error"]
     assert "1 failed" in out
 
     harness(root, "submit", "--workers", "1")  # resumes both ranks from step 6

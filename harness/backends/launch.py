@@ -104,9 +104,10 @@ def torchrun_command(job_file: Path, root: Path, ranks: int) -> list[str]:
 
 
 def rank_failure(log: str) -> str:
-    """One line from torchrun's failure report: which rank failed and how (exit code, signal)."""
+    """One line from torchrun's failure report: which rank failed first and how (exit code, signal)."""
     keys = ("rank ", "exitcode", "traceback")
-    lines = [line.strip() for line in log.splitlines() if line.strip().startswith(keys)]
+    _, _, root_cause = log.rpartition("Root Cause")  # the first rank that failed; the others were stopped after it
+    lines = [line.strip() for line in (root_cause or log).splitlines() if line.strip().startswith(keys)]
     return "; ".join(" ".join(line.split()) for line in lines[:3]) or (log.strip().splitlines() or ["no output"])[-1]
 
 

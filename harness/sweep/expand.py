@@ -111,7 +111,7 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -
     offered = offer(sweep.slurm)
     for point in _points(sweep):
         config = resolve(sweep, point)
-        resources = take_resources(config)  # how many ranks a job runs as: not part of its config nor its id
+        resources = take_resources(config)  # how a job runs (ranks, memory budget): not in its config nor its id
         stages = stage_configs(config)
         check_point(point, config, stages, sweep.where, device)
         if problem := resource_problem(resources, [stage for stage, _ in stages], offered,
