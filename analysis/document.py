@@ -11,7 +11,8 @@ import pandas as pd
 
 _CSS = (
     "body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
-    "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+    "table{border-collapse:collapse;font-size:12px;display:block;overflow-x:auto;max-width:100%}"  # wide: scrolls
+    "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
     "img{max-width:100%}pre{background:#f6f6f6;padding:1em;overflow:auto}.skip{color:#a60}"
 )
 
@@ -36,11 +37,15 @@ def fmt(frame: pd.DataFrame) -> pd.DataFrame:
 def to_html(title: str, blocks: list[Block], pngs: dict[str, bytes]) -> str:
     """One self-contained HTML page: ``pngs`` (figure name -> PNG bytes) embedded as data URIs."""
     esc = html.escape
+    headings = [content for kind, content in blocks if kind == "heading"]
+    toc = "".join(f"<li><a href='#s{i}'>{esc(h)}</a></li>" for i, h in enumerate(headings))
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Report: {esc(title)}</title>"
-             f"<style>{_CSS}</style></head><body><h1>Sweep {esc(title)}</h1>"]  # fmt: skip
+             f"<style>{_CSS}</style></head><body><h1>Sweep {esc(title)}</h1>"
+             f"<nav><b>Contents</b><ol>{toc}</ol></nav>"]  # fmt: skip
+    sections = iter(range(len(headings)))
     for kind, content in blocks:
         if kind == "heading":
-            parts.append(f"<h2>{esc(content)}</h2>")
+            parts.append(f"<h2 id='s{next(sections)}'>{esc(content)}</h2>")
         elif kind == "text":
             parts.append(f"<p>{esc(content)}</p>")
         elif kind == "items":

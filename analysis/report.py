@@ -1,7 +1,8 @@
 """``build_report``: a sweep folder -> figures (PNG + PDF), fits.parquet/.csv (one row per power-law curve),
 scaling_laws.parquet/.csv (the transfer laws: one row per law, group and parameter), multipliers.csv (the small-N
 data-efficiency multipliers with their intervals), data_transferred.csv (each fine-tuned run's D_F, D_E, D_T),
-strategies.csv (when the sweep compares pretraining strategies), report.html and report.md.
+strategies.csv (when the sweep compares pretraining strategies), the gallery of predicted and true fields
+(``analysis.figures.gallery``, from the jobs' best checkpoints), report.html and report.md.
 
 Every file is written atomically (temporary name + rename). Fits depend only on the runs and the seed, so the
 same inputs give byte-identical fits and scaling-law tables.
@@ -22,6 +23,7 @@ from matplotlib.image import imsave
 
 from analysis.document import to_html, to_markdown
 from analysis.figures import FIGURES, LAW_FIGURES, fit_curves
+from analysis.figures.gallery import gallery
 from analysis.figures.strategy import strategy_table
 from analysis.figures.style import DPI
 from analysis.laws import fit_laws
@@ -51,6 +53,7 @@ class ReportResult:
     problems: list[tuple[str, str]]
     tables: dict[str, Path] = field(default_factory=dict)  # table name -> CSV (PARQUET_TABLES: .parquet beside it)
     tables_skipped: dict[str, str] = field(default_factory=dict)  # table name -> why the sweep cannot show it
+    gallery_skipped: dict[str, str] = field(default_factory=dict)  # gallery figure -> why it cannot be drawn
 
 
 def build_report(
@@ -80,6 +83,11 @@ def build_report(
         pngs[name], pdf = _render_both(result.figure)
         _write(out / f"{name}.png", pngs[name])
         _write(out / f"{name}.pdf", pdf)
+    pictures = gallery(loaded.ok, (loaded.plan or {}).get("jobs", []), sweep_dir.parent)
+    for name, figure in pictures.figures.items():
+        pngs[name], pdf = _render_both(figure)
+        _write(out / f"{name}.png", pngs[name])
+        _write(out / f"{name}.pdf", pdf)
     multipliers = small_n_multipliers(loaded.ok, fits, n_boot=n_boot, seed=seed)
     tables = {"strategies": strategy_table(loaded.ok),
               "multipliers": (multipliers, "") if not multipliers.empty else (None, NO_MULTIPLIERS),
@@ -91,7 +99,8 @@ def build_report(
             pq.write_table(pa.Table.from_pandas(table, preserve_index=False), sink)
             _write(out / f"{name}.parquet", sink.getvalue().to_pybytes())
         _write(out / f"{name}.csv", table.to_csv(index=False).encode())
-    blocks = report_blocks(loaded, fits, laws, tables, list(pngs), skipped)
+    papers = [name for name in pngs if name not in pictures.figures]
+    blocks = report_blocks(loaded, fits, laws, tables, papers, skipped, (list(pictures.figures), pictures.skipped))
     title = str((loaded.plan or {}).get("sweep"))
     _write(out / "report.html", to_html(title, blocks, pngs).encode())
     _write(out / "report.md", to_markdown(title, blocks).encode())
@@ -101,6 +110,7 @@ def build_report(
         counts=loaded.counts(), problems=loaded.problems,
         tables={name: out / f"{name}.csv" for name, (table, _) in tables.items() if table is not None},
         tables_skipped={name: why for name, (table, why) in tables.items() if table is None},
+        gallery_skipped=pictures.skipped,
     )  # fmt: skip
 
 

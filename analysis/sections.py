@@ -19,6 +19,10 @@ MAX_LISTED = 200  # rows of the problem and still-improving lists shown in the r
 HOLLOW = ("hollow markers: at least one run at that N was still improving when its training ended (best validation "
           "in the last tenth of the run)")  # fmt: skip
 HOLLOW_FIGURES = ("error_vs_n", "mixed_pretraining", "strategies")  # they mark runs still improving (when recorded)
+GALLERY_TEXT = ("Per downstream system and shift, the first test samples: source (coefficients below it), true "
+                "solution, the fine-tuned and scratch models' predictions at the smallest and largest N (widest "
+                "model, first seed) from their best checkpoints, and each error map; fields share one colour "
+                "scale per sample, errors another.")
 CAPTIONS = {
     "error_vs_n": "test error vs N, fine-tuned vs scratch (zero-shot dotted), dashed power-law fits",
     "mixed_pretraining": "mixture vs same-system pretraining vs scratch, largest model",
@@ -49,8 +53,9 @@ LAW_TEXT = (
 
 
 def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict, figures: list[str],
-                  skipped: dict[str, str]) -> list[Block]:  # fmt: skip
-    """Every section of the report, in order. ``tables``: name -> (table, "") or (None, why it is absent)."""
+                  skipped: dict[str, str], gallery: tuple[list[str], dict[str, str]] = ([], {})) -> list[Block]:
+    """Every section of the report, in order. ``tables``: name -> (table, "") or (None, why it is absent);
+    ``gallery``: the gallery's figure names and the ones it skipped (name -> why)."""
     plan = loaded.plan or {}
     blocks = [Block("heading", "Jobs"), Block("table", pd.DataFrame([loaded.counts()]))]
     blocks += [Block("heading", "Protocol"), Block("items", protocol_lines(loaded.ok, plan.get("spec")))]
@@ -62,6 +67,9 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
     known = improving is not None  # hollow markers are explained only where the runs record convergence
     blocks += [Block("heading", "Figures")] + [Block("figure", (name, _caption(name, known))) for name in figures]
     blocks += [Block("skip", ("Skipped ", name, "", why)) for name, why in skipped.items()]
+    blocks += [Block("heading", "Gallery: predicted and true fields"), Block("text", GALLERY_TEXT)]
+    blocks += [Block("figure", (name, "")) for name in gallery[0]]
+    blocks += [Block("skip", ("Skipped ", name, "", why)) for name, why in gallery[1].items()]
     blocks += [Block("heading", "Power-law fits: err = a N^-b + c")]
     blocks.append(Block("table", fit_summary(fits)) if not fits.table.empty else Block("text", "No curve has 2+ N."))
     multipliers, why = tables["multipliers"]

@@ -71,10 +71,12 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
     from harness.sweep.expand import expand as expand_jobs
     from harness.sweep.plan import describe
     from harness.sweep.spec import load_sweep
+    from harness.track import save_settings
 
     sweep = load_sweep(sweep_file)
     jobs = expand_jobs(sweep, force=force)
     folder = write_plan(root, sweep.name, sweep.raw, str(sweep_file), jobs)
+    save_settings(folder, sweep.track)
     if as_json:
         click.echo(json.dumps({"sweep": sweep.name, "folder": str(folder), "jobs": jobs}, indent=1))
     else:
@@ -96,6 +98,9 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 @click.option("--retry-failed", is_flag=True, help="Also rerun diverged jobs.")
 @click.option("--only", type=click.Choice([stage.value for stage in Stage]), default=None)
 @click.option("--dry-run", is_flag=True, help="List what would run, run nothing.")
+@click.option("--track", "track", multiple=True, type=click.Choice(["tensorboard", "mlflow", "wandb"]),
+              help="Also send each job's config and metrics to this tracker (repeatable; kept for the sweep's "
+                   "later submits, as a `track:` block would).")
 @click.option("-v", "--verbose", is_flag=True, help="Stream each job's evaluations (local, inline).")
 @click.option("--partition", default=None, help="Slurm partition (overrides the sweep's slurm: block).")
 @click.option("--account", default=None, help="Slurm account.")
@@ -108,13 +113,17 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 @click.option("--array-parallelism", type=int, default=None, help="Slurm array tasks running at once.")
 @_friendly
 def submit(sweep: str | None, root: Path, backend: str, retry_failed: bool, only: str | None, dry_run: bool,
-           **options: object) -> None:
+           track: tuple[str, ...], **options: object) -> None:
     """Run the jobs of SWEEP (default: the current sweep) that have no ok result yet."""
     from harness.backends import get_backend
     from harness.backends.select import select
     from harness.store import read_plan, record_blocked
+    from harness.track import clear_warnings, load_settings, save_settings
 
     folder = resolve_sweep(root, sweep)
+    if track and not dry_run:
+        save_settings(folder, {**{name: {} for name in track}, **load_settings(folder)})
+    clear_warnings(folder)
     plan = read_plan(folder)
     jobs = plan["jobs"]
     runner = get_backend(backend, spec=plan["spec"], **options)
@@ -136,15 +145,24 @@ def submit(sweep: str | None, root: Path, backend: str, retry_failed: bool, only
 @main.command()
 @SWEEP
 @ROOT
+@click.option("--watch", is_flag=True, help="Refresh in place, with the running jobs' step, epoch and ETA.")
+@click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between refreshes (--watch).")
+@click.option("--refreshes", type=int, default=None, help="Stop after this many refreshes (--watch; default never).")
 @_friendly
-def status(sweep: str | None, root: Path) -> None:
+def status(sweep: str | None, root: Path, watch: bool, interval: float, refreshes: int | None) -> None:
     """Counts per stage and state, and the failed jobs with the last line of their error."""
     from harness.backends import backend_of
     from harness.status import status_table
 
     folder = resolve_sweep(root, sweep)
     jobs = load_plan(folder)
-    click.echo(status_table(folder, jobs, backend_of(folder).status(folder, jobs)))
+    if not watch:
+        click.echo(status_table(folder, jobs, backend_of(folder).status(folder, jobs)))
+        return
+    from harness import watch as live
+
+    backend = backend_of(folder)
+    live.watch(lambda: live.view(folder, jobs, backend.status(folder, jobs)), interval, refreshes)
 
 
 @main.command()
@@ -173,13 +191,38 @@ def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: i
     result = build_report(resolve_sweep(root, sweep), out, n_boot=n_boot, seed=seed)
     counts = ", ".join(f"{n} {state}" for state, n in result.counts.items() if n)
     click.echo(f"{result.out_dir.parent.name}: {counts}")
-    for name, why in {**result.skipped, **result.tables_skipped}.items():
+    for name, why in {**result.skipped, **result.tables_skipped, **result.gallery_skipped}.items():
         click.echo(f"  skipped {name}: {why}")
     click.echo(f"figures: {', '.join(str(p) for p in result.figures.values())}")
     for name, path in result.tables.items():
         click.echo(f"table:   {path} ({name})")
     click.echo(f"fits:    {result.fits_parquet} (+ .csv)")
     click.echo(f"report:  {result.html}\n         {result.markdown}")
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--sweep", default=None, help="Sweep name or file (default: the current sweep).")
+@ROOT
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="PNG file (default <run folder>/fields.png).")
+@click.option("--samples", type=int, default=3, show_default=True, help="Test samples drawn (the first ones).")
+@_friendly
+def show(job_id: str, sweep: str | None, root: Path, out: Path | None, samples: int) -> None:
+    """Draw JOB_ID's best model on its first test samples (source, true solution, prediction, error) as a PNG."""
+    import io
+
+    from analysis.figures.gallery import job_figure
+    from analysis.figures.style import DPI
+    from harness.files import write_bytes_atomic
+    from harness.store import run_dir
+
+    folder = resolve_sweep(root, sweep)
+    figure = job_figure(load_plan(folder), job_id, folder.parent, samples)
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=DPI)
+    path = write_bytes_atomic(out or run_dir(folder, job_id) / "fields.png", png.getvalue())
+    click.echo(f"wrote {path}")
 
 
 @main.command("tune-status")
@@ -210,12 +253,15 @@ def tune_status(sweep: str | None, root: Path) -> None:
 @click.option("--resolution", type=int, default=None, help="Grid size (default 128; time-dependent 32).")
 @click.option("--nt", type=int, default=None, help="Frames per trajectory (time-dependent systems; default 32).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output .npz file.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Output file: .npz (the harness's own), or .h5 for a data file a sweep reads (steady systems).")
+@click.option("--format", "fmt", type=click.Choice(["arrays", "tl-scaling"]), default="arrays", show_default=True,
+              help="Layout of an .h5 file (README, Data files).")
 @_friendly
 def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int | None, seed: int,
-         out: Path) -> None:
+         out: Path, fmt: str) -> None:
     """Generate one PDE dataset (steady, or trajectories of heat, advection, burgers, mixed_time) and write
-    it to an .npz file for inspection."""
+    it to an .npz file for inspection, or (steady) to an .h5 data file in a documented layout."""
     from harness import pde
 
     grid = {} if resolution is None else {"resolution": resolution}
@@ -228,7 +274,15 @@ def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int
     else:
         result = pde.generate(system, n, shift=shift, seed=seed, **grid)
         what = "samples"
-    pde.save(result, out)
+    if out.suffix in (".h5", ".hdf5"):
+        if what != "samples":
+            raise HarnessError(f"{out}: trajectories are written as .npz: use --out FILE.npz")
+        from harness.data import samples_of, write_samples
+
+        write_samples(out, samples_of(result), fmt)
+        what = f"samples ({fmt})"
+    else:
+        pde.save(result, out)
     size = result.meta["resolution"]
     click.echo(f"wrote {out}: {n} {system} {what} at {size}x{size}")
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dict -> {dotted.key: leaf value} (lists are leaves)."""
+def flatten(tree: dict[str, Any], prefix: str = "", *, leaves: Collection[str] = ()) -> dict[str, Any]:
+    """Nested dict -> {dotted.key: leaf value} (lists are leaves, and the dicts at the dotted keys ``leaves``)."""
     out: dict[str, Any] = {}
     for key, value in tree.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, path + "."))
+        if isinstance(value, dict) and path not in leaves:
+            out.update(flatten(value, path + ".", leaves=leaves))
         else:
             out[path] = value
     return out

@@ -25,6 +25,9 @@ from typing import Any
 import torch
 
 from harness import pde
+from harness.data import Samples, load, samples_of
+from harness.data.sweep import has_data, model_channels
+from harness.data.tensors import pick_stats, to_tensors
 from harness.errors import HarnessError
 from harness.files import write_text_atomic
 from harness.models.fno import FNO
@@ -32,12 +35,13 @@ from harness.pde.cache import split_path
 from harness.process import keep_freed_memory
 from harness.states import State
 from harness.store import read_summary, run_dir, sweep_dir, write_json_atomic, write_parquet_atomic, write_summary
+from harness.track import open_trackers
 from harness.train.distributed import current
 from harness.train.loop import Objective, TrainConfig, evaluate, load_weights, seed_everything, train
-from harness.train.normalise import make_inputs
 from harness.train.strategies import make_strategy, transferred_modules
 from harness.train.stream import StreamedSplit, over_budget
 from harness.tune import Pruned, TrialRun
+from harness.watch import progress_hook
 
 EvalHook = Callable[[dict[str, Any]], None]
 # Test hook, inert unless set: HARNESS_HOLD_AT_STEP=k (every job) or =JOB_ID:k (that job only) makes a job wait
@@ -56,30 +60,36 @@ def data_cache(root: Path) -> Path:
     return Path(os.environ.get("HARNESS_DATA_CACHE") or Path(root) / ".cache" / "data")
 
 
-def _request(part: dict[str, Any], resolution: int, seed: int, cache: Path) -> dict[str, Any]:
+def data_seed(config: dict[str, Any], stage: str) -> int:
+    """The seed of a job's data draws: pretraining and downstream data are separate draws even for the same
+    system and range (or file)."""
+    return 2 * config["data_seed"] + (stage != "pretrain")
+
+
+def _generated(part: dict[str, Any], resolution: int, seed: int, cache: Path) -> dict[str, Any]:
+    """The keyword arguments of ``pde.load_split`` for a part's generated data."""
     shift = part["shift"]
     kwargs = {"coef_range": tuple(shift)} if isinstance(shift, list) else {"shift": shift}
     return {**kwargs, "resolution": resolution, "seed": seed, "cache_dir": cache}
 
 
-def _split(part: dict[str, Any], split: str, n: int, resolution: int, seed: int, cache: Path) -> pde.PDEData:
-    return pde.load_split(part["system"], split, n, **_request(part, resolution, seed, cache))
+def _split(part: dict[str, Any], split: str, n: int, resolution: int, seed: int, cache: Path) -> Samples:
+    """One split of a part's data: drawn from its files (``data``), else generated (or from the cache)."""
+    if has_data(part):
+        return load(part["data"], split, n, seed, cache_dir=str(cache))
+    return samples_of(pde.load_split(part["system"], split, n, **_generated(part, resolution, seed, cache)))
 
 
 def _train_split(part: dict[str, Any], resolution: int, seed: int, cache: Path, memory_gb: float,
-                 device: torch.device) -> pde.PDEData | StreamedSplit:
-    """The training split, resident; or read batch by batch from its cache file when its tensors exceed the
-    job's memory budget (``harness.train.stream``)."""
-    path = split_path(part["system"], "train", part["n_train"], **_request(part, resolution, seed, cache))
+                 device: torch.device) -> Samples | StreamedSplit:
+    """The training split, resident; or, for generated data whose tensors exceed the job's memory budget, read
+    batch by batch from its cache file (``harness.train.stream``)."""
+    if has_data(part):
+        return _split(part, "train", part["n_train"], resolution, seed, cache)
+    path = split_path(part["system"], "train", part["n_train"], **_generated(part, resolution, seed, cache))
     if not path.exists():
         _split(part, "train", part["n_train"], resolution, seed, cache)  # generated and cached
-    streamed = over_budget(path, memory_gb, device)
-    return streamed or _split(part, "train", part["n_train"], resolution, seed, cache)
-
-
-def _tensors(data: pde.PDEData, stats: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    x = make_inputs(data.source, data.coef_common, stats)
-    return x, torch.as_tensor(data.solution, dtype=torch.float32)[:, None]
+    return over_budget(path, memory_gb, device) or _split(part, "train", part["n_train"], resolution, seed, cache)
 
 
 def _stats_of(job: dict[str, Any], root: Path) -> dict[str, Any]:
@@ -97,37 +107,42 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
              on_eval: EvalHook | None) -> dict[str, Any]:
     """Run the job's stage; returns the metric columns of its summary."""
     cfg, stage = job["config"], job["stage"]
-    # Pretraining and downstream data are separate draws even for the same system and range.
-    res, dseed, cache = cfg["resolution"], 2 * cfg["data_seed"] + (stage != "pretrain"), data_cache(root)
-    part = cfg["pretrain"] if stage == "pretrain" else cfg["downstream"]
+    res, dseed, cache = cfg["resolution"], data_seed(cfg, stage), data_cache(root)
+    part_name = "pretrain" if stage == "pretrain" else "downstream"
+    part = cfg[part_name]
     seed = cfg["pretrain"]["seed"] if stage == "pretrain" else cfg.get("seed", 0)
     strategy = make_strategy(cfg["pretrain"]) if "pretrain" in cfg else None  # scratch jobs have none
     tcfg = TrainConfig.from_dict(cfg["pretrain"]["train"] if stage == "pretrain" else cfg.get("train", {}))
     objective = strategy if stage == "pretrain" else Objective(tcfg.loss)
     seed_everything(seed)  # before the model: its initial weights are drawn from the seed
     width, modes = cfg["model"]["width"], cfg["model"]["modes"]
-    model = strategy.build_model(width, modes) if stage == "pretrain" else FNO(width=width, modes=modes)
+    if stage == "pretrain" and not has_data(part):
+        model = strategy.build_model(width, modes)
+    else:  # the channels the data has (checked at expand to fit the pretrained model where one is loaded)
+        in_channels, out_channels = model_channels(part_name, part)
+        model = FNO(width=width, modes=modes, in_channels=in_channels, out_channels=out_channels)
     metrics: dict[str, Any] = {"n_params": model.num_params(), "transferred": ""}
     if job["depends_on"]:
         pretrained = run_dir(sweep_dir(root, job["sweep"]), job["depends_on"]) / "ckpt" / "best.pt"
-        loaded = load_weights(model, pretrained, exclude_prefixes=strategy.dropped)
+        refit = has_data(part) or has_data(cfg["pretrain"])  # data of other channels re-initialise what differs
+        loaded = load_weights(model, pretrained, exclude_prefixes=strategy.dropped, refit=refit)
         metrics["transferred"] = transferred_modules(loaded)
         stats = _stats_of(job, root)
     else:
         stats = None
     if stage == "zeroshot":
-        val = _tensors(_split(part, "val", part["n_val"], res, dseed, cache), stats)
+        val = to_tensors(_split(part, "val", part["n_val"], res, dseed, cache), stats)
         best_val = evaluate(model, *val, device=device)
         metrics.update(status="ok", best_val_rel_l2=best_val, best_step=0)
     else:
         memory_gb = job.get("resources", {}).get("memory_gb", 0.0)
         train_data = _train_split(part, res, dseed, cache, memory_gb, device)
-        stats = stats or train_data.stats
+        streamed = isinstance(train_data, StreamedSplit)  # generated data, whose statistics fit
+        stats = (stats or train_data.stats) if streamed else pick_stats(stats, train_data)
         if stage == "pretrain" and current().is_main:
             write_json_atomic(folder / "stats.json", {**stats, "layout": pde.LAYOUT_VERSION})
-        val = _tensors(_split(part, "val", part["n_val"], res, dseed, cache), stats)
-        streamed = isinstance(train_data, StreamedSplit)
-        train_xy = train_data.tensors(stats) if streamed else _tensors(train_data, stats)
+        val = to_tensors(_split(part, "val", part["n_val"], res, dseed, cache), stats)
+        train_xy = train_data.tensors(stats) if streamed else to_tensors(train_data, stats)
         result = train(model, train_xy, val, tcfg, seed=seed, device=device,
                        workdir=folder / "ckpt", on_eval=on_eval, objective=objective)
         if current().is_main:
@@ -137,7 +152,7 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
                        still_improving=result.still_improving)
         if result.status != "ok":
             return metrics  # train() leaves the best weights in the model when it is ok
-    test = _tensors(_split(part, "test", part["n_test"], res, dseed, cache), stats)
+    test = to_tensors(_split(part, "test", part["n_test"], res, dseed, cache), stats)
     metrics["test_rel_l2"] = evaluate(model, *test, device=device, objective=objective)
     return metrics
 
@@ -186,7 +201,8 @@ def run_job(job: dict[str, Any], root: Path | str, *, on_eval: EvalHook | None =
     device = pick_device()
     start = time.time()
     trial = None
-    on_eval = _chain(on_eval, _hold_hook(job["id"]))
+    trackers = open_trackers(job, sweep_path, folder)  # none unless the sweep names some (`track:`)
+    on_eval = _chain(on_eval, progress_hook(job, folder), _hold_hook(job["id"]), trackers.log)
     try:
         if "tune" in job["config"]:  # a trial job: its optuna trial picks the train settings
             trial = TrialRun(job, sweep_path)
@@ -205,4 +221,6 @@ def run_job(job: dict[str, Any], root: Path | str, *, on_eval: EvalHook | None =
         return metrics
     if trial is not None:
         metrics.update(trial.finish(metrics))
-    return write_summary(sweep_path, job, metrics, wall_s=time.time() - start, device=str(device))
+    summary = write_summary(sweep_path, job, metrics, wall_s=time.time() - start, device=str(device))
+    trackers.finish(summary)
+    return summary

@@ -170,3 +170,21 @@ def test_pretraining_pdes_uses_the_files_own_split_groups(tmp_path):
     val = load(info.spec, "val", 5, seed=0)
     assert sorted(val.indices.tolist()) == list(range(5)) and val.meta["location"].endswith("[valid]")
     np.testing.assert_array_equal(val.u, written["valid"]["u"][val.indices].swapaxes(-1, -2))
+
+
+@pytest.mark.parametrize("fmt", ["arrays", "tl-scaling"])
+def test_harness_data_writes_generated_samples_as_a_data_file(tmp_path, fmt):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    out = tmp_path / "poisson.h5"
+    result = CliRunner().invoke(main, ["data", "poisson", "--n", "12", "--resolution", "8", "--seed", "2", "--out",
+                                       str(out), "--format", fmt])
+    assert result.exit_code == 0 and f"12 poisson samples ({fmt})" in result.output, result.output
+    gen = pde.generate("poisson", 12, resolution=8, seed=2)
+    s = load({"path": str(out), "format": fmt, "fractions": {"val": 0.25, "test": 0.25}}, "train", 6, seed=0)
+    np.testing.assert_array_equal(s.fields[:, 0], gen.source[s.indices])
+    np.testing.assert_array_equal(s.targets[:, 0], gen.solution[s.indices])
+    np.testing.assert_allclose(s.coefficients, gen.coef_common[s.indices], rtol=1e-7)
+    assert s.normalise == "instance" and s.channels == pde.COMMON_CHANNELS

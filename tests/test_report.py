@@ -197,7 +197,7 @@ def test_report_states_the_protocol_lists_runs_still_improving_and_fits_the_tran
     rule = "n_val = max(n_val_min, ceil(f n_train)) with f = 0.25 and n_val_min = 16"
     budget = "Training length (fine-tuning and scratch): a budget of 2000 optimiser steps (train.steps"
     assert md.index("## Protocol") < md.index("## Figures") and rule in md and budget in md
-    assert "<h2>Protocol</h2>" in text and rule in text
+    assert "'>Protocol</h2>" in text and "href='#s1'>Protocol</a>" in text and rule in text
     assert "| N | runs | n_val | steps run | epochs run | still improving |" in md
     assert "| 8 | 16 | 16 | 2000 | 2000 | 8 of 16 |" in md and "| 4096 | 16 | 1024 | 2000 | 7.8125 | 0 of 16 |" in md
     improving = runs[runs["still_improving"] & (runs["status"] == "ok")]

@@ -229,6 +229,17 @@ def test_load_weights_can_drop_a_pretext_head(tmp_path):
         load_weights(FNO(width=4, modes=4, in_channels=1), tmp_path / "pretext" / "best.pt")
 
 
+def test_load_weights_refit_keeps_the_initial_weights_of_the_modules_of_other_shapes(tmp_path):
+    run(tmp_path, "other", epochs=1)  # a model of 1 input channel
+    saved = torch.load(tmp_path / "other" / "best.pt", map_location="cpu", weights_only=True)["model"]
+    model = FNO(width=8, modes=4, in_channels=4)  # for data of 4 input channels
+    lifting_before = {k: v.clone() for k, v in model.lifting.state_dict().items()}
+    loaded = load_weights(model, tmp_path / "other" / "best.pt", refit=True)
+    assert {name.split(".")[0] for name in loaded} == {"spectral", "pointwise", "head"}
+    assert all(torch.equal(v, lifting_before[k]) for k, v in model.lifting.state_dict().items())
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items() if k in loaded)
+
+
 @pytest.mark.parametrize("cause", ["huge-lr", "inf-in-data", "inf-in-validation"])
 def test_a_non_finite_loss_or_validation_error_ends_the_run_as_diverged(tmp_path, cause):
     (x, y), (xv, yv) = TRAIN, VAL

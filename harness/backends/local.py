@@ -12,9 +12,8 @@ import contextlib
 import multiprocessing as mp
 import os
 import sys
-import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from harness.backends.launch import run_local_ranks, world_size
 from harness.backends.select import disk_states
 from harness.collect import collect_table
 from harness.process import apply_job_env
+from harness.progress import Progress
 from harness.states import State
 from harness.store import disk_state, record_blocked, sweep_dir, write_summary
 
@@ -121,33 +121,6 @@ def _worker(conn: Connection, slot: Slot, root: str, verbose: bool) -> None:
         else:
             summary = run_job(job, root, on_eval=evaluation_printer(job["id"]) if verbose else None)
         conn.send((job["id"], summary["status"], summary.get("error", "")))
-
-
-@dataclass
-class Progress:
-    """A one-line progress report: done / running / failed and an ETA."""
-
-    total: int
-    stream: Any = field(default=sys.stderr)
-    done: int = 0
-    failed: int = 0
-    running: int = 0
-    start: float = field(default_factory=time.time)
-
-    def show(self, note: str = "") -> None:
-        """Redraw the line (in place on a terminal, one line per event otherwise)."""
-        finished = self.done + self.failed
-        elapsed = time.time() - self.start
-        eta = f"{elapsed / finished * (self.total - finished):.0f}s" if finished else "?"
-        line = (f"[{finished}/{self.total}] ok {self.done}  running {self.running}  failed {self.failed}"
-                f"  elapsed {elapsed:.0f}s  eta {eta}" + (f"  {note}" if note else ""))
-        tty = getattr(self.stream, "isatty", lambda: False)()
-        print(("\r\033[K" if tty else "") + line, end="" if tty else "\n", file=self.stream, flush=True)
-
-    def close(self) -> None:
-        """End the line on a terminal."""
-        if getattr(self.stream, "isatty", lambda: False)():
-            print(file=self.stream)
 
 
 class _Pool:

@@ -8,12 +8,12 @@ counts, rows per split); a job's data step calls :func:`load` for each split, ge
 subsets: :mod:`harness.data.subsets`; identity: :mod:`harness.data.fingerprint`.
 
 Public API: :func:`check_source`, :func:`load`, :class:`SourceInfo`, :class:`Samples`,
-:class:`Trajectories`, :func:`compute_stats`, :func:`samples_of`, :func:`write_arrays`, :func:`fingerprint`,
-:func:`parse_spec`, ``FORMATS``, ``TENSOR_LAYOUT``.
+:class:`Trajectories`, :func:`compute_stats`, :func:`samples_of`, :func:`write_arrays`, :func:`write_tl_scaling`,
+:func:`write_samples`, :func:`fingerprint`, :func:`parse_spec`, ``FORMATS``, ``TENSOR_LAYOUT``.
 """
 
 from harness.data.fingerprint import fingerprint
-from harness.data.formats import TENSOR_LAYOUT, write_arrays
+from harness.data.formats import TENSOR_LAYOUT, write_arrays, write_samples, write_tl_scaling
 from harness.data.samples import Samples, Trajectories, compute_stats, samples_of
 from harness.data.source import SourceInfo, check_source, load
 from harness.data.spec import FORMATS, parse_spec
@@ -31,4 +31,6 @@ __all__ = [
     "parse_spec",
     "samples_of",
     "write_arrays",
+    "write_samples",
+    "write_tl_scaling",
 ]

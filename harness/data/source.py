@@ -171,9 +171,11 @@ def _refuse_nonfinite(label: str, split: str, indices: np.ndarray, arrays: dict[
 
 def load(spec: Mapping[str, Any], split: str, n: int, seed: int, *, where: str = "data", base: str | None = None,
          cache_dir: str | None = None) -> Samples | Trajectories:
-    """The first ``n`` samples of ``split`` (``train``/``val``/``test``) of a data source, drawn with ``seed``
-    (the job's data seed), as :class:`Samples` (steady formats; a training split carries ``stats``) or
-    :class:`Trajectories`. ``indices`` holds each sample's file row, ``meta`` the path and fingerprint.
+    """The ``n`` samples of ``split`` (``train``/``val``/``test``) of a data source drawn with ``seed`` (the
+    job's data seed; :mod:`harness.data.subsets`: the n = 64 set is a subset of the n = 128 one), in the
+    file's row order (so a file holding exactly the samples asked gives them as written), as :class:`Samples`
+    (steady formats; a training split carries ``stats``) or :class:`Trajectories`. ``indices`` holds each
+    sample's file row, ``meta`` the path and fingerprint.
 
     Refuses (DataFileError) a file whose fingerprint differs from the spec's ``fingerprint``, a file that
     changes while it is read, and NaN or inf in the samples drawn: a job never trains on a mixed or partial
@@ -189,10 +191,9 @@ def load(spec: Mapping[str, Any], split: str, n: int, seed: int, *, where: str =
         with _parts(s) as parts:
             part = _require(s, parts, split, n)
             fp = _fingerprint(s, cache_dir)
-            chosen = draw(part.layout.rows, part.region, int(n), seed)
-            order = np.argsort(chosen, kind="stable")
+            chosen = np.sort(draw(part.layout.rows, part.region, int(n), seed))
             try:
-                data = reader.read(part.node, part.layout, chosen[order], order, s.options)
+                data = reader.read(part.node, part.layout, chosen, np.arange(len(chosen)), s.options)
             except OSError as err:  # h5py's read errors: a truncated or damaged file
                 raise DataFileError(f"{part.node.label}: reading the {split} split failed ({err}): is the file "
                                     "complete?") from err

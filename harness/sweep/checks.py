@@ -5,6 +5,9 @@ sweep fails before anything is written or queued (on Slurm: before waiting in th
 
 - data: the shift level exists for the system, an explicit range is valid for it (finite, Helmholtz integers,
   Poisson >= 1, ...), `mixed` takes a level name -- ``harness.pde.systems.resolve_ranges``, as data loading;
+- data on disk (a part's `data`, ``harness.data.sweep``): the files' layout from their headers, their grid
+  against `resolution`, steady data, rows for each split's n (``check_source``, as the data step's ``load``),
+  supervised pretraining on a file, and a zero-shot model of the data's channels;
 - model: `model.modes` fit the grid -- ``harness.models.size.check_modes``, as ``FNO.forward``;
 - pretraining: the masked strategy's ratio and patch grid -- ``harness.train.rules``, as ``Masked``;
 - training: every train setting and the constraints between them -- ``TrainConfig``, as the training loop;
@@ -24,6 +27,7 @@ from typing import Any
 
 from harness.backends.resources import Device
 from harness.config import TrainConfig
+from harness.data.sweep import PARTS, check_needs, has_data, model_channels, resolve_part
 from harness.errors import HarnessError
 from harness.models.size import check_modes, train_memory
 from harness.pde.systems import MIXED_LEVELS, SHIFT_LEVELS, resolve_ranges
@@ -59,10 +63,42 @@ def _run(key: str, check, *args: Any, fix: str = "") -> Any:
         raise _Bad(key, f"{exc}; {fix}" if fix else str(exc)) from None
 
 
+def resolve_data(point: dict[str, Any], config: dict[str, Any], where: Where, base: str | None) -> dict[str, Any]:
+    """The resolved ``config`` of ``point`` with each part's data source checked against its files and resolved
+    (``harness.data.sweep.resolve_part``: paths, fingerprint), before the stages' ids are taken from it."""
+    for name in PARTS:
+        try:
+            config[name] = resolve_part(name, config[name], config["resolution"], base=base)
+        except HarnessError as exc:
+            raise where.at_point(f"{name}.data", point, str(exc)) from None
+    return config
+
+
+def _check_data(stages: list[tuple[str, dict[str, Any]]]) -> None:
+    """Each stage's data files hold the samples it asks for; a zero-shot model fits the data's channels."""
+    for stage, job in stages:
+        name = "pretrain" if stage == "pretrain" else "downstream"
+        if has_data(job[name]):
+            _run(f"{name}.data", check_needs, name, job[name])
+        if name == "pretrain" and has_data(job[name]) and job[name]["strategy"] != "supervised":
+            raise _Bad("pretrain.strategy", f"pretrain.data trains supervised pretraining only, not "
+                                            f"{job[name]['strategy']}: set pretrain.strategy: supervised")
+        if stage == "zeroshot" and (has_data(job["pretrain"]) or has_data(job[name])):
+            ours, theirs = (_run(f"{n}.data", model_channels, n, job[n]) for n in ("downstream", "pretrain"))
+            if ours != theirs:
+                raise _Bad("downstream.data", f"init zeroshot evaluates the pretrained model as it is, but the "
+                                              f"downstream data has {ours[0]} input and {ours[1]} output channels, "
+                                              f"the pretrained model {theirs[0]} and {theirs[1]}: use init "
+                                              "pretrained (fine-tuning re-initialises the modules that differ)")
+
+
 def _check(config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]], device: Device) -> None:
     res, pretrain, names = config["resolution"], config["pretrain"], [stage for stage, _ in stages]
+    _check_data(stages)
     for stage, job in stages:
         part_name = "pretrain" if stage == "pretrain" else "downstream"
+        if has_data(job[part_name]):
+            continue  # its samples come from files: no system's ranges apply
         system, shift = job[part_name]["system"], job[part_name]["shift"]
         levels = ", ".join(SHIFT_LEVELS.get(system, MIXED_LEVELS))
         fix = f"use a range where that holds, or a {system} level: {levels}" if isinstance(shift, list) else ""

@@ -13,6 +13,7 @@ import itertools
 import json
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from harness.backends.launch import DEFAULT, offer, resource_problem, take_resources
@@ -21,7 +22,7 @@ from harness.dotted import copy_tree, set_dotted
 from harness.errors import SweepError
 from harness.pde.systems import LAYOUT_VERSION
 from harness.states import Stage
-from harness.sweep.checks import check_point
+from harness.sweep.checks import check_point, resolve_data
 from harness.sweep.spec import MAX_JOBS, Sweep
 from harness.sweep.tune import trial_configs
 
@@ -110,7 +111,7 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -
     tune = sweep.tune
     offered = offer(sweep.slurm)
     for point in _points(sweep):
-        config = resolve(sweep, point)
+        config = resolve_data(point, resolve(sweep, point), sweep.where, str(Path(sweep.path).parent))
         resources = take_resources(config)  # how a job runs (ranks, memory budget): not in its config nor its id
         stages = stage_configs(config)
         check_point(point, config, stages, sweep.where, device)

@@ -13,8 +13,9 @@ from typing import Any
 
 from harness.config import CHOICES as TRAIN_CHOICES
 from harness.config import TrainConfig
+from harness.data.spec import parse_spec
 from harness.dotted import flatten
-from harness.errors import SweepError
+from harness.errors import DataFileError, SweepError
 from harness.pde.systems import MIXED, SHIFT_LEVELS, SYSTEMS
 from harness.states import Stage
 from harness.train.rules import STRATEGIES
@@ -72,6 +73,9 @@ POSITIVE_KEYS = ("model.width", "model.modes", "train.epochs", "train.batch_size
                  "downstream.n_test", "resources.gpus", "resources.nodes", "pretrain.resources.gpus",
                  "pretrain.resources.nodes")
 SEED_KEYS = ("data_seed", "seed", "pretrain.seed")
+# Optional keys, absent from the defaults (so the ids of generated-data jobs do not change): a part's data
+# source on disk, a mapping checked by ``harness.data.parse_spec`` here and against its files at expand.
+DATA_KEYS = ("pretrain.data", "downstream.data")
 LEAVES: dict[str, Any] = flatten(DEFAULTS)
 
 
@@ -112,7 +116,7 @@ def suggest(key: str, valid: list[str] | tuple[str, ...]) -> str:
 
 def check_key(key: str, where: Where, loc: str) -> None:
     """Raise unless `key` is a dotted config key (a group name or a typo gets a suggestion)."""
-    if key not in LEAVES:
+    if key not in LEAVES and key not in DATA_KEYS:
         if any(leaf.startswith(key + ".") for leaf in LEAVES):
             raise where.fail(loc, f"`{key}` is a group, not a value", f"set one of its keys, e.g. `{key}.<key>`")
         raise where.fail(loc, f"unknown key `{key}`", suggest(key, list(LEAVES)))
@@ -121,6 +125,8 @@ def check_key(key: str, where: Where, loc: str) -> None:
 def check_value(key: str, value: Any, where: Where, loc: str) -> Any:
     """Validate and normalise one value for config key `key`; returns the canonical value."""
     check_key(key, where, loc)
+    if key in DATA_KEYS:
+        return _check_data(key, value, where, loc)
     default = LEAVES[key]
     if key in SHIFT_KEYS:
         return _check_shift(value, where, loc)
@@ -136,6 +142,17 @@ def check_value(key: str, value: Any, where: Where, loc: str) -> Any:
     if not isinstance(value, str) or (choices and value not in choices):
         raise where.fail(loc, f"invalid value {value!r}", "choose one of " + ", ".join(choices or ("a string",)))
     return value
+
+
+def _check_data(key: str, value: Any, where: Where, loc: str) -> dict[str, Any] | None:
+    """A data spec's keys and values (``harness.data.parse_spec``; no file is opened here), or None (generated)."""
+    if value is None:
+        return None
+    try:
+        parse_spec(value, where=key)
+    except DataFileError as exc:
+        raise where.fail(loc, str(exc), "see the README's `Data files` section") from None
+    return dict(value)
 
 
 def _check_int(key: str, value: Any, where: Where, loc: str) -> int:

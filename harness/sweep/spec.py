@@ -1,9 +1,10 @@
 """The sweep file: read, parsed and validated into a `Sweep`.
 
 A sweep file is YAML with `name`, `base`, `matrix`, `zip`, `exclude`, `include`, `slurm` (that backend's
-resources) and `tune`. Every key and value is checked against the schema (`harness.sweep.schema`) before
-anything runs; errors name the file, the key, the line where the YAML parser gives it, and the fix. What holds
-between keys at each matrix point is checked when the points are expanded (`harness.sweep.checks`).
+resources), `tune` and `track` (experiment trackers, `harness.track.settings`). Every key and value is checked
+against the schema (`harness.sweep.schema`) before anything runs; errors name the file, the key, the line where
+the YAML parser gives it, and the fix. What holds between keys at each matrix point is checked when the points
+are expanded (`harness.sweep.checks`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import yaml
 from harness.backends.resources import SlurmResources, SlurmSettingError
 from harness.dotted import flatten, set_dotted
 from harness.errors import SweepError
-from harness.sweep.schema import DEFAULTS, Where, check_key, check_value, suggest
+from harness.sweep.schema import DATA_KEYS, DEFAULTS, Where, check_key, check_value, suggest
 from harness.sweep.tune import parse_tune
+from harness.track.settings import parse_track
 
-TOP_KEYS = ("name", "description", "base", "matrix", "zip", "exclude", "include", "slurm", "tune")
+TOP_KEYS = ("name", "description", "base", "matrix", "zip", "exclude", "include", "slurm", "tune", "track")
 MAX_JOBS = 100_000
 
 
@@ -40,6 +42,7 @@ class Sweep:
     slurm: dict[str, Any]
     raw: dict[str, Any] = field(repr=False)
     tune: dict[str, Any] | None = None
+    track: dict[str, dict[str, str]] = field(default_factory=dict)  # tracker name -> options
     lines: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
@@ -152,7 +155,8 @@ def parse_sweep(data: dict[str, Any], lines: dict[str, int], path: str = "<sweep
                  exclude=_check_assignments(data.get("exclude"), "exclude", axes, where),
                  include=_check_assignments(data.get("include"), "include", None, where),
                  slurm=_parse_slurm(data.get("slurm") or {}, where), raw=data,
-                 tune=parse_tune(data.get("tune"), where), lines=lines)
+                 tune=parse_tune(data.get("tune"), where), track=parse_track(data.get("track"), where),
+                 lines=lines)
 
 
 def _parse_base(base: Any, where: Where) -> dict[str, Any]:
@@ -160,8 +164,8 @@ def _parse_base(base: Any, where: Where) -> dict[str, Any]:
     if not isinstance(base, dict):
         raise where.fail("base", "must be a mapping", "write `base:` followed by indented keys")
     nested = copy.deepcopy(DEFAULTS)
-    # shifts given as lists are leaves, not nested mappings: flatten keeps lists intact, so this is exact.
-    for key, value in flatten(base).items():
+    # shifts given as lists and data specs are leaves, not nested mappings: flatten keeps them intact.
+    for key, value in flatten(base, leaves=DATA_KEYS).items():
         set_dotted(nested, key, check_value(key, value, where, f"base.{key}"))
     return nested
 

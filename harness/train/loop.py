@@ -158,11 +158,14 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
     return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
 
 
-def load_weights(model: nn.Module, ckpt_path: Path | str, *, exclude_prefixes: Iterable[str] = ()) -> list[str]:
+def load_weights(model: nn.Module, ckpt_path: Path | str, *, exclude_prefixes: Iterable[str] = (),
+                 refit: bool = False) -> list[str]:
     """Load the weights of checkpoint ``ckpt_path`` (``best.pt`` or ``last.pt``) into ``model``.
 
     Strict on everything outside ``exclude_prefixes`` (e.g. ``("head.",)`` to drop a pretext head): a name
-    missing on either side or a shape mismatch raises ``HarnessError``. Returns the names loaded.
+    missing on either side or a shape mismatch raises ``HarnessError``. With ``refit`` (data of other channel
+    counts), a top-level module with a weight of another shape (the lifting, the head) keeps its initial
+    weights instead. Returns the names loaded.
     """
     excluded = tuple(exclude_prefixes)
     ckpt = load(ckpt_path)
@@ -170,6 +173,10 @@ def load_weights(model: nn.Module, ckpt_path: Path | str, *, exclude_prefixes: I
         raise HarnessError(f"checkpoint {ckpt_path} has no 'model' weights; pass a best.pt or last.pt")
     theirs = {k: v for k, v in upgrade_state_dict(ckpt["model"]).items() if not k.startswith(excluded)}
     ours = {k: v for k, v in model.state_dict().items() if not k.startswith(excluded)}
+    if refit:
+        refitted = tuple(f"{k.split('.')[0]}." for k, v in ours.items() if k in theirs and theirs[k].shape != v.shape)
+        theirs = {k: v for k, v in theirs.items() if not k.startswith(refitted)}
+        ours = {k: v for k, v in ours.items() if not k.startswith(refitted)}
     missing, unexpected = sorted(ours.keys() - theirs.keys()), sorted(theirs.keys() - ours.keys())
     mismatched = [
         f"{k} {tuple(theirs[k].shape)} vs {tuple(v.shape)}"
@@ -301,8 +308,7 @@ def train(  # noqa: C901
         loop = ckpt["loop"]
         if loop["order"] is not None:
             loop["order"] = loop["order"].to(device)
-    # summed on the device: no sync between evaluations; each rank sums its share, rank 0's checkpoint the total
-    loss_sum = torch.tensor(loop["loss_sum"] if ranks.is_main else 0.0, device=device)
+    loss_sum = torch.tensor(loop["loss_sum"] if ranks.is_main else 0.0, device=device)  # this rank's part, unsynced
     clock = time.perf_counter()
 
     def validate() -> None:
@@ -379,11 +385,9 @@ def train(  # noqa: C901
     # -- finish: best weights into the model and best.pt
     if loop["best_model"] is not None:
         model.load_state_dict(loop["best_model"])
-    if loop["best_model"] is not None and ranks.is_main:
-        save_atomic(
-            {**identity, "model": loop["best_model"], "step": loop["best_step"], "val_rel_l2": loop["best_val"]},
-            workdir / "best.pt",
-        )
+        if ranks.is_main:
+            save_atomic({**identity, "model": loop["best_model"], "step": loop["best_step"],
+                         "val_rel_l2": loop["best_val"]}, workdir / "best.pt")
     return TrainResult(
         status=loop["status"],
         best_val_rel_l2=loop["best_val"],

@@ -16,18 +16,23 @@ harness's own systems (``harness.pde.systems``), so the system follows from C (o
 
 Coefficients map onto ``COMMON_CHANNELS`` = (k11, k22, k12, v1, v2, omega) by ``TENSOR_LAYOUT``; channels a
 system lacks stay 0. Helmholtz's ``0.01`` fills k11 and k22 (k12 = 0): its Laplacian coefficient. Normalisation
-is per instance, as for generated data.
+is per instance, as for generated data. :func:`write_tl_scaling` writes generated samples in this layout.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from pathlib import Path
+from typing import IO, Any
 
+import h5py
 import numpy as np
 
 from harness.data.files import Node, gather
 from harness.data.formats.base import Layout, Reader, fail, same_grid, same_rows, shape_of, take
 from harness.data.samples import Samples
+from harness.errors import DataFileError
+from harness.files import write_atomic
 from harness.pde.systems import COMMON_CHANNELS, SYSTEMS
 
 # The COMMON_CHANNELS each column of ``tensor`` fills, per system.
@@ -47,6 +52,32 @@ def to_common(tensor: np.ndarray, system: str) -> np.ndarray:
         for channel in channels:
             common[:, COMMON_CHANNELS.index(channel)] = tensor[:, column]
     return common
+
+
+def from_common(common: np.ndarray, system: str) -> np.ndarray:
+    """The (n, C) ``tensor`` of ``system`` from (n, len(COMMON_CHANNELS)) coefficients: the inverse of
+    :func:`to_common` (each column from the first channel it fills)."""
+    return np.stack([common[:, COMMON_CHANNELS.index(channels[0])] for channels in TENSOR_LAYOUT[system]], axis=1)
+
+
+def write_tl_scaling(path: str | os.PathLike, samples: Samples) -> Path:
+    """Write steady samples of one harness system (e.g. ``samples_of(generated data)``) as a tl-scaling file,
+    atomically: ``fields`` and ``tensor`` as ``<f4`` in the study's (y, x) axis order, one sample per chunk.
+    Returns its path."""
+    systems = set(np.unique(samples.system).tolist()) if samples.system is not None else set()
+    if samples.channels != COMMON_CHANNELS or len(systems) != 1 or SYSTEMS[systems.pop()] not in TENSOR_LAYOUT:
+        raise DataFileError(f"{path}: a tl-scaling file holds samples of one of {', '.join(TENSOR_LAYOUT)} in "
+                            "the common channels; write other data with write_arrays")
+    system = SYSTEMS[int(samples.system[0])]
+    fields = np.concatenate([samples.fields, samples.targets], axis=1).swapaxes(-1, -2).astype("<f4")
+    tensor = from_common(np.asarray(samples.coefficients), system).astype("<f4")
+
+    def write(fh: IO[bytes]) -> None:
+        with h5py.File(fh, "w") as f:
+            f.create_dataset("fields", data=fields, chunks=(1, *fields.shape[1:]))
+            f.create_dataset("tensor", data=tensor)
+
+    return write_atomic(Path(path), write)
 
 
 class TLScaling(Reader):
