@@ -16,6 +16,7 @@ import pandas as pd
 
 from analysis.powerlaw import PowerLawFit, fit
 from analysis.robust import seed_for
+from harness.tasks.spec import TIME_KEYS
 
 N, ERR = "downstream.n_train", "test_rel_l2"
 IMPROVING = "still_improving"  # summary column: the best validation came in the last tenth of the run
@@ -26,6 +27,7 @@ BASE_KEY = [*PANEL, "stage", *SIZE, *PRETRAIN]
 DOWNSTREAM = ("finetune", "scratch", "zeroshot")
 SHIFT_ORDER = {"id": 0, "moderate": 1, "large": 2}
 RUN_COLUMNS = ("id", "seed", "n_params", "resolution", IMPROVING)
+TOP_CONFIG = ("resolution", "task", *TIME_KEYS)  # config columns without a dot (time_window, nt, ...)
 MIN_N_OFFSET = 4  # distinct N needed to fit the offset c as well; 2 or 3 give the pure power law
 _NOT_AXES = {N, "seed", "init", "data_seed", *BASE_KEY}
 FIT_COLUMNS = {
@@ -40,7 +42,7 @@ STAT_COLUMNS = [
 
 def downstream_points(runs: pd.DataFrame) -> pd.DataFrame:
     """Finetune, scratch and zero-shot rows with a positive error; pretrain columns blanked for scratch."""
-    wanted = [c for c in runs.columns if "." in c or c in (*BASE_KEY, ERR, *RUN_COLUMNS)]
+    wanted = [c for c in runs.columns if "." in c or c in (*BASE_KEY, ERR, *RUN_COLUMNS, *TOP_CONFIG)]
     pts = runs.loc[runs["stage"].isin(DOWNSTREAM) & (runs[ERR] > 0), wanted]  # only what curves use: faster
     for c in BASE_KEY:
         pts[c] = pts[c].astype("string").fillna("") if c not in SIZE else pts[c]
@@ -54,7 +56,7 @@ def key_columns(pts: pd.DataFrame) -> list[str]:
     Tuning columns (``tune.*``) and the tuned parameters (the keys of ``tune.params``) are never axes: a study's
     choice follows its sweep point, and several points at the same (curve, N, seed) differ in them.
     """
-    config = [c for c in pts.columns if ("." in c or c == "resolution") and c not in _NOT_AXES | tuned_params(pts)]
+    config = [c for c in pts.columns if ("." in c or c in TOP_CONFIG) and c not in _NOT_AXES | tuned_params(pts)]
     if pts.empty or not config:
         return list(BASE_KEY)
     spread = pts.groupby([*BASE_KEY, N, "seed"], dropna=False)[config].nunique(dropna=False).max()

@@ -31,6 +31,8 @@ CAPTIONS = {
                         "dashed: the fitted law D_T = k D_F^alpha P^beta; hollow: D_E read from the scratch fit beyond "
                         "its sampled N",
     "joint_law": "error vs N per model size, dashed: the joint law err = E + A P^-a + B N^-b of each initialisation",
+    "rollout": "next_step runs: relative L2 of each rolled-out frame vs rollout step, per strategy at each panel's "
+               "largest N (mean over seeds, bars: min/max); their test_rel_l2 is the error over the whole rollout",
 }  # fmt: skip
 STRATEGY_TITLE = ("Mean test relative L2 per pretraining strategy and augmentation (pretraining/downstream where "
                   "both vary; scratch: strategy none), by downstream N")

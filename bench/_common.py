@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from harness.train.loop import sum_squared_error
+from harness.train.objective import sum_squared_error
 
 
 def cpu_model() -> str:

@@ -13,7 +13,8 @@ from typing import Any
 
 from harness.errors import HarnessError
 
-AUGMENTS = ("none", "shift", "noise", "scale")
+STEADY_AUGMENTS = ("none", "shift", "noise", "scale")  # harness.train.augment
+AUGMENTS = (*STEADY_AUGMENTS, "galilean")  # galilean: the time-dependent systems only (harness.train.augment_time)
 LOSSES = ("sse", "mse", "rel_l2")
 CHOICES = {"optimizer": ("adam", "adamw"), "schedule": ("cosine", "constant"), "precision": ("fp32", "bf16"),
            "augment": AUGMENTS, "loss": LOSSES}
@@ -40,7 +41,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (bf16 autocast on CUDA only, fp32 elsewhere)
     compile: bool = False  # torch.compile, on CUDA only
     patience: int = 0  # stop after this many evaluations without a better validation error; 0 = off
-    augment: str = "none"  # none | shift | noise | scale (harness.train.augment), on training batches
+    augment: str = "none"  # none | shift | noise | scale | galilean (the objective's augmentation), on training batches
     augment_prob: float = 0.5  # probability that a sample of a batch is augmented
     noise_level: float = 0.05  # noise: standard deviation relative to the sample's source RMS
     scale_max: float = 2.0  # scale: factor log-uniform in [1 / scale_max, scale_max]

@@ -1,14 +1,18 @@
-"""Helpers shared by the tests: the real `harness` command, tiny sweep files, results tables, worker processes."""
+"""Helpers shared by the tests: the real `harness` command, tiny sweep files, results tables, worker processes,
+a training run that learns and resumes bit for bit."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,3 +91,22 @@ def workers(pid: int) -> list[int]:
     """The worker processes of a `harness submit` (its spawned children, not multiprocessing's helpers)."""
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split() if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+
+
+def assert_learns_and_resumes(fit: Callable[..., tuple[torch.nn.Module, Any]], tmp_path: Path, kill_at: int) -> None:
+    """``fit(workdir, on_eval=None) -> (model, TrainResult)`` lowers its validation error, and a run killed after
+    its evaluation at step ``kill_at`` resumes to the same evaluations and weights, bit for bit."""
+    model, full = fit(tmp_path / "full")
+    rows = [r["val_rel_l2"] for r in full.rows]
+    assert full.status == "ok" and min(rows[1:]) < rows[0]
+
+    def kill(row: dict[str, Any]) -> None:
+        if row["step"] == kill_at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(tmp_path / "killed", kill)
+    resumed_model, resumed = fit(tmp_path / "killed")
+    assert [r["val_rel_l2"] for r in resumed.rows] == rows
+    for (k, v), w in zip(model.state_dict().items(), resumed_model.state_dict().values(), strict=True):
+        assert torch.equal(v, w), k

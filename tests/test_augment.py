@@ -115,8 +115,10 @@ def test_each_sample_is_augmented_with_the_given_probability_deterministically(k
 
 def test_augment_settings_are_validated():
     assert make_augment("none", prob=0.5, noise_level=0.05, scale_max=2.0) is None
-    with pytest.raises(HarnessError, match="augment must be one of"):
+    with pytest.raises(HarnessError, match="augment of steady .* must be one of"):
         make_augment("flip", prob=0.5, noise_level=0.05, scale_max=2.0)
+    with pytest.raises(HarnessError, match="galilean is a symmetry of time-dependent systems"):
+        make_augment("galilean", prob=0.5, noise_level=0.05, scale_max=2.0)
     with pytest.raises(HarnessError, match="augment"):
         TrainConfig.from_dict({"augment": "flip"})
     with pytest.raises(HarnessError, match="0 <= augment_prob <= 1"):

@@ -1,11 +1,15 @@
 """Figures: each draws on a sweep that varies its axes, and is skipped with a reason when the sweep does not."""
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from analysis.figures import FIGURES, fit_curves, gain_heatmap, gain_vs_size, mixed_pretraining, strategies
 from analysis.figures.plots import chosen_lr
+from analysis.figures.rollout import NO_ROLLOUTS, rollout_errors
 from analysis.figures.strategy import SCRATCH_LABEL, strategy_table
 from analysis.figures.style import IMPROVING_LABEL, FigureResult, wrap
 from analysis.synthetic import synthetic_runs, tuned_runs
@@ -13,12 +17,35 @@ from analysis.synthetic import synthetic_runs, tuned_runs
 SMALL = {"sizes": ((16, 4), (32, 8)), "n_trains": (8, 64, 512, 4096), "seeds": (0, 1)}
 
 
+def with_rollouts(runs: pd.DataFrame, steps: int = 6) -> pd.DataFrame:
+    """The runs as if next_step runs: each downstream row's per-step rollout error grows to its test error."""
+    growth = np.linspace(0.2, 1.0, steps)
+    rollouts = [json.dumps((err * growth).tolist()) if stage != "pretrain" else None
+                for err, stage in zip(runs["test_rel_l2"], runs["stage"], strict=True)]
+    return runs.assign(rollout_step_rel_l2=rollouts)
+
+
 @pytest.fixture(scope="module")
 def rich():
     runs = synthetic_runs(**SMALL, strategies=("supervised", "masked"), pretrain_systems=("same", "mixed"))
     runs = tuned_runs(runs, lrs=(3e-4, 1e-3, 3e-3))
     runs = runs[runs["tune.best"]].reset_index(drop=True)  # what load_runs keeps: each study's best trial
-    return runs, fit_curves(runs, n_boot=50)
+    return with_rollouts(runs), fit_curves(runs, n_boot=50)
+
+
+def test_the_rollout_figure_draws_each_strategy_at_the_largest_n_and_is_skipped_without_rollouts(rich) -> None:
+    runs, _ = rich
+    fig = rollout_errors(runs).figure
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["poisson / id, N=4.1K", "poisson / moderate, N=4.1K"]
+    lines = {c.get_label(): c.lines[0] for c in panels[0].containers}
+    assert list(lines) == ["masked from mixed", "masked from poisson", "none (scratch)", "supervised from mixed",
+                           "supervised from poisson", "zero-shot from mixed", "zero-shot from poisson"]
+    rows = runs[(runs["stage"] == "scratch") & (runs["downstream.shift"] == "id") & (runs["downstream.n_train"] == 4096)
+                & (runs["model.width"] == 32)]  # fmt: skip
+    expected = np.mean([json.loads(r) for r in rows["rollout_step_rel_l2"]], axis=0)
+    np.testing.assert_allclose(lines["none (scratch)"].get_ydata(), expected)
+    assert rollout_errors(runs.drop(columns="rollout_step_rel_l2")).skip == NO_ROLLOUTS
 
 
 @pytest.mark.parametrize("name", [name for name, _ in FIGURES])

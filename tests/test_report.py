@@ -46,6 +46,7 @@ def test_html_embeds_each_figure_and_says_why_others_were_skipped(report) -> Non
     assert len(re.findall("data:image/png;base64,", text)) == len(result.figures)
     assert result.skipped == {"strategies": "pretrain.strategy is not varied (supervised)",
                               "chosen_lr": "the sweep is not tuned (no tune.study column)",
+                              "rollout": "no run was rolled out (task next_step records its rollout errors)",
                               "joint_law": "no joint law was fitted (the joint law needs >= 3 distinct model sizes "
                                            "and N, but got 2 sizes and 4 N)"}  # fmt: skip
     assert "Skipped <b>strategies</b>: pretrain.strategy is not varied" in text

@@ -22,7 +22,7 @@ from harness.train.checkpoint import load
 from harness.train.loop import seed_everything, train
 from harness.train.normalise import make_inputs
 from harness.train.strategies import Coefficient, Derivative, Masked, PooledHead, derivatives, make_strategy
-from tests.helpers import cli, harness, write_sweep
+from tests.helpers import assert_learns_and_resumes, cli, harness, write_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -137,20 +137,7 @@ def test_pretext_training_lowers_its_metric_and_resumes_bit_identically(tmp_path
         return model, train(model, (x, y), val, cfg, seed=0, device="cpu", workdir=workdir, on_eval=on_eval,
                             objective=strategy)
 
-    model, full = fit(tmp_path / "full")
-    rows = [r["val_rel_l2"] for r in full.rows]
-    assert full.status == "ok" and min(rows[1:]) < rows[0]
-
-    def kill(row):
-        if row["step"] == 9:  # two epochs and a batch in
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        fit(tmp_path / "killed", kill)
-    resumed_model, resumed = fit(tmp_path / "killed")
-    assert [r["val_rel_l2"] for r in resumed.rows] == rows
-    for (k, v), w in zip(model.state_dict().items(), resumed_model.state_dict().values(), strict=True):
-        assert torch.equal(v, w), k
+    assert_learns_and_resumes(fit, tmp_path, kill_at=9)  # two epochs and a batch in
 
 
 def tiny_sweep(**matrix: list) -> list[dict]:

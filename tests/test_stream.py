@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
-from click.testing import CliRunner
 
 from harness import pde
-from harness.cli import main
 from harness.config import TrainConfig
 from harness.models.fno import FNO
 from harness.pde.cache import split_path
 from harness.train.loop import seed_everything, train
 from harness.train.normalise import make_inputs, make_targets
 from harness.train.stream import StreamedSplit, over_budget
-from tests.helpers import cli, results, write_sweep
 
 REQUEST = {"resolution": 16, "seed": 4}
 
@@ -57,19 +53,3 @@ def test_a_set_over_the_budget_streams_and_one_under_it_stays_resident(tmp_path:
     size = StreamedSplit.open(path).resident_bytes
     assert over_budget(path, size / 4 / (1 << 30), torch.device("cpu")) is not None  # 4x the budget: streams
     assert over_budget(path, 2 * size / (1 << 30), torch.device("cpu")) is None
-
-
-def test_a_job_over_its_memory_budget_gives_the_resident_result(tmp_path: Path) -> None:
-    sweep = {"name": "tiny", "base": {"init": "scratch", "resolution": 16, "model": {"width": 4, "modes": 4},
-                                      "downstream": {"n_train": 12, "n_val": 4, "n_test": 4},
-                                      "train": {"steps": 6, "batch_size": 4, "lr": 1.0e-2}}}
-    budgets = {"resident": 0.0, "streamed": 1.0e-6}  # GiB: the default (half the RAM), and ~1 KiB
-    for name, memory_gb in budgets.items():
-        root = tmp_path / name
-        (tmp_path / name).mkdir()
-        cli(root, "expand", str(write_sweep(tmp_path / name, sweep, resources={"memory_gb": memory_gb})))
-        result = CliRunner().invoke(main, ["submit", "--backend", "inline", "--root", str(root)])
-        assert result.exit_code == 0 and "1 ok" in result.output, result.output
-    a, b = results(tmp_path / "resident"), results(tmp_path / "streamed")
-    assert a["id"].tolist() == b["id"].tolist()
-    np.testing.assert_array_equal(a["test_rel_l2"], b["test_rel_l2"])

@@ -15,7 +15,8 @@ from harness.config import Budget, TrainConfig
 from harness.errors import HarnessError
 from harness.models.fno import FNO
 from harness.train.checkpoint import load, save_atomic
-from harness.train.loop import SUPERVISED, Objective, TrainResult, evaluate, load_weights, lr_at, seed_everything, train
+from harness.train.loop import TrainResult, evaluate, load_weights, lr_at, seed_everything, train
+from harness.train.objective import SUPERVISED, Objective
 
 torch.set_num_threads(1)
 

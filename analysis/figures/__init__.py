@@ -1,6 +1,6 @@
 """The papers' figures (``FIGURES``: name -> function of the ok runs), the figures of the transfer laws
-(``LAW_FIGURES``: name -> function of the ok runs, their curve fits and laws), the curve fits they draw and the
-strategy table."""
+(``LAW_FIGURES``: name -> function of the ok runs, their curve fits and laws), the curve fits they draw, the
+strategy table and the rollout errors of the time-dependent next_step task."""
 
 from analysis.curves import CurveFits, fit_curves
 from analysis.figures.laws import LAW_FIGURES, data_transferred, joint_law
@@ -14,6 +14,7 @@ from analysis.figures.plots import (
     mixed_pretraining,
     strategies,
 )
+from analysis.figures.rollout import rollout_errors
 from analysis.figures.strategy import strategy_table
 from analysis.figures.style import FigureResult
 
@@ -31,6 +32,7 @@ __all__ = [
     "gain_vs_size",
     "joint_law",
     "mixed_pretraining",
+    "rollout_errors",
     "strategies",
     "strategy_table",
 ]

@@ -30,6 +30,7 @@ from analysis.curves import (
     spread_values,
     still_improving_at,
 )
+from analysis.figures.rollout import rollout_errors
 from analysis.figures.strategy import SCRATCH_LABEL, strategy_points
 from analysis.figures.style import (
     STAGE_LABELS,
@@ -297,4 +298,5 @@ FIGURES: list[tuple[str, Callable[..., FigureResult]]] = [
     ("mixed_pretraining", mixed_pretraining),
     ("strategies", strategies),
     ("chosen_lr", chosen_lr),
+    ("rollout", rollout_errors),
 ]

@@ -1,11 +1,9 @@
 """Jobs that span several ranks: their `resources`, what a backend offers, and the local launch via torchrun.
 
-A stage's ``resources: {gpus: G, nodes: M, memory_gb: B}`` (``pretrain.resources`` for pretraining,
-``resources`` for the downstream stages; default one of each) asks for G ranks per node on M nodes, one per GPU
-(gloo ranks on the CPU cores where no GPU is visible), and a budget of B GiB for the resident training set
-(0: half the device's memory; a bigger training set streams, ``harness.train.stream``). They do not change what
-is learnt (``harness.train.distributed``), so they stay out of the job's id: ``take_resources`` moves them from
-a point's config onto the job.
+A stage's ``resources: {gpus: G, nodes: M}`` (``pretrain.resources`` for pretraining, ``resources`` for the
+downstream stages; default one of each) asks for G ranks per node on M nodes, one per GPU (gloo ranks on the
+CPU cores where no GPU is visible). They do not change what is learnt (``harness.train.distributed``), so they
+stay out of the job's id: ``take_resources`` moves them from a point's config onto the job.
 
 The local backend starts a job of several ranks with PyTorch's elastic launcher (``python -m
 torch.distributed.run``, one node); each rank runs ``harness.backends.rank``. A rank that dies ends the others
@@ -29,7 +27,7 @@ from harness.files import write_text_atomic
 from harness.states import State
 from harness.store import read_summary, run_dir, sweep_dir, write_summary
 
-DEFAULT = {"gpus": 1, "nodes": 1, "memory_gb": 0.0}
+DEFAULT = {"gpus": 1, "nodes": 1}
 # Seconds torchrun gives the ranks to end when it is itself stopped (SIGTERM, Ctrl-C) before it kills them. When a
 # rank dies, torchrun stops the others (SIGTERM, SIGKILL after its fixed 30 s); they usually end sooner, as their
 # next collective fails.

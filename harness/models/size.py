@@ -98,10 +98,12 @@ class Memory:
 
 
 def train_memory(width: int, modes: int, resolution: int, *, batch: int, samples: int, in_channels: int = 7,
-                 out_channels: int = 1, n_layers: int = 4) -> Memory:
+                 out_channels: int = 1, n_layers: int = 4, sample_floats: int | None = None) -> Memory:
     """What training an FNO of these sizes on ``samples`` resident samples (training + validation) at batch size
-    ``batch`` holds on its device (see ``Memory``)."""
+    ``batch`` holds on its device (see ``Memory``); a sample holds ``sample_floats`` floats (default: its
+    input and output channels on the grid)."""
     params = count_params(width, modes, in_channels, n_layers, out_channels) * PARAM_TRAIN_BYTES
     activations = batch * activation_floats(width, resolution, in_channels, n_layers, out_channels) * FLOAT_BYTES
-    data = samples * (in_channels + out_channels) * resolution * resolution * FLOAT_BYTES
+    per_sample = (in_channels + out_channels) * resolution * resolution if sample_floats is None else sample_floats
+    data = samples * per_sample * FLOAT_BYTES
     return Memory(params, activations, data)

@@ -3,18 +3,22 @@
 A job enforces these rules when it runs; `expand` calls the same functions for every point first, so a bad
 sweep fails before anything is written or queued (on Slurm: before waiting in the queue):
 
-- data: the shift level exists for the system, an explicit range is valid for it (finite, Helmholtz integers,
-  Poisson >= 1, ...), `mixed` takes a level name -- ``harness.pde.systems.resolve_ranges``, as data loading;
+- the task (``harness.tasks.spec.check_task``, every rule between the task keys, the systems, the strategy and
+  the augmentations): the systems fit the task, the shift level exists for the system and an explicit range
+  is valid for it (``harness.pde.systems.resolve_ranges`` / ``harness.pde.time_systems.resolve_time_ranges``,
+  as data loading), the time window, target frame and unroll fit the trajectory, the masked strategy's ratio
+  and patch grid (``harness.train.rules``, as ``Masked`` / ``TimeMasked``), each pretext strategy's window
+  and each augmentation a symmetry of its system's equation;
 - data on disk (a part's `data`, ``harness.data.sweep``): the files' layout from their headers, their grid
   against `resolution`, steady data, rows for each split's n (``check_source``, as the data step's ``load``),
   supervised pretraining on a file, and a zero-shot model of the data's channels;
 - model: `model.modes` fit the grid -- ``harness.models.size.check_modes``, as ``FNO.forward``;
-- pretraining: the masked strategy's ratio and patch grid -- ``harness.train.rules``, as ``Masked``;
 - training: every train setting and the constraints between them -- ``TrainConfig``, as the training loop;
 - zero-shot only of a supervised pretraining (a pretext head predicts no solution), and a pretraining loss
   setting only for supervised pretraining (the pretext strategies have their own losses);
 - memory: parameters, Adam state, one batch's activations and the resident data of each training stage
-  (``harness.models.size.train_memory``) fit the largest device a backend offers
+  (``harness.models.size.train_memory`` with the task's input channels and sample sizes,
+  ``harness.tasks.spec.resident_sizes``) fit the largest device a backend offers
   (``harness.backends.resources.largest_device``).
 
 Each failure is one ``SweepError`` line: the file, the key and its line, the point, what must hold, the fix.
@@ -30,9 +34,8 @@ from harness.config import TrainConfig
 from harness.data.sweep import PARTS, check_needs, has_data, model_channels, resolve_part
 from harness.errors import HarnessError
 from harness.models.size import check_modes, train_memory
-from harness.pde.systems import MIXED_LEVELS, SHIFT_LEVELS, resolve_ranges
 from harness.sweep.schema import Where
-from harness.train.rules import check_patch_grid, masked_patches
+from harness.tasks.spec import TaskRuleError, check_task, resident_sizes
 
 GIB = 1 << 30
 
@@ -95,19 +98,12 @@ def _check_data(stages: list[tuple[str, dict[str, Any]]]) -> None:
 def _check(config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]], device: Device) -> None:
     res, pretrain, names = config["resolution"], config["pretrain"], [stage for stage, _ in stages]
     _check_data(stages)
-    for stage, job in stages:
-        part_name = "pretrain" if stage == "pretrain" else "downstream"
-        if has_data(job[part_name]):
-            continue  # its samples come from files: no system's ranges apply
-        system, shift = job[part_name]["system"], job[part_name]["shift"]
-        levels = ", ".join(SHIFT_LEVELS.get(system, MIXED_LEVELS))
-        fix = f"use a range where that holds, or a {system} level: {levels}" if isinstance(shift, list) else ""
-        _run(f"{part_name}.shift", resolve_ranges, system, shift, fix=fix)
+    try:
+        check_task(config, names)
+    except TaskRuleError as exc:
+        raise _Bad(exc.key, str(exc)) from None
     _run("model.modes", check_modes, config["model"]["modes"], res, res)
     strategy = pretrain["strategy"]
-    if "pretrain" in names and strategy == "masked":
-        _run("pretrain.mask_ratio", masked_patches, pretrain["mask_ratio"], pretrain["mask_patches"])
-        _run("pretrain.mask_patches", check_patch_grid, pretrain["mask_patches"], res, res)
     if "zeroshot" in names and strategy != "supervised":
         raise _Bad("init", f"init zeroshot needs pretrain.strategy supervised, not {strategy}; add "
                            f"`exclude: [{{init: zeroshot, pretrain.strategy: {strategy}}}]`")
@@ -132,7 +128,9 @@ def _check_memory(key: str, config: dict[str, Any], batch_size: int, n_train: in
                   device: Device) -> None:
     """Refuse a training stage whose ``train_memory`` exceeds the largest device (``key``: its train settings)."""
     width, modes, res = config["model"]["width"], config["model"]["modes"], config["resolution"]
-    need = train_memory(width, modes, res, batch=min(batch_size, n_train), samples=n_train + n_val)
+    in_channels, sample_floats = resident_sizes(config)
+    need = train_memory(width, modes, res, batch=min(batch_size, n_train), samples=n_train + n_val,
+                        in_channels=in_channels, sample_floats=sample_floats)
     if need.total > device.bytes:
         raise _Bad("model.width", (
             f"training needs about {need.total / GIB:,.1f} GiB (parameters with gradients and Adam state "

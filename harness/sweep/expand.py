@@ -25,6 +25,7 @@ from harness.states import Stage
 from harness.sweep.checks import check_point, resolve_data
 from harness.sweep.spec import MAX_JOBS, Sweep
 from harness.sweep.tune import trial_configs
+from harness.tasks.spec import task_keys
 
 INIT_STAGE = {stage.init: stage.value for stage in Stage if stage.init}
 
@@ -68,7 +69,8 @@ def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The (stage, stage config) pairs one resolved point needs, pretraining first.
 
     A pretraining config holds data, model and pretraining settings only; a zero-shot config has no training
-    settings nor downstream size (it only evaluates); scratch has no pretraining keys.
+    settings nor downstream size (it only evaluates); scratch has no pretraining keys. The task keys are the
+    stage's (``harness.tasks.spec.task_keys``): none for steady.
     """
     common = {"resolution": config["resolution"], "data_seed": config["data_seed"], "model": config["model"]}
     init = config["init"]
@@ -77,13 +79,15 @@ def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = []
     pretrain_id = None
     if init in ("pretrained", "zeroshot"):
-        pt = {**common, "pretrain": config["pretrain"]}
+        pretext = config["pretrain"]["strategy"] != "supervised"
+        pt = {**common, **task_keys(config, pretext=pretext), "pretrain": config["pretrain"]}
         pretrain_id = job_id("pretrain", pt)
         out.append(("pretrain", pt))
     downstream = dict(config["downstream"])
     if downstream["n_val_fraction"] > 0 and init != "zeroshot":  # validation in proportion to N, with a floor
         fraction, n_train = downstream["n_val_fraction"], downstream["n_train"]
         downstream["n_val"] = max(downstream["n_val_min"], math.ceil(fraction * n_train))
+    common.update(task_keys(config))
     if init == "zeroshot":
         downstream.pop("n_train")
         job = {**common, "downstream": downstream}
@@ -112,7 +116,7 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -
     offered = offer(sweep.slurm)
     for point in _points(sweep):
         config = resolve_data(point, resolve(sweep, point), sweep.where, str(Path(sweep.path).parent))
-        resources = take_resources(config)  # how a job runs (ranks, memory budget): not in its config nor its id
+        resources = take_resources(config)  # how many ranks a job runs as: not in its config nor its id
         stages = stage_configs(config)
         check_point(point, config, stages, sweep.where, device)
         if problem := resource_problem(resources, [stage for stage, _ in stages], offered,

@@ -16,13 +16,15 @@ from harness.config import TrainConfig
 from harness.data.spec import parse_spec
 from harness.dotted import flatten
 from harness.errors import DataFileError, SweepError
-from harness.pde.systems import MIXED, SHIFT_LEVELS, SYSTEMS
+from harness.pde.systems import MIXED, SHIFT_LEVELS, SYSTEMS, TIME_MIXED, TIME_SYSTEMS
 from harness.states import Stage
+from harness.tasks.spec import TASK_DEFAULTS, TASKS, TIME_LEVELS
 from harness.train.rules import STRATEGIES
 
 TRAIN_DEFAULTS: dict[str, Any] = TrainConfig().to_dict()
 
 DEFAULTS: dict[str, Any] = {
+    **TASK_DEFAULTS,  # task, time_window, target, unroll, nt, horizon (harness.tasks.spec)
     "resolution": 128,
     "data_seed": 0,
     "seed": 0,
@@ -39,8 +41,8 @@ DEFAULTS: dict[str, Any] = {
         "n_val": 4096,
         "n_test": 4096,
         "train": dict(TRAIN_DEFAULTS),
-        # ranks per node, nodes, GiB for the resident training set (harness.backends.launch); not in the job id
-        "resources": {"gpus": 1, "nodes": 1, "memory_gb": 0.0},
+        # ranks per node and nodes (harness.backends.launch); not in the job id
+        "resources": {"gpus": 1, "nodes": 1},
     },
     "downstream": {
         "system": "poisson",
@@ -52,15 +54,16 @@ DEFAULTS: dict[str, Any] = {
         "n_test": 4096,
     },
     "train": dict(TRAIN_DEFAULTS),
-    "resources": {"gpus": 1, "nodes": 1, "memory_gb": 0.0},  # of the downstream stages
+    "resources": {"gpus": 1, "nodes": 1},  # of the downstream stages
 }
 
-SHIFT_NAMES = tuple(sorted({level for levels in SHIFT_LEVELS.values() for level in levels}))
+SHIFT_NAMES = tuple(sorted({level for levels in SHIFT_LEVELS.values() for level in levels} | set(TIME_LEVELS)))
 CHOICES: dict[str, tuple[str, ...]] = {
+    "task": TASKS,
     "init": tuple(stage.init for stage in Stage if stage.init),
-    "pretrain.system": (*SYSTEMS, MIXED),
+    "pretrain.system": (*SYSTEMS, MIXED, *TIME_SYSTEMS, TIME_MIXED),
     "pretrain.strategy": (*STRATEGIES, "none"),
-    "downstream.system": SYSTEMS,
+    "downstream.system": (*SYSTEMS, *TIME_SYSTEMS),
     **{f"train.{k}": v for k, v in TRAIN_CHOICES.items()},
     **{f"pretrain.train.{k}": v for k, v in TRAIN_CHOICES.items()},
 }

@@ -1,2 +1,3 @@
-"""Training: input normalisation (``normalise``), the one training loop (``loop``), pretraining strategies
-(``strategies``), augmentation, atomic checkpoints; ``rules`` holds what expand checks, torch-free."""
+"""Training: input normalisation (``normalise``), what is learnt (``objective``), the one training loop
+(``loop``), pretraining strategies (``strategies``), augmentation, atomic checkpoints; ``rules`` holds what
+expand checks, torch-free."""

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import torch
 
-from harness.config import AUGMENTS
+from harness.config import STEADY_AUGMENTS
 from harness.errors import HarnessError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -63,8 +63,9 @@ def add_noise(x: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torc
 
 def make_augment(kind: str, *, prob: float, noise_level: float, scale_max: float) -> Augment | None:
     """The batch augmentation ``(x, y, generator) -> (x, y)`` named ``kind``, or None for ``none``."""
-    if kind not in AUGMENTS:
-        raise HarnessError(f"augment must be one of {AUGMENTS}, but got {kind!r}")
+    if kind not in STEADY_AUGMENTS:
+        raise HarnessError(f"augment of steady (input, solution) batches must be one of {STEADY_AUGMENTS}, but got "
+                           f"{kind!r} (galilean is a symmetry of time-dependent systems: harness.train.augment_time)")
     if kind == "none":
         return None
 

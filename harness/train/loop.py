@@ -9,10 +9,13 @@ validation error ("diverged") or after ``patience`` evaluations without improvem
 or requeued job resumes where it stopped, bit for bit. Zero-shot is ``evaluate`` of a pretrained model;
 fine-tuning is ``load_weights`` then ``train`` (fresh optimiser and schedule).
 
-What is learnt is an ``Objective``: the default is supervised learning of the solution (``train.loss``: sum
-of squared errors by default; relative L2 metric); pretext tasks (``harness.train.strategies``) derive other
-inputs and targets from the same (input, solution) batches. Training batches are augmented first
-(``harness.train.augment``, the ``augment`` settings), then viewed through the objective.
+What is learnt is an ``Objective`` (``harness.train.objective``): the default is supervised learning of the
+solution (``train.loss``: sum of squared errors by default; relative L2 metric); pretext tasks
+(``harness.train.strategies``) derive other inputs and targets from the same (input, solution) batches, and the
+time-dependent tasks' objectives (``harness.tasks``) view batches of trajectories. Training batches are
+augmented first (the objective's ``augmentation`` of the ``augment`` settings: ``harness.train.augment`` for
+(input, solution) batches), then viewed through the objective (``train_view``, which may run the model:
+pushforward unrolling).
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ from torch import nn
 from harness.config import TrainConfig
 from harness.errors import HarnessError
 from harness.models.fno import upgrade_state_dict
-from harness.train.augment import make_augment
 from harness.train.checkpoint import load, save_atomic
 from harness.train.distributed import current
+from harness.train.objective import SUPERVISED, Objective
 from harness.train.signals import held_signals
 
 # Seeds the random parts of an objective's view (e.g. masks) during evaluation: the same every epoch.
@@ -71,57 +74,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def sum_squared_error(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Training loss: squared error summed over each sample's grid, averaged over the batch."""
-    return (pred - y).square().flatten(1).sum(dim=1).mean()
-
-
-def mean_squared_error(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Squared error averaged over every grid point and sample."""
-    return (pred - y).square().mean()
-
-
-def relative_l2(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-sample relative L2 error ``||pred - y|| / ||y||``, shape (batch,)."""
-    return (pred - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1)
-
-
-# The supervised losses a sweep chooses with `train.loss` (harness.config.LOSSES), each a batch mean.
-LOSS_FUNCTIONS = {"sse": sum_squared_error, "mse": mean_squared_error,
-                  "rel_l2": lambda pred, y: relative_l2(pred, y).mean()}
-
-
-class Objective:
-    """What ``train`` minimises and ``evaluate`` scores; this base class is supervised learning of u.
-
-    A batch (x, y) of inputs and solutions becomes the model's (input, target) through ``view`` (the
-    identity here), then ``loss(pred, target)`` (a scalar, mean over the batch) is minimised and
-    ``metric(pred, target)`` (one value per sample, lower is better) is the validation error.
-    """
-
-    name = "supervised"
-
-    def __init__(self, loss: str = "sse") -> None:
-        if loss not in LOSS_FUNCTIONS:
-            raise HarnessError(f"loss must be one of {tuple(LOSS_FUNCTIONS)}, but got {loss!r}")
-        self.loss_name = loss
-
-    def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (model input, target) of a batch; random parts draw from ``generator``."""
-        return x, y
-
-    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Training loss of a batch (``loss_name``: sum of squared errors per sample by default), averaged."""
-        return LOSS_FUNCTIONS[self.loss_name](pred, target)
-
-    def metric(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Per-sample validation error, shape (batch,): relative L2."""
-        return relative_l2(pred, target)
-
-
-SUPERVISED = Objective()
 
 
 def evaluate(
@@ -253,8 +205,9 @@ def train(  # noqa: C901
     ``val_xy``, resume from ``workdir``.
 
     ``objective`` says what is learnt (default: the solution y; see ``Objective``); ``val_rel_l2`` is its
-    metric. Each training batch is augmented as ``cfg.augment`` says, then viewed through the objective, both
-    drawing from the batch-order generator, which ``seed`` fixes (the caller seeds the init).
+    metric. Each training batch is augmented as ``cfg.augment`` says (``objective.augmentation``), then viewed
+    through the objective (``objective.train_view``), both drawing from the batch-order generator, which
+    ``seed`` fixes (the caller seeds the init).
 
     The run lasts ``cfg.budget(N).total_steps`` optimiser steps over shuffled epochs (the last may be partial).
     The validation set is scored before the first step (the initial weights, e.g. a pretrained model's, are a
@@ -278,7 +231,7 @@ def train(  # noqa: C901
     generator = torch.Generator(device=device).manual_seed(seed)
     use_bf16 = cfg.precision == "bf16" and device.type == "cuda" and torch.cuda.is_bf16_supported()
     forward = torch.compile(ranks.wrap(model)) if cfg.compile and device.type == "cuda" else ranks.wrap(model)
-    augment = make_augment(cfg.augment, prob=cfg.augment_prob, noise_level=cfg.noise_level, scale_max=cfg.scale_max)
+    augment = objective.augmentation(cfg)
 
     # -- init or resume
     last_path = workdir / "last.pt"
@@ -364,7 +317,7 @@ def train(  # noqa: C901
             inputs, target = x_train[idx], y_train[idx]
             if augment is not None:
                 inputs, target = augment(inputs, target, generator)
-            inputs, target = objective.view(inputs, target, generator)
+            inputs, target = objective.train_view(forward, inputs, target, generator)
             inputs, target, mine = ranks.share(inputs, target, objective)  # this rank's part (all of it alone)
             loss = train_step(forward, optimizer, inputs, target, objective=mine, use_bf16=use_bf16)
             loss_sum += loss * (idx.numel() / ranks.world)

@@ -1,21 +1,27 @@
 """What a job's training requires, torch-free so that `harness expand` checks it with the same functions.
 
-The pretraining strategies by name (``harness.train.strategies`` implements them) and the masked strategy's
-layout rule, called by ``Masked`` at run time and by the sweep checks for every point at expand.
+The steady models' input channels, the pretraining strategies by name (``harness.train.strategies``
+implements the steady ones, ``harness.tasks.pretext`` those on trajectories) and the masked strategies' layout
+rules, called by ``Masked`` and ``TimeMasked`` at run time and by the task rules
+(``harness.tasks.spec.check_task``) for every point at expand.
 """
 
 from __future__ import annotations
 
 from harness.errors import HarnessError
+from harness.pde.systems import COMMON_CHANNELS
 
+STEADY_IN_CHANNELS = 1 + len(COMMON_CHANNELS)  # the steady models' input: source + common coefficient channels
 # Pretraining strategies (Zhou et al. 2024); the sweep's `none` is training from scratch, no pretraining.
-STRATEGIES = ("supervised", "masked", "derivative", "coefficient")
+STRATEGIES = ("supervised", "masked", "derivative", "coefficient", "sort_time")
+TIME_ONLY_STRATEGIES = ("sort_time",)  # they need a time axis
 
 
-def masked_patches(ratio: float, patches: int) -> int:
-    """How many of the ``patches`` x ``patches`` patches a ``ratio`` masks; raises unless at least one is masked
-    and at most all of them (so ``mask_ratio`` must lie in (0, 1])."""
-    n = patches * patches
+def masked_patches(ratio: float, patches: int, blocks: int = 1) -> int:
+    """How many of the ``blocks`` x ``patches`` x ``patches`` patches a ``ratio`` masks (``blocks``: the
+    temporal blocks of a window of frames, 1 for a steady input); raises unless at least one is masked and at
+    most all of them (so ``mask_ratio`` must lie in (0, 1])."""
+    n = blocks * patches * patches
     n_masked = round(ratio * n)
     if not (patches >= 1 and 1 <= n_masked <= n):
         raise HarnessError(f"masked pretraining needs mask_patches >= 1 and a mask_ratio that masks at least one "

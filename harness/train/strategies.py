@@ -34,17 +34,15 @@ from torch import nn
 from harness.errors import HarnessError
 from harness.models.fno import FNO
 from harness.pde import COMMON_CHANNELS, spectral_grad, spectral_hessian
-from harness.train.loop import Objective, relative_l2
+from harness.train.objective import Objective, relative_l2
+from harness.train.rules import STEADY_IN_CHANNELS, TIME_ONLY_STRATEGIES, check_patch_grid, masked_patches
 from harness.train.rules import STRATEGIES as NAMES
-from harness.train.rules import check_patch_grid, masked_patches
-
-IN_CHANNELS = 1 + len(COMMON_CHANNELS)  # the downstream input: source + common coefficient channels
 
 
 class Pretraining(Objective):
     """A pretraining strategy: its objective plus the model it trains and what fine-tuning keeps of it."""
 
-    in_channels = IN_CHANNELS
+    in_channels = STEADY_IN_CHANNELS
     out_channels = 1
     dropped: tuple[str, ...] = ("head.",)  # weight-name prefixes that fine-tuning does not load
 
@@ -59,6 +57,18 @@ class Supervised(Pretraining):
     dropped = ()
 
 
+def patch_mask(fields: torch.Tensor, frames: int, patches: int, n_masked: int,
+               generator: torch.Generator) -> torch.Tensor:
+    """A float mask shaped like ``fields`` (B, T, H, W), 1 on exactly ``n_masked`` of each sample's patches:
+    blocks of ``frames`` consecutive channels by (H / patches) x (W / patches) grid points, drawn at random."""
+    b, t, h, w = fields.shape
+    check_patch_grid(patches, h, w)
+    scores = torch.rand(b, t // frames * patches * patches, generator=generator, device=fields.device)
+    masked = scores.argsort(dim=1).argsort(dim=1) < n_masked  # rank below n_masked: exactly n_masked
+    grid = masked.to(fields.dtype).reshape(b, t // frames, patches, patches)
+    return grid.repeat_interleave(frames, 1).repeat_interleave(h // patches, 2).repeat_interleave(w // patches, 3)
+
+
 class Masked(Pretraining):
     """Masked reconstruction of the source channel; see the module docstring."""
 
@@ -69,12 +79,7 @@ class Masked(Pretraining):
 
     def mask(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(B, 1, H, W) float mask, 1 on exactly ``n_masked`` of the patches of each sample, drawn at random."""
-        b, (h, w), p = x.shape[0], x.shape[-2:], self.patches
-        check_patch_grid(p, h, w)
-        scores = torch.rand(b, p * p, generator=generator, device=x.device)
-        masked = scores.argsort(dim=1).argsort(dim=1) < self.n_masked  # rank below n_masked: exactly n_masked
-        grid = masked.to(x.dtype).reshape(b, 1, p, p)
-        return grid.repeat_interleave(h // p, dim=2).repeat_interleave(w // p, dim=3)
+        return patch_mask(x[:, :1], 1, self.patches, self.n_masked, generator)
 
     def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Input: x with the masked patches zeroed; target: (source channel, mask)."""
@@ -82,14 +87,14 @@ class Masked(Pretraining):
         return x * (1 - mask), torch.cat([x[:, :1], mask], dim=1)
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean absolute error over the masked grid points of the batch."""
-        field, mask = target[:, :1], target[:, 1:]
+        """Mean absolute error over the masked grid points of the batch (target: the fields, then their mask)."""
+        field, mask = target.chunk(2, dim=1)
         return ((pred - field).abs() * mask).sum() / mask.sum()
 
     def metric(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per sample: L1 norm of the error on the masked patches / L1 norm of the whole source (an L1
         metric like the loss, so the best checkpoint is the best reconstruction in the loss's sense)."""
-        field, mask = target[:, :1], target[:, 1:]
+        field, mask = target.chunk(2, dim=1)
         return ((pred - field).abs() * mask).flatten(1).sum(dim=1) / field.abs().flatten(1).sum(dim=1)
 
 
@@ -157,8 +162,8 @@ class Coefficient(Pretraining):
         return relative_l2(pred, target)
 
 
-STRATEGIES: dict[str, type[Pretraining]] = dict(zip(NAMES, (Supervised, Masked, Derivative, Coefficient),
-                                                     strict=True))
+STEADY = tuple(name for name in NAMES if name not in TIME_ONLY_STRATEGIES)
+STRATEGIES: dict[str, type[Pretraining]] = dict(zip(STEADY, (Supervised, Masked, Derivative, Coefficient), strict=True))
 
 
 def transferred_modules(names: Iterable[str]) -> str:

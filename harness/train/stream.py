@@ -9,8 +9,8 @@ count as the process's memory until the kernel drops them, reads do not (the pag
 
 ``StreamedRows`` is what ``harness.train.loop.train`` indexes instead of a tensor: it has a ``shape``, ``to``
 (binds a device) and ``rows[idx]`` (a batch on that device). ``over_budget`` is the rule: a training set whose
-resident tensors (inputs and targets, float32) exceed the job's budget streams. The budget is the job's
-``resources.memory_gb``, else half of the device's memory (the GPU's, else this machine's RAM).
+resident tensors (inputs and targets, float32) exceed the budget streams: ``memory_gb``, else half of the
+device's memory (the GPU's, else this machine's RAM). Not yet hooked into the jobs' data path (``harness.tasks``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from harness.errors import DataError
 from harness.train.normalise import make_inputs, make_targets
 
 FLOAT_BYTES = 4
-DEFAULT_FRACTION = 0.5  # of the device's memory, when the job sets no resources.memory_gb
+DEFAULT_FRACTION = 0.5  # of the device's memory, when no budget is given
 
 
 @dataclass(frozen=True)

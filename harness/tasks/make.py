@@ -1,0 +1,15 @@
+"""``make_task(config)``: the ``Task`` of a job's config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.tasks.forecast import ForecastTask
+from harness.tasks.spec import is_time
+from harness.tasks.steady import SteadyTask
+from harness.tasks.task import Task
+
+
+def make_task(config: dict[str, Any]) -> Task:
+    """``ForecastTask`` for a fixed_future or next_step job, else ``SteadyTask`` (steady jobs have no task key)."""
+    return ForecastTask(config) if is_time(config) else SteadyTask(config)

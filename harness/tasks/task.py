@@ -1,0 +1,61 @@
+"""The interface a job's run asks of its task: data, tensors, objectives (with their models) and test metrics.
+
+``harness.run`` builds the task of a job's config (``harness.tasks.make_task``) and asks it for each split's
+tensors and objectives; the training loop only sees the (x, y) tensors, batched, and an ``Objective`` that
+views them as (model input, target). What x and y hold is the task's business:
+
+- steady: x the normalised inputs (source and coefficient channels), y the solutions (``SteadyTask``);
+- fixed_future / next_step: x the trajectories u (n, nt, R, R), y their coefficients (n, 5) in physical units
+  (``ForecastTask``): the objectives cut windows of frames out of them and build the model's inputs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.train.loop import evaluate
+from harness.train.objective import Objective
+from harness.train.strategies import Pretraining
+
+Tensors = tuple[torch.Tensor, torch.Tensor]
+
+
+class Task(ABC):
+    """What a job learns from its data and how it is scored; one instance per job config."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    @abstractmethod
+    def load(self, part: dict[str, Any], split: str, n: int, *, seed: int, cache: Path) -> Any:
+        """``n`` samples of ``split`` of the stage's data ``part`` (its ``pretrain`` or ``downstream`` settings),
+        drawn with data seed ``seed``, from the cache folder ``cache`` or generated there."""
+
+    @abstractmethod
+    def stats(self, train: Any, pretrained: dict[str, Any] | None) -> dict[str, Any]:
+        """The normalisation statistics a run uses: those of the pretrained model it loads (``pretrained``, from
+        the pretraining's stats.json) where they fit ``train``, else the training split's own (which a
+        pretraining writes to its stats.json)."""
+
+    @abstractmethod
+    def tensors(self, data: Any, stats: dict[str, Any]) -> Tensors:
+        """The (x, y) tensors of a split that the training loop batches and the objectives view."""
+
+    @abstractmethod
+    def objective(self, loss: str) -> Pretraining:
+        """The task's own objective, learnt with the supervised ``loss`` (``train.loss``): downstream training,
+        and supervised pretraining; its ``build_model`` makes the model the task trains."""
+
+    @abstractmethod
+    def strategy(self, pretrain: dict[str, Any]) -> Pretraining:
+        """The pretraining strategy of a job's ``pretrain`` settings, on this task's data."""
+
+    def test_metrics(self, model: nn.Module, test: Tensors, objective: Objective,
+                     device: torch.device) -> dict[str, Any]:
+        """The summary's test columns: ``test_rel_l2``, the mean per-sample ``objective.metric`` on ``test``."""
+        return {"test_rel_l2": evaluate(model, *test, device=device, objective=objective)}

@@ -1,0 +1,84 @@
+"""Batches of trajectories: what every time-dependent objective shares (inputs, windows, augmentation).
+
+A batch is (x = u (B, nt, R, R), y = coefficients (B, 5) in ``TIME_COEFS`` order), physical units. The model
+input is a window of frames as channels, then the five coefficient channels, each coefficient divided by
+``COEF_SCALE`` (``harness.tasks.forecast`` explains the normalisation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.config import TrainConfig
+from harness.pde.systems import TIME_SYSTEMS
+from harness.pde.time_systems import TIME_COEFS, TIME_SHIFT_LEVELS
+from harness.tasks.spec import window_channels
+from harness.train.augment import Augment
+from harness.train.augment_time import make_time_augment
+from harness.train.strategies import Pretraining
+
+_PARAM = {"nu": "nu", "ax": "a", "ay": "a", "cx": "c", "cy": "c"}
+# Per coefficient: the upper end of its in-distribution range over the systems that have it.
+COEF_SCALE = tuple(max(levels["id"][_PARAM[c]][1] for levels in TIME_SHIFT_LEVELS.values() if _PARAM[c] in levels["id"])
+                   for c in TIME_COEFS)
+
+
+def frame_times(config: dict[str, Any]) -> np.ndarray:
+    """The times (nt,) of a job's frames: evenly spaced from 0 to its ``horizon``, as the generator's."""
+    return np.linspace(0.0, config["horizon"], config["nt"])
+
+
+def systems_of(coefs: torch.Tensor) -> torch.Tensor:
+    """(B,) index in ``TIME_SYSTEMS`` of the equation coefficients (B, 5) define: Burgers where c != 0, else heat
+    where nu > 0, else advection (one family of equations: a system is its coefficients)."""
+    c = coefs[:, [TIME_COEFS.index("cx"), TIME_COEFS.index("cy")]].abs().sum(dim=1)
+    heat = coefs[:, TIME_COEFS.index("nu")] > 0
+    index = torch.where(heat, TIME_SYSTEMS.index("heat"), TIME_SYSTEMS.index("advection"))
+    return torch.where(c > 0, TIME_SYSTEMS.index("burgers"), index)
+
+
+def frames_at(x: torch.Tensor, start: torch.Tensor, length: int) -> torch.Tensor:
+    """Frames ``start[b] .. start[b] + length - 1`` of each trajectory of ``x`` (B, nt, R, R): (B, length, R, R)."""
+    index = start[:, None] + torch.arange(length, device=x.device)
+    return x.gather(1, index[:, :, None, None].expand(-1, -1, *x.shape[-2:]))
+
+
+class Trajectories(Pretraining):
+    """An objective on batches (x = u (B, nt, R, R), y = coefficients (B, 5)) of trajectories, whose model
+    takes ``window`` frames and the coefficient channels; see the module docstring."""
+
+    dropped: tuple[str, ...] = ("head.",)
+    noise_frames: int | None = None  # the frames the noise augmentation perturbs (None: all of them)
+
+    def __init__(self, window: int, times: Sequence[float], loss: str = "sse") -> None:
+        super().__init__(loss)
+        self.window, self.times = window, torch.as_tensor(np.asarray(times), dtype=torch.float64)
+        self.in_channels = window_channels(window)
+
+    def inputs(self, frames: torch.Tensor, coefs: torch.Tensor) -> torch.Tensor:
+        """The model input: ``frames`` (B, window, R, R), then each coefficient / ``COEF_SCALE`` as a channel."""
+        scaled = coefs / torch.tensor(COEF_SCALE, dtype=coefs.dtype, device=coefs.device)
+        return torch.cat([frames, scaled[:, :, None, None].expand(-1, -1, *frames.shape[-2:]).to(frames.dtype)], 1)
+
+    def random_window(self, x: torch.Tensor, length: int, generator: torch.Generator) -> torch.Tensor:
+        """``length`` consecutive frames of each trajectory from a start drawn uniformly: (B, length, R, R)."""
+        start = torch.randint(0, x.shape[1] - length + 1, (x.shape[0],), generator=generator, device=x.device)
+        return frames_at(x, start, length)
+
+    def augmentation(self, cfg: TrainConfig) -> Augment | None:
+        """``cfg.augment`` on whole trajectories (``make_time_augment``), each sample transformed only where the
+        augmentation is a symmetry of the equation its coefficients define."""
+        augment = make_time_augment(cfg.augment, prob=cfg.augment_prob, noise_level=cfg.noise_level,
+                                    scale_max=cfg.scale_max)
+        if augment is None:
+            return None
+
+        def on_trajectories(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+            u, coefs = augment(x, self.times.to(x.device), y, systems_of(y), generator, n_inputs=self.noise_frames)
+            return u.to(x.dtype), coefs.to(y.dtype)
+
+        return on_trajectories
