@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -76,11 +77,14 @@ def load_runs(sweep_dir: Path) -> LoadedRuns:
     planned_ids = [job["id"] for job in plan.get("jobs", [])] if plan else []
     missing = [job for job in planned_ids if job not in ids]
     failed = frame[~frame["status"].isin([State.OK.value, State.PRUNED.value])]
+    # an ok row without a finite test error (written before such rows became diverged) is skipped, not fitted
+    infinite = (frame["status"] == State.OK.value) & ~np.isfinite(frame["test_rel_l2"].astype(float))
     problems = list(bad) + [
         (str(job), f"{status}: {error}" if error else str(status))
         for job, status, error in zip(failed["id"], failed["status"], failed["error"].fillna(""), strict=True)
-    ]
-    ok = frame["status"] == State.OK.value
+    ] + [(str(job), f"ok but test_rel_l2 is {value}: skipped") for job, value in
+         zip(frame["id"][infinite], frame["test_rel_l2"][infinite], strict=True)]
+    ok = (frame["status"] == State.OK.value) & ~infinite
     if "tune.best" in frame:
         ok &= frame["tune.best"].fillna(False).astype(bool)
     return LoadedRuns(

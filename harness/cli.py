@@ -6,6 +6,7 @@ Every user error is a HarnessError, printed as one line with exit status 2.
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from collections import Counter
@@ -22,6 +23,7 @@ from harness.store import DEFAULT_ROOT, current_sweep, load_plan, sweep_dir
 ROOT = click.option("--root", type=click.Path(path_type=Path), default=DEFAULT_ROOT, show_default=True,
                     help="Results root folder.")
 SWEEP = click.argument("sweep", required=False)
+UNWRITABLE = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM)
 
 
 def resolve_sweep(root: Path, sweep: str | None) -> Path:
@@ -36,7 +38,8 @@ def resolve_sweep(root: Path, sweep: str | None) -> Path:
 
 
 def _friendly(fn):
-    """Turn HarnessError into a one-line message and exit status 2."""
+    """Turn HarnessError, and a folder that cannot be written (read-only, full, no permission), into a one-line
+    message and exit status 2."""
 
     @wraps(fn)
     def inner(*args, **kwargs):
@@ -44,6 +47,13 @@ def _friendly(fn):
             return fn(*args, **kwargs)
         except HarnessError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except OSError as exc:
+            if exc.errno not in UNWRITABLE:
+                raise
+            click.echo(f"error: {exc.filename or exc.filename2 or '?'}: cannot write ({exc.strerror}); free space "
+                       "or make the results folder writable (or pass another --root); files written before are "
+                       "intact", err=True)
             sys.exit(2)
 
     return inner
@@ -69,12 +79,15 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
     """
     from harness.store import write_plan
     from harness.sweep.expand import expand as expand_jobs
+    from harness.sweep.lint import sweep_warnings
     from harness.sweep.plan import describe
     from harness.sweep.spec import load_sweep
     from harness.track import save_settings
 
     sweep = load_sweep(sweep_file)
     jobs = expand_jobs(sweep, force=force)
+    for warning in sweep_warnings(sweep):
+        click.echo(f"warning: {warning}", err=True)
     folder = write_plan(root, sweep.name, sweep.raw, str(sweep_file), jobs)
     save_settings(folder, sweep.track)
     if as_json:
@@ -96,6 +109,8 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 @click.option("--workers", type=int, default=None, help="CPU worker processes (local; default cores/2).")
 @click.option("--jobs-per-gpu", type=int, default=None, help="Jobs sharing one GPU (default 1).")
 @click.option("--retry-failed", is_flag=True, help="Also rerun diverged jobs.")
+@click.option("--reexpand", is_flag=True, help="When SWEEP is a sweep file that no longer gives its plan, write "
+                                               "the new plan instead of refusing.")
 @click.option("--only", type=click.Choice([stage.value for stage in Stage]), default=None)
 @click.option("--dry-run", is_flag=True, help="List what would run, run nothing.")
 @click.option("--track", "track", multiple=True, type=click.Choice(["tensorboard", "mlflow", "wandb"]),
@@ -112,17 +127,47 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 @click.option("--constraint", default=None, help="Slurm node constraint.")
 @click.option("--array-parallelism", type=int, default=None, help="Slurm array tasks running at once.")
 @_friendly
-def submit(sweep: str | None, root: Path, backend: str, retry_failed: bool, only: str | None, dry_run: bool,
-           track: tuple[str, ...], **options: object) -> None:
-    """Run the jobs of SWEEP (default: the current sweep) that have no ok result yet."""
+def submit(sweep: str | None, root: Path, backend: str, retry_failed: bool, reexpand: bool, only: str | None,
+           dry_run: bool, track: tuple[str, ...], **options: object) -> None:
+    """Run the jobs of SWEEP (default: the current sweep) that have no ok result yet.
+
+    SWEEP as a sweep file must still expand to its plan (else: --reexpand). One submit per sweep at a time.
+    Exit status 0 when every job run ended ok or pruned (or was queued), 1 when any ended failed, diverged or
+    blocked (the last line names them), 2 on a user error.
+    """
+    from harness.lock import submit_lock
+
+    if sweep is not None and sweep.endswith((".yaml", ".yml")):
+        from harness.sweep.replan import sweep_folder_of_file
+
+        folder, note = sweep_folder_of_file(root, sweep, reexpand=reexpand)
+        if note:
+            click.echo(note)
+    else:
+        folder = resolve_sweep(root, sweep)
+    if track and not dry_run:
+        from harness.track import load_settings, save_settings
+
+        save_settings(folder, {**{name: {} for name in track}, **load_settings(folder)})
+    if dry_run:
+        _submit(folder, backend, retry_failed, only, True, options)
+        return
+    with submit_lock(folder):
+        bad = _submit(folder, backend, retry_failed, only, False, options)
+    if bad:
+        click.echo(bad)
+        sys.exit(1)
+
+
+def _submit(folder: Path, backend: str, retry_failed: bool, only: str | None, dry_run: bool,
+            options: dict[str, object]) -> str:
+    """Pick and run (or list) the jobs to run; returns the line naming those that ended badly ("" if none)."""
     from harness.backends import get_backend
     from harness.backends.select import select
+    from harness.status import bad_line
     from harness.store import read_plan, record_blocked
-    from harness.track import clear_warnings, load_settings, save_settings
+    from harness.track import clear_warnings
 
-    folder = resolve_sweep(root, sweep)
-    if track and not dry_run:
-        save_settings(folder, {**{name: {} for name in track}, **load_settings(folder)})
     clear_warnings(folder)
     plan = read_plan(folder)
     jobs = plan["jobs"]
@@ -135,11 +180,12 @@ def submit(sweep: str | None, root: Path, backend: str, retry_failed: bool, only
     if dry_run:
         for job in chosen.todo:
             click.echo(f"  {job['id']}  {job['stage']:9s} depends on {job['depends_on'] or '-'}")
-        return
+        return ""
     for job, dep_state in chosen.blocked:
         record_blocked(folder, job, dep_state)
     if chosen.todo:
         click.echo(runner.submit(chosen.todo, jobs, folder))
+    return bad_line(runner.status(folder, [*chosen.todo, *(job for job, _ in chosen.blocked)]))
 
 
 @main.command()
@@ -150,19 +196,52 @@ def submit(sweep: str | None, root: Path, backend: str, retry_failed: bool, only
 @click.option("--refreshes", type=int, default=None, help="Stop after this many refreshes (--watch; default never).")
 @_friendly
 def status(sweep: str | None, root: Path, watch: bool, interval: float, refreshes: int | None) -> None:
-    """Counts per stage and state, and the failed jobs with the last line of their error."""
+    """Counts per stage and state, and the failed jobs with the last line of their error.
+
+    Exit status 0 when no job is failed, diverged or blocked, 1 when one is, 2 on a user error.
+    """
     from harness.backends import backend_of
-    from harness.status import status_table
+    from harness.backends.slurm_state import read_submitted
+    from harness.stale import stale_note
+    from harness.status import bad_line, status_table
 
     folder = resolve_sweep(root, sweep)
     jobs = load_plan(folder)
-    if not watch:
-        click.echo(status_table(folder, jobs, backend_of(folder).status(folder, jobs)))
-        return
-    from harness import watch as live
+    if watch:
+        from harness import watch as live
 
-    backend = backend_of(folder)
-    live.watch(lambda: live.view(folder, jobs, backend.status(folder, jobs)), interval, refreshes)
+        backend = backend_of(folder)
+        live.watch(lambda: live.view(folder, jobs, backend.status(folder, jobs)), interval, refreshes)
+        return
+    states = backend_of(folder).status(folder, jobs)
+    click.echo(status_table(folder, jobs, states))
+    if read_submitted(folder):  # queued on Slurm: why the pending jobs wait
+        from harness.backends.slurm_checks import pending_reasons
+
+        for line in pending_reasons(folder, states):
+            click.echo(line)
+    if note := stale_note(folder, jobs):
+        click.echo(note)
+    if bad_line(states):
+        sys.exit(1)
+
+
+@main.command()
+@SWEEP
+@ROOT
+@click.option("--stale", is_flag=True, help="Remove the run folders whose ids are not in the current plan.")
+@_friendly
+def gc(sweep: str | None, root: Path, stale: bool) -> None:
+    """Remove what the sweep no longer needs: with --stale, the runs of jobs no longer in its plan."""
+    from harness.lock import submit_lock
+    from harness.stale import remove_stale
+
+    folder = resolve_sweep(root, sweep)
+    if not stale:
+        raise HarnessError("harness gc: say what to remove (--stale: runs not in the current plan)")
+    with submit_lock(folder):  # never under a running submit
+        removed = remove_stale(folder, load_plan(folder))
+    click.echo(f"{folder.name}: removed {len(removed)} stale run(s)")
 
 
 @main.command()
@@ -185,12 +264,21 @@ def cancel(sweep: str | None, root: Path) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @_friendly
 def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: int) -> None:
-    """Fit power laws and write the figures, fits table, report.html and report.md of SWEEP."""
-    from analysis.report import build_report
+    """Fit power laws and write the figures, fits table, report.html and report.md of SWEEP.
 
-    result = build_report(resolve_sweep(root, sweep), out, n_boot=n_boot, seed=seed)
+    Exit status 0 when the report was written (failed, diverged and non-finite rows are listed as problems and
+    left out of the fits), 2 when it cannot be (no results, a folder that cannot be written).
+    """
+    from analysis.report import build_report
+    from harness.stale import stale_note
+    from harness.store import read_plan
+
+    folder = resolve_sweep(root, sweep)
+    result = build_report(folder, out, n_boot=n_boot, seed=seed)
     counts = ", ".join(f"{n} {state}" for state, n in result.counts.items() if n)
     click.echo(f"{result.out_dir.parent.name}: {counts}")
+    if note := stale_note(folder, (read_plan(folder, missing_ok=True) or {"jobs": []})["jobs"]):
+        click.echo(note)
     for name, why in {**result.skipped, **result.tables_skipped, **result.gallery_skipped}.items():
         click.echo(f"  skipped {name}: {why}")
     click.echo(f"figures: {', '.join(str(p) for p in result.figures.values())}")

@@ -21,6 +21,7 @@ from pyarrow import fs
 
 from harness.files import write_atomic
 from harness.states import State
+from harness.store import read_plan
 
 RESULTS = "results.parquet"
 _MANIFEST = b"harness.collect"  # results.parquet metadata: the summary files it was built from (see collect_table)
@@ -53,11 +54,16 @@ def collect_table(sweep_path: Path, *, must_write: bool = True) -> Collected:
     from. Files whose stat still matches are taken from it; only new or changed files are read (one
     ``pyarrow.dataset`` over them with a permissively unified schema: jobs of different stages have different
     null columns; file by file when that fails, to name the corrupt ones). When anything changed the table is
-    rewritten; a stat per file is all an unchanged sweep costs. ``must_write=False`` tolerates a read-only
+    rewritten; a stat per file is all an unchanged sweep costs. Runs whose ids are not in the sweep's plan (stale
+    runs) are left out. ``must_write=False`` tolerates a read-only
     folder (the table is returned, the cache is not updated).
     """
     sweep_path = Path(sweep_path)
     stats = _summary_stats(sweep_path / "runs")
+    plan = read_plan(sweep_path, missing_ok=True)
+    if plan is not None:  # stale runs (ids no longer in the plan, ``harness.stale``) stay out
+        planned = {job["id"] for job in plan["jobs"]}
+        stats = {name: st for name, st in stats.items() if name in planned}
     cached, manifest = _read_cache(sweep_path / RESULTS)
     old, old_bad = manifest.get("files", {}), manifest.get("unreadable", {})
     if cached is not None and set(old) == set(stats) and all(old[k][:3] == v for k, v in stats.items()):

@@ -3,7 +3,8 @@
 ``write_atomic(path, write)`` hands ``write`` an open binary file under a temporary name in the same folder
 (``.<name>.<random>.tmp``), flushes and fsyncs it, then renames it over ``path``: a reader sees the old file or
 the new one, never a torn one, and a killed writer leaves at most its temporary file, which carries no final
-name. On any failure (an exception, KeyboardInterrupt) the temporary file is removed and the error re-raised.
+name. On any failure (an exception, KeyboardInterrupt) the temporary file is removed and the error re-raised (an
+OSError without a file name, such as a full disk's, with ``path`` as its name).
 Standard library only, so every layer can use it.
 """
 
@@ -29,8 +30,10 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno and not exc.filename:  # name the file (a full disk says none)
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
     return path
 

@@ -1,8 +1,9 @@
 """What a job's best model predicts on its first test samples: the fields `harness show` and the report's
 gallery draw.
 
-The inputs are built exactly as the job built them (``harness.run``'s data helpers: same split, seed, cache and
-normalisation statistics); the weights are the job's ``ckpt/best.pt`` (a zero-shot job: its pretraining's).
+The inputs are built exactly as the job built them (its task's data path, ``harness.tasks``, with
+``harness.run``'s data seed, cache and the pretraining's statistics); the weights are the job's
+``ckpt/best.pt`` (a zero-shot job: its pretraining's).
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.data.sweep import model_channels
 from harness.errors import HarnessError
 from harness.models.fno import FNO
-from harness.run import _split, _stats_of, _tensors, data_cache  # the job's own data path, not a copy of it
+from harness.run import _stats_of, data_cache, data_seed  # the job's own data path, not a copy of it
 from harness.store import run_dir, sweep_dir
+from harness.tasks.make import make_task
+from harness.tasks.spec import is_time
 from harness.train.loop import load_weights
 
 
@@ -46,6 +50,9 @@ def predict_job(job: dict[str, Any], root: Path | str, samples: int = 3) -> Fiel
     pretraining)."""
     root = Path(root)
     cfg, stage = job["config"], job["stage"]
+    if is_time(cfg):
+        raise HarnessError(f"{job['id']} is a {cfg['task']} job: harness show draws the fields of steady jobs; "
+                           "its rollout errors are in the report's rollout figure")
     if stage == "pretrain" and cfg["pretrain"]["strategy"] != "supervised":
         raise HarnessError(f"{job['id']} is a {cfg['pretrain']['strategy']} pretraining: its head predicts no "
                            "solution; show one of its fine-tuning or zero-shot jobs instead")
@@ -53,17 +60,19 @@ def predict_job(job: dict[str, Any], root: Path | str, samples: int = 3) -> Fiel
     if not ckpt.exists():
         raise HarnessError(f"{ckpt} is absent (the job has not finished, or the sweep was copied without its "
                            "checkpoints); run the job, or copy its run folder with ckpt/")
-    part = cfg["pretrain"] if stage == "pretrain" else cfg["downstream"]
-    res, dseed, cache = cfg["resolution"], 2 * cfg["data_seed"] + (stage != "pretrain"), data_cache(root)
-    stats = _stats_of(job, root) if job["depends_on"] else _split(part, "train", part["n_train"], res, dseed,
-                                                                  cache).stats
-    test = _split(part, "test", part["n_test"], res, dseed, cache)
-    x, y = _tensors(test, stats)
-    model = FNO(width=cfg["model"]["width"], modes=cfg["model"]["modes"])
+    part_name = "pretrain" if stage == "pretrain" else "downstream"
+    part, task = cfg[part_name], make_task(cfg)
+    dseed, cache = data_seed(cfg, stage), data_cache(root)
+    stats = _stats_of(job, root) if job["depends_on"] else None
+    if stage != "zeroshot":  # as the job: the pretraining's statistics where they fit its training split
+        stats = task.stats(task.load(part, "train", part["n_train"], seed=dseed, cache=cache), stats)
+    test = task.load(part, "test", part["n_test"], seed=dseed, cache=cache)
+    x, y = task.tensors(test, stats)
+    model = FNO(cfg["model"]["width"], cfg["model"]["modes"], *model_channels(part_name, part))
     load_weights(model, ckpt)
     model.eval()
     with torch.no_grad():
         prediction = model(x[:samples]).float()[:, 0].numpy()
-    return Fields(job_id=job["id"], source=test.source[:samples], truth=y[:samples, 0].numpy(),
+    return Fields(job_id=job["id"], source=test.fields[:samples, 0], truth=y[:samples, 0].numpy(),
                   prediction=prediction,
                   coefficients={name: test.coefficients[:samples, i] for i, name in enumerate(test.channels)})

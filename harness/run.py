@@ -33,7 +33,15 @@ from harness.files import write_text_atomic
 from harness.models.fno import FNO
 from harness.process import keep_freed_memory
 from harness.states import State
-from harness.store import read_summary, run_dir, sweep_dir, write_json_atomic, write_parquet_atomic, write_summary
+from harness.store import (
+    disk_state,
+    read_summary,
+    run_dir,
+    sweep_dir,
+    write_json_atomic,
+    write_parquet_atomic,
+    write_summary,
+)
 from harness.tasks.make import make_task
 from harness.track import open_trackers
 from harness.train.distributed import current
@@ -69,7 +77,12 @@ def _stats_of(job: dict[str, Any], root: Path) -> dict[str, Any]:
     """Normalisation statistics a pretrained model was trained with (stored beside its checkpoint); refused
     when they were made with another channel layout (the model would read its inputs wrongly)."""
     path = run_dir(sweep_dir(root, job["sweep"]), job["depends_on"]) / "stats.json"
-    stats = json.loads(path.read_text())
+    try:
+        stats = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # the pretraining is then incomplete (harness.store): it reruns
+        raise HarnessError(f"{path}: unreadable statistics of pretraining job {job['depends_on']} ({exc}); delete "
+                           f"{path} and run `harness submit` again: the pretraining reruns from its checkpoint, then "
+                           "this job") from None
     if stats.get("layout") != pde.LAYOUT_VERSION:
         raise HarnessError(f"{path} was made with input channel layout {stats.get('layout', 1)}, not "
                            f"{pde.LAYOUT_VERSION}; rerun pretraining job {job['depends_on']} (delete its run folder)")
@@ -154,16 +167,16 @@ def _hold_hook(job_id: str) -> EvalHook | None:
 def run_job(job: dict[str, Any], root: Path | str, *, on_eval: EvalHook | None = None) -> dict[str, Any]:
     """Run one job to completion and write its results; returns its summary row.
 
-    A done job (its summary says ok or pruned) is not run again: its summary is returned as it is. In a
-    data-parallel job (``harness.train.distributed``) every rank calls this; rank 0 writes, tracks and reports,
-    the other ranks train alongside it and return their metrics (an error there ends the rank, and so the job).
+    A done job (its summary says ok or pruned, with the files an ok result needs) is not run again: its summary
+    is returned as it is. In a data-parallel job (``harness.train.distributed``) every rank calls this; rank 0
+    writes, tracks and reports, the other ranks train alongside it and return their metrics (an error there ends
+    the rank, and so the job).
     """
     root = Path(root)
     sweep_path = sweep_dir(root, job["sweep"])
     folder = run_dir(sweep_path, job["id"])
-    done = read_summary(folder)
-    if done is not None and State(done["status"]).is_done():
-        return done
+    if disk_state(sweep_path, job).is_done():  # an ok summary with all its files (``store.incomplete``)
+        return read_summary(folder)
     keep_freed_memory()
     device = pick_device()
     if not current().is_main:

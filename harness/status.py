@@ -1,4 +1,9 @@
-"""The state of a sweep as a table: counts per stage and state, and the jobs that ended badly with their error."""
+"""The state of a sweep as a table: counts per stage and state, and the jobs that ended badly with their error.
+
+Exit statuses a script can trust (``harness.cli``): ``submit`` and ``status`` exit 1 when a job of the run (of
+the sweep) is failed, diverged or blocked (``bad_line`` says which), 0 when every one is ok, pruned, queued,
+running or not yet run; every command exits 2 on a user error (one line naming the file and the fix).
+"""
 
 from __future__ import annotations
 
@@ -29,3 +34,11 @@ def status_table(sweep_path: Path, jobs: list[dict[str, Any]], states: dict[str,
             error = str((read_summary(run_dir(sweep_path, job["id"])) or {}).get("error") or "").strip().splitlines()
             lines.append(f"  {job['id']} {state}: {error[-1] if error else ''}"[:300])
     return "\n".join(lines)
+
+
+def bad_line(states: dict[str, State], shown: int = 5) -> str:
+    """One line naming the jobs that ended failed, diverged or blocked ("" when none did)."""
+    bad = {s: sorted(jid for jid, st in states.items() if st == s) for s in BAD}
+    parts = [f"{len(ids)} {s} ({', '.join(ids[:shown])}{', ...' if len(ids) > shown else ''})"
+             for s, ids in bad.items() if ids]
+    return "not ok: " + "; ".join(parts) if parts else ""

@@ -15,6 +15,8 @@ Every file is written through ``harness.files.write_atomic``. The summary row's 
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +32,14 @@ from harness.states import Stage, State
 
 DEFAULT_ROOT = Path("results")
 PLAN = "plan.json"
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a job id or sweep name: one path part
 # Metric columns of every summary row with their values when a job did not produce them (failed, blocked...).
 METRIC_DEFAULTS: dict[str, Any] = {"error": "", "test_rel_l2": float("nan"), "best_val_rel_l2": float("nan"),
                                    "best_step": -1, "steps_run": 0, "epochs_run": 0.0, "still_improving": False,
                                    "n_params": 0, "transferred": ""}
 
-__all__ = ["DEFAULT_ROOT", "METRIC_DEFAULTS", "current_sweep", "disk_state", "flat_row", "load_plan", "read_plan",
+__all__ = ["DEFAULT_ROOT", "METRIC_DEFAULTS", "current_sweep", "disk_state", "flat_row", "incomplete", "load_plan",
+           "read_plan",
            "read_summary", "record_blocked", "run_dir", "save_plan", "summary_row", "sweep_dir", "write_json_atomic",
            "write_parquet_atomic", "write_plan", "write_summary"]
 
@@ -120,9 +124,20 @@ def read_plan(sweep_path: Path, *, missing_ok: bool = False) -> dict[str, Any] |
         plan = json.loads(path.read_text())
         if not isinstance(plan, dict) or not isinstance(plan["jobs"], list):
             raise KeyError("jobs")
-    except (OSError, json.JSONDecodeError, KeyError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise HarnessError(f"{path}: unreadable plan ({exc}); run `harness expand SWEEP.yaml` again") from None
+    for job in plan["jobs"]:
+        _check_job_names(path, job)
     return plan
+
+
+def _check_job_names(path: Path, job: Any) -> None:
+    """A plan's job ids, dependencies and sweep names become folder names: only plain names are accepted."""
+    names = [job.get("id"), job.get("sweep"), job.get("depends_on") or "x"] if isinstance(job, dict) else [None]
+    if not all(isinstance(n, str) and PLAIN_NAME.fullmatch(n) for n in names):
+        shown = {k: job.get(k) for k in ("id", "sweep", "depends_on")} if isinstance(job, dict) else job
+        raise HarnessError(f"{path}: job {shown} has an id or sweep name that is not a plain name (letters, digits, "
+                           "- _ .; no path); run `harness expand SWEEP.yaml` again to rewrite the plan")
 
 
 def load_plan(sweep_path: Path) -> list[dict[str, Any]]:
@@ -150,7 +165,21 @@ def summary_row(job: dict[str, Any], metrics: dict[str, Any], *, wall_s: float =
     status), then wall time, device and provenance (``harness.provenance.versions``)."""
     row = {**flat_row(job), **METRIC_DEFAULTS, "wall_s": wall_s, "device": device, **versions(), **metrics}
     row["status"] = str(State(row["status"]))
-    return row
+    return {**row, **finite_verdict(row)}
+
+
+def finite_verdict(row: dict[str, Any]) -> dict[str, Any]:
+    """An ok row must carry finite errors: a best validation or test error that is NaN or infinite makes it
+    ``diverged`` with the reason (a pretraining in that state would hand its dependents nothing usable).
+    Returns the status and error to use (the row's own when they hold)."""
+    if row["status"] != State.OK:
+        return {}
+    bad = [key for key in ("best_val_rel_l2", "test_rel_l2") if not math.isfinite(float(row[key]))]
+    if not bad:
+        return {}
+    what = ", ".join(f"{key} is {row[key]}" for key in bad)
+    return {"status": str(State.DIVERGED), "error": f"{what}: no finite result; lower the learning rate "
+                                                    "(`harness submit --retry-failed` reruns it)"}
 
 
 def write_summary(sweep_path: Path, job: dict[str, Any], metrics: dict[str, Any], *, wall_s: float = 0.0,
@@ -179,7 +208,31 @@ def read_summary(run_path: Path) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+# What a job's folder must hold besides an ok summary for the result to be trusted (a pretraining's dependents
+# load its best weights and statistics); a missing or empty one makes the job incomplete: it reruns (resuming).
+REQUIRED_FILES = {"pretrain": ("epochs.parquet", "ckpt/best.pt", "stats.json"),
+                  "finetune": ("epochs.parquet",), "scratch": ("epochs.parquet",), "zeroshot": ()}
+
+
+def incomplete(sweep_path: Path, job: dict[str, Any]) -> list[str]:
+    """The files ``REQUIRED_FILES`` names for the job's stage that its folder lacks (missing or empty)."""
+    folder = run_dir(sweep_path, job["id"])
+    out = []
+    for name in REQUIRED_FILES.get(str(job["stage"]), ()):
+        try:
+            if (folder / name).stat().st_size > 0:
+                continue
+        except OSError:
+            pass
+        out.append(name)
+    return out
+
+
 def disk_state(sweep_path: Path, job: dict[str, Any]) -> State:
-    """The job's state as its folder says: its summary's status, or missing."""
+    """The job's state as its folder says: its summary's status, or missing (no summary, or an ok one whose
+    folder is ``incomplete``: it reruns)."""
     summary = read_summary(run_dir(sweep_path, job["id"]))
-    return State.MISSING if summary is None else State(summary["status"])
+    if summary is None:
+        return State.MISSING
+    state = State(summary["status"])
+    return State.MISSING if state is State.OK and incomplete(sweep_path, job) else state

@@ -20,6 +20,7 @@ from harness.store import (
     read_summary,
     record_blocked,
     run_dir,
+    write_parquet_atomic,
     write_plan,
     write_summary,
 )
@@ -62,11 +63,14 @@ def test_the_plan_is_written_and_read_by_the_store(tmp_path: Path) -> None:
 
 def test_a_summary_row_holds_config_columns_metrics_defaults_and_provenance(tmp_path: Path) -> None:
     assert disk_state(tmp_path, JOB) is State.MISSING
-    row = write_summary(tmp_path, JOB, {"status": State.OK, "test_rel_l2": 0.5}, wall_s=2.0, device="cpu")
+    row = write_summary(tmp_path, JOB, {"status": State.OK, "test_rel_l2": 0.5, "best_val_rel_l2": 0.4}, wall_s=2.0,
+                        device="cpu")
     assert read_summary(run_dir(tmp_path, JOB["id"])) == pytest.approx(row, nan_ok=True)
     assert row["init"] == "pretrained" and row["model.width"] == 4 and row["downstream.shift"] == "[1.0, 5.0]"
     assert row["status"] == "ok" and row["test_rel_l2"] == 0.5 and row["epochs_run"] == METRIC_DEFAULTS["epochs_run"]
     assert {"torch_version", "harness_version", "git_rev"} <= set(row) and row["git_rev"]
+    assert disk_state(tmp_path, JOB) is State.MISSING  # ok, but incomplete without its epochs file: it reruns
+    write_parquet_atomic(run_dir(tmp_path, JOB["id"]) / "epochs.parquet", [{"step": 0, "val_rel_l2": 0.4}])
     assert disk_state(tmp_path, JOB) is State.OK
     blocked = record_blocked(tmp_path, JOB, State.DIVERGED)
     assert blocked["status"] == "blocked" and "pretraining job pt-0123456789 is diverged" in blocked["error"]

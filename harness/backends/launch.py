@@ -25,7 +25,7 @@ from harness.backends.resources import SlurmResources, gpu_memory
 from harness.errors import BackendError
 from harness.files import write_text_atomic
 from harness.states import State
-from harness.store import read_summary, run_dir, sweep_dir, write_summary
+from harness.store import disk_state, read_summary, run_dir, sweep_dir, write_summary
 
 DEFAULT = {"gpus": 1, "nodes": 1}
 # Seconds torchrun gives the ranks to end when it is itself stopped (SIGTERM, Ctrl-C) before it kills them. When a
@@ -120,9 +120,9 @@ def run_local_ranks(job: dict[str, Any], root: Path | str, *, threads: int = 0) 
     root = Path(root)
     sweep_path = sweep_dir(root, job["sweep"])
     folder = run_dir(sweep_path, job["id"])
-    done = read_summary(folder)
-    if done is not None and State(done["status"]).is_done():
-        return done
+    if disk_state(sweep_path, job).is_done():
+        return read_summary(folder)
+    before = read_summary(folder)
     folder.mkdir(parents=True, exist_ok=True)
     job_file = folder / "launch.json"
     write_text_atomic(job_file, json.dumps(job))
@@ -136,6 +136,6 @@ def run_local_ranks(job: dict[str, Any], root: Path | str, *, threads: int = 0) 
     if code == 0 and summary is not None:
         return summary
     error = f"a rank of {ranks} failed ({rank_failure(log.read_text())}); resubmit to resume from the checkpoint"
-    if summary is not None and summary != done and summary.get("error"):  # rank 0 recorded its own error
+    if summary is not None and summary != before and summary.get("error"):  # rank 0 recorded its own error
         error += f"; rank 0: {summary['error']}"
     return write_summary(sweep_path, job, {"status": State.FAILED, "error": error})

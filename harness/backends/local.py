@@ -22,6 +22,7 @@ from harness.backends import Job
 from harness.backends.launch import run_local_ranks, world_size
 from harness.backends.select import disk_states
 from harness.collect import collect_table
+from harness.lock import hold_worker_lock, stop_with_parent
 from harness.process import apply_job_env
 from harness.progress import Progress
 from harness.states import State
@@ -106,8 +107,11 @@ def evaluation_printer(job_id: str):
     return show
 
 
-def _worker(conn: Connection, slot: Slot, root: str, verbose: bool) -> None:
-    """Worker process: pins its GPU and threads, then runs the jobs it is sent until it gets None."""
+def _worker(conn: Connection, slot: Slot, root: str, sweep_path: str, parent: int, verbose: bool) -> None:
+    """Worker process: stops with its parent (``harness.lock``), pins its GPU and threads, then runs the jobs it
+    is sent until it gets None."""
+    stop_with_parent(parent)
+    lock = hold_worker_lock(Path(sweep_path))  # noqa: F841 (held until this process ends)
     if slot.gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = slot.gpu
     import torch
@@ -126,15 +130,17 @@ def _worker(conn: Connection, slot: Slot, root: str, verbose: bool) -> None:
 class _Pool:
     """Worker processes with their pipes; restarts a worker that died."""
 
-    def __init__(self, slots: list[Slot], root: Path, verbose: bool):
+    def __init__(self, slots: list[Slot], root: Path, sweep_path: Path, verbose: bool):
         self.ctx = mp.get_context("spawn")
         apply_job_env()  # the workers inherit it
-        self.root, self.verbose = str(root), verbose
+        self.root, self.sweep_path, self.verbose = str(root), str(sweep_path), verbose
         self.workers: list[tuple[Any, Connection, Slot]] = [self._start(s) for s in slots]
 
     def _start(self, slot: Slot) -> tuple[Any, Connection, Slot]:
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker, args=(child, slot, self.root, self.verbose), daemon=True)
+        args = (child, slot, self.root, self.sweep_path, os.getpid(), self.verbose)
+        proc = self.ctx.Process(target=_worker, args=args,
+                                daemon=True)
         proc.start()
         child.close()
         return proc, parent, slot
@@ -167,7 +173,7 @@ def run_local(jobs: list[dict[str, Any]], all_jobs: list[dict[str, Any]], root: 
     for j in pending:
         state[j["id"]] = State.PENDING
     progress = progress or Progress(total=len(jobs))
-    pool = _Pool(slots, root, verbose)
+    pool = _Pool(slots, root, sweep_path, verbose)
     busy: dict[int, dict[str, Any]] = {}
     try:
         while pending or busy:

@@ -37,6 +37,7 @@ import harness
 from harness.backends import Job
 from harness.backends.launch import refuse_ranks
 from harness.backends.resources import SlurmResources
+from harness.backends.slurm_checks import check_request
 from harness.backends.slurm_state import query, read_submitted, record_submitted, run_cmd, slurm_dir, sweep_states
 from harness.errors import BackendError
 from harness.files import write_json_atomic
@@ -192,7 +193,8 @@ def snapshot_code(code_root: Path) -> Path:
 
 
 def check_cluster(resources: SlurmResources) -> int:
-    """Fail early with the fix when Slurm cannot take the jobs; returns the cluster's MaxArraySize."""
+    """Fail early with the fix when Slurm cannot take the jobs (no tools, unknown partition, a request its nodes
+    or limits can never satisfy: ``slurm_checks.check_request``); returns the cluster's MaxArraySize."""
     for tool in ("sbatch", "srun"):
         if shutil.which(tool) is None:
             raise BackendError(f"`{tool}` is not on PATH: the slurm backend needs the Slurm client tools; "
@@ -206,6 +208,7 @@ def check_cluster(resources: SlurmResources) -> int:
             raise BackendError(f"unknown Slurm partition {resources.partition!r}; this cluster has "
                                f"{', '.join(names) or 'none'}: set slurm.partition in the sweep file or "
                                "pass --partition")
+    check_request(resources)
     return max_array_size
 
 

@@ -22,6 +22,7 @@ from harness.dotted import flatten, set_dotted
 from harness.errors import SweepError
 from harness.sweep.schema import DATA_KEYS, DEFAULTS, Where, check_key, check_value, suggest
 from harness.sweep.tune import parse_tune
+from harness.sweep.yamlload import compose_sweep_file
 from harness.track.settings import parse_track
 
 TOP_KEYS = ("name", "description", "base", "matrix", "zip", "exclude", "include", "slurm", "tune", "track")
@@ -77,9 +78,8 @@ def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
     p = Path(path)
     if not p.is_file():
         raise SweepError(f"{p}: no such sweep file; check the path (sweeps live in sweeps/*.yaml)")
-    text = p.read_text()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        text, node = compose_sweep_file(p)  # UTF-8, no duplicate keys, aliases bounded
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
