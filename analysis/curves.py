@@ -128,8 +128,16 @@ def fit_curves(runs: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> Curv
 
 
 def mean_points(rows: pd.DataFrame, x: str = N, y: str = ERR) -> pd.DataFrame:
-    """Mean, min and max of ``y`` over seeds at each ``x``, sorted by ``x``."""
-    return rows.groupby(x, sort=True)[y].agg(["mean", "min", "max"]).reset_index()
+    """Mean, min and max of ``y`` over seeds at each ``x``, sorted by ``x`` (rows missing ``x`` or ``y`` left out)."""
+    xs, ys = rows[x].to_numpy(float), rows[y].to_numpy(float)
+    keep = ~(np.isnan(xs) | np.isnan(ys))
+    order = np.argsort(xs[keep], kind="stable")
+    xs, ys = xs[keep][order], ys[keep][order]
+    if len(xs) == 0:
+        return pd.DataFrame({x: xs, "mean": xs, "min": xs, "max": xs})
+    x_u, starts, counts = np.unique(xs, return_index=True, return_counts=True)
+    return pd.DataFrame({x: x_u, "mean": np.add.reduceat(ys, starts) / counts, "min": np.minimum.reduceat(ys, starts),
+                         "max": np.maximum.reduceat(ys, starts)})  # fmt: skip
 
 
 def still_improving_at(rows: pd.DataFrame, x: str = N) -> np.ndarray | None:
@@ -137,8 +145,10 @@ def still_improving_at(rows: pd.DataFrame, x: str = N) -> np.ndarray | None:
     runs do not record it (sweeps written before the summary had ``still_improving``)."""
     if IMPROVING not in rows or rows[IMPROVING].isna().all():
         return None
-    flag = rows[IMPROVING].astype("boolean").fillna(False)
-    return flag.groupby(rows[x], sort=True).any().to_numpy(bool)
+    xs = rows[x].to_numpy(float)
+    flag = rows[IMPROVING].astype("boolean").fillna(False).to_numpy(bool)
+    x_u, codes = np.unique(xs[~np.isnan(xs)], return_inverse=True)
+    return np.bincount(codes, weights=flag[~np.isnan(xs)], minlength=len(x_u)) > 0
 
 
 def primary_strategy(pts: pd.DataFrame) -> str:

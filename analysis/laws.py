@@ -96,23 +96,27 @@ def fit_laws(runs: pd.DataFrame, fits: CurveFits, *, n_boot: int = 1000, seed: i
 def _transfer_points(pts: pd.DataFrame, fits: CurveFits, group: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
     """One row per fine-tuned run with a fitted scratch curve (group columns + POINT_COLUMNS), and the D_T of every
     bootstrap fit of that scratch curve (n_boot, rows); rows with no matching scratch fit are left out."""
-    frames, boots = [], []
+    index, d_e, n_min, n_max, boots = [], [], [], [], []
     for ft, sc in pairs(pts, fits.key_columns):
         scratch = fits.get(sc)
         if scratch is None:
             continue
-        d_f, err = ft[N].to_numpy(float), ft[ERR].to_numpy(float)
-        d_e, boot_de = effective_data(scratch, err)
-        n_min, n_max = float(sc[N].min()), float(sc[N].max())
-        frames.append(ft[group].assign(
-            id=ft["id"], seed=ft["seed"], n_params=ft["n_params"], d_f=d_f, err=err, d_e=d_e,
-            d_t=d_e - d_f, scratch_n_max=n_max, extrapolated=(d_e > n_max) | (d_e < n_min),
-            use=_use(d_e, d_f, n_max),
-        ))  # fmt: skip
-        boots.append(np.where(_use(boot_de, d_f, n_max) == "ok", boot_de - d_f, np.nan))
-    if not frames:
+        point, boot = effective_data(scratch, ft[ERR].to_numpy(float))
+        index.append(ft.index.to_numpy())
+        d_e.append(point)
+        boots.append(boot)
+        n_min.append(np.full(len(ft), float(sc[N].min())))
+        n_max.append(np.full(len(ft), float(sc[N].max())))
+    if not index:
         return pd.DataFrame(columns=[*group, *POINT_COLUMNS]), np.empty((0, 0))
-    return pd.concat(frames, ignore_index=True), np.concatenate(boots, axis=1)
+    rows = pts.loc[np.concatenate(index)]
+    d_f, err = rows[N].to_numpy(float), rows[ERR].to_numpy(float)
+    d_e, n_min, n_max, boot_de = (np.concatenate(v, axis=-1) for v in (d_e, n_min, n_max, boots))
+    points = rows[[*group, "id", "seed", "n_params"]].assign(
+        d_f=d_f, err=err, d_e=d_e, d_t=d_e - d_f, scratch_n_max=n_max, extrapolated=(d_e > n_max) | (d_e < n_min),
+        use=_use(d_e, d_f, n_max),
+    )  # fmt: skip
+    return points.reset_index(drop=True), np.where(_use(boot_de, d_f, n_max) == "ok", boot_de - d_f, np.nan)
 
 
 def _use(d_e: np.ndarray, d_f: np.ndarray, n_max: float) -> np.ndarray:

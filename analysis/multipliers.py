@@ -36,8 +36,9 @@ def small_n_multipliers(runs: pd.DataFrame, fits: CurveFits, *, n_boot: int = 10
     rows = []
     for ft, sc in pairs(primary(downstream_points(runs)), fits.key_columns):
         rng = np.random.default_rng(seed_for(seed, ("multiplier", *label_key(tuple(ft[fits.key_columns].iloc[0])))))
-        (nu_f, mean_f, boot_f), (nu_s, mean_s, boot_s) = (_resampled_means(c, n_boot, rng) for c in (ft, sc))
-        runs_per_n = int(min(ft.groupby(N).size().min(), sc.groupby(N).size().min()))
+        nu_f, mean_f, boot_f, runs_f = _resampled_means(ft, n_boot, rng)
+        nu_s, mean_s, boot_s, runs_s = _resampled_means(sc, n_boot, rng)
+        runs_per_n = int(min(runs_f.min(), runs_s.min()))
         fit_f, fit_s = fits.get(ft), fits.get(sc)
         for j, (n, target) in enumerate(zip(nu_f[:SMALL_N], mean_f[:SMALL_N], strict=False)):
             interp = float(interp_n_for(nu_s, mean_s, target) / interp_n_for(nu_f, mean_f, target))
@@ -55,13 +56,18 @@ def small_n_multipliers(runs: pd.DataFrame, fits: CurveFits, *, n_boot: int = 10
 
 
 def _resampled_means(rows: pd.DataFrame, n_boot: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """Sorted distinct N, the mean error at each, and (n_boot, m) means over the runs resampled at each N."""
-    n_u, means = curve_means(rows[N].to_numpy(float), rows[ERR].to_numpy(float))
+    """Sorted distinct N, the mean error at each, (n_boot, m) means over the runs resampled at each N, and the number
+    of runs at each N."""
+    n, err = rows[N].to_numpy(float), rows[ERR].to_numpy(float)
+    n_u, means = curve_means(n, err)
+    order = np.argsort(n, kind="stable")  # the runs of each N in their order
+    starts = np.searchsorted(n[order], n_u)
+    counts = np.diff(np.r_[starts, len(n)])
     boot = np.empty((n_boot, len(n_u)))
-    for i, (_, err) in enumerate(rows.groupby(N, sort=True)[ERR]):
-        err = err.to_numpy(float)
-        boot[:, i] = err[rng.integers(0, len(err), (n_boot, len(err)))].mean(1)
-    return n_u, means, boot
+    for i, (start, count) in enumerate(zip(starts, counts, strict=True)):
+        at_n = err[order[start : start + count]]
+        boot[:, i] = at_n[rng.integers(0, count, (n_boot, count))].mean(1)
+    return n_u, means, boot, counts
 
 
 def _open(n_s: np.ndarray, means: np.ndarray, t: np.ndarray) -> np.ndarray:

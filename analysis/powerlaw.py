@@ -1,9 +1,11 @@
 """Power-law fits err = a * n^-b + c with a robust loss in log space and bootstrap confidence intervals.
 
-The point estimate is a Huber fit of the log residuals ``log(model) - log(err)``, started from a grid over b and c
-(the best start is polished by scipy, whose status gives the convergence flag). The bootstrap refits every resample
-at once with the batched, bounded Levenberg-Marquardt of ``analysis.robust`` on the same Huber loss, warm-started at
-the point estimate: a resample is a vector of integer weights over the points (or over the groups, e.g. seeds).
+The point estimate is a Huber fit of the log residuals ``log(model) - log(err)`` whose ties least squares breaks
+(``analysis.robust``: a curve's answer depends on its points alone, not on the optimiser's path), started from a grid
+over b and c (the best start is polished by scipy, whose status gives the convergence flag). The bootstrap refits
+every resample at once with the batched, bounded Levenberg-Marquardt of ``analysis.robust`` on the same loss,
+warm-started at the point estimate: a resample is a vector of integer weights over the points (or over the groups,
+e.g. seeds). Points are put in a canonical order first, so the input's order changes nothing, intervals included.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analysis.load import ReportError
-from analysis.robust import HUBER_SCALE, Model, cost, interval, lm, polish, resample_weights
+from analysis.robust import HUBER_SCALE, Model, cost, interval, lm, point_order, polish, resample_weights
 
 B_MAX = 5.0
 LOG_A_MAX = 50.0  # |log a| bound: keeps exp() finite
@@ -81,6 +83,8 @@ def fit(
     than one distinct value; otherwise points are resampled. Intervals are bootstrap percentiles (95 %).
     """
     x, y = _validate(n, err, offset)
+    order = point_order([x, y], groups)
+    x, y, groups = x[order], y[order], None if groups is None else np.asarray(groups)[order]
     xu, inv = np.unique(x, return_inverse=True)
     model = power_law_model(xu, offset)
     c_hi = float(np.exp(y.min())) * (1 - _C_MARGIN) if offset else 0.0

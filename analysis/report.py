@@ -116,13 +116,14 @@ def build_report(
 
 def _render_both(figure: Figure) -> tuple[bytes, bytes]:
     """PNG and PDF of ``figure`` from one layout: the Agg draw runs the constrained layout and renders the PNG,
-    the PDF reuses that layout (savefig would lay the figure out again before each format)."""
+    the PDF reuses that layout. savefig draws a figure that has a layout engine twice (a dry run to lay it out, then
+    the page), even a placeholder engine ("none"): with none at all the PDF is drawn once, the same bytes."""
     canvas = FigureCanvasAgg(figure)
     figure.set_dpi(DPI)
     canvas.draw()
     png = io.BytesIO()
     imsave(png, canvas.buffer_rgba(), format="png", origin="upper", dpi=DPI)
-    figure.set_layout_engine("none")
+    figure.set_layout_engine(None)
     return png.getvalue(), _render(figure, "pdf")
 
 

@@ -7,8 +7,9 @@
   log D_T, linear in the log parameters).
 - Joint law: ``fit_joint`` fits err(P, N) = E + A P^-a + B N^-b (a Huber fit of the log residuals).
 
-Both reuse ``analysis.robust``: the same batched Levenberg-Marquardt refits every bootstrap resample (of points,
-or of whole seeds when there are several), and intervals are its 95 % percentile intervals.
+Both reuse ``analysis.robust``: the same loss (Huber, its ties broken by least squares), the same batched
+Levenberg-Marquardt refits every bootstrap resample (of points, or of whole seeds when there are several), and
+intervals are its 95 % percentile intervals. Points are put in a canonical order first, as for the power law.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from analysis.load import ReportError
 from analysis.powerlaw import B_MAX, LOG_A_MAX, PowerLawFit
-from analysis.robust import HUBER_SCALE, Model, cost, interval, lm, polish, resample_weights
+from analysis.robust import HUBER_SCALE, Model, cost, interval, lm, point_order, polish, resample_weights
 
 TRANSFER_PARAMS = ("k", "alpha", "beta")
 JOINT_PARAMS = ("E", "A", "a", "B", "b")
@@ -83,6 +84,9 @@ def fit_transfer(
     draw whole ``groups`` (e.g. seeds) when there are several, else points.
     """
     d_f, p, d_t = (np.asarray(v, dtype=float).ravel() for v in (d_f, p, d_t))
+    order = point_order([d_f, p, d_t], groups)
+    d_f, p, d_t, groups = d_f[order], p[order], d_t[order], None if groups is None else np.asarray(groups)[order]
+    d_t_boot = None if d_t_boot is None else np.asarray(d_t_boot, dtype=float)[:, order]
     ok = np.isfinite(d_t) & (d_t > 0)
     if len(np.unique(d_f[ok])) < 2:
         raise ReportError(f"the D_T law needs positive D_T at >= 2 distinct D_F, but got {len(np.unique(d_f[ok]))}")
@@ -100,7 +104,7 @@ def fit_transfer(
     r = cols[ok] @ est - y[ok]
     boot = np.empty((0, k))
     if n_boot > 0:
-        boot_dt = np.broadcast_to(d_t, (n_boot, len(d_t))) if d_t_boot is None else np.asarray(d_t_boot, float)
+        boot_dt = np.broadcast_to(d_t, (n_boot, len(d_t))) if d_t_boot is None else d_t_boot
         valid = np.isfinite(boot_dt) & (boot_dt > 0)
         w = resample_weights(len(d_t), n_boot, seed, groups) * valid
         y_boot = np.log(np.where(valid, boot_dt, 1.0))
@@ -125,6 +129,8 @@ def fit_joint(
     when there are several, else points.
     """
     p, n, err = (np.asarray(v, dtype=float).ravel() for v in (p, n, err))
+    order = point_order([p, n, err], groups)
+    p, n, err, groups = p[order], n[order], err[order], None if groups is None else np.asarray(groups)[order]
     if not (np.all(np.isfinite(err)) and np.all(err > 0) and np.all(p > 0) and np.all(n > 0)):
         raise ReportError("the joint law needs P > 0, N > 0 and finite errors > 0")
     sizes, counts = len(np.unique(p)), len(np.unique(n))

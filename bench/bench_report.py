@@ -37,11 +37,12 @@ SMOKE = {"sizes": ((16, 4), (32, 8)), "seeds": (0, 1, 2), "pretrain_systems": ("
 
 
 def timed(label: str, fn: Callable[[], object]) -> tuple[float, object]:
-    """Run ``fn`` once, print and return its wall time (and its result)."""
-    start = time.perf_counter()
+    """Run ``fn`` once, print its wall and CPU time (all threads of this process: on a loaded machine the wall time
+    also counts the waits for a core), and return the wall time and its result."""
+    start, cpu = time.perf_counter(), time.process_time()
     result = fn()
-    seconds = time.perf_counter() - start
-    print(f"{label:<44s} {seconds:8.2f} s")
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    print(f"{label:<44s} {seconds:8.2f} s  (CPU {cpu:7.2f} s)")
     return seconds, result
 
 

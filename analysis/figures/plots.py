@@ -69,15 +69,16 @@ def _largest(rows: pd.DataFrame, among: pd.DataFrame | None = None) -> pd.DataFr
 
 def _series(rows: pd.DataFrame, fits: CurveFits, color: tuple, label: str) -> list[Series]:
     """Mean-over-seeds points with min/max bars and the fit, per curve in ``rows``; zero-shot as a level."""
-    out = []
-    for _, c in curves(rows, fits.key_columns):
-        if c[N].isna().all():
-            out.append(Series(None, c[ERR].to_numpy(), color, label))
-            continue
-        m = mean_points(c)
-        out.append(Series(m[N].to_numpy(), m["mean"].to_numpy(), color, label, m["min"].to_numpy(),
-                          m["max"].to_numpy(), fits.get(c), hollow=still_improving_at(c)))  # fmt: skip
-    return out
+    return [_curve_series(c, fits, color, label) for _, c in curves(rows, fits.key_columns)]
+
+
+def _curve_series(c: pd.DataFrame, fits: CurveFits, color: tuple, label: str) -> Series:
+    """One curve's rows as a Series: mean-over-seeds points with min/max bars and its fit; zero-shot as a level."""
+    if c[N].isna().all():
+        return Series(None, c[ERR].to_numpy(), color, label)
+    m = mean_points(c)
+    return Series(m[N].to_numpy(), m["mean"].to_numpy(), color, label, m["min"].to_numpy(), m["max"].to_numpy(),
+                  fits.get(c), hollow=still_improving_at(c))  # fmt: skip
 
 
 def _curves_figure(panels: dict[str, list[Series]], suptitle: str, ylabel: str = ERR_LABEL) -> Figure:
@@ -105,13 +106,15 @@ def error_vs_n(runs: pd.DataFrame, fits: CurveFits | None = None) -> FigureResul
     rank = _size_rank(pts)
     panels = {}
     for title, sub in _panel_rows(pts):
-        panels[title] = [
-            s
-            for (stage, w, m), rows in sub.groupby(["stage", *SIZE], sort=True)
-            for s in _series(rows, fits, stage_color(stage, rank[(w, m)]),
-                             f"{STAGE_LABELS[stage]} {human_count(rows['n_params'].mean())}")  # fmt: skip
-        ]
+        # one series per curve, in (stage, size) order: the curve key starts with them
+        panels[title] = [_curve_series(c, fits, *_stage_style(c, rank)) for _, c in curves(sub, fits.key_columns)]
     return FigureResult(_curves_figure(panels, "Error vs downstream samples (colour shade: model size)"))
+
+
+def _stage_style(c: pd.DataFrame, rank: dict[tuple[int, int], float]) -> tuple[tuple, str]:
+    """A curve's colour (its stage's, shaded by its model size's ``rank``) and label (stage and parameter count)."""
+    stage, size = c["stage"].iloc[0], (c["model.width"].iloc[0], c["model.modes"].iloc[0])
+    return stage_color(stage, rank[size]), f"{STAGE_LABELS[stage]} {human_count(c['n_params'].mean())}"
 
 
 @paper_style

@@ -21,9 +21,9 @@ from harness.backends.resources import SlurmResources, SlurmSettingError
 from harness.dotted import flatten, set_dotted
 from harness.errors import SweepError
 from harness.sweep.schema import DATA_KEYS, DEFAULTS, Where, check_key, check_value, suggest
+from harness.sweep.track import parse_track
 from harness.sweep.tune import parse_tune
 from harness.sweep.yamlload import compose_sweep_file
-from harness.track.settings import parse_track
 
 TOP_KEYS = ("name", "description", "base", "matrix", "zip", "exclude", "include", "slurm", "tune", "track")
 MAX_JOBS = 100_000
