@@ -44,6 +44,7 @@ from harness.store import (
 )
 from harness.tasks.make import make_task
 from harness.track import open_trackers
+from harness.train.distributed import current
 from harness.train.loop import TrainConfig, evaluate, load_weights, seed_everything, train
 from harness.train.strategies import transferred_modules
 from harness.tune import Pruned, TrialRun
@@ -126,11 +127,12 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
     else:
         train_data = task.load(part, "train", part["n_train"], seed=dseed, cache=cache)
         stats = task.stats(train_data, stats)
-        if stage == "pretrain":
+        if stage == "pretrain" and current().is_main:
             write_json_atomic(folder / "stats.json", {**stats, "layout": pde.LAYOUT_VERSION})
         result = train(model, task.tensors(train_data, stats), tensors("val", part["n_val"], stats), tcfg, seed=seed,
                        device=device, workdir=folder / "ckpt", on_eval=on_eval, objective=objective)
-        write_parquet_atomic(folder / "epochs.parquet", result.rows)
+        if current().is_main:
+            write_parquet_atomic(folder / "epochs.parquet", result.rows)
         metrics.update(status=result.status, error=result.error, best_val_rel_l2=result.best_val_rel_l2,
                        best_step=result.best_step, steps_run=result.steps_run, epochs_run=result.epochs_run,
                        still_improving=result.still_improving)
@@ -167,17 +169,21 @@ def run_job(job: dict[str, Any], root: Path | str, *, on_eval: EvalHook | None =
     """Run one job to completion and write its results; returns its summary row.
 
     A done job (its summary says ok or pruned, with the files an ok result needs) is not run again: its summary
-    is returned as it is.
+    is returned as it is. In a data-parallel job (``harness.train.distributed``) every rank calls this; rank 0
+    writes, tracks and reports, the other ranks train alongside it and return their metrics (an error there ends
+    the rank, and so the job).
     """
     root = Path(root)
     sweep_path = sweep_dir(root, job["sweep"])
     folder = run_dir(sweep_path, job["id"])
     if disk_state(sweep_path, job).is_done():  # an ok summary with all its files (``store.incomplete``)
         return read_summary(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(folder / "config.json", job)
     keep_freed_memory()
     device = pick_device()
+    if not current().is_main:
+        return _execute(job, root, folder, device, _hold_hook(job["id"]))
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / "config.json", job)
     start = time.time()
     trial = None
     trackers = open_trackers(job, sweep_path, folder)  # none unless the sweep names some (`track:`)

@@ -4,7 +4,8 @@ Nothing is started: a breakpoint in `run_job` or anything below it stops `harnes
 in the debugger, and an exception a job records as failed can be stepped through with `pdb -m harness.cli`.
 Jobs run in plan order (pretraining first), with the job-process settings and the threads a local worker
 would have, so the results equal the local backend's; a downstream job whose pretraining did not end ok is
-recorded blocked.
+recorded blocked. A job of several ranks (`resources`) runs here as one process: the same training
+(``harness.train.distributed``), equal to its ranks' result within float rounding.
 """
 
 from __future__ import annotations

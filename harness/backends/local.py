@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends import Job
+from harness.backends.launch import run_local_ranks, world_size
 from harness.backends.select import disk_states
 from harness.collect import collect_table
 from harness.lock import hold_worker_lock, stop_with_parent
@@ -119,7 +120,10 @@ def _worker(conn: Connection, slot: Slot, root: str, sweep_path: str, parent: in
 
     torch.set_num_threads(slot.threads)
     while (job := conn.recv()) is not None:
-        summary = run_job(job, root, on_eval=evaluation_printer(job["id"]) if verbose else None)
+        if world_size(job) > 1:  # a data-parallel job: its ranks under torchrun
+            summary = run_local_ranks(job, root, threads=slot.threads)
+        else:
+            summary = run_job(job, root, on_eval=evaluation_printer(job["id"]) if verbose else None)
         conn.send((job["id"], summary["status"], summary.get("error", "")))
 
 

@@ -35,6 +35,7 @@ from submitit.helpers import Checkpointable
 
 import harness
 from harness.backends import Job
+from harness.backends.launch import refuse_ranks
 from harness.backends.resources import SlurmResources
 from harness.backends.slurm_checks import check_request
 from harness.backends.slurm_state import query, read_submitted, record_submitted, run_cmd, slurm_dir, sweep_states
@@ -262,6 +263,7 @@ def submit(jobs: list[dict[str, Any]], root: Path, resources: SlurmResources) ->
     report = SubmitReport()
     if not jobs:
         return report
+    refuse_ranks(jobs, "slurm")
     max_array_size = check_cluster(resources)
     root = Path(root).resolve()
     sweep = jobs[0]["sweep"]

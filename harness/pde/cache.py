@@ -123,6 +123,19 @@ def _load_cached(path: Path) -> PDEData | TimeData | None:
         return None
 
 
+def split_path(system: str, split: str, n: int, *, shift: str | Sequence[float] | None = None,
+               coef_range: Sequence[float] | None = None, resolution: int = 128, seed: int = 0,
+               cache_dir: str | os.PathLike | None = None) -> Path:
+    """The cache file of a :func:`load_split` request (which may not exist yet)."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+    ranges = resolve_ranges(system, shift, coef_range)
+    n, resolution, seed, _ = check_request(n, resolution, seed, np.float32)
+    request = {"system": system, "ranges": {s: list(r) for s, r in ranges.items()}, "n": n,
+               "resolution": resolution, "seed": split_seed(seed, split), "split": split, "dtype": "float32"}
+    return resolve_cache_dir(cache_dir) / f"{system}-{split}-n{n}-r{resolution}-{cache_key(request)}.npz"
+
+
 def load_split(system: str, split: str, n: int, *, shift: str | Sequence[float] | None = None,
                coef_range: Sequence[float] | None = None, resolution: int = 128, seed: int = 0,
                cache_dir: str | os.PathLike | None = None) -> PDEData:
@@ -131,17 +144,12 @@ def load_split(system: str, split: str, n: int, *, shift: str | Sequence[float] 
     Each split draws with its own seed (see :func:`split_seed`); a training split carries ``stats``
     (:func:`compute_stats`), other splits have ``stats=None``. A second identical request reads the file.
     """
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
-    ranges = resolve_ranges(system, shift, coef_range)
-    n, resolution, seed, _ = check_request(n, resolution, seed, np.float32)
-    data_seed = split_seed(seed, split)
-    request = {"system": system, "ranges": {s: list(r) for s, r in ranges.items()}, "n": n,
-               "resolution": resolution, "seed": data_seed, "split": split, "dtype": "float32"}
-    path = resolve_cache_dir(cache_dir) / f"{system}-{split}-n{n}-r{resolution}-{cache_key(request)}.npz"
+    path = split_path(system, split, n, shift=shift, coef_range=coef_range, resolution=resolution, seed=seed,
+                      cache_dir=cache_dir)
 
     def make() -> PDEData:
-        return generate(system, n, coef_range=coef_range, shift=shift, resolution=resolution, seed=data_seed)
+        return generate(system, n, coef_range=coef_range, shift=shift, resolution=resolution,
+                        seed=split_seed(seed, split))
 
     return _cached(path, split, make, compute_stats)
 

@@ -118,6 +118,7 @@ def describe_estimate(jobs: list[dict[str, Any]], *, device: str | None = None) 
         lines.append(f"{row.stage:<10} {row.jobs:6d} {row.train_samples:14.3g} {row.flops:10.3g} {row.hours:10.3g}")
     lines.append(
         f"(calibrated in {time.perf_counter() - start:.0f}s on {where}, {len(shapes)} shape(s); one job at a time "
-        "per device; with patience a job may stop sooner, so training hours are an upper bound)"
+        "per device; a job of several ranks (resources) spreads its hours over its devices; with patience a job "
+        "may stop sooner, so training hours are an upper bound)"
     )
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.backends.launch import DEFAULT, offer, resource_problem, take_resources
 from harness.backends.resources import Device, SlurmResources, largest_device
 from harness.dotted import copy_tree, set_dotted
 from harness.errors import SweepError
@@ -112,10 +113,15 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -
     pretrain: dict[str, dict[str, Any]] = {}
     downstream: dict[str, dict[str, Any]] = {}
     tune = sweep.tune
+    offered = offer(sweep.slurm)
     for point in _points(sweep):
         config = resolve_data(point, resolve(sweep, point), sweep.where, str(Path(sweep.path).parent))
+        resources = take_resources(config)  # how many ranks a job runs as: not in its config nor its id
         stages = stage_configs(config)
         check_point(point, config, stages, sweep.where, device)
+        if problem := resource_problem(resources, [stage for stage, _ in stages], offered,
+                                       tuple(tune["stages"]) if tune else ()):
+            raise sweep.where.at_point(problem[0], point, problem[1])
         for stage, cfg in stages:
             tuned = tune is not None and stage in tune["stages"]
             for trial_cfg in trial_configs(cfg, job_id(stage, cfg), tune) if tuned else [cfg]:
@@ -126,6 +132,8 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -
                                   "depends_on": cfg.get("pretrain_id"), "point": point}
                     if tuned:
                         table[jid]["tune_storage"] = tune["storage"]
+                    if (res := resources["pretrain" if stage == "pretrain" else "downstream"]) != DEFAULT:
+                        table[jid]["resources"] = res
     if not downstream and not pretrain:
         raise SweepError(f"{sweep.path}: every point was excluded; loosen `exclude`")
     return [*pretrain.values(), *downstream.values()]

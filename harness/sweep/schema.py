@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
         "n_val": 4096,
         "n_test": 4096,
         "train": dict(TRAIN_DEFAULTS),
+        # ranks per node and nodes (harness.backends.launch); not in the job id
+        "resources": {"gpus": 1, "nodes": 1},
     },
     "downstream": {
         "system": "poisson",
@@ -52,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
         "n_test": 4096,
     },
     "train": dict(TRAIN_DEFAULTS),
+    "resources": {"gpus": 1, "nodes": 1},  # of the downstream stages
 }
 
 SHIFT_NAMES = tuple(sorted({level for levels in SHIFT_LEVELS.values() for level in levels} | set(TIME_LEVELS)))
@@ -70,7 +73,8 @@ SHIFT_KEYS = ("pretrain.shift", "downstream.shift")
 POSITIVE_KEYS = ("model.width", "model.modes", "train.epochs", "train.batch_size", "pretrain.train.epochs",
                  "pretrain.train.batch_size", "pretrain.n_train", "pretrain.n_val", "pretrain.n_test",
                  "pretrain.mask_patches", "downstream.n_train", "downstream.n_val", "downstream.n_val_min",
-                 "downstream.n_test")
+                 "downstream.n_test", "resources.gpus", "resources.nodes", "pretrain.resources.gpus",
+                 "pretrain.resources.nodes")
 SEED_KEYS = ("data_seed", "seed", "pretrain.seed")
 # Optional keys, absent from the defaults (so the ids of generated-data jobs do not change): a part's data
 # source on disk, a mapping checked by ``harness.data.parse_spec`` here and against its files at expand.

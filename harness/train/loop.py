@@ -36,6 +36,7 @@ from harness.config import TrainConfig
 from harness.errors import HarnessError
 from harness.models.fno import upgrade_state_dict
 from harness.train.checkpoint import load, save_atomic
+from harness.train.distributed import current
 from harness.train.objective import SUPERVISED, Objective
 from harness.train.signals import held_signals
 
@@ -85,19 +86,21 @@ def evaluate(
     objective: Objective = SUPERVISED,
 ) -> float:
     """Mean per-sample ``objective.metric`` (relative L2 by default) of ``model`` on (x, y), without
-    gradients, in eval mode; the objective's view draws from a generator seeded with ``EVAL_SEED``."""
-    device = torch.device(device)
+    gradients, in eval mode; the objective's view draws from a generator seeded with ``EVAL_SEED``. In a
+    data-parallel job each rank scores its share of the samples and the sums are all-reduced."""
+    device, ranks = torch.device(device), current()
+    part = ranks.part(x.shape[0])
     was_training = model.training
     model.eval()
     total = torch.zeros((), device=device)
     generator = torch.Generator(device=device).manual_seed(EVAL_SEED)
     with torch.no_grad():
-        for i in range(0, x.shape[0], batch_size):
-            inputs, target = objective.view(x[i : i + batch_size].to(device), y[i : i + batch_size].to(device),
-                                            generator)
+        for i in range(part.start, part.stop, batch_size):
+            end = min(i + batch_size, part.stop)
+            inputs, target = objective.view(x[i:end].to(device), y[i:end].to(device), generator)
             total += objective.metric(model(inputs).float(), target).sum()
     model.train(was_training)
-    return total.item() / x.shape[0]
+    return ranks.sum(total).item() / x.shape[0]
 
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
@@ -218,7 +221,7 @@ def train(  # noqa: C901
     with status "diverged" instead of raising; ``patience`` counts evaluations without improvement.
     """
     # -- set-up: data on the device, budget, optimiser, precision
-    device, workdir = torch.device(device), Path(workdir)
+    device, workdir, ranks = torch.device(device), Path(workdir), current()
     x_train, y_train = (t.to(device) for t in train_xy)
     x_val, y_val = (t.to(device) for t in val_xy)
     n_train = x_train.shape[0]
@@ -227,7 +230,7 @@ def train(  # noqa: C901
     optimizer = make_optimizer(model, cfg)
     generator = torch.Generator(device=device).manual_seed(seed)
     use_bf16 = cfg.precision == "bf16" and device.type == "cuda" and torch.cuda.is_bf16_supported()
-    forward = torch.compile(model) if cfg.compile and device.type == "cuda" else model
+    forward = torch.compile(ranks.wrap(model)) if cfg.compile and device.type == "cuda" else ranks.wrap(model)
     augment = objective.augmentation(cfg)
 
     # -- init or resume
@@ -258,14 +261,14 @@ def train(  # noqa: C901
         loop = ckpt["loop"]
         if loop["order"] is not None:
             loop["order"] = loop["order"].to(device)
-    loss_sum = torch.tensor(loop["loss_sum"], device=device)  # summed on the device: no sync between evaluations
+    loss_sum = torch.tensor(loop["loss_sum"] if ranks.is_main else 0.0, device=device)  # this rank's part, unsynced
     clock = time.perf_counter()
 
     def validate() -> None:
         """Score the validation set at this step, keep the best weights, append the row (one CPU-GPU sync)."""
         nonlocal clock
         step = loop["step"]
-        train_loss = loss_sum.item() / loop["loss_count"] if loop["loss_count"] else math.nan
+        train_loss = ranks.sum(loss_sum).item() / loop["loss_count"] if loop["loss_count"] else math.nan
         val = math.nan
         if step and not math.isfinite(train_loss):
             loop.update(status="diverged", done=True, error=f"training loss became {train_loss} by step {step} "
@@ -289,7 +292,9 @@ def train(  # noqa: C901
         loop["loss_count"] = 0
 
     def checkpoint() -> None:
-        loop["loss_sum"] = loss_sum.item()
+        loop["loss_sum"] = ranks.sum(loss_sum).item()
+        if not ranks.is_main:
+            return
         state = {**loop, "order": None if loop["order"] is None else loop["order"].cpu()}
         save_atomic({**identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "generator": generator.get_state(), "loop": state}, last_path)
@@ -313,15 +318,16 @@ def train(  # noqa: C901
             if augment is not None:
                 inputs, target = augment(inputs, target, generator)
             inputs, target = objective.train_view(forward, inputs, target, generator)
-            loss = train_step(forward, optimizer, inputs, target, objective=objective, use_bf16=use_bf16)
-            loss_sum += loss * idx.numel()
+            inputs, target, mine = ranks.share(inputs, target, objective)  # this rank's part (all of it alone)
+            loss = train_step(forward, optimizer, inputs, target, objective=mine, use_bf16=use_bf16)
+            loss_sum += loss * (idx.numel() / ranks.world)
             loop["loss_count"] += idx.numel()
             loop["step"] += 1
             evaluated = loop["step"] % budget.eval_every == 0 or loop["step"] == budget.total_steps
             if evaluated:
                 validate()
-            if (evaluated and loop["done"]) or loop["step"] == budget.total_steps or stop.pending \
-                    or time.monotonic() - saved >= cfg.checkpoint_every_s:
+            due = stop.pending or time.monotonic() - saved >= cfg.checkpoint_every_s
+            if (evaluated and loop["done"]) or loop["step"] == budget.total_steps or ranks.any(due, device):
                 checkpoint()
                 saved = time.monotonic()
                 if stop.pending:
@@ -332,10 +338,9 @@ def train(  # noqa: C901
     # -- finish: best weights into the model and best.pt
     if loop["best_model"] is not None:
         model.load_state_dict(loop["best_model"])
-        save_atomic(
-            {**identity, "model": loop["best_model"], "step": loop["best_step"], "val_rel_l2": loop["best_val"]},
-            workdir / "best.pt",
-        )
+        if ranks.is_main:
+            save_atomic({**identity, "model": loop["best_model"], "step": loop["best_step"],
+                         "val_rel_l2": loop["best_val"]}, workdir / "best.pt")
     return TrainResult(
         status=loop["status"],
         best_val_rel_l2=loop["best_val"],
