@@ -159,3 +159,13 @@ def test_runs_still_improving_are_drawn_hollow_and_explained_in_the_legend(rich)
 
 def _legend_labels(fig) -> list[str]:
     return [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+
+
+def test_the_mixture_figure_leaves_out_shifts_the_mixture_was_not_fine_tuned_at(rich) -> None:
+    runs, fits = rich
+    shifted = runs["downstream.shift"] == "moderate"
+    assert shifted.any()
+    in_distribution = runs[~(shifted & (runs["pretrain.system"] == "mixed"))]  # as sweeps/reference.yaml
+    fig = mixed_pretraining(in_distribution, fits).figure
+    assert fig is not None and len([ax for ax in fig.axes if ax.has_data()]) == 1  # poisson, id
+    assert len([ax for ax in mixed_pretraining(runs, fits).figure.axes if ax.has_data()]) == 2

@@ -226,6 +226,8 @@ def mixed_pretraining(runs: pd.DataFrame, fits: CurveFits | None = None) -> Figu
     }
     panels = {}
     for title, sub in _panel_rows(pts[pts[PANEL[0]].isin(pts.loc[is_mixed, PANEL[0]])]):
+        if not (sub["pretrain.system"] == "mixed").any():
+            continue  # a shift of this system the mixture was not fine-tuned at
         big = _largest(sub, among=sub[sub["pretrain.system"] == "mixed"])
         panels[f"{title}, {human_count(big['n_params'].mean())} params"] = [
             s
