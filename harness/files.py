@@ -18,6 +18,14 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_CREATE_MODE = 0o666 & ~_umask()  # read once at import: os.umask can only be read by setting it
+
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
     """Write ``path`` atomically through ``write(binary file)`` (open for reading too, seekable); returns the
     path."""
@@ -25,6 +33,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _CREATE_MODE)  # mkstemp makes it 0600; a file written plainly gets 0666 less the umask
         with os.fdopen(fd, "w+b") as fh:  # readable too: HDF5 reads back what it writes
             write(fh)
             fh.flush()

@@ -86,3 +86,10 @@ def test_states_say_what_a_submit_does_with_them() -> None:
     assert {s for s in State if not s.is_terminal()} == {State.PENDING, State.RUNNING, State.MISSING}
     assert State("pruned") is State.PRUNED and State.OK == "ok" and {"ok": 1}[State.OK] == 1
     assert [s.prefix for s in Stage] == ["pt", "ft", "sc", "zs"] and Stage.of_init("pretrained") is Stage.FINETUNE
+
+
+def test_written_files_get_the_permissions_of_a_plain_write(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    written = write_atomic(tmp_path / "atomic.txt", lambda fh: fh.write(b"x"))
+    assert written.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777  # not mkstemp's 0600
