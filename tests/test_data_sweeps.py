@@ -147,7 +147,9 @@ def test_a_changed_file_changes_the_ids_and_a_file_changed_after_expand_is_refus
     assert {i for i, d in before.items() if d}.isdisjoint(i for i, d in after.items() if d)
     with h5py.File(tmp_path / FILES["arrays-h5"], "a") as f:  # and changes it again after expand
         f["targets"][4] = 0.0
-    harness(root, "submit", str(sweep), "--backend", "inline", "--only", "scratch", check=False)
+    refused = harness(root, "submit", str(sweep), "--backend", "inline", check=False)  # the file's jobs: new ids
+    assert refused.returncode == 2 and "--reexpand" in refused.stderr and not (root / "ids" / "runs").exists()
+    harness(root, "submit", "ids", "--backend", "inline", "--only", "scratch", check=False)  # the plan as it is
     rows = results(root, "ids").set_index("id")
     data_id = next(i for i, d in after.items() if d)
     assert rows.loc[data_id, "status"] == "failed"

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from harness.backends.launch import refuse_ranks
+from harness.backends.ranks import refuse_ranks
 from harness.cli import main
 from harness.errors import BackendError, SweepError
 from harness.run import HOLD_ENV

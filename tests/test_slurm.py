@@ -333,8 +333,8 @@ def test_bad_cluster_input_is_one_clear_error_and_records_nothing(slurm_cluster:
                                            r"slurm.partition in the sweep file or pass --partition"):
         submit(jobs, root, SlurmResources.from_dict({**RES, "partition": "nope"}))
     assert not (folder / "slurm").exists()
-    with pytest.raises(BackendError, match=r"sbatch rejected downstream array 1/1 \(1 task\(s\)\): .*Requested "
-                                           r"node configuration is not available; fix the slurm settings"):
+    with pytest.raises(BackendError, match=r"slurm.gpus_per_node = 5 but partition debug's largest node has 2 GPUs, "
+                                           r"so its jobs could never start; set slurm.gpus_per_node: 2"):
         submit(jobs, root, SlurmResources.from_dict({**RES, "gpus_per_node": 5}))
     assert read_submitted(folder) == {}
     assert query(folder) == {jobs[0]["id"]: "missing"}

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends import Job
-from harness.backends.launch import run_local_ranks, world_size
+from harness.backends.launch import run_local_ranks
+from harness.backends.ranks import world_size
 from harness.backends.select import disk_states
 from harness.collect import collect_table
 from harness.lock import hold_worker_lock, stop_with_parent

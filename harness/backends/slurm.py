@@ -35,7 +35,7 @@ from submitit.helpers import Checkpointable
 
 import harness
 from harness.backends import Job
-from harness.backends.launch import refuse_ranks
+from harness.backends.ranks import refuse_ranks
 from harness.backends.resources import SlurmResources
 from harness.backends.slurm_checks import check_request
 from harness.backends.slurm_state import query, read_submitted, record_submitted, run_cmd, slurm_dir, sweep_states

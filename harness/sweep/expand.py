@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.backends.launch import DEFAULT, offer, resource_problem, take_resources
+from harness.backends.ranks import DEFAULT, offer, resource_problem, take_resources
 from harness.backends.resources import Device, SlurmResources, largest_device
 from harness.dotted import copy_tree, set_dotted
 from harness.errors import SweepError
