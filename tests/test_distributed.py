@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
+import os
+import socket
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as tmp
 
 from harness.config import TrainConfig
 from harness.models.fno import FNO
-from harness.train.distributed import Ranks
+from harness.train.distributed import Ranks, process_group
 from harness.train.loop import evaluate, seed_everything, train
 
 # 11 samples in global batches of 5: the shares are uneven (2 / 3) and the last batch (1 sample) leaves rank 0
@@ -35,14 +36,20 @@ def _run(workdir: Path) -> tuple[list[dict[str, float]], float]:
     return result.rows, evaluate(model, *_data(2, 7), device="cpu")
 
 
-def _rank(rank: int, world: int, init: str, workdir: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
-    try:
+def _rank(rank: int, world: int, port: int, workdir: str, out: str) -> None:
+    """One rank as a launcher starts it: the process group described by the environment."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    with process_group() as ranks:
+        assert ranks == Ranks(rank, world)
         rows, test = _run(Path(workdir))
-        if rank == 0:
+        if ranks.is_main:
             torch.save({"rows": rows, "test": test}, out)
-    finally:
-        dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _close(a: float, b: float, rel: float = 1e-5) -> bool:
@@ -51,8 +58,7 @@ def _close(a: float, b: float, rel: float = 1e-5) -> bool:
 
 def test_two_gloo_ranks_train_like_one_process(tmp_path: Path) -> None:
     single_rows, single_test = _run(tmp_path / "single")
-    init = f"file://{tmp_path / 'rendezvous'}"
-    tmp.spawn(_rank, args=(2, init, str(tmp_path / "ddp"), str(tmp_path / "ddp.pt")), nprocs=2)
+    tmp.spawn(_rank, args=(2, free_port(), str(tmp_path / "ddp"), str(tmp_path / "ddp.pt")), nprocs=2)
     got = torch.load(tmp_path / "ddp.pt")
     assert [r["step"] for r in got["rows"]] == [r["step"] for r in single_rows] == [0, 3, 6, 9, 12]
     for mine, ref in zip(got["rows"], single_rows, strict=True):

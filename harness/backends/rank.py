@@ -8,22 +8,18 @@ import json
 import sys
 from pathlib import Path
 
-import torch.distributed as dist
-
 from harness.run import run_job
 from harness.states import State
-from harness.train.distributed import init_from_env
+from harness.train.distributed import process_group
 
 
 def main(argv: list[str]) -> int:
     """Run the job in file ``argv[0]`` under results root ``argv[1]`` as this rank; returns the exit code."""
     job, root = json.loads(Path(argv[0]).read_text()), Path(argv[1])
-    init_from_env()
-    try:
-        summary = run_job(job, root)
-    finally:
-        dist.destroy_process_group()
-    return 0 if State(summary["status"]).is_done() else 1
+    with process_group():
+        if not State(run_job(job, root)["status"]).is_done():
+            raise SystemExit(1)  # out of the group without its barrier: the launcher stops the other ranks
+    return 0
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ single process.
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -130,3 +133,19 @@ def init_from_env() -> Ranks:
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world, timeout=COLLECTIVE_TIMEOUT)
     return Ranks(rank, world)
+
+
+@contextmanager
+def process_group() -> Iterator[Ranks]:
+    """This rank inside the launcher's process group (``init_from_env``) for the body, then out of it cleanly:
+    after a body that returned, the ranks wait for each other (so none tears down while a peer still talks to
+    it); the DDP wrappers that reference cycles still hold are collected and the group destroyed while the
+    interpreter is whole (a group left to interpreter exit can abort the process from gloo's threads). After a
+    body that raised, no barrier: the launcher stops the other ranks."""
+    ranks = init_from_env()
+    try:
+        yield ranks
+        dist.barrier()
+    finally:
+        gc.collect()
+        dist.destroy_process_group()
