@@ -15,10 +15,9 @@ from click.testing import CliRunner
 from harness.cli import main
 from harness.store import run_dir
 from tests.helpers import TINY, cli, harness, results, write_sweep
+from tests.test_track_cli import tensorboard_scalars  # skips the module without the tensorboard extra
 
 pytestmark = pytest.mark.slow
-tb_events = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",
-                                reason="the tensorboard extra is not installed (pip install -e '.[track]')")
 mlflow_client = pytest.importorskip("mlflow.tracking", reason="the mlflow extra is not installed")
 wandb_proto = pytest.importorskip("wandb.proto.wandb_internal_pb2", reason="the wandb extra is not installed")
 
@@ -46,12 +45,6 @@ def tracked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def _evaluations(root: Path, job_id: str) -> pd.DataFrame:
     return pd.read_parquet(run_dir(root / "tracked", job_id) / "epochs.parquet")
-
-
-def _tensorboard(folder: Path) -> dict[str, dict[int, float]]:
-    acc = tb_events.EventAccumulator(str(folder / "tensorboard"))
-    acc.Reload()
-    return {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in acc.Tags()["scalars"]}
 
 
 def _wandb_records(path: Path) -> list[bytes]:
@@ -103,7 +96,7 @@ def test_each_tracker_reads_back_every_evaluation(tracked: tuple[Path, str], mon
         folder = run_dir(root / "tracked", job.id)
         steps, val = rows["step"].tolist(), rows["val_rel_l2"].to_numpy()
         assert len(steps) >= 3
-        scalars = _tensorboard(folder)
+        scalars = tensorboard_scalars(folder)
         assert list(scalars["val_rel_l2"]) == steps
         np.testing.assert_allclose(list(scalars["val_rel_l2"].values()), val, rtol=1e-6)
         assert scalars["summary/test_rel_l2"][job.steps_run] == pytest.approx(job.test_rel_l2, rel=1e-6)
@@ -135,7 +128,7 @@ def test_a_missing_or_broken_tracker_gives_one_warning_and_the_same_results(
     assert out.count("tracker mlflow is not installed or broken") == 1, out
     assert out.count("tracker wandb failed (RuntimeError: broken for the test)") == 1, out
     assert out.count("tracker") == 2, out
-    assert _tensorboard(run_dir(root / "tracked", again["id"][0]))["val_rel_l2"]  # the working one still logs
+    assert tensorboard_scalars(run_dir(root / "tracked", again["id"][0]))["val_rel_l2"]  # the working one still logs
 
 
 @pytest.mark.parametrize(("track", "message"), [
