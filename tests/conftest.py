@@ -1,13 +1,16 @@
-"""Shared test set-up: one PDE data cache per test session, few threads (2-core CI machine), the Slurm cluster."""
+"""Shared test set-up: one PDE data cache per test session, few threads (2-core CI machine), the Slurm cluster,
+the smoke sweep's local results."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
 
+from tests.helpers import SWEEPS, harness
 from tests.slurm_util import empty_test_queue, find_cluster
 
 
@@ -32,3 +35,13 @@ def slurm_cluster() -> Iterator[str]:
         os.environ.pop("SLURM_CONF", None)
     else:
         os.environ["SLURM_CONF"] = old
+
+
+@pytest.fixture(scope="session")
+def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """sweeps/smoke.yaml run as `make demo` runs it (expand, then submit on two local workers): its results root.
+    Run once per session (minutes) for the tests of its report and of its result set on Slurm."""
+    root = tmp_path_factory.mktemp("smoke") / "results"
+    harness(root, "expand", str(SWEEPS / "smoke.yaml"))
+    harness(root, "submit", "--workers", "2")
+    return root

@@ -1,4 +1,5 @@
-"""Pictures of the fields: the report's gallery, `harness show`, and the report read in a real browser."""
+"""Pictures of the fields: the report's gallery, `harness show`, and the smoke sweep's report (what `make demo`
+writes) read in a real browser."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ def pictured(tmp_path_factory: pytest.TempPathFactory):
     cli(root, "expand", str(write_sweep(folder, PICTURED, **STEPS)))
     harness(root, "submit", "--workers", "2")
     return root, build_report(root / "pictured", n_boot=20)
+
+
+@pytest.fixture(scope="module")
+def smoke_report(smoke_results: Path):
+    """The report of sweeps/smoke.yaml as `harness report` writes it (default bootstrap) after `make demo`'s run."""
+    return build_report(smoke_results / "smoke")
 
 
 def _real_image(png: Path) -> np.ndarray:
@@ -78,19 +85,25 @@ needs_chromium = pytest.mark.skipif(
     reason="no chromium on PATH: apt-get install chromium (.ci/run installs it; in CI this test never skips)")
 
 
+def test_the_smoke_report_shows_the_gallery_of_each_shift(smoke_report) -> None:
+    assert smoke_report.gallery_skipped == {}
+    html = smoke_report.html.read_text()
+    for shift in ("id", "large"):
+        image = _real_image(smoke_report.figures[f"gallery_poisson_{shift}"])
+        assert image.shape[1] > image.shape[0] and f"alt='gallery_poisson_{shift}'" in html
+
+
 @needs_chromium
-def test_the_report_reads_well_in_a_browser(pictured) -> None:
-    _, report = pictured
-    pngs = len(list(report.out_dir.glob("*.png")))
-    assert pngs == len(report.figures) >= 3
-    assert browser.problems(report.html, pngs) == []
+def test_the_smoke_report_reads_well_in_a_browser(smoke_report) -> None:
+    pngs = len(list(smoke_report.out_dir.glob("*.png")))
+    assert pngs == len(smoke_report.figures) >= 3
+    assert browser.problems(smoke_report.html, pngs) == []
 
 
 @needs_chromium
 @pytest.mark.parametrize("breakage", ["image removed", "image corrupted"])
-def test_the_browser_check_fails_on_a_broken_report(pictured, tmp_path: Path, breakage: str) -> None:
-    _, report = pictured
-    html = report.html.read_text()
+def test_the_browser_check_fails_on_a_broken_report(smoke_report, tmp_path: Path, breakage: str) -> None:
+    html = smoke_report.html.read_text()
     figure = re.search(r"<figure><img alt='gallery_poisson_id'.*?</figure>", html)
     if breakage == "image removed":
         broken = html.replace(figure.group(0), "")
@@ -99,6 +112,6 @@ def test_the_browser_check_fails_on_a_broken_report(pictured, tmp_path: Path, br
         broken = html.replace(data, base64.b64encode(b"not a png").decode())
     page = tmp_path / "report.html"
     page.write_text(broken)
-    found = browser.problems(page, len(report.figures))
+    found = browser.problems(page, len(smoke_report.figures))
     expected = "images on the page, expected" if breakage == "image removed" else "'gallery_poisson_id' did not"
     assert any(expected in problem for problem in found), found
