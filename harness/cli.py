@@ -164,7 +164,7 @@ def _submit(folder: Path, backend: str, retry_failed: bool, only: str | None, dr
     """Pick and run (or list) the jobs to run; returns the line naming those that ended badly ("" if none)."""
     from harness.backends import get_backend
     from harness.backends.select import select
-    from harness.status import bad_line
+    from harness.status import bad_line, incomplete_lines
     from harness.store import read_plan, record_blocked
     from harness.track import clear_warnings
 
@@ -172,7 +172,10 @@ def _submit(folder: Path, backend: str, retry_failed: bool, only: str | None, dr
     plan = read_plan(folder)
     jobs = plan["jobs"]
     runner = get_backend(backend, spec=plan["spec"], **options)
-    chosen = select(jobs, runner.status(folder, jobs), retry_failed=retry_failed, only=only)
+    states = runner.status(folder, jobs)
+    for line in incomplete_lines(folder, jobs, states):
+        click.echo(line)
+    chosen = select(jobs, states, retry_failed=retry_failed, only=only)
     counts = Counter(j["stage"] for j in chosen.todo)
     blocked = f"; {len(chosen.blocked)} blocked (their pretraining cannot run)" if chosen.blocked else ""
     click.echo(f"{folder.name}: {len(chosen.todo)} of {len(jobs)} jobs to run "
@@ -203,7 +206,7 @@ def status(sweep: str | None, root: Path, watch: bool, interval: float, refreshe
     from harness.backends import backend_of
     from harness.backends.slurm_state import read_submitted
     from harness.stale import stale_note
-    from harness.status import bad_line, status_table
+    from harness.status import bad_line, incomplete_lines, status_table
 
     folder = resolve_sweep(root, sweep)
     jobs = load_plan(folder)
@@ -215,6 +218,8 @@ def status(sweep: str | None, root: Path, watch: bool, interval: float, refreshe
         return
     states = backend_of(folder).status(folder, jobs)
     click.echo(status_table(folder, jobs, states))
+    for line in incomplete_lines(folder, jobs, states):
+        click.echo(line)
     if read_submitted(folder):  # queued on Slurm: why the pending jobs wait
         from harness.backends.slurm_checks import pending_reasons
 
