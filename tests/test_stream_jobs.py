@@ -63,8 +63,14 @@ def test_the_steady_task_streams_a_generated_training_split_only_as_told(tmp_pat
     def load(mode: str, split: str = "train") -> object:
         return SteadyTask(config, StreamConfig(mode)).load(part, split, 12, seed=1, cache=tmp_path)
 
-    assert isinstance(load("always"), StreamedSplit)  # the file is generated first, then streamed
-    assert isinstance(load("never"), Samples) and isinstance(load("auto"), Samples)  # 12 samples fit
+    streamed, resident = load("always"), load("never")
+    assert isinstance(streamed, StreamedSplit)  # the file is generated first, then streamed
+    assert isinstance(resident, Samples) and isinstance(load("auto"), Samples)  # 12 samples fit
+    task = SteadyTask(config)
+    assert task.stats(streamed, None) == resident.stats  # the split's own statistics, as resident
+    pretrained = {**resident.stats, "median_source_norm": 2.5}
+    assert task.stats(streamed, pretrained) is pretrained  # a pretrained model's where they fit, as resident
+    assert task.stats(resident, pretrained) is pretrained
     assert isinstance(load("always", "val"), Samples)  # validation and test stay resident
     assert isinstance(SteadyTask(config, StreamConfig("auto", 1e-9)).load(part, "train", 12, seed=1, cache=tmp_path),
                       StreamedSplit)  # over a budget of ~1 KiB
