@@ -17,9 +17,10 @@ import pyarrow as pa
 
 from harness.collect import collect_table
 from harness.errors import HarnessError
+from harness.manifest import check_recorded
 from harness.stale import stale_note
 from harness.states import State
-from harness.store import incomplete, read_plan
+from harness.store import read_plan, run_dir
 
 STATUSES = tuple(s.value for s in (State.OK, State.FAILED, State.DIVERGED, State.BLOCKED, State.PRUNED))
 NUMERIC_COLUMNS = ("model.width", "model.modes", "n_params", "downstream.n_train", "seed", "test_rel_l2")
@@ -39,8 +40,8 @@ class LoadedRuns:
 
     ``problems`` holds (job id, reason) for unreadable summary files and for rows whose status is neither ok
     nor pruned (a trial its pruner stopped is a tuning outcome, counted as pruned, not a problem);
-    ``missing`` the planned job ids without a summary file, or with an ok one whose files are not as its manifest
-    records them (``harness.store.incomplete``: a submit reruns it); ``planned`` the number of jobs in
+    ``missing`` the planned job ids without a summary file, or with an ok one whose files no longer match its
+    manifest (``_incomplete``: a submit reruns it); ``planned`` the number of jobs in
     ``plan.json``; ``stale_note`` the line on runs no longer in the plan ("" when none, ``harness.stale``).
     """
 
@@ -101,11 +102,11 @@ def load_runs(sweep_dir: Path) -> LoadedRuns:
 
 
 def _incomplete(sweep_dir: Path, frame: pd.DataFrame) -> dict[str, str]:
-    """Job id -> what is wrong, for the ok rows whose run folder is incomplete (``harness.store.incomplete``)."""
-    ok = frame[frame["status"] == State.OK.value]
+    """Job id -> what is wrong, for the ok rows whose files no longer match their manifest
+    (``harness.manifest.check_recorded``: a folder without one, or a file it never recorded, is left alone)."""
     out = {}
-    for job, stage in zip(ok["id"], ok["stage"], strict=True):
-        if problems := incomplete(sweep_dir, {"id": str(job), "stage": str(stage)}):
+    for job in frame.loc[frame["status"] == State.OK.value, "id"]:
+        if problems := check_recorded(run_dir(sweep_dir, str(job))):
             out[str(job)] = "; ".join(problems)
     return out
 

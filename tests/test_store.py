@@ -12,7 +12,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.files import write_atomic, write_json_atomic
-from harness.manifest import MANIFEST, check_manifest, write_manifest
+from harness.manifest import MANIFEST, check_manifest, check_recorded, write_manifest
 from harness.states import Stage, State
 from harness.store import (
     METRIC_DEFAULTS,
@@ -108,6 +108,7 @@ def test_the_manifest_catches_truncated_altered_and_missing_files_and_hashes_onl
     names = ("ckpt/best.pt",)
     assert check_manifest(folder, names) == []
     assert check_manifest(folder, ("ckpt/best.pt", "stats.json")) == ["stats.json is missing"]
+    assert check_recorded(folder) == []  # the report's check: only what the job recorded
     best = folder / "ckpt" / "best.pt"
     stamp = best.stat().st_mtime_ns
     os.utime(best, ns=(stamp + 10**9, stamp + 10**9))  # touched (a copy that kept nothing): same content
@@ -117,9 +118,10 @@ def test_the_manifest_catches_truncated_altered_and_missing_files_and_hashes_onl
     assert check_manifest(folder, names) == ["ckpt/best.pt was altered (its sha256 is not the one in manifest.json)"]
     best.write_bytes(data[:100])
     assert check_manifest(folder, names) == [f"ckpt/best.pt has 100 bytes, manifest.json says {len(data)}"]
+    assert check_recorded(folder) == check_manifest(folder, names)
     (folder / MANIFEST).write_text("{")
     assert check_manifest(folder, names)[0].startswith("manifest.json is unreadable")
     (folder / MANIFEST).unlink()  # a folder written before manifests: present and not empty is enough
-    assert check_manifest(folder, names) == []
+    assert check_manifest(folder, names) == [] and check_recorded(folder) == []
     best.write_bytes(b"")
     assert check_manifest(folder, names) == ["ckpt/best.pt is empty"]
