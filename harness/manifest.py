@@ -111,10 +111,9 @@ def _problem(folder: Path, name: str, files: dict[str, Any] | None) -> str:
 def _refresh_times(folder: Path, files: dict[str, Any], names: tuple[str, ...]) -> None:
     """Record the new mtimes of files found intact by their hash, so the next look needs no hash (best effort:
     a folder that cannot be written is hashed again next time)."""
-    fresh = {name: (folder / name).stat().st_mtime_ns for name in names}
-    if all(files[name].get("mtime_ns") == t for name, t in fresh.items()):
-        return
-    updated = {**files, **{name: {**files[name], "mtime_ns": t} for name, t in fresh.items()}}
     with contextlib.suppress(OSError):
-        write_json_atomic(folder / MANIFEST, {"version": VERSION, "files": updated})
+        fresh = {name: (folder / name).stat().st_mtime_ns for name in names}
+        if any(files[name].get("mtime_ns") != t for name, t in fresh.items()):
+            updated = {**files, **{name: {**files[name], "mtime_ns": t} for name, t in fresh.items()}}
+            write_json_atomic(folder / MANIFEST, {"version": VERSION, "files": updated})
 
