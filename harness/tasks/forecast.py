@@ -1,9 +1,11 @@
 """The time-dependent tasks: fixed_future and next_step on trajectories of heat, advection and Burgers.
 
 A split's tensors are the trajectories ``x = u`` (n, nt, R, R) and their coefficients ``y`` (n, 5) in
-``TIME_COEFS`` order, both in physical units, so the Lie-point augmentations (``harness.train.augment_time``)
-act on them as derived. The objectives cut windows of frames out of a batch and build the model's input
-(``Trajectories.inputs``): the ``time_window`` frames as channels, then the five coefficient channels.
+``TIME_COEFS`` order, generated or drawn from a part's ``data`` file (``pretraining-pdes``: checked at expand
+to hold the task's ``nt`` frames over its ``horizon`` and exactly these coefficients), both in physical
+units, so the Lie-point augmentations (``harness.train.augment_time``) act on them as derived. The objectives
+cut windows of frames out of a batch and build the model's input (``Trajectories.inputs``): the
+``time_window`` frames as channels, then the five coefficient channels.
 
 Normalisation: fixed, the same for every job. u is not rescaled (the initial conditions are sums of sines of
 amplitude at most 0.5: u is O(1) by construction, and the relative L2 metrics do not depend on its scale).
