@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from harness import pde
+from harness.config import StreamConfig
 from harness.data.sweep import has_data, model_channels
 from harness.errors import HarnessError
 from harness.files import write_text_atomic
@@ -94,7 +95,7 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
              on_eval: EvalHook | None) -> dict[str, Any]:
     """Run the job's stage; returns the metric columns of its summary."""
     cfg, stage = job["config"], job["stage"]
-    task = make_task(cfg)
+    task = make_task(cfg, StreamConfig.from_dict(job.get("stream")))  # not in the config: in the job (expand)
     dseed, cache = data_seed(cfg, stage), data_cache(root)
     part_name = "pretrain" if stage == "pretrain" else "downstream"
     part = cfg[part_name]
