@@ -1,5 +1,6 @@
-"""The time-dependent tasks on trajectories from files (`pretraining-pdes`): a next_step sweep through `harness
-expand` / `submit` / `report` on a file `harness data` wrote, the same job on a file of the generator's own
+"""The time-dependent tasks on trajectories from files (`pretraining-pdes`): a next_step sweep (a pretext
+pretraining and fine-tunings) through `harness expand` / `submit` / `report` on a file `harness data` wrote, the
+same job on a file of the generator's own
 trajectories equal to the job on generated data, and each rule expand checks such a file against (one line,
 exit 2, nothing written)."""
 
@@ -44,21 +45,29 @@ def test_a_next_step_sweep_runs_on_a_pretraining_pdes_file_written_by_harness_da
     assert out.exit_code == 0, out.output
     written = pde.generate_time("advection", ROWS, resolution=R, nt=NT, seed=3)  # what harness data wrote
     spec = {"path": path.name, "format": "pretraining-pdes"}  # relative to the sweep file's folder
-    sweep = write_sweep(tmp_path, _sweep("traj", {"data": spec}, {"downstream.n_train": [8, 16]}))
+    pretrain = {"strategy": "coefficient", "n_train": 8, "n_val": 4, "n_test": 4, "data": spec,
+                "train": {"steps": 5, "lr": 1.0e-3, "batch_size": 8}}  # a pretext task on the same file
+    sweep = write_sweep(tmp_path, _sweep("traj", {"data": spec}, {"downstream.n_train": [8, 16]},
+                                         init="pretrained", pretrain=pretrain))
     root = tmp_path / "results"
     harness(root, "expand", str(sweep))
     harness(root, "submit", str(sweep), "--backend", "inline")
     harness(root, "report", "traj", "--n-boot", "20")
     assert (root / "traj" / "report" / "report.md").is_file()
-    rows = results(root, "traj").set_index("id")
-    assert len(rows) == 2 and set(rows["status"]) == {"ok"}, rows[["status", "error"]]
+    table = results(root, "traj")
+    assert len(table) == 3 and set(table["status"]) == {"ok"}, table[["status", "error"]]
+    assert (table["pretrain.data.fingerprint"] == fingerprint(path)).all()
+    rows = table[table["stage"] == "finetune"].set_index("id")
     assert (rows["downstream.data.fingerprint"] == fingerprint(path)).all()
     assert (rows[["downstream.system", "downstream.shift"]].drop_duplicates().values.tolist()
             == [["pretraining-pdes", "advection"]])
     assert (rows["n_params"] == FNO(width=4, modes=4, in_channels=W + 5).num_params()).all()  # W frames, 5 coefs
+    assert (rows["transferred"] == "lifting,pointwise,spectral").all()  # the pretext head dropped
     assert (rows["rollout_step_rel_l2"].map(json.loads).map(len) == NT - W).all()
     drawn = {}
     for job in json.loads((root / "traj" / "plan.json").read_text())["jobs"]:
+        if job["stage"] != "finetune":
+            continue
         part, seed = job["config"]["downstream"], data_seed(job["config"], job["stage"])
         assert part["data"]["fingerprint"] == fingerprint(path)  # in the job's config, so in its id
         splits = {}
