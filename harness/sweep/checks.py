@@ -10,8 +10,9 @@ sweep fails before anything is written or queued (on Slurm: before waiting in th
   and patch grid (``harness.train.rules``, as ``Masked`` / ``TimeMasked``), each pretext strategy's window
   and each augmentation a symmetry of its system's equation;
 - data on disk (a part's `data`, ``harness.data.sweep``): the files' layout from their headers, their grid
-  against `resolution`, steady data, rows for each split's n (``check_source``, as the data step's ``load``),
-  supervised pretraining on a file, and a zero-shot model of the data's channels;
+  against `resolution`, the task's kind of data (steady samples; trajectories with the task's `nt` frames over
+  its `horizon`), rows for each split's n (``check_source``, as the data step's ``load``), and for the steady
+  task supervised pretraining on a file and a zero-shot model of the data's channels;
 - model: `model.modes` fit the grid -- ``harness.models.size.check_modes``, as ``FNO.forward``;
 - training: every train setting and the constraints between them -- ``TrainConfig``, as the training loop;
 - zero-shot only of a supervised pretraining (a pretext head predicts no solution), and a pretraining loss
@@ -80,7 +81,8 @@ def resolve_data(point: dict[str, Any], config: dict[str, Any], where: Where, ba
     (``harness.data.sweep.resolve_part``: paths, fingerprint), before the stages' ids are taken from it."""
     for name in PARTS:
         try:
-            config[name] = resolve_part(name, config[name], config["resolution"], base=base)
+            config[name] = resolve_part(name, config[name], config["resolution"], base=base,
+                                        frames=(config["nt"], config["horizon"]) if is_time(config) else None)
         except HarnessError as exc:
             raise where.at_point(f"{name}.data", point, str(exc)) from None
     return config
@@ -92,6 +94,8 @@ def _check_data(stages: list[tuple[str, dict[str, Any]]]) -> None:
         name = "pretrain" if stage == "pretrain" else "downstream"
         if has_data(job[name]):
             _run(f"{name}.data", check_needs, name, job[name])
+        if is_time(job):
+            continue  # trajectories from a file give the model the channels generated ones give it
         if name == "pretrain" and has_data(job[name]) and job[name]["strategy"] != "supervised":
             raise _Bad("pretrain.strategy", f"pretrain.data trains supervised pretraining only, not "
                                             f"{job[name]['strategy']}: set pretrain.strategy: supervised")
