@@ -17,8 +17,10 @@ import pyarrow as pa
 
 from harness.collect import collect_table
 from harness.errors import HarnessError
+from harness.manifest import check_recorded
+from harness.stale import stale_note
 from harness.states import State
-from harness.store import read_plan
+from harness.store import read_plan, run_dir
 
 STATUSES = tuple(s.value for s in (State.OK, State.FAILED, State.DIVERGED, State.BLOCKED, State.PRUNED))
 NUMERIC_COLUMNS = ("model.width", "model.modes", "n_params", "downstream.n_train", "seed", "test_rel_l2")
@@ -38,7 +40,9 @@ class LoadedRuns:
 
     ``problems`` holds (job id, reason) for unreadable summary files and for rows whose status is neither ok
     nor pruned (a trial its pruner stopped is a tuning outcome, counted as pruned, not a problem);
-    ``missing`` the planned job ids without a summary file; ``planned`` the number of jobs in ``plan.json``.
+    ``missing`` the planned job ids without a summary file, or with an ok one whose files no longer match its
+    manifest (``_incomplete``: a submit reruns it); ``planned`` the number of jobs in
+    ``plan.json``; ``stale_note`` the line on runs no longer in the plan ("" when none, ``harness.stale``).
     """
 
     all: pd.DataFrame
@@ -48,6 +52,7 @@ class LoadedRuns:
     unreadable: list[str]
     planned: int
     plan: dict | None
+    stale_note: str = ""
 
     def counts(self) -> dict[str, int]:
         """Jobs per outcome: planned, each status, unreadable summary files and missing runs."""
@@ -73,13 +78,15 @@ def load_runs(sweep_dir: Path) -> LoadedRuns:
         raise ReportError(f"no results under {sweep_dir}: run `harness submit` first")
     bad = collected.unreadable
     frame = _typed_frame(collected.table)
+    damaged = _incomplete(sweep_dir, frame)
+    frame = frame[~frame["id"].isin(damaged)].reset_index(drop=True)
     ids = set(frame["id"].dropna()) | {job for job, _ in bad}
     planned_ids = [job["id"] for job in plan.get("jobs", [])] if plan else []
     missing = [job for job in planned_ids if job not in ids]
     failed = frame[~frame["status"].isin([State.OK.value, State.PRUNED.value])]
     # an ok row without a finite test error (written before such rows became diverged) is skipped, not fitted
     infinite = (frame["status"] == State.OK.value) & ~np.isfinite(frame["test_rel_l2"].astype(float))
-    problems = list(bad) + [
+    problems = list(bad) + [(job, f"incomplete: {why}; `harness submit` reruns it") for job, why in damaged.items()] + [
         (str(job), f"{status}: {error}" if error else str(status))
         for job, status, error in zip(failed["id"], failed["status"], failed["error"].fillna(""), strict=True)
     ] + [(str(job), f"ok but test_rel_l2 is {value}: skipped") for job, value in
@@ -90,7 +97,18 @@ def load_runs(sweep_dir: Path) -> LoadedRuns:
     return LoadedRuns(
         all=frame, ok=frame[ok].reset_index(drop=True), problems=problems, missing=missing,
         unreadable=[job for job, _ in bad], planned=len(planned_ids) if plan else collected.files, plan=plan,
+        stale_note=stale_note(sweep_dir, plan["jobs"]) if plan else "",
     )  # fmt: skip
+
+
+def _incomplete(sweep_dir: Path, frame: pd.DataFrame) -> dict[str, str]:
+    """Job id -> what is wrong, for the ok rows whose files no longer match their manifest
+    (``harness.manifest.check_recorded``: a folder without one, or a file it never recorded, is left alone)."""
+    out = {}
+    for job in frame.loc[frame["status"] == State.OK.value, "id"]:
+        if problems := check_recorded(run_dir(sweep_dir, str(job))):
+            out[str(job)] = "; ".join(problems)
+    return out
 
 
 def _read_plan(sweep_dir: Path) -> dict | None:

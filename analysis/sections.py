@@ -60,6 +60,7 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
     ``gallery``: the gallery's figure names and the ones it skipped (name -> why)."""
     plan = loaded.plan or {}
     blocks = [Block("heading", "Jobs"), Block("table", pd.DataFrame([loaded.counts()]))]
+    blocks += [Block("text", loaded.stale_note)] if loaded.stale_note else []
     blocks += [Block("heading", "Protocol"), Block("items", protocol_lines(loaded.ok, plan.get("spec")))]
     per_n = per_n_table(loaded.ok)
     if not per_n.empty:

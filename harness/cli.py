@@ -164,7 +164,7 @@ def _submit(folder: Path, backend: str, retry_failed: bool, only: str | None, dr
     """Pick and run (or list) the jobs to run; returns the line naming those that ended badly ("" if none)."""
     from harness.backends import get_backend
     from harness.backends.select import select
-    from harness.status import bad_line
+    from harness.status import bad_line, incomplete_lines
     from harness.store import read_plan, record_blocked
     from harness.track import clear_warnings
 
@@ -172,7 +172,10 @@ def _submit(folder: Path, backend: str, retry_failed: bool, only: str | None, dr
     plan = read_plan(folder)
     jobs = plan["jobs"]
     runner = get_backend(backend, spec=plan["spec"], **options)
-    chosen = select(jobs, runner.status(folder, jobs), retry_failed=retry_failed, only=only)
+    states = runner.status(folder, jobs)
+    for line in incomplete_lines(folder, jobs, states):
+        click.echo(line)
+    chosen = select(jobs, states, retry_failed=retry_failed, only=only)
     counts = Counter(j["stage"] for j in chosen.todo)
     blocked = f"; {len(chosen.blocked)} blocked (their pretraining cannot run)" if chosen.blocked else ""
     click.echo(f"{folder.name}: {len(chosen.todo)} of {len(jobs)} jobs to run "
@@ -203,7 +206,7 @@ def status(sweep: str | None, root: Path, watch: bool, interval: float, refreshe
     from harness.backends import backend_of
     from harness.backends.slurm_state import read_submitted
     from harness.stale import stale_note
-    from harness.status import bad_line, status_table
+    from harness.status import bad_line, incomplete_lines, status_table
 
     folder = resolve_sweep(root, sweep)
     jobs = load_plan(folder)
@@ -215,6 +218,8 @@ def status(sweep: str | None, root: Path, watch: bool, interval: float, refreshe
         return
     states = backend_of(folder).status(folder, jobs)
     click.echo(status_table(folder, jobs, states))
+    for line in incomplete_lines(folder, jobs, states):
+        click.echo(line)
     if read_submitted(folder):  # queued on Slurm: why the pending jobs wait
         from harness.backends.slurm_checks import pending_reasons
 
@@ -342,14 +347,15 @@ def tune_status(sweep: str | None, root: Path) -> None:
 @click.option("--nt", type=int, default=None, help="Frames per trajectory (time-dependent systems; default 32).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Output file: .npz (the harness's own), or .h5 for a data file a sweep reads (steady systems).")
-@click.option("--format", "fmt", type=click.Choice(["arrays", "tl-scaling"]), default="arrays", show_default=True,
-              help="Layout of an .h5 file (README, Data files).")
+              help="Output file: .npz (the harness's own), or .h5 for a data file a sweep reads.")
+@click.option("--format", "fmt", type=click.Choice(["arrays", "tl-scaling", "pretraining-pdes"]), default=None,
+              help="Layout of an .h5 file (README, Data files): arrays or tl-scaling (steady systems, default "
+                   "arrays), pretraining-pdes (trajectories, the default for them).")
 @_friendly
 def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int | None, seed: int,
-         out: Path, fmt: str) -> None:
+         out: Path, fmt: str | None) -> None:
     """Generate one PDE dataset (steady, or trajectories of heat, advection, burgers, mixed_time) and write
-    it to an .npz file for inspection, or (steady) to an .h5 data file in a documented layout."""
+    it to an .npz file for inspection, or to an .h5 data file in a documented layout."""
     from harness import pde
 
     grid = {} if resolution is None else {"resolution": resolution}
@@ -363,12 +369,18 @@ def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int
         result = pde.generate(system, n, shift=shift, seed=seed, **grid)
         what = "samples"
     if out.suffix in (".h5", ".hdf5"):
-        if what != "samples":
-            raise HarnessError(f"{out}: trajectories are written as .npz: use --out FILE.npz")
-        from harness.data import samples_of, write_samples
+        from harness.data import samples_of, write_pretraining_pdes, write_samples
 
-        write_samples(out, samples_of(result), fmt)
-        what = f"samples ({fmt})"
+        steady = what == "samples"
+        fmt = fmt or ("arrays" if steady else "pretraining-pdes")
+        if steady == (fmt == "pretraining-pdes"):
+            fits = "arrays or tl-scaling" if steady else "pretraining-pdes"
+            raise HarnessError(f"--format {fmt} does not hold {system}'s {what}: use --format {fits}")
+        if steady:
+            write_samples(out, samples_of(result), fmt)
+        else:
+            write_pretraining_pdes(out, result.u, result.coef_common, result.t)
+        what = f"{what} ({fmt})"
     else:
         pde.save(result, out)
     size = result.meta["resolution"]

@@ -1,7 +1,8 @@
 """The train settings shared by the sweep schema and the training loop (torch-free, so `expand` stays light).
 
 The same keys serve `train` (downstream training) and `pretrain.train`; `TrainConfig` checks every value and
-every constraint between them, so a sweep is validated in full before any job runs.
+every constraint between them, so a sweep is validated in full before any job runs. `StreamConfig` (the sweep's
+`stream` group) says when a training set is read batch by batch from its cache file instead of held resident.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ AUGMENTS = (*STEADY_AUGMENTS, "galilean")  # galilean: the time-dependent system
 LOSSES = ("sse", "mse", "rel_l2")
 CHOICES = {"optimizer": ("adam", "adamw"), "schedule": ("cosine", "constant"), "precision": ("fp32", "bf16"),
            "augment": AUGMENTS, "loss": LOSSES}
+STREAM_MODES = ("auto", "always", "never")  # harness.train.stream
+BUDGET_FRACTION = 0.5  # of the device's memory: a training set's resident budget when `stream.budget_gb` is 0
 # Evaluations over a run when `eval_every` is 0 (auto), besides the one before training and the one at its end.
 EVALS = 50
 
@@ -78,7 +81,8 @@ class TrainConfig:
         unknown = sorted(set(settings) - set(defaults))
         if unknown:
             raise HarnessError(f"unknown train setting(s) {unknown}; valid settings with their defaults: {defaults}")
-        return cls(**{name: _coerce(name, value, defaults[name]) for name, value in settings.items()})
+        return cls(**{name: _coerce(f"train setting {name}", value, defaults[name])
+                      for name, value in settings.items()})
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a plain dict (saved in every checkpoint)."""
@@ -113,7 +117,8 @@ class Budget:
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:
-    """``value`` as the type of ``default``; numbers may come as strings (YAML reads ``1e-3`` as a string)."""
+    """``value`` (of setting ``name``) as the type of ``default``; numbers may come as strings (YAML reads
+    ``1e-3`` as a string)."""
     kind = type(default)
     try:
         if kind is bool and isinstance(value, bool):
@@ -126,4 +131,42 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
             return value
     except (TypeError, ValueError, OverflowError):
         pass
-    raise HarnessError(f"train setting {name} must be a {kind.__name__}, but got {value!r}")
+    raise HarnessError(f"{name} must be a {kind.__name__}, but got {value!r}")
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """The sweep's ``stream`` group: whether a job's training set streams from its cache file
+    (``harness.train.stream``) or stays resident on the device. It changes where the batches come from, never
+    their values, so it stays out of the job's id (``harness.sweep.expand``)."""
+
+    mode: str = "auto"  # auto: stream when the resident set exceeds the budget | always | never
+    budget_gb: float = 0.0  # the resident budget in GiB; 0 = BUDGET_FRACTION of the device's memory
+
+    def __post_init__(self) -> None:
+        if self.mode not in STREAM_MODES:
+            raise HarnessError(f"stream.mode must be one of {STREAM_MODES}, but got {self.mode!r}")
+        if not 0 <= self.budget_gb < math.inf:
+            raise HarnessError(f"stream.budget_gb must be a finite number >= 0, but got {self.budget_gb!r}")
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any] | None) -> StreamConfig:
+        """Build from the ``stream`` group (None: the defaults); unknown keys raise ``HarnessError``."""
+        settings = settings or {}
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        unknown = sorted(set(settings) - set(defaults))
+        if unknown:
+            raise HarnessError(f"unknown stream setting(s) {unknown}; valid settings with their defaults: {defaults}")
+        return cls(**{name: _coerce(f"stream.{name}", value, defaults[name]) for name, value in settings.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (the job's ``stream`` entry)."""
+        return dataclasses.asdict(self)
+
+    def budget_bytes(self, device_bytes: int) -> int:
+        """The memory a training set may take resident on a device of ``device_bytes``."""
+        return int(self.budget_gb * (1 << 30)) if self.budget_gb > 0 else int(BUDGET_FRACTION * device_bytes)
+
+    def streams(self, resident_bytes: int, device_bytes: int) -> bool:
+        """Whether a training set of ``resident_bytes`` (its float32 inputs and targets) streams on that device."""
+        return self.mode == "always" or (self.mode == "auto" and resident_bytes > self.budget_bytes(device_bytes))

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from harness import pde
+from harness.config import StreamConfig
 from harness.data.sweep import has_data, model_channels
 from harness.errors import HarnessError
 from harness.files import write_text_atomic
@@ -43,6 +44,7 @@ from harness.store import (
     write_summary,
 )
 from harness.tasks.make import make_task
+from harness.tasks.spec import is_time
 from harness.track import open_trackers
 from harness.train.distributed import current
 from harness.train.loop import TrainConfig, evaluate, load_weights, seed_everything, train
@@ -93,7 +95,7 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
              on_eval: EvalHook | None) -> dict[str, Any]:
     """Run the job's stage; returns the metric columns of its summary."""
     cfg, stage = job["config"], job["stage"]
-    task = make_task(cfg)
+    task = make_task(cfg, StreamConfig.from_dict(job.get("stream")))  # not in the config: in the job (expand)
     dseed, cache = data_seed(cfg, stage), data_cache(root)
     part_name = "pretrain" if stage == "pretrain" else "downstream"
     part = cfg[part_name]
@@ -107,7 +109,7 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
     objective = strategy if stage == "pretrain" else task.objective(tcfg.loss)
     seed_everything(seed)  # before the model: its initial weights are drawn from the seed
     width, modes = cfg["model"]["width"], cfg["model"]["modes"]
-    if has_data(part):  # the file's channels (checked at expand to fit the pretrained model where one is loaded)
+    if has_data(part) and not is_time(cfg):  # the file's channels (checked at expand to fit a pretrained model)
         ins, outs = model_channels(part_name, part)
         model = FNO(width=width, modes=modes, in_channels=ins, out_channels=outs)
     else:

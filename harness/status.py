@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.states import Stage, State
-from harness.store import read_summary, run_dir
+from harness.store import incomplete, read_summary, run_dir
 
 # Ended without a result a submit keeps: listed under the table with the last line of their error.
 BAD = (State.FAILED, State.DIVERGED, State.BLOCKED)
@@ -34,6 +34,20 @@ def status_table(sweep_path: Path, jobs: list[dict[str, Any]], states: dict[str,
             error = str((read_summary(run_dir(sweep_path, job["id"])) or {}).get("error") or "").strip().splitlines()
             lines.append(f"  {job['id']} {state}: {error[-1] if error else ''}"[:300])
     return "\n".join(lines)
+
+
+def incomplete_lines(sweep_path: Path, jobs: list[dict[str, Any]], states: dict[str, State]) -> list[str]:
+    """One line per job whose summary says ok but whose files are not as its manifest records them (the store
+    then calls it missing): the job, what is wrong, and what to do."""
+    lines = []
+    for job in jobs:
+        if states.get(job["id"], State.MISSING) is not State.MISSING:
+            continue
+        summary = read_summary(run_dir(sweep_path, job["id"]))
+        if summary is not None and summary["status"] == State.OK and (problems := incomplete(sweep_path, job)):
+            lines.append(f"  {job['id']} incomplete: {'; '.join(problems)}; `harness submit` reruns it (from its "
+                         "checkpoint when it has one)")
+    return lines
 
 
 def bad_line(states: dict[str, State], shown: int = 5) -> str:

@@ -4,7 +4,7 @@
 results/.current                  name of the current sweep (set by `harness expand`)
 results/<sweep>/plan.json         the sweep definition and its jobs (written and read here only)
 results/<sweep>/jobs.parquet      the same jobs as a flat table
-results/<sweep>/runs/<job_id>/    config.json, epochs.parquet, summary.parquet, ckpt/, error.txt
+results/<sweep>/runs/<job_id>/    config.json, epochs.parquet, manifest.json, summary.parquet, ckpt/, error.txt
 results/<sweep>/results.parquet   every summary row in one table (``harness.collect``)
 ```
 Each job's folder is its state: resume is a scan of folders, never a database that can drift from the files.
@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from harness.dotted import flatten
 from harness.errors import HarnessError
 from harness.files import write_atomic, write_json_atomic, write_text_atomic
+from harness.manifest import check_manifest, write_manifest
 from harness.provenance import versions
 from harness.states import Stage, State
 
@@ -147,6 +148,12 @@ def load_plan(sweep_path: Path) -> list[dict[str, Any]]:
     return plan["jobs"]
 
 
+# What a job's folder must hold besides an ok summary for the result to be trusted (a pretraining's dependents
+# load its best weights and statistics); recorded in its manifest, checked by ``incomplete``: it reruns (resuming).
+REQUIRED_FILES = {"pretrain": ("epochs.parquet", "ckpt/best.pt", "stats.json"),
+                  "finetune": ("epochs.parquet",), "scratch": ("epochs.parquet",), "zeroshot": ()}
+
+
 # -- the summary row ------------------------------------------------------------------------------------------
 
 
@@ -184,9 +191,13 @@ def finite_verdict(row: dict[str, Any]) -> dict[str, Any]:
 
 def write_summary(sweep_path: Path, job: dict[str, Any], metrics: dict[str, Any], *, wall_s: float = 0.0,
                   device: str = "") -> dict[str, Any]:
-    """Write a job's one-row summary.parquet (``summary_row``) into its run folder; returns the row."""
+    """Write a job's one-row summary.parquet (``summary_row``) into its run folder, last; an ok row's
+    ``REQUIRED_FILES`` are first recorded in the folder's manifest (``harness.manifest``). Returns the row."""
     row = summary_row(job, metrics, wall_s=wall_s, device=device)
-    write_parquet_atomic(run_dir(sweep_path, job["id"]) / "summary.parquet", [row])
+    folder = run_dir(sweep_path, job["id"])
+    if row["status"] == State.OK:
+        write_manifest(folder, REQUIRED_FILES.get(str(job["stage"]), ()))
+    write_parquet_atomic(folder / "summary.parquet", [row])
     return row
 
 
@@ -208,24 +219,11 @@ def read_summary(run_path: Path) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-# What a job's folder must hold besides an ok summary for the result to be trusted (a pretraining's dependents
-# load its best weights and statistics); a missing or empty one makes the job incomplete: it reruns (resuming).
-REQUIRED_FILES = {"pretrain": ("epochs.parquet", "ckpt/best.pt", "stats.json"),
-                  "finetune": ("epochs.parquet",), "scratch": ("epochs.parquet",), "zeroshot": ()}
-
-
 def incomplete(sweep_path: Path, job: dict[str, Any]) -> list[str]:
-    """The files ``REQUIRED_FILES`` names for the job's stage that its folder lacks (missing or empty)."""
-    folder = run_dir(sweep_path, job["id"])
-    out = []
-    for name in REQUIRED_FILES.get(str(job["stage"]), ()):
-        try:
-            if (folder / name).stat().st_size > 0:
-                continue
-        except OSError:
-            pass
-        out.append(name)
-    return out
+    """What is wrong with the files ``REQUIRED_FILES`` names for the job's stage, one phrase per file ([] when
+    nothing is): missing, or not as its manifest.json records them (size, sha256); in a folder written before
+    manifests, missing or empty (``harness.manifest.check_manifest``)."""
+    return check_manifest(run_dir(sweep_path, job["id"]), REQUIRED_FILES.get(str(job["stage"]), ()))
 
 
 def disk_state(sweep_path: Path, job: dict[str, Any]) -> State:

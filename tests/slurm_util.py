@@ -19,6 +19,7 @@ import pytest
 
 from harness.backends.slurm_state import SacctRecord, parse_sacct, query
 from harness.store import load_plan
+from harness.train.checkpoint import load as load_ckpt
 
 ENV_FILE = Path(os.environ.get("HARNESS_SLURM_DIR", "/tmp/harness-slurm")) / "env"
 
@@ -98,6 +99,14 @@ def sacct(*slurm_ids: str, duplicates: bool = False) -> dict[str, SacctRecord] |
     cmd = ["sacct", "-X", "-n", "-P", "-o", "JobID,State,Start,End", "-j", ",".join(slurm_ids)]
     out = subprocess.run(cmd + (["-D"] if duplicates else []), capture_output=True, text=True, check=True).stdout
     return out if duplicates else parse_sacct(out)
+
+
+def ckpt_rows(path: Path) -> list[dict[str, float]]:
+    """The evaluation rows in the checkpoint at ``path`` ([] before one is written)."""
+    try:
+        return load_ckpt(path)["loop"]["rows"]
+    except Exception:  # not written yet
+        return []
 
 
 def job_pid(slurm_id: str) -> int | None:

@@ -13,9 +13,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from harness.backends.ranks import refuse_ranks
 from harness.cli import main
-from harness.errors import BackendError, SweepError
+from harness.errors import SweepError
 from harness.run import HOLD_ENV
 from harness.store import load_plan, read_summary, run_dir
 from harness.sweep.expand import expand
@@ -69,13 +68,10 @@ def test_more_ranks_than_the_machine_offers_are_refused_at_expand(tmp_path: Path
         expand(load_sweep(nodes))
 
 
-def test_tuned_stages_and_the_slurm_backend_refuse_several_ranks(tmp_path: Path) -> None:
+def test_tuned_stages_refuse_several_ranks(tmp_path: Path) -> None:
     tune = {"params": {"train.lr": {"grid": [1.0e-3, 1.0e-2]}}, "sampler": "grid"}
     with pytest.raises(SweepError, match=r"scratch jobs are tuned .* remove resources"):
         expand(load_sweep(write_sweep(tmp_path, {**DDP, "tune": tune})))
-    (job,) = expand(load_sweep(write_sweep(tmp_path, DDP)))
-    with pytest.raises(BackendError, match=rf"job {job['id']} asks for 2 ranks .* cannot start yet"):
-        refuse_ranks([job], "slurm")
 
 
 def test_resources_stay_out_of_the_job_id(tmp_path: Path) -> None:

@@ -3,15 +3,19 @@ workers, and the plan a sweep file gives (issue 16), through the real `harness` 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import signal
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
+from analysis.load import load_runs
 from harness.lock import SUBMIT_LOCK
 from harness.states import State
 from harness.store import load_plan, read_summary, run_dir, summary_row
@@ -107,6 +111,9 @@ def test_a_sweep_file_that_no_longer_gives_its_plan_is_refused_or_reexpanded_and
     assert set(tables["epochs"]["id"]) == {first, table["id"][0]} and tables["epochs"]["step"].min() == 0
     report = harness(root, "report", "--n-boot", "10")
     assert "1 ok" in report.stdout and "stale: 1 runs not in the current plan" in report.stdout
+    for name in ("report.html", "report.md"):  # the report says so too, with the command that removes them
+        text = (root / "rel" / "report" / name).read_text()
+        assert "stale: 1 runs not in the current plan" in text and "`harness gc --stale` removes them" in text
     assert "removed 1 stale run(s)" in harness(root, "gc", "--stale").stdout
     assert not run_dir(root / "rel", first).exists() and "stale" not in cli(root, "status")
 
@@ -153,3 +160,59 @@ def test_sigterm_to_a_submit_stops_its_workers_too(tmp_path: Path) -> None:
     while any(_alive(p) for p in pids) and time.time() < deadline:
         time.sleep(0.2)
     assert pids and not any(_alive(p) for p in pids)
+
+
+# A pretraining and its fine-tuning on 16x16 Poisson, width 4: a few seconds each.
+CHAIN = {**SCRATCH, "name": "chain", "matrix": {"init": ["pretrained"], "downstream.n_train": [8]}}
+CHAIN["base"] = {**SCRATCH["base"], "pretrain": {**TINY["base"]["pretrain"], "n_train": 16,
+                                                 "train": {"epochs": 2, "lr": 3.0e-3, "batch_size": 8}}}
+METRICS = ["id", "status", "test_rel_l2", "best_val_rel_l2", "best_step", "steps_run"]
+
+
+def test_a_done_job_whose_files_do_not_match_its_manifest_reruns_to_the_same_results(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    cli(root, "expand", str(write_sweep(tmp_path, CHAIN)))
+    harness(root, "submit", "--workers", "1")
+    clean = results(root, "chain")[METRICS]
+    pt, ft = (run_dir(root / "chain", job["id"]) for job in load_plan(root / "chain"))
+    epochs = (ft / "epochs.parquet").read_bytes()
+    manifest = json.loads((pt / "manifest.json").read_text())["files"]
+    assert set(manifest) == {"epochs.parquet", "ckpt/best.pt", "stats.json"}
+    assert manifest["ckpt/best.pt"]["sha256"] == hashlib.sha256((pt / "ckpt/best.pt").read_bytes()).hexdigest()
+    best = pt / "ckpt" / "best.pt"
+    size = best.stat().st_size
+    os.truncate(best, size // 2)  # a torn copy
+    loaded = load_runs(root / "chain")  # the report leaves it out too, and says why
+    assert loaded.missing == [pt.name] and loaded.ok["id"].tolist() == [ft.name]
+    assert any(job == pt.name and "incomplete: ckpt/best.pt has" in why for job, why in loaded.problems)
+    loaded = load_runs(root / "chain")  # the report leaves it out too, and says why
+    assert loaded.missing == [pt.name] and loaded.ok["id"].tolist() == [ft.name]
+    assert any(job == pt.name and "incomplete: ckpt/best.pt has" in why for job, why in loaded.problems)
+    status = cli(root, "status")
+    assert f"{pt.name} incomplete: ckpt/best.pt has {size // 2} bytes, manifest.json says {size}" in status
+    again = harness(root, "submit", "--workers", "1")
+    assert "1 of 2 jobs to run (pretrain 1)" in again.stdout and "incomplete" in again.stdout
+    assert best.stat().st_size == size
+    with open(ft / "epochs.parquet", "r+b") as fh:  # flip bytes in the middle, same size
+        fh.seek(len(epochs) // 2)
+        fh.write(bytes(b ^ 0xFF for b in epochs[len(epochs) // 2:len(epochs) // 2 + 8]))
+    assert "epochs.parquet was altered" in cli(root, "status")
+    again = harness(root, "submit", "--workers", "1")
+    assert "1 of 2 jobs to run (finetune 1)" in again.stdout  # it resumes from its last checkpoint
+    assert (ft / "epochs.parquet").read_bytes() == epochs
+    pd.testing.assert_frame_equal(results(root, "chain")[METRICS], clean)
+    assert "incomplete" not in cli(root, "status")
+
+
+def test_a_job_written_before_manifests_counts_by_the_presence_of_its_files(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    cli(root, "expand", str(write_sweep(tmp_path, SCRATCH)))
+    harness(root, "submit", "--workers", "1")
+    folder = run_dir(root / "rel", load_plan(root / "rel")[0]["id"])
+    (folder / "manifest.json").unlink()  # as an earlier version left it
+    assert "0 of 1 jobs to run" in cli(root, "submit", "--dry-run")
+    assert "1 ok" in cli(root, "report", "--n-boot", "10")
+    (folder / "epochs.parquet").write_bytes(b"")
+    assert f"{folder.name} incomplete: epochs.parquet is empty" in cli(root, "status")
+    assert "1 of 1 jobs to run" in harness(root, "submit", "--workers", "1").stdout
+    assert (folder / "manifest.json").is_file()

@@ -27,9 +27,8 @@ from harness.errors import BackendError
 from harness.run import HOLD_ENV, run_job
 from harness.states import State
 from harness.store import read_summary, run_dir
-from harness.train.checkpoint import load as load_ckpt
 from tests.helpers import harness, write_sweep
-from tests.slurm_util import expand, job_pid, release_requeued, sacct, wait_for, wait_settled
+from tests.slurm_util import ckpt_rows, expand, job_pid, release_requeued, sacct, wait_for, wait_settled
 
 
 def to_submit(jobs: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
@@ -238,13 +237,6 @@ def test_sweep_on_slurm_matches_local_and_resubmits_a_cancelled_job(slurm_cluste
     assert ok_ids(local, "slurmtiny") == ok_ids(root, "slurmtiny") == {j["id"] for j in jobs}
 
 
-def _ckpt_rows(path: Path) -> list[dict[str, float]]:
-    try:
-        return load_ckpt(path)["loop"]["rows"]
-    except Exception:  # not written yet
-        return []
-
-
 @pytest.mark.slurm
 def test_killed_then_requeued_job_resumes_from_its_checkpoint(slurm_cluster: str, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
@@ -258,16 +250,16 @@ def test_killed_then_requeued_job_resumes_from_its_checkpoint(slurm_cluster: str
 
     monkeypatch.setenv(HOLD_ENV, f"{the_job['id']}:16")  # the job waits after its 4th epoch's checkpoint
     sid = submit([the_job], root, res).submitted[the_job["id"]]
-    wait_for(lambda: len(_ckpt_rows(last)) >= 5, 60, "four epochs before the kill", every=0.3)
+    wait_for(lambda: len(ckpt_rows(last)) >= 5, 60, "four epochs before the kill", every=0.3)
     os.kill(wait_for(lambda: job_pid(sid), 10, "the job's process"), signal.SIGKILL)
     wait_for(lambda: query(folder)[the_job["id"]] == "failed", 60, "the killed job to read failed")
-    before_kill = _ckpt_rows(last)
+    before_kill = ckpt_rows(last)
     assert len(before_kill) == 5 and to_submit([the_job], folder) == [the_job]
 
     monkeypatch.setenv(HOLD_ENV, f"{the_job['id']}:32")
     sid = submit([the_job], root, res).submitted[the_job["id"]]
-    wait_for(lambda: len(_ckpt_rows(last)) >= 9, 60, "epochs after the resubmit", every=0.3)
-    before_requeue = _ckpt_rows(last)
+    wait_for(lambda: len(ckpt_rows(last)) >= 9, 60, "epochs after the resubmit", every=0.3)
+    before_requeue = ckpt_rows(last)
     subprocess.run(["scontrol", "requeue", sid], check=True)
     release_requeued(sid)
     assert wait_settled(folder, timeout=120) == {the_job["id"]: "ok"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -11,10 +12,12 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.files import write_atomic, write_json_atomic
+from harness.manifest import MANIFEST, check_manifest, check_recorded, write_manifest
 from harness.states import Stage, State
 from harness.store import (
     METRIC_DEFAULTS,
     disk_state,
+    incomplete,
     load_plan,
     read_plan,
     read_summary,
@@ -71,6 +74,8 @@ def test_a_summary_row_holds_config_columns_metrics_defaults_and_provenance(tmp_
     assert {"torch_version", "harness_version", "git_rev"} <= set(row) and row["git_rev"]
     assert disk_state(tmp_path, JOB) is State.MISSING  # ok, but incomplete without its epochs file: it reruns
     write_parquet_atomic(run_dir(tmp_path, JOB["id"]) / "epochs.parquet", [{"step": 0, "val_rel_l2": 0.4}])
+    assert incomplete(tmp_path, JOB) == ["epochs.parquet is not in manifest.json"]  # it came after the ok summary
+    write_summary(tmp_path, JOB, {"status": State.OK, "test_rel_l2": 0.5, "best_val_rel_l2": 0.4})
     assert disk_state(tmp_path, JOB) is State.OK
     blocked = record_blocked(tmp_path, JOB, State.DIVERGED)
     assert blocked["status"] == "blocked" and "pretraining job pt-0123456789 is diverged" in blocked["error"]
@@ -93,3 +98,30 @@ def test_written_files_get_the_permissions_of_a_plain_write(tmp_path: Path) -> N
     plain.write_text("x")
     written = write_atomic(tmp_path / "atomic.txt", lambda fh: fh.write(b"x"))
     assert written.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777  # not mkstemp's 0600
+
+
+def test_the_manifest_catches_truncated_altered_and_missing_files_and_hashes_only_changed_ones(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    data = bytes(range(256)) * 64
+    write_atomic(folder / "ckpt" / "best.pt", lambda fh: fh.write(data))
+    write_manifest(folder, ("ckpt/best.pt", "stats.json"))  # stats.json absent: not recorded
+    names = ("ckpt/best.pt",)
+    assert check_manifest(folder, names) == []
+    assert check_manifest(folder, ("ckpt/best.pt", "stats.json")) == ["stats.json is missing"]
+    assert check_recorded(folder) == []  # the report's check: only what the job recorded
+    best = folder / "ckpt" / "best.pt"
+    stamp = best.stat().st_mtime_ns
+    os.utime(best, ns=(stamp + 10**9, stamp + 10**9))  # touched (a copy that kept nothing): same content
+    assert check_manifest(folder, names) == []
+    assert json.loads((folder / MANIFEST).read_text())["files"]["ckpt/best.pt"]["mtime_ns"] == stamp + 10**9
+    best.write_bytes(data[:-1] + b"x")  # same size, other content
+    assert check_manifest(folder, names) == ["ckpt/best.pt was altered (its sha256 is not the one in manifest.json)"]
+    best.write_bytes(data[:100])
+    assert check_manifest(folder, names) == [f"ckpt/best.pt has 100 bytes, manifest.json says {len(data)}"]
+    assert check_recorded(folder) == check_manifest(folder, names)
+    (folder / MANIFEST).write_text("{")
+    assert check_manifest(folder, names)[0].startswith("manifest.json is unreadable")
+    (folder / MANIFEST).unlink()  # a folder written before manifests: present and not empty is enough
+    assert check_manifest(folder, names) == [] and check_recorded(folder) == []
+    best.write_bytes(b"")
+    assert check_manifest(folder, names) == ["ckpt/best.pt is empty"]

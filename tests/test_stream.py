@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from harness import pde
-from harness.config import TrainConfig
+from harness.config import StreamConfig, TrainConfig
 from harness.models.fno import FNO
 from harness.pde.cache import split_path
 from harness.train.loop import seed_everything, train
@@ -51,5 +51,8 @@ def test_training_on_a_streamed_set_gives_the_resident_result(tmp_path: Path) ->
 def test_a_set_over_the_budget_streams_and_one_under_it_stays_resident(tmp_path: Path) -> None:
     _, path = _split(tmp_path)
     size = StreamedSplit.open(path).resident_bytes
-    assert over_budget(path, size / 4 / (1 << 30), torch.device("cpu")) is not None  # 4x the budget: streams
-    assert over_budget(path, 2 * size / (1 << 30), torch.device("cpu")) is None
+    cpu = torch.device("cpu")
+    assert over_budget(path, StreamConfig("auto", size / 4 / (1 << 30)), cpu) is not None  # 4x the budget: streams
+    assert over_budget(path, StreamConfig("auto", 2 * size / (1 << 30)), cpu) is None
+    assert over_budget(path, StreamConfig("always", 2 * size / (1 << 30)), cpu) is not None
+    assert over_budget(path, StreamConfig("never", size / 4 / (1 << 30)), cpu) is None

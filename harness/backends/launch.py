@@ -9,7 +9,8 @@ The local backend starts a job of several ranks with PyTorch's elastic launcher 
 torch.distributed.run``, one node); each rank runs ``harness.backends.rank``. A rank that dies ends the others
 within seconds (their next collective fails; torchrun kills them after 30 s at most), and the job is recorded
 failed with the launcher's account of the rank that failed; its checkpoint lets the next `harness submit` resume
-it. The Slurm backend refuses such jobs for now (``refuse_ranks``). Torch-free at import.
+it. The Slurm backend runs them as Slurm jobs of one task per rank (``harness.backends.slurm``). Torch-free at
+import.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ import sys
 from typing import Any
 
 from harness.backends.resources import SlurmResources, gpu_memory
-from harness.errors import BackendError
 
 DEFAULT = {"gpus": 1, "nodes": 1}
 
@@ -27,18 +26,25 @@ def take_resources(config: dict[str, Any]) -> dict[str, dict[str, int]]:
     return {"pretrain": {**DEFAULT, **pretrain}, "downstream": {**DEFAULT, **downstream}}
 
 
+def shape(job: dict[str, Any]) -> tuple[int, int]:
+    """(ranks per node, nodes) a job runs as ((1, 1) for a job without resources)."""
+    res = {**DEFAULT, **job.get("resources", {})}
+    return res["gpus"], res["nodes"]
+
+
 def world_size(job: dict[str, Any]) -> int:
     """How many ranks a job runs as (1 for a job without resources)."""
-    res = {**DEFAULT, **job.get("resources", {})}
-    return res["gpus"] * res["nodes"]
+    per_node, nodes = shape(job)
+    return per_node * nodes
 
 
 def offer(slurm: dict[str, Any] | None) -> tuple[int, int, str]:
     """(ranks per node, nodes, where from) a backend offers: a sweep with a `slurm:` block gets its
-    ``gpus_per_node`` per node (at least one task) on any number of nodes; otherwise this machine: its visible
-    GPUs, else its CPU cores (gloo ranks), on one node."""
+    ``gpus_per_node`` per node on any number of nodes (with ``gpus_per_node: 0``, gloo ranks on CPUs: any number
+    here, the partition's CPUs and nodes are checked at submit, ``slurm_checks.rank_problems``); otherwise this
+    machine: its visible GPUs, else its CPU cores (gloo ranks), on one node."""
     if slurm:
-        per_node = max(1, SlurmResources.from_dict(slurm).gpus_per_node)
+        per_node = SlurmResources.from_dict(slurm).gpus_per_node or sys.maxsize
         return per_node, sys.maxsize, f"slurm.gpus_per_node = {per_node}"
     gpus = len(gpu_memory())
     if gpus:
@@ -68,11 +74,3 @@ def resource_problem(resources: dict[str, dict[str, int]], stages: list[str], of
                                     "a `slurm:` block for several nodes")
     return None
 
-
-def refuse_ranks(jobs: list[dict[str, Any]], backend: str) -> None:
-    """Raise ``BackendError`` when one of ``jobs`` asks for several ranks, which ``backend`` cannot start yet."""
-    for job in jobs:
-        if world_size(job) > 1:
-            raise BackendError(f"job {job['id']} asks for {world_size(job)} ranks (resources {job['resources']}), "
-                               f"which the {backend} backend cannot start yet; submit with --backend local, or "
-                               "set its resources to gpus: 1, nodes: 1")

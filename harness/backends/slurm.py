@@ -4,8 +4,11 @@
 that wait for their pretraining tasks through `--dependency=afterok:...`. Arrays are chunked to the cluster's
 MaxArraySize; the chunks of one stage share one concurrency cap. Each array task is a `SlurmTask` (a submitit
 `Checkpointable`): on preemption or timeout it is requeued unchanged and `run_job` resumes each job from its
-`ckpt/last.pt`. The code a job runs is a snapshot of the `harness` and `analysis` packages taken at submit
-time (results/<sweep>/slurm/code/<hash>/), so editing the source does not change queued jobs.
+`ckpt/last.pt`. A job of several ranks (its `resources`, ``harness.backends.ranks``) is a Slurm job of its own
+with one task per rank (``--nodes``, ``--ntasks-per-node``), in arrays of jobs of its shape; each task joins the
+process group as its rank (``SlurmTask._run_rank``). The code a job runs is a snapshot of the `harness` and
+`analysis` packages taken at submit time (results/<sweep>/slurm/code/<hash>/), so editing the source does not
+change queued jobs.
 
 Folder: results/<sweep>/slurm/ {submitted.json, code.json, code/<hash>/, logs/<slurm id>/}. State reading
 (`query`) lives in `slurm_state`, the resources (`SlurmResources`, checked at expand) in `resources`;
@@ -35,7 +38,7 @@ from submitit.helpers import Checkpointable
 
 import harness
 from harness.backends import Job
-from harness.backends.ranks import refuse_ranks
+from harness.backends.ranks import shape, world_size
 from harness.backends.resources import SlurmResources
 from harness.backends.slurm_checks import check_request
 from harness.backends.slurm_state import query, read_submitted, record_submitted, run_cmd, slurm_dir, sweep_states
@@ -85,16 +88,19 @@ class ArrayChunk:
     tasks: list[list[dict[str, Any]]]
     after: tuple[str, ...]  # pretraining job ids (not yet ok) that every task of this array needs
     parallelism: int  # this array's share of the stage's concurrency cap (%N)
+    ranks: tuple[int, int] = (1, 1)  # (ranks per node, nodes) of each of its jobs
 
 
 def plan_arrays(jobs: list[dict[str, Any]], max_array_size: int, *, pack: int = 1, parallelism: int = 256,
                 waiting: frozenset[str] | set[str] = frozenset()) -> list[ArrayChunk]:
     """Split jobs into sbatch arrays: pretraining first, then downstream jobs that can start now, then those
-    that wait for a pretraining job in `waiting`, grouped by it so an array waits for few pretrainings.
+    that wait for a pretraining job in `waiting`, grouped by it so an array waits for few pretrainings; within
+    each, one array (or more) per shape of ranks (``ranks.shape``), since all tasks of an array ask for the same.
 
-    Each task holds `pack` jobs; each array at most `max_array_size` tasks; the arrays of one stage split
-    `parallelism` between them (at least 1 each). Example: 2 pretraining and 5 fine-tuning jobs, max size 4
-    -> [pretrain: 2 tasks] [downstream: 4 tasks, after both] [downstream: 1 task, after its one].
+    Each task holds `pack` jobs (a job of several ranks: one); each array at most `max_array_size` tasks; the
+    arrays of one stage split `parallelism` between them (at least 1 each). Example: 2 pretraining and 5
+    fine-tuning jobs, max size 4 -> [pretrain: 2 tasks] [downstream: 4 tasks, after both] [downstream: 1 task,
+    after its one].
     """
     pre = [j for j in jobs if j["stage"] == "pretrain"]
     ready = [j for j in jobs if j["stage"] != "pretrain" and j.get("depends_on") not in waiting]
@@ -104,14 +110,26 @@ def plan_arrays(jobs: list[dict[str, Any]], max_array_size: int, *, pack: int = 
     for stage, groups in (("pretrain", [pre]), ("downstream", [ready, held])):
         stage_chunks = []
         for group in groups:
-            tasks = [group[i:i + pack] for i in range(0, len(group), pack)]
-            for i in range(0, len(tasks), max_array_size):
-                part = tasks[i:i + max_array_size]
-                after = tuple(sorted({j["depends_on"] for t in part for j in t if j.get("depends_on") in waiting}))
-                stage_chunks.append((part, after))
+            for ranks in dict.fromkeys(shape(j) for j in group):
+                same = [j for j in group if shape(j) == ranks]
+                per_task = pack if ranks == (1, 1) else 1  # a job of several ranks is a Slurm job of its own
+                stage_chunks += [(*array, ranks) for array in _split(same, max_array_size, per_task, waiting)]
         share = max(1, parallelism // max(1, len(stage_chunks)))
-        chunks += [ArrayChunk(stage, part, after, share) for part, after in stage_chunks]
+        chunks += [ArrayChunk(stage, part, after, share, ranks) for part, after, ranks in stage_chunks]
     return chunks
+
+
+def _split(jobs: list[dict[str, Any]], max_array_size: int, pack: int,
+           waiting: frozenset[str] | set[str]) -> list[tuple[list[list[dict[str, Any]]], tuple[str, ...]]]:
+    """``jobs`` in tasks of ``pack``, in arrays of at most ``max_array_size`` tasks: (tasks, the pretrainings in
+    ``waiting`` they need) per array."""
+    tasks = [jobs[i:i + pack] for i in range(0, len(jobs), pack)]
+    out = []
+    for i in range(0, len(tasks), max_array_size):
+        part = tasks[i:i + max_array_size]
+        after = tuple(sorted({j["depends_on"] for t in part for j in t if j.get("depends_on") in waiting}))
+        out.append((part, after))
+    return out
 
 
 def dependency(slurm_ids: list[str], arrays: dict[str, list[str]]) -> str:
@@ -127,8 +145,9 @@ class SlurmTask(Checkpointable):
     """One array task: runs its jobs with `run_job`, skipping those already ok on disk.
 
     One job runs in-process; several run as subprocesses, round-robin over the task's CUDA_VISIBLE_DEVICES and
-    splitting its CPUs. Being `Checkpointable`, submitit's `checkpoint()` requeues this same task on timeout
-    or preemption, and `run_job` resumes each job from its `ckpt/last.pt`.
+    splitting its CPUs; a job of several ranks runs in every Slurm task of its job, each as one rank. Being
+    `Checkpointable`, submitit's `checkpoint()` requeues this same task on timeout or preemption (rank 0 does,
+    for the whole Slurm job), and `run_job` resumes each job (every rank) from its `ckpt/last.pt`.
     """
 
     def __init__(self, jobs: list[dict[str, Any]], root: str) -> None:
@@ -140,13 +159,29 @@ class SlurmTask(Checkpointable):
         todo = [j for j in self.jobs if not disk_state(sweep, j).is_done()]
         print(f"harness: running {len(todo)} of {len(self.jobs)} job(s) with CUDA_VISIBLE_DEVICES="
               f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
-        if len(todo) == 1:
+        if len(todo) == 1 and world_size(todo[0]) > 1:
+            self._run_rank(todo[0])
+        elif len(todo) == 1:
             from harness.run import run_job
 
             run_job(todo[0], Path(self.root))
         elif todo:
             self._run_packed(todo)
         return {j["id"]: disk_state(sweep, j) for j in self.jobs}
+
+    def _run_rank(self, job: dict[str, Any]) -> None:
+        """This Slurm task as one rank of ``job``: rank, world and rendezvous from Slurm through submitit's
+        helper (the job's first host; a port drawn from the Slurm job id, so every task and every requeue
+        agree), exported as torchrun would (``harness.train.distributed.init_from_env``)."""
+        from submitit.helpers import TorchDistributedEnvironment
+
+        from harness.backends.rank import run_rank
+
+        os.environ.pop("MASTER_PORT", None)  # one inherited from the submitting shell would win over the job id's
+        env = TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+        print(f"harness: {job['id']} rank {env.rank} of {env.world_size}, process group at "
+              f"{env.master_addr}:{env.master_port}", flush=True)
+        run_rank(job, Path(self.root))
 
     def _run_packed(self, todo: list[dict[str, Any]]) -> None:
         gpus = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]
@@ -192,9 +227,9 @@ def snapshot_code(code_root: Path) -> Path:
     return dest
 
 
-def check_cluster(resources: SlurmResources) -> int:
-    """Fail early with the fix when Slurm cannot take the jobs (no tools, unknown partition, a request its nodes
-    or limits can never satisfy: ``slurm_checks.check_request``); returns the cluster's MaxArraySize."""
+def check_cluster(resources: SlurmResources, jobs: list[dict[str, Any]]) -> int:
+    """Fail early with the fix when Slurm cannot take ``jobs`` (no tools, unknown partition, a request or ranks
+    its nodes or limits can never satisfy: ``slurm_checks.check_request``); returns the cluster's MaxArraySize."""
     for tool in ("sbatch", "srun"):
         if shutil.which(tool) is None:
             raise BackendError(f"`{tool}` is not on PATH: the slurm backend needs the Slurm client tools; "
@@ -208,7 +243,7 @@ def check_cluster(resources: SlurmResources) -> int:
             raise BackendError(f"unknown Slurm partition {resources.partition!r}; this cluster has "
                                f"{', '.join(names) or 'none'}: set slurm.partition in the sweep file or "
                                "pass --partition")
-    check_request(resources)
+    check_request(resources, jobs)
     return max_array_size
 
 
@@ -232,13 +267,21 @@ class SubmitReport:
         return text + (f"; code snapshot {self.snapshot}" if self.snapshot else "")
 
 
-def _executor(logs: Path, res: SlurmResources, snapshot: Path, git_rev: str, sweep: str) -> Any:
-    """A submitit AutoExecutor for Slurm with the resources and the pinned-code setup lines."""
+def _executor(logs: Path, res: SlurmResources, snapshot: Path, git_rev: str, sweep: str,
+              ranks: tuple[int, int]) -> Any:
+    """A submitit AutoExecutor for Slurm with the resources and the pinned-code setup lines, for jobs of ``ranks``
+    (ranks per node, nodes): one task per rank with ``cpus_per_task`` CPUs and, unless ``gpus_per_node`` is 0,
+    one GPU each; srun ends every rank when one fails."""
     import submitit
+
+    per_node, nodes = ranks
+    several = per_node * nodes > 1
+    gpus = (per_node if several else res.gpus_per_node) if res.gpus_per_node else None
 
     executor = submitit.AutoExecutor(folder=logs / "%j", cluster="slurm")
     params: dict[str, Any] = {
         "name": f"harness-{sweep}", "timeout_min": res.time_min, "cpus_per_task": res.cpus_per_task,
+        "nodes": nodes, "tasks_per_node": per_node, "slurm_srun_args": ["--kill-on-bad-exit=1"] if several else [],
         "slurm_setup": [*res.setup, f"export PYTHONPATH={shlex.quote(str(snapshot))}${{PYTHONPATH:+:$PYTHONPATH}}",
                         "export PYTHONSAFEPATH=1",  # the snapshot, never the current directory's harness
                         f"export {GIT_REV_ENV}={shlex.quote(git_rev)}",
@@ -247,7 +290,7 @@ def _executor(logs: Path, res: SlurmResources, snapshot: Path, git_rev: str, swe
     }
     optional = {"slurm_partition": res.partition, "slurm_account": res.account, "slurm_qos": res.qos,
                 "slurm_constraint": res.constraint, "mem_gb": res.mem_gb,
-                "gpus_per_node": res.gpus_per_node or None}
+                "gpus_per_node": gpus}
     executor.update_parameters(**params, **{k: v for k, v in optional.items() if v is not None})
     return executor
 
@@ -263,8 +306,7 @@ def submit(jobs: list[dict[str, Any]], root: Path, resources: SlurmResources) ->
     report = SubmitReport()
     if not jobs:
         return report
-    refuse_ranks(jobs, "slurm")
-    max_array_size = check_cluster(resources)
+    max_array_size = check_cluster(resources, jobs)
     root = Path(root).resolve()
     sweep = jobs[0]["sweep"]
     sweep_dir = root / sweep
@@ -287,13 +329,13 @@ def submit(jobs: list[dict[str, Any]], root: Path, resources: SlurmResources) ->
     write_json_atomic(folder / "code.json", {"harness_version": harness.__version__, "git_rev": git_rev,
                                              "snapshot": str(report.snapshot), "python": sys.executable,
                                              "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    executor = _executor(folder / "logs", resources, report.snapshot, git_rev, sweep)
     dep_ids = {j: sid for j, sid in submitted.items() if _active(states.get(j))}
     arrays: dict[str, list[str]] = {}
     chunks = plan_arrays(jobs, max_array_size, pack=resources.pack, parallelism=resources.array_parallelism,
                          waiting=frozenset(waiting))
     for n, chunk in enumerate(chunks, 1):
         extra = {"dependency": dependency([dep_ids[d] for d in chunk.after], arrays)} if chunk.after else {}
+        executor = _executor(folder / "logs", resources, report.snapshot, git_rev, sweep, chunk.ranks)
         executor.update_parameters(slurm_array_parallelism=chunk.parallelism, slurm_additional_parameters=extra)
         try:
             with contextlib.redirect_stderr(io.StringIO()), executor.batch():

@@ -1,9 +1,10 @@
 """Slurm requests a cluster can satisfy, and why queued jobs wait.
 
-``check_request`` compares a sweep's request (``SlurmResources``) with the partition's nodes and limits before
-anything is queued (`sinfo`: CPUs, memory and GPUs per node; `scontrol show partition`: time and per-node
-limits) and refuses what can never run, in one line naming the setting, the value, the limit and the fix:
-otherwise Slurm queues it and it sits pending forever (reason ``PartitionConfig``).
+``check_request`` compares a sweep's request (``SlurmResources``, and the ranks of jobs that span several:
+``rank_problems``) with the partition's nodes and limits before anything is queued (`sinfo`: CPUs, memory and
+GPUs per node, nodes; `scontrol show partition`: time, per-node and node-count limits) and refuses what can never
+run, in one line naming the setting, the value, the limit and the fix: otherwise Slurm queues it and it sits
+pending forever (reason ``PartitionConfig``).
 
 ``pending_reasons`` groups a sweep's pending jobs by Slurm's reason (`squeue %r`) for ``harness status``,
 flagging the reasons that never clear by waiting. Parsing is pure, so it is tested without a cluster.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.backends.ranks import shape
 from harness.backends.resources import SlurmResources
 from harness.backends.slurm_state import read_submitted, run_cmd
 from harness.errors import BackendError
@@ -32,14 +34,15 @@ FLAGS = {"cpus_per_task": "--cpus", "mem_gb": "--mem", "gpus_per_node": "--gpus-
 
 @dataclass(frozen=True)
 class PartitionLimits:
-    """The most one task can get in a partition: CPUs, memory (MB) and GPUs of its largest node, and the
-    partition's time limit in minutes (None: unlimited)."""
+    """The most one job can get in a partition: CPUs, memory (MB) and GPUs of its largest node, the partition's
+    time limit in minutes (None: unlimited) and how many nodes one job can span."""
 
     name: str
     cpus: int
     mem_mb: int
     gpus: int
     time_min: int | None
+    nodes: int = 1
 
 
 def parse_time_limit(text: str) -> int | None:
@@ -79,7 +82,9 @@ def parse_limits(name: str, sinfo: str, partition: str) -> PartitionLimits:
     mem_limit = fields.get("MaxMemPerNode", "UNLIMITED")
     if mem_limit.isdigit():
         mem = min(mem, int(mem_limit))
-    return PartitionLimits(name, cpus, mem, gpus, parse_time_limit(fields.get("MaxTime", "UNLIMITED")))
+    max_nodes = fields.get("MaxNodes", "UNLIMITED")
+    spans = min(len(nodes), int(max_nodes)) if max_nodes.isdigit() else len(nodes)
+    return PartitionLimits(name, cpus, mem, gpus, parse_time_limit(fields.get("MaxTime", "UNLIMITED")), spans)
 
 
 def partition_limits(partition: str | None) -> PartitionLimits:
@@ -110,9 +115,33 @@ def request_problems(res: SlurmResources, limits: PartitionLimits) -> list[str]:
     return out
 
 
-def check_request(res: SlurmResources) -> None:
-    """Refuse a request the partition can never satisfy (``BackendError``, one line), before anything is queued."""
-    problems = request_problems(res, partition_limits(res.partition))
+def rank_problems(jobs: list[dict[str, Any]], res: SlurmResources, limits: PartitionLimits) -> list[str]:
+    """What in the ranks of ``jobs`` (their ``resources``: G ranks per node on M nodes, each rank a Slurm task
+    with ``slurm.cpus_per_task`` CPUs and, unless ``slurm.gpus_per_node`` is 0, one GPU) exceeds ``limits``, one
+    sentence each with the fix (empty when they can run)."""
+    out = []
+    asks = sorted({("pretrain.resources" if j["stage"] == "pretrain" else "resources", *shape(j)) for j in jobs})
+    for key, per_node, nodes in asks:
+        if per_node * res.cpus_per_task > limits.cpus:
+            fits = limits.cpus // per_node
+            fix = f"set slurm.cpus_per_task: {fits} (or less), or " if fits else ""
+            out.append(f"{key}.gpus = {per_node} ranks per node, each with slurm.cpus_per_task = {res.cpus_per_task}"
+                       f" CPUs, but partition {limits.name}'s largest node has {limits.cpus} CPUs; {fix}ask for at "
+                       f"most {limits.cpus // res.cpus_per_task} ranks per node (and more nodes)")
+        if res.gpus_per_node and per_node > limits.gpus:
+            out.append(f"{key}.gpus = {per_node} but partition {limits.name}'s largest node has {limits.gpus} GPUs; "
+                       f"ask for at most {limits.gpus} per node and more nodes")
+        if nodes > limits.nodes:
+            out.append(f"{key}.nodes = {nodes} but a job of partition {limits.name} spans at most {limits.nodes} "
+                       f"node(s); ask for at most {limits.nodes}")
+    return out
+
+
+def check_request(res: SlurmResources, jobs: list[dict[str, Any]]) -> None:
+    """Refuse a request the partition can never satisfy (``BackendError``, one line), before anything is queued:
+    ``res`` itself and the ranks of ``jobs``."""
+    limits = partition_limits(res.partition)
+    problems = request_problems(res, limits) + rank_problems(jobs, res, limits)
     if problems:
         raise BackendError("; ".join(problems))
 

@@ -9,11 +9,12 @@ subsets: :mod:`harness.data.subsets`; identity: :mod:`harness.data.fingerprint`.
 
 Public API: :func:`check_source`, :func:`load`, :class:`SourceInfo`, :class:`Samples`,
 :class:`Trajectories`, :func:`compute_stats`, :func:`samples_of`, :func:`write_arrays`, :func:`write_tl_scaling`,
-:func:`write_samples`, :func:`fingerprint`, :func:`parse_spec`, ``FORMATS``, ``TENSOR_LAYOUT``.
+:func:`write_pretraining_pdes`, :func:`write_samples`, :func:`fingerprint`, :func:`parse_spec`, ``FORMATS``,
+``TENSOR_LAYOUT``.
 """
 
 from harness.data.fingerprint import fingerprint
-from harness.data.formats import TENSOR_LAYOUT, write_arrays, write_samples, write_tl_scaling
+from harness.data.formats import TENSOR_LAYOUT, write_arrays, write_pretraining_pdes, write_samples, write_tl_scaling
 from harness.data.samples import Samples, Trajectories, compute_stats, samples_of
 from harness.data.source import SourceInfo, check_source, load
 from harness.data.spec import FORMATS, parse_spec
@@ -31,6 +32,7 @@ __all__ = [
     "parse_spec",
     "samples_of",
     "write_arrays",
+    "write_pretraining_pdes",
     "write_samples",
     "write_tl_scaling",
 ]

@@ -10,8 +10,9 @@ sweep fails before anything is written or queued (on Slurm: before waiting in th
   and patch grid (``harness.train.rules``, as ``Masked`` / ``TimeMasked``), each pretext strategy's window
   and each augmentation a symmetry of its system's equation;
 - data on disk (a part's `data`, ``harness.data.sweep``): the files' layout from their headers, their grid
-  against `resolution`, steady data, rows for each split's n (``check_source``, as the data step's ``load``),
-  supervised pretraining on a file, and a zero-shot model of the data's channels;
+  against `resolution`, the task's kind of data (steady samples; trajectories with the task's `nt` frames over
+  its `horizon`), rows for each split's n (``check_source``, as the data step's ``load``), and for the steady
+  task supervised pretraining on a file and a zero-shot model of the data's channels;
 - model: `model.modes` fit the grid -- ``harness.models.size.check_modes``, as ``FNO.forward``;
 - training: every train setting and the constraints between them -- ``TrainConfig``, as the training loop;
 - zero-shot only of a supervised pretraining (a pretext head predicts no solution), and a pretraining loss
@@ -19,7 +20,9 @@ sweep fails before anything is written or queued (on Slurm: before waiting in th
 - memory: parameters, Adam state, one batch's activations and the resident data of each training stage
   (``harness.models.size.train_memory`` with the task's input channels and sample sizes,
   ``harness.tasks.spec.resident_sizes``) fit the largest device a backend offers
-  (``harness.backends.resources.largest_device``).
+  (``harness.backends.resources.largest_device``); a training set that streams there (the `stream` group,
+  ``harness.config.StreamConfig.streams``, as ``harness.train.stream.over_budget`` at run time) counts as one
+  batch, and only generated steady training sets stream (``stream.mode: always`` on others is refused).
 
 Each failure is one ``SweepError`` line: the file, the key and its line, the point, what must hold, the fix.
 """
@@ -30,22 +33,22 @@ import functools
 from typing import Any
 
 from harness.backends.resources import Device
-from harness.config import TrainConfig
+from harness.config import StreamConfig, TrainConfig
 from harness.data.sweep import PARTS, check_needs, has_data, model_channels, resolve_part
 from harness.errors import HarnessError
-from harness.models.size import check_modes, train_memory
+from harness.models.size import FLOAT_BYTES, Memory, check_modes, train_memory
 from harness.sweep.schema import Where
-from harness.tasks.spec import TaskRuleError, check_task, resident_sizes
+from harness.tasks.spec import TaskRuleError, check_task, is_time, resident_sizes
 
 GIB = 1 << 30
 
 
 def check_point(point: dict[str, Any], config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]],
-                where: Where, device: Device) -> None:
+                where: Where, device: Device, stream: StreamConfig) -> None:
     """Raise SweepError unless the resolved ``config`` of ``point`` can run as the (stage, job config) pairs
-    ``stages`` it expands to."""
+    ``stages`` it expands to, its training sets held as ``stream`` says."""
     try:
-        _check(config, stages, device)
+        _check(config, stages, device, stream)
     except _Bad as bad:
         raise where.at_point(bad.key, point, bad.message) from None
 
@@ -66,12 +69,20 @@ def _run(key: str, check, *args: Any, fix: str = "") -> Any:
         raise _Bad(key, f"{exc}; {fix}" if fix else str(exc)) from None
 
 
+def take_stream(config: dict[str, Any]) -> StreamConfig:
+    """Remove the ``stream`` group from a resolved point config (in place) and return it: it says where a job's
+    training batches come from, not what they hold, so it is in neither the job's config nor its id
+    (``harness.sweep.expand`` puts it on the job as ``job["stream"]``)."""
+    return StreamConfig.from_dict(config.pop("stream", None))
+
+
 def resolve_data(point: dict[str, Any], config: dict[str, Any], where: Where, base: str | None) -> dict[str, Any]:
     """The resolved ``config`` of ``point`` with each part's data source checked against its files and resolved
     (``harness.data.sweep.resolve_part``: paths, fingerprint), before the stages' ids are taken from it."""
     for name in PARTS:
         try:
-            config[name] = resolve_part(name, config[name], config["resolution"], base=base)
+            config[name] = resolve_part(name, config[name], config["resolution"], base=base,
+                                        frames=(config["nt"], config["horizon"]) if is_time(config) else None)
         except HarnessError as exc:
             raise where.at_point(f"{name}.data", point, str(exc)) from None
     return config
@@ -83,6 +94,8 @@ def _check_data(stages: list[tuple[str, dict[str, Any]]]) -> None:
         name = "pretrain" if stage == "pretrain" else "downstream"
         if has_data(job[name]):
             _run(f"{name}.data", check_needs, name, job[name])
+        if is_time(job):
+            continue  # trajectories from a file give the model the channels generated ones give it
         if name == "pretrain" and has_data(job[name]) and job[name]["strategy"] != "supervised":
             raise _Bad("pretrain.strategy", f"pretrain.data trains supervised pretraining only, not "
                                             f"{job[name]['strategy']}: set pretrain.strategy: supervised")
@@ -95,7 +108,8 @@ def _check_data(stages: list[tuple[str, dict[str, Any]]]) -> None:
                                               "pretrained (fine-tuning re-initialises the modules that differ)")
 
 
-def _check(config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]], device: Device) -> None:
+def _check(config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]], device: Device,
+           stream: StreamConfig) -> None:
     res, pretrain, names = config["resolution"], config["pretrain"], [stage for stage, _ in stages]
     _check_data(stages)
     try:
@@ -115,7 +129,7 @@ def _check(config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]], dev
             key, part = ("pretrain.train", job["pretrain"]) if stage == "pretrain" else ("train", job)
             settings = _run(key, _train_config, tuple(part["train"].items()))
             data = job["pretrain" if stage == "pretrain" else "downstream"]
-            _check_memory(key, config, settings.batch_size, data["n_train"], data["n_val"], device)
+            _check_memory(key, config, settings.batch_size, data, device, stream)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -124,17 +138,39 @@ def _train_config(items: tuple[tuple[str, Any], ...]) -> TrainConfig:
     return TrainConfig.from_dict(dict(items))
 
 
-def _check_memory(key: str, config: dict[str, Any], batch_size: int, n_train: int, n_val: int,
-                  device: Device) -> None:
-    """Refuse a training stage whose ``train_memory`` exceeds the largest device (``key``: its train settings)."""
+def _check_memory(key: str, config: dict[str, Any], batch_size: int, part: dict[str, Any], device: Device,
+                  stream: StreamConfig) -> None:
+    """Refuse a training stage (``key``: its train settings; ``part``: its data) whose ``train_memory`` exceeds the
+    largest device, its training set counted as one batch where it streams there."""
     width, modes, res = config["model"]["width"], config["model"]["modes"], config["resolution"]
     in_channels, sample_floats = resident_sizes(config)
-    need = train_memory(width, modes, res, batch=min(batch_size, n_train), samples=n_train + n_val,
-                        in_channels=in_channels, sample_floats=sample_floats)
-    if need.total > device.bytes:
-        raise _Bad("model.width", (
-            f"training needs about {need.total / GIB:,.1f} GiB (parameters with gradients and Adam state "
-            f"{need.params / GIB:,.1f} GiB, one batch's activations {need.activations / GIB:,.1f} GiB, "
-            f"training and validation data {need.data / GIB:,.1f} GiB) but the largest device a backend offers "
-            f"has {device.bytes / GIB:,.1f} GiB ({device.what}); use a smaller model.width, model.modes, "
-            f"resolution, {key}.batch_size or n_train, or set slurm.mem_gb to the memory of a bigger device"))
+    n_train, n_val, batch = part["n_train"], part["n_val"], min(batch_size, part["n_train"])
+    streamable = not is_time(config) and not has_data(part)
+    if stream.mode == "always" and not streamable:
+        raise _Bad("stream.mode", "stream.mode always streams generated steady training sets only; "
+                                  f"{'data files' if has_data(part) else 'trajectory datasets'} load resident (their "
+                                  "formats have no cheap row reads yet): set stream.mode: auto or never")
+    streams = streamable and stream.streams(n_train * sample_floats * FLOAT_BYTES, device.bytes)
+
+    def need(samples: int) -> Memory:
+        return train_memory(width, modes, res, batch=batch, samples=samples, in_channels=in_channels,
+                            sample_floats=sample_floats)
+
+    held = need((batch if streams else n_train) + n_val)
+    if held.total <= device.bytes:
+        return
+    if streamable and not streams and need(batch + n_val).total <= device.bytes:
+        setting = ("stream.mode", "stream.mode is never") if stream.mode == "never" else (
+            "stream.budget_gb", f"stream.budget_gb = {stream.budget_gb:g} keeps it resident")
+        raise _Bad(setting[0], (
+            f"training needs about {held.total / GIB:,.1f} GiB with its training set resident "
+            f"({held.data / GIB:,.1f} GiB of data) but the largest device a backend offers has "
+            f"{device.bytes / GIB:,.1f} GiB ({device.what}), and {setting[1]}; set stream.mode: auto (with "
+            "stream.budget_gb: 0) or always to read the training batches from the cache file"))
+    raise _Bad("model.width", (
+        f"training needs about {held.total / GIB:,.1f} GiB (parameters with gradients and Adam state "
+        f"{held.params / GIB:,.1f} GiB, one batch's activations {held.activations / GIB:,.1f} GiB, "
+        f"{'one streamed training batch' if streams else 'training'} and validation data "
+        f"{held.data / GIB:,.1f} GiB) but the largest device a backend offers "
+        f"has {device.bytes / GIB:,.1f} GiB ({device.what}); use a smaller model.width, model.modes, "
+        f"resolution, {key}.batch_size or n_train, or set slurm.mem_gb to the memory of a bigger device"))

@@ -18,11 +18,12 @@ from typing import Any
 
 from harness.backends.ranks import DEFAULT, offer, resource_problem, take_resources
 from harness.backends.resources import Device, SlurmResources, largest_device
+from harness.config import StreamConfig
 from harness.dotted import copy_tree, set_dotted
 from harness.errors import SweepError
 from harness.pde.systems import LAYOUT_VERSION
 from harness.states import Stage
-from harness.sweep.checks import check_point, resolve_data
+from harness.sweep.checks import check_point, resolve_data, take_stream
 from harness.sweep.spec import MAX_JOBS, Sweep
 from harness.sweep.tune import trial_configs
 from harness.tasks.spec import task_keys
@@ -117,8 +118,9 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -
     for point in _points(sweep):
         config = resolve_data(point, resolve(sweep, point), sweep.where, str(Path(sweep.path).parent))
         resources = take_resources(config)  # how many ranks a job runs as: not in its config nor its id
+        stream = take_stream(config)  # where its training batches come from: neither
         stages = stage_configs(config)
-        check_point(point, config, stages, sweep.where, device)
+        check_point(point, config, stages, sweep.where, device, stream)
         if problem := resource_problem(resources, [stage for stage, _ in stages], offered,
                                        tuple(tune["stages"]) if tune else ()):
             raise sweep.where.at_point(problem[0], point, problem[1])
@@ -134,6 +136,8 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -
                         table[jid]["tune_storage"] = tune["storage"]
                     if (res := resources["pretrain" if stage == "pretrain" else "downstream"]) != DEFAULT:
                         table[jid]["resources"] = res
+                    if stream != StreamConfig() and stage != "zeroshot":
+                        table[jid]["stream"] = stream.to_dict()
     if not downstream and not pretrain:
         raise SweepError(f"{sweep.path}: every point was excluded; loosen `exclude`")
     return [*pretrain.values(), *downstream.values()]

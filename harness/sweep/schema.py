@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from harness.config import CHOICES as TRAIN_CHOICES
-from harness.config import TrainConfig
+from harness.config import STREAM_MODES, StreamConfig, TrainConfig
 from harness.data.spec import parse_spec
 from harness.dotted import flatten
 from harness.errors import DataFileError, SweepError
@@ -55,6 +55,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "train": dict(TRAIN_DEFAULTS),
     "resources": {"gpus": 1, "nodes": 1},  # of the downstream stages
+    # training sets read batch by batch from their cache file (harness.config.StreamConfig); not in the job id
+    "stream": StreamConfig().to_dict(),
 }
 
 SHIFT_NAMES = tuple(sorted({level for levels in SHIFT_LEVELS.values() for level in levels} | set(TIME_LEVELS)))
@@ -64,6 +66,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "pretrain.system": (*SYSTEMS, MIXED, *TIME_SYSTEMS, TIME_MIXED),
     "pretrain.strategy": (*STRATEGIES, "none"),
     "downstream.system": (*SYSTEMS, *TIME_SYSTEMS),
+    "stream.mode": STREAM_MODES,
     **{f"train.{k}": v for k, v in TRAIN_CHOICES.items()},
     **{f"pretrain.train.{k}": v for k, v in TRAIN_CHOICES.items()},
 }

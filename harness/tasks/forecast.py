@@ -1,9 +1,11 @@
 """The time-dependent tasks: fixed_future and next_step on trajectories of heat, advection and Burgers.
 
 A split's tensors are the trajectories ``x = u`` (n, nt, R, R) and their coefficients ``y`` (n, 5) in
-``TIME_COEFS`` order, both in physical units, so the Lie-point augmentations (``harness.train.augment_time``)
-act on them as derived. The objectives cut windows of frames out of a batch and build the model's input
-(``Trajectories.inputs``): the ``time_window`` frames as channels, then the five coefficient channels.
+``TIME_COEFS`` order, generated or drawn from a part's ``data`` file (``pretraining-pdes``: checked at expand
+to hold the task's ``nt`` frames over its ``horizon`` and exactly these coefficients), both in physical
+units, so the Lie-point augmentations (``harness.train.augment_time``) act on them as derived. The objectives
+cut windows of frames out of a batch and build the model's input (``Trajectories.inputs``): the
+``time_window`` frames as channels, then the five coefficient channels.
 
 Normalisation: fixed, the same for every job. u is not rescaled (the initial conditions are sums of sines of
 amplitude at most 0.5: u is O(1) by construction, and the relative L2 metrics do not depend on its scale).
@@ -31,7 +33,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness import pde
+from harness import data, pde
+from harness.data.sweep import has_data
 from harness.tasks.pretext import make_pretext
 from harness.tasks.spec import target_frame
 from harness.tasks.task import Task, Tensors
@@ -125,8 +128,12 @@ def rollout(model: nn.Module, test: Tensors, objective: NextStep, device: torch.
 class ForecastTask(Task):
     """``task: fixed_future`` and ``task: next_step``; see the module docstring."""
 
-    def load(self, part: dict[str, Any], split: str, n: int, *, seed: int, cache: Path) -> pde.TimeData:
-        """A split of trajectories of ``part["system"]`` at the named level ``part["shift"]``."""
+    def load(self, part: dict[str, Any], split: str, n: int, *, seed: int,
+             cache: Path) -> pde.TimeData | data.Trajectories:
+        """A split drawn from the part's files (``data``: trajectories of the task's frames, checked at expand),
+        else of trajectories of ``part["system"]`` at the named level ``part["shift"]``."""
+        if has_data(part):
+            return data.load(part["data"], split, n, seed, cache_dir=str(cache))
         cfg = self.config
         return pde.load_time_split(part["system"], split, n, shift=part["shift"], resolution=cfg["resolution"],
                                    nt=cfg["nt"], horizon=cfg["horizon"], seed=seed, cache_dir=cache)
@@ -135,9 +142,10 @@ class ForecastTask(Task):
         """The fixed coefficient scales, whatever the data or the pretraining (see the module docstring)."""
         return {"coef_scale": list(COEF_SCALE)}
 
-    def tensors(self, data: pde.TimeData, stats: dict[str, Any]) -> Tensors:
-        """(u (n, nt, R, R), coefficients (n, 5)), float32, physical units."""
-        return torch.as_tensor(data.u, dtype=torch.float32), torch.as_tensor(data.coef_common, dtype=torch.float32)
+    def tensors(self, split: pde.TimeData | data.Trajectories, stats: dict[str, Any]) -> Tensors:
+        """(u (n, nt, R, R), coefficients (n, 5) in ``TIME_COEFS`` order), float32, physical units."""
+        coefs = split.coef_common if isinstance(split, pde.TimeData) else split.coefficients
+        return torch.as_tensor(split.u, dtype=torch.float32), torch.as_tensor(coefs, dtype=torch.float32)
 
     def objective(self, loss: str) -> Trajectories:
         """``FixedFuture`` or ``NextStep``, as the config's task."""

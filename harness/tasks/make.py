@@ -1,15 +1,17 @@
-"""``make_task(config)``: the ``Task`` of a job's config."""
+"""``make_task(config, stream)``: the ``Task`` of a job's config."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from harness.config import StreamConfig
 from harness.tasks.forecast import ForecastTask
 from harness.tasks.spec import is_time
 from harness.tasks.steady import SteadyTask
 from harness.tasks.task import Task
 
 
-def make_task(config: dict[str, Any]) -> Task:
-    """``ForecastTask`` for a fixed_future or next_step job, else ``SteadyTask`` (steady jobs have no task key)."""
-    return ForecastTask(config) if is_time(config) else SteadyTask(config)
+def make_task(config: dict[str, Any], stream: StreamConfig | None = None) -> Task:
+    """``ForecastTask`` for a fixed_future or next_step job, else ``SteadyTask`` (steady jobs have no task key),
+    whose training set streams as ``stream`` (the job's ``stream`` settings, default auto) says."""
+    return ForecastTask(config) if is_time(config) else SteadyTask(config, stream)

@@ -4,6 +4,11 @@ Data are ``harness.pde`` datasets, or the user's files (a part's ``data``, ``har
 ``harness.data.Samples``; inputs are normalised by the samples' rule (``harness.data.tensors``: per instance for
 generated data) with the training split's statistics (or the pretraining's, when they fit); the objective is
 supervised learning of the solution, and the strategies those of ``harness.train.strategies``.
+
+A generated training split streams from its cache file (``harness.train.stream.StreamedSplit``, the same batches
+bit for bit) when the job's ``stream`` settings say so (``harness.config.StreamConfig``); validation and test
+splits, and data files (whose formats do not all allow row reads: refused at expand with ``stream.mode:
+always``), stay resident.
 """
 
 from __future__ import annotations
@@ -11,33 +16,55 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from harness import pde
+from harness.config import StreamConfig
 from harness.data import Samples, load, samples_of
 from harness.data.sweep import has_data
 from harness.data.tensors import pick_stats, to_tensors
+from harness.pde.cache import split_path
 from harness.tasks.task import Task, Tensors
 from harness.train.strategies import Pretraining, Supervised, make_strategy
+from harness.train.stream import StreamedSplit, over_budget
 
 
 class SteadyTask(Task):
-    """``task: steady`` (the default): see the module docstring."""
+    """``task: steady`` (the default): see the module docstring. ``stream``: the job's ``stream`` settings."""
 
-    def load(self, part: dict[str, Any], split: str, n: int, *, seed: int, cache: Path) -> Samples:
+    def __init__(self, config: dict[str, Any], stream: StreamConfig | None = None) -> None:
+        super().__init__(config)
+        self.stream = stream or StreamConfig()
+
+    def load(self, part: dict[str, Any], split: str, n: int, *, seed: int,
+             cache: Path) -> Samples | StreamedSplit:
         """A split drawn from the part's files (``data``), else of ``part["system"]`` at ``part["shift"]`` (a
-        level name or an explicit [lo, hi] range), generated or from the cache."""
+        level name or an explicit [lo, hi] range), generated or from the cache; a generated training split that
+        streams (``over_budget``) is its cache file opened for streaming, generated there first if need be."""
         if has_data(part):
             return load(part["data"], split, n, seed, cache_dir=str(cache))
         shift = part["shift"]
         kwargs = {"coef_range": tuple(shift)} if isinstance(shift, list) else {"shift": shift}
-        return samples_of(pde.load_split(part["system"], split, n, resolution=self.config["resolution"], seed=seed,
-                                         cache_dir=cache, **kwargs))
+        request = {"resolution": self.config["resolution"], "seed": seed, "cache_dir": cache, **kwargs}
+        data = None
+        if split == "train" and self.stream.mode != "never":
+            path = split_path(part["system"], split, n, **request)
+            if not path.exists():  # generated and cached first, to stream from the file
+                data = pde.load_split(part["system"], split, n, **request)
+            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as harness.run.pick_device
+            if (streamed := over_budget(path, self.stream, device)) is not None:
+                return streamed
+        return samples_of(data if data is not None else pde.load_split(part["system"], split, n, **request))
 
-    def stats(self, train: Samples, pretrained: dict[str, Any] | None) -> dict[str, Any]:
+    def stats(self, train: Samples | StreamedSplit, pretrained: dict[str, Any] | None) -> dict[str, Any]:
         """``harness.data.tensors.pick_stats``: the pretrained model's where they fit, else the split's own."""
         return pick_stats(pretrained, train)
 
-    def tensors(self, data: Samples, stats: dict[str, Any]) -> Tensors:
-        """(normalised inputs (n, F + K, R, R): 7 channels for generated data, solutions (n, T, R, R))."""
+    def tensors(self, data: Samples | StreamedSplit, stats: dict[str, Any]) -> Tensors:
+        """(normalised inputs (n, F + K, R, R): 7 channels for generated data, solutions (n, T, R, R)); of a
+        streamed split, the ``StreamedRows`` that read them batch by batch."""
+        if isinstance(data, StreamedSplit):
+            return data.tensors(stats)
         return to_tensors(data, stats)
 
     def objective(self, loss: str) -> Pretraining:

@@ -8,9 +8,11 @@ pinned memory on a GPU. Positioned reads rather than a memory map: the pages of 
 count as the process's memory until the kernel drops them, reads do not (the page cache is the kernel's).
 
 ``StreamedRows`` is what ``harness.train.loop.train`` indexes instead of a tensor: it has a ``shape``, ``to``
-(binds a device) and ``rows[idx]`` (a batch on that device). ``over_budget`` is the rule: a training set whose
-resident tensors (inputs and targets, float32) exceed the budget streams: ``memory_gb``, else half of the
-device's memory (the GPU's, else this machine's RAM). Not yet hooked into the jobs' data path (``harness.tasks``).
+(binds a device) and ``rows[idx]`` (a batch on that device). ``over_budget`` applies the sweep's ``stream``
+settings (``harness.config.StreamConfig``): a training set streams always, or (auto) when its resident tensors
+(inputs and targets, float32) exceed the budget, ``stream.budget_gb`` or else half of the device's memory (the
+GPU's, else this machine's RAM). ``harness.tasks.steady`` calls it for a generated training split; validation and
+test sets stay resident (the expand-time memory check counts them).
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.config import StreamConfig
 from harness.errors import DataError
 from harness.train.normalise import make_inputs, make_targets
 
 FLOAT_BYTES = 4
-DEFAULT_FRACTION = 0.5  # of the device's memory, when no budget is given
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,12 @@ class StreamedSplit:
     coef: Block
     solution: Block
     stats: dict[str, Any]
+    normalise = "instance"  # as ``harness.data.Samples`` of generated data, for ``harness.data.tensors.pick_stats``
+
+    @property
+    def coefficients(self) -> Block:
+        """The coefficient array's block (its ``shape`` is what ``pick_stats`` compares with a model's statistics)."""
+        return self.coef
 
     @classmethod
     def open(cls, path: Path | str) -> StreamedSplit:
@@ -139,20 +147,15 @@ class StreamedSplit:
         return StreamedRows(self, stats), StreamedRows(self, None)
 
 
-def budget_bytes(memory_gb: float, device: torch.device) -> int:
-    """The memory a job's training set may take resident: ``memory_gb`` if > 0, else ``DEFAULT_FRACTION`` of the
-    device's memory (the GPU's, else this machine's RAM)."""
-    if memory_gb > 0:
-        return int(memory_gb * (1 << 30))
+def device_bytes(device: torch.device) -> int:
+    """The memory of ``device``: the GPU's, else this machine's RAM."""
     if device.type == "cuda":
-        total = torch.cuda.get_device_properties(device).total_memory
-    else:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return int(DEFAULT_FRACTION * total)
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def over_budget(path: Path | str, memory_gb: float, device: torch.device) -> StreamedSplit | None:
-    """The training split at ``path`` opened for streaming when its resident tensors exceed the budget, else None
-    (the resident path)."""
+def over_budget(path: Path | str, settings: StreamConfig, device: torch.device) -> StreamedSplit | None:
+    """The training split at ``path`` opened for streaming when ``settings`` say it streams on ``device``
+    (``StreamConfig.streams``: always, or its resident tensors exceed the budget), else None (the resident path)."""
     split = StreamedSplit.open(path)
-    return split if split.resident_bytes > budget_bytes(memory_gb, device) else None
+    return split if settings.streams(split.resident_bytes, device_bytes(device)) else None

@@ -6,7 +6,7 @@ from pathlib import Path
 from harness.data.formats.arrays import Arrays, write_arrays
 from harness.data.formats.base import Layout, Reader
 from harness.data.formats.pdebench_darcy import PDEBenchDarcy
-from harness.data.formats.pretraining_pdes import PretrainingPDEs
+from harness.data.formats.pretraining_pdes import PretrainingPDEs, write_pretraining_pdes
 from harness.data.formats.tl_scaling import TENSOR_LAYOUT, TLScaling, write_tl_scaling
 from harness.data.samples import Samples
 from harness.errors import DataFileError
@@ -23,4 +23,5 @@ def write_samples(path: str | os.PathLike, samples: Samples, fmt: str = "arrays"
     return write_arrays(path, samples.fields, samples.targets, samples.coefficients, channels=samples.channels,
                         normalise=samples.normalise)
 
-__all__ = ["READERS", "TENSOR_LAYOUT", "Layout", "Reader", "write_arrays", "write_samples", "write_tl_scaling"]
+__all__ = ["READERS", "TENSOR_LAYOUT", "Layout", "Reader", "write_arrays", "write_pretraining_pdes", "write_samples",
+           "write_tl_scaling"]

@@ -18,8 +18,8 @@ from harness.errors import DataFileError
 class Layout:
     """What a file's header says about one group of rows: ``rows``, the ``grid`` (X, Y) in the harness's axis
     order, input ``fields`` and ``targets`` channels and coefficient ``channels`` (steady formats),
-    ``timesteps`` (trajectories), the ``normalise`` rule and ``system`` where the format fixes them, and
-    whether the file stores y before x (``transpose``: its arrays are transposed on reading)."""
+    ``timesteps`` and their ``times`` (trajectories), the ``normalise`` rule and ``system`` where the format
+    fixes them, and whether the file stores y before x (``transpose``: its arrays are transposed on reading)."""
 
     rows: int
     grid: tuple[int, int]
@@ -29,6 +29,7 @@ class Layout:
     normalise: str | None = None
     system: str | None = None
     timesteps: int | None = None
+    times: tuple[float, ...] | None = None
     transpose: bool = False
 
 

@@ -14,19 +14,30 @@ axis; the reader looks at ``x`` and transposes the grids to the harness's x-firs
 the last axis. Grids need not be square. A split's group is ``groups[split]`` (default ``train``, ``valid``,
 ``test``), else the file's only group. Read as :class:`harness.data.Trajectories` (no normalisation
 statistics: the tasks that train on trajectories define their own).
+
+:func:`write_pretraining_pdes` writes one group of this layout (x first: ``x`` from a meshgrid with indexing
+``ij`` on the harness's grid ``i / n``, so nothing is transposed on reading), atomically; ``harness data heat
+... --out f.h5 --format pretraining-pdes`` writes generated trajectories with it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from pathlib import Path
+from typing import IO, Any
 
+import h5py
 import numpy as np
 
+import harness
 from harness.data.files import Node, gather
 from harness.data.formats.base import Layout, Reader, fail, same_grid, same_rows, shape_of, take
 from harness.data.samples import Trajectories
+from harness.errors import DataFileError
+from harness.files import write_atomic
+from harness.pde.time_systems import TIME_COEFS
 
-COEFFICIENTS = ("nu", "ax", "ay", "cx", "cy")
+COEFFICIENTS = TIME_COEFS  # their file keys are the harness's coefficient names (nu, ax, ay, cx, cy)
 OPTIONAL_COEFFICIENTS = ("visc", "amp")
 DEFAULT_GROUPS = {"train": "train", "val": "valid", "test": "test"}
 HINT = "a pretraining-pdes group holds u (N, nt, nx, ny), x (2, nx, ny), t (nt,) and nu, ax, ay, cx, cy (N,)"
@@ -68,7 +79,8 @@ class PretrainingPDEs(Reader):
             raise fail(node, f"dataset 't' has {t[0]} times but u has {u[1]} per trajectory")
         transpose = _x_runs_last(node)
         grid = same_grid(node, {"u": u[:1:-1] if transpose else u[2:]}, square=False)
-        return Layout(rows, grid, channels=tuple(present), timesteps=u[1], transpose=transpose)
+        times = tuple(float(v) for v in np.asarray(node.arrays["t"][:], np.float64))
+        return Layout(rows, grid, channels=tuple(present), timesteps=u[1], times=times, transpose=transpose)
 
     def read(self, node: Node, layout: Layout, rows: np.ndarray, positions: np.ndarray,
              options: dict[str, Any]) -> Trajectories:
@@ -83,3 +95,30 @@ class PretrainingPDEs(Reader):
         if layout.transpose:
             grid = grid.swapaxes(-1, -2)
         return Trajectories(u, coefficients, layout.channels, np.asarray(node.arrays["t"][:], np.float64), grid)
+
+
+def write_pretraining_pdes(path: str | os.PathLike, u: np.ndarray, coefficients: np.ndarray, t: np.ndarray, *,
+                           group: str = "train") -> Path:
+    """Write trajectories as a ``pretraining-pdes`` file (``.h5``/``.hdf5``) holding one ``group``, atomically;
+    returns its path. ``u`` (N, nt, n, n) in the harness's axis order, ``coefficients`` (N, 5) in ``COEFFICIENTS``
+    order, ``t`` (nt,) the frames' times; each array keeps its dtype (``u`` chunked one trajectory per chunk)."""
+    path = Path(path)
+    if path.suffix not in (".h5", ".hdf5"):
+        raise DataFileError(f"{path}: a pretraining-pdes file is HDF5: end its name in .h5 or .hdf5")
+    u, coefficients = np.asarray(u), np.asarray(coefficients)
+    if coefficients.ndim != 2 or coefficients.shape[1] != len(COEFFICIENTS):
+        raise DataFileError(f"{path}: coefficients must be (N, {len(COEFFICIENTS)}) in the order "
+                            f"{', '.join(COEFFICIENTS)}, got shape {coefficients.shape}")
+    axis = np.arange(u.shape[-1]) / u.shape[-1]
+    arrays = {"u": u, "x": np.stack(np.meshgrid(axis, axis, indexing="ij")), "t": np.asarray(t),
+              **{c: coefficients[:, i] for i, c in enumerate(COEFFICIENTS)}}
+    PretrainingPDEs().inspect(Node(f"{path}[{group}]", arrays, {}, {}), {})  # refuse what the reader would refuse
+
+    def write(fh: IO[bytes]) -> None:
+        with h5py.File(fh, "w") as f:
+            g = f.create_group(group)
+            for name, a in arrays.items():
+                g.create_dataset(name, data=a, chunks=(1, *a.shape[1:]) if name == "u" else None)
+            f.attrs.update({"format": "pretraining-pdes", "harness_version": harness.__version__})
+
+    return write_atomic(path, write)
