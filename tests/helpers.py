@@ -4,6 +4,7 @@ a training run that learns and resumes bit for bit."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,6 +15,9 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from click.testing import CliRunner
+
+from harness.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEPS = ROOT / "sweeps"
@@ -69,6 +73,17 @@ def wait_for_line(proc: subprocess.Popen, text: str) -> list[str]:
         if text in line:
             return lines
     raise AssertionError(f"{text!r} never printed; output:\n{''.join(lines)}")
+
+
+def assert_refused_at_expand(sweep: Path, message: str) -> None:
+    """`harness expand SWEEP` exits 2 with one line, ``error: SWEEP: ...`` matching ``message`` (a regex), and
+    writes nothing under the results root."""
+    root = sweep.parent / "results"
+    result = CliRunner().invoke(main, ["expand", str(sweep), "--root", str(root)])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert lines[0].startswith(f"error: {sweep}: ") and re.search(message, lines[0]), lines[0]
+    assert not root.exists()
 
 
 def write_sweep(folder: Path, sweep: dict[str, Any], **base: dict[str, Any]) -> Path:

@@ -5,7 +5,6 @@ tests/test_data_sources.py and tests/test_data_sweeps.py.)"""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import h5py
@@ -16,6 +15,7 @@ from click.testing import CliRunner
 
 from harness.cli import main
 from tests import data_layouts
+from tests.helpers import assert_refused_at_expand
 
 R = 16
 
@@ -94,12 +94,7 @@ def test_bad_data_is_one_clear_line_exit_2_and_nothing_written(tmp_path: Path, t
     _files(tmp_path)
     sweep = tmp_path / "bad.yaml"
     sweep.write_text(text)
-    root = tmp_path / "results"
-    result = CliRunner().invoke(main, ["expand", str(sweep), "--root", str(root)])
-    lines = result.output.strip().splitlines()
-    assert result.exit_code == 2 and len(lines) == 1, result.output
-    assert lines[0].startswith(f"error: {sweep}: ") and re.search(message, lines[0]), lines[0]
-    assert not root.exists()
+    assert_refused_at_expand(sweep, message)
 
 
 def test_the_good_file_expands(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ exit 2, nothing written)."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import h5py
@@ -24,7 +23,7 @@ from harness.models.fno import FNO
 from harness.pde.time_dataset import DEFAULT_HORIZON
 from harness.run import data_seed
 from tests import data_layouts
-from tests.helpers import harness, results, write_sweep
+from tests.helpers import assert_refused_at_expand, harness, results, write_sweep
 
 R, NT, W, ROWS = 16, 6, 2, 40
 TASK = {"task": "next_step", "time_window": W, "nt": NT, "horizon": DEFAULT_HORIZON, "resolution": R,
@@ -162,12 +161,7 @@ def test_a_file_that_does_not_fit_the_time_task_is_one_line_exit_2_nothing_writt
     _files(tmp_path)
     sweep = tmp_path / "bad.yaml"
     sweep.write_text(text)
-    root = tmp_path / "results"
-    result = CliRunner().invoke(main, ["expand", str(sweep), "--root", str(root)])
-    lines = result.output.strip().splitlines()
-    assert result.exit_code == 2 and len(lines) == 1, result.output
-    assert lines[0].startswith(f"error: {sweep}: ") and re.search(message, lines[0]), lines[0]
-    assert not root.exists()
+    assert_refused_at_expand(sweep, message)
 
 
 def test_the_good_trajectory_file_expands_with_a_pretext_pretraining_on_it(tmp_path: Path) -> None:
