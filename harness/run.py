@@ -28,10 +28,9 @@ import torch
 
 from harness import pde
 from harness.config import StreamConfig
-from harness.data.sweep import has_data, model_channels
+from harness.data.sweep import has_data
 from harness.errors import HarnessError
 from harness.files import write_text_atomic
-from harness.models.fno import FNO
 from harness.process import keep_freed_memory
 from harness.states import State
 from harness.store import (
@@ -44,7 +43,6 @@ from harness.store import (
     write_summary,
 )
 from harness.tasks.make import make_task
-from harness.tasks.spec import is_time
 from harness.track import open_trackers
 from harness.train.distributed import current
 from harness.train.loop import TrainConfig, evaluate, load_weights, seed_everything, train
@@ -109,11 +107,7 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
     objective = strategy if stage == "pretrain" else task.objective(tcfg.loss)
     seed_everything(seed)  # before the model: its initial weights are drawn from the seed
     width, modes = cfg["model"]["width"], cfg["model"]["modes"]
-    if has_data(part) and not is_time(cfg):  # the file's channels (checked at expand to fit a pretrained model)
-        ins, outs = model_channels(part_name, part)
-        model = FNO(width=width, modes=modes, in_channels=ins, out_channels=outs)
-    else:
-        model = objective.build_model(width, modes)
+    model = task.model(objective, part_name, part, width, modes)
     metrics: dict[str, Any] = {"n_params": model.num_params(), "transferred": ""}
     if job["depends_on"]:
         pretrained = run_dir(sweep_dir(root, job["sweep"]), job["depends_on"]) / "ckpt" / "best.pt"

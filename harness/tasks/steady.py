@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from harness import pde
 from harness.config import StreamConfig
 from harness.data import Samples, load, samples_of
-from harness.data.sweep import has_data
+from harness.data.sweep import has_data, model_channels
 from harness.data.tensors import pick_stats, to_tensors
+from harness.models.fno import FNO
 from harness.pde.cache import split_path
 from harness.tasks.task import Task, Tensors
 from harness.train.strategies import Pretraining, Supervised, make_strategy
@@ -35,6 +37,14 @@ class SteadyTask(Task):
     def __init__(self, config: dict[str, Any], stream: StreamConfig | None = None) -> None:
         super().__init__(config)
         self.stream = stream or StreamConfig()
+
+    def model(self, objective: Pretraining, name: str, part: dict[str, Any], width: int, modes: int) -> nn.Module:
+        """A model on the channels of the part's files (checked at expand to fit a pretrained model), else the
+        objective's."""
+        if not has_data(part):
+            return super().model(objective, name, part, width, modes)
+        ins, outs = model_channels(name, part)
+        return FNO(width=width, modes=modes, in_channels=ins, out_channels=outs)
 
     def load(self, part: dict[str, Any], split: str, n: int, *, seed: int,
              cache: Path) -> Samples | StreamedSplit:

@@ -51,6 +51,11 @@ class Task(ABC):
         """The task's own objective, learnt with the supervised ``loss`` (``train.loss``): downstream training,
         and supervised pretraining; its ``build_model`` makes the model the task trains."""
 
+    def model(self, objective: Pretraining, name: str, part: dict[str, Any], width: int, modes: int) -> nn.Module:
+        """The model ``objective`` trains on the stage's data ``part`` (``name``: pretrain or downstream):
+        ``objective.build_model``, whatever the data (a task whose models follow its files overrides this)."""
+        return objective.build_model(width, modes)
+
     @abstractmethod
     def strategy(self, pretrain: dict[str, Any]) -> Pretraining:
         """The pretraining strategy of a job's ``pretrain`` settings, on this task's data."""
