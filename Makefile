@@ -26,7 +26,7 @@ demo: venv
 
 test: venv
 	$(VENV)/bin/ruff check harness analysis tests bench
-	$(VENV)/bin/pytest -q -rs
+	$(VENV)/bin/pytest -q -rs -n 2 --dist loadgroup --no-loadscope-reorder
 
 bench-smoke: venv
 	for b in bench/bench_*.py; do $(PY) $$b --smoke || exit 1; done

@@ -1,8 +1,14 @@
-"""Shared test set-up: one PDE data cache per test session, few threads (2-core CI machine), the Slurm cluster,
-the smoke sweep's local results."""
+"""Shared test set-up: one PDE data cache per test run, few threads (2-core CI machine), the Slurm cluster,
+the smoke sweep's local results.
+
+`make test` runs the suite in parallel processes (pytest-xdist, ``--dist loadgroup``): the tests that use the
+Slurm cluster run in one process, one after another, since each module empties the queue; the data cache and the
+smoke sweep's results are made once per run and shared by every process.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,23 +20,62 @@ from tests.helpers import SWEEPS, harness
 from tests.slurm_util import empty_test_queue, find_cluster
 
 
+def _uses(item: pytest.Item, fixture: str) -> bool:
+    return fixture in getattr(item, "fixturenames", ())
+
+
+def _group(item: pytest.Item) -> str:
+    """The item's xdist work unit: every test on the Slurm cluster in one (one process, in order), every other
+    module one of its own (its module fixtures made once)."""
+    return "slurm" if _uses(item, "slurm_cluster") else Path(item.nodeid.split("::")[0]).stem
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark the item's work unit as it is collected, before xdist reads the marks."""
+    item.add_marker(pytest.mark.xdist_group(_group(item)))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long units first, so that none is left alone at the end of a parallel run (``--no-loadscope-reorder``
+    keeps this order): the Slurm group, the modules of the smoke sweep's users, modules with slow tests, the rest."""
+    def rank(item: pytest.Item) -> int:
+        return (0 if _uses(item, "slurm_cluster") else 1 if _uses(item, "smoke_results")
+                else 2 if item.get_closest_marker("slow") else 3)
+
+    first: dict[str, int] = {}
+    for item in items:
+        first[_group(item)] = min(first.get(_group(item), 3), rank(item))
+    items.sort(key=lambda item: first[_group(item)])
+
+
+def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A folder shared by every xdist process of this run (this session's own without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _data_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    os.environ.setdefault("HARNESS_DATA_CACHE", str(tmp_path_factory.mktemp("data-cache")))
+    os.environ.setdefault("HARNESS_DATA_CACHE", str(shared_dir(tmp_path_factory, "data-cache")))
     torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def slurm_cluster() -> Iterator[str]:
-    """SLURM_CONF of the running cluster, exported for the module's tests; skips them when there is none."""
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SLURM_CONF of the running cluster, exported for the module's tests; skips them when there is none.
+    The module holds the cluster alone (a lock shared by the xdist processes, in case they are not grouped)."""
     conf, why = find_cluster()
     if conf is None:
         pytest.skip(why)
     old = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = conf
-    empty_test_queue(conf)
-    yield conf
-    empty_test_queue(conf)
+    with (shared_dir(tmp_path_factory, "slurm") / "lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        empty_test_queue(conf)
+        yield conf
+        empty_test_queue(conf)
     if old is None:
         os.environ.pop("SLURM_CONF", None)
     else:
@@ -41,7 +86,12 @@ def slurm_cluster() -> Iterator[str]:
 def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """sweeps/smoke.yaml run as `make demo` runs it (expand, then submit on two local workers): its results root.
     Run once per session (minutes) for the tests of its report and of its result set on Slurm."""
-    root = tmp_path_factory.mktemp("smoke") / "results"
-    harness(root, "expand", str(SWEEPS / "smoke.yaml"))
-    harness(root, "submit", "--workers", "2")
+    folder = shared_dir(tmp_path_factory, "smoke")
+    root, done = folder / "results", folder / "done"
+    with (folder / "lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first process runs it; the others wait, then read it
+        if not done.exists():
+            harness(root, "expand", str(SWEEPS / "smoke.yaml"))
+            harness(root, "submit", "--workers", "2")
+            done.touch()
     return root

@@ -15,7 +15,7 @@ from harness.data import fingerprint, load, samples_of, write_tl_scaling
 from harness.models.fno import FNO
 from harness.run import data_seed
 from tests import data_layouts
-from tests.helpers import harness, results, write_sweep
+from tests.helpers import cli, harness, results, write_sweep
 
 R, ROWS = 16, 40
 SPLIT_N = {"n_val": 4, "n_test": 4}
@@ -64,7 +64,7 @@ def test_a_sweep_over_each_layout_runs_on_the_samples_written(tmp_path: Path) ->
     root = tmp_path / "results"
     harness(root, "expand", str(sweep))
     harness(root, "submit", str(sweep), "--backend", "inline")
-    harness(root, "report", "files", "--n-boot", "20")
+    cli(root, "report", "files", "--n-boot", "20")
     assert (root / "files" / "report" / "report.md").is_file()
     rows = results(root, "files")
     assert len(rows) == 4 and set(rows["status"]) == {"ok"}, rows[["status", "error"]]

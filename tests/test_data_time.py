@@ -23,7 +23,7 @@ from harness.models.fno import FNO
 from harness.pde.time_dataset import DEFAULT_HORIZON
 from harness.run import data_seed
 from tests import data_layouts
-from tests.helpers import assert_refused_at_expand, harness, results, write_sweep
+from tests.helpers import assert_refused_at_expand, cli, harness, results, write_sweep
 
 R, NT, W, ROWS = 16, 6, 2, 40
 TASK = {"task": "next_step", "time_window": W, "nt": NT, "horizon": DEFAULT_HORIZON, "resolution": R,
@@ -51,7 +51,7 @@ def test_a_next_step_sweep_runs_on_a_pretraining_pdes_file_written_by_harness_da
     root = tmp_path / "results"
     harness(root, "expand", str(sweep))
     harness(root, "submit", str(sweep), "--backend", "inline")
-    harness(root, "report", "traj", "--n-boot", "20")
+    cli(root, "report", "traj", "--n-boot", "20")
     assert (root / "traj" / "report" / "report.md").is_file()
     table = results(root, "traj")
     assert len(table) == 3 and set(table["status"]) == {"ok"}, table[["status", "error"]]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("harness", "analysis")
@@ -89,6 +92,15 @@ def test_expand_imports_neither_torch_nor_pandas_nor_optuna() -> None:
             "print(sorted(m for m in ('torch', 'pandas', 'optuna', 'pyarrow', 'submitit') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_local_submit_under_a_cpu_build_of_torch_finds_no_gpu_without_importing_torch() -> None:
+    if not version("torch").endswith("+cpu"):
+        pytest.skip(f"torch {version('torch')} is not a CPU build")
+    code = ("import sys; from harness.backends.local import plan_slots, visible_gpus; "
+            "print(visible_gpus(), 'torch' in sys.modules, plan_slots(workers=2, gpus=visible_gpus())[0].gpu)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["[]", "False", "None"]
 
 
 def test_roles_are_split() -> None:

@@ -109,8 +109,8 @@ def test_a_sweep_file_that_no_longer_gives_its_plan_is_refused_or_reexpanded_and
     tables = _readme_recipe(root / "rel")  # the README's tables, on a folder with checkpoints and a stale run
     assert tables["runs"]["id"].tolist() == table["id"].tolist() and len(tables["runs_on_disk"]) == 2
     assert set(tables["epochs"]["id"]) == {first, table["id"][0]} and tables["epochs"]["step"].min() == 0
-    report = harness(root, "report", "--n-boot", "10")
-    assert "1 ok" in report.stdout and "stale: 1 runs not in the current plan" in report.stdout
+    report = cli(root, "report", "--n-boot", "10")
+    assert "1 ok" in report and "stale: 1 runs not in the current plan" in report
     for name in ("report.html", "report.md"):  # the report says so too, with the command that removes them
         text = (root / "rel" / "report" / name).read_text()
         assert "stale: 1 runs not in the current plan" in text and "`harness gc --stale` removes them" in text

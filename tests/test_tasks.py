@@ -20,7 +20,7 @@ from harness.tasks.pretext import ORDERS, SortTime, TimeCoefficient, TimeMasked,
 from harness.tasks.spec import MASK_FRAMES, SORT_CHUNKS
 from harness.tasks.trajectories import COEF_SCALE, systems_of
 from harness.train.loop import TrainConfig, seed_everything, train
-from tests.helpers import assert_learns_and_resumes, harness, write_sweep
+from tests.helpers import assert_learns_and_resumes, cli, harness, write_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 W, NT, R = 4, 12, 16
@@ -217,7 +217,7 @@ def test_the_strategies_time_smoke_sweep_runs_end_to_end_with_its_report(tmp_pat
     assert (steps.map(len) == 6).all()  # nt 10 - time_window 4 rolled-out frames
     assert (downstream["test_rel_l2"] == downstream["rollout_rel_l2"]).all()
     assert downstream["rollout_accum_rel_l2"].map(lambda s: json.loads(s)[-1]).eq(downstream["rollout_rel_l2"]).all()
-    harness(root, "report", "--n-boot", "20")
+    cli(root, "report", "--n-boot", "20")
     report = root / "strategies-time-smoke" / "report"
     assert (report / "rollout.png").exists() and (report / "strategies.csv").exists()
     strategies = pd.read_csv(report / "strategies.csv")

@@ -9,6 +9,7 @@ next `harness submit` resume it. A downstream job whose pretraining did not fini
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import multiprocessing as mp
 import os
 import sys
@@ -88,7 +89,11 @@ def plan_slots(*, workers: int | None = None, jobs_per_gpu: int = 1, gpus: list[
 
 
 def visible_gpus() -> list[str]:
-    """GPU ids this process may hand to workers (CUDA_VISIBLE_DEVICES, else every device torch sees)."""
+    """GPU ids this process may hand to workers (CUDA_VISIBLE_DEVICES, else every device torch sees); none under
+    a CPU build of torch, known from its version without importing it (a second of every submit's start-up)."""
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        if importlib.metadata.version("torch").endswith("+cpu"):
+            return []
     import torch
 
     if not torch.cuda.is_available():
