@@ -8,6 +8,7 @@ smoke sweep's results are made once per run and shared by every process.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
@@ -39,7 +40,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Long units first, so that none is left alone at the end of a parallel run (``--no-loadscope-reorder``
     keeps this order): the Slurm group, the modules of the smoke sweep's users, modules with slow tests, the rest."""
     def rank(item: pytest.Item) -> int:
-        return (0 if _uses(item, "slurm_cluster") else 1 if _uses(item, "smoke_results")
+        return (0 if _group(item) == "slurm" else 1 if _uses(item, "smoke_results")
                 else 2 if item.get_closest_marker("slow") else 3)
 
     first: dict[str, int] = {}
@@ -54,6 +55,14 @@ def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
     path.mkdir(exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def held(folder: Path) -> Iterator[Path]:
+    """Hold ``folder``/lock for the block, alone among the xdist processes (released when the holder ends)."""
+    with (folder / "lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield folder
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -71,8 +80,7 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip(why)
     old = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = conf
-    with (shared_dir(tmp_path_factory, "slurm") / "lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with held(shared_dir(tmp_path_factory, "slurm")):
         empty_test_queue(conf)
         yield conf
         empty_test_queue(conf)
@@ -85,11 +93,11 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """sweeps/smoke.yaml run as `make demo` runs it (expand, then submit on two local workers): its results root.
-    Run once per session (minutes) for the tests of its report and of its result set on Slurm."""
+    Run once per test run (minutes; the first xdist process to ask runs it, the others wait for it) for the tests
+    of its report and of its result set on Slurm."""
     folder = shared_dir(tmp_path_factory, "smoke")
     root, done = folder / "results", folder / "done"
-    with (folder / "lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the first process runs it; the others wait, then read it
+    with held(folder):
         if not done.exists():
             harness(root, "expand", str(SWEEPS / "smoke.yaml"))
             harness(root, "submit", "--workers", "2")
