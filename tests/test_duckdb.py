@@ -20,7 +20,8 @@ def test_duckdb_reads_the_summary_parquet_files_of_a_sweep(tmp_path: Path) -> No
                          from read_parquet('{sweep}/runs/*/summary.parquet', union_by_name = true)
                          where status = 'ok' and stage in ('finetune', 'scratch')
                          group by all order by stage, n""").df()
-    table = pd.concat([pd.read_parquet(p) for p in sorted(sweep.glob("runs/*/summary.parquet"))])  # the README's
+    # the README's pandas recipe: every run's summary.parquet (a run folder also holds manifest.json)
+    table = pd.concat([pd.read_parquet(p) for p in sorted(sweep.glob("runs/*/summary.parquet"))])
     downstream = table[(table["status"] == "ok") & table["stage"].isin(["finetune", "scratch"])]
     expected = (downstream.groupby(["stage", "downstream.n_train"])["test_rel_l2"].median()
                 .reset_index().set_axis(["stage", "n", "err"], axis=1))

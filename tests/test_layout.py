@@ -97,8 +97,8 @@ def test_expand_imports_neither_torch_nor_pandas_nor_optuna() -> None:
 def test_a_local_submit_under_a_cpu_build_of_torch_finds_no_gpu_without_importing_torch() -> None:
     if not version("torch").endswith("+cpu"):
         pytest.skip(f"torch {version('torch')} is not a CPU build")
-    code = ("import sys; from harness.backends.local import plan_slots, visible_gpus; "
-            "print(visible_gpus(), 'torch' in sys.modules, plan_slots(workers=2, gpus=visible_gpus())[0].gpu)")
+    code = ("import sys; from harness.backends.local import plan_slots, visible_gpus; gpus = visible_gpus(); "
+            "print(gpus, 'torch' in sys.modules, plan_slots(workers=2, gpus=gpus)[0].gpu)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split() == ["[]", "False", "None"]
 
