@@ -106,7 +106,8 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 @click.option("--backend", type=click.Choice(list(BACKENDS)), default="local", show_default=True,
               help="local: worker processes here; inline: one job after the other in this process (for a "
                    "debugger); slurm: job arrays through submitit.")
-@click.option("--workers", type=int, default=None, help="CPU worker processes (local; default cores/2).")
+@click.option("--workers", type=int, default=None,
+              help="CPU worker processes (local; default cores/2; threads each: cores/workers, or OMP_NUM_THREADS).")
 @click.option("--jobs-per-gpu", type=int, default=None, help="Jobs sharing one GPU (default 1).")
 @click.option("--retry-failed", is_flag=True, help="Also rerun diverged jobs.")
 @click.option("--reexpand", is_flag=True, help="When SWEEP is a sweep file that no longer gives its plan, write "

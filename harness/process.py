@@ -19,6 +19,13 @@ import os
 JOB_ENV = {"THP_MEM_ALLOC_ENABLE": "1"}
 
 
+def user_threads() -> int | None:
+    """The CPU threads the user asked every job for with ``OMP_NUM_THREADS`` (its first level, a positive
+    integer), else None. It wins over the backend's share of the cores, as it does in a Slurm job's script."""
+    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(first) if first.isdigit() and int(first) > 0 else None
+
+
 def apply_job_env() -> None:
     """Set ``JOB_ENV`` in this process's environment where the user has not, for the processes it starts."""
     for key, value in JOB_ENV.items():

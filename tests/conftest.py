@@ -68,6 +68,9 @@ def held(folder: Path) -> Iterator[Path]:
 @pytest.fixture(scope="session", autouse=True)
 def _data_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("HARNESS_DATA_CACHE", str(shared_dir(tmp_path_factory, "data-cache")))
+    # one thread per job process too (the local backend would give a lone worker both cores, which the other
+    # xdist process is using): the user's OMP_NUM_THREADS wins in every backend
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
 
 

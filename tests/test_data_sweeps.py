@@ -62,7 +62,7 @@ def test_a_sweep_over_each_layout_runs_on_the_samples_written(tmp_path: Path) ->
               else "arrays"} for k in FILES]  # paths relative to the sweep file's folder
     sweep = write_sweep(tmp_path, _sweep("files", SCRATCH, {"downstream.data": specs}))
     root = tmp_path / "results"
-    harness(root, "expand", str(sweep))
+    cli(root, "expand", str(sweep))
     harness(root, "submit", str(sweep), "--backend", "inline")
     cli(root, "report", "files", "--n-boot", "20")
     assert (root / "files" / "report" / "report.md").is_file()
@@ -112,7 +112,7 @@ def test_fine_tuning_on_a_tl_scaling_file_of_generated_data_matches_the_generate
                                   {"path": str(darcy), "format": "pdebench-darcy", "fractions": held}]}
     sweep = write_sweep(tmp_path, _sweep("transfer", base, matrix))
     root = tmp_path / "results"
-    harness(root, "expand", str(sweep))
+    cli(root, "expand", str(sweep))
     harness(root, "submit", str(sweep), "--backend", "inline")
     rows = results(root, "transfer")
     assert set(rows["status"]) == {"ok"} and sorted(rows["stage"]) == ["finetune"] * 3 + ["pretrain"]
@@ -135,7 +135,7 @@ def test_a_changed_file_changes_the_ids_and_a_file_changed_after_expand_is_refus
     root = tmp_path / "results"
 
     def plan() -> dict[str, bool]:
-        harness(root, "expand", str(sweep))
+        cli(root, "expand", str(sweep))
         jobs = json.loads((root / "ids" / "plan.json").read_text())["jobs"]
         return {j["id"]: "data" in j["config"]["downstream"] for j in jobs}
 

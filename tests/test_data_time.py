@@ -49,7 +49,7 @@ def test_a_next_step_sweep_runs_on_a_pretraining_pdes_file_written_by_harness_da
     sweep = write_sweep(tmp_path, _sweep("traj", {"data": spec}, {"downstream.n_train": [8, 16]},
                                          init="pretrained", pretrain=pretrain))
     root = tmp_path / "results"
-    harness(root, "expand", str(sweep))
+    cli(root, "expand", str(sweep))
     harness(root, "submit", str(sweep), "--backend", "inline")
     cli(root, "report", "traj", "--n-boot", "20")
     assert (root / "traj" / "report" / "report.md").is_file()
@@ -93,7 +93,7 @@ def test_next_step_on_a_file_of_generated_trajectories_matches_the_generated_dat
     matrix = {"downstream.data": [None, {"path": paths, "format": "pretraining-pdes"}]}
     sweep = write_sweep(tmp_path, _sweep("same", {"n_train": n["train"]}, matrix))
     root = tmp_path / "results"
-    harness(root, "expand", str(sweep))
+    cli(root, "expand", str(sweep))
     harness(root, "submit", str(sweep), "--backend", "inline")
     rows = results(root, "same").set_index("downstream.shift")
     assert set(rows["status"]) == {"ok"}

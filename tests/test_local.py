@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from harness.backends.local import plan_slots
 from harness.cli import main
 from harness.run import HOLD_ENV
 from harness.store import load_plan, read_summary, run_dir
@@ -43,6 +44,18 @@ def test_a_sweep_runs_end_to_end_and_resubmitting_runs_nothing(tiny: tuple[Path,
     assert "0 of 6 jobs to run" in again.stdout
     status = cli(root, "status")
     assert "ok" in status and "finetune" in status
+
+
+def test_a_workers_threads_are_its_share_of_the_cores_unless_the_user_set_omp_num_threads(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert [s.threads for s in plan_slots(workers=2, cores=8)] == [4, 4]
+    assert [s.threads for s in plan_slots(cores=8)] == [2, 2, 2, 2]  # one worker per 2 cores
+    assert [(s.gpu, s.threads) for s in plan_slots(jobs_per_gpu=2, gpus=["0", "1"], cores=8)] == [
+        ("0", 2), ("0", 2), ("1", 2), ("1", 2)]
+    for value, threads in (("3", 3), ("2,1", 2), ("0", 4), ("many", 4)):  # nested levels: the first; junk: ignored
+        monkeypatch.setenv("OMP_NUM_THREADS", value)
+        assert [s.threads for s in plan_slots(workers=2, cores=8)] == [threads, threads], value
 
 
 def test_the_inline_backend_runs_the_jobs_here_with_the_local_results(tiny: tuple[Path, str],

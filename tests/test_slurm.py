@@ -27,7 +27,7 @@ from harness.errors import BackendError
 from harness.run import HOLD_ENV, run_job
 from harness.states import State
 from harness.store import read_summary, run_dir
-from tests.helpers import harness, write_sweep
+from tests.helpers import cli, harness, write_sweep
 from tests.slurm_util import ckpt_rows, expand, job_pid, release_requeued, sacct, wait_for, wait_settled
 
 
@@ -293,7 +293,7 @@ def test_a_pruned_trial_stays_pruned_across_submits(slurm_cluster: str, tmp_path
     assert read_summary(run_dir(folder, bad["id"]))["error"].startswith("pruned at step ")
     assert to_submit(jobs, folder) == []
     out = harness(root, "submit", "--backend", "slurm", "--gpus-per-node", "0").stdout
-    assert f"0 of {len(jobs)} jobs to run" in out and harness(root, "status").stdout.count("pruned") == 1
+    assert f"0 of {len(jobs)} jobs to run" in out and cli(root, "status").count("pruned") == 1
 
 
 @pytest.mark.slurm

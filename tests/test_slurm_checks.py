@@ -58,7 +58,7 @@ def test_on_slurm_a_request_above_the_nodes_cpus_is_refused_and_a_pending_reason
     harness(root, "submit", "--backend", "slurm", "--gpus-per-node", "0", "--cpus", "1", env=env)
     deadline, status = time.time() + 60, ""
     while "Slurm reason Dependency" not in status and time.time() < deadline:
-        status = harness(root, "status").stdout
+        status = cli(root, "status")
         time.sleep(1)
     assert "pending 1: Slurm reason Dependency" in status, status
     harness(root, "cancel")

@@ -29,7 +29,7 @@ def smoke_slice(folder: Path) -> Path:
 def test_the_smoke_sweep_on_slurm_gives_the_local_results_job_for_job(slurm_cluster: str, smoke_results: Path,
                                                                       tmp_path: Path) -> None:
     local, remote = smoke_results, tmp_path / "slurm"
-    harness(remote, "expand", str(smoke_slice(tmp_path)))
+    cli(remote, "expand", str(smoke_slice(tmp_path)))
     started = time.time()
     out = harness(remote, "submit", "--backend", "slurm", "--gpus-per-node", "0", "--cpus", "1").stdout
     assert "queued" in out and time.time() - started < 60  # returns without waiting for the jobs

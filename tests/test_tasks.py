@@ -205,7 +205,7 @@ def test_the_strategies_time_smoke_sweep_runs_end_to_end_with_its_report(tmp_pat
         "n_train": 12, "n_val": 6, "n_test": 6, "train": {"steps": 4, "lr": 3.0e-3, "batch_size": 6}},
         downstream={"n_val_min": 4, "n_test": 6}, train={"steps": 3, "lr": 1.0e-3, "batch_size": 8})
     root = tmp_path / "results"
-    harness(root, "expand", str(sweep))
+    cli(root, "expand", str(sweep))
     out = harness(root, "submit", "--workers", "2")
     assert "17 ok" in out.stdout, out.stdout
     table = pd.read_parquet(root / "strategies-time-smoke" / "results.parquet")

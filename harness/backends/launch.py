@@ -24,6 +24,7 @@ from typing import Any
 
 from harness.backends.ranks import world_size
 from harness.files import write_text_atomic
+from harness.process import user_threads
 from harness.states import State
 from harness.store import disk_state, read_summary, run_dir, sweep_dir, write_summary
 
@@ -54,7 +55,8 @@ def run_local_ranks(job: dict[str, Any], root: Path | str, *, threads: int = 0) 
     Rank 0 writes the results as a single process would. When any rank fails (a crash, SIGKILL), the job is
     recorded failed with torchrun's account of it; ``ranks.log`` in the run folder is the ranks' and torchrun's
     output as it comes (a log, appended as it goes, not a result file).
-    ``threads``: CPU threads of this worker slot, shared among the ranks.
+    ``threads``: CPU threads of this worker slot, shared among the ranks (each rank has the user's
+    ``OMP_NUM_THREADS`` where set, as a Slurm task has).
     """
     root = Path(root)
     sweep_path = sweep_dir(root, job["sweep"])
@@ -66,7 +68,7 @@ def run_local_ranks(job: dict[str, Any], root: Path | str, *, threads: int = 0) 
     job_file = folder / "launch.json"
     write_text_atomic(job_file, json.dumps(job))
     ranks = world_size(job)
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (threads or os.cpu_count() or 1) // ranks))}
+    env = {**os.environ, "OMP_NUM_THREADS": str(user_threads() or max(1, (threads or os.cpu_count() or 1) // ranks))}
     log = folder / "ranks.log"
     with log.open("w") as out:
         code = subprocess.run(torchrun_command(job_file, root, ranks), env=env, stdout=out, stderr=subprocess.STDOUT,

@@ -25,7 +25,7 @@ from harness.backends.ranks import world_size
 from harness.backends.select import disk_states
 from harness.collect import collect_table
 from harness.lock import hold_worker_lock, stop_with_parent
-from harness.process import apply_job_env
+from harness.process import apply_job_env, user_threads
 from harness.progress import Progress
 from harness.states import State
 from harness.store import disk_state, record_blocked, sweep_dir, write_summary
@@ -78,13 +78,14 @@ class Slot:
 
 def plan_slots(*, workers: int | None = None, jobs_per_gpu: int = 1, gpus: list[str] | None = None,
                cores: int | None = None) -> list[Slot]:
-    """Worker slots: `jobs_per_gpu` per visible GPU, else `workers` CPU workers (default: one per 2 cores)."""
+    """Worker slots: `jobs_per_gpu` per visible GPU, else `workers` CPU workers (default: one per 2 cores); each
+    worker's threads are its share of the cores, or the user's ``OMP_NUM_THREADS`` (``harness.process``)."""
     cores = cores or os.cpu_count() or 1
     if gpus:
         slots = [Slot(g, 0) for g in gpus for _ in range(jobs_per_gpu)]
     else:
         slots = [Slot(None, 0) for _ in range(workers or max(1, cores // 2))]
-    threads = max(1, cores // len(slots))
+    threads = user_threads() or max(1, cores // len(slots))
     return [Slot(s.gpu, threads) for s in slots]
 
 

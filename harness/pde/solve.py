@@ -12,7 +12,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import scipy.fft as sfft
 
 TWO_PI = 2.0 * np.pi
 # Diffusion prefactor shared by the three systems (-0.01 div(K grad u), -0.01 Laplacian u).
@@ -41,12 +40,17 @@ def wavenumbers(nx: int, ny: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 
 
 def rfft2(f: np.ndarray) -> np.ndarray:
-    """Real 2D FFT over the last two axes (multithreaded)."""
+    """Real 2D FFT over the last two axes (multithreaded). SciPy is imported here, by the solvers only: a job
+    that reads cached data starts without it."""
+    import scipy.fft as sfft
+
     return sfft.rfft2(f, workers=-1)
 
 
 def irfft2(f_hat: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Inverse of :func:`rfft2` onto a grid of the given ``shape`` (multithreaded)."""
+    import scipy.fft as sfft
+
     return sfft.irfft2(f_hat, s=shape, workers=-1)
 
 
