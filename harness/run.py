@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -53,7 +54,8 @@ from harness.watch import progress_hook
 EvalHook = Callable[[dict[str, Any]], None]
 # Test hook, inert unless set: HARNESS_HOLD_AT_STEP=k (every job) or =JOB_ID:k (that job only) makes a job wait
 # after its evaluation at optimiser step k (and the checkpoint written before it, when one is due), to be killed
-# or requeued: a kill-and-resume test needs no long run to find its window.
+# or requeued: a kill-and-resume test needs no long run to find its window. A held job ends at once on SIGTERM, as
+# one stopped mid-step ends when its grace period runs out (torchrun waits 30 s for it, Slurm its KillWait).
 HOLD_ENV = "HARNESS_HOLD_AT_STEP"
 
 
@@ -156,6 +158,7 @@ def _hold_hook(job_id: str) -> EvalHook | None:
     def hold(row: dict[str, Any]) -> None:
         if row["step"] == int(k):
             print(f"harness: {job_id} holding at step {k} ({HOLD_ENV})", file=sys.stderr, flush=True)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             time.sleep(3600)
 
     return hold
