@@ -148,6 +148,7 @@ def interp_n_for(n_u: np.ndarray, means: np.ndarray, t: np.ndarray | float) -> n
     l1 = np.take_along_axis(le, i[..., None] + 1, -1)[..., 0]
     span = l0 - l1
     frac = np.divide(l0 - lt[..., 0], span, out=np.zeros_like(span), where=span > 0)
+    frac = np.clip(frac, 0.0, 1.0)  # already so where the curve crosses; elsewhere (dropped below) kept finite
     return np.where(crosses.any(-1), np.exp(ln[i] + frac * (ln[i + 1] - ln[i])), np.nan)
 
 

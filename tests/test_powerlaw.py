@@ -1,5 +1,7 @@
 """Power-law fits: recovery of known exponents, bootstrap coverage, inverse, efficiency multipliers."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -98,6 +100,10 @@ def test_interpolated_multiplier_is_exact_on_power_laws_and_nan_outside() -> Non
     assert got == pytest.approx(analytic, rel=1e-9)
     outside = np.array([1.0, 0.001])  # above the first point / below every measured error
     assert np.isnan(efficiency_multiplier_interp(N, err_s, N, err_f, outside)).all()
+    diverged = 1e11 * (1 - 0.01 * np.arange(len(N)))  # a nearly flat curve far above the targets: nan, no overflow
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(efficiency_multiplier_interp(N, err_s, N, diverged, inside)).all()
 
 
 def test_too_few_points_or_bad_errors_are_clear_errors() -> None:
