@@ -129,12 +129,21 @@ def job_pid(slurm_id: str) -> int | None:
 
 
 def release_requeued(slurm_id: str, timeout: float = 60) -> None:
-    """Start a requeued job now: Slurm holds one for two minutes (BeginTime) after `scontrol requeue`."""
-    def started() -> bool:
+    """Start a requeued job now: Slurm holds one for two minutes (BeginTime) after `scontrol requeue`.
+
+    Not in the second its last run ended, though: slurmd refuses a launch whose credential is from the second in
+    which the last run's credential was revoked ("Job credential revoked"), and the job then fails for good.
+    """
+    def state() -> str:
         out = subprocess.run(["squeue", "-h", "-j", slurm_id, "-o", "%T"], capture_output=True, text=True)
-        state = out.stdout.strip()
-        if state == "PENDING":
+        return out.stdout.strip()
+
+    wait_for(lambda: state() == "PENDING", timeout, f"requeued job {slurm_id} to be pending", every=0.2)
+    time.sleep(1.1)
+
+    def started() -> bool:
+        if (now := state()) == "PENDING":
             subprocess.run(["scontrol", "update", f"JobId={slurm_id}", "StartTime=now"], capture_output=True)
-        return state not in ("PENDING", "COMPLETING", "REQUEUED")
+        return now not in ("PENDING", "COMPLETING", "REQUEUED")
 
     wait_for(started, timeout, f"requeued job {slurm_id} to start again", every=0.5)
