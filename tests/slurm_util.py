@@ -142,8 +142,8 @@ def release_requeued(slurm_id: str, timeout: float = 60) -> None:
     time.sleep(1.1)
 
     def started() -> bool:
-        if (now := state()) == "PENDING":
+        if (current := state()) == "PENDING":
             subprocess.run(["scontrol", "update", f"JobId={slurm_id}", "StartTime=now"], capture_output=True)
-        return now not in ("PENDING", "COMPLETING", "REQUEUED")
+        return current not in ("PENDING", "COMPLETING", "REQUEUED")
 
     wait_for(started, timeout, f"requeued job {slurm_id} to start again", every=0.5)
