@@ -19,7 +19,7 @@ from analysis.robust import seed_for
 from harness.tasks.spec import TIME_KEYS
 
 N, ERR = "downstream.n_train", "test_rel_l2"
-IMPROVING = "still_improving"  # summary column: the best validation came in the last tenth of the run
+IMPROVING = "budget_limited"  # summary column: the second half of the schedule still lowered the best validation
 PANEL = ["downstream.system", "downstream.shift"]
 SIZE = ["model.width", "model.modes"]
 PRETRAIN = ["pretrain.system", "pretrain.strategy"]
@@ -140,9 +140,9 @@ def mean_points(rows: pd.DataFrame, x: str = N, y: str = ERR) -> pd.DataFrame:
                          "max": np.maximum.reduceat(ys, starts)})  # fmt: skip
 
 
-def still_improving_at(rows: pd.DataFrame, x: str = N) -> np.ndarray | None:
-    """Per sorted distinct ``x``: whether any run there was still improving at the end of training; None when the
-    runs do not record it (sweeps written before the summary had ``still_improving``)."""
+def budget_limited_at(rows: pd.DataFrame, x: str = N) -> np.ndarray | None:
+    """Per sorted distinct ``x``: whether any run there was budget-limited (``harness.train.loop.BUDGET_GAIN``); None
+    when the runs do not record it (sweeps written before the summary had ``budget_limited``)."""
     if IMPROVING not in rows or rows[IMPROVING].isna().all():
         return None
     xs = rows[x].to_numpy(float)

@@ -1,5 +1,5 @@
 """The protocol a sweep used, stated from its summary rows (what the jobs resolved) and its plan's spec (what the
-sweep file wrote), and the runs that were still improving when their training ended.
+sweep file wrote), and the runs whose step budget limited them.
 
 Validation rule: ``downstream.n_val_fraction`` f > 0 means n_val = max(``downstream.n_val_min``, ceil(f n_train)),
 resolved at expand into ``downstream.n_val``; otherwise (or when the columns are absent, as in sweeps written before
@@ -72,7 +72,7 @@ def length_rule(rows: pd.DataFrame, prefix: str) -> str:
 
 def per_n_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per downstream N (fine-tuning and scratch runs): runs, resolved n_val, steps and epochs run (min-max) and
-    how many runs were still improving at the end ("unknown" when the runs do not record it)."""
+    how many runs were budget-limited ("unknown" when the runs do not record it)."""
     down = runs[runs["stage"].isin(DOWNSTREAM) & runs[N].notna()]
     rows = []
     for n, g in down.groupby(N, sort=True):
@@ -80,18 +80,19 @@ def per_n_table(runs: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "N": int(n), "runs": len(g), "n_val": _values(g, "downstream.n_val") or "-",
             "steps run": _span(g, "steps_run"), "epochs run": _span(g, "epochs_run"),
-            "still improving": f"{int(g.loc[known, IMPROVING].astype(bool).sum())} of {int(known.sum())}"
+            "budget-limited": f"{int(g.loc[known, IMPROVING].astype(bool).sum())} of {int(known.sum())}"
             if known.any() else "unknown",
         })  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def still_improving_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
-    """The ok runs whose best validation came in the last tenth of training (id, stage, system, shift, size, seed, N,
+def budget_limited_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
+    """The ok runs whose second half of training still lowered the best validation by more than
+    ``harness.train.loop.BUDGET_GAIN`` (id, stage, system, shift, size, seed, N,
     lr, best step, steps), or None and why they cannot be listed (the runs do not record it)."""
     if IMPROVING not in runs or runs[IMPROVING].isna().all():
-        return None, ("The runs do not record still_improving (written before it was added to the summary): "
-                      "convergence unknown")  # fmt: skip
+        return None, ("The runs do not record budget_limited (written before it was added to the summary): "
+                      "whether their budget limited them is unknown")  # fmt: skip
     flagged = runs[runs[IMPROVING].astype("boolean").fillna(False).astype(bool)]
     unknown = int(runs.loc[runs["stage"].isin(TRAINED), IMPROVING].isna().sum())
     note = f"; {unknown} runs do not record it" if unknown else ""

@@ -1,4 +1,4 @@
-"""What the report says, in order: jobs, protocol, runs still improving, figures, power-law fits, data-efficiency
+"""What the report says, in order: jobs, protocol, budget-limited runs, figures, power-law fits, data-efficiency
 multipliers, transfer laws, the strategy table, problems and the sweep definition (as ``analysis.document``
 blocks, written out as HTML and Markdown by ``analysis.report``)."""
 
@@ -13,12 +13,12 @@ from analysis.document import Block
 from analysis.laws import LAWS, MAX_EXTRAPOLATION, Laws
 from analysis.load import LoadedRuns
 from analysis.multipliers import SMALL_N, multiplier_display
-from analysis.protocol import per_n_table, protocol_lines, still_improving_runs
+from analysis.protocol import budget_limited_runs, per_n_table, protocol_lines
 
-MAX_LISTED = 200  # rows of the problem and still-improving lists shown in the report
-HOLLOW = ("hollow markers: at least one run at that N was still improving when its training ended (best validation "
-          "in the last tenth of the run)")  # fmt: skip
-HOLLOW_FIGURES = ("error_vs_n", "mixed_pretraining", "strategies")  # they mark runs still improving (when recorded)
+MAX_LISTED = 200  # rows of the problem and budget-limited lists shown in the report
+HOLLOW = ("hollow markers: at least one run at that N was budget-limited (its second half of training lowered the best "
+          "validation error by more than 5 %: more steps would likely help)")  # fmt: skip
+HOLLOW_FIGURES = ("error_vs_n", "mixed_pretraining", "strategies")  # they mark budget-limited runs (when recorded)
 GALLERY_TEXT = ("Per downstream system and shift, the first test samples: source (coefficients below it), true "
                 "solution, the fine-tuned and scratch models' predictions at the smallest and largest N (widest "
                 "model, first seed) from their best checkpoints, and each error map; fields share one colour "
@@ -65,7 +65,7 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
     per_n = per_n_table(loaded.ok)
     if not per_n.empty:
         blocks += [Block("text", "Per downstream N (fine-tuning and scratch runs):"), Block("table", per_n)]
-    improving, note = still_improving_runs(loaded.ok)
+    improving, note = budget_limited_runs(loaded.ok)
     blocks += _improving(improving, note)
     known = improving is not None  # hollow markers are explained only where the runs record convergence
     blocks += [Block("heading", "Figures")] + [Block("figure", (name, _caption(name, known))) for name in figures]
@@ -130,12 +130,14 @@ def _caption(figure: str, improving_known: bool) -> str:
 
 def _improving(table: pd.DataFrame | None, note: str) -> list[Block]:
     if table is None:
-        return [Block("heading", "Still improving at the end of training: unknown"), Block("text", note + ".")]
-    blocks = [Block("heading", f"Still improving at the end of training: {len(table)} runs")]
+        return [Block("heading", "Budget-limited runs: unknown"), Block("text", note + ".")]
+    blocks = [Block("heading", f"Budget-limited runs: {len(table)}")]
     if table.empty:
-        return blocks + [Block("text", f"No run's best validation came in the last tenth of its training{note}.")]
+        return blocks + [Block("text", "No run's second half of training lowered its best validation error by more "
+                                       f"than 5 %{note}.")]
     shown = f" (the first {MAX_LISTED})" if len(table) > MAX_LISTED else ""
-    text = (f"Their best validation came in the last tenth of the run: more steps would likely lower their error, so "
+    text = ("Their second half of training lowered the best validation error by more than 5 %: more steps would "
+            "likely lower their error, so "
             f"their points (hollow in the error-vs-N figures) understate what that N can reach{note}{shown}.")
     return blocks + [Block("text", text), Block("table", table.head(MAX_LISTED))]
 

@@ -8,7 +8,7 @@ Parameter counts and `transferred` are those of the real models; ``write_synthet
 every summary row through the store's own writers, so the files are those a real sweep leaves.
 
 Downstream runs train for a budget of STEPS optimiser steps (``train.steps``) with a fixed ``downstream.n_val``;
-the scratch runs at the smallest N are the ones still improving at the end (``still_improving``), as an
+the scratch runs at the smallest N are the budget-limited ones (``budget_limited``), as an
 undertrained small-N baseline would be.
 """
 
@@ -136,7 +136,7 @@ def _row(
     init = {"pretrain": None, "finetune": "pretrained"}.get(stage, stage)
     row = {
         "sweep": sweep, "stage": stage, "status": "ok", "error": "", "depends_on": "",
-        "resolution": 32, "data_seed": 0, "seed": seed, "init": init,
+        "resolution": 32, "data_seed": seed if stage != "pretrain" else 0, "seed": seed, "init": init,
         "model.width": width, "model.modes": modes,
         "pretrain.system": psys, "pretrain.shift": "id" if psys else None, "pretrain.strategy": strategy,
         "pretrain.n_train": 32768 if psys else None,
@@ -161,12 +161,12 @@ def _row(
 
 
 def _progress(stage: str, n_train: int | None, improving: bool) -> dict:
-    """best_step, steps_run, epochs_run and still_improving of a synthetic run (zero-shot runs train no step)."""
+    """best_step, steps_run, epochs_run and budget_limited of a synthetic run (zero-shot runs train no step)."""
     if stage == "zeroshot":
-        return {"best_step": 0, "steps_run": 0, "epochs_run": 0.0, "still_improving": False}
+        return {"best_step": 0, "steps_run": 0, "epochs_run": 0.0, "budget_limited": False}
     steps, epochs = (STEPS, STEPS * min(BATCH, n_train) / n_train) if n_train else (PRETRAIN_STEPS, PRETRAIN_EPOCHS)
     best = steps if improving else int(0.6 * steps)
-    return {"best_step": best, "steps_run": steps, "epochs_run": float(epochs), "still_improving": improving}
+    return {"best_step": best, "steps_run": steps, "epochs_run": float(epochs), "budget_limited": improving}
 
 
 def config_columns(frame: pd.DataFrame) -> list[str]:

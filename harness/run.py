@@ -133,7 +133,7 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
             write_parquet_atomic(folder / "epochs.parquet", result.rows)
         metrics.update(status=result.status, error=result.error, best_val_rel_l2=result.best_val_rel_l2,
                        best_step=result.best_step, steps_run=result.steps_run, epochs_run=result.epochs_run,
-                       still_improving=result.still_improving)
+                       budget_limited=result.budget_limited)
         if result.status != "ok":
             return metrics  # train() leaves the best weights in the model when it is ok
     metrics.update(task.test_metrics(model, tensors("test", part["n_test"], stats), objective, device))

@@ -36,7 +36,7 @@ PLAN = "plan.json"
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a job id or sweep name: one path part
 # Metric columns of every summary row with their values when a job did not produce them (failed, blocked...).
 METRIC_DEFAULTS: dict[str, Any] = {"error": "", "test_rel_l2": float("nan"), "best_val_rel_l2": float("nan"),
-                                   "best_step": -1, "steps_run": 0, "epochs_run": 0.0, "still_improving": False,
+                                   "best_step": -1, "steps_run": 0, "epochs_run": 0.0, "budget_limited": False,
                                    "n_params": 0, "transferred": ""}
 
 __all__ = ["DEFAULT_ROOT", "METRIC_DEFAULTS", "current_sweep", "disk_state", "flat_row", "incomplete", "load_plan",

@@ -146,13 +146,13 @@ def _hollow_x(fig) -> set[float]:
             for x in line.get_xdata()}  # fmt: skip
 
 
-def test_runs_still_improving_are_drawn_hollow_and_explained_in_the_legend(rich) -> None:
+def test_budget_limited_runs_are_drawn_hollow_and_explained_in_the_legend(rich) -> None:
     runs, fits = rich
-    assert set(runs.loc[runs["still_improving"], "downstream.n_train"]) == {8}  # synthetic: scratch at the smallest N
+    assert set(runs.loc[runs["budget_limited"], "downstream.n_train"]) == {8}  # synthetic: scratch at the smallest N
     fig = dict(FIGURES)["error_vs_n"](runs, fits).figure
     assert _hollow_x(fig) == {8.0}
     assert IMPROVING_LABEL in _legend_labels(fig)
-    unknown = runs.drop(columns=["still_improving"])  # an older sweep: convergence not recorded, nothing hollow
+    unknown = runs.drop(columns=["budget_limited"])  # an older sweep: convergence not recorded, nothing hollow
     fig = dict(FIGURES)["error_vs_n"](unknown, fits).figure
     assert _hollow_x(fig) == set() and IMPROVING_LABEL not in _legend_labels(fig)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from analysis.protocol import length_rule, protocol_lines, still_improving_runs, validation_rule
+from analysis.protocol import budget_limited_runs, length_rule, protocol_lines, validation_rule
 
 
 def _rows(**columns) -> pd.DataFrame:
@@ -32,7 +32,7 @@ def test_length_rule_reads_steps_then_epochs_with_their_floor() -> None:
     assert length_rule(_rows(**{"train.epochs": [40] * 3}), "train") == "40 epochs (train.epochs)"
 
 
-def test_protocol_lines_quote_the_sweep_file_and_still_improving_needs_the_column() -> None:
+def test_protocol_lines_quote_the_sweep_file_and_budget_limited_needs_the_column() -> None:
     rows = _rows(**{"train.steps": [2000] * 3, "downstream.n_val": [128] * 3})
     spec = {"base": {"train": {"steps": 2000, "lr": 1e-3}, "downstream": {"n_val": 128}},
             "matrix": {"downstream.n_train": [8, 512]}}  # fmt: skip
@@ -40,7 +40,7 @@ def test_protocol_lines_quote_the_sweep_file_and_still_improving_needs_the_colum
     assert lines[-1] == "As the sweep file writes them: base train.steps: 2000; base downstream.n_val: 128."
     zipped = protocol_lines(rows, spec | {"zip": [{"train.min_steps": [500, 0], "downstream.n_train": [8, 512]}]})
     assert zipped[-1].endswith("base downstream.n_val: 128; zip train.min_steps: [500, 0].")
-    table, note = still_improving_runs(rows)
-    assert table is None and "convergence unknown" in note
-    flagged, note = still_improving_runs(rows.assign(id=["a", "b", "c"], still_improving=[False, True, None]))
+    table, note = budget_limited_runs(rows)
+    assert table is None and "budget limited them is unknown" in note
+    flagged, note = budget_limited_runs(rows.assign(id=["a", "b", "c"], budget_limited=[False, True, None]))
     assert list(flagged["id"]) == ["b"] and note == "; 1 runs do not record it"

@@ -186,7 +186,7 @@ def test_tuned_strategy_sweep_reports_chosen_lr_and_the_strategy_table(tmp_path:
     assert "<td>none (scratch)</td>" in text and "Mean test relative L2 per pretraining strategy" in text
 
 
-def test_report_states_the_protocol_lists_runs_still_improving_and_fits_the_transfer_laws(tmp_path: Path) -> None:
+def test_report_states_the_protocol_lists_budget_limited_runs_and_fits_the_transfer_laws(tmp_path: Path) -> None:
     runs = synthetic_runs(**SMALL)
     down = runs["stage"].isin(["finetune", "scratch"])
     n_val = np.maximum(16, np.ceil(0.25 * runs["downstream.n_train"]))
@@ -199,13 +199,13 @@ def test_report_states_the_protocol_lists_runs_still_improving_and_fits_the_tran
     budget = "Training length (fine-tuning and scratch): a budget of 2000 optimiser steps (train.steps"
     assert md.index("## Protocol") < md.index("## Figures") and rule in md and budget in md
     assert "'>Protocol</h2>" in text and "href='#s1'>Protocol</a>" in text and rule in text
-    assert "| N | runs | n_val | steps run | epochs run | still improving |" in md
+    assert "| N | runs | n_val | steps run | epochs run | budget-limited |" in md
     assert "| 8 | 16 | 16 | 2000 | 2000 | 8 of 16 |" in md and "| 4096 | 16 | 1024 | 2000 | 7.8125 | 0 of 16 |" in md
-    improving = runs[runs["still_improving"] & (runs["status"] == "ok")]
+    improving = runs[runs["budget_limited"] & (runs["status"] == "ok")]
     assert len(improving) == 8 and (improving["stage"] == "scratch").all()
-    assert "## Still improving at the end of training: 8 runs" in md
+    assert "## Budget-limited runs: 8" in md
     assert all(f"| {job} | scratch |" in md for job in improving["id"])
-    assert "hollow markers: at least one run at that N was still improving" in md
+    assert "hollow markers: at least one run at that N was budget-limited" in md
     laws = pd.read_csv(result.tables["scaling_laws"])
     assert set(laws["law"]) == {"data_transferred"} and set(laws["param"]) == {"k", "alpha", "beta"}
     assert "D_T = k D_F^alpha P^beta:" in md and "No **joint** law for system poisson" in md
@@ -216,16 +216,16 @@ def test_report_states_the_protocol_lists_runs_still_improving_and_fits_the_tran
 
 
 def test_sweeps_written_before_the_new_columns_still_report(tmp_path: Path) -> None:
-    runs = synthetic_runs(**SMALL).drop(columns=["best_step", "steps_run", "still_improving", "train.steps"])
+    runs = synthetic_runs(**SMALL).drop(columns=["best_step", "steps_run", "budget_limited", "train.steps"])
     runs["train.epochs"] = runs["train.lr"].where(runs["train.lr"].isna(), 40)
     sweep = write_synthetic_sweep(tmp_path / "old", runs)
     for path in (sweep / "runs").glob("*/summary.parquet"):  # as a harness of before these columns wrote them
         table = pq.read_table(path)
-        pq.write_table(table.drop_columns(["best_step", "steps_run", "still_improving"]), path)
+        pq.write_table(table.drop_columns(["best_step", "steps_run", "budget_limited"]), path)
     result = build_report(sweep, n_boot=20)
     md = result.markdown.read_text()
     assert "fixed n_val = 128 samples (downstream.n_val)" in md and "40 epochs (train.epochs)" in md
-    assert "## Still improving at the end of training: unknown" in md and "convergence unknown" in md
+    assert "## Budget-limited runs: unknown" in md and "budget limited them is unknown" in md
     assert "hollow markers" not in md  # nothing is drawn hollow, so no caption explains it
     assert "| 8 | 16 | 128 | - | 2000 | unknown |" in md
     assert "error_vs_n" in result.figures

@@ -31,9 +31,9 @@ def test_scaling_job_count_matches_the_product_the_file_implies() -> None:
     jobs = expand(load_sweep(SWEEPS / "scaling.yaml"))
     stages = Counter(j["stage"] for j in jobs)
     trained = models * systems * n_sizes * shifts * seeds
-    # zero-shot evaluates the pretrained model: it varies with neither N nor the training seed
+    # zero-shot evaluates the pretrained model: it varies not with N, but with the seed (its validation and test draw)
     assert stages == {"pretrain": models * systems, "finetune": trained, "scratch": trained,
-                      "zeroshot": models * systems * shifts}
+                      "zeroshot": models * systems * shifts * seeds}
     assert len(jobs) == len({j["id"] for j in jobs})
 
 
@@ -62,6 +62,23 @@ def test_changing_one_value_changes_only_the_ids_that_depend_on_it(tmp_path: Pat
     assert after_pt["scratch"] == after_lr["scratch"]
     for stage in ("pretrain", "finetune", "zeroshot"):
         assert not after_pt[stage] & after_lr[stage]
+
+
+def test_seeds_vary_the_data_draw_unless_data_seed_is_set(tmp_path: Path) -> None:
+    raw = {"name": "d", "base": {"resolution": 16, "pretrain": {"n_train": 8, "n_val": 8, "n_test": 8}},
+           "matrix": {"init": ["pretrained", "scratch", "zeroshot"], "seed": [0, 1, 2]}}
+    jobs = expand(load_sweep(_write(tmp_path, raw)))
+    by = {(j["stage"], j["point"]["seed"]): j["config"] for j in jobs if j["stage"] != "pretrain"}
+    # downstream data follow the seed (which N samples, and the validation and test draw)...
+    assert all(cfg["data_seed"] == seed for (_, seed), cfg in by.items())
+    # ...the pretraining follows pretrain.seed, so one pretrained model still serves every seed
+    assert [j["config"]["data_seed"] for j in jobs if j["stage"] == "pretrain"] == [0]
+    # seed 0 draws what a fixed data_seed of 0 draws: its ids are those of a sweep that sets data_seed: 0
+    fixed = expand(load_sweep(_write(tmp_path, {**raw, "base": {**raw["base"], "data_seed": 0}})))
+    ids = {j["id"] for j in jobs}
+    assert {j["id"] for j in fixed if j["point"]["seed"] == 0} <= ids
+    assert all(j["config"]["data_seed"] == 0 for j in fixed)
+    assert {j["id"] for j in fixed if j["point"]["seed"] > 0 and j["stage"] != "pretrain"}.isdisjoint(ids)
 
 
 def test_pretraining_jobs_are_shared_and_named_by_their_dependants() -> None:

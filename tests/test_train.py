@@ -247,7 +247,7 @@ def test_a_non_finite_loss_or_validation_error_ends_the_run_as_diverged(tmp_path
     data = {"huge-lr": ((x, y), VAL), "inf-in-data": ((x, torch.where(y > 2, torch.inf, y)), VAL),
             "inf-in-validation": (TRAIN, (xv, torch.where(yv > 2, torch.inf, yv)))}[cause]
     _, result = run(tmp_path, cause, data=data, lr=1e10 if cause == "huge-lr" else 1e-2, epochs=20)
-    assert result.status == "diverged" and not result.still_improving
+    assert result.status == "diverged" and not result.budget_limited
     assert result.steps_run < 80 and result.rows[-1]["step"] == result.steps_run
     what = "validation error" if cause == "inf-in-validation" else "training loss"
     assert f"{what} became" in result.error and "lower the learning rate" in result.error
@@ -378,13 +378,22 @@ def test_a_killed_process_resumes_bit_identically(tmp_path, uninterrupted, signu
     assert without_seconds(result.rows) == without_seconds(full.rows) and result.best_step == full.best_step
 
 
-def test_still_improving_means_a_material_gain_in_the_last_tenth():
-    def result(vals):
+def test_budget_limited_means_a_material_gain_in_the_second_half_of_the_schedule():
+    def result(vals, status="ok"):
         rows = [{"step": 100 * i, "val_rel_l2": v} for i, v in enumerate(vals)]
         best = min(range(len(vals)), key=vals.__getitem__)
-        return TrainResult("ok", vals[best], 100 * best, 100 * (len(vals) - 1), 1.0, rows)
+        return TrainResult(status, vals[best], 100 * best, 100 * (len(vals) - 1), 1.0, rows)
 
-    plateau = [1.0, 0.5, 0.43, 0.426, 0.425, 0.425, 0.425, 0.425, 0.425, 0.4249, 0.4248]  # 0.05 % in the last tenth
-    assert not result(plateau).still_improving
-    assert result([*plateau[:-1], 0.40]).still_improving  # 6 % lower at the very end
-    assert not result([1.0, 0.3, *[0.4] * 9]).still_improving  # the best came early
+    # a cosine run that converged by mid-schedule: the annealing polishes the fourth digit only
+    plateau = [1.0, 0.5, 0.43, 0.426, 0.425, 0.425, 0.425, 0.425, 0.425, 0.4249, 0.4248]
+    assert not result(plateau).budget_limited
+    # the reference study's scratch N = 512 shape: 17 % lower at the end than at mid-schedule, best at the last step
+    still_learning = [1.0, 0.3, 0.12, 0.09, 0.08, 0.074, 0.07, 0.066, 0.063, 0.0615, 0.0612]
+    assert result(still_learning).budget_limited
+    # the old rule (the last tenth lowered the best by > 1 %) never fired on it: under cosine to zero the last tenth
+    # runs at under 2.5 % of the peak rate
+    assert still_learning[-1] > 0.99 * min(still_learning[:-1])
+    assert not result([1.0, 0.3, *[0.4] * 9]).budget_limited  # the best came early
+    assert not result([*plateau[:5], 0.41, 0.40, 0.40, 0.40, 0.40, 0.40]).budget_limited  # 4 % below mid-schedule
+    assert result([*plateau[:5], 0.41, 0.40, 0.40, 0.40, 0.40, 0.40]).best_val_rel_l2 == 0.40
+    assert not result(still_learning, status="diverged").budget_limited

@@ -18,6 +18,7 @@ from analysis.curves import (
     SIZE,
     CurveFits,
     N,
+    budget_limited_at,
     curves,
     downstream_points,
     fit_curves,
@@ -28,7 +29,6 @@ from analysis.curves import (
     primary,
     primary_strategy,
     spread_values,
-    still_improving_at,
 )
 from analysis.figures.rollout import rollout_errors
 from analysis.figures.strategy import SCRATCH_LABEL, strategy_points
@@ -78,7 +78,7 @@ def _curve_series(c: pd.DataFrame, fits: CurveFits, color: tuple, label: str) ->
         return Series(None, c[ERR].to_numpy(), color, label)
     m = mean_points(c)
     return Series(m[N].to_numpy(), m["mean"].to_numpy(), color, label, m["min"].to_numpy(), m["max"].to_numpy(),
-                  fits.get(c), hollow=still_improving_at(c))  # fmt: skip
+                  fits.get(c), hollow=budget_limited_at(c))  # fmt: skip
 
 
 def _curves_figure(panels: dict[str, list[Series]], suptitle: str, ylabel: str = ERR_LABEL) -> Figure:

@@ -23,7 +23,7 @@ matplotlib.use("Agg")
 STAGE_LABELS = {"finetune": "fine-tuned", "scratch": "scratch", "zeroshot": "zero-shot", "mixed": "fine-tuned (mixed)"}
 STAGE_RAMPS = {"finetune": "Blues", "scratch": "Oranges", "zeroshot": "Greys", "mixed": "Greens"}
 DPI = 150  # the report saves PNGs at this resolution
-IMPROVING_LABEL = "hollow: a run still improving at the end"
+IMPROVING_LABEL = "hollow: a budget-limited run (more steps would likely help)"
 
 P = ParamSpec("P")
 
@@ -77,7 +77,7 @@ class Series:
     fit: PowerLawFit | None = None
     marker: str = "o"
     line: str = ""
-    hollow: np.ndarray | None = None  # points drawn hollow (e.g. runs still improving at the end of training)
+    hollow: np.ndarray | None = None  # points drawn hollow (e.g. budget-limited runs)
 
 
 def panel_grid(

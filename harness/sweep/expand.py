@@ -66,6 +66,16 @@ def resolve(sweep: Sweep, point: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def data_seed_of(config: dict[str, Any], part: str) -> int:
+    """The data seed of a point's ``part`` (pretrain or downstream): ``data_seed`` when the sweep sets it, else the
+    part's own seed (``pretrain.seed``; ``seed`` downstream), so that a sweep's seeds vary the data drawn (which N
+    samples, which validation and test samples) together with the initialisation. Seed 0 draws what a fixed
+    ``data_seed: 0`` draws."""
+    if config["data_seed"] is not None:
+        return config["data_seed"]
+    return config["pretrain"]["seed"] if part == "pretrain" else config["seed"]
+
+
 def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The (stage, stage config) pairs one resolved point needs, pretraining first.
 
@@ -73,7 +83,8 @@ def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     settings nor downstream size (it only evaluates); scratch has no pretraining keys. The task keys are the
     stage's (``harness.tasks.spec.task_keys``): none for steady.
     """
-    common = {"resolution": config["resolution"], "data_seed": config["data_seed"], "model": config["model"]}
+    common = {"resolution": config["resolution"], "data_seed": data_seed_of(config, "pretrain"),
+              "model": config["model"]}
     init = config["init"]
     if init == "pretrained" and config["pretrain"]["strategy"] == "none":
         init = "scratch"  # the `none` strategy is training from scratch
@@ -88,7 +99,7 @@ def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     if downstream["n_val_fraction"] > 0 and init != "zeroshot":  # validation in proportion to N, with a floor
         fraction, n_train = downstream["n_val_fraction"], downstream["n_train"]
         downstream["n_val"] = max(downstream["n_val_min"], math.ceil(fraction * n_train))
-    common.update(task_keys(config))
+    common.update(data_seed=data_seed_of(config, "downstream"), **task_keys(config))
     if init == "zeroshot":
         downstream.pop("n_train")
         job = {**common, "downstream": downstream}

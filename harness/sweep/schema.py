@@ -26,7 +26,7 @@ TRAIN_DEFAULTS: dict[str, Any] = TrainConfig().to_dict()
 DEFAULTS: dict[str, Any] = {
     **TASK_DEFAULTS,  # task, time_window, target, unroll, nt, horizon (harness.tasks.spec)
     "resolution": 128,
-    "data_seed": 0,
+    "data_seed": None,  # None: each stage's data follow its seed (harness.sweep.expand.stage_configs)
     "seed": 0,
     "init": "pretrained",
     "model": {"width": 32, "modes": 8},
@@ -79,6 +79,8 @@ POSITIVE_KEYS = ("model.width", "model.modes", "train.epochs", "train.batch_size
                  "downstream.n_test", "resources.gpus", "resources.nodes", "pretrain.resources.gpus",
                  "pretrain.resources.nodes")
 SEED_KEYS = ("data_seed", "seed", "pretrain.seed")
+# Integer keys that may be null (unset): data_seed, whose null means "each stage's data follow its seed".
+OPTIONAL_INT_KEYS = ("data_seed",)
 # Optional keys, absent from the defaults (so the ids of generated-data jobs do not change): a part's data
 # source on disk, a mapping checked by ``harness.data.parse_spec`` here and against its files at expand.
 DATA_KEYS = ("pretrain.data", "downstream.data")
@@ -136,6 +138,8 @@ def check_value(key: str, value: Any, where: Where, loc: str) -> Any:
     default = LEAVES[key]
     if key in SHIFT_KEYS:
         return _check_shift(value, where, loc)
+    if key in OPTIONAL_INT_KEYS:
+        return None if value is None else _check_int(key, value, where, loc)
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise where.fail(loc, f"expected true or false, got {value!r}", "write true or false")
