@@ -28,5 +28,8 @@ def test_the_committed_fits_table_is_reproduced(sweep: str) -> None:
     numbers = [c for c in committed.columns if committed[c].dtype.kind == "f"]
     others = [c for c in committed.columns if c not in numbers and c != "message"]  # message: the solver's prose
     pd.testing.assert_frame_equal(again[others], committed[others])
-    # the same data and seed give the same fits up to floating-point reassociation (BLAS, libm)
-    np.testing.assert_allclose(again[numbers].to_numpy(), committed[numbers].to_numpy(), rtol=1e-6, atol=1e-12)
+    # the same data and seed give the same fits up to the fits' own convergence tolerance: analysis.robust.lm stops
+    # within about 1e-4 of a standard error of the optimum, and another numpy / scipy / BLAS moves the stopping point
+    # by about 1e-5 relative (numpy 2.4.6 and scipy 1.17.1 against the versions the files were fitted with); a fitted
+    # floor at its bound of 0 lands anywhere below 1e-9
+    np.testing.assert_allclose(again[numbers].to_numpy(), committed[numbers].to_numpy(), rtol=1e-4, atol=1e-8)
