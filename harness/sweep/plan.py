@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness.states import Stage
+from harness.store import Stage
 from harness.sweep.expand import count_points
 from harness.sweep.spec import Sweep
 

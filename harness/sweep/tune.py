@@ -2,7 +2,7 @@
 
 `expand` turns every tuned downstream job into `n_trials` trial jobs (ids differ by the trial index) that share
 one study: a trial's config gains `tune: {study, trial, spec}` (the study is the untuned job's id, the spec the
-search definition as JSON). The optuna side, a trial's life at run time, is `harness.tune`.
+search definition as JSON). The optuna side, a trial's life at run time, is `harness.job.trial`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any
 
-from harness.states import Stage
+from harness.store import Stage
 from harness.sweep.schema import Where, check_key, check_value
 
 METRICS = ("val_rel_l2",)  # tuning reads validation only; the test error is reported, never optimised
