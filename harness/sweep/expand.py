@@ -24,7 +24,7 @@ from harness.store import Stage
 from harness.sweep.checks import check_point, resolve_data, take_stream
 from harness.sweep.dotted import copy_tree, set_dotted
 from harness.sweep.spec import MAX_JOBS, Sweep
-from harness.sweep.tune import trial_configs
+from harness.sweep.tune import for_stage, trial_configs
 from harness.tasks import task_keys
 
 INIT_STAGE = {stage.init: stage.value for stage in Stage if stage.init}
@@ -136,7 +136,7 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -
             raise sweep.where.at_point(problem[0], point, problem[1])
         for stage, cfg in stages:
             tuned = tune is not None and stage in tune["stages"]
-            for trial_cfg in trial_configs(cfg, job_id(stage, cfg), tune) if tuned else [cfg]:
+            for trial_cfg in trial_configs(cfg, job_id(stage, cfg), for_stage(tune, stage)) if tuned else [cfg]:
                 jid = job_id(stage, trial_cfg)
                 table = pretrain if stage == "pretrain" else downstream
                 if jid not in table:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -51,6 +53,29 @@ def test_a_grid_over_the_papers_five_learning_rates_gives_five_trials_per_point(
     for job in jobs:
         by_study.setdefault(job["config"]["tune"]["study"], []).append(job["config"]["tune"]["trial"])
     assert len(by_study) == 3 and all(sorted(t) == list(range(5)) for t in by_study.values())
+
+
+def test_each_stage_may_search_its_own_grid(tmp_path: Path) -> None:
+    grids = {"finetune": [1.0e-3, 3.0e-3], "scratch": [3.0e-3, 1.0e-2, 3.0e-2]}
+    spec = tuned({"params": {stage: {"train.lr": {"grid": g}} for stage, g in grids.items()}, "sampler": "grid"},
+                 init=["pretrained", "scratch"])
+    path = _write(tmp_path, spec)
+    jobs = expand(load_sweep(path))
+    trials = Counter(job["stage"] for job in jobs if "tune" in job["config"])
+    assert trials == {"finetune": 2, "scratch": 3}
+    for job in jobs:
+        if "tune" in job["config"]:
+            space = json.loads(job["config"]["tune"]["spec"])["params"]["train.lr"]["values"]
+            assert space == grids[job["stage"]]
+    out = cli(tmp_path / "r", "expand", str(path))
+    assert "tune: 2 trials per finetune point" in out and "tune: 3 trials per scratch point" in out
+    # a sweep with one grid for both stages keeps its trial specs (and so its job ids)
+    one = expand(load_sweep(_write(tmp_path, tuned({"params": {"train.lr": {"grid": grids["finetune"]}},
+                                                     "sampler": "grid"}, init=["pretrained", "scratch"]))))
+    assert {j["config"]["tune"]["spec"] for j in one if "tune" in j["config"]} == {
+        json.dumps({"metric": "val_rel_l2", "n_trials": 2, "params": {"train.lr": {"kind": "grid",
+                    "values": grids["finetune"]}}, "pruner": "none", "sampler": "grid", "seed": 0,
+                    "stages": ["finetune", "scratch"]}, sort_keys=True)}
 
 
 @pytest.mark.slow
@@ -114,6 +139,10 @@ BAD = [
      r"cannot tune on 'test_rel_l2': the test error is never used for tuning"),
     ("unlogged-metric", {"params": {"train.lr": {"uniform": [1e-4, 1e-3]}}, "metric": "val_loss"},
      r"cannot tune on 'val_loss': it is not logged; choose one of val_rel_l2"),
+    ("stage-space-bad", {"params": {"scratch": {"train.lrr": {"grid": [1e-3]}}}, "sampler": "grid"},
+     r"tune\.params\.scratch\.train\.lrr.*unknown key `train\.lrr`"),
+    ("stage-space-stages", {"params": {"scratch": {"train.lr": {"grid": [1e-3]}}}, "stages": ["finetune"]},
+     r"tune\.stages.*the stages tuned are those `params` names; omit `stages`"),
     ("grid-needs-grid", {"params": {"train.lr": {"uniform": [1e-4, 1e-3]}}, "sampler": "grid"},
      r"the grid sampler needs every parameter as \{grid: \[\.\.\.\]\}"),
 ]
