@@ -108,15 +108,19 @@ def fit_basis(n_points: int, n_params: int, n_designs: int, groups: np.ndarray |
     else:
         basis = Basis(RESIDUAL, df, min(n_points ** min(n_points, 10), _MANY))
     if df < MIN_DF:
-        why = f"{n_points} runs for {n_params} parameters leave {df} degree of freedom for the noise (needs {MIN_DF})"
+        why = f"{n_points} runs for {n_params} parameters leave {_dof(df)} for the noise (needs {MIN_DF})"
     elif too_few_designs(n_designs, n_params):
-        why = (f"{n_params} parameters from {n_designs} distinct {what} leave {max(n_designs - n_params, 0)} degree of "
-               f"freedom to check the law's form (needs {SHAPE_DF})")  # fmt: skip
+        why = (f"{n_params} parameters from {n_designs} distinct {what} leave {_dof(max(n_designs - n_params, 0))} to "
+               f"check the law's form (needs {SHAPE_DF})")  # fmt: skip
     elif basis.resamples < MIN_RESAMPLES:
         why = f"only {basis.resamples} distinct resamples (needs {MIN_RESAMPLES})"
     else:
         why = ""
     return replace(basis, why=why)
+
+
+def _dof(df: int) -> str:
+    return f"{df} degree{'' if df == 1 else 's'} of freedom"
 
 
 def too_few_designs(n_designs: int, n_params: int) -> bool:
@@ -219,7 +223,7 @@ def mean_draws(values: list[np.ndarray], n_boot: int, rng: np.random.Generator) 
     s = math.sqrt(sum(float(((v - v.mean()) ** 2).sum()) for v in logs) / df)
     z = rng.standard_normal((n_boot, len(values)))
     draws = np.exp(centre + s * z / np.sqrt(counts) * noise_scale(df, n_boot, rng)[:, None])
-    why = "" if df >= MIN_DF else f"the spread over seeds has {df} degree of freedom (needs {MIN_DF})"
+    why = "" if df >= MIN_DF else f"the spread over seeds has {_dof(df)} (needs {MIN_DF})"
     return draws, Basis(MEANS, df, _MANY, why=why)
 
 
