@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import t as student_t
 
-from analysis.coverage import coverage_cell
+from analysis.coverage import coverage_cell, main
 from analysis.curves import fit_curves
 from analysis.holdout import holdout_table
 from analysis.intervals import (
@@ -119,6 +119,15 @@ def test_designs_that_cannot_support_a_95_interval_are_labelled_so() -> None:
     assert not floor4["95 %"] and "3 parameters from 4 distinct N" in floor4["interval"]
     one_seed = coverage_cell(N4, 1, 0.01, draws=5, n_boot=200)
     assert not one_seed["95 %"] and "1 degree of freedom for the noise" in one_seed["interval"]
+
+
+def test_the_coverage_study_prints_its_table(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["--draws", "2", "--seeds", "2", "--n-boot", "50"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| design | law | seeds | draws | coverage | median width | 95 % | interval |"
+    assert len(lines) == 2 + 4 + 2 and lines[-1].startswith("4 cells, 2 draws each, n_boot 50:")
+    floor = lines[3]  # the 4-N floor law: labelled for what it is
+    assert floor.startswith("| 4 N (8-512) | floor c = 0.01 | 2 | 2 |") and "3 parameters from 4 distinct N" in floor
 
 
 def test_held_out_predictions_cover_a_pure_law_and_miss_a_floor_the_refit_cannot_see() -> None:
