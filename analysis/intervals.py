@@ -51,7 +51,7 @@ SHAPE_DF = 2  # distinct design points beyond the parameters a 95 % interval nee
 CLUSTER_SEEDS = 10  # distinct seeds from which whole seeds are resampled (see the module docstring)
 MIN_RESAMPLES = 100  # distinct resamples below which a percentile interval is not a 95 % one
 MAX_LEVERAGE = 0.95  # leverage cap of the adjusted residuals r / sqrt(1 - h): a point that alone fixes a parameter
-_MANY = 10**9  # "at least this many" distinct resamples (n^n overflows nothing below it)
+_MANY = 10**9  # the cap on a count of distinct resamples (n^n grows fast): "at least this many"
 
 RESIDUAL, CLUSTER, MEANS, RANGE, NONE = "residual", "seed-cluster", "t-means", "range", "none"
 
@@ -163,7 +163,7 @@ def resample(
         return Resamples(np.empty((0, len(y))), np.empty((0, len(y))), np.empty(0), basis)
     if basis.kind == CLUSTER:
         w = resample_weights(len(y), n_boot, rng, groups) * used
-        sigma = np.full(n_boot, math.sqrt(float(r @ r) / basis.df))
+        sigma = np.full(n_boot, math.sqrt(float(r @ r) / max(len(r) - len(p), 1)))  # the residual df, not the seeds'
         return Resamples(np.broadcast_to(y, (n_boot, len(y))), w, sigma, basis)
     j = jac[used]
     h = np.einsum("ij,jk,ik->i", j, np.linalg.pinv(j.T @ j), j)

@@ -121,6 +121,18 @@ def test_designs_that_cannot_support_a_95_interval_are_labelled_so() -> None:
     assert not one_seed["95 %"] and "1 degree of freedom for the noise" in one_seed["interval"]
 
 
+@pytest.mark.parametrize("seeds", [3, 10])  # residual bootstrap, seed-cluster bootstrap
+def test_each_resample_carries_the_noise_level_of_the_runs(seeds: int) -> None:
+    # held-out predictions add the noise of a mean at this level: it must be the runs' scatter about the fit
+    n = np.tile(np.array(N6, dtype=float), seeds)
+    err = 2.0 * n**-0.5 * np.exp(np.random.default_rng(seeds).normal(0.0, 0.1, n.size))
+    f = fit(n, err, offset=False, n_boot=500, groups=_seeds(seeds, len(N6)))
+    r = np.log(err) - np.log(f.predict(n))
+    scatter = math.sqrt(r @ r / (len(r) - 2))
+    assert f.basis.kind == (CLUSTER if seeds >= 10 else RESIDUAL) and 0.07 < scatter < 0.14
+    assert np.median(f.sigma) == pytest.approx(scatter, rel=0.05)  # the t draws' median scale is about 1
+
+
 def test_the_coverage_study_prints_its_table(capsys: pytest.CaptureFixture[str]) -> None:
     main(["--draws", "2", "--seeds", "2", "--n-boot", "50"])
     lines = capsys.readouterr().out.splitlines()
