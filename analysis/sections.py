@@ -65,7 +65,7 @@ HOLDOUT_TEXT = (
 )
 CLAIMS_TEXT = (
     "Every number a reading may quote (claims.csv): its value, interval and what the interval is, the runs it rests "
-    "on and the text to quote. A reading quotes a claim with a marker right after the number, 16x<!--claim:ID--> "
+    "on and the text to quote. A reading quotes a claim with a marker right after the number, `16x<!--claim:ID-->` "
     "(analysis.claims.check_readings checks that it matches and is not more precise than its interval)."
 )
 MAX_CLAIMS = 400  # claims listed in the report (claims.csv has them all)
