@@ -108,6 +108,7 @@ def tuned_runs(frame: pd.DataFrame, *, lrs: tuple[float, ...] = TUNE_LRS, noise:
 
     A trial's error is the row's times a log-parabola around an optimal learning rate that falls with N and is
     lower for fine-tuning than from scratch. Trials get ``tune.study`` (the row's id), ``tune.trial``,
+    ``tune.spec`` (the grid search over ``lrs``, as ``harness.sweep.tune.trial_configs`` writes it),
     ``tune.optuna_trial``, ``tune.params`` (JSON) and ``train.lr``, and ``tune.best`` as ``results.parquet``
     marks it (``harness.store.collect.best_trials``: each study's lowest ``best_val_rel_l2``).
     """
@@ -115,11 +116,15 @@ def tuned_runs(frame: pd.DataFrame, *, lrs: tuple[float, ...] = TUNE_LRS, noise:
     down = frame["stage"].isin(["finetune", "scratch"])
     rows = frame[down].reset_index(drop=True)
     best_lr = np.where(rows["stage"] == "scratch", 3e-3, 6e-4) * (rows["downstream.n_train"] / 64.0) ** -0.2
+    spec = json.dumps({"metric": "val_rel_l2", "n_trials": len(lrs), "params": {"train.lr": {"kind": "grid",
+                       "values": list(lrs)}}, "pruner": "none", "sampler": "grid", "seed": 0,
+                       "stages": ["finetune", "scratch"]}, sort_keys=True)  # fmt: skip
     trials = []
     for i, lr in enumerate(lrs):
         penalty = 1 + 0.3 * (np.log10(lr) - np.log10(best_lr.astype(float))) ** 2
         trial = rows.assign(**{
-            "id": rows["id"] + f"-t{i}", "tune.study": rows["id"], "tune.trial": i, "tune.optuna_trial": i,
+            "id": rows["id"] + f"-t{i}", "tune.study": rows["id"], "tune.trial": i, "tune.spec": spec,
+            "tune.optuna_trial": i,
             "tune.params": json.dumps({"train.lr": lr}), "train.lr": lr,
             "test_rel_l2": rows["test_rel_l2"] * penalty * np.exp(rng.normal(0.0, noise, len(rows))),
         })  # fmt: skip

@@ -127,9 +127,19 @@ def test_every_repository_path_and_link_a_page_names_exists(page: Path) -> None:
         if not (any(ROOT.glob(token)) if "*" in token else (ROOT / token).exists()):
             missing.append(token)
     for target in LINK.findall(text):
-        if not re.match(r"[a-z]+:|#", target) and not (page.parent / target.split("#")[0]).exists():
+        if re.match(r"[a-z]+:", target):
+            continue
+        file, _, anchor = target.partition("#")
+        linked = page.parent / file if file else page
+        if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in _anchors(linked)):
             missing.append(target)
-    assert not missing, f"{_rel(page)} names paths that do not exist: {sorted(set(missing))}"
+    assert not missing, f"{_rel(page)} names paths or sections that do not exist: {sorted(set(missing))}"
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors of a page's headings, as GitHub makes them: lower case, punctuation dropped, spaces to -."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_rel)
