@@ -59,6 +59,7 @@ class ReportResult:
     tables: dict[str, Path] = field(default_factory=dict)  # table name -> CSV (PARQUET_TABLES: .parquet beside it)
     tables_skipped: dict[str, str] = field(default_factory=dict)  # table name -> why the sweep cannot show it
     gallery_skipped: dict[str, str] = field(default_factory=dict)  # gallery figure -> why it cannot be drawn
+    stale_note: str = ""  # the line on runs no longer in the plan ("" when none, harness.store.stale)
 
 
 def build_report(
@@ -88,7 +89,7 @@ def build_report(
         pngs[name], pdf = _render_both(result.figure)
         _write(out / f"{name}.png", pngs[name])
         _write(out / f"{name}.pdf", pdf)
-    pictures = gallery(loaded.ok, (loaded.plan or {}).get("jobs", []), sweep_dir.parent)
+    pictures = gallery(loaded.ok, loaded.plan.jobs if loaded.plan else [], sweep_dir.parent)
     for name, figure in pictures.figures.items():
         pngs[name], pdf = _render_both(figure)
         _write(out / f"{name}.png", pngs[name])
@@ -109,7 +110,7 @@ def build_report(
         _write(out / f"{name}.csv", table.to_csv(index=False).encode())
     papers = [name for name in pngs if name not in pictures.figures]
     blocks = report_blocks(loaded, fits, laws, tables, papers, skipped, (list(pictures.figures), pictures.skipped))
-    title = str((loaded.plan or {}).get("sweep"))
+    title = str(loaded.plan.sweep if loaded.plan else None)
     _write(out / "report.html", to_html(title, blocks, pngs).encode())
     _write(out / "report.md", to_markdown(title, blocks).encode())
     return ReportResult(
@@ -118,7 +119,7 @@ def build_report(
         counts=loaded.counts(), problems=loaded.problems,
         tables={name: out / f"{name}.csv" for name, (table, _) in tables.items() if table is not None},
         tables_skipped={name: why for name, (table, why) in tables.items() if table is None},
-        gallery_skipped=pictures.skipped,
+        gallery_skipped=pictures.skipped, stale_note=loaded.stale_note,
     )  # fmt: skip
 
 

@@ -83,10 +83,10 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
                   skipped: dict[str, str], gallery: tuple[list[str], dict[str, str]] = ([], {})) -> list[Block]:
     """Every section of the report, in order. ``tables``: name -> (table, "") or (None, why it is absent);
     ``gallery``: the gallery's figure names and the ones it skipped (name -> why)."""
-    plan = loaded.plan or {}
+    spec = loaded.plan.spec if loaded.plan else None
     blocks = [Block("heading", "Jobs"), Block("table", pd.DataFrame([loaded.counts()]))]
     blocks += [Block("text", loaded.stale_note)] if loaded.stale_note else []
-    blocks += [Block("heading", "Protocol"), Block("items", protocol_lines(loaded.ok, plan.get("spec")))]
+    blocks += [Block("heading", "Protocol"), Block("items", protocol_lines(loaded.ok, spec))]
     per_n = per_n_table(loaded.ok)
     if not per_n.empty:
         blocks += [Block("text", "Per downstream N (fine-tuning and scratch runs):"), Block("table", per_n)]
@@ -119,8 +119,7 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
     if loaded.problems:
         blocks += [Block("heading", f"Problems ({len(loaded.problems)})"),
                    Block("items", [f"{j}: {r}" for j, r in loaded.problems[:MAX_LISTED]])]  # fmt: skip
-    spec = yaml.safe_dump(plan.get("spec", {}), sort_keys=False)
-    return blocks + [Block("heading", "Sweep definition"), Block("code", spec)]
+    return blocks + [Block("heading", "Sweep definition"), Block("code", yaml.safe_dump(spec or {}, sort_keys=False))]
 
 
 def fit_summary(fits: CurveFits) -> pd.DataFrame:
