@@ -128,7 +128,7 @@ def _check_data(key: str, value: Any, where: Where, loc: str) -> dict[str, Any] 
     try:
         parse_spec(value, where=key)
     except DataFileError as exc:
-        raise where.fail(loc, str(exc), "see the README's `Data files` section") from None
+        raise where.fail(loc, str(exc), "see docs/data-files.md") from None
     return dict(value)
 
 

@@ -56,6 +56,7 @@ def _close(a: float, b: float, rel: float = 1e-5) -> bool:
     return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= rel * abs(b)
 
 
+@pytest.mark.slow  # end to end: a process group of two spawned rank processes
 def test_two_gloo_ranks_train_like_one_process(tmp_path: Path) -> None:
     single_rows, single_test = _run(tmp_path / "single")
     tmp.spawn(_rank, args=(2, free_port(), str(tmp_path / "ddp"), str(tmp_path / "ddp.pt")), nprocs=2)
