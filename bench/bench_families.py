@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import gc
 
-from harness.process import apply_job_env, keep_freed_memory
+from harness.job.process import apply_job_env, keep_freed_memory
 
 apply_job_env()  # before torch loads, as a backend starts a job's process: torch reads it once
 

@@ -2,8 +2,13 @@
 
 The harness talks to a family through its ``model.arch`` name only: ``family(arch)`` here (torch-free: counts,
 FLOPs, memory, the grid rules, the parameter-target rule), and ``harness.models.build.build_model`` for the
-module. Families: ``fno`` (``fno.py``, its size in ``size.py``), ``unet``, ``deeponet``, ``oformer`` (each in
-``<arch>.py``, its size in ``<arch>_size.py``, whose docstrings give the layout and the formulas).
+module. Families: ``fno`` (``fno.py``; its size here), ``unet``, ``deeponet``, ``oformer`` (each in ``<arch>.py``,
+its size in the torch-free ``<arch>_size.py``); their docstrings give the layout and the formulas.
+
+The FNO's size, as small documented functions: ``count_params`` and ``flops_per_sample`` measure it
+(``FNO.num_params`` equals ``count_params``); ``check_modes`` is the rule ``FNO.forward`` enforces;
+``train_memory`` is what one training job holds on its device, which expand compares with the largest device the
+backends offer (``Family.train_memory`` for any family).
 
 The module interface (``harness.models.operator.Operator``)::
 
@@ -43,13 +48,109 @@ import functools
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from types import ModuleType
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.models import deeponet_size, oformer_size, size, unet_size
-from harness.models.size import FLOAT_BYTES, PARAM_TRAIN_BYTES, Memory
+from harness.models import deeponet_size, oformer_size, unet_size
+
+Shape = tuple[int, int, int]  # (width, modes, resolution): what a step costs depends on
+TRAIN_PASSES = 3  # a train step (forward + backward, ~2 forwards) in forward passes
+FLOAT_BYTES = 4  # parameters, optimiser state, activations and data are float32
+# Bytes of one parameter during training: weight, gradient and Adam's two moments.
+PARAM_TRAIN_BYTES = 4 * FLOAT_BYTES
+
+
+def count_params(width: int, modes: int, in_channels: int = 7, n_layers: int = 4, out_channels: int = 1) -> int:
+    """Number of real parameters of ``FNO(width, modes, in_channels, n_layers, out_channels)``.
+
+    With w = width, m = modes, L = n_layers, C = in_channels, O = out_channels:
+
+        P = (C + 1) w                      lifting (weights + bias)
+          + L (4 m^2 w^2 + w^2 + w)        spectral: complex (2m, m, w, w), 2 reals each; 1x1 conv
+          + (2 w^2 + 2 w) + (2 w O + O)    head
+
+    The spectral term dominates: P ~ 16 w^2 m^2 for L = 4 (width 16 / modes 4: 67,329).
+    """
+    w, m = width, modes
+    lifting = (in_channels + 1) * w
+    layers = n_layers * (4 * m * m * w * w + w * w + w)
+    head = (2 * w * w + 2 * w) + (2 * w * out_channels + out_channels)
+    return lifting + layers + head
+
+
+def flops_per_sample(
+    width: int, modes: int, resolution: int, in_channels: int = 7, n_layers: int = 4, out_channels: int = 1
+) -> float:
+    """Approximate forward FLOPs for one sample on a ``resolution`` x ``resolution`` grid.
+
+    A multiply-add is 2 FLOPs, a complex multiply-add 8; N = R^2 grid points:
+
+        lifting      2 N C w
+        per layer    2 N w^2                  pointwise 1x1 conv
+                   + 5 N log2(N) w            rfft2 + irfft2 (~2.5 N log2 N each, per channel)
+                   + 8 (2 m^2) w^2            spectral contraction over the 2 m^2 kept modes
+        head         2 N (2 w^2 + 2 w O)
+
+    Biases, GELU and the zero-filled spectrum are ignored. Backward is about twice the forward.
+    """
+    w, m, n = width, modes, resolution * resolution
+    lifting = 2 * n * in_channels * w
+    layer = 2 * n * w * w + 5 * n * math.log2(n) * w + 8 * 2 * m * m * w * w
+    head = 2 * n * (2 * w * w + 2 * w * out_channels)
+    return float(lifting + n_layers * layer + head)
+
+
+def check_modes(modes: int, height: int, width: int) -> None:
+    """Raise ``HarnessError`` unless ``modes`` frequencies per dimension fit a ``height`` x ``width`` grid."""
+    if 2 * modes > height or modes > width // 2 + 1:
+        raise HarnessError(
+            f"modes={modes} is too large for resolution {height}x{width}: the FNO keeps frequencies "
+            f"-modes..modes-1 along rows and 0..modes-1 along columns, so 2*modes <= {height} and "
+            f"modes <= {width // 2 + 1} must hold; use modes <= {min(height // 2, width // 2 + 1)} "
+            "or a finer grid"
+        )
+
+
+def activation_floats(width: int, resolution: int, in_channels: int = 7, n_layers: int = 4,
+                      out_channels: int = 1) -> int:
+    """Floats one sample's forward pass keeps for the backward, plus the backward's own transients (an upper
+    bound): N (4 (L + 1) w + C + O), N = R^2.
+
+    Measured with autograd's saved-tensor hooks on this FNO: 12.5-14.8 w N floats for L = 4 (width 8-64,
+    modes 4-32, R 16-128), against 20 w N here.
+    """
+    n = resolution * resolution
+    return n * (4 * (n_layers + 1) * width + in_channels + out_channels)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Bytes one training job holds on its device: parameters with their gradients and Adam state, one batch's
+    activations, and the training and validation sets (resident on the device for the whole run)."""
+
+    params: int
+    activations: int
+    data: int
+
+    @property
+    def total(self) -> int:
+        """All of it."""
+        return self.params + self.activations + self.data
+
+
+def train_memory(width: int, modes: int, resolution: int, *, batch: int, samples: int, in_channels: int = 7,
+                 out_channels: int = 1, n_layers: int = 4, sample_floats: int | None = None) -> Memory:
+    """What training an FNO of these sizes on ``samples`` resident samples (training + validation) at batch size
+    ``batch`` holds on its device (see ``Memory``); a sample holds ``sample_floats`` floats (default: its
+    input and output channels on the grid)."""
+    params = count_params(width, modes, in_channels, n_layers, out_channels) * PARAM_TRAIN_BYTES
+    activations = batch * activation_floats(width, resolution, in_channels, n_layers, out_channels) * FLOAT_BYTES
+    per_sample = (in_channels + out_channels) * resolution * resolution if sample_floats is None else sample_floats
+    data = samples * per_sample * FLOAT_BYTES
+    return Memory(params, activations, data)
+
 
 Problem = tuple[str, str]  # (size key, what must hold and the fix)
 MAX_SCALE = 1 << 14  # the parameter-target rule's largest width
@@ -76,34 +177,39 @@ def _call(fn: Callable[..., Any], values: Mapping[str, Any]) -> Any:
 
 
 def _fno_activation_floats(width: int, resolution: int, in_channels: int, out_channels: int, batch: int) -> int:
-    """``size.activation_floats`` (per sample) for a batch."""
-    return batch * size.activation_floats(width, resolution, in_channels, out_channels=out_channels)
+    """``activation_floats`` (per sample) for a batch."""
+    return batch * activation_floats(width, resolution, in_channels, out_channels=out_channels)
 
 
 def _fno_grid(width: int, modes: int, resolution: int) -> Problem | None:
-    """``size.check_modes`` as a problem."""
+    """``check_modes`` as a problem."""
     try:
-        size.check_modes(modes, resolution, resolution)
+        check_modes(modes, resolution, resolution)
     except HarnessError as exc:
         return "modes", str(exc)
     return None
 
 
+# The FNO's size functions as a family's rules (the others' are their ``<arch>_size`` modules).
+FNO_RULES = SimpleNamespace(count_params=count_params, flops_per_sample=flops_per_sample,
+                            activation_floats=_fno_activation_floats, check_grid=_fno_grid)
+
+
 @dataclass(frozen=True)
 class Family:
-    """A model family's torch-free rules; ``rules`` is its size module (``count_params``, ``flops_per_sample``,
-    ``activation_floats``, optional ``check_sizes`` and ``check_grid``)."""
+    """A model family's torch-free rules; ``rules`` holds its size functions as attributes (``count_params``,
+    ``flops_per_sample``, ``activation_floats``, optional ``check_sizes`` and ``check_grid``): its size module,
+    or ``FNO_RULES``."""
 
     arch: str
     label: str  # the name its paper uses
     defaults: Mapping[str, int]
     width_keys: tuple[str, ...]
-    rules: ModuleType
+    rules: Any
     sensor_grid: bool = False  # evaluates on the grid it was built for only
-    overrides: Mapping[str, Callable[..., Any]] = field(default_factory=dict)  # rules the module's names miss
 
     def _rule(self, name: str) -> Callable[..., Any] | None:
-        return self.overrides.get(name) or getattr(self.rules, name, None)
+        return getattr(self.rules, name, None)
 
     def sizes(self, given: Mapping[str, Any] | None = None) -> dict[str, int]:
         """The size keys with their defaults, updated with ``given``; raises ``SizeError`` for a key of another
@@ -140,7 +246,7 @@ class Family:
     def train_memory(self, sizes: Mapping[str, int], *, resolution: int, batch: int, samples: int, in_channels: int,
                      out_channels: int, sample_floats: int | None = None) -> Memory:
         """What training the family's module on ``samples`` resident samples at batch size ``batch`` holds on
-        its device (``harness.models.size.Memory``); a sample holds ``sample_floats`` floats (default: its
+        its device (``Memory``); a sample holds ``sample_floats`` floats (default: its
         input and output channels on the grid)."""
         values = {**sizes, "resolution": resolution, "in_channels": in_channels, "out_channels": out_channels}
         params = self.count_params(sizes, resolution=resolution, in_channels=in_channels, out_channels=out_channels)
@@ -199,8 +305,7 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
-    "fno": Family("fno", "FNO", {"width": 32, "modes": 8}, ("width",), size,
-                  overrides={"activation_floats": _fno_activation_floats, "check_grid": _fno_grid}),
+    "fno": Family("fno", "FNO", {"width": 32, "modes": 8}, ("width",), FNO_RULES),
     "unet": Family("unet", "U-Net", unet_size.DEFAULTS, unet_size.WIDTH_KEYS, unet_size),
     "deeponet": Family("deeponet", "DeepONet", deeponet_size.DEFAULTS, deeponet_size.WIDTH_KEYS, deeponet_size,
                        sensor_grid=True),

@@ -1,79 +1,244 @@
-"""PDE data: sum-of-Gaussians sources, three periodic systems solved exactly in Fourier space, caching; and
-the time-dependent systems of the second study (heat, advection, Burgers) as trajectories.
+"""The torch-free rules of the PDE data: the systems, their coefficient channels, shift levels and ranges, the
+time-dependent systems' coefficients, levels and symmetries, and the frames of a trajectory.
 
-Public API: :func:`generate` -> :class:`PDEData`, :func:`load_split` (cached train/val/test with training
-statistics), :func:`save` / :func:`load`, :func:`resolve_range`, ``SYSTEMS``, ``CHANNELS``,
-``COMMON_CHANNELS``, ``LAYOUT_VERSION``, ``SHIFT_LEVELS``, :func:`operator_symbol` and :func:`solve_channels`
-(each system's operator from its channels), and the spectral derivatives :func:`spectral_grad`,
-:func:`spectral_hessian`. Time-dependent: :func:`generate_time` -> :class:`TimeData`, :func:`load_time_split`,
-:func:`resolve_time_ranges`, :func:`check_augment`, ``TIME_SYSTEMS``, ``TIME_MIXED``, ``TIME_CHANNELS``,
-``TIME_COEFS``, ``TIME_SHIFT_LEVELS``, ``TIME_MIXED_LEVELS``, ``TIME_AUGMENTS``, and :func:`solve_time` (one
-system from given initial fields).
+``harness expand`` checks every sweep point with these; the generators use the same names and ranges. Steady
+systems (SYS-1 poisson, SYS-2 advection_diffusion, SYS-3 helmholtz, and their ``mixed``): sampled and solved in
+``harness.pde.steady_systems`` (sources: ``steady_sources``, Fourier calculus: ``fourier``), generated as
+datasets in ``steady_dataset``. Time-dependent systems (heat, advection, Burgers, and ``mixed_time``): sampled
+in ``time_systems``, solved in ``time_solve``, generated in ``time_dataset``. ``cache`` saves, loads and caches
+both kinds as train/val/test splits (``SPLITS``).
+
+``LAYOUT_VERSION`` numbers the steady channel layout; a job's id includes it, so data and checkpoints of another
+layout are never mixed in.
 """
 
-from harness.pde.cache import load, load_split, load_time_split, resolve_cache_dir, save
-from harness.pde.dataset import GENERATOR_VERSION, PDEData, compute_stats, generate
-from harness.pde.solve import spectral_grad, spectral_hessian
-from harness.pde.systems import (
-    CHANNELS,
-    COMMON_CHANNELS,
-    LAYOUT_VERSION,
-    SHIFT_LEVELS,
-    SYSTEMS,
-    TIME_MIXED,
-    TIME_SYSTEMS,
-    operator_symbol,
-    resolve_range,
-    resolve_ranges,
-    solve_channels,
-)
-from harness.pde.time_dataset import TIME_GENERATOR_VERSION, TimeData, compute_time_stats, generate_time
-from harness.pde.time_systems import (
-    TIME_AUGMENTS,
-    TIME_CHANNELS,
-    TIME_COEFS,
-    TIME_MIXED_LEVELS,
-    TIME_SHIFT_LEVELS,
-    augment_applies,
-    check_augment,
-    resolve_time_ranges,
-    solve_time,
-)
+from __future__ import annotations
 
-__all__ = [
-    "CHANNELS",
-    "COMMON_CHANNELS",
-    "GENERATOR_VERSION",
-    "LAYOUT_VERSION",
-    "PDEData",
-    "SHIFT_LEVELS",
-    "SYSTEMS",
-    "TIME_AUGMENTS",
-    "TIME_CHANNELS",
-    "TIME_COEFS",
-    "TIME_GENERATOR_VERSION",
-    "TIME_MIXED",
-    "TIME_MIXED_LEVELS",
-    "TIME_SHIFT_LEVELS",
-    "TIME_SYSTEMS",
-    "TimeData",
-    "augment_applies",
-    "check_augment",
-    "compute_stats",
-    "compute_time_stats",
-    "generate",
-    "generate_time",
-    "load",
-    "load_split",
-    "load_time_split",
-    "operator_symbol",
-    "resolve_cache_dir",
-    "resolve_range",
-    "resolve_ranges",
-    "resolve_time_ranges",
-    "save",
-    "solve_channels",
-    "solve_time",
-    "spectral_grad",
-    "spectral_hessian",
-]
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from harness.errors import DataError, SweepError
+
+SPLITS = ("train", "val", "test")
+SYSTEMS = ("poisson", "advection_diffusion", "helmholtz")
+MIXED = "mixed"
+# The time-dependent systems of the second study (solved in harness.pde.time_systems) and their mixture.
+TIME_SYSTEMS = ("heat", "advection", "burgers")
+TIME_MIXED = "mixed_time"
+COMMON_CHANNELS = ("k11", "k22", "k12", "v1", "v2", "omega")
+CHANNELS = {
+    "poisson": ("k11", "k22", "k12"),
+    "advection_diffusion": ("k11", "k22", "k12", "v1", "v2"),
+    "helmholtz": ("k11", "k22", "k12", "omega"),
+    MIXED: COMMON_CHANNELS,
+}
+# 1: helmholtz had its omega channel only; 2: every operator whole in its channels (helmholtz's 0.01 I too).
+LAYOUT_VERSION = 2
+SHIFTED_PARAM = {"poisson": "e", "advection_diffusion": "psi", "helmholtz": "omega"}
+SHIFT_LEVELS = {
+    "poisson": {"id": (1.0, 5.0), "moderate": (5.0, 10.0), "large": (10.0, 20.0)},
+    "advection_diffusion": {
+        "id": (0.2, 1.0),
+        "moderate": (1.0, 2.0),
+        "large": (0.01, 0.2),
+        "advection": (1.0, 2.0),
+        "diffusion": (0.01, 0.2),
+    },
+    "helmholtz": {"id": (1, 10), "moderate": (10, 20), "large": (20, 30)},
+}
+MIXED_LEVELS = ("id", "moderate", "large")
+
+
+def _choices(names: Sequence[str]) -> str:
+    return ", ".join(names)
+
+
+def check_system(system: str) -> str:
+    """Return ``system`` if it names a system or ``mixed``; raise DataError otherwise."""
+    if system not in (*SYSTEMS, MIXED):
+        raise DataError(f"unknown system {system!r}: choose one of {_choices((*SYSTEMS, MIXED))}")
+    return system
+
+
+def _check_range(system: str, rng_: object) -> tuple[float, float]:
+    name = SHIFTED_PARAM[system]
+    if (
+        isinstance(rng_, str | bytes)
+        or not isinstance(rng_, Sequence)
+        or len(rng_) != 2
+        or not all(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in rng_)
+        or not all(math.isfinite(v) for v in rng_)
+    ):
+        raise DataError(f"{system} range for {name} must be two finite numbers [lo, hi], got {rng_!r}")
+    lo, hi = rng_
+    if lo > hi:
+        raise DataError(f"{system} range for {name} must have lo <= hi, got [{lo}, {hi}]")
+    if system == "poisson" and lo < 1:
+        raise DataError(f"poisson anisotropy e must be >= 1, got [{lo}, {hi}]")
+    if system == "advection_diffusion" and lo <= 0:
+        raise DataError(f"advection_diffusion ratio Psi must be > 0, got [{lo}, {hi}]")
+    if system == "helmholtz":
+        if lo != int(lo) or hi != int(hi) or lo < 1:
+            raise DataError(f"helmholtz omega range must be integers >= 1, got [{lo}, {hi}]")
+        return int(lo), int(hi)
+    return float(lo), float(hi)
+
+
+def resolve_range(system: str, shift: str | Sequence[float] | None = None,
+                  coef_range: Sequence[float] | None = None) -> tuple[float, float]:
+    """The (lo, hi) range of ``system``'s shifted coefficient for a named ``shift`` level, an explicit
+    ``[lo, hi]`` (as ``shift`` or ``coef_range``), or the in-distribution level ``id`` by default."""
+    check_system(system)
+    if system == MIXED:
+        raise DataError(f"system 'mixed' has one range per system: ask resolve_range for each of "
+                        f"{_choices(SYSTEMS)} (mixed takes a level name: {_choices(MIXED_LEVELS)})")
+    if shift is not None and coef_range is not None:
+        raise DataError(f"give either shift or coef_range, not both: got shift={shift!r}, "
+                        f"coef_range={coef_range!r}")
+    if coef_range is None and (shift is None or isinstance(shift, str)):
+        level = "id" if shift is None else shift
+        if level not in SHIFT_LEVELS[system]:
+            raise DataError(f"unknown shift level {level!r} for {system}: choose one of "
+                            f"{_choices(SHIFT_LEVELS[system])} or give [lo, hi]")
+        return SHIFT_LEVELS[system][level]
+    return _check_range(system, coef_range if coef_range is not None else shift)
+
+
+def resolve_ranges(system: str, shift: str | Sequence[float] | None = None,
+                   coef_range: Sequence[float] | None = None) -> dict[str, tuple[float, float]]:
+    """``{system: (lo, hi)}`` for one system, or for each of the three under ``mixed`` (a level name only)."""
+    if check_system(system) != MIXED:
+        return {system: resolve_range(system, shift, coef_range)}
+    level = "id" if shift is None else shift
+    if coef_range is not None or not isinstance(level, str) or level not in MIXED_LEVELS:
+        raise DataError(f"mixed takes a shift level name, one of {_choices(MIXED_LEVELS)}; got "
+                        f"shift={shift!r}, coef_range={coef_range!r}")
+    return {s: SHIFT_LEVELS[s][level] for s in SYSTEMS}
+
+
+# --- the time-dependent systems -------------------------------------------------------------------------------
+
+TIME_COEFS = ("nu", "ax", "ay", "cx", "cy")
+TIME_CHANNELS = {"heat": ("nu",), "advection": ("ax", "ay"), "burgers": ("nu", "cx", "cy"), TIME_MIXED: TIME_COEFS}
+# Each system's drawn parameters: nu, a (both velocity components) and c (both components).
+TIME_PARAMS = {"heat": ("nu",), "advection": ("a",), "burgers": ("nu", "c")}
+PAPER_SIDE = 2.0  # the paper's domain [-1, 1]^2 (harness.pde.time_systems: the change of variables)
+
+
+def _unit(**paper: tuple[float, float]) -> dict[str, tuple[float, float]]:
+    """Ranges on the paper's domain mapped to the unit square: nu / side^2, velocities / side."""
+    power = {"nu": 2, "a": 1, "c": 1}
+    return {k: (lo / PAPER_SIDE ** power[k], hi / PAPER_SIDE ** power[k]) for k, (lo, hi) in paper.items()}
+
+
+# id: the paper's pretraining and in-distribution ranges; ood: its out-of-distribution fine-tuning ranges
+# (its generator's active ranges, the id ones commented beside them). Burgers also shifts nu or c alone.
+TIME_SHIFT_LEVELS = {
+    "heat": {"id": _unit(nu=(2e-3, 2e-2)), "ood": _unit(nu=(2e-2, 3e-2))},
+    "advection": {"id": _unit(a=(0.1, 2.5)), "ood": _unit(a=(2.5, 3.5))},
+    "burgers": {
+        "id": _unit(nu=(7.5e-3, 1.5e-2), c=(0.5, 1.0)),
+        "ood": _unit(nu=(5e-3, 7.5e-3), c=(1.0, 1.25)),
+        "ood_nu": _unit(nu=(5e-3, 7.5e-3), c=(0.5, 1.0)),
+        "ood_c": _unit(nu=(7.5e-3, 1.5e-2), c=(1.0, 1.25)),
+    },
+}
+TIME_MIXED_LEVELS = ("id", "ood")
+Ranges = dict[str, tuple[float, float]]
+
+
+def check_time_system(system: str) -> str:
+    """Return ``system`` if it names a time-dependent system or ``mixed_time``; raise DataError otherwise."""
+    if system not in (*TIME_SYSTEMS, TIME_MIXED):
+        raise DataError(f"unknown time-dependent system {system!r}: choose one of "
+                        f"{', '.join((*TIME_SYSTEMS, TIME_MIXED))}")
+    return system
+
+
+def _check_time_range(system: str, name: str, value: object) -> tuple[float, float]:
+    if (isinstance(value, str | bytes) or not hasattr(value, "__len__") or len(value) != 2
+            or not all(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in value)
+            or not all(math.isfinite(v) for v in value)):
+        raise DataError(f"{system} range for {name} must be two finite numbers [lo, hi], got {value!r}")
+    lo, hi = float(value[0]), float(value[1])
+    if lo > hi:
+        raise DataError(f"{system} range for {name} must have lo <= hi, got [{value[0]}, {value[1]}]")
+    if (lo <= 0) if name == "nu" else (lo < 0):
+        bound = "nu must be > 0" if name == "nu" else f"velocity components {name} must be >= 0"
+        raise DataError(f"{system} {bound}, got [{value[0]}, {value[1]}]")
+    return lo, hi
+
+
+def resolve_time_ranges(system: str, shift: str | Mapping[str, object] | None = None) -> dict[str, Ranges]:
+    """``{system: {param: (lo, hi)}}`` for a named ``shift`` level (``id`` by default) or an explicit mapping
+    ``{param: [lo, hi]}`` over the system's ``TIME_PARAMS`` (missing ones take the ``id`` range);
+    ``mixed_time`` takes a level name only and gives each of the three systems that level."""
+    check_time_system(system)
+    level = "id" if shift is None else shift
+    if system == TIME_MIXED:
+        if not isinstance(level, str) or level not in TIME_MIXED_LEVELS:
+            raise DataError(f"{TIME_MIXED} takes a shift level name, one of {', '.join(TIME_MIXED_LEVELS)}; "
+                            f"got shift={shift!r}")
+        return {s: TIME_SHIFT_LEVELS[s][level] for s in TIME_SYSTEMS}
+    levels = TIME_SHIFT_LEVELS[system]
+    if isinstance(level, str):
+        if level not in levels:
+            raise DataError(f"unknown shift level {level!r} for {system}: choose one of {', '.join(levels)} "
+                            f"or give {{param: [lo, hi]}} over {', '.join(TIME_PARAMS[system])}")
+        return {system: levels[level]}
+    if not isinstance(level, Mapping) or not set(level) <= set(TIME_PARAMS[system]):
+        raise DataError(f"{system} shift must be a level name ({', '.join(levels)}) or a mapping over "
+                        f"{', '.join(TIME_PARAMS[system])}, got {shift!r}")
+    return {system: {**levels["id"], **{k: _check_time_range(system, k, v) for k, v in level.items()}}}
+
+
+# --- which augmentations are symmetries of which system (the maths is in harness.train.time_augment) ----------
+
+TIME_AUGMENTS = ("none", "shift", "scale", "galilean", "noise")
+_REFUSED = {
+    ("heat", "galilean"): "a boost u(x - v t, t) solves u_t + v . grad u = nu Lap u, an advection-diffusion "
+                          "equation: heat has no velocity to absorb v (only v = 0 maps heat to heat)",
+}
+
+
+def augment_applies(system: str, augment: str) -> bool:
+    """Whether ``augment`` maps solutions of ``system`` (one of ``TIME_SYSTEMS``) to solutions."""
+    return (system, augment) not in _REFUSED
+
+
+def check_augment(system: str, augment: str) -> None:
+    """Raise SweepError (one line: the value, the reason, the valid choices) unless ``augment`` applies to
+    ``system``. Under ``mixed_time`` an augmentation applies if it applies to one of the three systems, and
+    is applied only to the samples of those systems."""
+    check_time_system(system)
+    if augment not in TIME_AUGMENTS:
+        raise SweepError(f"augment must be one of {', '.join(TIME_AUGMENTS)}, got {augment!r}")
+    members = TIME_SYSTEMS if system == TIME_MIXED else (system,)
+    if not any(augment_applies(s, augment) for s in members):
+        valid = [a for a in TIME_AUGMENTS if augment_applies(system, a)]
+        raise SweepError(f"augment {augment!r} does not apply to {system}: {_REFUSED[system, augment]}; "
+                         f"choose one of {', '.join(valid)}")
+
+
+# --- trajectories: frames, horizon and the Burgers solve's refinement ----------------------------------------
+
+# Burgers solve grid / stored grid: 128^2 for 32^2 (bench/RESULTS.md has the accuracy at each factor).
+DEFAULT_REFINE = 4
+DEFAULT_FRAMES = 32
+DEFAULT_HORIZON = 2.0  # time units, as the paper
+MAX_REFINE = 16
+
+
+def check_time_request(nt: object, horizon: object, refine: object) -> tuple[int, float, int]:
+    """Validate the frames, horizon and Burgers refinement of a request; raise DataError naming a bad value."""
+    if isinstance(nt, bool) or not isinstance(nt, int | np.integer) or nt < 2:
+        raise DataError(f"nt (frames per trajectory) must be an integer >= 2, got {nt!r}")
+    if (isinstance(horizon, bool) or not isinstance(horizon, int | float | np.number)
+            or not math.isfinite(horizon) or horizon <= 0):
+        raise DataError(f"horizon must be a finite number of time units > 0, got {horizon!r}")
+    if isinstance(refine, bool) or not isinstance(refine, int | np.integer) or not 1 <= refine <= MAX_REFINE:
+        raise DataError(f"refine (Burgers solve grid / stored grid) must be an integer in [1, {MAX_REFINE}], "
+                        f"got {refine!r}")
+    return int(nt), float(horizon), int(refine)

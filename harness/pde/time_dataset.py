@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.errors import DataError
-from harness.pde.dataset import BLOCK, check_request, fill_blocks, stream_tag
-from harness.pde.systems import TIME_MIXED, TIME_SYSTEMS
-from harness.pde.time_solve import DEFAULT_REFINE
-from harness.pde.time_systems import TIME_CHANNELS, TIME_COEFS, resolve_time_ranges, sample_time_block
+from harness.pde import (
+    DEFAULT_FRAMES,
+    DEFAULT_HORIZON,
+    DEFAULT_REFINE,
+    TIME_CHANNELS,
+    TIME_COEFS,
+    TIME_MIXED,
+    TIME_SYSTEMS,
+    check_time_request,
+    resolve_time_ranges,
+)
+from harness.pde.steady_dataset import BLOCK, check_request, fill_blocks, stream_tag
+from harness.pde.time_systems import sample_time_block
 
 # Bump whenever a change alters the trajectories a given request produces (it keys the cache).
 TIME_GENERATOR_VERSION = 1
 DEFAULT_RESOLUTION = 32  # the paper's configs train on 32 x 32 x 32 (frames x grid)
-DEFAULT_FRAMES = 32
-DEFAULT_HORIZON = 2.0  # time units, as the paper
-MAX_REFINE = 16
 
 
 @dataclass
@@ -58,19 +62,6 @@ class TimeData:
 
     def __len__(self) -> int:
         return len(self.u)
-
-
-def check_time_request(nt: object, horizon: object, refine: object) -> tuple[int, float, int]:
-    """Validate the frames, horizon and Burgers refinement of a request; raise DataError naming a bad value."""
-    if isinstance(nt, bool) or not isinstance(nt, int | np.integer) or nt < 2:
-        raise DataError(f"nt (frames per trajectory) must be an integer >= 2, got {nt!r}")
-    if (isinstance(horizon, bool) or not isinstance(horizon, int | float | np.number)
-            or not math.isfinite(horizon) or horizon <= 0):
-        raise DataError(f"horizon must be a finite number of time units > 0, got {horizon!r}")
-    if isinstance(refine, bool) or not isinstance(refine, int | np.integer) or not 1 <= refine <= MAX_REFINE:
-        raise DataError(f"refine (Burgers solve grid / stored grid) must be an integer in [1, {MAX_REFINE}], "
-                        f"got {refine!r}")
-    return int(nt), float(horizon), int(refine)
 
 
 def time_request(system: str, shift: str | Mapping[str, object] | None, n: int, resolution: int, nt: int,

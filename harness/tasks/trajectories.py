@@ -2,7 +2,7 @@
 
 A batch is (x = u (B, nt, R, R), y = coefficients (B, 5) in ``TIME_COEFS`` order), physical units. The model
 input is a window of frames as channels, then the five coefficient channels, each coefficient divided by
-``COEF_SCALE`` (``harness.tasks.forecast`` explains the normalisation).
+``COEF_SCALE`` (``harness.tasks.time_task`` explains the normalisation).
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.config import TrainConfig
-from harness.pde.systems import TIME_SYSTEMS
-from harness.pde.time_systems import TIME_COEFS, TIME_SHIFT_LEVELS
-from harness.tasks.spec import window_channels
-from harness.train.augment import Augment
-from harness.train.augment_time import make_time_augment
+from harness.job import TrainConfig
+from harness.pde import TIME_COEFS, TIME_SHIFT_LEVELS, TIME_SYSTEMS
+from harness.tasks import window_channels
+from harness.train.steady_augment import Augment
 from harness.train.strategies import Pretraining
+from harness.train.time_augment import make_time_augment
 
 _PARAM = {"nu": "nu", "ax": "a", "ay": "a", "cx": "c", "cy": "c"}
 # Per coefficient: the upper end of its in-distribution range over the systems that have it.

@@ -34,8 +34,8 @@ from harness.data.files import Node, gather
 from harness.data.formats.base import Layout, Reader, fail, same_grid, same_rows, shape_of, take
 from harness.data.samples import Trajectories
 from harness.errors import DataFileError
-from harness.files import write_atomic
-from harness.pde.time_systems import TIME_COEFS
+from harness.pde import TIME_COEFS
+from harness.store.atomic import write_atomic
 
 COEFFICIENTS = TIME_COEFS  # their file keys are the harness's coefficient names (nu, ax, ay, cx, cy)
 OPTIONAL_COEFFICIENTS = ("visc", "amp")
@@ -52,7 +52,6 @@ def _x_runs_last(node: Node) -> bool:
 class PretrainingPDEs(Reader):
     name = "pretraining-pdes"
     kind = "trajectory"
-    options = ("groups",)
 
     def locate(self, root: Node, split: str, options: dict[str, Any]) -> Node | None:
         groups = {**DEFAULT_GROUPS, **options.get("groups", {})}
