@@ -102,8 +102,7 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
     tcfg = TrainConfig.from_dict(cfg["pretrain"]["train"] if stage == "pretrain" else cfg.get("train", {}))
     objective = strategy if stage == "pretrain" else task.objective(tcfg.loss)
     seed_everything(seed)  # before the model: its initial weights are drawn from the seed
-    width, modes = cfg["model"]["width"], cfg["model"]["modes"]
-    model = task.model(objective, part_name, part, width, modes)
+    model = task.model(objective, part_name, part, cfg["model"])  # its family and sizes (harness.models)
     metrics: dict[str, Any] = {"n_params": model.num_params(), "transferred": ""}
     if job["depends_on"]:
         pretrained = run_dir(sweep_dir(root, job["sweep"]), job["depends_on"]) / "ckpt" / "best.pt"

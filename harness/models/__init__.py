@@ -2,13 +2,15 @@
 
 The harness talks to a family through its ``model.arch`` name only: ``family(arch)`` here (torch-free: counts,
 FLOPs, memory, the grid rules, the parameter-target rule), and ``harness.models.build.build_model`` for the
-module. Families: ``fno`` (``fno.py``; its size here), ``unet``, ``deeponet``, ``oformer`` (each in ``<arch>.py``,
-its size in the torch-free ``<arch>_size.py``); their docstrings give the layout and the formulas.
+module. Families: ``fno``, ``unet``, ``deeponet``, ``oformer``, each in ``<arch>.py`` with its size in the
+torch-free ``<arch>_size.py`` (the FNO's ``count_params``, ``flops_per_sample``, ``check_modes`` and
+``train_memory`` are re-exported here); their docstrings give the layout and the formulas.
 
-The FNO's size, as small documented functions: ``count_params`` and ``flops_per_sample`` measure it
-(``FNO.num_params`` equals ``count_params``); ``check_modes`` is the rule ``FNO.forward`` enforces;
-``train_memory`` is what one training job holds on its device, which expand compares with the largest device the
-backends offer (``Family.train_memory`` for any family).
+A job config's ``model`` (``resolve_model``, at expand): ``arch`` (left out for the FNO, so that FNO configs and
+ids are what they were before families), the family's size keys, all resolved, and with a parameter target
+``params`` the target and ``n_params``, the parameter count of the task's model (``in_channels`` ->
+``out_channels``) at the resolved sizes. ``arch_of`` and ``sizes_of`` read it back; ``Shape`` is what one train
+step of it costs depends on (the sweep estimate's key).
 
 The module interface (``harness.models.operator.Operator``)::
 
@@ -49,108 +51,25 @@ import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import SimpleNamespace
-from typing import Any
+from types import ModuleType
+from typing import Any, NamedTuple
 
 from harness.errors import HarnessError
-from harness.models import deeponet_size, oformer_size, unet_size
+from harness.models import deeponet_size, fno_size, oformer_size, unet_size
+from harness.models.fno_size import (
+    FLOAT_BYTES,
+    PARAM_TRAIN_BYTES,
+    TRAIN_PASSES,
+    Memory,
+    check_modes,
+    count_params,
+    flops_per_sample,
+    train_memory,
+)
 
-Shape = tuple[int, int, int]  # (width, modes, resolution): what a step costs depends on
-TRAIN_PASSES = 3  # a train step (forward + backward, ~2 forwards) in forward passes
-FLOAT_BYTES = 4  # parameters, optimiser state, activations and data are float32
-# Bytes of one parameter during training: weight, gradient and Adam's two moments.
-PARAM_TRAIN_BYTES = 4 * FLOAT_BYTES
-
-
-def count_params(width: int, modes: int, in_channels: int = 7, n_layers: int = 4, out_channels: int = 1) -> int:
-    """Number of real parameters of ``FNO(width, modes, in_channels, n_layers, out_channels)``.
-
-    With w = width, m = modes, L = n_layers, C = in_channels, O = out_channels:
-
-        P = (C + 1) w                      lifting (weights + bias)
-          + L (4 m^2 w^2 + w^2 + w)        spectral: complex (2m, m, w, w), 2 reals each; 1x1 conv
-          + (2 w^2 + 2 w) + (2 w O + O)    head
-
-    The spectral term dominates: P ~ 16 w^2 m^2 for L = 4 (width 16 / modes 4: 67,329).
-    """
-    w, m = width, modes
-    lifting = (in_channels + 1) * w
-    layers = n_layers * (4 * m * m * w * w + w * w + w)
-    head = (2 * w * w + 2 * w) + (2 * w * out_channels + out_channels)
-    return lifting + layers + head
-
-
-def flops_per_sample(
-    width: int, modes: int, resolution: int, in_channels: int = 7, n_layers: int = 4, out_channels: int = 1
-) -> float:
-    """Approximate forward FLOPs for one sample on a ``resolution`` x ``resolution`` grid.
-
-    A multiply-add is 2 FLOPs, a complex multiply-add 8; N = R^2 grid points:
-
-        lifting      2 N C w
-        per layer    2 N w^2                  pointwise 1x1 conv
-                   + 5 N log2(N) w            rfft2 + irfft2 (~2.5 N log2 N each, per channel)
-                   + 8 (2 m^2) w^2            spectral contraction over the 2 m^2 kept modes
-        head         2 N (2 w^2 + 2 w O)
-
-    Biases, GELU and the zero-filled spectrum are ignored. Backward is about twice the forward.
-    """
-    w, m, n = width, modes, resolution * resolution
-    lifting = 2 * n * in_channels * w
-    layer = 2 * n * w * w + 5 * n * math.log2(n) * w + 8 * 2 * m * m * w * w
-    head = 2 * n * (2 * w * w + 2 * w * out_channels)
-    return float(lifting + n_layers * layer + head)
-
-
-def check_modes(modes: int, height: int, width: int) -> None:
-    """Raise ``HarnessError`` unless ``modes`` frequencies per dimension fit a ``height`` x ``width`` grid."""
-    if 2 * modes > height or modes > width // 2 + 1:
-        raise HarnessError(
-            f"modes={modes} is too large for resolution {height}x{width}: the FNO keeps frequencies "
-            f"-modes..modes-1 along rows and 0..modes-1 along columns, so 2*modes <= {height} and "
-            f"modes <= {width // 2 + 1} must hold; use modes <= {min(height // 2, width // 2 + 1)} "
-            "or a finer grid"
-        )
-
-
-def activation_floats(width: int, resolution: int, in_channels: int = 7, n_layers: int = 4,
-                      out_channels: int = 1) -> int:
-    """Floats one sample's forward pass keeps for the backward, plus the backward's own transients (an upper
-    bound): N (4 (L + 1) w + C + O), N = R^2.
-
-    Measured with autograd's saved-tensor hooks on this FNO: 12.5-14.8 w N floats for L = 4 (width 8-64,
-    modes 4-32, R 16-128), against 20 w N here.
-    """
-    n = resolution * resolution
-    return n * (4 * (n_layers + 1) * width + in_channels + out_channels)
-
-
-@dataclass(frozen=True)
-class Memory:
-    """Bytes one training job holds on its device: parameters with their gradients and Adam state, one batch's
-    activations, and the training and validation sets (resident on the device for the whole run)."""
-
-    params: int
-    activations: int
-    data: int
-
-    @property
-    def total(self) -> int:
-        """All of it."""
-        return self.params + self.activations + self.data
-
-
-def train_memory(width: int, modes: int, resolution: int, *, batch: int, samples: int, in_channels: int = 7,
-                 out_channels: int = 1, n_layers: int = 4, sample_floats: int | None = None) -> Memory:
-    """What training an FNO of these sizes on ``samples`` resident samples (training + validation) at batch size
-    ``batch`` holds on its device (see ``Memory``); a sample holds ``sample_floats`` floats (default: its
-    input and output channels on the grid)."""
-    params = count_params(width, modes, in_channels, n_layers, out_channels) * PARAM_TRAIN_BYTES
-    activations = batch * activation_floats(width, resolution, in_channels, n_layers, out_channels) * FLOAT_BYTES
-    per_sample = (in_channels + out_channels) * resolution * resolution if sample_floats is None else sample_floats
-    data = samples * per_sample * FLOAT_BYTES
-    return Memory(params, activations, data)
-
+__all__ = ["ARCHS", "DEFAULT_ARCH", "FAMILIES", "FLOAT_BYTES", "MODEL_KEYS", "PARAM_TRAIN_BYTES", "SIZE_KEYS",
+           "TRAIN_PASSES", "Family", "Memory", "Shape", "SizeError", "arch_of", "check_modes", "count_params", "family",
+           "flops_per_sample", "resolve_model", "sizes_of", "train_memory"]
 
 Problem = tuple[str, str]  # (size key, what must hold and the fix)
 MAX_SCALE = 1 << 14  # the parameter-target rule's largest width
@@ -176,36 +95,16 @@ def _call(fn: Callable[..., Any], values: Mapping[str, Any]) -> Any:
     return fn(**{k: v for k, v in values.items() if k in names})
 
 
-def _fno_activation_floats(width: int, resolution: int, in_channels: int, out_channels: int, batch: int) -> int:
-    """``activation_floats`` (per sample) for a batch."""
-    return batch * activation_floats(width, resolution, in_channels, out_channels=out_channels)
-
-
-def _fno_grid(width: int, modes: int, resolution: int) -> Problem | None:
-    """``check_modes`` as a problem."""
-    try:
-        check_modes(modes, resolution, resolution)
-    except HarnessError as exc:
-        return "modes", str(exc)
-    return None
-
-
-# The FNO's size functions as a family's rules (the others' are their ``<arch>_size`` modules).
-FNO_RULES = SimpleNamespace(count_params=count_params, flops_per_sample=flops_per_sample,
-                            activation_floats=_fno_activation_floats, check_grid=_fno_grid)
-
-
 @dataclass(frozen=True)
 class Family:
-    """A model family's torch-free rules; ``rules`` holds its size functions as attributes (``count_params``,
-    ``flops_per_sample``, ``activation_floats``, optional ``check_sizes`` and ``check_grid``): its size module,
-    or ``FNO_RULES``."""
+    """A model family's torch-free rules; ``rules`` is its size module (``count_params``, ``flops_per_sample``,
+    ``activation_floats``, optional ``check_sizes`` and ``check_grid``)."""
 
     arch: str
     label: str  # the name its paper uses
     defaults: Mapping[str, int]
     width_keys: tuple[str, ...]
-    rules: Any
+    rules: ModuleType
     sensor_grid: bool = False  # evaluates on the grid it was built for only
 
     def _rule(self, name: str) -> Callable[..., Any] | None:
@@ -226,6 +125,11 @@ class Family:
         if check is not None and (problem := _call(check, sizes)) is not None:
             raise SizeError(f"model.{problem[0]}", problem[1])
         return sizes
+
+    @property
+    def memory_fix(self) -> str:
+        """What to change for a smaller training footprint (its size module's ``MEMORY_FIX``)."""
+        return self.rules.MEMORY_FIX
 
     def describe(self) -> str:
         """``key=default`` of every size key, comma-separated."""
@@ -305,7 +209,7 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
-    "fno": Family("fno", "FNO", {"width": 32, "modes": 8}, ("width",), FNO_RULES),
+    "fno": Family("fno", "FNO", fno_size.DEFAULTS, fno_size.WIDTH_KEYS, fno_size),
     "unet": Family("unet", "U-Net", unet_size.DEFAULTS, unet_size.WIDTH_KEYS, unet_size),
     "deeponet": Family("deeponet", "DeepONet", deeponet_size.DEFAULTS, deeponet_size.WIDTH_KEYS, deeponet_size,
                        sensor_grid=True),
@@ -319,3 +223,54 @@ def family(arch: str) -> Family:
     if arch not in FAMILIES:
         raise SizeError("model.arch", f"model.arch {arch!r} is no model family: use one of {', '.join(ARCHS)}")
     return FAMILIES[arch]
+
+
+# The keys of a sweep's `model` group: the family, a parameter target, and every family's size keys.
+SIZE_KEYS = tuple(dict.fromkeys(key for rules in FAMILIES.values() for key in rules.defaults))
+MODEL_KEYS = ("arch", "params", *SIZE_KEYS)
+DEFAULT_ARCH = "fno"
+
+
+def arch_of(model: Mapping[str, Any]) -> str:
+    """The family of a (sweep point's or job config's) ``model`` group: its ``arch``, else the FNO."""
+    return model.get("arch") or DEFAULT_ARCH
+
+
+def sizes_of(model: Mapping[str, Any]) -> dict[str, int]:
+    """The size keys a ``model`` group sets for its family (None: not set), in the family's order."""
+    return {k: model[k] for k in family(arch_of(model)).defaults if model.get(k) is not None}
+
+
+def resolve_model(model: Mapping[str, Any], *, resolution: int, in_channels: int, out_channels: int) -> dict[str, Any]:
+    """A job config's ``model`` from a point's ``model`` group (see the module docstring): its family's sizes,
+    the keys it does not set at their defaults or, with ``params``, by the parameter-target rule for a model of
+    ``in_channels`` -> ``out_channels`` on the grid. Raises ``SizeError`` for an unknown family, a key set to
+    something other than null that is no size key of the family, sizes it refuses or that do not fit the grid."""
+    arch, target = arch_of(model), model.get("params")
+    rules = family(arch)
+    given = {k: v for k, v in model.items() if k not in ("arch", "params") and v is not None}
+    io = {"resolution": resolution, "in_channels": in_channels, "out_channels": out_channels}
+    sizes = rules.sizes(given) if target is None else rules.nearest(target, fixed=given, **io)
+    rules.check_grid(sizes, resolution)
+    out: dict[str, Any] = {} if arch == DEFAULT_ARCH else {"arch": arch}
+    if target is None:
+        return {**out, **sizes}
+    return {**out, "params": target, **sizes, "n_params": rules.count_params(sizes, **io)}
+
+
+class Shape(NamedTuple):
+    """What one train step of a job's model costs depends on: its family, sizes and grid (the estimate's key)."""
+
+    arch: str
+    sizes: tuple[tuple[str, int], ...]
+    resolution: int
+
+    @classmethod
+    def of(cls, model: Mapping[str, Any], resolution: int) -> Shape:
+        """The shape of a job config's ``model`` on a ``resolution`` grid."""
+        return cls(arch_of(model), tuple(sizes_of(model).items()), resolution)
+
+    def flops_per_sample(self, in_channels: int = 7, out_channels: int = 1) -> float:
+        """Forward FLOPs of one sample (``Family.flops_per_sample``), for the steady task's channels by default."""
+        return family(self.arch).flops_per_sample(dict(self.sizes), resolution=self.resolution,
+                                                  in_channels=in_channels, out_channels=out_channels)

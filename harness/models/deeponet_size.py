@@ -23,6 +23,7 @@ from itertools import pairwise
 
 DEFAULTS = {"branch_width": 64, "trunk_width": 128, "basis": 128}
 WIDTH_KEYS = ("branch_width", "trunk_width", "basis")  # what a parameter target scales, together
+MEMORY_FIX = "a smaller model.branch_width, model.trunk_width, model.basis (or model.params)"  # holds less
 BRANCH_GRID = 4  # the branch halves its grid until it is at most this many points a side
 TRUNK_HIDDEN = 3  # Linear layers of width t in the trunk before its last
 COORDINATES = 4  # the trunk's input: a point's periodic coordinates

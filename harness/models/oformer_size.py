@@ -24,6 +24,8 @@ from __future__ import annotations
 
 DEFAULTS = {"width": 128, "depth": 4, "heads": 4, "patch": 4}
 WIDTH_KEYS = ("width",)  # what a parameter target scales
+# what holds less on the device: attention's probabilities grow with the square of the tokens, (R / patch)^2
+MEMORY_FIX = "a smaller model.width, model.depth (or model.params), a larger model.patch (fewer tokens)"
 MLP_RATIO = 2
 COORDINATES = 4  # a token's or query's periodic coordinates
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 DEFAULTS = {"channels": 24, "levels": 3}
 WIDTH_KEYS = ("channels",)  # what a parameter target scales
+MEMORY_FIX = "a smaller model.channels, model.levels (or model.params)"  # what holds less on the device
 
 
 def _double_conv_params(a: int, b: int) -> int:

@@ -1,7 +1,8 @@
-"""What a sweep will cost before it runs: FLOPs per stage from the FNO's own size function, hours from a calibration.
+"""What a sweep will cost before it runs: FLOPs per stage from each model family's own size function, hours from a
+calibration.
 
-The cost model (``estimate``, pure): a job of shape (width, modes, resolution) costs f = ``flops_per_sample``
-per sample and forward pass, and
+The cost model (``estimate``, pure): a job of shape (family, sizes, resolution: ``harness.models.Shape``) costs
+f = ``Shape.flops_per_sample`` per sample and forward pass, and
 
     training job   f * (3 * samples trained on    train steps: forward + backward (~2 forwards)
                         + n_val * evaluations     validation passes (``TrainConfig.budget``)
@@ -24,7 +25,7 @@ from typing import Any
 
 from harness.job import TrainConfig
 from harness.job.process import apply_job_env
-from harness.models import TRAIN_PASSES, Shape, flops_per_sample
+from harness.models import TRAIN_PASSES, Shape
 from harness.store import Stage
 
 STAGES = tuple(stage.value for stage in Stage)
@@ -42,9 +43,9 @@ class StageCost:
 
 
 def job_shape(job: dict[str, Any]) -> Shape:
-    """The (width, modes, resolution) a job's model runs at."""
+    """The family, sizes and resolution a job's model runs at."""
     cfg = job["config"]
-    return cfg["model"]["width"], cfg["model"]["modes"], cfg["resolution"]
+    return Shape.of(cfg["model"], cfg["resolution"])
 
 
 def job_passes(job: dict[str, Any]) -> tuple[int, int]:
@@ -74,14 +75,14 @@ def estimate(
 ) -> dict[str, StageCost]:
     """Cost per stage (in ``STAGES`` order, stages without jobs left out) and a final "total" row.
 
-    ``seconds_per_flop`` is one ratio for every shape, or a mapping (width, modes, resolution) -> ratio as
-    ``calibrate`` returns; a shape missing from the mapping gets the median of its ratios.
+    ``seconds_per_flop`` is one ratio for every shape, or a mapping shape -> ratio as ``calibrate`` returns; a
+    shape missing from the mapping gets the median of its ratios.
     """
     rows: dict[str, dict[str, float]] = {}
     for job in jobs:
         shape = job_shape(job)
         train_samples, passes = job_passes(job)
-        flops = flops_per_sample(shape[0], shape[1], shape[2]) * passes
+        flops = shape.flops_per_sample() * passes
         row = rows.setdefault(job["stage"], {"jobs": 0, "train_samples": 0, "flops": 0.0, "seconds": 0.0})
         row["jobs"] += 1
         row["train_samples"] += train_samples

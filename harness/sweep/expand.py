@@ -23,6 +23,7 @@ from harness.pde import LAYOUT_VERSION
 from harness.store import Stage
 from harness.sweep.checks import check_point, resolve_data, take_stream
 from harness.sweep.dotted import copy_tree, set_dotted
+from harness.sweep.families import resolve_family
 from harness.sweep.spec import MAX_JOBS, Sweep
 from harness.sweep.tune import for_stage, trial_configs
 from harness.tasks import task_keys
@@ -127,6 +128,7 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -
     offered = offer(sweep.slurm)
     for point in _points(sweep):
         config = resolve_data(point, resolve(sweep, point), sweep.where, str(Path(sweep.path).parent))
+        config = resolve_family(point, config, sweep.where)  # the job config's model: its family's sizes
         resources = take_resources(config)  # how many ranks a job runs as: not in its config nor its id
         stream = take_stream(config)  # where its training batches come from: neither
         stages = stage_configs(config)

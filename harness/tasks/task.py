@@ -51,10 +51,11 @@ class Task(ABC):
         """The task's own objective, learnt with the supervised ``loss`` (``train.loss``): downstream training,
         and supervised pretraining; its ``build_model`` makes the model the task trains."""
 
-    def model(self, objective: Pretraining, name: str, part: dict[str, Any], width: int, modes: int) -> nn.Module:
-        """The model ``objective`` trains on the stage's data ``part`` (``name``: pretrain or downstream):
-        ``objective.build_model``, whatever the data (a task whose models follow its files overrides this)."""
-        return objective.build_model(width, modes)
+    def model(self, objective: Pretraining, name: str, part: dict[str, Any], model: dict[str, Any]) -> nn.Module:
+        """The model ``objective`` trains on the stage's data ``part`` (``name``: pretrain or downstream), of the
+        job config's ``model`` (family and sizes): ``objective.build_model``, whatever the data (a task whose
+        models follow its files overrides this)."""
+        return objective.build_model(model, self.config["resolution"])
 
     @abstractmethod
     def strategy(self, pretrain: dict[str, Any]) -> Pretraining:

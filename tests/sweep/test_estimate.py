@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from harness.models import Shape
 from harness.sweep.estimate import describe_estimate, estimate
 from harness.train.timing import calibrate
 
@@ -11,6 +12,10 @@ from harness.train.timing import calibrate
 #   lifting 2*256*7*8 = 28,672; per layer 2*256*64 + 5*256*8*8 + 8*2*16*64 = 131,072 (x4 = 524,288);
 #   head 2*256*(2*64 + 2*8) = 73,728; total 626,688
 F_8_4_16 = 626_688
+
+
+def fno(width: int, modes: int, resolution: int) -> Shape:
+    return Shape("fno", (("width", width), ("modes", modes)), resolution)
 
 
 def train_part(n_train=10, n_val=2, n_test=3):
@@ -51,7 +56,7 @@ def test_hand_computed_table():
 
 def test_per_shape_rates_and_fallback():
     small, big = make_job("scratch"), make_job("scratch", width=16)
-    rates = {(8, 4, 16): 1e-9, (16, 4, 16): 3e-9}
+    rates = {fno(8, 4, 16): 1e-9, fno(16, 4, 16): 3e-9}
     table = estimate([small, big], rates)
     flops_small = estimate([small], 1.0)["total"].flops
     flops_big = estimate([big], 1.0)["total"].flops
@@ -78,15 +83,15 @@ def test_zero_shot_costs_only_an_evaluation_pass():
 
 
 def test_calibration_on_cpu_is_positive_and_finite():
-    rates = calibrate("cpu", [(4, 2, 8), (4, 2, 8)], steps=1)
-    assert list(rates) == [(4, 2, 8)]
-    assert math.isfinite(rates[(4, 2, 8)]) and rates[(4, 2, 8)] > 0
+    rates = calibrate("cpu", [fno(4, 2, 8), fno(4, 2, 8)], steps=1)
+    assert list(rates) == [fno(4, 2, 8)]
+    assert math.isfinite(rates[fno(4, 2, 8)]) and rates[fno(4, 2, 8)] > 0
 
 
 def test_shapes_too_big_to_time_get_the_global_ratio():
     # (128, 32, 256) is far above the CPU budget: it is not timed and takes the ratio of the timed one
-    rates = calibrate("cpu", [(4, 2, 8), (128, 32, 256)], steps=1)
-    assert rates[(128, 32, 256)] == rates[(4, 2, 8)]
+    rates = calibrate("cpu", [fno(4, 2, 8), fno(128, 32, 256)], steps=1)
+    assert rates[fno(128, 32, 256)] == rates[fno(4, 2, 8)]
 
 
 def test_describe_estimate_prints_every_stage_and_the_total():
