@@ -17,8 +17,9 @@ DOWNSTREAM = ("finetune", "scratch")
 TRAINED = ("pretrain", *DOWNSTREAM)  # the stages that train (a zero-shot run only evaluates)
 RULE_KEYS = ("n_val", "n_val_fraction", "n_val_min", "steps", "min_steps", "epochs")
 IMPROVING_COLUMNS = {
-    "id": "id", "stage": "stage", "downstream.system": "system", "downstream.shift": "shift", "model.width": "width",
-    "model.modes": "modes", "seed": "seed", N: "N", "train.lr": "lr", "best_step": "best step", "steps_run": "steps",
+    "id": "id", "stage": "stage", "downstream.system": "system", "downstream.shift": "shift", "model.arch": "arch",
+    "model.width": "width", "model.modes": "modes", "seed": "seed", N: "N", "train.lr": "lr",
+    "best_step": "best step", "steps_run": "steps",
 }  # fmt: skip
 
 
