@@ -5,14 +5,15 @@ curve with a matching scratch curve gives one row:
 
 - the power-law exponents b of both curves with their intervals (``analysis.curves.fit_curves``);
 - the fine-tuning gain, scratch / fine-tuned mean error, at the smallest and the largest N both curves have, with
-  an interval over the runs (seeds, resampled on each side: ``gain_interval``);
+  its interval over the seeds (``analysis.intervals.ratio_interval``: a Welch t interval from three seeds on each
+  side, the range with two, none with one);
 - the data-efficiency multiplier at the fine-tuned curve's smallest N, measured, with its interval
   (``analysis.multipliers.small_n_multipliers``);
 - the effective-data law's exponents alpha (in D_F) and beta (in P) of the family, with their intervals
   (``analysis.laws``: one law per family, shared by its sizes).
 
 The numbers are those of the tables the report writes; this module only lines them up by family. Each interval
-keeps the meaning its maker gives it (``analysis.robust.interval``: the central 95 % of bootstrap resamples).
+keeps the meaning its maker gives it (``analysis.intervals``).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.curves import ARCH, ERR, FIT_COLUMNS, CurveFits, N, downstream_points, label_key, pairs, primary
+from analysis.curves import ARCH, ERR, FIT_COLUMNS, CurveFits, N, downstream_points, pairs, primary
+from analysis.intervals import ratio_interval
 from analysis.laws import Laws
 from analysis.powerlaw import PowerLawFit
-from analysis.robust import interval, seed_for
 from analysis.transfer import LawFit
 from harness.models import family
 
@@ -32,8 +33,8 @@ COLUMNS = ["system", "shift", "arch", "n_params", "n_min", "n_max"]
 QUANTITIES = ("b_finetune", "b_scratch", "gain_n_min", "gain_n_max", "multiplier", "alpha", "beta")
 
 
-def family_table(runs: pd.DataFrame, fits: CurveFits, multipliers: pd.DataFrame, laws: Laws, *, n_boot: int = 1000,
-                 seed: int = 0) -> tuple[pd.DataFrame | None, str]:
+def family_table(runs: pd.DataFrame, fits: CurveFits, multipliers: pd.DataFrame,
+                 laws: Laws) -> tuple[pd.DataFrame | None, str]:
     """One row per (system, shift, family, model size) of the reference transfer: ``COLUMNS``, then each of
     ``QUANTITIES`` with its ``_lo`` and ``_hi``; or None and why the sweep has no comparison of families."""
     pts = primary(downstream_points(runs))
@@ -44,16 +45,15 @@ def family_table(runs: pd.DataFrame, fits: CurveFits, multipliers: pd.DataFrame,
         shared = sorted(set(ft[N]) & set(sc[N]))
         if not shared:
             continue
-        label = label_key(tuple(ft[fits.key_columns].iloc[0]))
-        rng = np.random.default_rng(seed_for(seed, ("family", *label)))
         row = {"system": ft["downstream.system"].iloc[0], "shift": ft["downstream.shift"].iloc[0],
                "arch": ft[ARCH].iloc[0], "n_params": int(round(ft["n_params"].mean())), "n_min": int(shared[0]),
                "n_max": int(shared[-1])}  # fmt: skip
         row |= _with_interval("b_finetune", fits.get(ft), "b")
         row |= _with_interval("b_scratch", fits.get(sc), "b")
         for name, n in (("gain_n_min", shared[0]), ("gain_n_max", shared[-1])):
-            errors = [rows_[rows_[N] == n][ERR].to_numpy(float) for rows_ in (sc, ft)]
-            row |= dict(zip((name, f"{name}_lo", f"{name}_hi"), gain_interval(*errors, n_boot, rng), strict=True))
+            scratch, finetuned = (rows_[rows_[N] == n][ERR].to_numpy(float) for rows_ in (sc, ft))
+            lo, hi, _ = ratio_interval(scratch, finetuned)
+            row |= {name: float(scratch.mean() / finetuned.mean()), f"{name}_lo": lo, f"{name}_hi": hi}
         row |= _multiplier(multipliers, ft, fits.key_columns)
         law = laws.get("data_transferred", ft)
         row |= _with_interval("alpha", law, "alpha") | _with_interval("beta", law, "beta")
@@ -62,18 +62,6 @@ def family_table(runs: pd.DataFrame, fits: CurveFits, multipliers: pd.DataFrame,
         return None, "no fine-tuned curve has a scratch curve with the same config"
     table = pd.DataFrame(rows, columns=[*COLUMNS, *(f"{q}{s}" for q in QUANTITIES for s in ("", "_lo", "_hi"))])
     return table.sort_values(["system", "shift", "arch", "n_params"], kind="stable").reset_index(drop=True), ""
-
-
-def gain_interval(scratch: np.ndarray, finetuned: np.ndarray, n_boot: int, rng: np.random.Generator
-                  ) -> tuple[float, float, float]:  # fmt: skip
-    """mean(``scratch``) / mean(``finetuned``) with its interval over ``n_boot`` resamples of the runs on each side
-    (nan without two runs on both)."""
-    gain = float(scratch.mean() / finetuned.mean())
-    if min(len(scratch), len(finetuned)) < 2:
-        return gain, np.nan, np.nan
-    means = [v[rng.integers(0, len(v), (n_boot, len(v)))].mean(axis=1) for v in (scratch, finetuned)]
-    lo, hi = interval(means[0] / means[1])
-    return gain, lo, hi
 
 
 def _with_interval(name: str, fit: PowerLawFit | LawFit | None, param: str) -> dict[str, float]:

@@ -68,8 +68,8 @@ from harness.models.fno_size import (
 )
 
 __all__ = ["ARCHS", "DEFAULT_ARCH", "FAMILIES", "FLOAT_BYTES", "MODEL_KEYS", "PARAM_TRAIN_BYTES", "SIZE_KEYS",
-           "TRAIN_PASSES", "Family", "Memory", "Shape", "SizeError", "arch_of", "check_modes", "count_params", "family",
-           "flops_per_sample", "resolve_model", "sizes_of", "train_memory"]
+           "TRAIN_PASSES", "Family", "Memory", "ModelKeys", "Shape", "SizeError", "arch_of", "check_modes",
+           "count_params", "family", "flops_per_sample", "resolve_model", "sizes_of", "train_memory"]
 
 Problem = tuple[str, str]  # (size key, what must hold and the fix)
 MAX_SCALE = 1 << 14  # the parameter-target rule's largest width
@@ -231,24 +231,33 @@ MODEL_KEYS = ("arch", "params", *SIZE_KEYS)
 DEFAULT_ARCH = "fno"
 
 
-def arch_of(model: Mapping[str, Any]) -> str:
+ModelKeys = Mapping[str, Any] | Any  # a model group as a mapping, or a record of it (``harness.job.Model``)
+
+
+def _keys(model: ModelKeys) -> Mapping[str, Any]:
+    return model if isinstance(model, Mapping) else model.to_dict()
+
+
+def arch_of(model: ModelKeys) -> str:
     """The family of a (sweep point's or job config's) ``model`` group: its ``arch``, else the FNO."""
-    return model.get("arch") or DEFAULT_ARCH
+    return _keys(model).get("arch") or DEFAULT_ARCH
 
 
-def sizes_of(model: Mapping[str, Any]) -> dict[str, int]:
+def sizes_of(model: ModelKeys) -> dict[str, int]:
     """The size keys a ``model`` group sets for its family (None: not set), in the family's order."""
-    return {k: model[k] for k in family(arch_of(model)).defaults if model.get(k) is not None}
+    keys = _keys(model)
+    return {k: keys[k] for k in family(arch_of(keys)).defaults if keys.get(k) is not None}
 
 
-def resolve_model(model: Mapping[str, Any], *, resolution: int, in_channels: int, out_channels: int) -> dict[str, Any]:
+def resolve_model(model: ModelKeys, *, resolution: int, in_channels: int, out_channels: int) -> dict[str, Any]:
     """A job config's ``model`` from a point's ``model`` group (see the module docstring): its family's sizes,
     the keys it does not set at their defaults or, with ``params``, by the parameter-target rule for a model of
     ``in_channels`` -> ``out_channels`` on the grid. Raises ``SizeError`` for an unknown family, a key set to
     something other than null that is no size key of the family, sizes it refuses or that do not fit the grid."""
+    model = _keys(model)
     arch, target = arch_of(model), model.get("params")
     rules = family(arch)
-    given = {k: v for k, v in model.items() if k not in ("arch", "params") and v is not None}
+    given = {k: v for k, v in model.items() if k not in ("arch", "params", "n_params") and v is not None}
     io = {"resolution": resolution, "in_channels": in_channels, "out_channels": out_channels}
     sizes = rules.sizes(given) if target is None else rules.nearest(target, fixed=given, **io)
     rules.check_grid(sizes, resolution)
@@ -266,7 +275,7 @@ class Shape(NamedTuple):
     resolution: int
 
     @classmethod
-    def of(cls, model: Mapping[str, Any], resolution: int) -> Shape:
+    def of(cls, model: ModelKeys, resolution: int) -> Shape:
         """The shape of a job config's ``model`` on a ``resolution`` grid."""
         return cls(arch_of(model), tuple(sizes_of(model).items()), resolution)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.models import ARCHS, arch_of, family, sizes_of
+from harness.models import ARCHS, ModelKeys, arch_of, family, sizes_of
 from harness.models.deeponet import DeepONet
 from harness.models.fno import FNO
 from harness.models.oformer import OFormer
@@ -29,7 +29,7 @@ def build_model(arch: str, sizes: Mapping[str, Any] | None = None, *, in_channel
                                     resolution=resolution)
 
 
-def model_of(model: Mapping[str, Any], *, in_channels: int, out_channels: int, resolution: int) -> Operator:
+def model_of(model: ModelKeys, *, in_channels: int, out_channels: int, resolution: int) -> Operator:
     """The module of a job config's ``model`` (``harness.models.resolve_model``: its family and sizes) for
     ``in_channels`` inputs and ``out_channels`` outputs on a ``resolution`` grid."""
     return build_model(arch_of(model), sizes_of(model), in_channels=in_channels, out_channels=out_channels,

@@ -15,7 +15,8 @@ sweep fails before anything is written or queued (on Slurm: before waiting in th
   task supervised pretraining on a file and a zero-shot model of the data's channels;
 - model: resolved before these checks (``harness.sweep.families``): the family and its sizes, which fit the grid
   (``harness.models.Family.check_grid``, as the modules' ``features``);
-- training: every train setting and the constraints between them -- ``TrainConfig``, as the training loop;
+- training: every train setting and the constraints between them -- ``TrainConfig``, as the training loop (when
+  the point's typed config is built, ``harness.sweep.expand.resolve``);
 - zero-shot only of a supervised pretraining (a pretext head predicts no solution), and a pretraining loss
   setting only for supervised pretraining (the pretext strategies have their own losses);
 - memory: parameters, Adam state, one batch's activations and the resident data of each training stage
@@ -31,27 +32,27 @@ Each failure is one ``SweepError`` line: the file, the key and its line, the poi
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from harness.backends import Device
 from harness.data import PARTS, has_data
 from harness.data.parts import check_needs, model_channels, resolve_part
 from harness.errors import HarnessError
-from harness.job import StreamConfig, TrainConfig
+from harness.job import Downstream, JobConfig, Point, Pretrain, TrainConfig
 from harness.models import FLOAT_BYTES, Memory, arch_of, family, sizes_of
+from harness.store import Stage
 from harness.sweep.schema import Where
-from harness.tasks import TaskRuleError, check_task, is_time, resident_sizes
+from harness.tasks import TIME_TASKS, TaskRuleError, check_task, is_time, resident_sizes
 
 GIB = 1 << 30
+Stages = list[tuple[Stage, JobConfig]]
 
 
-def check_point(point: dict[str, Any], config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]],
-                where: Where, device: Device, stream: StreamConfig) -> None:
+def check_point(point: dict[str, Any], config: Point, stages: Stages, where: Where, device: Device) -> None:
     """Raise SweepError unless the resolved ``config`` of ``point`` can run as the (stage, job config) pairs
-    ``stages`` it expands to, its training sets held as ``stream`` says."""
+    ``stages`` it expands to, its training sets held as its ``stream`` settings say."""
     try:
-        _check(config, stages, device, stream)
+        _check(config, stages, device)
     except _Bad as bad:
         raise where.at_point(bad.key, point, bad.message) from None
 
@@ -72,38 +73,36 @@ def _run(key: str, check, *args: Any, fix: str = "") -> Any:
         raise _Bad(key, f"{exc}; {fix}" if fix else str(exc)) from None
 
 
-def take_stream(config: dict[str, Any]) -> StreamConfig:
-    """Remove the ``stream`` group from a resolved point config (in place) and return it: it says where a job's
-    training batches come from, not what they hold, so it is in neither the job's config nor its id
-    (``harness.sweep.expand`` puts it on the job as ``job["stream"]``)."""
-    return StreamConfig.from_dict(config.pop("stream", None))
-
-
 def resolve_data(point: dict[str, Any], config: dict[str, Any], where: Where, base: str | None) -> dict[str, Any]:
-    """The resolved ``config`` of ``point`` with each part's data source checked against its files and resolved
-    (``harness.data.parts.resolve_part``: paths, fingerprint), before the stages' ids are taken from it."""
+    """The nested config of ``point`` (the sweep file's values) with each part's data source checked against its
+    files and resolved (``harness.data.parts.resolve_part``: paths, fingerprint), before its typed config and
+    the stages' ids are taken from it."""
+    time = config["task"] in TIME_TASKS
     for name in PARTS:
         try:
             config[name] = resolve_part(name, config[name], config["resolution"], base=base,
-                                        frames=(config["nt"], config["horizon"]) if is_time(config) else None)
+                                        frames=(config["nt"], config["horizon"]) if time else None)
         except HarnessError as exc:
             raise where.at_point(f"{name}.data", point, str(exc)) from None
     return config
 
 
-def _check_data(stages: list[tuple[str, dict[str, Any]]]) -> None:
+def _check_data(stages: Stages) -> None:
     """Each stage's data files hold the samples it asks for; a zero-shot model fits the data's channels."""
     for stage, job in stages:
         name = "pretrain" if stage == "pretrain" else "downstream"
-        if has_data(job[name]):
-            _run(f"{name}.data", check_needs, name, job[name])
+        part = job.pretrain if stage == "pretrain" else job.downstream
+        assert part is not None and (stage != "zeroshot" or job.pretrain is not None)
+        if has_data(part):
+            _run(f"{name}.data", check_needs, name, part)
         if is_time(job):
             continue  # trajectories from a file give the model the channels generated ones give it
-        if name == "pretrain" and has_data(job[name]) and job[name]["strategy"] != "supervised":
+        if isinstance(part, Pretrain) and has_data(part) and part.strategy != "supervised":
             raise _Bad("pretrain.strategy", f"pretrain.data trains supervised pretraining only, not "
-                                            f"{job[name]['strategy']}: set pretrain.strategy: supervised")
-        if stage == "zeroshot" and (has_data(job["pretrain"]) or has_data(job[name])):
-            ours, theirs = (_run(f"{n}.data", model_channels, n, job[n]) for n in ("downstream", "pretrain"))
+                                            f"{part.strategy}: set pretrain.strategy: supervised")
+        if stage == "zeroshot" and (has_data(job.pretrain) or has_data(part)):
+            ours, theirs = (_run(f"{n}.data", model_channels, n, p)
+                            for n, p in (("downstream", part), ("pretrain", job.pretrain)))
             if ours != theirs:
                 raise _Bad("downstream.data", f"init zeroshot evaluates the pretrained model as it is, but the "
                                               f"downstream data has {ours[0]} input and {ours[1]} output channels, "
@@ -111,42 +110,38 @@ def _check_data(stages: list[tuple[str, dict[str, Any]]]) -> None:
                                               "pretrained (fine-tuning re-initialises the modules that differ)")
 
 
-def _check(config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]], device: Device,
-           stream: StreamConfig) -> None:
-    pretrain, names = config["pretrain"], [stage for stage, _ in stages]
+def _check(config: Point, stages: Stages, device: Device) -> None:
+    pretrain, names = config.pretrain, [stage for stage, _ in stages]
     _check_data(stages)
     try:
         check_task(config, names)
     except TaskRuleError as exc:
         raise _Bad(exc.key, str(exc)) from None
-    strategy = pretrain["strategy"]
+    strategy = pretrain.strategy
     if "zeroshot" in names and strategy != "supervised":
         raise _Bad("init", f"init zeroshot needs pretrain.strategy supervised, not {strategy}; add "
                            f"`exclude: [{{init: zeroshot, pretrain.strategy: {strategy}}}]`")
-    if "pretrain" in names and strategy != "supervised" and pretrain["train"]["loss"] != "sse":
+    if "pretrain" in names and strategy != "supervised" and pretrain.train.loss != "sse":
         raise _Bad("pretrain.train.loss", f"pretrain.train.loss applies to supervised pretraining; the {strategy} "
                                           "strategy has its own loss: remove pretrain.train.loss for it")
     for stage, job in stages:
-        if stage != "zeroshot":
-            key, part = ("pretrain.train", job["pretrain"]) if stage == "pretrain" else ("train", job)
-            settings = _run(key, _train_config, tuple(part["train"].items()))
-            data = job["pretrain" if stage == "pretrain" else "downstream"]
-            _check_memory(key, config, settings.batch_size, data, device, stream)
+        if stage == "pretrain":
+            assert job.pretrain is not None
+            _check_memory("pretrain.train", config, job.pretrain.train, job.pretrain, device)
+        elif stage != "zeroshot":
+            assert job.train is not None and job.downstream is not None
+            _check_memory("train", config, job.train, job.downstream, device)
 
 
-@functools.lru_cache(maxsize=4096)
-def _train_config(items: tuple[tuple[str, Any], ...]) -> TrainConfig:
-    """``TrainConfig.from_dict`` of the settings, once per distinct settings (a matrix repeats them)."""
-    return TrainConfig.from_dict(dict(items))
-
-
-def _check_memory(key: str, config: dict[str, Any], batch_size: int, part: dict[str, Any], device: Device,
-                  stream: StreamConfig) -> None:
+def _check_memory(key: str, config: Point, settings: TrainConfig, part: Pretrain | Downstream,
+                  device: Device) -> None:
     """Refuse a training stage (``key``: its train settings; ``part``: its data) whose ``train_memory`` exceeds the
     largest device, its training set counted as one batch where it streams there."""
-    rules, sizes, res = family(arch_of(config["model"])), sizes_of(config["model"]), config["resolution"]
+    rules, sizes = family(arch_of(config.model)), sizes_of(config.model)
+    res, stream = config.resolution, config.stream
     in_channels, sample_floats = resident_sizes(config)
-    n_train, n_val, batch = part["n_train"], part["n_val"], min(batch_size, part["n_train"])
+    assert part.n_train is not None  # a training stage's part has its training-set size
+    n_train, n_val, batch = part.n_train, part.n_val, min(settings.batch_size, part.n_train)
     streamable = not is_time(config) and not has_data(part)
     if stream.mode == "always" and not streamable:
         raise _Bad("stream.mode", "stream.mode always streams generated steady training sets only; "
@@ -169,7 +164,7 @@ def _check_memory(key: str, config: dict[str, Any], batch_size: int, part: dict[
             f"({held.data / GIB:,.1f} GiB of data) but the largest device a backend offers has "
             f"{device.bytes / GIB:,.1f} GiB ({device.what}), and {setting[1]}; set stream.mode: auto (with "
             "stream.budget_gb: 0) or always to read the training batches from the cache file"))
-    raise _Bad("model.params" if "params" in config["model"] else f"model.{rules.width_keys[0]}", (
+    raise _Bad("model.params" if config.model.params is not None else f"model.{rules.width_keys[0]}", (
         f"training needs about {held.total / GIB:,.1f} GiB (parameters with gradients and Adam state "
         f"{held.params / GIB:,.1f} GiB, one batch's activations {held.activations / GIB:,.1f} GiB, "
         f"{'one streamed training batch' if streams else 'training'} and validation data "

@@ -11,29 +11,30 @@ to evaluate off its sensor grid; data files must hold the point's ``resolution``
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from harness.data.parts import model_channels
+from harness.job import Model, Point
 from harness.models import SizeError, resolve_model
 from harness.sweep.schema import Where
 from harness.tasks import is_time, window_channels
 
 
-def model_io(config: dict[str, Any]) -> tuple[int, int]:
+def model_io(config: Point) -> tuple[int, int]:
     """(input, output) channels of the model a point's task trains downstream: a time task's window frames and
     coefficient channels -> one frame; the steady task's, from its data files or generated."""
     if is_time(config):
-        return window_channels(config["time_window"]), 1
-    return model_channels("downstream", config["downstream"])
+        return window_channels(config.time_window), 1
+    return model_channels("downstream", config.downstream)
 
 
-def resolve_family(point: dict[str, Any], config: dict[str, Any], where: Where) -> dict[str, Any]:
-    """The resolved ``config`` of ``point`` with its ``model`` group resolved (``harness.models.resolve_model``);
-    raises SweepError at the key to change."""
+def resolve_family(point: dict[str, Any], config: Point, where: Where) -> Point:
+    """``config`` of ``point`` with its ``model`` group resolved (``harness.models.resolve_model``); raises
+    SweepError at the key to change."""
     ins, outs = model_io(config)
     try:
-        config["model"] = resolve_model(config["model"], resolution=config["resolution"], in_channels=ins,
-                                        out_channels=outs)
+        model = resolve_model(config.model, resolution=config.resolution, in_channels=ins, out_channels=outs)
     except SizeError as exc:
         raise where.at_point(exc.key, point, str(exc)) from None
-    return config
+    return dataclasses.replace(config, model=Model.from_dict(model))

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from harness.errors import HarnessError
+from harness.job import Pretrain
+from harness.models import ModelKeys
 from harness.models.operator import Operator
 from harness.pde import TIME_COEFS
 from harness.tasks import MASK_FRAMES, SORT_CHUNKS
@@ -93,7 +94,7 @@ class TimeDerivative(Trajectories):
 class Pooled(Trajectories):
     """A pretext task predicting one vector per sample: the model's head is a ``PooledHead``."""
 
-    def build_model(self, model: Mapping[str, Any], resolution: int) -> Operator:
+    def build_model(self, model: ModelKeys, resolution: int) -> Operator:
         """The task's model with a ``PooledHead`` of ``out_channels`` outputs on its features."""
         module = super().build_model(model, resolution)
         module.head = PooledHead(module.feature_channels, self.out_channels)
@@ -137,11 +138,11 @@ class SortTime(Pooled):
         return F.cross_entropy(pred, target, reduction="none") / math.log(len(ORDERS))
 
 
-def make_pretext(pretrain: dict[str, Any], window: int, times: Sequence[float]) -> Trajectories:
+def make_pretext(pretrain: Pretrain, window: int, times: Sequence[float]) -> Trajectories:
     """The pretext strategy of a job's ``pretrain`` settings on windows of ``window`` frames at ``times``."""
-    name = pretrain["strategy"]
+    name = pretrain.strategy
     if name == "masked":
-        return TimeMasked(window, times, pretrain["mask_ratio"], pretrain["mask_patches"])
+        return TimeMasked(window, times, pretrain.mask_ratio, pretrain.mask_patches)
     kinds = {"derivative": TimeDerivative, "coefficient": TimeCoefficient, "sort_time": SortTime}
     if name not in kinds:
         raise HarnessError(f"pretrain.strategy {name!r} is no pretext task on trajectories (`none` is training from "

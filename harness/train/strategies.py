@@ -26,13 +26,14 @@ FNO (the trunk's top-level modules). The ``none`` strategy is training from scra
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
 from harness.errors import HarnessError
+from harness.job import Pretrain
+from harness.models import ModelKeys
 from harness.models.build import model_of
 from harness.models.operator import Operator
 from harness.pde import COMMON_CHANNELS
@@ -49,7 +50,7 @@ class Pretraining(Objective):
     out_channels = 1
     dropped: tuple[str, ...] = ("head.",)  # weight-name prefixes that fine-tuning does not load
 
-    def build_model(self, model: Mapping[str, Any], resolution: int) -> Operator:
+    def build_model(self, model: ModelKeys, resolution: int) -> Operator:
         """The model this strategy trains: a job config's ``model`` (family and sizes: the shared trunk) on its
         ``resolution`` grid, with the strategy's own input channels and head."""
         return model_of(model, in_channels=self.in_channels, out_channels=self.out_channels, resolution=resolution)
@@ -148,7 +149,7 @@ class Coefficient(Pretraining):
     out_channels = len(COMMON_CHANNELS)
     dropped = ("head.", "lifting.")
 
-    def build_model(self, model: Mapping[str, Any], resolution: int) -> Operator:
+    def build_model(self, model: ModelKeys, resolution: int) -> Operator:
         """The model on (source, solution) with a ``PooledHead`` on its features."""
         module = super().build_model(model, resolution)
         module.head = PooledHead(module.feature_channels, self.out_channels)
@@ -177,14 +178,14 @@ def transferred_modules(names: Iterable[str]) -> str:
     return ",".join(sorted({name.split(".")[0] for name in names}))
 
 
-def make_strategy(pretrain: dict[str, Any]) -> Pretraining:
+def make_strategy(pretrain: Pretrain) -> Pretraining:
     """The strategy of a job's ``pretrain`` settings (``strategy``, and ``mask_ratio``/``mask_patches``)."""
-    name = pretrain["strategy"]
+    name = pretrain.strategy
     if name not in STRATEGIES:
         raise HarnessError(f"pretrain.strategy {name!r} has no pretraining (`none` is training from scratch, "
                            f"init scratch); pretraining strategies: {', '.join(STRATEGIES)}")
     if name == "masked":
-        return Masked(pretrain["mask_ratio"], pretrain["mask_patches"])
+        return Masked(pretrain.mask_ratio, pretrain.mask_patches)
     if name == "supervised":
-        return Supervised(pretrain.get("train", {}).get("loss", "sse"))
+        return Supervised(pretrain.train.loss)
     return STRATEGIES[name]()

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import main
+from harness.job import Job
 from harness.models import ARCHS, Shape, family
 from harness.sweep.estimate import estimate
 from harness.sweep.expand import expand
@@ -19,30 +20,35 @@ from harness.sweep.spec import load_sweep
 BASE = "name: t\nbase:\n  resolution: 16\n"
 
 
-def _jobs(tmp_path: Path, text: str) -> list[dict]:
+def _jobs(tmp_path: Path, text: str) -> list[Job]:
     path = tmp_path / "sweep.yaml"
     path.write_text(text)
     return expand(load_sweep(path))
+
+
+def _model(job: Job) -> dict:
+    """The job config's model as plan.json holds it."""
+    return job.config.model.to_dict()
 
 
 def test_fno_is_the_default_family_and_naming_it_changes_no_job(tmp_path: Path) -> None:
     plain = _jobs(tmp_path, BASE + "matrix:\n  model.width: [8, 16]\n  init: [pretrained, scratch, zeroshot]\n")
     named = _jobs(tmp_path, BASE + "  model: {arch: fno}\nmatrix:\n  model.width: [8, 16]\n"
                                    "  init: [pretrained, scratch, zeroshot]\n")
-    assert [(j["id"], j["config"]) for j in named] == [(j["id"], j["config"]) for j in plain]
-    assert {tuple(sorted(j["config"]["model"].items())) for j in plain} == {
+    assert [(j.id, j.config) for j in named] == [(j.id, j.config) for j in plain]
+    assert {tuple(sorted(_model(j).items())) for j in plain} == {
         (("modes", 8), ("width", 8)), (("modes", 8), ("width", 16))}  # the FNO's keys only, as before families
 
 
 def test_each_family_pretrains_its_own_model_and_its_stages_share_it(tmp_path: Path) -> None:
     jobs = _jobs(tmp_path, BASE + "matrix:\n  model.arch: [fno, unet, deeponet, oformer]\n"
                                   "  init: [pretrained, zeroshot]\n")
-    pretrain = {j["id"]: j for j in jobs if j["stage"] == "pretrain"}
+    pretrain = {j.id: j for j in jobs if j.stage == "pretrain"}
     assert len(pretrain) == 4 and len(jobs) == 12
     for job in jobs:
-        if job["stage"] != "pretrain":  # a fine-tuning loads a pretraining of its own family and sizes
-            assert pretrain[job["depends_on"]]["config"]["model"] == job["config"]["model"]
-    models = {j["config"]["model"].get("arch", "fno"): j["config"]["model"] for j in pretrain.values()}
+        if job.stage != "pretrain":  # a fine-tuning loads a pretraining of its own family and sizes
+            assert pretrain[job.depends_on].config.model == job.config.model
+    models = {_model(j).get("arch", "fno"): _model(j) for j in pretrain.values()}
     assert models == {"fno": {"width": 32, "modes": 8}, "unet": {"arch": "unet", "channels": 24, "levels": 3},
                       "deeponet": {"arch": "deeponet", "branch_width": 64, "trunk_width": 128, "basis": 128},
                       "oformer": {"arch": "oformer", "width": 128, "depth": 4, "heads": 4, "patch": 4}}
@@ -55,7 +61,7 @@ def test_a_parameter_target_resolves_per_family_with_the_true_count_in_the_confi
                                   " model.patch: [null, null, 2]}\n")
     assert len(jobs) == 6
     for job in jobs:
-        model = job["config"]["model"]
+        model = _model(job)
         arch = model.get("arch", "fno")
         rules, io = family(arch), {"resolution": 16, "in_channels": 7, "out_channels": 1}
         sizes = {k: model[k] for k in rules.defaults}
@@ -63,7 +69,7 @@ def test_a_parameter_target_resolves_per_family_with_the_true_count_in_the_confi
         assert sizes == rules.nearest(model["params"], fixed={"modes": 4} if arch == "fno" else
                                       {"patch": 2} if arch == "oformer" else {}, **io)
         assert 1 / 1.5 < model["n_params"] / model["params"] < 1.5
-    models = {(j["config"]["model"].get("arch"), j["config"]["model"]["params"]): j["config"]["model"] for j in jobs}
+    models = {(_model(j).get("arch"), _model(j)["params"]): _model(j) for j in jobs}
     # lifting 8 x 9, four layers of 4 x 4^2 x 9^2 + 9^2 + 9, head 2 x 9^2 + 2 x 9 + 2 x 9 + 1: 21,367 (width 8: 17,137)
     assert models[(None, 2.0e4)] == {"params": 2.0e4, "width": 9, "modes": 4, "n_params": 21_367}
 
@@ -71,14 +77,18 @@ def test_a_parameter_target_resolves_per_family_with_the_true_count_in_the_confi
 def test_the_estimate_costs_each_family_by_its_own_rule(tmp_path: Path) -> None:
     jobs = _jobs(tmp_path, BASE + "  init: zeroshot\n  downstream: {n_val: 2, n_test: 3}\n"
                                   "matrix:\n  model.arch: [fno, unet, deeponet, oformer]\n")
-    zeroshot = [j for j in jobs if j["stage"] == "zeroshot"]
+    zeroshot = [j for j in jobs if j.stage == "zeroshot"]
     for job in zeroshot:
-        model = job["config"]["model"]
-        shape = Shape.of(model, 16)
+        shape = Shape.of(job.config.model, 16)
         rules = family(shape.arch)
         flops = rules.flops_per_sample(dict(shape.sizes), resolution=16, in_channels=7, out_channels=1)
         assert estimate([job], 1.0)["zeroshot"].flops == flops * (2 + 3)  # one pass over validation and test
-    assert len({Shape.of(j["config"]["model"], 16) for j in zeroshot}) == len(ARCHS)
+    assert len({Shape.of(j.config.model, 16) for j in zeroshot}) == len(ARCHS)
+    by_family, by_stage = estimate(jobs, 1e-9, "family"), estimate(jobs, 1e-9)
+    assert list(by_family) == [*ARCHS, "total"] and by_family["total"] == by_stage["total"]
+    for arch in ARCHS:  # a family's row: its pretraining and its zero-shot job
+        own = [j for j in jobs if Shape.of(j.config.model, 16).arch == arch]
+        assert by_family[arch].flops == estimate(own, 1e-9)["total"].flops and by_family[arch].jobs == 2
 
 
 BAD = [

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from harness.job import Pretrain
 from harness.models import ARCHS, sizes_of
 from harness.tasks.pretext import make_pretext
 from harness.tasks.time_task import FixedFuture, NextStep, rollout
@@ -58,7 +59,7 @@ def _step(objective, model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("strategy", STEADY)
 @pytest.mark.parametrize("arch", ARCHS)
 def test_every_steady_strategy_trains_every_family(arch: str, strategy: str) -> None:
-    objective = make_strategy({"strategy": strategy, "mask_ratio": 0.5, "mask_patches": 4})
+    objective = make_strategy(Pretrain(strategy=strategy, mask_ratio=0.5, mask_patches=4))
     torch.manual_seed(0)
     model = objective.build_model(MODELS[arch], R)
     assert model.arch == arch and model.sizes == sizes_of(MODELS[arch])
@@ -83,7 +84,7 @@ def test_fixed_future_and_next_step_with_its_rollout_serve_every_family(arch: st
 @pytest.mark.parametrize("strategy", TIME_PRETEXT)
 @pytest.mark.parametrize("arch", ARCHS)
 def test_every_pretext_task_on_trajectories_trains_every_family(arch: str, strategy: str) -> None:
-    objective = make_pretext({"strategy": strategy, "mask_ratio": 0.5, "mask_patches": 4}, WINDOW, TIMES)
+    objective = make_pretext(Pretrain(strategy=strategy, mask_ratio=0.5, mask_patches=4), WINDOW, TIMES)
     torch.manual_seed(0)
     model = objective.build_model(MODELS[arch], R)
     pred = _step(objective, model, *_trajectories())
