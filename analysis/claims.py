@@ -1,7 +1,8 @@
 """Claims: every number a reading may quote, computed from the runs, each with its interval, what that interval is,
 the runs it rests on and the text a reading should quote (``claims_table``; ``claims_for`` from a sweep folder).
 
-Ids are stable: ``<quantity>.<curve>[.n<N>]`` where a curve is ``<system>.<shift>.w<width>m<modes>``, then
+Ids are stable: ``<quantity>.<curve>[.n<N>]`` where a curve is ``<system>.<shift>.w<width>m<modes>`` (in a sweep
+over model families ``<system>.<shift>.<family>``, then ``w<width>m<modes>`` where the family has them), then
 ``pre-<system>`` when pretrained on another system than the downstream one, the pretraining strategy unless it is
 supervised, and ``<axis>-<value>`` for every other varied axis (``curve_id``). The quantities:
 
@@ -68,9 +69,11 @@ def claims_table(runs: pd.DataFrame, fits: CurveFits, laws: Laws, multipliers: p
 
 def curve_id(values: dict, extra: list[str] = ()) -> str:
     """The id of a curve (or of a law's group, without a size) from its key values, named as in the fits table:
-    system, shift, width, modes, pretrain_system, strategy, then the ``extra`` axes."""
-    parts = [values["system"], values["shift"]]
-    parts += [f"w{values['width']}m{values['modes']}"] if "width" in values else []
+    system, shift, model family (where the runs name one), width, modes, pretrain_system, strategy, then the
+    ``extra`` axes (another family's size keys among them)."""
+    parts = [values["system"], values["shift"], *([values["arch"]] if "arch" in values else [])]
+    sized = "width" in values and not all(pd.isna(values[k]) for k in ("width", "modes"))  # a family without them
+    parts += [f"w{values['width']}m{values['modes']}"] if sized else []
     psys, strategy = str(values.get("pretrain_system", "") or ""), str(values.get("strategy", "") or "")
     parts += [f"pre-{psys}"] if psys not in ("", str(values["system"])) else []
     parts += [strategy] if strategy not in ("", "supervised") else []
