@@ -79,4 +79,5 @@ def test_a_flat_fine_tuned_start_gives_each_n_its_own_multiplier_inside_its_inte
     table = small_n_multipliers(runs, fit_curves(runs, n_boot=200), n_boot=200).set_index("N")
     assert table.loc[8, "err_finetune"] == table.loc[32, "err_finetune"]
     assert table.loc[8, "multiplier_interp"] == pytest.approx(4 * table.loc[32, "multiplier_interp"])
-    assert ((table["interp_lo"] <= table["multiplier_interp"]) & (table["multiplier_interp"] <= table["interp_hi"])).all()
+    inside = (table["interp_lo"] <= table["multiplier_interp"]) & (table["multiplier_interp"] <= table["interp_hi"])
+    assert inside.all()
