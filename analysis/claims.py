@@ -18,7 +18,7 @@ supervised, and ``<axis>-<value>`` for every other varied axis (``curve_id``). T
 
 ``display`` is the value rounded to what its interval supports (``multipliers.round_to_interval``) with the
 interval, and what the interval is when it is not a 95 % one. How readings quote claims, and the check that they
-quote them faithfully: ``analysis.readings``.
+quote them faithfully: ``check_readings`` below.
 """
 
 from __future__ import annotations
