@@ -40,8 +40,8 @@ def test_every_quoted_number_is_the_one_the_committed_runs_give(page: Path, clai
 def test_the_committed_claim_tables_are_what_the_runs_give(claims: pd.DataFrame) -> None:
     for sweep, name in (("study", "claims.csv"), ("study", "paired.csv"), ("strategies-time", "claims.csv")):
         committed = pd.read_csv(REFERENCE / sweep / "report" / name).set_index("id")
-        computed = claims[claims["id"].str.startswith(f"{sweep}.")].assign(id=lambda t: t["id"].str[len(sweep) + 1:])
-        computed = computed.set_index("id").loc[committed.index]
+        mine = claims[claims["id"].str.startswith(f"{sweep}.")]
+        computed = mine.assign(id=mine["id"].str[len(sweep) + 1 :]).set_index("id").loc[committed.index]
         assert (computed["display"] == committed["display"]).all(), sweep
 
 
