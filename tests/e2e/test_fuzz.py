@@ -31,12 +31,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.cli import main
-from harness.config import STREAM_MODES
 from harness.data import write_arrays, write_pretraining_pdes
+from harness.job import STREAM_MODES
 from harness.sweep.schema import CHOICES, DATA_KEYS, LEAVES, SHIFT_KEYS, SHIFT_NAMES
 from harness.sweep.spec import TOP_KEYS
 from harness.sweep.tune import KINDS, PRUNERS, SAMPLERS
-from harness.track.settings import TRACKERS
+from harness.track import TRACKERS
 from tests.helpers import harness
 
 COMMON = {"derandomize": True, "deadline": None, "database": None, "print_blob": True,
