@@ -15,7 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from harness.cli import main
-from harness.data import write_pretraining_pdes
+from harness.data.formats import write_pretraining_pdes
 from tests.helpers import write_sweep
 
 R = 16

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.data import write_arrays
+from harness.data.formats import write_arrays
 from harness.data.subsets import draw, permutation
 from tests.e2e.refusals import ONE, R, arrays_file, data_sweep, refused_untouched, time_sweep, trajectory_file
 from tests.helpers import harness

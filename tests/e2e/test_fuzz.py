@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.cli import main
-from harness.data import write_arrays, write_pretraining_pdes
+from harness.data.formats import write_arrays, write_pretraining_pdes
 from harness.job import STREAM_MODES
 from harness.sweep.schema import CHOICES, DATA_KEYS, LEAVES, SHIFT_KEYS, SHIFT_NAMES
 from harness.sweep.spec import TOP_KEYS
