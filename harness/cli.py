@@ -6,24 +6,23 @@ Every user error is a HarnessError, printed as one line with exit status 2.
 
 from __future__ import annotations
 
-import errno
 import json
 import sys
 from collections import Counter
-from functools import wraps
 from pathlib import Path
 
 import click
 
+from harness.arguments import NATURAL, POSITIVE, Finite, Harness, friendly, new_file, report_folder, results_root
 from harness.backends.interface import BACKENDS
 from harness.errors import HarnessError
 from harness.store import Stage
 from harness.store.folders import DEFAULT_ROOT, current_sweep, load_plan, sweep_dir
 
 ROOT = click.option("--root", type=click.Path(path_type=Path), default=DEFAULT_ROOT, show_default=True,
-                    help="Results root folder.")
+                    callback=results_root, help="Results root folder.")
 SWEEP = click.argument("sweep", required=False)
-UNWRITABLE = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM)
+FORCE = click.option("--force", is_flag=True, help="Overwrite an --out file that exists.")
 
 
 def resolve_sweep(root: Path, sweep: str | None) -> Path:
@@ -37,29 +36,7 @@ def resolve_sweep(root: Path, sweep: str | None) -> Path:
     return sweep_dir(root, sweep)
 
 
-def _friendly(fn):
-    """Turn HarnessError, and a folder that cannot be written (read-only, full, no permission), into a one-line
-    message and exit status 2."""
-
-    @wraps(fn)
-    def inner(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except HarnessError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        except OSError as exc:
-            if exc.errno not in UNWRITABLE:
-                raise
-            click.echo(f"error: {exc.filename or exc.filename2 or '?'}: cannot write ({exc.strerror}); free space "
-                       "or make the results folder writable (or pass another --root); files written before are "
-                       "intact", err=True)
-            sys.exit(2)
-
-    return inner
-
-
-@click.group()
+@click.group(cls=Harness)
 @click.version_option(package_name="harness")
 def main() -> None:
     """Scaling-law studies of neural operators: expand a sweep, submit it, report on it."""
@@ -71,12 +48,13 @@ def main() -> None:
 @click.option("--force", is_flag=True, help=f"Allow more than {100_000} jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--estimate", is_flag=True, help="Also predict GPU/CPU-hours per stage (times one step per shape).")
-@_friendly
+@friendly
 def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: bool) -> None:
     """Expand SWEEP_FILE into jobs, write the plan under ROOT/<name>/ and make it the current sweep.
 
     Every point is checked first (data, model, pretraining, training, memory): a bad sweep writes nothing.
     """
+    from harness.pde.cache import data_cache
     from harness.store.folders import write_plan
     from harness.sweep.expand import expand as expand_jobs
     from harness.sweep.lint import sweep_warnings
@@ -85,7 +63,7 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
     from harness.track.settings import save_settings
 
     sweep = load_sweep(sweep_file)
-    jobs = expand_jobs(sweep, force=force)
+    jobs = expand_jobs(sweep, force=force, cache_dir=str(data_cache(root)))
     for warning in sweep_warnings(sweep):
         click.echo(f"warning: {warning}", err=True)
     folder = write_plan(root, sweep.name, sweep.raw, str(sweep_file), jobs)
@@ -106,9 +84,9 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 @click.option("--backend", type=click.Choice(list(BACKENDS)), default="local", show_default=True,
               help="local: worker processes here; inline: one job after the other in this process (for a "
                    "debugger); slurm: job arrays through submitit.")
-@click.option("--workers", type=int, default=None,
+@click.option("--workers", type=POSITIVE, default=None,
               help="CPU worker processes (local; default cores/2; threads each: cores/workers, or OMP_NUM_THREADS).")
-@click.option("--jobs-per-gpu", type=int, default=None, help="Jobs sharing one GPU (default 1).")
+@click.option("--jobs-per-gpu", type=POSITIVE, default=None, help="Jobs sharing one GPU (default 1).")
 @click.option("--retry-failed", is_flag=True, help="Also rerun diverged jobs.")
 @click.option("--reexpand", is_flag=True, help="When SWEEP is a sweep file that no longer gives its plan, write "
                                                "the new plan instead of refusing.")
@@ -121,13 +99,13 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 @click.option("--partition", default=None, help="Slurm partition (overrides the sweep's slurm: block).")
 @click.option("--account", default=None, help="Slurm account.")
 @click.option("--qos", default=None, help="Slurm QOS.")
-@click.option("--time", "time_min", type=int, default=None, help="Slurm time limit per task, minutes.")
-@click.option("--gpus-per-node", type=int, default=None, help="GPUs per Slurm task (0 for CPU jobs).")
-@click.option("--cpus", "cpus_per_task", type=int, default=None, help="CPUs per Slurm task.")
-@click.option("--mem", "mem_gb", type=float, default=None, help="Memory per Slurm task, GB.")
+@click.option("--time", "time_min", type=POSITIVE, default=None, help="Slurm time limit per task, minutes.")
+@click.option("--gpus-per-node", type=NATURAL, default=None, help="GPUs per Slurm task (0 for CPU jobs).")
+@click.option("--cpus", "cpus_per_task", type=POSITIVE, default=None, help="CPUs per Slurm task.")
+@click.option("--mem", "mem_gb", type=Finite(0, strict=True), default=None, help="Memory per Slurm task, GB.")
 @click.option("--constraint", default=None, help="Slurm node constraint.")
-@click.option("--array-parallelism", type=int, default=None, help="Slurm array tasks running at once.")
-@_friendly
+@click.option("--array-parallelism", type=POSITIVE, default=None, help="Slurm array tasks running at once.")
+@friendly
 def submit(sweep: str | None, root: Path, backend: str, retry_failed: bool, reexpand: bool, only: str | None,
            dry_run: bool, track: tuple[str, ...], **options: object) -> None:
     """Run the jobs of SWEEP (default: the current sweep) that have no ok result yet.
@@ -196,9 +174,10 @@ def _submit(folder: Path, backend: str, retry_failed: bool, only: str | None, dr
 @SWEEP
 @ROOT
 @click.option("--watch", is_flag=True, help="Refresh in place, with the running jobs' step, epoch and ETA.")
-@click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between refreshes (--watch).")
-@click.option("--refreshes", type=int, default=None, help="Stop after this many refreshes (--watch; default never).")
-@_friendly
+@click.option("--interval", type=Finite(0), default=5.0, show_default=True, help="Seconds between refreshes (--watch).")
+@click.option("--refreshes", type=POSITIVE, default=None,
+              help="Stop after this many refreshes (--watch; default never).")
+@friendly
 def status(sweep: str | None, root: Path, watch: bool, interval: float, refreshes: int | None) -> None:
     """Counts per stage and state, and the failed jobs with the last line of their error.
 
@@ -236,7 +215,7 @@ def status(sweep: str | None, root: Path, watch: bool, interval: float, refreshe
 @SWEEP
 @ROOT
 @click.option("--stale", is_flag=True, help="Remove the run folders whose ids are not in the current plan.")
-@_friendly
+@friendly
 def gc(sweep: str | None, root: Path, stale: bool) -> None:
     """Remove what the sweep no longer needs: with --stale, the runs of jobs no longer in its plan."""
     from harness.store.lock import submit_lock
@@ -253,7 +232,7 @@ def gc(sweep: str | None, root: Path, stale: bool) -> None:
 @main.command()
 @SWEEP
 @ROOT
-@_friendly
+@friendly
 def cancel(sweep: str | None, root: Path) -> None:
     """Cancel the queued and running jobs of SWEEP (default: the current sweep)."""
     from harness.backends.interface import backend_of
@@ -266,10 +245,11 @@ def cancel(sweep: str | None, root: Path) -> None:
 @SWEEP
 @ROOT
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Report folder (default <sweep>/report).")
-@click.option("--n-boot", type=int, default=1000, show_default=True, help="Bootstrap resamples per fit.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
-@_friendly
-def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: int) -> None:
+@click.option("--n-boot", type=NATURAL, default=1000, show_default=True, help="Bootstrap resamples per fit.")
+@click.option("--seed", type=NATURAL, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--force", is_flag=True, help="Write into an --out folder that holds other files.")
+@friendly
+def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: int, force: bool) -> None:
     """Fit power laws and write the figures, fits table, report.html and report.md of SWEEP.
 
     Exit status 0 when the report was written (failed, diverged and non-finite rows are listed as problems and
@@ -280,7 +260,7 @@ def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: i
     from harness.store.stale import stale_note
 
     folder = resolve_sweep(root, sweep)
-    result = build_report(folder, out, n_boot=n_boot, seed=seed)
+    result = build_report(folder, report_folder(out, force), n_boot=n_boot, seed=seed)
     counts = ", ".join(f"{n} {state}" for state, n in result.counts.items() if n)
     click.echo(f"{result.out_dir.parent.name}: {counts}")
     if note := stale_note(folder, (read_plan(folder, missing_ok=True) or {"jobs": []})["jobs"]):
@@ -300,9 +280,11 @@ def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: i
 @ROOT
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="PNG file (default <run folder>/fields.png).")
-@click.option("--samples", type=int, default=3, show_default=True, help="Test samples drawn (the first ones).")
-@_friendly
-def show(job_id: str, sweep: str | None, root: Path, out: Path | None, samples: int) -> None:
+@click.option("--samples", type=POSITIVE, default=3, show_default=True,
+              help="Test samples drawn (the first ones).")
+@FORCE
+@friendly
+def show(job_id: str, sweep: str | None, root: Path, out: Path | None, samples: int, force: bool) -> None:
     """Draw JOB_ID's best model on its first test samples (source, true solution, prediction, error) as a PNG."""
     import io
 
@@ -312,6 +294,8 @@ def show(job_id: str, sweep: str | None, root: Path, out: Path | None, samples: 
     from harness.store.folders import run_dir
 
     folder = resolve_sweep(root, sweep)
+    if out is not None:
+        new_file(out, (".png",), force, "harness show")
     figure = job_figure(load_plan(folder), job_id, folder.parent, samples)
     png = io.BytesIO()
     figure.savefig(png, format="png", dpi=DPI)
@@ -322,7 +306,7 @@ def show(job_id: str, sweep: str | None, root: Path, out: Path | None, samples: 
 @main.command("tune-status")
 @SWEEP
 @ROOT
-@_friendly
+@friendly
 def tune_status(sweep: str | None, root: Path) -> None:
     """Per optuna study of a tuned sweep: trials by state, best validation value and parameters."""
     from harness.job.trial import study_summaries
@@ -352,9 +336,10 @@ def tune_status(sweep: str | None, root: Path) -> None:
 @click.option("--format", "fmt", type=click.Choice(["arrays", "tl-scaling", "pretraining-pdes"]), default=None,
               help="Layout of an .h5 file (README, Data files): arrays or tl-scaling (steady systems, default "
                    "arrays), pretraining-pdes (trajectories, the default for them).")
-@_friendly
+@FORCE
+@friendly
 def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int | None, seed: int,
-         out: Path, fmt: str | None) -> None:
+         out: Path, fmt: str | None, force: bool) -> None:
     """Generate one PDE dataset (steady, or trajectories of heat, advection, burgers, mixed_time) and write
     it to an .npz file for inspection, or to an .h5 data file in a documented layout."""
     from harness import pde
@@ -362,6 +347,7 @@ def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int
     from harness.pde.steady_dataset import generate
     from harness.pde.time_dataset import generate_time
 
+    new_file(out, (".npz", ".h5", ".hdf5"), force, "harness data")
     grid = {} if resolution is None else {"resolution": resolution}
     if system in (*pde.TIME_SYSTEMS, pde.TIME_MIXED):
         result = generate_time(system, n, shift=shift, seed=seed, **grid, **({} if nt is None else {"nt": nt}))

@@ -1,5 +1,5 @@
 """The torch-free rules of the sweep folder: job states and stages, typed once for the store, the backends,
-status, tuning and analysis.
+status, tuning and analysis, and the names its folders may have (``PLAIN_NAME``: a sweep name or a job id).
 
 Both are ``str``-valued enums: a member equals its spelling (``State.OK == "ok"``), so it goes to JSON and
 Parquet as that spelling, and ``State(text)`` reads it back. What a state means for a submit:
@@ -17,7 +17,11 @@ stale runs (``stale``), status lines (``status``), progress (``progress``, ``wat
 
 from __future__ import annotations
 
+import re
 from enum import Enum
+
+# A sweep name or a job id: one plain path part (never `..`, never a separator), as folders under a results root.
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 class State(str, Enum):

@@ -17,7 +17,9 @@ sweep fails before anything is written or queued (on Slurm: before waiting in th
 - training: every train setting and the constraints between them -- ``TrainConfig``, as the training loop;
 - zero-shot only of a supervised pretraining (a pretext head predicts no solution), and a pretraining loss
   setting only for supervised pretraining (the pretext strategies have their own losses);
-- memory: parameters, Adam state, one batch's activations and the resident data of each training stage
+- memory: each generated split a stage reads, held whole while it is generated, fits the largest host memory a
+  backend offers (``harness.pde.generated_bytes``, ``harness.backends.largest_host``); parameters, Adam state,
+  one batch's activations and the resident data of each training stage
   (``harness.models.train_memory`` with the task's input channels and sample sizes,
   ``harness.tasks.resident_sizes``) fit the largest device a backend offers
   (``harness.backends.largest_device``); a training set that streams there (the `stream` group,
@@ -30,26 +32,39 @@ Each failure is one ``SweepError`` line: the file, the key and its line, the poi
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 from harness.backends import Device
 from harness.data import PARTS, has_data
-from harness.data.parts import check_needs, model_channels, resolve_part
+from harness.data.parts import check_needs, model_channels, needs_of, resolve_part
 from harness.errors import HarnessError
 from harness.job import StreamConfig, TrainConfig
 from harness.models import FLOAT_BYTES, Memory, check_modes, train_memory
+from harness.pde import generated_bytes
 from harness.sweep.schema import Where
 from harness.tasks import TaskRuleError, check_task, is_time, resident_sizes
 
 GIB = 1 << 30
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """What every point is checked against: the largest device and the largest host memory a backend offers one
+    job (``harness.backends.largest_device``, ``largest_host``), and the folder data files' fingerprints are
+    cached in (the results root's data cache; None: ``harness.data.fingerprint``'s default)."""
+
+    device: Device
+    host: Device
+    cache_dir: str | None = None
+
+
 def check_point(point: dict[str, Any], config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]],
-                where: Where, device: Device, stream: StreamConfig) -> None:
+                where: Where, bounds: Bounds, stream: StreamConfig) -> None:
     """Raise SweepError unless the resolved ``config`` of ``point`` can run as the (stage, job config) pairs
-    ``stages`` it expands to, its training sets held as ``stream`` says."""
+    ``stages`` it expands to within ``bounds``, its training sets held as ``stream`` says."""
     try:
-        _check(config, stages, device, stream)
+        _check(config, stages, bounds, stream)
     except _Bad as bad:
         raise where.at_point(bad.key, point, bad.message) from None
 
@@ -77,31 +92,34 @@ def take_stream(config: dict[str, Any]) -> StreamConfig:
     return StreamConfig.from_dict(config.pop("stream", None))
 
 
-def resolve_data(point: dict[str, Any], config: dict[str, Any], where: Where, base: str | None) -> dict[str, Any]:
+def resolve_data(point: dict[str, Any], config: dict[str, Any], where: Where, base: str | None,
+                 cache_dir: str | None = None) -> dict[str, Any]:
     """The resolved ``config`` of ``point`` with each part's data source checked against its files and resolved
-    (``harness.data.parts.resolve_part``: paths, fingerprint), before the stages' ids are taken from it."""
+    (``harness.data.parts.resolve_part``: paths, fingerprint, cached in ``cache_dir``), before the stages' ids are
+    taken from it."""
     for name in PARTS:
         try:
-            config[name] = resolve_part(name, config[name], config["resolution"], base=base,
+            config[name] = resolve_part(name, config[name], config["resolution"], base=base, cache_dir=cache_dir,
                                         frames=(config["nt"], config["horizon"]) if is_time(config) else None)
         except HarnessError as exc:
             raise where.at_point(f"{name}.data", point, str(exc)) from None
     return config
 
 
-def _check_data(stages: list[tuple[str, dict[str, Any]]]) -> None:
+def _check_data(stages: list[tuple[str, dict[str, Any]]], cache_dir: str | None) -> None:
     """Each stage's data files hold the samples it asks for; a zero-shot model fits the data's channels."""
     for stage, job in stages:
         name = "pretrain" if stage == "pretrain" else "downstream"
         if has_data(job[name]):
-            _run(f"{name}.data", check_needs, name, job[name])
+            _run(f"{name}.data", functools.partial(check_needs, cache_dir=cache_dir), name, job[name])
         if is_time(job):
             continue  # trajectories from a file give the model the channels generated ones give it
         if name == "pretrain" and has_data(job[name]) and job[name]["strategy"] != "supervised":
             raise _Bad("pretrain.strategy", f"pretrain.data trains supervised pretraining only, not "
                                             f"{job[name]['strategy']}: set pretrain.strategy: supervised")
         if stage == "zeroshot" and (has_data(job["pretrain"]) or has_data(job[name])):
-            ours, theirs = (_run(f"{n}.data", model_channels, n, job[n]) for n in ("downstream", "pretrain"))
+            channels = functools.partial(model_channels, cache_dir=cache_dir)
+            ours, theirs = (_run(f"{n}.data", channels, n, job[n]) for n in ("downstream", "pretrain"))
             if ours != theirs:
                 raise _Bad("downstream.data", f"init zeroshot evaluates the pretrained model as it is, but the "
                                               f"downstream data has {ours[0]} input and {ours[1]} output channels, "
@@ -109,10 +127,10 @@ def _check_data(stages: list[tuple[str, dict[str, Any]]]) -> None:
                                               "pretrained (fine-tuning re-initialises the modules that differ)")
 
 
-def _check(config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]], device: Device,
+def _check(config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]], bounds: Bounds,
            stream: StreamConfig) -> None:
     res, pretrain, names = config["resolution"], config["pretrain"], [stage for stage, _ in stages]
-    _check_data(stages)
+    _check_data(stages, bounds.cache_dir)
     try:
         check_task(config, names)
     except TaskRuleError as exc:
@@ -126,11 +144,27 @@ def _check(config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]], dev
         raise _Bad("pretrain.train.loss", f"pretrain.train.loss applies to supervised pretraining; the {strategy} "
                                           "strategy has its own loss: remove pretrain.train.loss for it")
     for stage, job in stages:
+        data = job["pretrain" if stage == "pretrain" else "downstream"]
+        _check_generation("pretrain" if stage == "pretrain" else "downstream", config, data, bounds.host)
         if stage != "zeroshot":
             key, part = ("pretrain.train", job["pretrain"]) if stage == "pretrain" else ("train", job)
             settings = _run(key, _train_config, tuple(part["train"].items()))
-            data = job["pretrain" if stage == "pretrain" else "downstream"]
-            _check_memory(key, config, settings.batch_size, data, device, stream)
+            _check_memory(key, config, settings.batch_size, data, bounds.device, stream)
+
+
+def _check_generation(name: str, config: dict[str, Any], part: dict[str, Any], host: Device) -> None:
+    """Refuse a generated split (of part ``name``) that does not fit the largest host memory while it is
+    generated: a split is generated whole before it is cached (and a training set streamed from the cache)."""
+    if has_data(part):
+        return
+    res, nt = config["resolution"], config["nt"] if is_time(config) else None
+    for split, n in needs_of(part).items():
+        if (need := generated_bytes(n, res, nt)) > host.bytes:
+            raise _Bad(f"{name}.n_{split}", (
+                f"generating the {split} set ({n:,} samples at {res}x{res}) needs about {need / GIB:,.1f} GiB of "
+                f"memory but the largest memory a backend offers one job is {host.bytes / GIB:,.1f} GiB "
+                f"({host.what}); use fewer samples, a lower resolution or a data file ({name}.data), or set "
+                "slurm.mem_gb to the memory of a bigger node"))
 
 
 @functools.lru_cache(maxsize=4096)

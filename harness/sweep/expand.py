@@ -16,12 +16,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.backends import DEFAULT, Device, SlurmResources, largest_device, offer, resource_problem, take_resources
+from harness.backends import (
+    DEFAULT,
+    Device,
+    SlurmResources,
+    largest_device,
+    largest_host,
+    offer,
+    resource_problem,
+    take_resources,
+)
 from harness.errors import SweepError
 from harness.job import StreamConfig
 from harness.pde import LAYOUT_VERSION
 from harness.store import Stage
-from harness.sweep.checks import check_point, resolve_data, take_stream
+from harness.sweep.checks import Bounds, check_point, resolve_data, take_stream
 from harness.sweep.dotted import copy_tree, set_dotted
 from harness.sweep.spec import MAX_JOBS, Sweep
 from harness.sweep.tune import for_stage, trial_configs
@@ -42,6 +51,12 @@ def count_points(sweep: Sweep) -> int:
     """Points the matrix implies before exclusions (product of axis lengths times zip lengths) plus includes."""
     sizes = [len(v) for v in sweep.matrix.values()] + [len(next(iter(g.values()))) for g in sweep.zips]
     return math.prod(sizes) + len(sweep.include)
+
+
+def max_trials(sweep: Sweep) -> int:
+    """The most trial jobs one point's stage expands to (1 when the sweep is not tuned)."""
+    tune = sweep.tune
+    return max((for_stage(tune, stage)["n_trials"] for stage in tune["stages"]), default=1) if tune else 1
 
 
 def _points(sweep: Sweep) -> Iterator[dict[str, Any]]:
@@ -110,27 +125,31 @@ def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -> list[dict[str, Any]]:
+def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None,
+           cache_dir: str | None = None) -> list[dict[str, Any]]:
     """All jobs of a sweep, deduplicated by id, pretraining jobs first, in first-appearance order.
 
     Every point is checked first (``harness.sweep.checks``), its memory against ``device`` (default: the
-    largest device a backend offers, ``largest_device``).
+    largest device a backend offers, ``largest_device``) and the largest host memory; data files' fingerprints
+    are cached in ``cache_dir`` (the results root's data cache, ``harness.pde.cache.data_cache``).
     """
-    n = count_points(sweep)
-    if n > MAX_JOBS and not force:
-        raise SweepError(f"{sweep.path}: the matrix implies {n} points (> {MAX_JOBS}); "
-                         "narrow the axes, or pass --force if you mean it")
-    device = device or largest_device(SlurmResources.from_dict(sweep.slurm))
+    n, trials = count_points(sweep), max_trials(sweep)
+    if n * trials > MAX_JOBS and not force:
+        each = f" of up to {trials} trials each, {n * trials} jobs" if trials > 1 else ""
+        raise SweepError(f"{sweep.path}: the matrix implies {n} points{each} (> {MAX_JOBS}); narrow the axes"
+                         f"{' or tune.n_trials' if each else ''}, or pass --force if you mean it")
+    slurm = SlurmResources.from_dict(sweep.slurm)
+    bounds = Bounds(device or largest_device(slurm), largest_host(slurm), cache_dir)
     pretrain: dict[str, dict[str, Any]] = {}
     downstream: dict[str, dict[str, Any]] = {}
     tune = sweep.tune
     offered = offer(sweep.slurm)
     for point in _points(sweep):
-        config = resolve_data(point, resolve(sweep, point), sweep.where, str(Path(sweep.path).parent))
+        config = resolve_data(point, resolve(sweep, point), sweep.where, str(Path(sweep.path).parent), cache_dir)
         resources = take_resources(config)  # how many ranks a job runs as: not in its config nor its id
         stream = take_stream(config)  # where its training batches come from: neither
         stages = stage_configs(config)
-        check_point(point, config, stages, sweep.where, device, stream)
+        check_point(point, config, stages, sweep.where, bounds, stream)
         if problem := resource_problem(resources, [stage for stage, _ in stages], offered,
                                        tuple(tune["stages"]) if tune else ()):
             raise sweep.where.at_point(problem[0], point, problem[1])

@@ -8,6 +8,7 @@ key (and its YAML line), the problem and the fix.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from typing import Any
 
@@ -85,6 +86,7 @@ OPTIONAL_INT_KEYS = ("data_seed",)
 # source on disk, a mapping checked by ``harness.data.parse_spec`` here and against its files at expand.
 DATA_KEYS = ("pretrain.data", "downstream.data")
 LEAVES: dict[str, Any] = flatten(DEFAULTS)
+MAX_INT = (1 << 63) - 1  # a job's values are int64 columns of jobs.parquet and results
 
 
 class Where:
@@ -168,6 +170,8 @@ def _check_data(key: str, value: Any, where: Where, loc: str) -> dict[str, Any] 
 def _check_int(key: str, value: Any, where: Where, loc: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise where.fail(loc, f"expected an integer, got {value!r}", "write a whole number such as 16")
+    if abs(value) > MAX_INT:
+        raise where.fail(loc, f"{value} is out of range", f"use a whole number of at most {MAX_INT} (int64)")
     if key in POSITIVE_KEYS and value < 1:
         raise where.fail(loc, f"must be >= 1, got {value}", "use a positive number")
     if key in SEED_KEYS and value < 0:
@@ -182,9 +186,15 @@ def _check_float(value: Any, where: Where, loc: str) -> float:
         value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise where.fail(loc, f"expected a number, got {value!r}", "write a number such as 1.0e-3")
-    if value < 0:
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond floating point
+        number = math.inf
+    if not math.isfinite(number):
+        raise where.fail(loc, f"must be a finite number, got {value}", "write a number such as 1.0e-3")
+    if number < 0:
         raise where.fail(loc, f"must be >= 0, got {value}", "use a non-negative number")
-    return float(value)
+    return number
 
 
 def _check_shift(value: Any, where: Where, loc: str) -> str | list[float]:
@@ -194,9 +204,10 @@ def _check_shift(value: Any, where: Where, loc: str) -> str | list[float]:
                              "choose one of " + ", ".join(SHIFT_NAMES) + " or an explicit [lo, hi] range")
         return value
     ok = isinstance(value, list) and len(value) == 2 and all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        isinstance(v, int | float) and not isinstance(v, bool) and abs(v) <= MAX_INT and math.isfinite(v)
+        for v in value)
     if not ok:
-        raise where.fail(loc, f"invalid shift {value!r}", "give a level name or a [lo, hi] coefficient range")
+        raise where.fail(loc, f"invalid shift {value!r}", "give a level name or a [lo, hi] range of finite numbers")
     lo, hi = float(value[0]), float(value[1])
     if lo > hi:
         raise where.fail(loc, f"range [{lo}, {hi}] has lo > hi", "write the range as [lo, hi] with lo <= hi")
