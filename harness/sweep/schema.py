@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from harness.data import parse_spec
-from harness.errors import DataFileError, SweepError
+from harness.errors import DataFileError, HarnessError, SweepError
 from harness.job import CHOICES as TRAIN_CHOICES
 from harness.job import STREAM_MODES, StreamConfig, TrainConfig
 from harness.pde import MIXED, SHIFT_LEVELS, SYSTEMS, TIME_MIXED, TIME_SYSTEMS
@@ -126,6 +126,8 @@ def suggest(key: str, valid: list[str] | tuple[str, ...]) -> str:
 
 def check_key(key: str, where: Where, loc: str) -> None:
     """Raise unless `key` is a dotted config key (a group name or a typo gets a suggestion)."""
+    if not isinstance(key, str):
+        raise where.fail(loc, f"key {key!r} is not a name", "write a dotted key such as model.width")
     if key not in LEAVES and key not in DATA_KEYS:
         if any(leaf.startswith(key + ".") for leaf in LEAVES):
             raise where.fail(loc, f"`{key}` is a group, not a value", f"set one of its keys, e.g. `{key}.<key>`")
@@ -149,7 +151,14 @@ def check_value(key: str, value: Any, where: Where, loc: str) -> Any:
     if isinstance(default, int):
         return _check_int(key, value, where, loc)
     if isinstance(default, float):
-        return _check_float(value, where, loc)
+        value = _check_float(value, where, loc)
+    if key.startswith("stream."):  # the stream group's own rules, located here (expand applies them per point)
+        try:
+            StreamConfig.from_dict({key.removeprefix("stream."): value})
+        except HarnessError as exc:
+            raise where.fail(loc, str(exc), "see `stream:` in docs/contracts.md") from None
+    if isinstance(default, float):
+        return value
     choices = CHOICES.get(key)
     if not isinstance(value, str) or (choices and value not in choices):
         raise where.fail(loc, f"invalid value {value!r}", "choose one of " + ", ".join(choices or ("a string",)))

@@ -119,6 +119,12 @@ SCALARS = st.none() | st.booleans() | NUMBERS | TEXT
 JUNK = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
                     max_leaves=6)
 KEYS = sorted({*LEAVES, *DATA_KEYS})
+
+
+def mostly(usual: st.SearchStrategy, other: st.SearchStrategy, odds: int = 6) -> st.SearchStrategy:
+    """``usual`` ``odds`` times as often as ``other``: most of a drawn file is valid, so that the checks deep in
+    expand are reached, and the rest is anything."""
+    return st.sampled_from([True] * odds + [False]).flatmap(lambda take: usual if take else other)
 DATA_FILES = ["good.h5", "good.npz", "traj.h5", "notes.txt", "loop", "folder", "missing.h5", "../escape.h5", ""]
 
 
@@ -128,7 +134,7 @@ def data_specs() -> st.SearchStrategy:
         {"path": files | st.dictionaries(st.sampled_from(["train", "val", "test", "x"]), files, max_size=3),
          "format": st.sampled_from(["arrays", "tl-scaling", "pretraining-pdes", "pdebench-darcy", "x"])},
         optional={"fractions": st.dictionaries(st.sampled_from(["val", "test", "x"]), NUMBERS, max_size=2),
-                  "normalise": st.sampled_from(["instance", "channel"]) | JUNK,
+                  "normalise": mostly(st.sampled_from(["instance", "channel"]), JUNK),
                   "groups": st.dictionaries(st.sampled_from(["train", "val", "test"]), TEXT, max_size=2),
                   "fingerprint": TEXT | JUNK, "system": st.sampled_from(["poisson", "x"])})
     return st.none() | spec
@@ -156,12 +162,12 @@ def valid(key: str) -> st.SearchStrategy:
 
 def value_for(key: Any) -> st.SearchStrategy:
     """Mostly a value of the key's kind, sometimes anything."""
-    return valid(key) | valid(key) | JUNK if isinstance(key, str) and key in KEYS else JUNK
+    return mostly(valid(key), JUNK) if isinstance(key, str) and key in KEYS else JUNK
 
 
 def keys() -> st.SearchStrategy:
     groups = sorted({k.split(".")[0] for k in KEYS})
-    return st.sampled_from(KEYS) | st.sampled_from(KEYS) | st.sampled_from(groups) | TEXT | st.integers(-2, 2)
+    return mostly(st.sampled_from(KEYS), st.sampled_from(groups) | TEXT | st.integers(-2, 2))
 
 
 @st.composite
@@ -182,34 +188,33 @@ def assignments(draw: st.DrawFn, axes: list[Any]) -> list[dict[Any, Any]]:
 
 
 def tune_blocks() -> st.SearchStrategy:
-    tuned = st.sampled_from(["train.lr", "train.weight_decay", "train.batch_size", "lr", "model.width"])
-    space = st.dictionaries(tuned,
-                            st.dictionaries(st.sampled_from([*KINDS, "x"]),
-                                            st.lists(NUMBERS | st.sampled_from([1e-4, 1e-2, 4, 8]), max_size=3)
-                                            | JUNK, min_size=1, max_size=1), max_size=2)
-    return st.fixed_dictionaries({"params": space | st.dictionaries(st.sampled_from(["finetune", "scratch"]), space,
-                                                                    max_size=2) | JUNK},
-                                 optional={"n_trials": st.integers(-1, 4) | st.sampled_from([10**9]) | JUNK,
-                                           "sampler": st.sampled_from(SAMPLERS) | JUNK,
-                                           "pruner": st.sampled_from(PRUNERS) | JUNK,
-                                           "metric": st.sampled_from(["val_rel_l2", "test_rel_l2"]) | JUNK,
-                                           "stages": st.lists(st.sampled_from(["finetune", "scratch", "pretrain"]))
-                                           | JUNK, "seed": NUMBERS, "storage": TEXT | JUNK})
+    tuned = mostly(st.sampled_from(["train.lr", "train.weight_decay", "train.batch_size"]),
+                   st.sampled_from(["lr", "model.width"]))
+    bounds = mostly(st.lists(st.sampled_from([1e-4, 1e-2, 4, 8]), min_size=2, max_size=3), st.lists(NUMBERS) | JUNK)
+    space = st.dictionaries(tuned, st.dictionaries(mostly(st.sampled_from(KINDS), TEXT), bounds, min_size=1,
+                                                   max_size=1), min_size=1, max_size=2)
+    per_stage = st.dictionaries(st.sampled_from(["finetune", "scratch"]), space, min_size=1, max_size=2)
+    return st.fixed_dictionaries({"params": mostly(space | per_stage, JUNK)}, optional={
+        "n_trials": mostly(st.integers(1, 4), st.sampled_from([0, -1, 10**9]) | JUNK),
+        "sampler": mostly(st.sampled_from(SAMPLERS), JUNK), "pruner": mostly(st.sampled_from(PRUNERS), JUNK),
+        "metric": mostly(st.just("val_rel_l2"), st.just("test_rel_l2") | JUNK),
+        "stages": mostly(st.lists(st.sampled_from(["finetune", "scratch"]), min_size=1), JUNK),
+        "seed": NUMBERS, "storage": mostly(st.none(), TEXT | JUNK)}) | JUNK
 
 
 def track_blocks() -> st.SearchStrategy:
-    names = st.sampled_from(sorted(TRACKERS)) | TEXT
-    options = st.dictionaries(st.sampled_from(["mode", "project", "x"]), st.sampled_from(["offline", "online"]) | JUNK,
-                              max_size=2)
+    names = mostly(st.sampled_from(sorted(TRACKERS)), TEXT)
+    options = st.dictionaries(st.sampled_from(["mode", "project", "x"]),
+                              mostly(st.sampled_from(["offline", "online"]), JUNK), max_size=2)
     return names | st.lists(names, max_size=3) | st.dictionaries(names, options | st.none(), max_size=3) | JUNK
 
 
 def slurm_blocks() -> st.SearchStrategy:
-    counts = st.integers(-1, 4) | JUNK
-    return st.fixed_dictionaries({}, optional={
-        "partition": TEXT | JUNK, "time_min": counts, "gpus_per_node": counts, "cpus_per_task": counts,
-        "mem_gb": NUMBERS | JUNK, "setup": st.lists(TEXT) | JUNK, "array_parallelism": counts, "jobs_per_gpu": counts,
-        "constraint": TEXT, "x": JUNK}) | JUNK
+    counts = mostly(st.integers(1, 4), st.integers(-1, 0) | JUNK)
+    return mostly(st.fixed_dictionaries({}, optional={
+        "partition": mostly(TEXT, JUNK), "time_min": counts, "gpus_per_node": counts, "cpus_per_task": counts,
+        "mem_gb": mostly(st.floats(0.5, 64), NUMBERS | JUNK), "setup": mostly(st.lists(TEXT), JUNK),
+        "array_parallelism": counts, "jobs_per_gpu": counts, "constraint": TEXT}), JUNK)
 
 
 @st.composite
@@ -223,15 +228,16 @@ def sweep_dicts(draw: st.DrawFn) -> dict[Any, Any]:
         node[parts[-1]] = draw(value_for(key))
     if draw(st.booleans()):
         base["stream"] = draw(st.fixed_dictionaries({}, optional={
-            "mode": st.sampled_from(STREAM_MODES) | JUNK, "budget_gb": NUMBERS | JUNK, "x": JUNK}))
-    sweep: dict[Any, Any] = {"name": draw(st.sampled_from(["fz", "fz-1.b"]) | TEXT | JUNK), "base": base}
+            "mode": mostly(st.sampled_from(STREAM_MODES), JUNK),
+            "budget_gb": mostly(st.floats(0, 64), NUMBERS | JUNK)}))
+    sweep: dict[Any, Any] = {"name": draw(mostly(st.sampled_from(["fz", "fz-1.b"]), TEXT | JUNK)), "base": base}
     matrix_keys = draw(st.lists(keys(), max_size=3, unique_by=str))
     sweep["matrix"] = {k: draw(axis(k)) for k in matrix_keys}
     blocks = {
-        "zip": st.lists(st.dictionaries(keys(), st.integers(1, 3), max_size=2).flatmap(
+        "zip": mostly(st.lists(st.dictionaries(keys(), st.integers(1, 3), max_size=2).flatmap(
             lambda d: st.fixed_dictionaries({k: st.lists(value_for(k), min_size=n, max_size=n) for k, n in d.items()})),
-            max_size=2) | JUNK,
-        "exclude": assignments(matrix_keys) | JUNK, "include": assignments(matrix_keys) | JUNK,
+            max_size=2), JUNK),
+        "exclude": mostly(assignments(matrix_keys), JUNK), "include": mostly(assignments(matrix_keys), JUNK),
         "tune": tune_blocks(), "track": track_blocks(), "slurm": slurm_blocks(), "description": TEXT | JUNK,
     }
     for block in draw(st.lists(st.sampled_from(sorted(blocks)), max_size=3, unique=True)):
@@ -279,69 +285,78 @@ def test_every_sweep_file_is_expanded_or_one_line(scene: tuple[Path, Path], monk
 # -- argument lists -------------------------------------------------------------------------------------------------
 
 
-def paths(work: Path) -> st.SearchStrategy:
+def paths(work: Path, usual: list[str]) -> st.SearchStrategy:
+    """A path: mostly one of ``usual`` (names under the work folder), else any of the prepared folder's files and
+    folders, names that leave it, or any text."""
     names = ["results", "results/one", "results/one/plan.json", "results/.current", "one.yaml", "bad.yaml",
-             "notes.txt", "loop", "folder", "good.h5", "missing", "missing/x.npz", "folder/x.npz", "folder/x.png",
-             "folder/x.h5", "x.npz", "x.png", "report-out", "..", "/", "", "ü.npz"]
-    return st.sampled_from([str(work / n) if n and n not in ("..", "/") else n for n in names]) | TEXT
+             "notes.txt", "loop", "loop/x.npz", "folder", "good.h5", "missing", "missing/x.npz", "x.txt", "ü.npz"]
+    other = st.sampled_from([str(work / n) for n in names] + ["..", "/", ""]) | TEXT
+    return mostly(st.sampled_from([str(work / n) for n in usual]), other, odds=3)
 
 
-INTS = st.integers(-3, 3) | st.sampled_from([0, -1, 10**12, 2**63, -2**63])
-# Values of a parameter (by name) where its type's values would start real work (a big dataset, a long
-# bootstrap, a long wait): small valid ones and invalid ones only.
+def numbers(valid: list[Any], invalid: list[Any]) -> st.SearchStrategy:
+    """Mostly one of ``valid``, else one of ``invalid`` or any text, as a command line holds it."""
+    return mostly(st.sampled_from(valid), st.sampled_from(invalid) | TEXT).map(str)
+
+
+# Values per parameter name where its type's values could start real work (a big dataset, a long bootstrap, a
+# long wait) or where a few values are the valid ones: small valid values, invalid ones and any text.
 BOUNDED = {
-    "n": st.sampled_from([1, 2, 0, -1, 10**12, 2**62]), "resolution": st.sampled_from([8, 16, 0, 7, -2, 10**9]),
-    "nt": st.sampled_from([2, 3, 0, 1, -1, 10**9]), "n_boot": st.sampled_from([0, 1, 5, -1, -10**9]),
-    "samples": st.sampled_from([1, 2, 0, -1, 10**9]), "refreshes": st.sampled_from([1, 2, 0, -1]),
-    "interval": st.sampled_from(["0", "0.01", "-1", "nan", "inf", "-inf", "1e309", "x"]),
+    "n": numbers([1, 2], [0, -1, 10**12, 2**62]), "resolution": numbers([8, 16], [0, 7, -2, 10**9, 2**62]),
+    "nt": numbers([2, 3], [0, 1, -1, 10**9]), "n_boot": numbers([0, 2], [-1, -10**9]),
+    "samples": numbers([1, 2, 10**9], [0, -1]), "refreshes": numbers([1, 2], [0, -1]),
+    "interval": numbers([0, 0.01], [-1, "nan", "inf", "-inf", "1e309"]),
+    "seed": numbers([0, 1, 2**40], [-1, 2**64, -2**63]),
 }
+OUT = {"data": ["x.npz", "folder/x.h5", "x.hdf5", "good.h5"], "show": ["x.png", "folder/x.png"],
+       "report": ["report-out", "folder", "results/one/report"]}
 
 
-def sweep_args(work: Path) -> st.SearchStrategy:
-    return st.sampled_from(["one", "../one", "..", ".", "", "nosuch", "a/b", "results", str(work / "one.yaml"),
-                            str(work / "bad.yaml"), str(work / "missing.yaml"), str(work / "folder")]) | TEXT
-
-
-def param_values(param: click.Parameter, work: Path) -> st.SearchStrategy:
-    """Text values for one parameter, from its name and its click type."""
+def param_values(param: click.Parameter, command: str, work: Path) -> st.SearchStrategy:
+    """Text values for one parameter of ``command``, from its name and its click type."""
     kind = param.type
     if param.name in BOUNDED:
-        return BOUNDED[param.name].map(str)
+        return BOUNDED[param.name]
     if param.name in ("sweep", "sweep_file"):
-        return sweep_args(work)
+        usual = ["one.yaml", "one.yaml", "bad.yaml"] if param.name == "sweep_file" else ["one.yaml"]
+        names = ["one", "one", "../one", "..", ".", "", "nosuch", "a/b", "results"]
+        return mostly(st.sampled_from(names), paths(work, usual), odds=2)
     if param.name == "job_id":
-        return st.sampled_from([job_id(work), "../x", "nosuch", "", "sc-0000000000"]) | TEXT
+        return mostly(st.just(job_id(work)), st.sampled_from(["../x", "nosuch", "", "sc-0000000000"]) | TEXT)
     if param.name == "system":
-        return st.sampled_from(["poisson", "mixed", "heat", "burgers", "nosuch", ""]) | TEXT
+        return mostly(st.sampled_from(["poisson", "mixed", "heat", "advection"]), st.sampled_from(["x", ""]) | TEXT)
+    if param.name == "root":
+        return paths(work, ["results", "results", "new-results"])
+    if param.name == "out":
+        return paths(work, OUT.get(command, ["x"]))
     if isinstance(kind, click.Choice):
-        return st.sampled_from(list(kind.choices)) | TEXT
-    if isinstance(kind, click.Path):
-        return paths(work)
+        return mostly(st.sampled_from(list(kind.choices)), TEXT)
     if isinstance(kind, click.types.IntParamType):
-        return INTS.map(str) | TEXT
-    if isinstance(kind, click.types.FloatParamType):
-        return (st.sampled_from(["1", "0", "-1", "nan", "inf", "1e309", "0.5"]) | TEXT)
-    return TEXT
+        return numbers([1, 2, 4], [0, -1, 10**12, 2**63, -2**63])
+    if kind.name in ("float", "number"):  # click's FLOAT, harness.arguments.Finite
+        return numbers([0.5, 1, 4], [0, -1, "nan", "inf", "1e309"])
+    return mostly(st.sampled_from(["gpu", "a"]), TEXT)
 
 
 @st.composite
 def argument_lists(draw: st.DrawFn, name: str, work: Path) -> list[str]:
-    """`harness NAME ...`: some of the command's parameters in any order, each with a drawn value."""
+    """`harness NAME ...`: its required parameters and some of the others, in any order, each with a drawn
+    value; now and then an unknown option or stray text."""
     command = main.commands[name]
     args = [name]
     for param in draw(st.permutations(command.params)):
-        if not draw(st.booleans()) and not (isinstance(param, click.Argument) and param.required):
+        if not param.required and draw(st.sampled_from([True, True, True, False])):
             continue
         if isinstance(param, click.Argument):
-            args.append(draw(param_values(param, work)))
+            args.append(draw(param_values(param, name, work)))
         elif getattr(param, "is_flag", False):
             args.append(param.opts[0])
         else:
-            for _ in range(draw(st.integers(1, 2)) if param.multiple else 1):
-                args += [param.opts[0], draw(param_values(param, work))]
+            for _ in range(draw(st.sampled_from([1, 2])) if param.multiple else 1):
+                args += [param.opts[0], draw(param_values(param, name, work))]
     if "--watch" in args and "--refreshes" not in args:
         args += ["--refreshes", "1"]  # a watch that stops: the fuzz waits for nothing
-    if draw(st.integers(0, 19)) == 0:
+    if draw(st.sampled_from([False] * 19 + [True])):
         args.insert(draw(st.integers(1, len(args))), draw(st.sampled_from(["--nosuch", "--help", "-x"]) | TEXT))
     return args
 
