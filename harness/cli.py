@@ -347,14 +347,15 @@ def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int
     from harness.pde.steady_dataset import generate
     from harness.pde.time_dataset import generate_time
 
-    new_file(out, (".npz", ".h5", ".hdf5"), force, "harness data")
-    grid = {} if resolution is None else {"resolution": resolution}
-    if system in (*pde.TIME_SYSTEMS, pde.TIME_MIXED):
-        result = generate_time(system, n, shift=shift, seed=seed, **grid, **({} if nt is None else {"nt": nt}))
-        what = f"trajectories of {result.u.shape[1]} frames"
-    elif nt is not None:
+    time = system in (*pde.TIME_SYSTEMS, pde.TIME_MIXED)
+    if nt is not None and not time:
         raise HarnessError(f"--nt applies to the time-dependent systems ({', '.join(pde.TIME_SYSTEMS)}, "
                            f"{pde.TIME_MIXED}), not to {system!r}: drop --nt")
+    new_file(out, (".npz", ".h5", ".hdf5"), force, "harness data")
+    grid = {} if resolution is None else {"resolution": resolution}
+    if time:
+        result = generate_time(system, n, shift=shift, seed=seed, **grid, **({} if nt is None else {"nt": nt}))
+        what = f"trajectories of {result.u.shape[1]} frames"
     else:
         result = generate(system, n, shift=shift, seed=seed, **grid)
         what = "samples"

@@ -213,10 +213,9 @@ def _check_shift(value: Any, where: Where, loc: str) -> str | list[float]:
                              "choose one of " + ", ".join(SHIFT_NAMES) + " or an explicit [lo, hi] range")
         return value
     ok = isinstance(value, list) and len(value) == 2 and all(
-        isinstance(v, int | float) and not isinstance(v, bool) and abs(v) <= MAX_INT and math.isfinite(v)
-        for v in value)
+        isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool) and abs(v) <= MAX_INT) for v in value)
     if not ok:
-        raise where.fail(loc, f"invalid shift {value!r}", "give a level name or a [lo, hi] range of finite numbers")
+        raise where.fail(loc, f"invalid shift {value!r}", "give a level name or a [lo, hi] coefficient range")
     lo, hi = float(value[0]), float(value[1])
     if lo > hi:
         raise where.fail(loc, f"range [{lo}, {hi}] has lo > hi", "write the range as [lo, hi] with lo <= hi")
