@@ -1,39 +1,126 @@
 """The `harness` command: thin wrappers that parse, call the library, and print.
 
 expand -> submit -> status -> report; `data` writes one PDE dataset for inspection.
-Every user error is a HarnessError, printed as one line with exit status 2.
+Every mistake is one line and exit status 2, checked before a command acts: a usage error (an unknown option or
+command, a value of the wrong type or range) is one line naming the command and where its help is, not click's
+usage block (``Harness``); a HarnessError, or a folder that cannot be written, is one line (``friendly``). The
+options' own checks: ``Finite`` (a number that is finite and in range: an interval, a memory size) and
+``results_root`` (``--root`` is a folder or can be made one); ``--out`` files and folders are the front door's
+(``harness.store.outputs``).
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import sys
-from collections import Counter
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
+from typing import Any
 
 import click
 
-from harness.arguments import NATURAL, POSITIVE, Finite, Harness, friendly, new_file, report_folder, results_root
+from harness import api
 from harness.backends.interface import BACKENDS
-from harness.errors import HarnessError
-from harness.store import Stage
-from harness.store.folders import DEFAULT_ROOT, current_sweep, load_plan, sweep_dir
+from harness.errors import HarnessError, one_line
+from harness.store import DEFAULT_ROOT, Stage
+
+UNWRITABLE = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM)
+POSITIVE = click.IntRange(min=1)  # counts of workers, CPUs, samples, refreshes...
+NATURAL = click.IntRange(min=0)  # seeds, bootstrap resamples, GPUs
+SLURM_FLAGS = ("partition", "account", "qos", "time_min", "gpus_per_node", "cpus_per_task", "mem_gb", "constraint",
+               "array_parallelism")
+
+
+def fail(message: str) -> None:
+    """Print ``message`` as the one line of a user error and exit with status 2."""
+    click.echo(f"error: {one_line(message)}", err=True)
+    sys.exit(2)
+
+
+class Harness(click.Group):
+    """The `harness` group: click's usage errors as one line (``error: harness CMD: problem; see ...``)."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `harness` alone: the help
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            command = _command(exc.ctx)
+            fail(f"{command}: {exc.format_message().rstrip('.')}; see `{command} --help`")
+        except click.ClickException as exc:
+            fail(exc.format_message())
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        if standalone_mode:
+            sys.exit(code if isinstance(code, int) else 0)
+        return code
+
+
+def _command(ctx: click.Context | None) -> str:
+    """``harness`` and the subcommand of ``ctx``, whatever the program was called (``python -m harness.cli``)."""
+    names = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(["harness", *reversed(names)])
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn HarnessError, and a folder that cannot be written (read-only, full, no permission), into a one-line
+    message and exit status 2."""
+
+    @wraps(fn)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HarnessError as exc:
+            fail(str(exc))
+        except OSError as exc:
+            if exc.errno not in UNWRITABLE:
+                raise
+            fail(f"{exc.filename or exc.filename2 or '?'}: cannot write ({exc.strerror}); free space or make the "
+                 "results folder writable (or pass another --root); files written before are intact")
+
+    return inner
+
+
+class Finite(click.ParamType):
+    """A finite number at least ``low`` (above it when ``strict``): NaN and the infinities are refused."""
+
+    name = "number"
+
+    def __init__(self, low: float, *, strict: bool = False) -> None:
+        self.low, self.strict = low, strict
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number) or number < self.low or (self.strict and number == self.low):
+            self.fail(f"{value} is not a finite number {'>' if self.strict else '>='} {self.low:g}", param, ctx)
+        return number
+
+
+def results_root(ctx: click.Context, param: click.Parameter, root: Path) -> Path:
+    """``--root``: a folder, or a path where one can be made (not a file, nor under one, nor a dangling link)."""
+    for path in (root, *root.parents):
+        if path.is_symlink() and not path.exists():
+            raise click.BadParameter(f"{path} is a symbolic link to nothing (or a loop): name the results folder")
+        if path.exists() and not path.is_dir():
+            where = "" if path == root else f"{root} lies under "
+            raise click.BadParameter(f"{where}{path} is a file, not a folder: name the results folder")
+    return root
+
 
 ROOT = click.option("--root", type=click.Path(path_type=Path), default=DEFAULT_ROOT, show_default=True,
                     callback=results_root, help="Results root folder.")
 SWEEP = click.argument("sweep", required=False)
 FORCE = click.option("--force", is_flag=True, help="Overwrite an --out file that exists.")
-
-
-def resolve_sweep(root: Path, sweep: str | None) -> Path:
-    """The folder of a sweep given by name, by its sweep file, or (None) the current sweep."""
-    if sweep is None:
-        return current_sweep(root)
-    if sweep.endswith((".yaml", ".yml")):
-        from harness.sweep.spec import load_sweep  # only for the name: validation errors surface here too
-
-        return sweep_dir(root, load_sweep(sweep).name)
-    return sweep_dir(root, sweep)
 
 
 @click.group(cls=Harness)
@@ -54,28 +141,14 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 
     Every point is checked first (data, model, pretraining, training, memory): a bad sweep writes nothing.
     """
-    from harness.pde.cache import data_cache
-    from harness.store.folders import write_plan
-    from harness.sweep.expand import expand as expand_jobs
-    from harness.sweep.lint import sweep_warnings
-    from harness.sweep.plan import describe
-    from harness.sweep.spec import load_sweep
-    from harness.track.settings import save_settings
-
-    sweep = load_sweep(sweep_file)
-    jobs = expand_jobs(sweep, force=force, cache_dir=str(data_cache(root)))
-    for warning in sweep_warnings(sweep):
-        click.echo(f"warning: {warning}", err=True)
-    folder = write_plan(root, sweep.name, sweep.raw, str(sweep_file), jobs)
-    save_settings(folder, sweep.track)
+    plan = api.expand(sweep_file, root, force=force, warn=lambda line: click.echo(f"warning: {line}", err=True))
     if as_json:
-        click.echo(json.dumps({"sweep": sweep.name, "folder": str(folder), "jobs": jobs}, indent=1))
+        click.echo(json.dumps({"sweep": plan.sweep, "folder": str(plan.folder),
+                               "jobs": [job.to_dict() for job in plan.jobs]}, indent=1))
     else:
-        click.echo(describe(sweep, jobs, folder))
+        click.echo(api.describe(plan))
     if estimate:
-        from harness.sweep.estimate import describe_estimate
-
-        click.echo(describe_estimate(jobs), err=as_json)
+        click.echo(api.estimate(plan), err=as_json)
 
 
 @main.command()
@@ -107,67 +180,20 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 @click.option("--array-parallelism", type=POSITIVE, default=None, help="Slurm array tasks running at once.")
 @friendly
 def submit(sweep: str | None, root: Path, backend: str, retry_failed: bool, reexpand: bool, only: str | None,
-           dry_run: bool, track: tuple[str, ...], **options: object) -> None:
+           dry_run: bool, track: tuple[str, ...], workers: int | None, jobs_per_gpu: int | None, verbose: bool,
+           **slurm: object) -> None:
     """Run the jobs of SWEEP (default: the current sweep) that have no ok result yet.
 
     SWEEP as a sweep file must still expand to its plan (else: --reexpand). One submit per sweep at a time.
     Exit status 0 when every job run ended ok or pruned (or was queued), 1 when any ended failed, diverged or
     blocked (the last line names them), 2 on a user error.
     """
-    from harness.store.lock import submit_lock
-
-    if sweep is not None and sweep.endswith((".yaml", ".yml")):
-        from harness.sweep.replan import sweep_folder_of_file
-
-        folder, note = sweep_folder_of_file(root, sweep, reexpand=reexpand)
-        if note:
-            click.echo(note)
-    else:
-        folder = resolve_sweep(root, sweep)
-    if track and not dry_run:
-        from harness.track.settings import load_settings, save_settings
-
-        save_settings(folder, {**{name: {} for name in track}, **load_settings(folder)})
-    if dry_run:
-        _submit(folder, backend, retry_failed, only, True, options)
-        return
-    with submit_lock(folder):
-        bad = _submit(folder, backend, retry_failed, only, False, options)
-    if bad:
-        click.echo(bad)
+    run = api.submit(sweep, root=root, backend=backend, workers=workers, jobs_per_gpu=jobs_per_gpu,
+                     retry_failed=retry_failed, only=only, reexpand=reexpand, track=track, dry_run=dry_run,
+                     verbose=verbose, slurm={k: v for k, v in slurm.items() if k in SLURM_FLAGS}, echo=click.echo)
+    if run.bad:
+        click.echo(run.bad)
         sys.exit(1)
-
-
-def _submit(folder: Path, backend: str, retry_failed: bool, only: str | None, dry_run: bool,
-            options: dict[str, object]) -> str:
-    """Pick and run (or list) the jobs to run; returns the line naming those that ended badly ("" if none)."""
-    from harness.backends.interface import get_backend
-    from harness.backends.select import select
-    from harness.store.folders import read_plan, record_blocked
-    from harness.store.status import bad_line, incomplete_lines
-    from harness.track.worker import clear_warnings
-
-    clear_warnings(folder)
-    plan = read_plan(folder)
-    jobs = plan["jobs"]
-    runner = get_backend(backend, spec=plan["spec"], **options)
-    states = runner.status(folder, jobs)
-    for line in incomplete_lines(folder, jobs, states):
-        click.echo(line)
-    chosen = select(jobs, states, retry_failed=retry_failed, only=only)
-    counts = Counter(j["stage"] for j in chosen.todo)
-    blocked = f"; {len(chosen.blocked)} blocked (their pretraining cannot run)" if chosen.blocked else ""
-    click.echo(f"{folder.name}: {len(chosen.todo)} of {len(jobs)} jobs to run "
-               f"({', '.join(f'{s} {n}' for s, n in counts.items()) or 'nothing to do'}){blocked}")
-    if dry_run:
-        for job in chosen.todo:
-            click.echo(f"  {job['id']}  {job['stage']:9s} depends on {job['depends_on'] or '-'}")
-        return ""
-    for job, dep_state in chosen.blocked:
-        record_blocked(folder, job, dep_state)
-    if chosen.todo:
-        click.echo(runner.submit(chosen.todo, jobs, folder))
-    return bad_line(runner.status(folder, [*chosen.todo, *(job for job, _ in chosen.blocked)]))
 
 
 @main.command()
@@ -183,31 +209,13 @@ def status(sweep: str | None, root: Path, watch: bool, interval: float, refreshe
 
     Exit status 0 when no job is failed, diverged or blocked, 1 when one is, 2 on a user error.
     """
-    from harness.backends.interface import backend_of
-    from harness.backends.slurm_state import read_submitted
-    from harness.store.stale import stale_note
-    from harness.store.status import bad_line, incomplete_lines, status_table
-
-    folder = resolve_sweep(root, sweep)
-    jobs = load_plan(folder)
     if watch:
-        from harness.store import watch as live
-
-        backend = backend_of(folder)
-        live.watch(lambda: live.view(folder, jobs, backend.status(folder, jobs)), interval, refreshes)
+        api.watch(sweep, root=root, interval=interval, refreshes=refreshes)
         return
-    states = backend_of(folder).status(folder, jobs)
-    click.echo(status_table(folder, jobs, states))
-    for line in incomplete_lines(folder, jobs, states):
+    now = api.status(sweep, root=root)
+    for line in now.lines():
         click.echo(line)
-    if read_submitted(folder):  # queued on Slurm: why the pending jobs wait
-        from harness.backends.slurm_checks import pending_reasons
-
-        for line in pending_reasons(folder, states):
-            click.echo(line)
-    if note := stale_note(folder, jobs):
-        click.echo(note)
-    if bad_line(states):
+    if now.bad:
         sys.exit(1)
 
 
@@ -218,15 +226,10 @@ def status(sweep: str | None, root: Path, watch: bool, interval: float, refreshe
 @friendly
 def gc(sweep: str | None, root: Path, stale: bool) -> None:
     """Remove what the sweep no longer needs: with --stale, the runs of jobs no longer in its plan."""
-    from harness.store.lock import submit_lock
-    from harness.store.stale import remove_stale
-
-    folder = resolve_sweep(root, sweep)
+    folder = api.folder_of(sweep, root)
     if not stale:
         raise HarnessError("harness gc: say what to remove (--stale: runs not in the current plan)")
-    with submit_lock(folder):  # never under a running submit
-        removed = remove_stale(folder, load_plan(folder))
-    click.echo(f"{folder.name}: removed {len(removed)} stale run(s)")
+    click.echo(f"{folder.name}: removed {len(api.remove_stale(folder))} stale run(s)")
 
 
 @main.command()
@@ -235,10 +238,8 @@ def gc(sweep: str | None, root: Path, stale: bool) -> None:
 @friendly
 def cancel(sweep: str | None, root: Path) -> None:
     """Cancel the queued and running jobs of SWEEP (default: the current sweep)."""
-    from harness.backends.interface import backend_of
-
-    folder = resolve_sweep(root, sweep)
-    click.echo(f"{folder.name}: cancelled {backend_of(folder).cancel(folder)} queued or running job(s)")
+    stopped = api.cancel(sweep, root=root)
+    click.echo(f"{api.folder_of(sweep, root).name}: cancelled {stopped} queued or running job(s)")
 
 
 @main.command()
@@ -255,16 +256,11 @@ def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: i
     Exit status 0 when the report was written (failed, diverged and non-finite rows are listed as problems and
     left out of the fits), 2 when it cannot be (no results, a folder that cannot be written).
     """
-    from analysis.report import build_report
-    from harness.store.folders import read_plan
-    from harness.store.stale import stale_note
-
-    folder = resolve_sweep(root, sweep)
-    result = build_report(folder, report_folder(out, force), n_boot=n_boot, seed=seed)
+    result = api.report(sweep, root=root, out=out, n_boot=n_boot, seed=seed, force=force)
     counts = ", ".join(f"{n} {state}" for state, n in result.counts.items() if n)
     click.echo(f"{result.out_dir.parent.name}: {counts}")
-    if note := stale_note(folder, (read_plan(folder, missing_ok=True) or {"jobs": []})["jobs"]):
-        click.echo(note)
+    if result.stale_note:
+        click.echo(result.stale_note)
     for name, why in {**result.skipped, **result.tables_skipped, **result.gallery_skipped}.items():
         click.echo(f"  skipped {name}: {why}")
     click.echo(f"figures: {', '.join(str(p) for p in result.figures.values())}")
@@ -286,21 +282,7 @@ def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: i
 @friendly
 def show(job_id: str, sweep: str | None, root: Path, out: Path | None, samples: int, force: bool) -> None:
     """Draw JOB_ID's best model on its first test samples (source, true solution, prediction, error) as a PNG."""
-    import io
-
-    from analysis.figures.gallery import job_figure
-    from analysis.figures.style import DPI
-    from harness.store.atomic import write_bytes_atomic
-    from harness.store.folders import run_dir
-
-    folder = resolve_sweep(root, sweep)
-    if out is not None:
-        new_file(out, (".png",), force, "harness show")
-    figure = job_figure(load_plan(folder), job_id, folder.parent, samples)
-    png = io.BytesIO()
-    figure.savefig(png, format="png", dpi=DPI)
-    path = write_bytes_atomic(out or run_dir(folder, job_id) / "fields.png", png.getvalue())
-    click.echo(f"wrote {path}")
+    click.echo(f"wrote {api.show(job_id, sweep, root=root, out=out, samples=samples, force=force)}")
 
 
 @main.command("tune-status")
@@ -309,19 +291,15 @@ def show(job_id: str, sweep: str | None, root: Path, out: Path | None, samples: 
 @friendly
 def tune_status(sweep: str | None, root: Path) -> None:
     """Per optuna study of a tuned sweep: trials by state, best validation value and parameters."""
-    from harness.job.trial import study_summaries
-
-    folder = resolve_sweep(root, sweep)
-    storage = next((j.get("tune_storage") for j in load_plan(folder) if "tune" in j["config"]), None)
-    rows = study_summaries(folder, {"storage": storage})
+    rows, storage = api.studies(sweep, root=root)
     if not rows:
-        click.echo(f"{folder.name}: no studies yet (is the sweep tuned, and submitted?)")
+        click.echo(f"{api.folder_of(sweep, root).name}: no studies yet (is the sweep tuned, and submitted?)")
     fixed = ("study", "trials", "best_value", "best_params")
     for row in rows:
         states = ", ".join(f"{k} {v}" for k, v in row.items() if k not in fixed)
         click.echo(f"{row['study']}: {row['trials']} trials ({states}); "
                    f"best {row['best_value']:.4g} {row['best_params']}")
-    click.echo(f"storage: {storage or folder / 'tune' / 'journal.log'} (optuna-dashboard opens it)")
+    click.echo(f"storage: {storage} (optuna-dashboard opens it)")
 
 
 @main.command()
@@ -342,41 +320,8 @@ def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int
          out: Path, fmt: str | None, force: bool) -> None:
     """Generate one PDE dataset (steady, or trajectories of heat, advection, burgers, mixed_time) and write
     it to an .npz file for inspection, or to an .h5 data file in a documented layout."""
-    from harness import pde
-    from harness.pde.cache import save
-    from harness.pde.steady_dataset import generate
-    from harness.pde.time_dataset import generate_time
-
-    time = system in (*pde.TIME_SYSTEMS, pde.TIME_MIXED)
-    if nt is not None and not time:
-        raise HarnessError(f"--nt applies to the time-dependent systems ({', '.join(pde.TIME_SYSTEMS)}, "
-                           f"{pde.TIME_MIXED}), not to {system!r}: drop --nt")
-    new_file(out, (".npz", ".h5", ".hdf5"), force, "harness data")
-    grid = {} if resolution is None else {"resolution": resolution}
-    if time:
-        result = generate_time(system, n, shift=shift, seed=seed, **grid, **({} if nt is None else {"nt": nt}))
-        what = f"trajectories of {result.u.shape[1]} frames"
-    else:
-        result = generate(system, n, shift=shift, seed=seed, **grid)
-        what = "samples"
-    if out.suffix in (".h5", ".hdf5"):
-        from harness.data.formats import write_pretraining_pdes, write_samples
-        from harness.data.samples import samples_of
-
-        steady = what == "samples"
-        fmt = fmt or ("arrays" if steady else "pretraining-pdes")
-        if steady == (fmt == "pretraining-pdes"):
-            fits = "arrays or tl-scaling" if steady else "pretraining-pdes"
-            raise HarnessError(f"--format {fmt} does not hold {system}'s {what}: use --format {fits}")
-        if steady:
-            write_samples(out, samples_of(result), fmt)
-        else:
-            write_pretraining_pdes(out, result.u, result.coef_common, result.t)
-        what = f"{what} ({fmt})"
-    else:
-        save(result, out)
-    size = result.meta["resolution"]
-    click.echo(f"wrote {out}: {n} {system} {what} at {size}x{size}")
+    click.echo("wrote " + api.dataset(system, n, out, shift=shift, resolution=resolution, nt=nt, seed=seed, fmt=fmt,
+                                      force=force))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+from harness import api
 from harness.cli import main
+from harness.store.folders import Plan
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEPS = ROOT / "sweeps"
@@ -34,6 +36,20 @@ TINY: dict[str, Any] = {
     "matrix": {"downstream.n_train": [8, 16], "init": ["pretrained", "scratch", "zeroshot"]},
 }
 
+# A pretraining read from a data file, fine-tuned and evaluated zero-shot; scratch needs no pretraining.
+READY: dict[str, Any] = {
+    "name": "ready",
+    "base": {
+        "resolution": 16,
+        "model": {"width": 4, "modes": 4},
+        "pretrain": {"n_train": 16, "n_val": 4, "n_test": 4, "train": {"steps": 2, "batch_size": 8},
+                     "data": {"path": "pretrain.h5", "format": "arrays"}},
+        "downstream": {"n_train": 8, "n_val": 8, "n_test": 8},
+        "train": {"steps": 2, "batch_size": 8},
+    },
+    "matrix": {"init": ["pretrained", "zeroshot", "scratch"]},
+}
+
 
 def harness(root: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
             ) -> subprocess.CompletedProcess:
@@ -48,10 +64,6 @@ def harness(root: Path, *args: str, check: bool = True, env: dict[str, str] | No
 
 def cli(root: Path, *args: str) -> str:
     """Run a `harness` command that runs no job (expand, status, tune-status...) in this process; its output."""
-    from click.testing import CliRunner
-
-    from harness.cli import main
-
     result = CliRunner().invoke(main, [*args, "--root", str(root)])
     assert result.exit_code == 0, result.output
     return result.output
@@ -125,3 +137,14 @@ def assert_learns_and_resumes(fit: Callable[..., tuple[torch.nn.Module, Any]], t
     assert [r["val_rel_l2"] for r in resumed.rows] == rows
     for (k, v), w in zip(model.state_dict().items(), resumed_model.state_dict().values(), strict=True):
         assert torch.equal(v, w), k
+
+
+def failing_pretraining(tmp_path: Path) -> Plan:
+    """The plan of ``READY`` with its pretraining's data file gone after expand, so that the pretraining fails."""
+    data = api.dataset("poisson", 40, tmp_path / "pretrain.h5", resolution=16)
+    assert "40 poisson samples" in data
+    sweep = tmp_path / "ready.yaml"
+    sweep.write_text(yaml.safe_dump(READY))
+    plan = api.expand(sweep, tmp_path / "results")
+    (tmp_path / "pretrain.h5").unlink()
+    return plan

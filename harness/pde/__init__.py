@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from harness.backends import GIB, host_memory
 from harness.errors import DataError, SweepError
 
 SPLITS = ("train", "val", "test")
@@ -265,15 +264,6 @@ def check_decay(system: str, shift: str | Mapping[str, object] | None, horizon: 
 def generated_bytes(n: int, resolution: int, nt: int | None = None, itemsize: int = 4) -> int:
     """Memory ``n`` generated samples take as the generators fill them: steady, the source and the solution on
     the grid and some twenty coefficients and parameters; trajectories (``nt`` frames), the frames and five
-    coefficients."""
+    coefficients (``harness.backends.check_host_memory`` checks them against this machine's memory)."""
     cells = resolution * resolution
     return n * (nt * cells * itemsize + 5 * 8 if nt is not None else 2 * cells * itemsize + 20 * 8)
-
-
-def check_memory(need: int, what: str) -> None:
-    """Refuse (DataError) generating ``what`` when its ``need`` bytes exceed this machine's memory, before any
-    of it is allocated."""
-    have = host_memory()
-    if need > have:
-        raise DataError(f"{what} needs about {need / GIB:,.1f} GiB of memory but this machine has "
-                        f"{have / GIB:,.1f} GiB: ask for fewer samples or a lower resolution")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.backends import check_host_memory
 from harness.pde import (
     DEFAULT_FRAMES,
     DEFAULT_HORIZON,
@@ -16,7 +17,6 @@ from harness.pde import (
     TIME_COEFS,
     TIME_MIXED,
     TIME_SYSTEMS,
-    check_memory,
     check_time_request,
     generated_bytes,
     resolve_time_ranges,
@@ -111,7 +111,7 @@ def generate_time(system: str, n: int, *, shift: str | Mapping[str, object] | No
     returned in ``dtype``. A Burgers solve that turns unstable raises DataError naming the coefficients.
     """
     request = time_request(system, shift, n, resolution, nt, horizon, refine, seed, dtype)
-    check_memory(generated_bytes(request["n"], request["resolution"], request["nt"], np.dtype(dtype).itemsize),
+    check_host_memory(generated_bytes(request["n"], request["resolution"], request["nt"], np.dtype(dtype).itemsize),
                  f"generating {request['n']} {system} trajectories of {request['nt']} frames at "
                  f"{request['resolution']}x{request['resolution']}")
     ranges = resolve_time_ranges(system, shift)

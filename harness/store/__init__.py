@@ -12,13 +12,17 @@ Parquet as that spelling, and ``State(text)`` reads it back. What a state means 
 
 The rest of the package is the sweep folder itself: its layout, plan and summary rows (``folders``), atomic
 writes (``atomic``), the results table (``collect``), the manifest (``manifest``), locks (``lock``),
-stale runs (``stale``), status lines (``status``), progress (``progress``, ``watch``).
+stale runs (``stale``), status lines (``status``), progress (``progress``, ``watch``), and the files a user
+names with ``--out`` (``outputs``).
 """
 
 from __future__ import annotations
 
 import re
 from enum import Enum
+from pathlib import Path
+
+DEFAULT_ROOT = Path("results")  # where sweep folders go unless a root is given
 
 # A sweep name or a job id: one plain path part (never `..`, never a separator), as folders under a results root.
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")

@@ -26,12 +26,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from harness.errors import HarnessError
+from harness.job import Pretrain
 from harness.models.fno import FNO
 from harness.pde import TIME_COEFS
 from harness.tasks import MASK_FRAMES, SORT_CHUNKS
@@ -137,11 +137,11 @@ class SortTime(Pooled):
         return F.cross_entropy(pred, target, reduction="none") / math.log(len(ORDERS))
 
 
-def make_pretext(pretrain: dict[str, Any], window: int, times: Sequence[float]) -> Trajectories:
+def make_pretext(pretrain: Pretrain, window: int, times: Sequence[float]) -> Trajectories:
     """The pretext strategy of a job's ``pretrain`` settings on windows of ``window`` frames at ``times``."""
-    name = pretrain["strategy"]
+    name = pretrain.strategy
     if name == "masked":
-        return TimeMasked(window, times, pretrain["mask_ratio"], pretrain["mask_patches"])
+        return TimeMasked(window, times, pretrain.mask_ratio, pretrain.mask_patches)
     kinds = {"derivative": TimeDerivative, "coefficient": TimeCoefficient, "sort_time": SortTime}
     if name not in kinds:
         raise HarnessError(f"pretrain.strategy {name!r} is no pretext task on trajectories (`none` is training from "

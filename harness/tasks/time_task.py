@@ -33,14 +33,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.data import has_data
 from harness.data.samples import Trajectories as FileTrajectories
 from harness.data.source import load as load_file
+from harness.job import JobConfig, Pretrain
 from harness.pde.cache import load_time_split
 from harness.pde.time_dataset import TimeData
 from harness.tasks import target_frame
 from harness.tasks.pretext import make_pretext
-from harness.tasks.task import Task, Tensors
+from harness.tasks.task import Part, Task, Tensors
 from harness.tasks.trajectories import COEF_SCALE, Trajectories, frame_times
 from harness.train.objective import Objective
 from harness.train.strategies import Pretraining
@@ -131,15 +131,19 @@ def rollout(model: nn.Module, test: Tensors, objective: NextStep, device: torch.
 class ForecastTask(Task):
     """``task: fixed_future`` and ``task: next_step``; see the module docstring."""
 
-    def load(self, part: dict[str, Any], split: str, n: int, *, seed: int,
-             cache: Path) -> TimeData | FileTrajectories:
+    def __init__(self, config: JobConfig) -> None:
+        super().__init__(config)
+        assert config.forecast is not None  # a time task's config has its keys (harness.tasks.task_keys)
+        self.forecast = config.forecast
+
+    def load(self, part: Part, split: str, n: int, *, seed: int, cache: Path) -> TimeData | FileTrajectories:
         """A split drawn from the part's files (``data``: trajectories of the task's frames, checked at expand),
-        else of trajectories of ``part["system"]`` at the named level ``part["shift"]``."""
-        if has_data(part):
-            return load_file(part["data"], split, n, seed, cache_dir=str(cache))
-        cfg = self.config
-        return load_time_split(part["system"], split, n, shift=part["shift"], resolution=cfg["resolution"],
-                                   nt=cfg["nt"], horizon=cfg["horizon"], seed=seed, cache_dir=cache)
+        else of trajectories of ``part.system`` at the named level ``part.shift``."""
+        if part.data is not None:
+            return load_file(part.data, split, n, seed, cache_dir=str(cache))
+        time = self.forecast
+        return load_time_split(part.system, split, n, shift=part.shift, resolution=self.config.resolution,
+                               nt=time.nt, horizon=time.horizon, seed=seed, cache_dir=cache)
 
     def stats(self, train: TimeData, pretrained: dict[str, Any] | None) -> dict[str, Any]:
         """The fixed coefficient scales, whatever the data or the pretraining (see the module docstring)."""
@@ -152,16 +156,17 @@ class ForecastTask(Task):
 
     def objective(self, loss: str) -> Trajectories:
         """``FixedFuture`` or ``NextStep``, as the config's task."""
-        cfg, times = self.config, frame_times(self.config)
-        if cfg["task"] == "fixed_future":
-            return FixedFuture(cfg["time_window"], times, cfg["target"], loss)
-        return NextStep(cfg["time_window"], times, cfg["unroll"], loss)
+        time, times = self.forecast, frame_times(self.forecast)
+        if time.task == "fixed_future":
+            assert time.target is not None  # a supervised fixed_future job's keys hold its target
+            return FixedFuture(time.time_window, times, time.target, loss)
+        return NextStep(time.time_window, times, time.unroll or 0, loss)
 
-    def strategy(self, pretrain: dict[str, Any]) -> Pretraining:
+    def strategy(self, pretrain: Pretrain) -> Pretraining:
         """Supervised: the task's objective; else a pretext task on windows (``harness.tasks.pretext``)."""
-        if pretrain["strategy"] == "supervised":
-            return self.objective(pretrain["train"]["loss"])
-        return make_pretext(pretrain, self.config["time_window"], frame_times(self.config))
+        if pretrain.strategy == "supervised":
+            return self.objective(pretrain.train.loss)
+        return make_pretext(pretrain, self.forecast.time_window, frame_times(self.forecast))
 
     def test_metrics(self, model: nn.Module, test: Tensors, objective: Objective,
                      device: torch.device) -> dict[str, Any]:

@@ -8,12 +8,11 @@ input is a window of frames as channels, then the five coefficient channels, eac
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
 
-from harness.job import TrainConfig
+from harness.job import Forecast, TrainConfig
 from harness.pde import TIME_COEFS, TIME_SHIFT_LEVELS, TIME_SYSTEMS
 from harness.tasks import window_channels
 from harness.train.steady_augment import Augment
@@ -26,9 +25,9 @@ COEF_SCALE = tuple(max(levels["id"][_PARAM[c]][1] for levels in TIME_SHIFT_LEVEL
                    for c in TIME_COEFS)
 
 
-def frame_times(config: dict[str, Any]) -> np.ndarray:
+def frame_times(config: Forecast) -> np.ndarray:
     """The times (nt,) of a job's frames: evenly spaced from 0 to its ``horizon``, as the generator's."""
-    return np.linspace(0.0, config["horizon"], config["nt"])
+    return np.linspace(0.0, config.horizon, config.nt)
 
 
 def systems_of(coefs: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ import torch
 import yaml
 from torch import nn
 
+from harness.job import Downstream, Forecast, JobConfig, Model
 from harness.pde.cache import resolve_cache_dir
 from harness.pde.time_dataset import generate_time
 from harness.tasks import MASK_FRAMES, SORT_CHUNKS
@@ -178,9 +179,8 @@ def test_the_system_of_each_trajectory_follows_from_its_coefficients_and_augment
 
 
 def test_next_step_training_with_pushforward_learns_and_resumes_bit_identically(tmp_path):
-    task = ForecastTask({"task": "next_step", "resolution": R, "nt": NT, "horizon": 2.0, "time_window": W,
-                         "unroll": 2})
-    part = {"system": "advection", "shift": "id"}
+    task = ForecastTask(JobConfig(R, 0, Model(), forecast=Forecast("next_step", W, NT, 2.0, unroll=2)))
+    part = Downstream(system="advection", shift="id")
     data = {split: task.tensors(task.load(part, split, n, seed=0, cache=Path(resolve_cache_dir())), {})
             for split, n in (("train", 24), ("val", 8))}
     objective = task.objective("sse")

@@ -13,7 +13,7 @@ import yaml
 
 from harness import pde
 from harness.errors import HarnessError
-from harness.job import TrainConfig
+from harness.job import Job, Pretrain, TrainConfig
 from harness.job.run import run_job
 from harness.pde.steady_dataset import compute_stats, generate
 from harness.store.folders import run_dir
@@ -92,10 +92,10 @@ def test_masked_settings_are_checked():
     with pytest.raises(HarnessError, match="must divide the grid"):
         Masked(ratio=0.75, patches=5).view(torch.zeros(1, 7, 16, 16), torch.zeros(1, 1, 16, 16), generator())
     with pytest.raises(HarnessError, match="training from scratch"):
-        make_strategy({"strategy": "none"})
-    strategy = make_strategy({"strategy": "masked", "mask_ratio": 0.5, "mask_patches": 4})
+        make_strategy(Pretrain(strategy="none"))
+    strategy = make_strategy(Pretrain(strategy="masked", mask_ratio=0.5, mask_patches=4))
     assert (strategy.ratio, strategy.patches, strategy.dropped) == (0.5, 4, ("head.",))
-    assert make_strategy({"strategy": "supervised"}).dropped == ()
+    assert make_strategy(Pretrain(strategy="supervised")).dropped == ()
 
 
 def test_coefficient_regression_recovers_helmholtz_coefficients(tmp_path):
@@ -129,7 +129,7 @@ def test_coefficient_regression_recovers_helmholtz_coefficients(tmp_path):
 def test_pretext_training_lowers_its_metric_and_resumes_bit_identically(tmp_path, name):
     x, y, _ = poisson_xy(64, seed=0)
     val = poisson_xy(32, seed=1)[:2]
-    strategy = make_strategy({"strategy": name, "mask_ratio": 0.75, "mask_patches": 4})
+    strategy = make_strategy(Pretrain(strategy=name, mask_ratio=0.75, mask_patches=4))
     cfg = TrainConfig(epochs=6, lr=1e-2, batch_size=16, augment="scale", augment_prob=0.5, checkpoint_every_s=0.0)
 
     def fit(workdir: Path, on_eval=None):
@@ -141,7 +141,7 @@ def test_pretext_training_lowers_its_metric_and_resumes_bit_identically(tmp_path
     assert_learns_and_resumes(fit, tmp_path, kill_at=9)  # two epochs and a batch in
 
 
-def tiny_sweep(**matrix: list) -> list[dict]:
+def tiny_sweep(**matrix: list) -> list[Job]:
     spec = {
         "name": "tiny-strategies",
         "base": {
@@ -161,8 +161,8 @@ def tiny_sweep(**matrix: list) -> list[dict]:
 def test_finetuning_keeps_the_trunk_and_drops_the_pretext_head(tmp_path):
     jobs = tiny_sweep(**{"pretrain.strategy": ["supervised", "masked", "coefficient"],
                          "init": ["pretrained"]})
-    rows = {job["id"]: run_job(job, tmp_path) for job in jobs}
-    by_id = {job["id"]: job for job in jobs}
+    rows = {job.id: run_job(job, tmp_path) for job in jobs}
+    by_id = {job.id: job for job in jobs}
     expected = {"supervised": "head,lifting,pointwise,spectral", "masked": "lifting,pointwise,spectral",
                 "coefficient": "pointwise,spectral"}
     for jid, row in rows.items():
@@ -172,7 +172,7 @@ def test_finetuning_keeps_the_trunk_and_drops_the_pretext_head(tmp_path):
             continue
         assert row["status"] == "ok" and row["transferred"] == expected[strategy], row
         sweep = tmp_path / "tiny-strategies"
-        pretrained = load(run_dir(sweep, by_id[jid]["depends_on"]) / "ckpt" / "best.pt")["model"]
+        pretrained = load(run_dir(sweep, by_id[jid].depends_on) / "ckpt" / "best.pt")["model"]
         finetuned = load(run_dir(sweep, jid) / "ckpt" / "best.pt")["model"]
         for name, value in finetuned.items():
             kept = name.split(".")[0] in row["transferred"].split(",")
