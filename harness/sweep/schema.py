@@ -119,12 +119,11 @@ def check_value(key: str, value: Any, where: Where, loc: str) -> Any:
         return _check_int(key, value, where, loc)
     if isinstance(default, float):
         value = _check_float(value, where, loc)
-    if key.startswith("stream."):  # the stream group's own rules, located here (expand applies them per point)
-        try:
-            StreamConfig.from_dict({key.removeprefix("stream."): value})
-        except HarnessError as exc:
-            raise where.fail(loc, str(exc), "see `stream:` in docs/contracts.md") from None
-    if isinstance(default, float):
+        if key.startswith("stream."):  # the stream group's bounds, located here (expand applies them per point)
+            try:
+                StreamConfig.from_dict({key.removeprefix("stream."): value})
+            except HarnessError as exc:
+                raise where.fail(loc, str(exc), "see `stream:` in docs/contracts.md") from None
         return value
     choices = CHOICES.get(key)
     if not isinstance(value, str) or (choices and value not in choices):
