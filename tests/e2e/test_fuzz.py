@@ -44,9 +44,9 @@ COMMON = {"derandomize": True, "deadline": None, "database": None, "print_blob":
 settings.register_profile("ci", max_examples=100, **COMMON)
 settings.register_profile("long", max_examples=2000, **COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-# Examples per test, in hundredths of the profile's: sweep files 3x; per command, the cheap ones about a
-# third, those that fit a report or draw a figure fewer.
-SHARES = {"sweeps": 300, "report": 6, "show": 12, "expand": 25}
+# Examples per test, in hundredths of the profile's: sweep files 1.5x; per command, the cheap ones about a
+# third, those that fit a report or draw a figure (seconds each) a few.
+SHARES = {"sweeps": 150, "report": 3, "show": 6, "expand": 25}
 DEFAULT_SHARE = 35
 
 
@@ -333,7 +333,7 @@ def param_values(param: click.Parameter, command: str, work: Path) -> st.SearchS
         return mostly(st.sampled_from(list(kind.choices)), TEXT)
     if isinstance(kind, click.types.IntParamType):
         return numbers([1, 2, 4], [0, -1, 10**12, 2**63, -2**63])
-    if kind.name in ("float", "number"):  # click's FLOAT, harness.arguments.Finite
+    if kind.name in ("float", "number"):  # click's FLOAT, harness.cli.Finite
         return numbers([0.5, 1, 4], [0, -1, "nan", "inf", "1e309"])
     return mostly(st.sampled_from(["gpu", "a"]), TEXT)
 
