@@ -312,7 +312,7 @@ def tune_status(sweep: str | None, root: Path) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Output file: .npz (the harness's own), or .h5 for a data file a sweep reads.")
 @click.option("--format", "fmt", type=click.Choice(["arrays", "tl-scaling", "pretraining-pdes"]), default=None,
-              help="Layout of an .h5 file (README, Data files): arrays or tl-scaling (steady systems, default "
+              help="Layout of an .h5 file (docs/data-files.md): arrays or tl-scaling (steady systems, default "
                    "arrays), pretraining-pdes (trajectories, the default for them).")
 @FORCE
 @friendly

@@ -97,7 +97,7 @@ def _execute(job: Job, root: Path, folder: Path, device: torch.device,
     tcfg = job.train or TrainConfig()  # a zero-shot job trains nothing: its objective's loss is the default
     objective = strategy if stage == "pretrain" else task.objective(tcfg.loss)
     seed_everything(seed)  # before the model: its initial weights are drawn from the seed
-    model = task.model(objective, job.part_name, part, cfg.model.width, cfg.model.modes)
+    model = task.model(objective, job.part_name, part, cfg.model)  # its family and sizes (harness.models)
     metrics: dict[str, Any] = {"n_params": model.num_params(), "transferred": ""}
     if job.depends_on:
         assert strategy is not None and cfg.pretrain is not None  # a job that depends on one has its pretraining

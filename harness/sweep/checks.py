@@ -13,7 +13,8 @@ sweep fails before anything is written or queued (on Slurm: before waiting in th
   against `resolution`, the task's kind of data (steady samples; trajectories with the task's `nt` frames over
   its `horizon`), rows for each split's n (``check_source``, as the data step's ``load``), and for the steady
   task supervised pretraining on a file and a zero-shot model of the data's channels;
-- model: `model.modes` fit the grid -- ``harness.models.check_modes``, as ``FNO.forward``;
+- model: resolved before these checks (``harness.sweep.families``): the family and its sizes, which fit the grid
+  (``harness.models.Family.check_grid``, as the modules' ``features``);
 - training: every train setting and the constraints between them -- ``TrainConfig``, as the training loop (when
   the point's typed config is built, ``harness.sweep.expand.resolve``);
 - zero-shot only of a supervised pretraining (a pretext head predicts no solution), and a pretraining loss
@@ -21,7 +22,8 @@ sweep fails before anything is written or queued (on Slurm: before waiting in th
 - memory: each generated split a stage reads, held whole while it is generated, fits the largest host memory a
   backend offers (``harness.pde.generated_bytes``, ``harness.backends.largest_host``); parameters, Adam state,
   one batch's activations and the resident data of each training stage
-  (``harness.models.train_memory`` with the task's input channels and sample sizes,
+  (``harness.models.Family.train_memory`` of the point's family, attention's probabilities included, with the
+  task's input channels and sample sizes,
   ``harness.tasks.resident_sizes``) fit the largest device a backend offers
   (``harness.backends.largest_device``); a training set that streams there (the `stream` group,
   ``harness.job.StreamConfig.streams``, as ``harness.train.stream.over_budget`` at run time) counts as one
@@ -41,7 +43,7 @@ from harness.data import PARTS, has_data
 from harness.data.parts import check_needs, model_channels, needs_of, resolve_part
 from harness.errors import HarnessError
 from harness.job import Downstream, JobConfig, Point, Pretrain, TrainConfig
-from harness.models import FLOAT_BYTES, Memory, check_modes, train_memory
+from harness.models import FLOAT_BYTES, Memory, arch_of, family, sizes_of
 from harness.pde import generated_bytes
 from harness.store import Stage
 from harness.sweep.schema import Where
@@ -127,13 +129,12 @@ def _check_data(stages: Stages, cache_dir: str | None) -> None:
 
 
 def _check(config: Point, stages: Stages, bounds: Bounds) -> None:
-    res, pretrain, names = config.resolution, config.pretrain, [stage for stage, _ in stages]
+    pretrain, names = config.pretrain, [stage for stage, _ in stages]
     _check_data(stages, bounds.cache_dir)
     try:
         check_task(config, names)
     except TaskRuleError as exc:
         raise _Bad(exc.key, str(exc)) from None
-    _run("model.modes", check_modes, config.model.modes, res, res)
     strategy = pretrain.strategy
     if "zeroshot" in names and strategy != "supervised":
         raise _Bad("init", f"init zeroshot needs pretrain.strategy supervised, not {strategy}; add "
@@ -173,7 +174,8 @@ def _check_memory(key: str, config: Point, settings: TrainConfig, part: Pretrain
                   device: Device) -> None:
     """Refuse a training stage (``key``: its train settings; ``part``: its data) whose ``train_memory`` exceeds the
     largest device, its training set counted as one batch where it streams there."""
-    width, modes, res, stream = config.model.width, config.model.modes, config.resolution, config.stream
+    rules, sizes = family(arch_of(config.model)), sizes_of(config.model)
+    res, stream = config.resolution, config.stream
     in_channels, sample_floats = resident_sizes(config)
     assert part.n_train is not None  # a training stage's part has its training-set size
     n_train, n_val, batch = part.n_train, part.n_val, min(settings.batch_size, part.n_train)
@@ -185,8 +187,8 @@ def _check_memory(key: str, config: Point, settings: TrainConfig, part: Pretrain
     streams = streamable and stream.streams(n_train * sample_floats * FLOAT_BYTES, device.bytes)
 
     def need(samples: int) -> Memory:
-        return train_memory(width, modes, res, batch=batch, samples=samples, in_channels=in_channels,
-                            sample_floats=sample_floats)
+        return rules.train_memory(sizes, resolution=res, batch=batch, samples=samples, in_channels=in_channels,
+                                  out_channels=1, sample_floats=sample_floats)
 
     held = need((batch if streams else n_train) + n_val)
     if held.total <= device.bytes:
@@ -199,10 +201,10 @@ def _check_memory(key: str, config: Point, settings: TrainConfig, part: Pretrain
             f"({held.data / GIB:,.1f} GiB of data) but the largest device a backend offers has "
             f"{device.bytes / GIB:,.1f} GiB ({device.what}), and {setting[1]}; set stream.mode: auto (with "
             "stream.budget_gb: 0) or always to read the training batches from the cache file"))
-    raise _Bad("model.width", (
+    raise _Bad("model.params" if config.model.params is not None else f"model.{rules.width_keys[0]}", (
         f"training needs about {held.total / GIB:,.1f} GiB (parameters with gradients and Adam state "
         f"{held.params / GIB:,.1f} GiB, one batch's activations {held.activations / GIB:,.1f} GiB, "
         f"{'one streamed training batch' if streams else 'training'} and validation data "
         f"{held.data / GIB:,.1f} GiB) but the largest device a backend offers "
-        f"has {device.bytes / GIB:,.1f} GiB ({device.what}); use a smaller model.width, model.modes, "
-        f"resolution, {key}.batch_size or n_train, or set slurm.mem_gb to the memory of a bigger device"))
+        f"has {device.bytes / GIB:,.1f} GiB ({device.what}); use {rules.memory_fix}, a smaller resolution, "
+        f"{key}.batch_size or n_train, or set slurm.mem_gb to the memory of a bigger device"))

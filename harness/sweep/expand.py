@@ -24,6 +24,7 @@ from harness.pde import LAYOUT_VERSION
 from harness.store import Stage
 from harness.sweep.checks import Bounds, check_point, resolve_data
 from harness.sweep.dotted import copy_tree, set_dotted
+from harness.sweep.families import resolve_family
 from harness.sweep.spec import MAX_JOBS, Sweep
 from harness.sweep.tune import for_stage, trial_configs
 from harness.tasks import task_keys
@@ -64,15 +65,17 @@ def _points(sweep: Sweep) -> Iterator[dict[str, Any]]:
 
 def resolve(sweep: Sweep, point: dict[str, Any], cache_dir: str | None = None) -> Point:
     """The resolved config of one point: defaults, then `base`, then the point's assignments, with its data files
-    checked and resolved (``harness.sweep.checks.resolve_data``, their fingerprints cached in ``cache_dir``); train
-    or stream settings that break a rule between them are refused at the point."""
+    checked and resolved (``harness.sweep.checks.resolve_data``, their fingerprints cached in ``cache_dir``) and
+    its model group resolved into its family's sizes (``harness.sweep.families``); train or stream settings that
+    break a rule between them, and a model its family refuses, are refused at the point."""
     tree = copy_tree(sweep.base)
     for key, value in point.items():
         set_dotted(tree, key, value)
     try:
-        return Point.from_dict(resolve_data(point, tree, sweep.where, str(Path(sweep.path).parent), cache_dir))
+        config = Point.from_dict(resolve_data(point, tree, sweep.where, str(Path(sweep.path).parent), cache_dir))
     except ConfigError as exc:
         raise sweep.where.at_point(exc.key, point, str(exc)) from None
+    return resolve_family(point, config, sweep.where)  # the model group -> the family's sizes
 
 
 def data_seed_of(config: Point, part: str) -> int:

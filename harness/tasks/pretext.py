@@ -3,7 +3,7 @@
 Every pretext view takes a window of ``window`` consecutive frames at a random start of each trajectory (as the
 paper pretrains on random windows) and never reads a frame outside it: the targets come from the inputs
 (self-supervised) or, for coefficient regression, from the equation's coefficients. The model is the task's
-FNO (``window`` frame channels and the five coefficient channels in), with its own head; fine-tuning drops the
+(``window`` frame channels and the five coefficient channels in, any family), with its own head; fine-tuning drops the
 head (``head.``) and keeps the trunk and the lifting.
 
 - ``masked``: ``mask_ratio`` of the spatio-temporal patches (``MASK_FRAMES`` frames by (R / ``mask_patches``)^2
@@ -32,7 +32,8 @@ import torch.nn.functional as F
 
 from harness.errors import HarnessError
 from harness.job import Pretrain
-from harness.models.fno import FNO
+from harness.models import ModelKeys
+from harness.models.operator import Operator
 from harness.pde import TIME_COEFS
 from harness.tasks import MASK_FRAMES, SORT_CHUNKS
 from harness.tasks.trajectories import COEF_SCALE, Trajectories
@@ -91,13 +92,13 @@ class TimeDerivative(Trajectories):
 
 
 class Pooled(Trajectories):
-    """A pretext task predicting one vector per sample: the FNO's head is a ``PooledHead``."""
+    """A pretext task predicting one vector per sample: the model's head is a ``PooledHead``."""
 
-    def build_model(self, width: int, modes: int) -> FNO:
-        """The task's FNO with a ``PooledHead`` of ``out_channels`` outputs."""
-        model = super().build_model(width, modes)
-        model.head = PooledHead(width, self.out_channels)
-        return model
+    def build_model(self, model: ModelKeys, resolution: int) -> Operator:
+        """The task's model with a ``PooledHead`` of ``out_channels`` outputs on its features."""
+        module = super().build_model(model, resolution)
+        module.head = PooledHead(module.feature_channels, self.out_channels)
+        return module
 
 
 class TimeCoefficient(Pooled):

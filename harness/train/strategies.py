@@ -17,9 +17,10 @@ pretext inputs and targets -- as its own (model input, target):
   recoverable from that input; channels a system lacks are 0 and are learnt as 0. Pooled head (global
   average of the trunk features -> Linear -> 6). Loss: MSE; metric: relative L2 of the coefficient vector.
 
-The pretext tasks train their own head (``head.``) on a shared FNO trunk; fine-tuning drops the head, and for
-``coefficient`` also the lifting (its input has 2 channels, the downstream input 7): the summary's
-``transferred`` column then reads ``pointwise,spectral``. The ``none`` strategy is training from scratch
+The pretext tasks train their own head (``head.``) on the shared trunk of the job's model (any family:
+``harness.models``); fine-tuning drops the head, and for ``coefficient`` also the lifting (its input has 2
+channels, the downstream input 7): the summary's ``transferred`` column then reads ``pointwise,spectral`` for an
+FNO (the trunk's top-level modules). The ``none`` strategy is training from scratch
 (``harness.sweep.expand`` turns it into a scratch job): it has no pretraining.
 """
 
@@ -32,7 +33,9 @@ from torch import nn
 
 from harness.errors import HarnessError
 from harness.job import Pretrain
-from harness.models.fno import FNO
+from harness.models import ModelKeys
+from harness.models.build import model_of
+from harness.models.operator import Operator
 from harness.pde import COMMON_CHANNELS
 from harness.pde.fourier import spectral_grad, spectral_hessian
 from harness.train import STEADY_IN_CHANNELS, TIME_ONLY_STRATEGIES, check_patch_grid, masked_patches
@@ -47,9 +50,10 @@ class Pretraining(Objective):
     out_channels = 1
     dropped: tuple[str, ...] = ("head.",)  # weight-name prefixes that fine-tuning does not load
 
-    def build_model(self, width: int, modes: int) -> FNO:
-        """The FNO this strategy pretrains (the shared trunk sizes, its own input and head)."""
-        return FNO(width=width, modes=modes, in_channels=self.in_channels, out_channels=self.out_channels)
+    def build_model(self, model: ModelKeys, resolution: int) -> Operator:
+        """The model this strategy trains: a job config's ``model`` (family and sizes: the shared trunk) on its
+        ``resolution`` grid, with the strategy's own input channels and head."""
+        return model_of(model, in_channels=self.in_channels, out_channels=self.out_channels, resolution=resolution)
 
 
 class Supervised(Pretraining):
@@ -125,14 +129,15 @@ class Derivative(Pretraining):
 
 
 class PooledHead(nn.Module):
-    """Global average pool of the trunk features (B, width, H, W) -> Linear -> (B, out_channels)."""
+    """Global average pool of the trunk features (B, F, H, W) -> Linear -> (B, out_channels); F is the model's
+    ``feature_channels`` (any family's)."""
 
-    def __init__(self, width: int, out_channels: int) -> None:
+    def __init__(self, features: int, out_channels: int) -> None:
         super().__init__()
-        self.linear = nn.Linear(width, out_channels)
+        self.linear = nn.Linear(features, out_channels)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """(B, width, H, W) -> (B, out_channels)."""
+        """(B, F, H, W) -> (B, out_channels)."""
         return self.linear(h.mean(dim=(-2, -1)))
 
 
@@ -144,11 +149,11 @@ class Coefficient(Pretraining):
     out_channels = len(COMMON_CHANNELS)
     dropped = ("head.", "lifting.")
 
-    def build_model(self, width: int, modes: int) -> FNO:
-        """An FNO on (source, solution) whose head is a ``PooledHead``."""
-        model = super().build_model(width, modes)
-        model.head = PooledHead(width, self.out_channels)
-        return model
+    def build_model(self, model: ModelKeys, resolution: int) -> Operator:
+        """The model on (source, solution) with a ``PooledHead`` on its features."""
+        module = super().build_model(model, resolution)
+        module.head = PooledHead(module.feature_channels, self.out_channels)
+        return module
 
     def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Input: (source channel, solution); target: the coefficient channels' values (B, 6)."""

@@ -46,6 +46,7 @@ def _expand(tmp_path: Path, text: str) -> tuple[int, str, Path]:
     return result.exit_code, result.output, root
 
 
+@pytest.mark.slow  # end to end: two real `harness submit` processes
 def test_a_job_streamed_through_the_cli_gives_the_resident_result(tmp_path: Path) -> None:
     rows = {}
     for mode in ("never", "always"):
