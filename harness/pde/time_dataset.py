@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.backends import check_host_memory
 from harness.pde import (
     DEFAULT_FRAMES,
     DEFAULT_HORIZON,
@@ -17,6 +18,7 @@ from harness.pde import (
     TIME_MIXED,
     TIME_SYSTEMS,
     check_time_request,
+    generated_bytes,
     resolve_time_ranges,
 )
 from harness.pde.steady_dataset import BLOCK, check_request, fill_blocks, stream_tag
@@ -109,6 +111,9 @@ def generate_time(system: str, n: int, *, shift: str | Mapping[str, object] | No
     returned in ``dtype``. A Burgers solve that turns unstable raises DataError naming the coefficients.
     """
     request = time_request(system, shift, n, resolution, nt, horizon, refine, seed, dtype)
+    check_host_memory(generated_bytes(request["n"], request["resolution"], request["nt"], np.dtype(dtype).itemsize),
+                 f"generating {request['n']} {system} trajectories of {request['nt']} frames at "
+                 f"{request['resolution']}x{request['resolution']}")
     ranges = resolve_time_ranges(system, shift)
     t = np.linspace(0.0, request["horizon"], request["nt"])
     out: dict[str, np.ndarray] = {}

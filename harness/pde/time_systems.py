@@ -25,11 +25,11 @@ from collections.abc import Mapping
 import numpy as np
 
 from harness.errors import DataError
-from harness.pde import DEFAULT_REFINE, TIME_COEFS, TIME_SYSTEMS, Ranges
+from harness.pde import DEFAULT_REFINE, MAX_WAVENUMBER, TIME_COEFS, TIME_SYSTEMS, Ranges
 from harness.pde.fourier import rfft2
 from harness.pde.time_solve import BURGERS_CFL, advection_frames, burgers_frames, heat_frames, sine_spectrum
 
-N_MODES, MAX_WAVENUMBER, AMPLITUDE = 5, 3, 0.5
+N_MODES, AMPLITUDE = 5, 0.5
 
 
 def sample_time_block(system: str, rng: np.random.Generator, size: int, keep: int, ranges: Ranges,

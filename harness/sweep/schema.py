@@ -8,13 +8,14 @@ key (and its YAML line), the problem and the fix.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from typing import Any
 
 from harness.data import parse_spec
-from harness.errors import DataFileError, SweepError
+from harness.errors import DataFileError, HarnessError, SweepError
 from harness.job import CHOICES as TRAIN_CHOICES
-from harness.job import STREAM_MODES, Point
+from harness.job import STREAM_MODES, Point, StreamConfig
 from harness.models import ARCHS, DEFAULT_ARCH, MODEL_KEYS, SIZE_KEYS
 from harness.pde import MIXED, SHIFT_LEVELS, SYSTEMS, TIME_MIXED, TIME_SYSTEMS
 from harness.store import Stage
@@ -59,6 +60,7 @@ OPTIONAL_FLOAT_KEYS = ("model.params",)
 # source on disk, a mapping checked by ``harness.data.parse_spec`` here and against its files at expand.
 DATA_KEYS = ("pretrain.data", "downstream.data")
 LEAVES: dict[str, Any] = flatten(DEFAULTS)
+MAX_INT = (1 << 63) - 1  # a job's values are int64 columns of jobs.parquet and results
 
 
 class Where:
@@ -98,6 +100,8 @@ def suggest(key: str, valid: list[str] | tuple[str, ...]) -> str:
 
 def check_key(key: str, where: Where, loc: str) -> None:
     """Raise unless `key` is a dotted config key (a group name or a typo gets a suggestion)."""
+    if not isinstance(key, str):
+        raise where.fail(loc, f"key {key!r} is not a name", "write a dotted key such as model.width")
     if key not in LEAVES and key not in DATA_KEYS:
         if any(leaf.startswith(key + ".") for leaf in LEAVES):
             raise where.fail(loc, f"`{key}` is a group, not a value", f"set one of its keys, e.g. `{key}.<key>`")
@@ -123,7 +127,13 @@ def check_value(key: str, value: Any, where: Where, loc: str) -> Any:
     if isinstance(default, int):
         return _check_int(key, value, where, loc)
     if isinstance(default, float):
-        return _check_float(value, where, loc)
+        value = _check_float(value, where, loc)
+        if key.startswith("stream."):  # the stream group's bounds, located here (expand applies them per point)
+            try:
+                StreamConfig.from_dict({key.removeprefix("stream."): value})
+            except HarnessError as exc:
+                raise where.fail(loc, str(exc), "see `stream:` in docs/contracts.md") from None
+        return value
     choices = CHOICES.get(key)
     if not isinstance(value, str) or (choices and value not in choices):
         raise where.fail(loc, f"invalid value {value!r}", "choose one of " + ", ".join(choices or ("a string",)))
@@ -144,6 +154,8 @@ def _check_data(key: str, value: Any, where: Where, loc: str) -> dict[str, Any] 
 def _check_int(key: str, value: Any, where: Where, loc: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise where.fail(loc, f"expected an integer, got {value!r}", "write a whole number such as 16")
+    if abs(value) > MAX_INT:
+        raise where.fail(loc, f"{value} is out of range", f"use a whole number of at most {MAX_INT} (int64)")
     if key in POSITIVE_KEYS and value < 1:
         raise where.fail(loc, f"must be >= 1, got {value}", "use a positive number")
     if key in SEED_KEYS and value < 0:
@@ -158,10 +170,16 @@ def _check_float(value: Any, where: Where, loc: str, minimum: float = 0.0) -> fl
         value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise where.fail(loc, f"expected a number, got {value!r}", "write a number such as 1.0e-3")
-    if value < minimum:
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond floating point
+        number = math.inf
+    if not math.isfinite(number):
+        raise where.fail(loc, f"must be a finite number, got {value}", "write a number such as 1.0e-3")
+    if number < minimum:
         raise where.fail(loc, f"must be >= {minimum:g}, got {value}",
                          f"use a number >= {minimum:g}" if minimum else "use a non-negative number")
-    return float(value)
+    return number
 
 
 def _check_shift(value: Any, where: Where, loc: str) -> str | list[float]:
@@ -171,7 +189,7 @@ def _check_shift(value: Any, where: Where, loc: str) -> str | list[float]:
                              "choose one of " + ", ".join(SHIFT_NAMES) + " or an explicit [lo, hi] range")
         return value
     ok = isinstance(value, list) and len(value) == 2 and all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool) and abs(v) <= MAX_INT) for v in value)
     if not ok:
         raise where.fail(loc, f"invalid shift {value!r}", "give a level name or a [lo, hi] coefficient range")
     lo, hi = float(value[0]), float(value[1])

@@ -42,6 +42,7 @@ from harness.pde import (
     TIME_SHIFT_LEVELS,
     TIME_SYSTEMS,
     check_augment,
+    check_decay,
     check_time_request,
     resolve_ranges,
     resolve_time_ranges,
@@ -176,6 +177,7 @@ def _check_time(config: Point, stages: list[str]) -> None:
             raise TaskRuleError(f"{name}.shift", f"{shift} is a range, but the time-dependent systems take a named "
                                                  f"level: {', '.join(levels)} for {system}")
         _data(f"{name}.shift", resolve_time_ranges, system, shift)
+        _data("horizon", check_decay, system, shift, config.horizon)
     if "pretrain" in stages:
         _check_pretext(config, window)
     for key, (augment, part) in _trained(config, stages).items():
