@@ -243,6 +243,7 @@ NUMBER = re.compile(
 )  # 16, 0.025, 2,048, 1e-3, 17K; not inside a word (L2, w16m8, 2D)
 _UNIT = re.compile(r"\s?(?:x|×|%)?\s*")  # what may stand between a number and its marker
 _DESIGN = re.compile(r"\bN\s*(?:=|<=|>=|<|>|≤|≥)\s*$")  # "N = 8": a sample count of the design, not a measurement
+_SHOWN = re.compile(r"\d[\d,.]*(?:[eE][-+]?\d+)?[KM]?x?\s\([^()\n]*\)$")  # "value (interval)" as a display writes it
 _HIDDEN = re.compile(r"<!--.*?-->|`[^`\n]*`|\]\([^)\n]*\)", re.S)  # comments, inline code, link targets
 
 
@@ -274,8 +275,13 @@ def check_readings(markdown_text: str, claims: pd.DataFrame) -> list[str]:
             continue
         claim = table.loc[cid]
         before = hidden[: marker.start()].rstrip()
+        shown = _SHOWN.search(before) if end is None else None
         if end is None and before.endswith(str(claim["display"])):
             covered |= {s for s in numbers if len(before) - len(str(claim["display"])) <= s < len(before)}
+        elif shown is not None:  # a display-shaped quote, "0.0082 (0.0063-0.0081)", that is not the claim's
+            covered |= {s for s in numbers if shown.start() <= s < len(before)}
+            quoted = shown.group().strip()
+            problems.append(f"{where}: {cid} is quoted as \"{quoted}\", the runs give \"{claim['display']}\"")
         elif number is None:
             problems.append(f"{where}: the marker of {cid} follows no number")
         else:

@@ -49,6 +49,10 @@ def test_a_number_changed_by_hand_fails_the_check(claims: pd.DataFrame) -> None:
     text = (REFERENCE / "README.md").read_text()
     quoted = "0.0072 (0.0063-0.0081)<!--claim:study.err.scratch.poisson.id.w16m8.n2048-->"
     assert quoted in text
+    displayed = check_readings(text.replace(quoted, quoted.replace("0.0072 (", "0.0082 (")), claims)
+    line = text[: text.index(quoted)].count("\n") + 1
+    assert displayed == [f'line {line}: study.err.scratch.poisson.id.w16m8.n2048 is quoted as "0.0082 (0.0063-0.0081)",'
+                         ' the runs give "0.0072 (0.0063-0.0081)"']
     for wrong in ("0.0082", "0.00724"):  # another value; more digits than the interval supports
         problems = check_readings(text.replace(quoted, quoted.replace("0.0072 (0.0063-0.0081)", wrong)), claims)
         assert len(problems) == 1 and "err.scratch.poisson.id.w16m8.n2048" in problems[0], wrong
