@@ -3,7 +3,6 @@ fingerprints in the job ids, fine-tuning on a file equal to fine-tuning on the g
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -14,9 +13,12 @@ from harness.data.fingerprint import fingerprint
 from harness.data.formats import write_tl_scaling
 from harness.data.samples import samples_of
 from harness.data.source import load
+from harness.job import Job, JobConfig, Model
 from harness.job.run import data_seed
 from harness.models.fno import FNO
 from harness.pde.cache import load_split
+from harness.store import Stage
+from harness.store.folders import read_plan
 from tests import data_layouts
 from tests.helpers import cli, harness, results, write_sweep
 
@@ -72,25 +74,25 @@ def test_a_sweep_over_each_layout_runs_on_the_samples_written(tmp_path: Path) ->
     rows = results(root, "files")
     assert len(rows) == 4 and set(rows["status"]) == {"ok"}, rows[["status", "error"]]
     assert np.isfinite(rows["test_rel_l2"]).all()
-    for job in json.loads((root / "files" / "plan.json").read_text())["jobs"]:
+    for job in read_plan(root / "files").jobs:
         part = job.config.downstream
-        key = next(k for k, name in FILES.items() if part["data"]["path"] == str(tmp_path / name))
+        key = next(k for k, name in FILES.items() if part.data.paths["train"] == str(tmp_path / name))
         row = rows.set_index("id").loc[job.id]
         assert row["downstream.data.fingerprint"] == fingerprint(tmp_path / FILES[key])
         assert row["downstream.data.path"] == str(tmp_path / FILES[key])
         seed, splits = data_seed(job), {}
         for split in ("train", "val", "test"):  # what the job drew, as its data step draws it
-            s = load(part["data"], split, part[f"n_{split}"], seed)
+            s = load(part.data, split, getattr(part, f"n_{split}"), seed)
             np.testing.assert_array_equal(s.fields, written[key]["inputs"][s.indices])
             np.testing.assert_array_equal(s.targets, written[key]["targets"][s.indices])
             splits[split] = set(s.indices.tolist())
         train, val, test = splits.values()
         assert not (train & val or train & test or val & test)  # disjoint across splits
-        assert set(load(part["data"], "train", 8, seed).indices) < train  # nested in N
+        assert set(load(part.data, "train", 8, seed).indices) < train  # nested in N
         in_channels = {"tl": 7, "darcy": 1, "arrays-h5": 2 + 3, "arrays-npz": 2}[key]  # the model takes the file's
         assert row["n_params"] == FNO(width=4, modes=4, in_channels=in_channels).num_params()
         assert (row["downstream.system"], row["downstream.shift"]) == (
-            "poisson" if key == "tl" else part["data"]["format"], Path(FILES[key]).stem)  # the report's panels
+            "poisson" if key == "tl" else part.data.format, Path(FILES[key]).stem)  # the report's panels
 
 
 def _written_generated(folder: Path, n: dict[str, int], seed: int) -> dict[str, str]:
@@ -105,7 +107,7 @@ def _written_generated(folder: Path, n: dict[str, int], seed: int) -> dict[str, 
 
 def test_fine_tuning_on_a_tl_scaling_file_of_generated_data_matches_the_generated_data(tmp_path: Path) -> None:
     n = {"train": 16, "val": 8, "test": 8}
-    paths = _written_generated(tmp_path, n, data_seed({"data_seed": 0}, "finetune"))
+    paths = _written_generated(tmp_path, n, data_seed(Job("ft-0", Stage.FINETUNE, "same", JobConfig(R, 0, Model()))))
     darcy = data_layouts.darcy(tmp_path / "darcy.h5", *_darcy_rows(ROWS))
     base = {"pretrain": {"n_train": 32, "n_val": 8, "n_test": 8,
                          "train": {"steps": 50, "lr": 1.0e-2, "batch_size": 16}},
@@ -139,7 +141,7 @@ def test_a_changed_file_changes_the_ids_and_a_file_changed_after_expand_is_refus
 
     def plan() -> dict[str, bool]:
         cli(root, "expand", str(sweep))
-        jobs = json.loads((root / "ids" / "plan.json").read_text())["jobs"]
+        jobs = read_plan(root / "ids").jobs
         return {j.id: j.config.downstream.data is not None for j in jobs}
 
     before = plan()

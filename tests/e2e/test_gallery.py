@@ -64,7 +64,7 @@ def test_show_draws_a_jobs_prediction_which_scores_as_its_summary(pictured, tmp_
     out = tmp_path / "fields.png"
     assert f"wrote {out}" in cli(root, "show", job["id"], "--out", str(out))
     _real_image(out)
-    plan = {j["id"]: j for j in load_plan(root / "pictured")}
+    plan = {j.id: j for j in load_plan(root / "pictured")}
     every = predict_job(plan[job["id"]], root, samples=TINY["base"]["downstream"]["n_test"])
     errors = [np.linalg.norm(p - t) / np.linalg.norm(t) for p, t in zip(every.prediction, every.truth, strict=True)]
     assert np.mean(errors) == pytest.approx(job["test_rel_l2"], rel=1e-4)  # the very model the job tested

@@ -312,10 +312,10 @@ def test_a_pruned_trial_stays_pruned_across_submits(slurm_cluster: str, tmp_path
             assert run_job(job, root)["status"] == "ok"
     assert to_submit(jobs, folder) == [bad]
 
-    sid = submit([bad], root, SlurmResources.from_dict(RES)).submitted[bad["id"]]
+    sid = submit([bad], root, SlurmResources.from_dict(RES)).submitted[bad.id]
     assert wait_settled(folder) == {j.id: "pruned" if j is bad else "ok" for j in jobs}
     wait_for(lambda: sacct(sid)[sid].state is None, 60, "Slurm to record COMPLETED")  # the process exited 0
-    assert read_summary(run_dir(folder, bad["id"]))["error"].startswith("pruned at step ")
+    assert read_summary(run_dir(folder, bad.id))["error"].startswith("pruned at step ")
     assert to_submit(jobs, folder) == []
     out = harness(root, "submit", "--backend", "slurm", "--gpus-per-node", "0").stdout
     assert f"0 of {len(jobs)} jobs to run" in out and cli(root, "status").count("pruned") == 1

@@ -4,6 +4,7 @@ partition at submit, and on the real single-node cluster (2 CPUs) a 2-rank job t
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 from pathlib import Path
@@ -17,7 +18,7 @@ from harness.backends.slurm import plan_arrays, submit
 from harness.backends.slurm_checks import parse_limits, rank_problems
 from harness.backends.slurm_state import read_submitted
 from harness.errors import BackendError
-from harness.job import Job, JobConfig, Model, Resources
+from harness.job import Job, JobConfig, Model, Point, Resources
 from harness.job.hooks import HOLD_ENV
 from harness.job.run import run_job
 from harness.store.folders import read_summary, run_dir
@@ -59,7 +60,7 @@ def test_ranks_the_partition_cannot_hold_are_named_with_the_fix() -> None:
 
 
 def test_expand_leaves_cpu_ranks_on_slurm_to_the_partition_check() -> None:
-    four = {"pretrain": {"gpus": 1, "nodes": 1}, "downstream": {"gpus": 4, "nodes": 3}}
+    four = Point.from_dict({"resources": {"gpus": 4, "nodes": 3}})
     assert resource_problem(four, ["scratch"], offer({"gpus_per_node": 0})) is None  # gloo ranks: checked at submit
     key, message = resource_problem(four, ["scratch"], offer({"gpus_per_node": 2}))
     assert key == "resources.gpus" and message.startswith("resources.gpus = 4 but 2 per node are available")
@@ -71,7 +72,7 @@ def test_ranks_the_cluster_cannot_hold_are_refused_at_submit(slurm_cluster: str,
     folder, [the_job] = expand(write_sweep(tmp_path, DDP), root)
     with pytest.raises(BackendError, match=r"resources\.gpus = 3 ranks per node, each with slurm\.cpus_per_task = 1 "
                                            r"CPUs, but partition debug's largest node has 2 CPUs; ask for at most 2"):
-        submit([{**the_job, "resources": {"gpus": 3, "nodes": 1}}], root, SlurmResources.from_dict(RANKS))
+        submit([dataclasses.replace(the_job, resources=Resources(3, 1))], root, SlurmResources.from_dict(RANKS))
     assert read_submitted(folder) == {}
 
 
