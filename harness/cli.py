@@ -355,16 +355,16 @@ def tune_status(sweep: str | None, root: Path) -> None:
 @_friendly
 def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int | None, seed: int,
          out: Path, fmt: str | None) -> None:
-    """Generate one PDE dataset (steady, or trajectories of heat, advection, burgers, mixed_time) and write
-    it to an .npz file for inspection, or to an .h5 data file in a documented layout."""
+    """Generate one PDE dataset (steady, or trajectories of heat, advection, burgers, mixed_time, navier_stokes)
+    and write it to an .npz file for inspection, or to an .h5 data file in a documented layout."""
     from harness import pde
 
     grid = {} if resolution is None else {"resolution": resolution}
-    if system in (*pde.TIME_SYSTEMS, pde.TIME_MIXED):
+    if system in (*pde.ALL_TIME_SYSTEMS, pde.TIME_MIXED):
         result = pde.generate_time(system, n, shift=shift, seed=seed, **grid, **({} if nt is None else {"nt": nt}))
         what = f"trajectories of {result.u.shape[1]} frames"
     elif nt is not None:
-        raise HarnessError(f"--nt applies to the time-dependent systems ({', '.join(pde.TIME_SYSTEMS)}, "
+        raise HarnessError(f"--nt applies to the time-dependent systems ({', '.join(pde.ALL_TIME_SYSTEMS)}, "
                            f"{pde.TIME_MIXED}), not to {system!r}: drop --nt")
     else:
         result = pde.generate(system, n, shift=shift, seed=seed, **grid)
@@ -380,7 +380,8 @@ def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int
         if steady:
             write_samples(out, samples_of(result), fmt)
         else:
-            write_pretraining_pdes(out, result.u, result.coef_common, result.t)
+            write_pretraining_pdes(out, result.u, result.coef_common, result.t,
+                                   channels=pde.model_coefs(system))
         what = f"{what} ({fmt})"
     else:
         pde.save(result, out)

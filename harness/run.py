@@ -29,7 +29,6 @@ import torch
 
 from harness import pde
 from harness.config import StreamConfig
-from harness.data.sweep import has_data
 from harness.errors import HarnessError
 from harness.files import write_text_atomic
 from harness.process import keep_freed_memory
@@ -113,7 +112,7 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
     metrics: dict[str, Any] = {"n_params": model.num_params(), "transferred": ""}
     if job["depends_on"]:
         pretrained = run_dir(sweep_dir(root, job["sweep"]), job["depends_on"]) / "ckpt" / "best.pt"
-        refit = has_data(part) or has_data(cfg["pretrain"])  # data of other channels re-initialise what differs
+        refit = task.refits(cfg["pretrain"], part)  # data of other channels re-initialise what differs
         loaded = load_weights(model, pretrained, exclude_prefixes=strategy.dropped, refit=refit)
         metrics["transferred"] = transferred_modules(loaded)
         stats = _stats_of(job, root)

@@ -113,7 +113,7 @@ def _trajectories(path: Path, *, nt: int = NT, grid: int = R, t: np.ndarray | No
     write_pretraining_pdes(path, rng.standard_normal((ROWS, nt, grid, grid)).astype("f4"),
                            rng.uniform(0, 1, (ROWS, 5)), np.linspace(0, DEFAULT_HORIZON, nt) if t is None else t)
     with h5py.File(path, "a") as f:
-        for name in extra:  # Navier-Stokes files' coefficients
+        for name in extra:  # Navier-Stokes' coefficients beside nonzero heat/advection/Burgers ones
             f["train"][name] = np.ones(ROWS)
     return path
 
@@ -148,8 +148,8 @@ BAD = [
      r".*\): the time tasks take evenly spaced frames \(resample the data\)$"),
     ("resolution", _data("coarse.h5"), r"coarse\.h5 holds 8x8 grids but resolution is 16: set resolution: 8"),
     ("oblong-grid", _data("oblong.h5"), r"oblong\.h5 holds 16x8 grids: the tasks need square n x n grids"),
-    ("channels", _data("ns.h5"), r"ns\.h5 holds coefficients nu, ax, ay, cx, cy, visc, amp: the time tasks take "
-     r"those of heat, advection and Burgers \(nu, ax, ay, cx, cy\) and no others"),
+    ("two-families", _data("ns.h5"), r"ns\.h5\[train\]: holds Navier-Stokes' visc, amp and a nonzero nu \(row 0\): "
+     r"a group holds one family, nu, ax, ay, cx, cy or visc, amp .* split the file by equation$"),
     ("rows-per-split", _data("good.h5", n_train=33), r"good\.h5\[train\]: n_train = 33 is more than the 32 of its "
      r"40 rows in the train region"),
 ]

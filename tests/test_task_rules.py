@@ -76,7 +76,7 @@ BAD = [
      r"next_step, or choose one of poisson, advection_diffusion, helmholtz"),
     ("time-task-on-a-steady-system", _with(init="scratch", downstream__system="poisson"), None,
      r"downstream\.system at point \(base\): poisson is not time-dependent but task is next_step: choose one of "
-     r"heat, advection, burgers, or set task: steady"),
+     r"heat, advection, burgers, navier_stokes, or set task: steady"),
     ("time-task-pretrained-on-a-steady-system", _with(pretrain__system="mixed"), None,
      r"pretrain\.system at point \(base\): mixed is not time-dependent but task is next_step"),
     ("time-key-on-steady", {"time_window": 4}, None,

@@ -15,16 +15,18 @@ import yaml
 from torch import nn
 
 from harness import pde
+from harness.pde.time_systems import TIME_COEFS
 from harness.tasks.forecast import FixedFuture, ForecastTask, NextStep, rollout
 from harness.tasks.pretext import ORDERS, SortTime, TimeCoefficient, TimeMasked, finite_differences
 from harness.tasks.spec import MASK_FRAMES, SORT_CHUNKS
-from harness.tasks.trajectories import COEF_SCALE, systems_of
+from harness.tasks.trajectories import COEF_SCALES, systems_of
 from harness.train.loop import TrainConfig, seed_everything, train
 from tests.helpers import assert_learns_and_resumes, cli, harness, write_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 W, NT, R = 4, 12, 16
 TIMES = np.linspace(0.0, 2.0, NT)
+SCALE = torch.tensor([COEF_SCALES[c] for c in TIME_COEFS])  # the five coefficient channels'
 
 
 def generator(seed: int = 0) -> torch.Generator:
@@ -47,7 +49,7 @@ def test_fixed_future_inputs_are_the_first_frames_and_the_scaled_coefficients():
     assert inputs.shape == (5, W + 5, R, R) and target.shape == (5, 1, R, R)
     torch.testing.assert_close(frame_values(inputs, W), x[:, :W, 0, 0])
     torch.testing.assert_close(target[:, 0, 0, 0], x[:, NT - 1, 0, 0])
-    torch.testing.assert_close(inputs[:, W:, 3, 7], y / torch.tensor(COEF_SCALE))
+    torch.testing.assert_close(inputs[:, W:, 3, 7], y / SCALE)
     assert FixedFuture(W, TIMES, target=6).view(x, y, generator())[1][0, 0, 0, 0] == 6
 
 
@@ -149,7 +151,7 @@ def test_masked_patches_span_two_frames_and_leave_the_coefficients():
     assert (mask.mean(dim=(1, 2, 3)) == 0.75).all()  # 24 of the 32 patches of each sample
     assert torch.equal(mask[:, 0::MASK_FRAMES], mask[:, 1::MASK_FRAMES])  # each patch spans two frames
     torch.testing.assert_close(inputs[:, :W], frames * (1 - mask))
-    torch.testing.assert_close(inputs[:, W:, 0, 0], y / torch.tensor(COEF_SCALE))
+    torch.testing.assert_close(inputs[:, W:, 0, 0], y / SCALE)
     assert objective.loss(frames, target) == 0
 
 
@@ -157,7 +159,7 @@ def test_coefficient_regression_hides_the_coefficient_channels():
     x, y = counting()
     inputs, target = TimeCoefficient(W, TIMES).view(x, y, generator())
     assert not inputs[:, W:].any() and inputs[:, :W].any()
-    torch.testing.assert_close(target, y / torch.tensor(COEF_SCALE))
+    torch.testing.assert_close(target, y / SCALE)
     model = TimeCoefficient(W, TIMES).build_model(8, 4)
     assert model(inputs).shape == (5, 5)
 
@@ -177,9 +179,9 @@ def test_the_system_of_each_trajectory_follows_from_its_coefficients_and_augment
 
 
 def test_next_step_training_with_pushforward_learns_and_resumes_bit_identically(tmp_path):
-    task = ForecastTask({"task": "next_step", "resolution": R, "nt": NT, "horizon": 2.0, "time_window": W,
-                         "unroll": 2})
     part = {"system": "advection", "shift": "id"}
+    task = ForecastTask({"task": "next_step", "resolution": R, "nt": NT, "horizon": 2.0, "time_window": W,
+                         "unroll": 2, "downstream": part})
     data = {split: task.tensors(task.load(part, split, n, seed=0, cache=Path(pde.resolve_cache_dir())), {})
             for split, n in (("train", 24), ("val", 8))}
     objective = task.objective("sse")

@@ -32,6 +32,8 @@ MIXED = "mixed"
 # The time-dependent systems of the second study (solved in harness.pde.time_systems) and their mixture.
 TIME_SYSTEMS = ("heat", "advection", "burgers")
 TIME_MIXED = "mixed_time"
+# 2D incompressible Navier-Stokes (harness.pde.navier_stokes): time-dependent, with coefficients of its own.
+NAVIER_STOKES = "navier_stokes"
 COMMON_CHANNELS = ("k11", "k22", "k12", "v1", "v2", "omega")
 CHANNELS = {
     "poisson": ("k11", "k22", "k12"),

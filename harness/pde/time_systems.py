@@ -15,6 +15,10 @@ Coefficient ranges are the paper's, read from its generator on its domain [-1, 1
 unit square by x' = (x + 1) / 2: ``nu' = nu / 4``, ``a' = a / 2``, ``c' = c / 2`` (time and u unchanged), so the
 trajectories are the paper's up to that change of variables. Velocity components are drawn independently
 from the same range, positive, as in the paper.
+
+``navier_stokes`` (``harness.pde.navier_stokes``: its equation, ranges, initial conditions and solver) is
+registered here beside them, outside that family: its coefficients are ``NS_COEFS`` (visc, amp), and a model
+on its data takes those channels (:func:`model_coefs`), not the five.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from harness.errors import DataError, SweepError
+from harness.pde.navier_stokes import NS_COEFS, NS_SHIFT_LEVELS, navier_stokes_frames, sample_ns_block
 from harness.pde.solve import rfft2
-from harness.pde.systems import TIME_MIXED, TIME_SYSTEMS
+from harness.pde.systems import NAVIER_STOKES, TIME_MIXED, TIME_SYSTEMS
 from harness.pde.time_solve import (
     BURGERS_CFL,
     DEFAULT_REFINE,
@@ -37,9 +42,13 @@ from harness.pde.time_solve import (
 )
 
 TIME_COEFS = ("nu", "ax", "ay", "cx", "cy")
-TIME_CHANNELS = {"heat": ("nu",), "advection": ("ax", "ay"), "burgers": ("nu", "cx", "cy"), TIME_MIXED: TIME_COEFS}
-# Each system's drawn parameters: nu, a (both velocity components) and c (both components).
-TIME_PARAMS = {"heat": ("nu",), "advection": ("a",), "burgers": ("nu", "c")}
+# Every time-dependent system solved (``params["system"]`` indexes it): the family, then Navier-Stokes.
+ALL_TIME_SYSTEMS = (*TIME_SYSTEMS, NAVIER_STOKES)
+TIME_CHANNELS = {"heat": ("nu",), "advection": ("ax", "ay"), "burgers": ("nu", "cx", "cy"), TIME_MIXED: TIME_COEFS,
+                 NAVIER_STOKES: NS_COEFS}
+# Each system's drawn parameters: nu, a (both velocity components) and c (both components); visc and amp.
+TIME_PARAMS = {"heat": ("nu",), "advection": ("a",), "burgers": ("nu", "c"), NAVIER_STOKES: NS_COEFS}
+POSITIVE_PARAMS = ("nu", *NS_COEFS)  # the others (velocity components) may be 0
 N_MODES, MAX_WAVENUMBER, AMPLITUDE = 5, 3, 0.5
 PAPER_SIDE = 2.0  # the paper's domain [-1, 1]^2
 
@@ -61,16 +70,24 @@ TIME_SHIFT_LEVELS = {
         "ood_nu": _unit(nu=(5e-3, 7.5e-3), c=(0.5, 1.0)),
         "ood_c": _unit(nu=(7.5e-3, 1.5e-2), c=(1.0, 1.25)),
     },
+    NAVIER_STOKES: NS_SHIFT_LEVELS,  # on the unit square already (the FNO generator's domain)
 }
 TIME_MIXED_LEVELS = ("id", "ood")
 Ranges = dict[str, tuple[float, float]]
 
 
+def model_coefs(system: str) -> tuple[str, ...]:
+    """The coefficient channels of a time model on ``system``'s data (a time system, ``mixed_time``, or a data
+    part's system label): ``NS_COEFS`` for navier_stokes, else the five ``TIME_COEFS`` of the heat, advection
+    and Burgers family (zero where a system lacks one)."""
+    return NS_COEFS if system == NAVIER_STOKES else TIME_COEFS
+
+
 def check_time_system(system: str) -> str:
     """Return ``system`` if it names a time-dependent system or ``mixed_time``; raise DataError otherwise."""
-    if system not in (*TIME_SYSTEMS, TIME_MIXED):
+    if system not in (*ALL_TIME_SYSTEMS, TIME_MIXED):
         raise DataError(f"unknown time-dependent system {system!r}: choose one of "
-                        f"{', '.join((*TIME_SYSTEMS, TIME_MIXED))}")
+                        f"{', '.join((*ALL_TIME_SYSTEMS, TIME_MIXED))}")
     return system
 
 
@@ -82,8 +99,8 @@ def _check_range(system: str, name: str, value: object) -> tuple[float, float]:
     lo, hi = float(value[0]), float(value[1])
     if lo > hi:
         raise DataError(f"{system} range for {name} must have lo <= hi, got [{value[0]}, {value[1]}]")
-    if (lo <= 0) if name == "nu" else (lo < 0):
-        bound = "nu must be > 0" if name == "nu" else f"velocity components {name} must be >= 0"
+    if (lo <= 0) if name in POSITIVE_PARAMS else (lo < 0):
+        bound = f"{name} must be > 0" if name in POSITIVE_PARAMS else f"velocity components {name} must be >= 0"
         raise DataError(f"{system} {bound}, got [{value[0]}, {value[1]}]")
     return lo, hi
 
@@ -116,8 +133,11 @@ def sample_time_block(system: str, rng: np.random.Generator, size: int, keep: in
     """Draw ``size`` initial conditions and coefficients of ``system`` from ``rng``, solve the first ``keep``.
 
     The draws always cover all ``size`` samples, so sample j depends on (rng seed, j) only. Returns ``u``
-    (keep, nt, R, R) in ``dtype`` and the coefficients ``nu, ax, ay, cx, cy`` (keep,) float64.
+    (keep, nt, R, R) in ``dtype`` and the coefficients ``nu, ax, ay, cx, cy`` (keep,) float64 (navier_stokes:
+    ``visc, amp``, ``harness.pde.navier_stokes.sample_ns_block``).
     """
+    if system == NAVIER_STOKES:
+        return sample_ns_block(rng, size, keep, ranges, t, resolution, refine, dtype)
     amp = rng.uniform(-AMPLITUDE, AMPLITUDE, (size, N_MODES))
     kx, ky = rng.integers(1, MAX_WAVENUMBER + 1, (2, size, N_MODES))
     phase = rng.uniform(0.0, 2 * np.pi, (size, N_MODES))
@@ -139,20 +159,23 @@ def _solve(system: str, u0_hat: np.ndarray, coefs: Mapping[str, np.ndarray], t: 
         return heat_frames(u0_hat, coefs["nu"], t)
     if system == "advection":
         return advection_frames(u0_hat, coefs["ax"], coefs["ay"], t)
+    if system == NAVIER_STOKES:
+        return navier_stokes_frames(u0_hat, coefs["visc"], coefs["amp"], t, refine=refine, cfl=cfl)
     return burgers_frames(u0_hat, coefs["nu"], coefs["cx"], coefs["cy"], t, refine=refine, cfl=cfl)
 
 
 def solve_time(system: str, u0: np.ndarray, coefs: np.ndarray, t: np.ndarray, *, refine: int = DEFAULT_REFINE,
                cfl: float = BURGERS_CFL) -> np.ndarray:
-    """Trajectories ``(B, nt, R, R)`` float64 of ``system`` (one of ``TIME_SYSTEMS``) from initial fields
-    ``u0`` (B, R, R) and coefficients ``coefs`` (B, 5) in ``TIME_COEFS`` order, at times ``t`` (nt,) with
-    ``t[0] = 0``: the solvers of the generator (Burgers on a ``refine`` times finer grid, ``u0`` interpolated
-    spectrally, Courant number ``cfl``)."""
-    if system not in TIME_SYSTEMS:
-        raise DataError(f"solve_time solves one of {', '.join(TIME_SYSTEMS)}, got {system!r}")
+    """Trajectories ``(B, nt, R, R)`` float64 of ``system`` (one of ``ALL_TIME_SYSTEMS``) from initial fields
+    ``u0`` (B, R, R) and coefficients ``coefs`` (B, C) in ``model_coefs(system)`` order (the five
+    ``TIME_COEFS``; visc, amp for navier_stokes), at times ``t`` (nt,) with ``t[0] = 0``: the solvers of the
+    generator (Burgers and Navier-Stokes on a ``refine`` times finer grid, ``u0`` interpolated spectrally,
+    Courant number ``cfl``)."""
+    if system not in ALL_TIME_SYSTEMS:
+        raise DataError(f"solve_time solves one of {', '.join(ALL_TIME_SYSTEMS)}, got {system!r}")
     coefs = np.asarray(coefs, dtype=np.float64)
     u0_hat = rfft2(np.asarray(u0, dtype=np.float64))
-    return _solve(system, u0_hat, dict(zip(TIME_COEFS, coefs.T, strict=True)), np.asarray(t, np.float64),
+    return _solve(system, u0_hat, dict(zip(model_coefs(system), coefs.T, strict=True)), np.asarray(t, np.float64),
                   refine, cfl)
 
 
@@ -162,11 +185,17 @@ TIME_AUGMENTS = ("none", "shift", "scale", "galilean", "noise")
 _REFUSED = {
     ("heat", "galilean"): "a boost u(x - v t, t) solves u_t + v . grad u = nu Lap u, an advection-diffusion "
                           "equation: heat has no velocity to absorb v (only v = 0 maps heat to heat)",
+    (NAVIER_STOKES, "shift"): "its forcing g(x + y) is invariant under shifts along (1, -1) only, and the "
+                              "augmentation shifts in any direction",
+    (NAVIER_STOKES, "scale"): "w -> lam w needs t -> t / lam (so frame times change) and amp -> lam^2 amp",
+    (NAVIER_STOKES, "galilean"): "a boost needs a mean flow, which a stream function on the periodic square "
+                                 "has not, and would move the forcing",
 }
 
 
 def augment_applies(system: str, augment: str) -> bool:
-    """Whether ``augment`` maps solutions of ``system`` (one of ``TIME_SYSTEMS``) to solutions."""
+    """Whether ``augment`` maps solutions of ``system`` (one of ``ALL_TIME_SYSTEMS``) to solutions (``noise``,
+    a robustness augmentation, applies to all)."""
     return (system, augment) not in _REFUSED
 
 

@@ -37,6 +37,7 @@ from harness.config import StreamConfig, TrainConfig
 from harness.data.sweep import PARTS, check_needs, has_data, model_channels, resolve_part
 from harness.errors import HarnessError
 from harness.models.size import FLOAT_BYTES, Memory, check_modes, train_memory
+from harness.pde.time_systems import model_coefs
 from harness.sweep.schema import Where
 from harness.tasks.spec import TaskRuleError, check_task, is_time, resident_sizes
 
@@ -94,8 +95,10 @@ def _check_data(stages: list[tuple[str, dict[str, Any]]]) -> None:
         name = "pretrain" if stage == "pretrain" else "downstream"
         if has_data(job[name]):
             _run(f"{name}.data", check_needs, name, job[name])
-        if is_time(job):
-            continue  # trajectories from a file give the model the channels generated ones give it
+        if is_time(job):  # trajectories from a file give the model the channels generated ones give it
+            if stage == "zeroshot":
+                _check_zeroshot_coefs(job)
+            continue
         if name == "pretrain" and has_data(job[name]) and job[name]["strategy"] != "supervised":
             raise _Bad("pretrain.strategy", f"pretrain.data trains supervised pretraining only, not "
                                             f"{job[name]['strategy']}: set pretrain.strategy: supervised")
@@ -106,6 +109,16 @@ def _check_data(stages: list[tuple[str, dict[str, Any]]]) -> None:
                                               f"downstream data has {ours[0]} input and {ours[1]} output channels, "
                                               f"the pretrained model {theirs[0]} and {theirs[1]}: use init "
                                               "pretrained (fine-tuning re-initialises the modules that differ)")
+
+
+def _check_zeroshot_coefs(job: dict[str, Any]) -> None:
+    """A zero-shot time job's pretrained model takes the coefficient channels of its downstream data."""
+    pre, down = job["pretrain"]["system"], job["downstream"]["system"]
+    theirs, ours = model_coefs(pre), model_coefs(down)
+    if ours != theirs:
+        raise _Bad("init", f"init zeroshot evaluates the pretrained model as it is, but a model on {pre} takes the "
+                           f"coefficient channels {', '.join(theirs)} and one on {down} {', '.join(ours)}: use init "
+                           "pretrained (fine-tuning re-initialises the lifting)")
 
 
 def _check(config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]], device: Device,

@@ -16,7 +16,7 @@ from harness.config import STREAM_MODES, StreamConfig, TrainConfig
 from harness.data.spec import parse_spec
 from harness.dotted import flatten
 from harness.errors import DataFileError, SweepError
-from harness.pde.systems import MIXED, SHIFT_LEVELS, SYSTEMS, TIME_MIXED, TIME_SYSTEMS
+from harness.pde.systems import MIXED, NAVIER_STOKES, SHIFT_LEVELS, SYSTEMS, TIME_MIXED, TIME_SYSTEMS
 from harness.states import Stage
 from harness.tasks.spec import TASK_DEFAULTS, TASKS, TIME_LEVELS
 from harness.train.rules import STRATEGIES
@@ -63,9 +63,9 @@ SHIFT_NAMES = tuple(sorted({level for levels in SHIFT_LEVELS.values() for level 
 CHOICES: dict[str, tuple[str, ...]] = {
     "task": TASKS,
     "init": tuple(stage.init for stage in Stage if stage.init),
-    "pretrain.system": (*SYSTEMS, MIXED, *TIME_SYSTEMS, TIME_MIXED),
+    "pretrain.system": (*SYSTEMS, MIXED, *TIME_SYSTEMS, TIME_MIXED, NAVIER_STOKES),
     "pretrain.strategy": (*STRATEGIES, "none"),
-    "downstream.system": (*SYSTEMS, *TIME_SYSTEMS),
+    "downstream.system": (*SYSTEMS, *TIME_SYSTEMS, NAVIER_STOKES),
     "stream.mode": STREAM_MODES,
     **{f"train.{k}": v for k, v in TRAIN_CHOICES.items()},
     **{f"pretrain.train.{k}": v for k, v in TRAIN_CHOICES.items()},

@@ -3,8 +3,9 @@
 Every pretext view takes a window of ``window`` consecutive frames at a random start of each trajectory (as the
 paper pretrains on random windows) and never reads a frame outside it: the targets come from the inputs
 (self-supervised) or, for coefficient regression, from the equation's coefficients. The model is the task's
-FNO (``window`` frame channels and the five coefficient channels in), with its own head; fine-tuning drops the
-head (``head.``) and keeps the trunk and the lifting.
+FNO (``window`` frame channels and the data's coefficient channels in: the five of heat, advection and Burgers,
+or navier_stokes' two), with its own head; fine-tuning drops the head (``head.``) and keeps the trunk and the
+lifting.
 
 - ``masked``: ``mask_ratio`` of the spatio-temporal patches (``MASK_FRAMES`` frames by (R / ``mask_patches``)^2
   points) are zeroed in the window's frames (the coefficient channels are left: they are no field to
@@ -13,7 +14,7 @@ head (``head.``) and keeps the trunk and the lifting.
   themselves (second order: periodic central differences in space, the one-sided three-frame difference in
   time), from the window. Loss and metric: relative L2 per derivative, averaged (they differ in scale by
   orders of magnitude).
-- ``coefficient``: the five coefficients / ``COEF_SCALE`` from the window, its coefficient channels zeroed
+- ``coefficient``: the coefficients / their scales from the window, its coefficient channels zeroed
   (they hold the answer). Pooled head; MSE loss, relative L2 metric of the coefficient vector.
 - ``sort_time``: the window is cut into ``SORT_CHUNKS`` chunks of frames, shuffled by one of their 4! = 24
   orders, and the model classifies which (Misra et al.'s sequence sorting, as the paper's temporal patches).
@@ -35,7 +36,7 @@ from harness.errors import HarnessError
 from harness.models.fno import FNO
 from harness.pde.time_systems import TIME_COEFS
 from harness.tasks.spec import MASK_FRAMES, SORT_CHUNKS
-from harness.tasks.trajectories import COEF_SCALE, Trajectories
+from harness.tasks.trajectories import Trajectories
 from harness.train.rules import masked_patches
 from harness.train.strategies import Coefficient, Derivative, Masked, PooledHead, patch_mask
 
@@ -49,8 +50,9 @@ class TimeMasked(Trajectories):
     loss = Masked.loss
     metric = Masked.metric
 
-    def __init__(self, window: int, times: Sequence[float], ratio: float, patches: int) -> None:
-        super().__init__(window, times)
+    def __init__(self, window: int, times: Sequence[float], ratio: float, patches: int,
+                 channels: tuple[str, ...] = TIME_COEFS) -> None:
+        super().__init__(window, times, channels=channels)
         self.out_channels, self.patches = window, patches
         self.n_masked = masked_patches(ratio, patches, window // MASK_FRAMES)
 
@@ -104,14 +106,17 @@ class TimeCoefficient(Pooled):
     """Regression of the coefficients from the window; see the module docstring."""
 
     name = "coefficient"
-    out_channels = len(TIME_COEFS)
     loss = Coefficient.loss
     metric = Coefficient.metric
 
+    def __init__(self, window: int, times: Sequence[float], channels: tuple[str, ...] = TIME_COEFS) -> None:
+        super().__init__(window, times, channels=channels)
+        self.out_channels = len(channels)
+
     def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Input: the window with zero coefficient channels; target: the coefficients / ``COEF_SCALE`` (B, 5)."""
+        """Input: the window with zero coefficient channels; target: the coefficients / their scales (B, C)."""
         frames = self.random_window(x, self.window, generator)
-        return self.inputs(frames, torch.zeros_like(y)), y / torch.tensor(COEF_SCALE, dtype=y.dtype, device=y.device)
+        return self.inputs(frames, torch.zeros_like(y)), self.scaled(y)
 
 
 class SortTime(Pooled):
@@ -137,13 +142,15 @@ class SortTime(Pooled):
         return F.cross_entropy(pred, target, reduction="none") / math.log(len(ORDERS))
 
 
-def make_pretext(pretrain: dict[str, Any], window: int, times: Sequence[float]) -> Trajectories:
-    """The pretext strategy of a job's ``pretrain`` settings on windows of ``window`` frames at ``times``."""
+def make_pretext(pretrain: dict[str, Any], window: int, times: Sequence[float],
+                 channels: tuple[str, ...] = TIME_COEFS) -> Trajectories:
+    """The pretext strategy of a job's ``pretrain`` settings on windows of ``window`` frames at ``times``, its
+    model taking the coefficient ``channels``."""
     name = pretrain["strategy"]
     if name == "masked":
-        return TimeMasked(window, times, pretrain["mask_ratio"], pretrain["mask_patches"])
+        return TimeMasked(window, times, pretrain["mask_ratio"], pretrain["mask_patches"], channels)
     kinds = {"derivative": TimeDerivative, "coefficient": TimeCoefficient, "sort_time": SortTime}
     if name not in kinds:
         raise HarnessError(f"pretrain.strategy {name!r} is no pretext task on trajectories (`none` is training from "
                            f"scratch, supervised the task itself); pretext tasks: masked, {', '.join(kinds)}")
-    return kinds[name](window, times)
+    return kinds[name](window, times, channels=channels)

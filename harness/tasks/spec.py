@@ -22,10 +22,12 @@ from typing import Any
 from harness.config import STEADY_AUGMENTS
 from harness.data.sweep import has_data
 from harness.errors import HarnessError
-from harness.pde.systems import MIXED, MIXED_LEVELS, SHIFT_LEVELS, SYSTEMS, TIME_MIXED, TIME_SYSTEMS, resolve_ranges
+from harness.pde.navier_stokes import check_steps
+from harness.pde.systems import MIXED, MIXED_LEVELS, NAVIER_STOKES, SHIFT_LEVELS, SYSTEMS, TIME_MIXED, resolve_ranges
 from harness.pde.time_dataset import DEFAULT_FRAMES, DEFAULT_HORIZON, check_time_request
 from harness.pde.time_solve import DEFAULT_REFINE
 from harness.pde.time_systems import (
+    ALL_TIME_SYSTEMS,
     TIME_COEFS,
     TIME_MIXED_LEVELS,
     TIME_SHIFT_LEVELS,
@@ -78,15 +80,17 @@ def task_keys(config: dict[str, Any], *, pretext: bool = False) -> dict[str, Any
     return keys
 
 
-def window_channels(window: int) -> int:
-    """Input channels of a time task's model: ``window`` frames, then one channel per coefficient."""
-    return window + len(TIME_COEFS)
+def window_channels(window: int, coefs: int = len(TIME_COEFS)) -> int:
+    """Input channels of a time task's model: ``window`` frames, then one channel per coefficient (``coefs``:
+    the five of heat, advection and Burgers unless given; ``harness.pde.time_systems.model_coefs``)."""
+    return window + coefs
 
 
 def resident_sizes(config: dict[str, Any]) -> tuple[int, int]:
     """(model input channels, floats one resident training sample holds) of a point's task: steady, the
     normalised input and its solution at ``resolution``; a time task, ``window_channels`` in, and the trajectory
-    of ``nt`` frames with its coefficients resident (the objectives cut the windows on the device)."""
+    of ``nt`` frames with its coefficients resident (the objectives cut the windows on the device); counted with
+    the five coefficients of heat, advection and Burgers, a bound for navier_stokes' two."""
     cells = config["resolution"] ** 2
     if not is_time(config):
         return STEADY_IN_CHANNELS, (STEADY_IN_CHANNELS + 1) * cells
@@ -155,7 +159,7 @@ def _check_time(config: dict[str, Any], stages: list[str]) -> None:
         if has_data(part):
             continue  # trajectories from files (checked by harness.data.sweep): no system's levels apply
         system, shift = part["system"], part["shift"]
-        systems = (*TIME_SYSTEMS, TIME_MIXED) if name == "pretrain" else TIME_SYSTEMS
+        systems = (*ALL_TIME_SYSTEMS, TIME_MIXED) if name == "pretrain" else ALL_TIME_SYSTEMS
         if system not in systems:
             raise TaskRuleError(f"{name}.system", f"{system} is not time-dependent but task is {task}: choose one of "
                                                   f"{', '.join(systems)}, or set task: steady")
@@ -163,12 +167,16 @@ def _check_time(config: dict[str, Any], stages: list[str]) -> None:
             levels = TIME_SHIFT_LEVELS.get(system, TIME_MIXED_LEVELS)
             raise TaskRuleError(f"{name}.shift", f"{shift} is a range, but the time-dependent systems take a named "
                                                  f"level: {', '.join(levels)} for {system}")
-        _data(f"{name}.shift", resolve_time_ranges, system, shift)
+        ranges = _data(f"{name}.shift", resolve_time_ranges, system, shift)
+        if system == NAVIER_STOKES:  # its CFL-bounded step above the floor, as its data request checks
+            _data("horizon", check_steps, ranges[system], config["resolution"], config["horizon"], DEFAULT_REFINE)
     if "pretrain" in stages:
         _check_pretext(config, window)
     for key, (augment, part) in _trained(config, stages).items():
-        # A file may hold any of the three equations: each sample is augmented where that is its symmetry.
-        _data(key, check_augment, TIME_MIXED if has_data(part) else part["system"], augment)
+        # A file may hold any of the three equations (or Navier-Stokes, labelled so): each sample is augmented
+        # where that is its symmetry.
+        system = TIME_MIXED if has_data(part) and part["system"] != NAVIER_STOKES else part["system"]
+        _data(key, check_augment, system, augment)
 
 
 def _check_frames(config: dict[str, Any]) -> None:
@@ -220,10 +228,10 @@ def _check_masked(config: dict[str, Any], blocks: int) -> None:
         _data("pretrain.mask_patches", check_patch_grid, pretrain["mask_patches"], res, res)
 
 
-def _data(key: str, check: Any, *args: Any, fix: str = "") -> None:
-    """``check(*args)``, its HarnessError (a bad level, an augmentation that is no symmetry, ...) as a
-    TaskRuleError at ``key``, with ``fix`` appended if any."""
+def _data(key: str, check: Any, *args: Any, fix: str = "") -> Any:
+    """``check(*args)`` (returned), its HarnessError (a bad level, an augmentation that is no symmetry, ...) as
+    a TaskRuleError at ``key``, with ``fix`` appended if any."""
     try:
-        check(*args)
+        return check(*args)
     except HarnessError as exc:
         raise TaskRuleError(key, f"{exc}; {fix}" if fix else str(exc)) from None
