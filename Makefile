@@ -1,4 +1,5 @@
-# Set-up and the two commands of the README. `make demo` runs the smoke sweep end to end; `make test` the suite.
+# Set-up and the two commands of the README. `make demo` runs the smoke sweep end to end; `make test` the suite,
+# `make test-fast` its unit part (no tests/e2e, no slow, Slurm or soak tests).
 # CPU torch is pinned (the wheel on this machine); a GPU user sets TORCH_INDEX, see README.
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +8,7 @@ TORCH_INDEX ?=
 PIP_TORCH := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 SWEEP ?= sweeps/smoke.yaml
 
-.PHONY: venv demo test lint bench-smoke clean
+.PHONY: venv demo test test-fast lint bench-smoke clean
 
 venv: $(VENV)/.stamp
 
@@ -27,6 +28,9 @@ demo: venv
 test: venv
 	$(VENV)/bin/ruff check harness analysis tests bench
 	$(VENV)/bin/pytest -q -rs -n 2 --dist loadgroup --no-loadscope-reorder
+
+test-fast: venv
+	$(VENV)/bin/pytest -q -rs -n 2 --dist loadgroup --no-loadscope-reorder --ignore=tests/e2e -m "not slow and not slurm and not soak"
 
 bench-smoke: venv
 	for b in bench/bench_*.py; do $(PY) $$b --smoke || exit 1; done

@@ -16,7 +16,7 @@ import pandas as pd
 
 from analysis.powerlaw import PowerLawFit, fit
 from analysis.robust import seed_for
-from harness.tasks.spec import TIME_KEYS
+from harness.tasks import TIME_KEYS
 
 N, ERR = "downstream.n_train", "test_rel_l2"
 IMPROVING = "budget_limited"  # summary column: the second half of the schedule still lowered the best validation

@@ -1,6 +1,6 @@
 """Read a sweep's results folder (``plan.json`` + ``runs/*/summary.parquet``) into one typed DataFrame.
 
-The summary files are read by ``harness.store.collect_table``, the one reader of the run folders: it reuses
+The summary files are read by ``harness.store.collect.collect_table``, the one reader of the run folders: it reuses
 ``results.parquet`` (written by every local ``harness submit``) for the files that did not change since, and
 reads the others with one ``pyarrow.dataset`` (file by file when a corrupt file must be named).
 """
@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from harness.collect import collect_table
 from harness.errors import HarnessError
-from harness.manifest import check_recorded
-from harness.stale import stale_note
-from harness.states import State
-from harness.store import read_plan, run_dir
+from harness.store import State
+from harness.store.collect import collect_table
+from harness.store.folders import read_plan, run_dir
+from harness.store.manifest import check_recorded
+from harness.store.stale import stale_note
 
 STATUSES = tuple(s.value for s in (State.OK, State.FAILED, State.DIVERGED, State.BLOCKED, State.PRUNED))
 NUMERIC_COLUMNS = ("model.width", "model.modes", "n_params", "downstream.n_train", "seed", "test_rel_l2")
@@ -42,7 +42,7 @@ class LoadedRuns:
     nor pruned (a trial its pruner stopped is a tuning outcome, counted as pruned, not a problem);
     ``missing`` the planned job ids without a summary file, or with an ok one whose files no longer match its
     manifest (``_incomplete``: a submit reruns it); ``planned`` the number of jobs in
-    ``plan.json``; ``stale_note`` the line on runs no longer in the plan ("" when none, ``harness.stale``).
+    ``plan.json``; ``stale_note`` the line on runs no longer in the plan ("" when none, ``harness.store.stale``).
     """
 
     all: pd.DataFrame
@@ -103,7 +103,7 @@ def load_runs(sweep_dir: Path) -> LoadedRuns:
 
 def _incomplete(sweep_dir: Path, frame: pd.DataFrame) -> dict[str, str]:
     """Job id -> what is wrong, for the ok rows whose files no longer match their manifest
-    (``harness.manifest.check_recorded``: a folder without one, or a file it never recorded, is left alone)."""
+    (``harness.store.manifest.check_recorded``: a folder without one, or a file it never recorded, is left alone)."""
     out = {}
     for job in frame.loc[frame["status"] == State.OK.value, "id"]:
         if problems := check_recorded(run_dir(sweep_dir, str(job))):

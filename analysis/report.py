@@ -30,7 +30,7 @@ from analysis.laws import fit_laws
 from analysis.load import ReportError, load_runs
 from analysis.multipliers import small_n_multipliers
 from analysis.sections import report_blocks
-from harness.files import write_bytes_atomic
+from harness.store.atomic import write_bytes_atomic
 
 NO_MULTIPLIERS = "no fine-tuned curve has a scratch curve with the same config"
 NO_POINTS = "no fine-tuned run has a scratch curve fit to read its effective data from"

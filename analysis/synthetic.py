@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.collect import best_trials
-from harness.dotted import nest
 from harness.models.fno import FNO
-from harness.store import save_plan, write_summary
+from harness.store.collect import best_trials
+from harness.store.folders import save_plan, write_summary
+from harness.sweep.dotted import nest
 from harness.train.strategies import make_strategy, transferred_modules
 
 A_SCRATCH = 2.0
@@ -109,7 +109,7 @@ def tuned_runs(frame: pd.DataFrame, *, lrs: tuple[float, ...] = TUNE_LRS, noise:
     A trial's error is the row's times a log-parabola around an optimal learning rate that falls with N and is
     lower for fine-tuning than from scratch. Trials get ``tune.study`` (the row's id), ``tune.trial``,
     ``tune.optuna_trial``, ``tune.params`` (JSON) and ``train.lr``, and ``tune.best`` as ``results.parquet``
-    marks it (``harness.collect.best_trials``: each study's lowest ``best_val_rel_l2``).
+    marks it (``harness.store.collect.best_trials``: each study's lowest ``best_val_rel_l2``).
     """
     rng = np.random.default_rng(rng_seed)
     down = frame["stage"].isin(["finetune", "scratch"])

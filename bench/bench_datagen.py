@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from _common import alternate, machine, median
 
-from harness.pde import generate
-from harness.pde.sources import LATTICE, SIGMA, SPACING, VF_LEVELS
+from harness.pde.steady_dataset import generate
+from harness.pde.steady_sources import LATTICE, SIGMA, SPACING, VF_LEVELS
 
 
 def loop_poisson(n: int, resolution: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """Benchmark: how much of a small-N job's wall time is spent outside its training steps.
 
 One real scratch job at the reference scale (32x32 Poisson, width 16, modes 8, N = 8, 128 validation
-samples, a 2,000-step budget), run through ``harness.run.run_job`` three ways in the same process:
+samples, a 2,000-step budget), run through ``harness.job.run.run_job`` three ways in the same process:
 
 - ``steps``: the bare optimiser steps of that budget (same model, batch and data, no validation): the floor;
 - ``cadence``: the job as the harness runs it now (validation every budget / 50 steps, timed checkpoints);
@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 from _common import machine, make_step, median
 
+from harness.job.run import run_job
 from harness.models.fno import FNO
-from harness.run import run_job
 from harness.sweep.expand import expand
 from harness.sweep.spec import parse_sweep
 

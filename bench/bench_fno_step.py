@@ -12,7 +12,7 @@ run in the same process on the same batch and take turns round by round; figures
 - ``no-matched``: the same coefficients, no grid channels, a single linear lifting, no channel MLPs, a linear
   (1x1) skip, the same 2-layer projection (width -> 2 width -> 1): the same parameter count as ours.
 
-Every process-wide setting is shared: threads, and the allocator settings of ``harness.process`` that every
+Every process-wide setting is shared: threads, and the allocator settings of ``harness.job.process`` that every
 harness job runs with (kept small blocks, huge pages for large ones). Each model takes the fastest Adam its
 parameters allow: fused where they are all real (ours), the per-tensor loop for complex ones (neuraloperator's).
 
@@ -29,7 +29,7 @@ import argparse
 import gc
 import itertools
 
-from harness.process import apply_job_env, keep_freed_memory
+from harness.job.process import apply_job_env, keep_freed_memory
 
 apply_job_env()  # before torch loads, as a backend starts a job's process: torch reads it once
 

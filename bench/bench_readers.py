@@ -2,7 +2,7 @@
 
 Writes a tl-scaling file (the first study's layout, ``fields`` (N, 2, n, n) float32) under /tmp, then in
 fresh subprocesses measures the peak resident memory (VmHWM, reset after the imports through
-/proc/self/clear_refs) that ``harness.data.load`` adds to draw n training samples, and that a naive
+/proc/self/clear_refs) that ``harness.data.source.load`` adds to draw n training samples, and that a naive
 whole-dataset read (``f["fields"][:]``, how the studies' loaders read) adds on a file 1/8 the size. The
 loaded samples' own arrays are the floor: the ratio to them should stay near 1 whatever the file size.
 Deletes its files at the end.
@@ -54,7 +54,7 @@ def _status(key: str) -> int:
 
 def child(mode: str, path: str, n: int, cache: str) -> None:
     """In a fresh process: the peak memory one read adds beyond the imports, printed as JSON."""
-    import harness.data as data  # imported before the baseline, as a job has it
+    import harness.data.source as source  # imported before the baseline, as a job has it
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")  # reset the peak (VmHWM) to the current resident size
@@ -64,7 +64,7 @@ def child(mode: str, path: str, n: int, cache: str) -> None:
     base = _status("VmRSS")
     start = time.perf_counter()
     if mode == "load":
-        samples = data.load({"path": path, "format": "tl-scaling"}, "train", n, seed=0, cache_dir=cache)
+        samples = source.load({"path": path, "format": "tl-scaling"}, "train", n, seed=0, cache_dir=cache)
         held = samples.fields.nbytes + samples.targets.nbytes + samples.coefficients.nbytes
     else:
         with h5py.File(path, "r") as f:
@@ -97,7 +97,8 @@ def main() -> None:
         size = os.path.getsize(big)
         print(f"file: {size / MIB:.0f} MiB tl-scaling, {n_file} x 2 x {resolution} x {resolution} float32, "
               f"written in {wrote:.1f} s")
-        from harness.data import check_source, fingerprint
+        from harness.data.fingerprint import fingerprint
+        from harness.data.source import check_source
         start = time.perf_counter()
         fingerprint(big, cache_dir=folder)
         first = time.perf_counter() - start

@@ -29,9 +29,9 @@ def child(mode: str, path: str, args: argparse.Namespace) -> dict[str, float]:
     """Train ``args.steps`` steps in ``mode`` in this process; samples/s and peak RSS (MiB)."""
     import torch
 
-    from harness import pde
-    from harness.config import TrainConfig
+    from harness.job import TrainConfig
     from harness.models.fno import FNO
+    from harness.pde.cache import load
     from harness.train.loop import seed_everything, train
     from harness.train.normalise import make_inputs, make_targets
     from harness.train.stream import StreamedSplit
@@ -45,7 +45,7 @@ def child(mode: str, path: str, args: argparse.Namespace) -> dict[str, float]:
         x, y = split.tensors(stats)
         xy = (x[torch.arange(args.batch)], y[torch.arange(args.batch)])
     else:  # as a job's resident path does it
-        data = pde.load(path)
+        data = load(path)
         xy = (make_inputs(data.source, data.coef_common, stats), make_targets(data.solution))
         del data
     x_val, y_val = split.tensors(stats)
@@ -77,12 +77,11 @@ def main() -> None:
         print(json.dumps(child(*args.child, args)))
         return
 
-    from harness import pde
-    from harness.pde.cache import split_path
+    from harness.pde.cache import load_split, split_path
     from harness.train.stream import StreamedSplit
 
     with tempfile.TemporaryDirectory() as cache:
-        pde.load_split("poisson", "train", args.n, resolution=args.resolution, seed=0, cache_dir=cache)
+        load_split("poisson", "train", args.n, resolution=args.resolution, seed=0, cache_dir=cache)
         path = split_path("poisson", "train", args.n, resolution=args.resolution, seed=0, cache_dir=cache)
         size = StreamedSplit.open(path).resident_bytes
         figures: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}

@@ -21,7 +21,7 @@ from pathlib import Path
 from _common import cpu_model
 
 from harness.backends.local import Progress, plan_slots, run_local, visible_gpus
-from harness.run import run_job
+from harness.job.run import run_job
 from harness.sweep.expand import expand
 from harness.sweep.spec import parse_sweep
 

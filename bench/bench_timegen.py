@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from _common import alternate, machine, median
 
-from harness.pde import TIME_COEFS, TIME_SYSTEMS, generate_time, resolve_time_ranges, solve_time
-from harness.pde.time_solve import DEFAULT_REFINE
-from harness.pde.time_systems import AMPLITUDE, MAX_WAVENUMBER, N_MODES
+from harness.pde import DEFAULT_REFINE, TIME_COEFS, TIME_SYSTEMS, resolve_time_ranges
+from harness.pde.time_dataset import generate_time
+from harness.pde.time_systems import AMPLITUDE, MAX_WAVENUMBER, N_MODES, solve_time
 
 PAPER_DT = {"heat": 1e-4, "burgers": 5e-5}
 PAPER_REFINE = {"heat": 4, "advection": 4, "burgers": 8}

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import click
 
-from harness.backends import BACKENDS
+from harness.backends.interface import BACKENDS
 from harness.errors import HarnessError
-from harness.states import Stage
-from harness.store import DEFAULT_ROOT, current_sweep, load_plan, sweep_dir
+from harness.store import Stage
+from harness.store.folders import DEFAULT_ROOT, current_sweep, load_plan, sweep_dir
 
 ROOT = click.option("--root", type=click.Path(path_type=Path), default=DEFAULT_ROOT, show_default=True,
                     help="Results root folder.")
@@ -77,12 +77,12 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 
     Every point is checked first (data, model, pretraining, training, memory): a bad sweep writes nothing.
     """
-    from harness.store import write_plan
+    from harness.store.folders import write_plan
     from harness.sweep.expand import expand as expand_jobs
     from harness.sweep.lint import sweep_warnings
     from harness.sweep.plan import describe
     from harness.sweep.spec import load_sweep
-    from harness.track import save_settings
+    from harness.track.settings import save_settings
 
     sweep = load_sweep(sweep_file)
     jobs = expand_jobs(sweep, force=force)
@@ -136,7 +136,7 @@ def submit(sweep: str | None, root: Path, backend: str, retry_failed: bool, reex
     Exit status 0 when every job run ended ok or pruned (or was queued), 1 when any ended failed, diverged or
     blocked (the last line names them), 2 on a user error.
     """
-    from harness.lock import submit_lock
+    from harness.store.lock import submit_lock
 
     if sweep is not None and sweep.endswith((".yaml", ".yml")):
         from harness.sweep.replan import sweep_folder_of_file
@@ -147,7 +147,7 @@ def submit(sweep: str | None, root: Path, backend: str, retry_failed: bool, reex
     else:
         folder = resolve_sweep(root, sweep)
     if track and not dry_run:
-        from harness.track import load_settings, save_settings
+        from harness.track.settings import load_settings, save_settings
 
         save_settings(folder, {**{name: {} for name in track}, **load_settings(folder)})
     if dry_run:
@@ -163,11 +163,11 @@ def submit(sweep: str | None, root: Path, backend: str, retry_failed: bool, reex
 def _submit(folder: Path, backend: str, retry_failed: bool, only: str | None, dry_run: bool,
             options: dict[str, object]) -> str:
     """Pick and run (or list) the jobs to run; returns the line naming those that ended badly ("" if none)."""
-    from harness.backends import get_backend
+    from harness.backends.interface import get_backend
     from harness.backends.select import select
-    from harness.status import bad_line, incomplete_lines
-    from harness.store import read_plan, record_blocked
-    from harness.track import clear_warnings
+    from harness.store.folders import read_plan, record_blocked
+    from harness.store.status import bad_line, incomplete_lines
+    from harness.track.worker import clear_warnings
 
     clear_warnings(folder)
     plan = read_plan(folder)
@@ -204,15 +204,15 @@ def status(sweep: str | None, root: Path, watch: bool, interval: float, refreshe
 
     Exit status 0 when no job is failed, diverged or blocked, 1 when one is, 2 on a user error.
     """
-    from harness.backends import backend_of
+    from harness.backends.interface import backend_of
     from harness.backends.slurm_state import read_submitted
-    from harness.stale import stale_note
-    from harness.status import bad_line, incomplete_lines, status_table
+    from harness.store.stale import stale_note
+    from harness.store.status import bad_line, incomplete_lines, status_table
 
     folder = resolve_sweep(root, sweep)
     jobs = load_plan(folder)
     if watch:
-        from harness import watch as live
+        from harness.store import watch as live
 
         backend = backend_of(folder)
         live.watch(lambda: live.view(folder, jobs, backend.status(folder, jobs)), interval, refreshes)
@@ -239,8 +239,8 @@ def status(sweep: str | None, root: Path, watch: bool, interval: float, refreshe
 @_friendly
 def gc(sweep: str | None, root: Path, stale: bool) -> None:
     """Remove what the sweep no longer needs: with --stale, the runs of jobs no longer in its plan."""
-    from harness.lock import submit_lock
-    from harness.stale import remove_stale
+    from harness.store.lock import submit_lock
+    from harness.store.stale import remove_stale
 
     folder = resolve_sweep(root, sweep)
     if not stale:
@@ -256,7 +256,7 @@ def gc(sweep: str | None, root: Path, stale: bool) -> None:
 @_friendly
 def cancel(sweep: str | None, root: Path) -> None:
     """Cancel the queued and running jobs of SWEEP (default: the current sweep)."""
-    from harness.backends import backend_of
+    from harness.backends.interface import backend_of
 
     folder = resolve_sweep(root, sweep)
     click.echo(f"{folder.name}: cancelled {backend_of(folder).cancel(folder)} queued or running job(s)")
@@ -276,8 +276,8 @@ def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: i
     left out of the fits), 2 when it cannot be (no results, a folder that cannot be written).
     """
     from analysis.report import build_report
-    from harness.stale import stale_note
-    from harness.store import read_plan
+    from harness.store.folders import read_plan
+    from harness.store.stale import stale_note
 
     folder = resolve_sweep(root, sweep)
     result = build_report(folder, out, n_boot=n_boot, seed=seed)
@@ -308,8 +308,8 @@ def show(job_id: str, sweep: str | None, root: Path, out: Path | None, samples: 
 
     from analysis.figures.gallery import job_figure
     from analysis.figures.style import DPI
-    from harness.files import write_bytes_atomic
-    from harness.store import run_dir
+    from harness.store.atomic import write_bytes_atomic
+    from harness.store.folders import run_dir
 
     folder = resolve_sweep(root, sweep)
     figure = job_figure(load_plan(folder), job_id, folder.parent, samples)
@@ -325,7 +325,7 @@ def show(job_id: str, sweep: str | None, root: Path, out: Path | None, samples: 
 @_friendly
 def tune_status(sweep: str | None, root: Path) -> None:
     """Per optuna study of a tuned sweep: trials by state, best validation value and parameters."""
-    from harness.tune import study_summaries
+    from harness.job.trial import study_summaries
 
     folder = resolve_sweep(root, sweep)
     storage = next((j.get("tune_storage") for j in load_plan(folder) if "tune" in j["config"]), None)
@@ -358,19 +358,23 @@ def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int
     """Generate one PDE dataset (steady, or trajectories of heat, advection, burgers, mixed_time, navier_stokes)
     and write it to an .npz file for inspection, or to an .h5 data file in a documented layout."""
     from harness import pde
+    from harness.pde.cache import save
+    from harness.pde.steady_dataset import generate
+    from harness.pde.time_dataset import generate_time
 
     grid = {} if resolution is None else {"resolution": resolution}
     if system in (*pde.ALL_TIME_SYSTEMS, pde.TIME_MIXED):
-        result = pde.generate_time(system, n, shift=shift, seed=seed, **grid, **({} if nt is None else {"nt": nt}))
+        result = generate_time(system, n, shift=shift, seed=seed, **grid, **({} if nt is None else {"nt": nt}))
         what = f"trajectories of {result.u.shape[1]} frames"
     elif nt is not None:
         raise HarnessError(f"--nt applies to the time-dependent systems ({', '.join(pde.ALL_TIME_SYSTEMS)}, "
                            f"{pde.TIME_MIXED}), not to {system!r}: drop --nt")
     else:
-        result = pde.generate(system, n, shift=shift, seed=seed, **grid)
+        result = generate(system, n, shift=shift, seed=seed, **grid)
         what = "samples"
     if out.suffix in (".h5", ".hdf5"):
-        from harness.data import samples_of, write_pretraining_pdes, write_samples
+        from harness.data.formats import write_pretraining_pdes, write_samples
+        from harness.data.samples import samples_of
 
         steady = what == "samples"
         fmt = fmt or ("arrays" if steady else "pretraining-pdes")
@@ -384,7 +388,7 @@ def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int
                                    channels=pde.model_coefs(system))
         what = f"{what} ({fmt})"
     else:
-        pde.save(result, out)
+        save(result, out)
     size = result.meta["resolution"]
     click.echo(f"wrote {out}: {n} {system} {what} at {size}x{size}")
 

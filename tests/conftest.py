@@ -27,8 +27,8 @@ def _uses(item: pytest.Item, fixture: str) -> bool:
 
 def _group(item: pytest.Item) -> str:
     """The item's xdist work unit: every test on the Slurm cluster in one (one process, in order), every other
-    module one of its own (its module fixtures made once)."""
-    return "slurm" if _uses(item, "slurm_cluster") else Path(item.nodeid.split("::")[0]).stem
+    module one of its own (its module fixtures made once), named by its path."""
+    return "slurm" if _uses(item, "slurm_cluster") else item.nodeid.split("::")[0]
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from harness.backends.slurm_state import SacctRecord, parse_sacct, query
-from harness.store import load_plan
+from harness.store.folders import load_plan
 from harness.train.checkpoint import load as load_ckpt
 
 ENV_FILE = Path(os.environ.get("HARNESS_SLURM_DIR", "/tmp/harness-slurm")) / "env"
@@ -62,7 +62,7 @@ def empty_test_queue(conf: str, timeout: float = 60) -> None:
 
 def expand(sweep_file: Path, root: Path) -> tuple[Path, list[dict[str, Any]]]:
     """Expand a sweep file as `harness expand` does; returns (sweep folder, jobs)."""
-    from harness.store import write_plan
+    from harness.store.folders import write_plan
     from harness.sweep.expand import expand as expand_jobs
     from harness.sweep.spec import load_sweep
 

@@ -1,4 +1,5 @@
-"""The package's shape: imports point one way (no cycle), expand stays light, modules stay small."""
+"""The package's shape: a package per role, no two modules of one name, imports point one way (no cycle), expand
+reaches the other packages only through their torch-free rules, modules stay small."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("harness", "analysis")
+# The one module outside the rules that expand imports: it checks a sweep's data files against their headers, which
+# the format readers (harness.data.formats) read.
+FILE_CHECKS = "harness.data.parts"
 
 
 def _module_name(path: Path) -> str:
@@ -94,6 +98,43 @@ def test_expand_imports_neither_torch_nor_pandas_nor_optuna() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def rules_modules() -> set[str]:
+    """Each harness package's torch-free rules: its ``__init__`` (``harness.models``, ``harness.tasks``, ...)."""
+    return {f"harness.{path.parent.name}" for path in (ROOT / "harness").glob("*/__init__.py")}
+
+
+def test_rules_modules_import_only_rules_modules() -> None:
+    graph, rules = import_graph(), rules_modules()
+    assert {"harness.pde", "harness.tasks", "harness.models", "harness.train", "harness.backends"} <= rules
+    heavy = {name: sorted(graph[name] - rules - {"harness.errors"}) for name in sorted(rules)}
+    assert not {name: targets for name, targets in heavy.items() if targets}
+
+
+def test_expand_reaches_other_packages_only_through_their_rules() -> None:
+    graph = import_graph()
+    allowed = rules_modules() | {"harness.errors", FILE_CHECKS}
+    sweep = {name for name in _modules("harness.sweep.expand") if name.startswith("harness.sweep.")}
+    assert {"harness.sweep.schema", "harness.sweep.checks", "harness.sweep.spec"} <= sweep
+    outside = {f"{name} -> {target}" for name in sweep for target in graph[name]
+               if not target.startswith("harness.sweep.") and target not in allowed}
+    assert not outside
+
+
+def test_at_most_four_modules_at_the_top_of_harness() -> None:
+    top = sorted(path.name for path in (ROOT / "harness").glob("*.py"))
+    assert "cli.py" in top and len(top) <= 4, top
+
+
+def test_no_two_modules_or_packages_share_a_name() -> None:
+    where: dict[str, list[str]] = {}
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            name = path.parent.name if path.name == "__init__.py" else path.stem
+            where.setdefault(name, []).append(str(path.relative_to(ROOT)))
+    assert len(where) > 80
+    assert not {name: paths for name, paths in where.items() if len(paths) > 1}
+
+
 def test_a_local_submit_under_a_cpu_build_of_torch_finds_no_gpu_without_importing_torch() -> None:
     if not version("torch").endswith("+cpu"):
         pytest.skip(f"torch {version('torch')} is not a CPU build")
@@ -104,11 +145,11 @@ def test_a_local_submit_under_a_cpu_build_of_torch_finds_no_gpu_without_importin
 
 
 def test_roles_are_split() -> None:
-    # run_job reads no sweep file: neither the YAML schema nor expansion
-    assert not {m for m in _modules("harness.run") if m.startswith("harness.sweep")}
+    # run_job reads no sweep file: neither the YAML schema nor expansion (nested dicts' dotted keys aside)
+    assert not {m for m in _modules("harness.job.run") if m.startswith("harness.sweep.")} - {"harness.sweep.dotted"}
     # optuna's run-time side is used by run_job and the CLI only
-    users = {name for name, targets in import_graph().items() if "harness.tune" in targets}
-    assert users == {"harness.run", "harness.cli"}
+    users = {name for name, targets in import_graph().items() if "harness.job.trial" in targets}
+    assert users == {"harness.job.run", "harness.cli"}
     # the backends call run_job and the store, nothing of the training below it
     for backend in ("local", "inline", "slurm"):
         deps = import_graph()[f"harness.backends.{backend}"]

@@ -3,7 +3,7 @@
 strategy table and the rollout errors of the time-dependent next_step task."""
 
 from analysis.curves import CurveFits, fit_curves
-from analysis.figures.laws import LAW_FIGURES, data_transferred, joint_law
+from analysis.figures.law_figures import LAW_FIGURES, data_transferred, joint_law
 from analysis.figures.plots import (
     FIGURES,
     chosen_lr,

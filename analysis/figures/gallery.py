@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from analysis.figures.style import STAGE_LABELS
 from harness.errors import HarnessError
-from harness.predict import Fields, predict_job
+from harness.job.predict import Fields, predict_job
 
 SAMPLES = 3  # the first test samples of each dataset: the same ones for every job of a system and shift
 STAGES = ("finetune", "scratch")

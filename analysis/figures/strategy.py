@@ -14,7 +14,7 @@ from analysis.curves import ERR, PANEL, SIZE, N, downstream_points
 
 SCRATCH_LABEL = "none (scratch)"
 AUGMENT = ("pretrain.train.augment", "train.augment")
-DEFAULT_AUGMENT = "none"  # harness.config.TrainConfig.augment when a sweep does not set it
+DEFAULT_AUGMENT = "none"  # harness.job.TrainConfig.augment when a sweep does not set it
 NO_STRATEGIES = "pretrain.strategy is not varied"
 
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.backends import Job
+from harness.backends.interface import Job
 from harness.backends.local import evaluation_printer, finished, plan_slots
 from harness.backends.select import disk_states
-from harness.process import apply_job_env
-from harness.states import State
-from harness.store import disk_state, record_blocked
+from harness.job.process import apply_job_env
+from harness.store import State
+from harness.store.folders import disk_state, record_blocked
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class InlineBackend:
         apply_job_env()  # before torch loads, as in a worker process
         import torch
 
-        from harness.run import run_job
+        from harness.job.run import run_job
 
         torch.set_num_threads(plan_slots(workers=self.workers)[0].threads)
         state = {job["id"]: disk_state(sweep_path, job) for job in plan}

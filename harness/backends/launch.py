@@ -1,4 +1,4 @@
-"""The local launch of jobs that span several ranks, via torchrun (their `resources`: ``harness.backends.ranks``).
+"""The local launch of jobs that span several ranks, via torchrun (their `resources`: ``harness.backends``).
 
 A stage's ``resources: {gpus: G, nodes: M}`` (``pretrain.resources`` for pretraining, ``resources`` for the
 downstream stages; default one of each) asks for G ranks per node on M nodes, one per GPU (gloo ranks on the
@@ -22,11 +22,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.backends.ranks import world_size
-from harness.files import write_text_atomic
-from harness.process import user_threads
-from harness.states import State
-from harness.store import disk_state, read_summary, run_dir, sweep_dir, write_summary
+from harness.backends import world_size
+from harness.job.process import user_threads
+from harness.store import State
+from harness.store.atomic import write_text_atomic
+from harness.store.folders import disk_state, read_summary, run_dir, sweep_dir, write_summary
 
 # Seconds torchrun gives the ranks to end when it is itself stopped (SIGTERM, Ctrl-C) before it kills them. When a
 # rank dies, torchrun stops the others (SIGTERM, SIGKILL after its fixed 30 s); they usually end sooner, as their

@@ -19,16 +19,16 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from harness.backends import Job
+from harness.backends import world_size
+from harness.backends.interface import Job
 from harness.backends.launch import run_local_ranks
-from harness.backends.ranks import world_size
 from harness.backends.select import disk_states
-from harness.collect import collect_table
-from harness.lock import hold_worker_lock, stop_with_parent
-from harness.process import apply_job_env, user_threads
-from harness.progress import Progress
-from harness.states import State
-from harness.store import disk_state, record_blocked, sweep_dir, write_summary
+from harness.job.process import apply_job_env, user_threads
+from harness.store import State
+from harness.store.collect import collect_table
+from harness.store.folders import disk_state, record_blocked, sweep_dir, write_summary
+from harness.store.lock import hold_worker_lock, stop_with_parent
+from harness.store.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class Slot:
 def plan_slots(*, workers: int | None = None, jobs_per_gpu: int = 1, gpus: list[str] | None = None,
                cores: int | None = None) -> list[Slot]:
     """Worker slots: `jobs_per_gpu` per visible GPU, else `workers` CPU workers (default: one per 2 cores); each
-    worker's threads are its share of the cores, or the user's ``OMP_NUM_THREADS`` (``harness.process``)."""
+    worker's threads are its share of the cores, or the user's ``OMP_NUM_THREADS`` (``harness.job.process``)."""
     cores = cores or os.cpu_count() or 1
     if gpus:
         slots = [Slot(g, 0) for g in gpus for _ in range(jobs_per_gpu)]
@@ -115,7 +115,7 @@ def evaluation_printer(job_id: str):
 
 
 def _worker(conn: Connection, slot: Slot, root: str, sweep_path: str, parent: int, verbose: bool) -> None:
-    """Worker process: stops with its parent (``harness.lock``), pins its GPU and threads, then runs the jobs it
+    """Worker process: stops with its parent (``harness.store.lock``), pins its GPU and threads, then runs the jobs it
     is sent until it gets None."""
     stop_with_parent(parent)
     lock = hold_worker_lock(Path(sweep_path))  # noqa: F841 (held until this process ends)
@@ -123,7 +123,7 @@ def _worker(conn: Connection, slot: Slot, root: str, sweep_path: str, parent: in
         os.environ["CUDA_VISIBLE_DEVICES"] = slot.gpu
     import torch
 
-    from harness.run import run_job
+    from harness.job.run import run_job
 
     torch.set_num_threads(slot.threads)
     while (job := conn.recv()) is not None:

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.run import run_job
-from harness.states import State
+from harness.job.run import run_job
+from harness.store import State
 from harness.train.distributed import process_group
 
 

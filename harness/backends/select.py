@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.states import State
-from harness.store import disk_state
+from harness.store import State
+from harness.store.folders import disk_state
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@
 that wait for their pretraining tasks through `--dependency=afterok:...`. Arrays are chunked to the cluster's
 MaxArraySize; the chunks of one stage share one concurrency cap. Each array task is a `SlurmTask` (a submitit
 `Checkpointable`): on preemption or timeout it is requeued unchanged and `run_job` resumes each job from its
-`ckpt/last.pt`. A job of several ranks (its `resources`, ``harness.backends.ranks``) is a Slurm job of its own
+`ckpt/last.pt`. A job of several ranks (its `resources`, ``harness.backends``) is a Slurm job of its own
 with one task per rank (``--nodes``, ``--ntasks-per-node``), in arrays of jobs of its shape; each task joins the
 process group as its rank (``SlurmTask._run_rank``). The code a job runs is a snapshot of the `harness` and
 `analysis` packages taken at submit time (results/<sweep>/slurm/code/<hash>/), so editing the source does not
@@ -37,17 +37,16 @@ from typing import Any
 from submitit.helpers import Checkpointable
 
 import harness
-from harness.backends import Job
-from harness.backends.ranks import shape, world_size
-from harness.backends.resources import SlurmResources
+from harness.backends import SlurmResources, shape, world_size
+from harness.backends.interface import Job
 from harness.backends.slurm_checks import check_request
 from harness.backends.slurm_state import query, read_submitted, record_submitted, run_cmd, slurm_dir, sweep_states
 from harness.errors import BackendError
-from harness.files import write_json_atomic
-from harness.process import job_env_exports
-from harness.provenance import GIT_REV_ENV, git_revision
-from harness.states import State
-from harness.store import disk_state, read_plan
+from harness.job.process import job_env_exports
+from harness.job.provenance import GIT_REV_ENV, git_revision
+from harness.store import State
+from harness.store.atomic import write_json_atomic
+from harness.store.folders import disk_state, read_plan
 
 __all__ = ["ArrayChunk", "SlurmBackend", "SlurmResources", "SlurmTask", "SubmitReport", "cancel", "plan_arrays",
            "query", "submit"]
@@ -162,7 +161,7 @@ class SlurmTask(Checkpointable):
         if len(todo) == 1 and world_size(todo[0]) > 1:
             self._run_rank(todo[0])
         elif len(todo) == 1:
-            from harness.run import run_job
+            from harness.job.run import run_job
 
             run_job(todo[0], Path(self.root))
         elif todo:
@@ -374,7 +373,7 @@ def cancel(sweep_dir: Path) -> int:
 
 def _main(argv: list[str]) -> int:
     """`python -m harness.backends.slurm ROOT` with one job's JSON on stdin: a packed task's child process."""
-    from harness.run import run_job
+    from harness.job.run import run_job
 
     run_job(json.load(sys.stdin), Path(argv[0]))
     return 0

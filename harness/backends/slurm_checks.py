@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.backends.ranks import shape
-from harness.backends.resources import SlurmResources
+from harness.backends import SlurmResources, shape
 from harness.backends.slurm_state import read_submitted, run_cmd
 from harness.errors import BackendError
 

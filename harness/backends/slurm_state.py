@@ -22,8 +22,8 @@ from typing import Any
 
 from harness.backends.select import disk_states
 from harness.errors import BackendError
-from harness.states import State
-from harness.store import load_plan, write_json_atomic
+from harness.store import State
+from harness.store.folders import load_plan, write_json_atomic
 
 # sacct/squeue state -> harness state. COMPLETED (None) only says the process exited 0: the run folder decides.
 SLURM_STATES: dict[str, State | None] = {

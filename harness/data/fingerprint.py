@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 
 from harness.errors import DataFileError
-from harness.files import write_json_atomic
 from harness.pde.cache import resolve_cache_dir
+from harness.store.atomic import write_json_atomic
 
 HEAD_BYTES = 1 << 20
 CHUNK_BYTES = 1 << 16

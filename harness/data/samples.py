@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.pde.dataset import PDEData, coefficient_scales, median_rms, present_channels
-from harness.pde.systems import COMMON_CHANNELS
+from harness.pde import COMMON_CHANNELS
+from harness.pde.steady_dataset import PDEData, coefficient_scales, median_rms, present_channels
 
 
 @dataclass

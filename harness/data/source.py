@@ -1,6 +1,6 @@
 """Data sources on disk: :func:`check_source` (expand: headers only) and :func:`load` (a job's data step).
 
-Both take the spec of :mod:`harness.data.spec`. ``check_source`` reads no sample: it opens each file, checks
+Both take the spec of :mod:`harness.data`. ``check_source`` reads no sample: it opens each file, checks
 the layout of its format from the datasets' headers, that every split the job needs has that many rows in
 its region (:mod:`harness.data.subsets`), and fingerprints the files (:mod:`harness.data.fingerprint`).
 ``load`` draws one split: it refuses a file whose fingerprint differs from the spec's (changed since
@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from harness.data import Spec, parse_spec
 from harness.data.files import Node, first_nonfinite, open_file
 from harness.data.fingerprint import combined, fingerprint, stat_key
 from harness.data.formats import READERS, Layout
 from harness.data.samples import Samples, Trajectories, compute_stats
-from harness.data.spec import Spec, parse_spec
 from harness.data.subsets import draw, regions
 from harness.errors import DataFileError
-from harness.pde.cache import SPLITS
+from harness.pde import SPLITS
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.errors import HarnessError
-from harness.models.size import check_modes, count_params, flops_per_sample
+from harness.models import check_modes, count_params, flops_per_sample
 
 __all__ = ["FNO", "SpectralConv2d", "check_modes", "count_params", "flops_per_sample", "upgrade_state_dict"]
 

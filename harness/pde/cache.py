@@ -4,7 +4,7 @@ Two kinds of dataset share the format and the cache: steady :class:`PDEData` and
 :class:`TimeData`. A dataset file is an uncompressed ``.npz``: the arrays, ``meta`` (JSON: kind, system,
 stats, request) and ``checksum``, the sha256 of every other entry (name, dtype, shape, bytes), verified on
 load. Cache files are named by a hash of everything that defines the data and written atomically
-(``harness.files``), so a killed writer never leaves a half file under the final name; a file that fails to
+(``harness.store.atomic``), so a killed writer never leaves a half file under the final name; a file that fails to
 load or verify is reported, deleted and regenerated."""
 
 from __future__ import annotations
@@ -20,13 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import DataError
-from harness.files import write_atomic
-from harness.pde.dataset import GENERATOR_VERSION, PDEData, check_request, compute_stats, generate
-from harness.pde.systems import resolve_ranges
+from harness.pde import DEFAULT_FRAMES, DEFAULT_HORIZON, DEFAULT_REFINE, SPLITS, resolve_ranges
+from harness.pde.steady_dataset import GENERATOR_VERSION, PDEData, check_request, compute_stats, generate
 from harness.pde.time_dataset import (
-    DEFAULT_FRAMES,
-    DEFAULT_HORIZON,
-    DEFAULT_REFINE,
     DEFAULT_RESOLUTION,
     TIME_GENERATOR_VERSION,
     TimeData,
@@ -34,8 +30,8 @@ from harness.pde.time_dataset import (
     generate_time,
     time_request,
 )
+from harness.store.atomic import write_atomic
 
-SPLITS = ("train", "val", "test")
 DEFAULT_CACHE_DIR = "results/.cache/data"
 CACHE_ENV = "HARNESS_DATA_CACHE"
 # Per kind: the dataclass and its array fields, in constructor order (after ``system``, before ``params``).

@@ -11,7 +11,8 @@ public; the same author's anthonyzhou-1/mae-pdes names the FNO generator as its 
 (``common/datasets.py``, ``get_variables('ns')``): visc in [1e-9, 1e-5], amp in [1e-3, 1e-2], our ``id``.
 ``ood`` and the finer ``ood_visc`` / ``ood_amp`` are ours (the paper has no out-of-distribution NS): visc one
 decade above id, [1e-5, 1e-4] (at 1e-4 the smallest stored scales decay by e^-2 over two time units; below
-1e-5 diffusion is negligible there), and amp up to five times id's top, [1e-2, 5e-2]. Draws are uniform.
+1e-5 diffusion is negligible there), and amp up to five times id's top, [1e-2, 5e-2]. Draws are uniform. The
+levels, the coefficient names and the step bound are rules (``harness.pde``), checked at expand.
 
 Initial vorticity: the FNO generator's Gaussian random field (``GaussianRF(2, s, alpha=2.5, tau=7)`` of its
 ``ns_2d.py``): each mode k != 0 of the full FFT grid gets ``sqrt(2) sigma (4 pi^2 |k|^2 + tau^2)^(-alpha/2)
@@ -26,67 +27,27 @@ nonlinear term (ETDRK4 integrates a constant term exactly), the step per sample 
 Courant number ``(max|u| + max|v|) dt / dx = cfl`` at the interval's start (``harness.pde.time_solve``).
 Unlike Burgers no maximum principle bounds the velocity; the Courant number 0.5 leaves it a factor ~2.6 to grow
 within a frame interval before ETDRK4's stability limit (~1.3). A step below ``horizon / MAX_STEPS`` is refused:
-at request time (and so at expand) from an a-priori speed bound (:func:`check_steps`), at solve time from the
+at request time (and so at expand) from an a-priori speed bound (``harness.pde.check_steps``), at solve time from the
 sample's own speed (naming its coefficients).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from functools import lru_cache
 
 import numpy as np
 
-from harness.errors import DataError
-from harness.pde.solve import irfft2, rfft2, wavenumbers
-from harness.pde.time_solve import BURGERS_CFL, Unstable, dealias_mask, etdrk4_frames, sine_spectrum
-
-NS_COEFS = ("visc", "amp")  # the coefficients of its files (Zhou et al.), its models' coefficient channels
-NS_SHIFT_LEVELS = {
-    "id": {"visc": (1e-9, 1e-5), "amp": (1e-3, 1e-2)},
-    "ood": {"visc": (1e-5, 1e-4), "amp": (1e-2, 5e-2)},
-    "ood_visc": {"visc": (1e-5, 1e-4), "amp": (1e-3, 1e-2)},
-    "ood_amp": {"visc": (1e-9, 1e-5), "amp": (1e-2, 5e-2)},
-}
-GRF_ALPHA, GRF_TAU = 2.5, 7.0  # the FNO generator's initial-condition field
-# The a-priori speed bound counts this many standard deviations of each initial velocity component.
-VELOCITY_SIGMAS = 5.0
-# Steps per trajectory beyond which a request is refused (a step below horizon / MAX_STEPS): ~10 s per sample
-# on the default 128^2 solve grid, and ~80 times the steps of the id level at the default horizon.
-MAX_STEPS = 10_000
-Ranges = Mapping[str, tuple[float, float]]
-
-
-@lru_cache(maxsize=8)
-def _grf_amplitudes(resolution: int) -> np.ndarray:
-    """Per mode of the full ``R x R`` FFT grid, the field's standard deviation in it (0 at k = 0 and where
-    |kx| or |ky| >= R / 2); read-only."""
-    k = np.fft.fftfreq(resolution, 1.0 / resolution)
-    kx, ky = np.meshgrid(k, k, indexing="ij")
-    sigma = GRF_TAU ** (GRF_ALPHA - 1.0)
-    amp = math.sqrt(2.0) * sigma * (4 * math.pi**2 * (kx**2 + ky**2) + GRF_TAU**2) ** (-GRF_ALPHA / 2)
-    amp[0, 0] = 0.0
-    amp[(np.abs(kx) >= resolution // 2) | (np.abs(ky) >= resolution // 2)] = 0.0
-    amp.setflags(write=False)
-    return amp
+from harness.pde import BURGERS_CFL, MAX_STEPS, NS_COEFS, Ranges, grf_amplitudes
+from harness.pde.fourier import irfft2, rfft2, wavenumbers
+from harness.pde.time_solve import Unstable, dealias_mask, etdrk4_frames, sine_spectrum
 
 
 def grf_spectrum(rng: np.random.Generator, size: int, resolution: int) -> np.ndarray:
     """rfft2 spectra ``(size, R, R // 2 + 1)`` of ``size`` initial vorticities drawn from ``rng`` (module
     docstring): ``w0 = Re sum_k c_k exp(2 pi i k . x)``, ``c_k = amplitude_k (a + i b)``."""
     a, b = rng.standard_normal((2, size, resolution, resolution))
-    c = _grf_amplitudes(resolution) * (a + 1j * b)
+    c = grf_amplitudes(resolution) * (a + 1j * b)
     return rfft2(np.fft.ifft2(c * resolution**2).real)
-
-
-def grf_velocity_std(resolution: int) -> float:
-    """The standard deviation of each initial velocity component at a point (the same for both)."""
-    k = np.fft.fftfreq(resolution, 1.0 / resolution)
-    kx, ky = np.meshgrid(k, k, indexing="ij")
-    k2 = (2 * math.pi) ** 2 * (kx**2 + ky**2)
-    k2[0, 0] = 1.0
-    return float(np.sqrt(np.sum(_grf_amplitudes(resolution) ** 2 * (2 * math.pi * ky) ** 2 / k2**2)))
 
 
 def forcing_spectrum(resolution: int) -> np.ndarray:
@@ -138,29 +99,6 @@ def navier_stokes_frames(w0_hat: np.ndarray, visc: np.ndarray, amp: np.ndarray, 
                         "choose a larger visc or a smaller amp")
     floor = float(t[-1] - t[0]) / MAX_STEPS
     return etdrk4_frames(w0_hat, t, refine, lin, advection, bound, floor, unstable)
-
-
-def speed_bound(ranges: Ranges, resolution: int, horizon: float) -> float:
-    """An a-priori bound of max|u| + max|v| over a trajectory: ``VELOCITY_SIGMAS`` standard deviations of each
-    initial component, plus what the forcing at the largest amp adds over ``horizon`` with neither diffusion
-    nor transfer to other modes (the forced mode's w grows by at most sqrt(2) amp t, its |u| + |v| by
-    sqrt(2) amp t / (2 pi))."""
-    return (2 * VELOCITY_SIGMAS * grf_velocity_std(resolution)
-            + math.sqrt(2.0) * ranges["amp"][1] * horizon / (2 * math.pi))
-
-
-def check_steps(ranges: Ranges, resolution: int, horizon: float, refine: int, cfl: float = BURGERS_CFL) -> None:
-    """Raise DataError (one line) unless the CFL-bounded step at :func:`speed_bound` stays above the floor
-    ``horizon / MAX_STEPS`` on the solve grid: what :func:`navier_stokes_frames` refuses, checked before any
-    solve (a request's, and so expand's, check)."""
-    fine = resolution * refine
-    speed = speed_bound(ranges, resolution, horizon)
-    step, floor = cfl / (fine * speed), horizon / MAX_STEPS
-    if step < floor:
-        raise DataError(f"navier_stokes needs steps of at most {step:.3g} on its {fine}^2 solve grid (resolution "
-                        f"{resolution} x refine {refine}; Courant number {cfl:g} at the speed bound {speed:.3g}, "
-                        f"amp up to {ranges['amp'][1]:g} over horizon {horizon:g}), below the floor horizon / "
-                        f"{MAX_STEPS} = {floor:.3g}: choose a shorter horizon, a coarser resolution or a smaller amp")
 
 
 def sample_ns_block(rng: np.random.Generator, size: int, keep: int, ranges: Ranges, t: np.ndarray,

@@ -3,31 +3,31 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.errors import DataError
-from harness.pde.dataset import BLOCK, check_request, fill_blocks, stream_tag
-from harness.pde.navier_stokes import check_steps
-from harness.pde.systems import NAVIER_STOKES, TIME_MIXED, TIME_SYSTEMS
-from harness.pde.time_solve import DEFAULT_REFINE
-from harness.pde.time_systems import (
+from harness.pde import (
     ALL_TIME_SYSTEMS,
+    DEFAULT_FRAMES,
+    DEFAULT_HORIZON,
+    DEFAULT_REFINE,
+    NAVIER_STOKES,
     TIME_CHANNELS,
+    TIME_MIXED,
+    TIME_SYSTEMS,
+    check_steps,
+    check_time_request,
     model_coefs,
     resolve_time_ranges,
-    sample_time_block,
 )
+from harness.pde.steady_dataset import BLOCK, check_request, fill_blocks, stream_tag
+from harness.pde.time_systems import sample_time_block
 
 # Bump whenever a change alters the trajectories a given request produces (it keys the cache).
 TIME_GENERATOR_VERSION = 1
 DEFAULT_RESOLUTION = 32  # the paper's configs train on 32 x 32 x 32 (frames x grid)
-DEFAULT_FRAMES = 32
-DEFAULT_HORIZON = 2.0  # time units, as the paper
-MAX_REFINE = 16
 
 
 @dataclass
@@ -69,25 +69,12 @@ class TimeData:
         return len(self.u)
 
 
-def check_time_request(nt: object, horizon: object, refine: object) -> tuple[int, float, int]:
-    """Validate the frames, horizon and refinement of a request; raise DataError naming a bad value."""
-    if isinstance(nt, bool) or not isinstance(nt, int | np.integer) or nt < 2:
-        raise DataError(f"nt (frames per trajectory) must be an integer >= 2, got {nt!r}")
-    if (isinstance(horizon, bool) or not isinstance(horizon, int | float | np.number)
-            or not math.isfinite(horizon) or horizon <= 0):
-        raise DataError(f"horizon must be a finite number of time units > 0, got {horizon!r}")
-    if isinstance(refine, bool) or not isinstance(refine, int | np.integer) or not 1 <= refine <= MAX_REFINE:
-        raise DataError(f"refine (Burgers and Navier-Stokes solve grid / stored grid) must be an integer in "
-                        f"[1, {MAX_REFINE}], got {refine!r}")
-    return int(nt), float(horizon), int(refine)
-
-
 def time_request(system: str, shift: str | Mapping[str, object] | None, n: int, resolution: int, nt: int,
                  horizon: float, refine: int, seed: int, dtype: type) -> dict:
     """The canonical, validated description of a request (JSON-able): what defines its samples.
 
     ``refine`` is kept only where Burgers or Navier-Stokes is solved, so heat and advection data do not depend
-    on it. Navier-Stokes' CFL-bounded step must stay above its floor (``harness.pde.navier_stokes.check_steps``).
+    on it. Navier-Stokes' CFL-bounded step must stay above its floor (``harness.pde.check_steps``).
     """
     ranges = resolve_time_ranges(system, shift)
     n, resolution, seed, dtype = check_request(n, resolution, seed, dtype)

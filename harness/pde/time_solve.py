@@ -26,13 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.errors import DataError
-from harness.pde.solve import advection_symbol, diffusion_symbol, irfft2, rfft2
+from harness.pde import BURGERS_CFL
+from harness.pde.fourier import advection_symbol, diffusion_symbol, irfft2, rfft2
 
-# Burgers solve grid / stored grid: 128^2 for 32^2 (bench/RESULTS.md has the accuracy at each factor).
-DEFAULT_REFINE = 4
-# Courant number of the Burgers step, (|cx| + |cy|) max|u| dt / dx; ETDRK4 on the dealiased spectrum is
-# linearly stable up to about 1.3, and 0.5 keeps the time error far below the spatial one.
-BURGERS_CFL = 0.5
 # A step below this (in time units) means a blow-up or absurd coefficients: the solve stops with a DataError.
 MIN_STEP = 1e-6
 # Below this |z| the phi functions are summed from their Taylor series (the closed forms cancel).

@@ -3,25 +3,25 @@
 A job enforces these rules when it runs; `expand` calls the same functions for every point first, so a bad
 sweep fails before anything is written or queued (on Slurm: before waiting in the queue):
 
-- the task (``harness.tasks.spec.check_task``, every rule between the task keys, the systems, the strategy and
+- the task (``harness.tasks.check_task``, every rule between the task keys, the systems, the strategy and
   the augmentations): the systems fit the task, the shift level exists for the system and an explicit range
-  is valid for it (``harness.pde.systems.resolve_ranges`` / ``harness.pde.time_systems.resolve_time_ranges``,
+  is valid for it (``harness.pde.resolve_ranges`` / ``harness.pde.resolve_time_ranges``,
   as data loading), the time window, target frame and unroll fit the trajectory, the masked strategy's ratio
-  and patch grid (``harness.train.rules``, as ``Masked`` / ``TimeMasked``), each pretext strategy's window
+  and patch grid (``harness.train``, as ``Masked`` / ``TimeMasked``), each pretext strategy's window
   and each augmentation a symmetry of its system's equation;
-- data on disk (a part's `data`, ``harness.data.sweep``): the files' layout from their headers, their grid
+- data on disk (a part's `data`, ``harness.data.parts``): the files' layout from their headers, their grid
   against `resolution`, the task's kind of data (steady samples; trajectories with the task's `nt` frames over
   its `horizon`), rows for each split's n (``check_source``, as the data step's ``load``), and for the steady
   task supervised pretraining on a file and a zero-shot model of the data's channels;
-- model: `model.modes` fit the grid -- ``harness.models.size.check_modes``, as ``FNO.forward``;
+- model: `model.modes` fit the grid -- ``harness.models.check_modes``, as ``FNO.forward``;
 - training: every train setting and the constraints between them -- ``TrainConfig``, as the training loop;
 - zero-shot only of a supervised pretraining (a pretext head predicts no solution), and a pretraining loss
   setting only for supervised pretraining (the pretext strategies have their own losses);
 - memory: parameters, Adam state, one batch's activations and the resident data of each training stage
-  (``harness.models.size.train_memory`` with the task's input channels and sample sizes,
-  ``harness.tasks.spec.resident_sizes``) fit the largest device a backend offers
-  (``harness.backends.resources.largest_device``); a training set that streams there (the `stream` group,
-  ``harness.config.StreamConfig.streams``, as ``harness.train.stream.over_budget`` at run time) counts as one
+  (``harness.models.train_memory`` with the task's input channels and sample sizes,
+  ``harness.tasks.resident_sizes``) fit the largest device a backend offers
+  (``harness.backends.largest_device``); a training set that streams there (the `stream` group,
+  ``harness.job.StreamConfig.streams``, as ``harness.train.stream.over_budget`` at run time) counts as one
   batch, and only generated steady training sets stream (``stream.mode: always`` on others is refused).
 
 Each failure is one ``SweepError`` line: the file, the key and its line, the point, what must hold, the fix.
@@ -32,14 +32,15 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from harness.backends.resources import Device
-from harness.config import StreamConfig, TrainConfig
-from harness.data.sweep import PARTS, check_needs, has_data, model_channels, resolve_part
+from harness.backends import Device
+from harness.data import PARTS, has_data
+from harness.data.parts import check_needs, model_channels, resolve_part
 from harness.errors import HarnessError
-from harness.models.size import FLOAT_BYTES, Memory, check_modes, train_memory
-from harness.pde.time_systems import model_coefs
+from harness.job import StreamConfig, TrainConfig
+from harness.models import FLOAT_BYTES, Memory, check_modes, train_memory
+from harness.pde import model_coefs
 from harness.sweep.schema import Where
-from harness.tasks.spec import TaskRuleError, check_task, is_time, resident_sizes
+from harness.tasks import TaskRuleError, check_task, is_time, resident_sizes
 
 GIB = 1 << 30
 
@@ -79,7 +80,7 @@ def take_stream(config: dict[str, Any]) -> StreamConfig:
 
 def resolve_data(point: dict[str, Any], config: dict[str, Any], where: Where, base: str | None) -> dict[str, Any]:
     """The resolved ``config`` of ``point`` with each part's data source checked against its files and resolved
-    (``harness.data.sweep.resolve_part``: paths, fingerprint), before the stages' ids are taken from it."""
+    (``harness.data.parts.resolve_part``: paths, fingerprint), before the stages' ids are taken from it."""
     for name in PARTS:
         try:
             config[name] = resolve_part(name, config[name], config["resolution"], base=base,

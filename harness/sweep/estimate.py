@@ -22,10 +22,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.config import TrainConfig
-from harness.models.size import TRAIN_PASSES, Shape, flops_per_sample
-from harness.process import apply_job_env
-from harness.states import Stage
+from harness.job import TrainConfig
+from harness.job.process import apply_job_env
+from harness.models import TRAIN_PASSES, Shape, flops_per_sample
+from harness.store import Stage
 
 STAGES = tuple(stage.value for stage in Stage)
 

@@ -16,17 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.backends.ranks import DEFAULT, offer, resource_problem, take_resources
-from harness.backends.resources import Device, SlurmResources, largest_device
-from harness.config import StreamConfig
-from harness.dotted import copy_tree, set_dotted
+from harness.backends import DEFAULT, Device, SlurmResources, largest_device, offer, resource_problem, take_resources
 from harness.errors import SweepError
-from harness.pde.systems import LAYOUT_VERSION
-from harness.states import Stage
+from harness.job import StreamConfig
+from harness.pde import LAYOUT_VERSION
+from harness.store import Stage
 from harness.sweep.checks import check_point, resolve_data, take_stream
+from harness.sweep.dotted import copy_tree, set_dotted
 from harness.sweep.spec import MAX_JOBS, Sweep
-from harness.sweep.tune import trial_configs
-from harness.tasks.spec import task_keys
+from harness.sweep.tune import for_stage, trial_configs
+from harness.tasks import task_keys
 
 INIT_STAGE = {stage.init: stage.value for stage in Stage if stage.init}
 
@@ -81,7 +80,7 @@ def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
     A pretraining config holds data, model and pretraining settings only; a zero-shot config has no training
     settings nor downstream size (it only evaluates); scratch has no pretraining keys. The task keys are the
-    stage's (``harness.tasks.spec.task_keys``): none for steady.
+    stage's (``harness.tasks.task_keys``): none for steady.
     """
     common = {"resolution": config["resolution"], "data_seed": data_seed_of(config, "pretrain"),
               "model": config["model"]}
@@ -137,7 +136,7 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -
             raise sweep.where.at_point(problem[0], point, problem[1])
         for stage, cfg in stages:
             tuned = tune is not None and stage in tune["stages"]
-            for trial_cfg in trial_configs(cfg, job_id(stage, cfg), tune) if tuned else [cfg]:
+            for trial_cfg in trial_configs(cfg, job_id(stage, cfg), for_stage(tune, stage)) if tuned else [cfg]:
                 jid = job_id(stage, trial_cfg)
                 table = pretrain if stage == "pretrain" else downstream
                 if jid not in table:

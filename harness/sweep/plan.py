@@ -6,9 +6,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness.states import Stage
+from harness.store import Stage
 from harness.sweep.expand import count_points
 from harness.sweep.spec import Sweep
+from harness.sweep.tune import for_stage
 
 SAMPLE_ROWS = 6
 
@@ -26,9 +27,11 @@ def describe(sweep: Sweep, jobs: list[dict[str, Any]], folder: Path) -> str:
     if pretrain_users:
         shared = sum(pretrain_users.values())
         lines.append(f"  {len(pretrain_users)} pretraining jobs shared by {shared} downstream jobs")
-    if sweep.tune:
-        t = sweep.tune
-        lines.append(f"  tune: {t['n_trials']} trials per {'/'.join(t['stages'])} point ({t['sampler']} sampler, "
+    tune = sweep.tune or {"stages": []}
+    blocks = ({stage: for_stage(tune, stage) for stage in tune["stages"]} if "by_stage" in tune
+              else {"/".join(tune["stages"]): tune} if tune["stages"] else {})
+    for stages, t in blocks.items():
+        lines.append(f"  tune: {t['n_trials']} trials per {stages} point ({t['sampler']} sampler, "
                      f"pruner {t['pruner']}, metric {t['metric']}) over {', '.join(t['params'])}")
     lines.append("axes:")
     for axis in sweep.axes:

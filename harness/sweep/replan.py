@@ -2,7 +2,7 @@
 
 An edited sweep file whose jobs differ from its ``plan.json`` is refused with the ids that changed (or, with
 ``--reexpand``, written as the new plan). Runs of ids no longer in the plan stay on disk as *stale* runs:
-excluded from results.parquet, status and the report, and removed by ``harness gc --stale`` (``harness.stale``).
+excluded from results.parquet, status and the report, and removed by ``harness gc --stale`` (``harness.store.stale``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SweepError
-from harness.store import read_plan, sweep_dir, write_plan
+from harness.store.folders import read_plan, sweep_dir, write_plan
 
 SHOWN = 3  # ids quoted per kind of change
 

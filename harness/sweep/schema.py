@@ -11,20 +11,20 @@ import difflib
 import re
 from typing import Any
 
-from harness.config import CHOICES as TRAIN_CHOICES
-from harness.config import STREAM_MODES, StreamConfig, TrainConfig
-from harness.data.spec import parse_spec
-from harness.dotted import flatten
+from harness.data import parse_spec
 from harness.errors import DataFileError, SweepError
-from harness.pde.systems import MIXED, NAVIER_STOKES, SHIFT_LEVELS, SYSTEMS, TIME_MIXED, TIME_SYSTEMS
-from harness.states import Stage
-from harness.tasks.spec import TASK_DEFAULTS, TASKS, TIME_LEVELS
-from harness.train.rules import STRATEGIES
+from harness.job import CHOICES as TRAIN_CHOICES
+from harness.job import STREAM_MODES, StreamConfig, TrainConfig
+from harness.pde import MIXED, NAVIER_STOKES, SHIFT_LEVELS, SYSTEMS, TIME_MIXED, TIME_SYSTEMS
+from harness.store import Stage
+from harness.sweep.dotted import flatten
+from harness.tasks import TASK_DEFAULTS, TASKS, TIME_LEVELS
+from harness.train import STRATEGIES
 
 TRAIN_DEFAULTS: dict[str, Any] = TrainConfig().to_dict()
 
 DEFAULTS: dict[str, Any] = {
-    **TASK_DEFAULTS,  # task, time_window, target, unroll, nt, horizon (harness.tasks.spec)
+    **TASK_DEFAULTS,  # task, time_window, target, unroll, nt, horizon (harness.tasks)
     "resolution": 128,
     "data_seed": None,  # None: each stage's data follow its seed (harness.sweep.expand.stage_configs)
     "seed": 0,
@@ -55,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "train": dict(TRAIN_DEFAULTS),
     "resources": {"gpus": 1, "nodes": 1},  # of the downstream stages
-    # training sets read batch by batch from their cache file (harness.config.StreamConfig); not in the job id
+    # training sets read batch by batch from their cache file (harness.job.StreamConfig); not in the job id
     "stream": StreamConfig().to_dict(),
 }
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import yaml
 
-from harness.backends.resources import SlurmResources, SlurmSettingError
-from harness.dotted import flatten, set_dotted
+from harness.backends import SlurmResources, SlurmSettingError
 from harness.errors import SweepError
+from harness.sweep.dotted import flatten, set_dotted
 from harness.sweep.schema import DATA_KEYS, DEFAULTS, Where, check_key, check_value, suggest
-from harness.sweep.track import parse_track
+from harness.sweep.trackers import parse_track
 from harness.sweep.tune import parse_tune
 from harness.sweep.yamlload import compose_sweep_file
 

@@ -2,7 +2,7 @@
 
 `expand` turns every tuned downstream job into `n_trials` trial jobs (ids differ by the trial index) that share
 one study: a trial's config gains `tune: {study, trial, spec}` (the study is the untuned job's id, the spec the
-search definition as JSON). The optuna side, a trial's life at run time, is `harness.tune`.
+search definition as JSON). The optuna side, a trial's life at run time, is `harness.job.trial`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any
 
-from harness.states import Stage
+from harness.store import Stage
 from harness.sweep.schema import Where, check_key, check_value
 
 METRICS = ("val_rel_l2",)  # tuning reads validation only; the test error is reported, never optimised
@@ -22,13 +22,14 @@ STAGES = (Stage.FINETUNE.value, Stage.SCRATCH.value)
 KEYS = ("params", "n_trials", "metric", "sampler", "seed", "pruner", "storage", "stages")
 
 
-def _space(params: Any, where: Where) -> dict[str, dict[str, Any]]:
-    """Validate `params`: {train.key: {kind: args}} -> {train.key: {"kind": kind, "values" | "low","high"}}."""
+def _space(params: Any, where: Where, at: str = "tune.params") -> dict[str, dict[str, Any]]:
+    """Validate `params` (written at ``at``): {train.key: {kind: args}} -> {train.key: {"kind": kind, "values" |
+    "low","high"}}."""
     if not isinstance(params, dict) or not params:
-        raise where.fail("tune.params", "no parameters to search", "add e.g. `train.lr: {log_uniform: [1e-5, 1e-2]}`")
+        raise where.fail(at, "no parameters to search", "add e.g. `train.lr: {log_uniform: [1e-5, 1e-2]}`")
     space = {}
     for key, spec in params.items():
-        loc = f"tune.params.{key}"
+        loc = f"{at}.{key}"
         if not str(key).startswith("train."):
             raise where.fail(
                 loc, f"`{key}` cannot be tuned", "tune downstream train settings: train.lr, train.weight_decay, ..."
@@ -57,8 +58,20 @@ def _space(params: Any, where: Where) -> dict[str, dict[str, Any]]:
     return space
 
 
+def _stage_spaces(params: Any, where: Where) -> dict[str, dict[str, dict[str, Any]]] | None:
+    """`params` keyed by stage ({scratch: {train.lr: ...}, finetune: {...}}), each space validated; None when
+    `params` is one space for every tuned stage."""
+    if not (isinstance(params, dict) and params and all(key in STAGES for key in params)):
+        return None
+    return {stage: _space(space, where, f"tune.params.{stage}") for stage, space in params.items()}
+
+
 def parse_tune(raw: Any, where: Where) -> dict[str, Any] | None:
-    """Validate a sweep's `tune:` block into a canonical dict (None when there is no block)."""
+    """Validate a sweep's `tune:` block into a canonical dict (None when there is no block).
+
+    `params` is one search space for every tuned stage, or one per stage (keys `finetune`, `scratch`: e.g. a
+    wider learning-rate grid for training from scratch); then the stages tuned are those named, and
+    ``for_stage`` gives each stage's block."""
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -66,7 +79,17 @@ def parse_tune(raw: Any, where: Where) -> dict[str, Any] | None:
     for key in raw:
         if key not in KEYS:
             raise where.fail(f"tune.{key}", f"unknown tune key `{key}`", "valid keys: " + ", ".join(KEYS))
-    space = _space(raw.get("params"), where)
+    by_stage = _stage_spaces(raw.get("params"), where)
+    if by_stage is not None:
+        if "stages" in raw:
+            raise where.fail("tune.stages", "the stages tuned are those `params` names", "omit `stages`")
+        blocks = {stage: _parse({**raw, "stages": [stage]}, space, where) for stage, space in by_stage.items()}
+        return {"stages": sorted(blocks), "storage": blocks[min(blocks)]["storage"], "by_stage": blocks}
+    return _parse(raw, _space(raw.get("params"), where), where)
+
+
+def _parse(raw: dict[str, Any], space: dict[str, dict[str, Any]], where: Where) -> dict[str, Any]:
+    """The canonical block of a validated search ``space`` and the other keys of ``raw``."""
     choices = {"metric": (METRICS, "val_rel_l2"), "sampler": (SAMPLERS, "tpe"), "pruner": (PRUNERS, "none")}
     tune: dict[str, Any] = {"params": space, "seed": raw.get("seed", 0)}
     for key, (valid, default) in choices.items():
@@ -98,7 +121,13 @@ def parse_tune(raw: Any, where: Where) -> dict[str, Any] | None:
     return tune
 
 
+def for_stage(tune: dict[str, Any], stage: str) -> dict[str, Any]:
+    """The tune block of one stage: the sweep's, or that stage's own when `params` is given per stage."""
+    return tune["by_stage"][stage] if "by_stage" in tune else tune
+
+
 def trial_configs(config: dict[str, Any], study: str, tune: dict[str, Any]) -> list[dict[str, Any]]:
-    """One config per trial: the point's config plus {study, trial index, search definition}."""
+    """One config per trial: the point's config plus {study, trial index, search definition} (``tune`` is one
+    stage's block, ``for_stage``)."""
     spec = json.dumps({k: v for k, v in tune.items() if k != "storage"}, sort_keys=True)
     return [{**config, "tune": {"study": study, "trial": k, "spec": spec}} for k in range(tune["n_trials"])]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.config import StreamConfig
-from harness.tasks.forecast import ForecastTask
-from harness.tasks.spec import is_time
-from harness.tasks.steady import SteadyTask
+from harness.job import StreamConfig
+from harness.tasks import is_time
+from harness.tasks.steady_task import SteadyTask
 from harness.tasks.task import Task
+from harness.tasks.time_task import ForecastTask
 
 
 def make_task(config: dict[str, Any], stream: StreamConfig | None = None) -> Task:

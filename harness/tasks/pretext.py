@@ -34,10 +34,10 @@ import torch.nn.functional as F
 
 from harness.errors import HarnessError
 from harness.models.fno import FNO
-from harness.pde.time_systems import TIME_COEFS
-from harness.tasks.spec import MASK_FRAMES, SORT_CHUNKS
+from harness.pde import TIME_COEFS
+from harness.tasks import MASK_FRAMES, SORT_CHUNKS
 from harness.tasks.trajectories import Trajectories
-from harness.train.rules import masked_patches
+from harness.train import masked_patches
 from harness.train.strategies import Coefficient, Derivative, Masked, PooledHead, patch_mask
 
 ORDERS = torch.tensor(list(itertools.permutations(range(SORT_CHUNKS))))  # sort_time's classes

@@ -1,6 +1,6 @@
 """The interface a job's run asks of its task: data, tensors, objectives (with their models) and test metrics.
 
-``harness.run`` builds the task of a job's config (``harness.tasks.make_task``) and asks it for each split's
+``harness.job.run`` builds the task of a job's config (``harness.tasks.make.make_task``) and asks it for each split's
 tensors and objectives; the training loop only sees the (x, y) tensors, batched, and an ``Objective`` that
 views them as (model input, target). What x and y hold is the task's business:
 
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.data.sweep import has_data
+from harness.data import has_data
 from harness.train.loop import evaluate
 from harness.train.objective import Objective
 from harness.train.strategies import Pretraining

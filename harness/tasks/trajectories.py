@@ -3,7 +3,7 @@
 A batch is (x = u (B, nt, R, R), y = coefficients (B, C) in the objective's ``channels`` order: the five
 ``TIME_COEFS`` of heat, advection and Burgers, or navier_stokes' visc, amp), physical units. The model input is
 a window of frames as channels, then the coefficient channels, each coefficient divided by its scale
-(``COEF_SCALES``; ``harness.tasks.forecast`` explains the normalisation).
+(``COEF_SCALES``; ``harness.tasks.time_task`` explains the normalisation).
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.config import TrainConfig
-from harness.pde.navier_stokes import NS_COEFS
-from harness.pde.systems import NAVIER_STOKES, TIME_SYSTEMS
-from harness.pde.time_systems import ALL_TIME_SYSTEMS, TIME_COEFS, TIME_SHIFT_LEVELS
-from harness.tasks.spec import window_channels
-from harness.train.augment import Augment
-from harness.train.augment_time import make_time_augment
+from harness.job import TrainConfig
+from harness.pde import ALL_TIME_SYSTEMS, NAVIER_STOKES, NS_COEFS, TIME_COEFS, TIME_SHIFT_LEVELS, TIME_SYSTEMS
+from harness.tasks import window_channels
+from harness.train.steady_augment import Augment
 from harness.train.strategies import Pretraining
+from harness.train.time_augment import make_time_augment
 
 _PARAM = {"nu": "nu", "ax": "a", "ay": "a", "cx": "c", "cy": "c", "visc": "visc", "amp": "amp"}
 # Per coefficient: the upper end of its in-distribution range over the systems that have it.

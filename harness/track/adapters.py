@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.dotted import flatten
+from harness.sweep.dotted import flatten
 
 EXTRAS = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}  # tracker -> its pip extra (pyproject)
 ROW_SKIP = ("step",)

@@ -1,9 +1,9 @@
 """The ``track:`` block of a sweep: which trackers, with which options; validated at expand
-(``harness.sweep.track``), kept in the sweep folder as ``track.json`` (the one place a job reads it from).
+(``harness.sweep.trackers``), kept in the sweep folder as ``track.json`` (the one place a job reads it from).
 
 ``track: [tensorboard, mlflow, wandb]`` or, with options,
 ``track: {mlflow: {tracking_uri: http://host:5000}, wandb: {project: my-study, mode: offline}}``.
-Pure and light: no tracker package is imported here.
+Pure and light: no tracker package is imported here; the trackers and their options are ``harness.track``'s.
 """
 
 from __future__ import annotations
@@ -11,17 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.files import write_json_atomic
+from harness.store.atomic import write_json_atomic
 
-# Tracker name -> its options and what each must be (checked at expand).
-TRACKERS: dict[str, dict[str, str]] = {
-    "tensorboard": {},
-    "mlflow": {"tracking_uri": "a tracking URI (default: a file store at <sweep>/mlruns)",
-               "experiment": "an experiment name (default: the sweep name)"},
-    "wandb": {"project": "a W&B project (default: harness)", "entity": "a W&B entity (team or user)",
-              "mode": "offline or online (default: online when logged in, else offline)"},
-}
-WANDB_MODES = ("offline", "online")
 FILE = "track.json"
 
 

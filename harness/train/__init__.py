@@ -1,3 +1,43 @@
-"""Training: input normalisation (``normalise``), what is learnt (``objective``), the one training loop
-(``loop``), pretraining strategies (``strategies``), augmentation, atomic checkpoints; ``rules`` holds what
-expand checks, torch-free."""
+"""The torch-free rules of training: what a job's training requires, so that `harness expand` checks it with
+the same functions.
+
+The steady models' input channels, the pretraining strategies by name (``harness.train.strategies``
+implements the steady ones, ``harness.tasks.pretext`` those on trajectories) and the masked strategies' layout
+rules, called by ``Masked`` and ``TimeMasked`` at run time and by the task rules
+(``harness.tasks.check_task``) for every point at expand.
+
+The rest of the package trains (torch): input normalisation (``normalise``), what is learnt (``objective``),
+the one training loop (``loop``), pretraining strategies (``strategies``), augmentation (``steady_augment``,
+``time_augment``), atomic checkpoints (``checkpoint``), data-parallel ranks (``distributed``), streamed
+training sets (``stream``), signals (``signals``) and step timing (``timing``).
+"""
+
+from __future__ import annotations
+
+from harness.errors import HarnessError
+from harness.pde import COMMON_CHANNELS
+
+STEADY_IN_CHANNELS = 1 + len(COMMON_CHANNELS)  # the steady models' input: source + common coefficient channels
+# Pretraining strategies (Zhou et al. 2024); the sweep's `none` is training from scratch, no pretraining.
+STRATEGIES = ("supervised", "masked", "derivative", "coefficient", "sort_time")
+TIME_ONLY_STRATEGIES = ("sort_time",)  # they need a time axis
+
+
+def masked_patches(ratio: float, patches: int, blocks: int = 1) -> int:
+    """How many of the ``blocks`` x ``patches`` x ``patches`` patches a ``ratio`` masks (``blocks``: the
+    temporal blocks of a window of frames, 1 for a steady input); raises unless at least one is masked and at
+    most all of them (so ``mask_ratio`` must lie in (0, 1])."""
+    n = blocks * patches * patches
+    n_masked = round(ratio * n)
+    if not (patches >= 1 and 1 <= n_masked <= n):
+        raise HarnessError(f"masked pretraining needs mask_patches >= 1 and a mask_ratio that masks at least one "
+                           f"and at most all of the {n} patches, but got mask_ratio={ratio}, mask_patches={patches}; "
+                           "use a mask_ratio in (0, 1] such as 0.75")
+    return n_masked
+
+
+def check_patch_grid(patches: int, height: int, width: int) -> None:
+    """Raise unless ``patches`` patches per side tile a ``height`` x ``width`` grid exactly."""
+    if height % patches or width % patches:
+        raise HarnessError(f"mask_patches={patches} must divide the grid {height}x{width}; choose a divisor "
+                           f"such as {max(d for d in (1, 2, 4, 8) if height % d == 0 and width % d == 0)}")

@@ -1,4 +1,4 @@
-"""Checkpoint files, written through the one atomic writer (``harness.files``) and read back with clear errors."""
+"""Checkpoint files, written through the one atomic writer (``harness.store.atomic``), read back with clear errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from harness.errors import HarnessError
-from harness.files import write_atomic
+from harness.store.atomic import write_atomic
 
 
 def save_atomic(obj: Any, path: Path | str) -> None:

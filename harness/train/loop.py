@@ -13,7 +13,7 @@ What is learnt is an ``Objective`` (``harness.train.objective``): the default is
 solution (``train.loss``: sum of squared errors by default; relative L2 metric); pretext tasks
 (``harness.train.strategies``) derive other inputs and targets from the same (input, solution) batches, and the
 time-dependent tasks' objectives (``harness.tasks``) view batches of trajectories. Training batches are
-augmented first (the objective's ``augmentation`` of the ``augment`` settings: ``harness.train.augment`` for
+augmented first (the objective's ``augmentation`` of the ``augment`` settings: ``harness.train.steady_augment`` for
 (input, solution) batches), then viewed through the objective (``train_view``, which may run the model:
 pushforward unrolling).
 """
@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.config import TrainConfig
 from harness.errors import HarnessError
+from harness.job import TrainConfig
 from harness.models.fno import upgrade_state_dict
 from harness.train.checkpoint import load, save_atomic
 from harness.train.distributed import current

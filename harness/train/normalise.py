@@ -4,7 +4,7 @@ Every sample's whole input (source and constant coefficient channels) is divided
 ``s_i = ||f_i|| / stats["median_source_norm"]``, with ``||f|| = (sum f^2 dx dy)^(1/2)`` on the unit square
 (the RMS of f over the grid); the coefficient channels are then divided by their median scales
 ``stats["coef_scale"][c]`` (a channel whose scale is 0, unused by the system, stays 0). The target is not
-rescaled. The statistics come from the training set (``harness.pde.dataset.compute_stats``).
+rescaled. The statistics come from the training set (``harness.pde.steady_dataset.compute_stats``).
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import torch
 
-from harness.config import TrainConfig
 from harness.errors import HarnessError
-from harness.train.augment import Augment, make_augment
+from harness.job import TrainConfig
+from harness.train.steady_augment import Augment, make_augment
 
 
 def sum_squared_error(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -30,7 +30,7 @@ def relative_l2(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (pred - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1)
 
 
-# The supervised losses a sweep chooses with `train.loss` (harness.config.LOSSES), each a batch mean.
+# The supervised losses a sweep chooses with `train.loss` (harness.job.LOSSES), each a batch mean.
 LOSS_FUNCTIONS = {"sse": sum_squared_error, "mse": mean_squared_error,
                   "rel_l2": lambda pred, y: relative_l2(pred, y).mean()}
 
@@ -62,7 +62,7 @@ class Objective:
 
     def augmentation(self, cfg: TrainConfig) -> Augment | None:
         """The augmentation ``cfg.augment`` names, for this objective's batches: (input, solution) pairs of the
-        steady systems here (``harness.train.augment``); None for ``none``."""
+        steady systems here (``harness.train.steady_augment``); None for ``none``."""
         return make_augment(cfg.augment, prob=cfg.augment_prob, noise_level=cfg.noise_level, scale_max=cfg.scale_max)
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -33,10 +33,11 @@ from torch import nn
 
 from harness.errors import HarnessError
 from harness.models.fno import FNO
-from harness.pde import COMMON_CHANNELS, spectral_grad, spectral_hessian
+from harness.pde import COMMON_CHANNELS
+from harness.pde.fourier import spectral_grad, spectral_hessian
+from harness.train import STEADY_IN_CHANNELS, TIME_ONLY_STRATEGIES, check_patch_grid, masked_patches
+from harness.train import STRATEGIES as NAMES
 from harness.train.objective import Objective, relative_l2
-from harness.train.rules import STEADY_IN_CHANNELS, TIME_ONLY_STRATEGIES, check_patch_grid, masked_patches
-from harness.train.rules import STRATEGIES as NAMES
 
 
 class Pretraining(Objective):

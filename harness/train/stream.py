@@ -9,9 +9,9 @@ count as the process's memory until the kernel drops them, reads do not (the pag
 
 ``StreamedRows`` is what ``harness.train.loop.train`` indexes instead of a tensor: it has a ``shape``, ``to``
 (binds a device) and ``rows[idx]`` (a batch on that device). ``over_budget`` applies the sweep's ``stream``
-settings (``harness.config.StreamConfig``): a training set streams always, or (auto) when its resident tensors
+settings (``harness.job.StreamConfig``): a training set streams always, or (auto) when its resident tensors
 (inputs and targets, float32) exceed the budget, ``stream.budget_gb`` or else half of the device's memory (the
-GPU's, else this machine's RAM). ``harness.tasks.steady`` calls it for a generated training split; validation and
+GPU's, else this machine's RAM). ``harness.tasks.steady_task`` calls it for a generated training split; validation and
 test sets stay resident (the expand-time memory check counts them).
 """
 
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.config import StreamConfig
 from harness.errors import DataError
+from harness.job import StreamConfig
 from harness.train.normalise import make_inputs, make_targets
 
 FLOAT_BYTES = 4

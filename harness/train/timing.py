@@ -9,11 +9,11 @@ from collections.abc import Iterable
 
 import torch
 
-from harness.config import TrainConfig
 from harness.errors import HarnessError
+from harness.job import TrainConfig
+from harness.job.process import keep_freed_memory
+from harness.models import TRAIN_PASSES, Shape, check_modes, flops_per_sample
 from harness.models.fno import FNO
-from harness.models.size import TRAIN_PASSES, Shape, check_modes, flops_per_sample
-from harness.process import keep_freed_memory
 from harness.train.loop import make_optimizer, train_step
 
 # Calibration: time a shape only if one step of the calibration batch costs at most this many FLOPs (about a

@@ -30,14 +30,13 @@ from harness.data.files import Node, gather
 from harness.data.formats.base import Layout, Reader, fail, into, names, same_grid, same_rows, shape_of, take
 from harness.data.samples import Samples
 from harness.errors import DataFileError
-from harness.files import write_atomic
+from harness.store.atomic import write_atomic
 
 HINT = "an arrays file holds inputs (N, C, n, n) and targets (N, C', n, n); is the format right?"
 
 
 class Arrays(Reader):
     name = "arrays"
-    options = ("normalise",)
 
     def inspect(self, node: Node, options: dict[str, Any]) -> Layout:
         inputs = shape_of(node, "inputs", 4, "(N, C, n, n)", HINT)

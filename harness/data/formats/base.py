@@ -34,12 +34,12 @@ class Layout:
 
 
 class Reader(ABC):
-    """One documented file layout. ``kind`` is ``steady`` (read as :class:`Samples`) or ``trajectory``;
-    ``options`` the spec keys the format takes beyond those of every format."""
+    """One documented file layout. ``name`` is the spec's ``format`` (``harness.data.FORMAT_OPTIONS`` lists the
+    spec keys each format takes beyond those of every format); ``kind`` is ``steady`` (read as
+    :class:`Samples`) or ``trajectory``."""
 
     name = ""
     kind = "steady"
-    options: tuple[str, ...] = ()
 
     def locate(self, root: Node, split: str, options: dict[str, Any]) -> Node | None:
         """The group holding ``split``'s rows (None if the file has none for it); the root by default."""

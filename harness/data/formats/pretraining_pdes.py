@@ -39,10 +39,8 @@ from harness.data.files import Node, gather
 from harness.data.formats.base import Layout, Reader, fail, same_grid, same_rows, shape_of, take
 from harness.data.samples import Trajectories
 from harness.errors import DataFileError
-from harness.files import write_atomic
-from harness.pde.navier_stokes import NS_COEFS
-from harness.pde.systems import NAVIER_STOKES
-from harness.pde.time_systems import TIME_COEFS
+from harness.pde import NAVIER_STOKES, NS_COEFS, TIME_COEFS
+from harness.store.atomic import write_atomic
 
 COEFFICIENTS = TIME_COEFS  # their file keys are the harness's coefficient names (nu, ax, ay, cx, cy)
 FAMILIES = (COEFFICIENTS, NS_COEFS)  # the coefficient channels a group holds: one family's
@@ -77,7 +75,6 @@ def _family(node: Node) -> tuple[tuple[str, ...], str | None]:
 class PretrainingPDEs(Reader):
     name = "pretraining-pdes"
     kind = "trajectory"
-    options = ("groups",)
 
     def locate(self, root: Node, split: str, options: dict[str, Any]) -> Node | None:
         groups = {**DEFAULT_GROUPS, **options.get("groups", {})}

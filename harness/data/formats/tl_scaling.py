@@ -12,7 +12,7 @@ root, ``<f4``, contiguous):
 Axes: the generators sample on ``np.meshgrid(x, y)`` (indexing ``xy``), so ``fields[..., a, b]`` is at
 ``y = a / n``, ``x = b / n``; the harness stores x first, so the grids are transposed on reading (the
 coefficients keep their meaning: k11 and v1 are the x entries). Equations and coefficient meanings are the
-harness's own systems (``harness.pde.systems``), so the system follows from C (or the spec's ``system``).
+harness's own systems (``harness.pde.steady_systems``), so the system follows from C (or the spec's ``system``).
 
 Coefficients map onto ``COMMON_CHANNELS`` = (k11, k22, k12, v1, v2, omega) by ``TENSOR_LAYOUT``; channels a
 system lacks stay 0. Helmholtz's ``0.01`` fills k11 and k22 (k12 = 0): its Laplacian coefficient. Normalisation
@@ -32,8 +32,8 @@ from harness.data.files import Node, gather
 from harness.data.formats.base import Layout, Reader, fail, same_grid, same_rows, shape_of, take
 from harness.data.samples import Samples
 from harness.errors import DataFileError
-from harness.files import write_atomic
-from harness.pde.systems import COMMON_CHANNELS, SYSTEMS
+from harness.pde import COMMON_CHANNELS, SYSTEMS
+from harness.store.atomic import write_atomic
 
 # The COMMON_CHANNELS each column of ``tensor`` fills, per system.
 TENSOR_LAYOUT = {
@@ -82,7 +82,6 @@ def write_tl_scaling(path: str | os.PathLike, samples: Samples) -> Path:
 
 class TLScaling(Reader):
     name = "tl-scaling"
-    options = ("system",)
 
     def inspect(self, node: Node, options: dict[str, Any]) -> Layout:
         fields = shape_of(node, "fields", 4, "(N, 2, n, n): source and solution", HINT)

@@ -1,0 +1,196 @@
+"""The time-dependent tasks: fixed_future and next_step on trajectories of heat, advection, Burgers and
+Navier-Stokes.
+
+A split's tensors are the trajectories ``x = u`` (n, nt, R, R) and their coefficients ``y`` (n, C) in the
+order of the part's coefficient channels (``harness.pde.model_coefs``: the five ``TIME_COEFS``
+of heat, advection and Burgers; visc, amp of navier_stokes), generated or drawn from a part's ``data`` file
+(``pretraining-pdes``: checked at expand to hold the task's ``nt`` frames over its ``horizon`` and exactly one
+family's coefficients; a file of visc and amp is labelled navier_stokes), both in physical units, so the
+Lie-point augmentations (``harness.train.time_augment``) act on them as derived. The objectives cut windows of
+frames out of a batch and build the model's input (``Trajectories.inputs``): the ``time_window`` frames as
+channels, then the coefficient channels.
+
+Coefficient channels across a pretraining and its fine-tuning: a model takes the channels of the data it
+trains on, so a heat/advection/Burgers pretraining (five) fine-tuned on Navier-Stokes (two) has a lifting of
+another shape: fine-tuning re-initialises it and loads the rest, the rule for data files of other channel
+counts (``ForecastTask.refits``; the summary's ``transferred`` then lacks ``lifting``); ``init: zeroshot``,
+which evaluates the pretrained model as it is, is refused at expand.
+
+Normalisation: fixed, the same for every job. u is not rescaled (the initial conditions are sums of sines of
+amplitude at most 0.5, or Navier-Stokes' random field of RMS ~0.26: u is O(1) by construction, and the relative
+L2 metrics do not depend on its scale). Each coefficient channel is the coefficient divided by its scale
+(``COEF_SCALES``), the upper end of its in-distribution range over the systems that have it (as the paper
+divides by its maximum values), so in-distribution channels lie
+in [0, 1] and out-of-distribution ones beyond -- whatever the training set, where statistics of an OOD
+training set would rescale its coefficients into the in-distribution range -- and a model fine-tuned from
+a pretraining sees exactly the inputs a model trained from scratch sees. Hence no statistics travel
+(``ForecastTask.stats`` records the scales in a pretraining's stats.json).
+
+- ``FixedFuture``: the first ``time_window`` frames -> frame ``target``.
+- ``NextStep``: a window at a random start -> the frame after it. Training draws k in 0..``unroll`` per batch
+  and runs k pushforward steps first, without gradients (the model's own predictions fill the window, as it
+  will meet them in a rollout). Validation scores one step; the test is the autoregressive ``rollout`` from
+  the first ``time_window`` true frames to the end of the trajectory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.data import has_data
+from harness.data.samples import Trajectories as FileTrajectories
+from harness.data.source import load as load_file
+from harness.pde import TIME_COEFS, model_coefs
+from harness.pde.cache import load_time_split
+from harness.pde.time_dataset import TimeData
+from harness.tasks import target_frame
+from harness.tasks.pretext import make_pretext
+from harness.tasks.task import Task, Tensors
+from harness.tasks.trajectories import COEF_SCALES, Trajectories, frame_times
+from harness.train.objective import Objective
+from harness.train.strategies import Pretraining
+
+ROLLOUT_BATCH = 64
+
+
+class FixedFuture(Trajectories):
+    """The first ``window`` frames -> frame ``target``; supervised (fine-tuning loads every weight)."""
+
+    dropped = ()
+
+    def __init__(self, window: int, times: Sequence[float], target: int, loss: str = "sse",
+                 channels: tuple[str, ...] = TIME_COEFS) -> None:
+        super().__init__(window, times, loss, channels)
+        self.target = target_frame(target, len(times))
+        self.noise_frames = window  # noise on the inputs only: the target frame stays a solution
+
+    def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input: the first ``window`` frames and the coefficients; target: frame ``target`` (B, 1, R, R)."""
+        return self.inputs(x[:, :self.window], y), x[:, self.target:self.target + 1]
+
+
+class NextStep(Trajectories):
+    """``window`` frames -> the next one, with up to ``unroll`` pushforward steps in training; supervised.
+
+    Noise (the augmentation) perturbs whole trajectories, as the paper's augmented datasets: every frame is the
+    input of some window.
+    """
+
+    dropped = ()
+
+    def __init__(self, window: int, times: Sequence[float], unroll: int = 0, loss: str = "sse",
+                 channels: tuple[str, ...] = TIME_COEFS) -> None:
+        super().__init__(window, times, loss, channels)
+        self.unroll = unroll
+
+    def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step: a window at a random start and the frame after it."""
+        chunk = self.random_window(x, self.window + 1, generator)
+        return self.inputs(chunk[:, :self.window], y), chunk[:, self.window:]
+
+    def train_view(self, forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """k ~ U{0..unroll} pushforward steps (one k per batch) from a random window, without gradients, then
+        the (input, target) of the step after them."""
+        k = int(torch.randint(0, self.unroll + 1, (1,), generator=generator, device=x.device))
+        chunk = self.random_window(x, self.window + k + 1, generator)
+        frames = chunk[:, :self.window]
+        with torch.no_grad():
+            for _ in range(k):
+                frames = torch.cat([frames[:, 1:], forward(self.inputs(frames, y)).to(frames.dtype)], dim=1)
+        return self.inputs(frames, y), chunk[:, -1:]
+
+
+def rollout(model: nn.Module, test: Tensors, objective: NextStep, device: torch.device) -> dict[str, Any]:
+    """Autoregressive rollout of ``model`` over every test trajectory: from its first ``window`` true frames,
+    each prediction is fed back as the newest frame, to the end of the trajectory (K = nt - window steps).
+
+    Returns the summary's columns: ``rollout_step_rel_l2`` (JSON list, K values): at each step k the mean over
+    trajectories of ||pred_k - u_k|| / ||u_k||; ``rollout_accum_rel_l2`` (JSON list): the same over the frames
+    predicted so far, ||pred_1..k - u_1..k|| / ||u_1..k||; ``rollout_rel_l2``, its last value (the whole
+    rollout), which is also the job's ``test_rel_l2``.
+    """
+    was_training = model.training
+    model.eval()
+    errors, norms = [], []  # per batch: (b, K) squared errors and squared norms of the true frames
+    x, y = test
+    with torch.no_grad():
+        for i in range(0, x.shape[0], ROLLOUT_BATCH):
+            u, coefs = x[i:i + ROLLOUT_BATCH].to(device), y[i:i + ROLLOUT_BATCH].to(device)
+            frames, err, norm = u[:, :objective.window], [], []
+            for step in range(objective.window, u.shape[1]):
+                pred = model(objective.inputs(frames, coefs)).float()
+                true = u[:, step:step + 1]
+                err.append((pred - true).square().flatten(1).sum(dim=1))
+                norm.append(true.square().flatten(1).sum(dim=1))
+                frames = torch.cat([frames[:, 1:], pred.to(frames.dtype)], dim=1)
+            errors.append(torch.stack(err, dim=1).double().cpu())
+            norms.append(torch.stack(norm, dim=1).double().cpu())
+    model.train(was_training)
+    err, norm = torch.cat(errors), torch.cat(norms)
+    per_step = (err / norm).sqrt().mean(dim=0)
+    accumulated = (err.cumsum(dim=1) / norm.cumsum(dim=1)).sqrt().mean(dim=0)
+    final = float(accumulated[-1])
+    return {"test_rel_l2": final, "rollout_rel_l2": final, "rollout_step_rel_l2": json.dumps(per_step.tolist()),
+            "rollout_accum_rel_l2": json.dumps(accumulated.tolist())}
+
+
+class ForecastTask(Task):
+    """``task: fixed_future`` and ``task: next_step``; see the module docstring."""
+
+    def load(self, part: dict[str, Any], split: str, n: int, *, seed: int,
+             cache: Path) -> TimeData | FileTrajectories:
+        """A split drawn from the part's files (``data``: trajectories of the task's frames, checked at expand),
+        else of trajectories of ``part["system"]`` at the named level ``part["shift"]``."""
+        if has_data(part):
+            return load_file(part["data"], split, n, seed, cache_dir=str(cache))
+        cfg = self.config
+        return load_time_split(part["system"], split, n, shift=part["shift"], resolution=cfg["resolution"],
+                                   nt=cfg["nt"], horizon=cfg["horizon"], seed=seed, cache_dir=cache)
+
+    def stats(self, train: TimeData | FileTrajectories, pretrained: dict[str, Any] | None) -> dict[str, Any]:
+        """The fixed scales of the data's coefficient channels, whatever the data or the pretraining (see the
+        module docstring)."""
+        channels = model_coefs(train.system) if isinstance(train, TimeData) else train.channels
+        return {"coef_scale": [COEF_SCALES[c] for c in channels]}
+
+    def tensors(self, split: TimeData | FileTrajectories, stats: dict[str, Any]) -> Tensors:
+        """(u (n, nt, R, R), coefficients (n, C) in the part's channel order), float32, physical units."""
+        coefs = split.coef_common if isinstance(split, TimeData) else split.coefficients
+        return torch.as_tensor(split.u, dtype=torch.float32), torch.as_tensor(coefs, dtype=torch.float32)
+
+    def objective(self, loss: str, part: dict[str, Any] | None = None) -> Trajectories:
+        """``FixedFuture`` or ``NextStep``, as the config's task, on the coefficient channels of ``part``'s data
+        (the downstream part unless given)."""
+        cfg, times = self.config, frame_times(self.config)
+        channels = model_coefs((part or cfg["downstream"])["system"])
+        if cfg["task"] == "fixed_future":
+            return FixedFuture(cfg["time_window"], times, cfg["target"], loss, channels)
+        return NextStep(cfg["time_window"], times, cfg["unroll"], loss, channels)
+
+    def strategy(self, pretrain: dict[str, Any]) -> Pretraining:
+        """Supervised: the task's objective; else a pretext task on windows (``harness.tasks.pretext``); both on
+        the pretraining data's coefficient channels."""
+        if pretrain["strategy"] == "supervised":
+            return self.objective(pretrain["train"]["loss"], pretrain)
+        return make_pretext(pretrain, self.config["time_window"], frame_times(self.config),
+                            model_coefs(pretrain["system"]))
+
+    def refits(self, pretrain: dict[str, Any], part: dict[str, Any]) -> bool:
+        """As every task, and also where the pretraining's data have other coefficient channels than ``part``'s
+        (a heat/advection/Burgers pretraining fine-tuned on Navier-Stokes): the lifting is re-initialised."""
+        return super().refits(pretrain, part) or model_coefs(pretrain["system"]) != model_coefs(part["system"])
+
+    def test_metrics(self, model: nn.Module, test: Tensors, objective: Objective,
+                     device: torch.device) -> dict[str, Any]:
+        """next_step: the ``rollout``; otherwise the objective's metric."""
+        if isinstance(objective, NextStep):
+            return rollout(model, test, objective, device)
+        return super().test_metrics(model, test, objective, device)
+
