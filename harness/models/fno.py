@@ -248,6 +248,7 @@ class FNO(nn.Module):
         self.in_channels = in_channels
         self.n_layers = n_layers
         self.out_channels = out_channels
+        self.feature_channels = width  # what the head reads: a pretext head is built on it
         self.lifting = Pointwise(in_channels, width)
         self.spectral = nn.ModuleList(SpectralConv2d(width, modes) for _ in range(n_layers))
         self.pointwise = nn.ModuleList(Pointwise(width, width) for _ in range(n_layers))

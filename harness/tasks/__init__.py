@@ -59,6 +59,9 @@ TIME_LEVELS = tuple(dict.fromkeys(level for levels in TIME_SHIFT_LEVELS.values()
 # Pretext settings on trajectories (the paper's at 8 frames: temporal patches of 2, 4! = 24 orders to classify).
 MASK_FRAMES = 2  # masked: frames per spatio-temporal patch
 SORT_CHUNKS = 4  # sort_time: the window is cut into this many chunks of frames, shuffled, and the order classified
+# jigsaw: blocks of frames (by harness.train.SORT_TILES^2 tiles: 8 pieces, as the paper's at 8 frames) and the
+# orders of them classified
+JIGSAW_BLOCKS, JIGSAW_CLASSES = 2, 64
 DERIVATIVE_FRAMES = 3  # derivative: u_t of the first frame by a one-sided second-order difference over 3 frames
 
 
@@ -226,7 +229,10 @@ def _check_pretext(config: dict[str, Any], window: int) -> None:
             "derivative": (window >= DERIVATIVE_FRAMES, f"time_window >= {DERIVATIVE_FRAMES} (u_t by a one-sided "
                                                         "second-order difference)"),
             "sort_time": (window % SORT_CHUNKS == 0, f"a time_window divisible by {SORT_CHUNKS} (it sorts "
-                                                     f"{SORT_CHUNKS} chunks of frames)")}.get(strategy)
+                                                     f"{SORT_CHUNKS} chunks of frames)"),
+            "jigsaw": (window % JIGSAW_BLOCKS == 0, f"a time_window divisible by {JIGSAW_BLOCKS} (its pieces are "
+                                                    f"{JIGSAW_BLOCKS} blocks of frames by tiles)"),
+            "binary": (window >= 2, "time_window >= 2 (it tells frames in order from frames shuffled)")}.get(strategy)
     if rule is not None and not rule[0]:
         raise TaskRuleError("time_window", f"{window} frames do not fit pretrain.strategy {strategy}, which needs "
                                            f"{rule[1]}")

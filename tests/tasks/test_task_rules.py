@@ -61,10 +61,18 @@ BAD = [
     ("unroll-past-the-end", _with(unroll=8), None, r"unroll at point \(base\): 8 pushforward steps do not fit"),
     ("time-strategy-on-steady", {"pretrain": {"strategy": "sort_time"}}, None,
      r"pretrain\.strategy at point \(base\): sort_time needs a time axis, which task steady has not: choose one of "
-     r"supervised, masked, derivative, coefficient, none"),
+     r"supervised, masked, derivative, coefficient, sort_space, none"),
+    ("picl-on-steady", {}, {"pretrain.strategy": ["picl"]},
+     r"pretrain\.strategy at point \(pretrain\.strategy=picl\): picl needs a time axis, which task steady has not"),
     ("strategy-needs-another-window", _with(time_window=6), {"pretrain.strategy": ["sort_time"]},
      r"time_window at point \(pretrain\.strategy=sort_time\): 6 frames do not fit pretrain\.strategy sort_time, "
      r"which needs a time_window divisible by 4"),
+    ("jigsaw-needs-an-even-window", _with(time_window=5), {"pretrain.strategy": ["jigsaw"]},
+     r"time_window at point \(pretrain\.strategy=jigsaw\): 5 frames do not fit pretrain\.strategy jigsaw, which "
+     r"needs a time_window divisible by 2 \(its pieces are 2 blocks of frames by tiles\)$"),
+    ("binary-needs-two-frames", _with(time_window=1), {"pretrain.strategy": ["binary"]},
+     r"time_window at point \(pretrain\.strategy=binary\): 1 frames do not fit pretrain\.strategy binary, which "
+     r"needs time_window >= 2"),
     ("galilean-on-heat", _with(train={"augment": "galilean"}), None,
      r"train\.augment at point \(base\): augment 'galilean' does not apply to heat: a boost .* choose one of none, "
      r"shift, scale, noise$"),
