@@ -1,6 +1,6 @@
 """What the report says, in order: jobs, protocol, budget-limited runs, figures, power-law fits, data-efficiency
-multipliers, transfer laws, the strategy table, problems and the sweep definition (as ``analysis.document``
-blocks, written out as HTML and Markdown by ``analysis.report``)."""
+multipliers, transfer laws, the strategy table, the pretraining-size laws, problems and the sweep definition (as
+``analysis.document`` blocks, written out as HTML and Markdown by ``analysis.report``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from analysis.document import Block
 from analysis.laws import LAWS, MAX_EXTRAPOLATION, Laws
 from analysis.load import LoadedRuns
 from analysis.multipliers import SMALL_N, multiplier_display
+from analysis.pretrain_law import LAW as PRETRAIN_LAW
+from analysis.pretrain_law import STATS as PRETRAIN_STATS
 from analysis.protocol import budget_limited_runs, per_n_table, protocol_lines
 
 MAX_LISTED = 200  # rows of the problem and budget-limited lists shown in the report
@@ -31,6 +33,8 @@ CAPTIONS = {
                         "dashed: the fitted law D_T = k D_F^alpha P^beta; hollow: D_E read from the scratch fit beyond "
                         "its sampled N",
     "joint_law": "error vs N per model size, dashed: the joint law err = E + A P^-a + B N^-b of each initialisation",
+    "pretrain_size": "test error vs pretraining samples P per strategy at each downstream N (mean over seeds, bars: "
+                     "min/max), dashed: the fitted law err = a P^-b + c with its 95 % band, dotted: scratch",
     "rollout": "next_step runs: relative L2 of each rolled-out frame vs rollout step, per strategy at each panel's "
                "largest N (mean over seeds, bars: min/max); their test_rel_l2 is the error over the whole rollout",
 }  # fmt: skip
@@ -43,6 +47,12 @@ MULTIPLIER_TEXT = (
     "pairs the two curves' bootstrap fits and is marked extrapolated where scratch's fit is read beyond its sampled "
     "N. Numbers are rounded to what their intervals support; (>=x): scratch never reaches the error in some "
     "resamples, so the interval is open above."
+)
+PRETRAIN_TEXT = (
+    "Downstream error against the number of pretraining samples P, per fine-tuned curve (system, shift, downstream "
+    "N, model, strategy and the other varied axes): the power law fitted to the runs (a robust fit in log space, the "
+    "offset c from 4 distinct P on, else c = 0); intervals: 95 % bootstrap over seeds (pretraining_size.csv lists "
+    "every parameter's)."
 )
 LAW_TEXT = (
     "Effective data transferred (Hernandez et al. 2021): D_E is the number of samples the scratch curve (same "
@@ -83,6 +93,7 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
     table, why = tables["strategies"]
     blocks += ([Block("heading", STRATEGY_TITLE), Block("table", table)] if table is not None else
                [Block("skip", ("Skipped the ", "strategies", " table", why))])  # fmt: skip
+    blocks += _pretraining(tables["pretraining_size"])
     if loaded.problems:
         blocks += [Block("heading", f"Problems ({len(loaded.problems)})"),
                    Block("items", [f"{j}: {r}" for j, r in loaded.problems[:MAX_LISTED]])]  # fmt: skip
@@ -115,6 +126,25 @@ def law_summary(laws: Laws, law: str) -> pd.DataFrame:
     stats = t.drop_duplicates(group)[[*group, "n_points", "n_sizes", "n_extrapolated", "r2", "converged", "message"]]
     out = wide.merge(stats, on=group).assign(r2=lambda f: f["r2"].map("{:.3f}".format))
     return out.drop(columns=["n_extrapolated"] if law == "joint" else []).rename(columns={"message": "notes"})
+
+
+def pretrain_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The pretraining-size laws for reading: key columns, each parameter as "value [lo, hi]", points, the range of
+    P, R^2, converged."""
+    keys = [c for c in table.columns if c not in PRETRAIN_STATS]
+    return table[keys].assign(**{k: [_value_ci(v, lo, hi) for v, lo, hi in
+                                     zip(table[k], table[f"{k}_lo"], table[f"{k}_hi"], strict=True)] for k in "bac"},
+                              points=table["n_points"], P=[f"{lo:g}-{hi:g}" for lo, hi in
+                                                           zip(table["p_min"], table["p_max"], strict=True)],
+                              r2=table["r2"].map("{:.3f}".format), converged=table["converged"])  # fmt: skip
+
+
+def _pretraining(entry: tuple[pd.DataFrame | None, str]) -> list[Block]:
+    table, why = entry
+    heading = Block("heading", f"Pretraining-set size: {PRETRAIN_LAW}")
+    if table is None:
+        return [heading, Block("skip", ("Skipped the ", "pretraining_size", " table", why))]
+    return [heading, Block("text", PRETRAIN_TEXT), Block("table", pretrain_summary(table))]
 
 
 def _value_ci(value: float, lo: float, hi: float) -> str:
