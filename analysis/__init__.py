@@ -5,6 +5,8 @@ report.
     report = build_report(Path("results/scaling"))   # -> results/scaling/report/report.html
 """
 
+from analysis.claims import check_readings, claims_for
+from analysis.holdout import holdout_table
 from analysis.laws import Laws, fit_laws
 from analysis.load import LoadedRuns, ReportError, load_runs
 from analysis.multipliers import format_estimate, round_to_interval, small_n_multipliers
@@ -20,6 +22,8 @@ __all__ = [
     "ReportError",
     "ReportResult",
     "build_report",
+    "check_readings",
+    "claims_for",
     "effective_data",
     "efficiency_multiplier",
     "efficiency_multiplier_interp",
@@ -28,6 +32,7 @@ __all__ = [
     "fit_laws",
     "fit_transfer",
     "format_estimate",
+    "holdout_table",
     "load_runs",
     "round_to_interval",
     "small_n_multipliers",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis.intervals import too_few_designs
 from analysis.powerlaw import PowerLawFit, fit
 from analysis.robust import seed_for
 from harness.tasks import TIME_KEYS
@@ -37,7 +38,7 @@ FIT_COLUMNS = {
 }  # fmt: skip
 STAT_COLUMNS = [
     "n_params", "n_points", "n_distinct", "n_min", "n_max", "offset", "a", "a_lo", "a_hi", "b", "b_lo", "b_hi",
-    "c", "c_lo", "c_hi", "r2", "rmse", "converged", "message",
+    "c", "c_lo", "c_hi", "ci", "ci_df", "ci_resamples", "few_n", "r2", "rmse", "converged", "message",
 ]  # fmt: skip
 
 
@@ -79,6 +80,11 @@ def label_key(values: tuple) -> tuple[str, ...]:
     return tuple("" if pd.isna(v) else str(v) for v in values)
 
 
+def key_text(columns: list[str], key: tuple) -> str:
+    """A curve or group key in words: "system poisson, shift id, ..." (empty values left out)."""
+    return ", ".join(f"{FIT_COLUMNS.get(c, c)} {v}" for c, v in zip(columns, key, strict=True) if str(v) != "")
+
+
 @dataclass(frozen=True)
 class CurveFits:
     """Per-curve power-law fits: ``table`` (one row per curve) and the fits by ``label_key`` of the curve key."""
@@ -102,8 +108,10 @@ def curves(pts: pd.DataFrame, keys: list[str]) -> Iterator[tuple[tuple, pd.DataF
 def fit_curves(runs: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> CurveFits:
     """Fit every finetune and scratch curve with >= 2 distinct N (offset from MIN_N_OFFSET distinct N on).
 
-    Points are the per-seed runs; the bootstrap resamples seeds. Each curve's bootstrap seed is derived from
-    ``seed`` and its key, so results do not depend on which other curves are present.
+    Points are the per-seed runs, resampled as ``analysis.intervals`` says (``ci``: what the intervals are;
+    ``few_n``: too few distinct N beyond the parameters for the data to check the law's form). Each
+    curve's bootstrap seed is derived from ``seed`` and its key, so results do not depend on which other curves are
+    present.
     """
     pts = downstream_points(runs)
     keys = key_columns(pts)
@@ -113,19 +121,28 @@ def fit_curves(runs: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> Curv
         if distinct < 2:
             continue
         label = label_key(key)
-        f = fit(g[N].to_numpy(), g[ERR].to_numpy(), offset=distinct >= MIN_N_OFFSET, n_boot=n_boot,
-                seed=seed_for(seed, label), groups=g["seed"].to_numpy())  # fmt: skip
+        f = fit_curve(g, n_boot=n_boot, seed=seed_for(seed, label))
         fits[label] = f
         rows.append({
             **{FIT_COLUMNS.get(c, c): v for c, v in zip(keys, key, strict=True)},
             "n_params": int(round(g["n_params"].mean())), "n_points": f.n_points, "n_distinct": distinct,
             "n_min": float(g[N].min()), "n_max": float(g[N].max()), "offset": f.offset,
             "a": f.a, "a_lo": f.a_ci[0], "a_hi": f.a_ci[1], "b": f.b, "b_lo": f.b_ci[0], "b_hi": f.b_ci[1],
-            "c": f.c, "c_lo": f.c_ci[0], "c_hi": f.c_ci[1], "r2": f.r2, "rmse": f.rmse,
+            "c": f.c, "c_lo": f.c_ci[0], "c_hi": f.c_ci[1], "ci": f.basis.label, "ci_df": f.basis.df,
+            "ci_resamples": f.basis.resamples, "few_n": too_few_designs(distinct, 3 if f.offset else 2),
+            "r2": f.r2, "rmse": f.rmse,
             "converged": f.converged, "message": f.message,
         })  # fmt: skip
     columns = [FIT_COLUMNS.get(c, c) for c in keys] + STAT_COLUMNS
     return CurveFits(keys, pd.DataFrame(rows, columns=columns), fits)
+
+
+def fit_curve(rows: pd.DataFrame, *, n_boot: int, seed: int) -> PowerLawFit:
+    """The power law of one curve's runs (>= 2 distinct N): the offset c from MIN_N_OFFSET distinct N on, the seeds
+    as the bootstrap's groups."""
+    offset = rows[N].nunique() >= MIN_N_OFFSET
+    return fit(rows[N].to_numpy(), rows[ERR].to_numpy(), offset=offset, n_boot=n_boot, seed=seed,
+               groups=rows["seed"].to_numpy())  # fmt: skip
 
 
 def mean_points(rows: pd.DataFrame, x: str = N, y: str = ERR) -> pd.DataFrame:

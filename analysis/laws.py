@@ -16,19 +16,20 @@ bootstrap fit, so the intervals carry the uncertainty of the scratch curve as we
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from analysis.curves import ERR, FIT_COLUMNS, SIZE, CurveFits, N, curves, downstream_points, label_key, pairs
+from analysis.curves import ERR, FIT_COLUMNS, SIZE, CurveFits, N, curves, downstream_points, key_text, label_key, pairs
 from analysis.load import ReportError
 from analysis.robust import seed_for
 from analysis.transfer import LawFit, effective_data, fit_joint, fit_transfer
 
 MAX_EXTRAPOLATION = 100.0  # D_E is used up to this many times the scratch curve's largest sampled N
 LAWS = {"data_transferred": "D_T = k D_F^alpha P^beta", "joint": "err = E + A P^-a + B N^-b"}
-LAW_STATS = ["n_points", "n_sizes", "n_distinct_n", "n_extrapolated", "r2", "rmse", "converged", "message"]
+LAW_STATS = ["n_points", "n_sizes", "n_distinct_n", "n_extrapolated", "ci", "ci_df", "r2", "rmse", "converged",
+             "message"]  # fmt: skip
 POINT_COLUMNS = ["id", "seed", "n_params", "d_f", "err", "d_e", "d_t", "scratch_n_max", "extrapolated", "use"]
 
 
@@ -36,11 +37,13 @@ POINT_COLUMNS = ["id", "seed", "n_params", "d_f", "err", "d_e", "d_t", "scratch_
 class Laws:
     """The transfer laws of a sweep.
 
-    ``table``: one row per (law, group, parameter) with value, lo, hi (95 % bootstrap) and the fit's statistics
-    (LAW_STATS; ``n_extrapolated``: the fitted points whose D_E was extrapolated, 0 for the joint law);
+    ``table``: one row per (law, group, parameter) with value, lo, hi (bootstrap; ``ci`` says what the interval is)
+    and the fit's statistics (LAW_STATS; ``n_extrapolated``: the fitted points whose D_E was extrapolated, 0 for the
+    joint law);
     ``points``: one row per fine-tuned run with its D_F, error, D_E, D_T, whether D_E was extrapolated and how it
     was used (``ok``, ``unreachable``, ``beyond``, ``no_gain``); ``fits``: (law, group label) -> LawFit;
-    ``skipped``: (law, group text, why) for groups that have runs but no fit.
+    ``skipped``: (law, group text, why) for groups that have runs but no fit; ``boot_dt``: each point's D_T read
+    from every bootstrap fit of its scratch curve (n_boot, points; nan where unusable).
     """
 
     group_columns: list[str]
@@ -48,6 +51,7 @@ class Laws:
     points: pd.DataFrame
     fits: dict[tuple[str, tuple[str, ...]], LawFit]
     skipped: list[tuple[str, str, str]]
+    boot_dt: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False)
 
     def get(self, law: str, rows: pd.DataFrame) -> LawFit | None:
         """The ``law`` fit of the group these rows belong to (None when it was not fitted)."""
@@ -72,7 +76,7 @@ def fit_laws(runs: pd.DataFrame, fits: CurveFits, *, n_boot: int = 1000, seed: i
                                n_boot=len(boot_dt), seed=seed_for(seed, ("data_transferred", *label)),
                                groups=g["seed"])  # fmt: skip
         except ReportError as exc:
-            skipped.append(("data_transferred", _text(group, key), str(exc)))
+            skipped.append(("data_transferred", key_text(group, key), str(exc)))
             continue
         used = g[g["use"] == "ok"]
         out[("data_transferred", label)] = law
@@ -84,13 +88,13 @@ def fit_laws(runs: pd.DataFrame, fits: CurveFits, *, n_boot: int = 1000, seed: i
             law = fit_joint(g["n_params"], g[N], g[ERR], n_boot=n_boot, seed=seed_for(seed, ("joint", *label)),
                             groups=g["seed"])  # fmt: skip
         except ReportError as exc:
-            skipped.append(("joint", _text(group, key), str(exc)))
+            skipped.append(("joint", key_text(group, key), str(exc)))
             continue
         out[("joint", label)] = law
         rows += _rows("joint", group, key, law, g["n_params"], g[N], 0)
     columns = ["law", *(FIT_COLUMNS.get(c, c) for c in group), "param", "value", "lo", "hi", *LAW_STATS]
     table = pd.DataFrame(rows, columns=columns)
-    return Laws(group, table, points.reset_index(drop=True), out, skipped)
+    return Laws(group, table, points.reset_index(drop=True), out, skipped, boot_dt)
 
 
 def _transfer_points(pts: pd.DataFrame, fits: CurveFits, group: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -129,12 +133,8 @@ def _use(d_e: np.ndarray, d_f: np.ndarray, n_max: float) -> np.ndarray:
 def _rows(law: str, group: list[str], key: tuple, fit: LawFit, p: pd.Series, n: pd.Series, extrapolated: int
           ) -> list[dict]:  # fmt: skip
     stats = {"n_points": fit.n_points, "n_sizes": int(p.nunique()), "n_distinct_n": int(n.nunique()),
-             "n_extrapolated": int(extrapolated), "r2": fit.r2, "rmse": fit.rmse, "converged": fit.converged,
-             "message": fit.message}  # fmt: skip
+             "n_extrapolated": int(extrapolated), "ci": fit.basis.label, "ci_df": fit.basis.df, "r2": fit.r2,
+             "rmse": fit.rmse, "converged": fit.converged, "message": fit.message}  # fmt: skip
     keys = {FIT_COLUMNS.get(c, c): v for c, v in zip(group, key, strict=True)}
     return [{"law": law, **keys, "param": name, "value": float(fit.values[i]), "lo": float(fit.lo[i]),
              "hi": float(fit.hi[i]), **stats} for i, name in enumerate(fit.params)]  # fmt: skip
-
-
-def _text(group: list[str], key: tuple) -> str:
-    return ", ".join(f"{FIT_COLUMNS.get(c, c)} {v}" for c, v in zip(group, key, strict=True) if str(v) != "")

@@ -18,7 +18,7 @@ import pyarrow as pa
 from harness.errors import HarnessError
 from harness.store import State
 from harness.store.collect import collect_table
-from harness.store.folders import read_plan, run_dir
+from harness.store.folders import Plan, read_plan, run_dir
 from harness.store.manifest import check_recorded
 from harness.store.stale import stale_note
 
@@ -51,7 +51,7 @@ class LoadedRuns:
     missing: list[str]
     unreadable: list[str]
     planned: int
-    plan: dict | None
+    plan: Plan | None
     stale_note: str = ""
 
     def counts(self) -> dict[str, int]:
@@ -81,7 +81,7 @@ def load_runs(sweep_dir: Path) -> LoadedRuns:
     damaged = _incomplete(sweep_dir, frame)
     frame = frame[~frame["id"].isin(damaged)].reset_index(drop=True)
     ids = set(frame["id"].dropna()) | {job for job, _ in bad}
-    planned_ids = [job["id"] for job in plan.get("jobs", [])] if plan else []
+    planned_ids = [job.id for job in plan.jobs] if plan else []
     missing = [job for job in planned_ids if job not in ids]
     failed = frame[~frame["status"].isin([State.OK.value, State.PRUNED.value])]
     # an ok row without a finite test error (written before such rows became diverged) is skipped, not fitted
@@ -97,7 +97,7 @@ def load_runs(sweep_dir: Path) -> LoadedRuns:
     return LoadedRuns(
         all=frame, ok=frame[ok].reset_index(drop=True), problems=problems, missing=missing,
         unreadable=[job for job, _ in bad], planned=len(planned_ids) if plan else collected.files, plan=plan,
-        stale_note=stale_note(sweep_dir, plan["jobs"]) if plan else "",
+        stale_note=stale_note(sweep_dir, plan.jobs) if plan else "",
     )  # fmt: skip
 
 
@@ -111,7 +111,7 @@ def _incomplete(sweep_dir: Path, frame: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def _read_plan(sweep_dir: Path) -> dict | None:
+def _read_plan(sweep_dir: Path) -> Plan | None:
     """The sweep's plan through the store (None when there is none); an unreadable one is a ReportError."""
     try:
         return read_plan(sweep_dir, missing_ok=True)

@@ -3,13 +3,17 @@ supports.
 
 At each of the fine-tuned curve's SMALL_N smallest N the multiplier is n_scratch / N at the fine-tuned mean error:
 
-- measured: log-log interpolation between the sampled N of both curves (nan outside them). Its interval resamples
-  the runs (seeds) at every N of both curves; with a single run at some N there is no interval.
+- measured: log-log interpolation between the sampled N of both curves (nan outside them). Its interval draws the
+  mean error at every N of both curves from a t distribution (``analysis.intervals.mean_draws``: the spread over
+  seeds within N, pooled over each curve's N); with a single run at every N there is no interval.
 - fit: from the fitted power laws (extrapolated when scratch needs more samples than its largest sampled N, or
   fewer than its smallest). Its interval pairs the curves' bootstrap fits (``PowerLawFit.boot``).
 
-A resample in which scratch never reaches the target counts as an infinite multiplier (the interval is then open
-above); one in which scratch at its smallest N is already better counts as 0.
+Each interval carries its label (``analysis.intervals.Basis``: a 95 % interval or what it is instead). A resample in
+which scratch never reaches the target counts as an infinite multiplier (the interval is then open above); one in
+which scratch at its smallest N is already better counts as 0. ``floor_near_target`` flags a fit-based multiplier
+whose target is within the interval of a fitted floor c (either curve's): n_for, and with it the multiplier, then
+hangs on where exactly the floor lies.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from analysis.curves import ERR, FIT_COLUMNS, CurveFits, N, downstream_points, label_key, pairs, primary
+from analysis.intervals import NONE, combine, interval, is_95, mean_draws
 from analysis.powerlaw import PowerLawFit, curve_means, efficiency_multiplier, interp_n_for
-from analysis.robust import interval, seed_for
+from analysis.robust import seed_for
 
 SMALL_N = 2  # multipliers are reported at the fine-tuned curve's this many smallest N
 
@@ -30,44 +35,42 @@ def small_n_multipliers(runs: pd.DataFrame, fits: CurveFits, *, n_boot: int = 10
     """One row per (matched curve pair, N among the fine-tuned curve's SMALL_N smallest).
 
     Columns: the curve key, ``n_params``, ``N``, ``err_finetune`` (mean over runs), ``multiplier_interp`` with
-    ``interp_lo``/``interp_hi`` and ``runs_per_n`` (fewest runs at any N of the two curves; < 2: no interval),
-    ``multiplier_fit`` with ``fit_lo``/``fit_hi``, ``n_scratch_fit`` and ``fit_extrapolated``.
+    ``interp_lo``/``interp_hi``, ``interp_ci`` (the interval's label) and ``runs_per_n`` (fewest runs at any N of the
+    two curves), ``multiplier_fit`` with ``fit_lo``/``fit_hi``/``fit_ci``, ``n_scratch_fit``, ``fit_extrapolated``,
+    ``floor_near_target`` and ``note``.
     """
     rows = []
     for ft, sc in pairs(primary(downstream_points(runs)), fits.key_columns):
         rng = np.random.default_rng(seed_for(seed, ("multiplier", *label_key(tuple(ft[fits.key_columns].iloc[0])))))
-        nu_f, mean_f, boot_f, runs_f = _resampled_means(ft, n_boot, rng)
-        nu_s, mean_s, boot_s, runs_s = _resampled_means(sc, n_boot, rng)
-        runs_per_n = int(min(runs_f.min(), runs_s.min()))
+        nu_f, mean_f, boot_f, basis_f, runs_f = _mean_draws(ft, n_boot, rng)
+        nu_s, mean_s, boot_s, basis_s, runs_s = _mean_draws(sc, n_boot, rng)
+        basis = combine(basis_f, basis_s)
         fit_f, fit_s = fits.get(ft), fits.get(sc)
         for j, (n, target) in enumerate(zip(nu_f[:SMALL_N], mean_f[:SMALL_N], strict=False)):
             interp = float(interp_n_for(nu_s, mean_s, target) / interp_n_for(nu_f, mean_f, target))
             lo, hi = (np.nan, np.nan)
-            if runs_per_n > 1 and np.isfinite(interp):
+            if basis.kind != NONE and np.isfinite(interp):
                 t = boot_f[:, j]
-                lo, hi = interval(_open(interp_n_for(nu_s, boot_s, t), boot_s, t) / interp_n_for(nu_f, boot_f, t))
+                lo, hi = interval(_open(interp_n_for(nu_s, boot_s, t), boot_s, t) / interp_n_for(nu_f, boot_f, t),
+                                  basis)  # fmt: skip
             fitted = _fit_multiplier(fit_s, fit_f, target, float(sc[N].min()), float(sc[N].max()))
             rows.append({
                 **{FIT_COLUMNS.get(c, c): ft[c].iloc[0] for c in fits.key_columns if c != "stage"},
                 "n_params": int(round(ft["n_params"].mean())), "N": int(n), "err_finetune": float(target),
-                "multiplier_interp": interp, "interp_lo": lo, "interp_hi": hi, "runs_per_n": runs_per_n, **fitted,
+                "multiplier_interp": interp, "interp_lo": lo, "interp_hi": hi, "interp_ci": basis.label,
+                "runs_per_n": int(min(runs_f.min(), runs_s.min())), **fitted,
             })  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def _resampled_means(rows: pd.DataFrame, n_boot: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """Sorted distinct N, the mean error at each, (n_boot, m) means over the runs resampled at each N, and the number
-    of runs at each N."""
+def _mean_draws(rows: pd.DataFrame, n_boot: int, rng: np.random.Generator) -> tuple:
+    """Sorted distinct N, the mean error at each, (n_boot, m) draws of those means (``mean_draws``) with their
+    basis, and the number of runs at each N."""
     n, err = rows[N].to_numpy(float), rows[ERR].to_numpy(float)
     n_u, means = curve_means(n, err)
-    order = np.argsort(n, kind="stable")  # the runs of each N in their order
-    starts = np.searchsorted(n[order], n_u)
-    counts = np.diff(np.r_[starts, len(n)])
-    boot = np.empty((n_boot, len(n_u)))
-    for i, (start, count) in enumerate(zip(starts, counts, strict=True)):
-        at_n = err[order[start : start + count]]
-        boot[:, i] = at_n[rng.integers(0, count, (n_boot, count))].mean(1)
-    return n_u, means, boot, counts
+    values = [err[n == v] for v in n_u]
+    draws, basis = mean_draws(values, n_boot, rng)
+    return n_u, means, draws, basis, np.array([len(v) for v in values])
 
 
 def _open(n_s: np.ndarray, means: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -79,18 +82,36 @@ def _open(n_s: np.ndarray, means: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def _fit_multiplier(fit_s: PowerLawFit | None, fit_f: PowerLawFit | None, target: float, n_min: float,
                     n_max: float) -> dict:  # fmt: skip
-    """The fit-based multiplier at ``target``, its interval over paired bootstrap fits and whether it extrapolates."""
+    """The fit-based multiplier at ``target``, its interval over paired bootstrap fits and its label, whether it
+    extrapolates, and whether it rests on a floor near the target."""
     if fit_s is None or fit_f is None:
-        return {"multiplier_fit": np.nan, "fit_lo": np.nan, "fit_hi": np.nan, "n_scratch_fit": np.nan,
-                "fit_extrapolated": False}  # fmt: skip
+        return {"multiplier_fit": np.nan, "fit_lo": np.nan, "fit_hi": np.nan, "fit_ci": "no fit",
+                "n_scratch_fit": np.nan, "fit_extrapolated": False, "floor_near_target": False, "note": ""}  # fmt: skip
     n_s = float(fit_s.n_for(target))
     boots = [_boot_n_for(f.boot, target) for f in (fit_s, fit_f)]
     k = min(len(boots[0]), len(boots[1]))
+    basis = combine(fit_s.basis, fit_f.basis)
     with np.errstate(invalid="ignore"):  # inf / inf: both fits unreachable, left out
         ratio = np.where(np.isnan(boots[0][:k]), np.inf, boots[0][:k]) / boots[1][:k]
-    lo, hi = interval(ratio) if k else (np.nan, np.nan)
+    lo, hi = interval(ratio, basis) if k else (np.nan, np.nan)
+    notes = [floor_note(f, target, name) for f, name in ((fit_s, "scratch"), (fit_f, "fine-tuned"))]
+    notes = [note for note in notes if note]
     return {"multiplier_fit": float(efficiency_multiplier(fit_s, fit_f, np.array([target]))[0]), "fit_lo": lo,
-            "fit_hi": hi, "n_scratch_fit": n_s, "fit_extrapolated": bool(n_s > n_max or n_s < n_min)}  # fmt: skip
+            "fit_hi": hi, "fit_ci": basis.label, "n_scratch_fit": n_s,
+            "fit_extrapolated": bool(n_s > n_max or n_s < n_min), "floor_near_target": bool(notes),
+            "note": "; ".join(notes)}  # fmt: skip
+
+
+def floor_note(fit: PowerLawFit, target: float, name: str) -> str:
+    """A note when the fitted floor c of ``fit`` lies within its own uncertainty of ``target`` (the target is at or
+    below the upper end of c's interval; without an interval, whenever c > 0): how many samples reach the target then
+    hangs on where exactly the floor lies. "" otherwise."""
+    c_hi = fit.c_ci[1]
+    if not fit.offset or (target > c_hi if np.isfinite(c_hi) else fit.c <= 0):
+        return ""
+    c = f"{fit.c:.3g}" if fit.c >= 1e-6 * target else "0"
+    upper = f"interval up to {c_hi:.3g}" if np.isfinite(c_hi) else "no interval"
+    return f"rests on the {name} fit's floor c = {c} ({upper}) near the target {target:.3g}"
 
 
 def _boot_n_for(boot: np.ndarray, target: float) -> np.ndarray:
@@ -108,14 +129,20 @@ def round_to_interval(value: float, lo: float, hi: float) -> tuple[str, str, str
     An open upper end (``hi`` = inf) uses the lower half-width; without an interval (nan) the value keeps two
     significant digits. Infinite or nan numbers are written "inf" / "nan".
     """
+    place = supported_place(value, lo, hi)
+    return _rounded(value, place), _rounded(lo, place), _rounded(hi, place)
+
+
+def supported_place(value: float, lo: float, hi: float) -> int:
+    """The finest decimal place (as a power of 10) that the interval [lo, hi] supports for ``value``: that of the
+    leading digit of its half-width (of value - lo when open above); without an interval, two significant digits of
+    the value (three when the interval has no width)."""
     spread = (hi - lo) / 2 if math.isfinite(hi) else value - lo
     if math.isfinite(spread) and spread > 0:
-        place = math.floor(math.log10(spread) + 1e-9)  # (10.0 - 9.98) / 2 is 0.00999...: still the hundredths
-    elif math.isfinite(value) and value != 0:
-        place = math.floor(math.log10(abs(value))) - (1 if math.isnan(spread) else 2)
-    else:
-        place = 0
-    return _rounded(value, place), _rounded(lo, place), _rounded(hi, place)
+        return math.floor(math.log10(spread) + 1e-9)  # (10.0 - 9.98) / 2 is 0.00999...: still the hundredths
+    if math.isfinite(value) and value != 0:
+        return math.floor(math.log10(abs(value))) - (1 if math.isnan(spread) else 2)
+    return 0
 
 
 def format_estimate(value: float, lo: float, hi: float, suffix: str = "x") -> str:
@@ -147,20 +174,25 @@ def _rounded(x: float, place: int) -> str:
 def multiplier_display(frame: pd.DataFrame) -> pd.DataFrame:
     """The multiplier table for reading: the measured (interpolated) multiplier first, then the fit-based one marked
     "extrapolated" where scratch's fit is read outside its sampled N; numbers rounded to what their intervals
-    support."""
+    support, an interval that is not a 95 % one followed by what it is [in brackets], and the notes (a floor near the
+    target)."""
     if frame.empty:
         return frame
     measured = [
-        "outside the measured range" if np.isnan(m) else
-        f"{format_estimate(m, np.nan, np.nan)} (single seed: no interval)" if runs < 2 else format_estimate(m, lo, hi)
-        for m, lo, hi, runs in zip(frame["multiplier_interp"], frame["interp_lo"], frame["interp_hi"],
-                                   frame["runs_per_n"], strict=True)
+        "outside the measured range" if np.isnan(m) else _with_label(format_estimate(m, lo, hi), label)
+        for m, lo, hi, label in zip(frame["multiplier_interp"], frame["interp_lo"], frame["interp_hi"],
+                                    frame["interp_ci"], strict=True)
     ]  # fmt: skip
     fitted = [
-        "never reached by the scratch fit" if np.isnan(m) else format_estimate(m, lo, hi) + (", extrapolated" if ex
-                                                                                               else "")
-        for m, lo, hi, ex in zip(frame["multiplier_fit"], frame["fit_lo"], frame["fit_hi"], frame["fit_extrapolated"],
-                                 strict=True)
+        "never reached by the scratch fit" if np.isnan(m) else
+        _with_label(format_estimate(m, lo, hi) + (", extrapolated" if ex else ""), label)
+        for m, lo, hi, ex, label in zip(frame["multiplier_fit"], frame["fit_lo"], frame["fit_hi"],
+                                        frame["fit_extrapolated"], frame["fit_ci"], strict=True)
     ]  # fmt: skip
     keys = list(frame.columns[: list(frame.columns).index("multiplier_interp")])
-    return frame[keys].assign(**{"measured (interpolated)": measured, "from the fits": fitted})
+    return frame[keys].assign(**{"measured (interpolated)": measured, "from the fits": fitted, "notes": frame["note"]})
+
+
+def _with_label(text: str, label: str) -> str:
+    """``text`` alone under a 95 % interval, else followed by what its interval is."""
+    return text if is_95(label) else f"{text} [{label}]"

@@ -1,11 +1,12 @@
-"""Power-law fits err = a * n^-b + c with a robust loss in log space and bootstrap confidence intervals.
+"""Power-law fits err = a * n^-b + c with a robust loss in log space and bootstrap intervals.
 
 The point estimate is a Huber fit of the log residuals ``log(model) - log(err)`` whose ties least squares breaks
 (``analysis.robust``: a curve's answer depends on its points alone, not on the optimiser's path), started from a grid
 over b and c (the best start is polished by scipy, whose status gives the convergence flag). The bootstrap refits
 every resample at once with the batched, bounded Levenberg-Marquardt of ``analysis.robust`` on the same loss,
-warm-started at the point estimate: a resample is a vector of integer weights over the points (or over the groups,
-e.g. seeds). Points are put in a canonical order first, so the input's order changes nothing, intervals included.
+warm-started at the point estimate; how the runs are resampled, and what the interval is called, follows the rule of
+``analysis.intervals`` (a residual bootstrap within the design with a t correction; whole seeds from 10 seeds on).
+Points are put in a canonical order first, so the input's order changes nothing, intervals included.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from analysis.intervals import Basis, fit_basis, interval, resample
 from analysis.load import ReportError
-from analysis.robust import HUBER_SCALE, Model, cost, interval, lm, point_order, polish, resample_weights
+from analysis.robust import HUBER_SCALE, Model, cost, lm, point_order, polish
 
 B_MAX = 5.0
 LOG_A_MAX = 50.0  # |log a| bound: keeps exp() finite
@@ -26,7 +28,12 @@ _C_MARGIN = 1e-6  # c stays strictly below min(err)
 
 @dataclass(frozen=True, eq=False)
 class PowerLawFit:
-    """A fitted curve err = a * n^-b + c, its 95 % bootstrap intervals and its goodness of fit (log space)."""
+    """A fitted curve err = a * n^-b + c, its bootstrap intervals and its goodness of fit (log space).
+
+    ``basis`` says what the intervals rest on and whether they are 95 % ones (``analysis.intervals``); ``n_distinct``
+    is the number of distinct n; ``boot`` holds the bootstrap fits' (a, b, c) and ``sigma`` the log-space noise
+    scale each resample was drawn with.
+    """
 
     a: float
     b: float
@@ -37,10 +44,13 @@ class PowerLawFit:
     r2: float
     rmse: float
     n_points: int
+    n_distinct: int
     offset: bool
     converged: bool
     message: str
+    basis: Basis
     boot: np.ndarray = field(repr=False)  # (n_boot, 3): the bootstrap fits' (a, b, c)
+    sigma: np.ndarray = field(repr=False)  # (n_boot,): the noise scale (log space) of each resample
 
     def predict(self, n: np.ndarray | float) -> np.ndarray:
         """The fitted error at sample counts ``n``."""
@@ -54,14 +64,14 @@ class PowerLawFit:
             n = ((t - self.c) / self.a) ** (-1.0 / self.b) if self.b > 0 else np.full_like(t, np.nan)
         return np.where(reachable, n, np.nan)
 
-    def band(self, n: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-        """Pointwise ``level`` band of the bootstrap fits' predictions at ``n`` (nan without bootstrap)."""
+    def band(self, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pointwise band of the bootstrap fits' predictions at ``n``, read as the intervals are (nan without them)."""
         n = np.asarray(n, dtype=float)
         if len(self.boot) == 0:
             return np.full_like(n, np.nan), np.full_like(n, np.nan)
         a, b, c = self.boot[:, :1], self.boot[:, 1:2], self.boot[:, 2:]
         pred = a * n[None, :] ** -b + c
-        q = 50 * (1 - level)
+        q = 50 * (1 - self.basis.level)
         pct = np.nanpercentile if np.isnan(pred).any() else np.percentile  # nanpercentile loops per column
         lo, hi = pct(pred, [q, 100 - q], axis=0)
         return lo, hi
@@ -79,8 +89,8 @@ def fit(
 ) -> PowerLawFit:
     """Fit err = a * n^-b + c (c = 0 when ``offset`` is False) with a > 0, 0 <= b <= 5, 0 <= c < min(err).
 
-    ``groups`` (one label per point, e.g. the seed) makes the bootstrap resample whole groups when it has more
-    than one distinct value; otherwise points are resampled. Intervals are bootstrap percentiles (95 %).
+    ``groups`` (one label per point, e.g. the seed) decides how the bootstrap resamples (``analysis.intervals``:
+    residuals within the design; whole groups from 10 distinct ones on); ``fit.basis`` says what the intervals are.
     """
     x, y = _validate(n, err, offset)
     order = point_order([x, y], groups)
@@ -98,13 +108,14 @@ def fit(
     r = power_law_model(x, offset)(p[None, : 3 if offset else 2], False)[0][0] - y
     ss_tot = float(((y - y.mean()) ** 2).sum())
     r2 = 1 - float((r**2).sum()) / ss_tot if ss_tot > 0 else float("nan")
-    boot = _bootstrap(model, inv, y, p, offset, n_boot, seed, groups, huber_scale)
-    cis = [interval(boot[:, k]) for k in range(3)]
+    basis = fit_basis(len(x), 3 if offset else 2, len(xu), groups)
+    boot, sigma = _bootstrap(model, inv, y, p, offset, basis, n_boot, seed, groups, huber_scale)
+    cis = [interval(boot[:, k], basis) for k in range(3)]
     return PowerLawFit(
         a=float(np.exp(p[0])), b=float(p[1]), c=float(p[2]),
         a_ci=cis[0], b_ci=cis[1], c_ci=cis[2],
-        r2=r2, rmse=float(np.sqrt((r**2).mean())), n_points=len(x), offset=offset,
-        converged=converged, message=message, boot=boot,
+        r2=r2, rmse=float(np.sqrt((r**2).mean())), n_points=len(x), n_distinct=len(xu), offset=offset,
+        converged=converged, message=message, basis=basis, boot=boot, sigma=sigma,
     )  # fmt: skip
 
 
@@ -222,16 +233,18 @@ def _polish(
 
 
 def _bootstrap(
-    model: Model, inv: np.ndarray, y: np.ndarray, p: np.ndarray, offset: bool, n_boot: int, seed: int,
+    model: Model, inv: np.ndarray, y: np.ndarray, p: np.ndarray, offset: bool, basis: Basis, n_boot: int, seed: int,
     groups: np.ndarray | None, s: float,
-) -> np.ndarray:  # fmt: skip
-    """Refit ``n_boot`` resamples (points, or whole groups) warm-started at ``p``; rows of (a, b, c)."""
-    if n_boot <= 0:
-        return np.empty((0, 3))
-    w = resample_weights(len(y), n_boot, seed, groups)
-    c_hi = np.where(w > 0, np.exp(y), np.inf).min(1) * (1 - _C_MARGIN) if offset else np.zeros(n_boot)
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Refit ``n_boot`` resamples (``analysis.intervals.resample``) warm-started at ``p``: rows of (a, b, c) and each
+    resample's noise scale."""
     k = 3 if offset else 2
-    lo, hi = _bounds(n_boot, c_hi, offset)
-    fits = lm(model, inv, y, w, np.repeat(p[None, :k], n_boot, axis=0), lo, hi, s)
-    c = fits[:, 2] if offset else np.zeros(n_boot)
-    return np.column_stack([np.exp(fits[:, 0]), fits[:, 1], c])
+    draws = resample(model, inv, y, p[:k], basis, n_boot, seed, groups)
+    rows = len(draws.y)
+    if rows == 0:
+        return np.empty((0, 3)), np.empty(0)
+    c_hi = np.where(draws.w > 0, np.exp(draws.y), np.inf).min(1) * (1 - _C_MARGIN) if offset else np.zeros(rows)
+    lo, hi = _bounds(rows, c_hi, offset)
+    fits = lm(model, inv, draws.y, draws.w, np.repeat(p[None, :k], rows, axis=0), lo, hi, s)
+    c = fits[:, 2] if offset else np.zeros(rows)
+    return np.column_stack([np.exp(fits[:, 0]), fits[:, 1], c]), draws.sigma

@@ -1,8 +1,10 @@
 """``build_report``: a sweep folder -> figures (PNG + PDF), fits.parquet/.csv (one row per power-law curve),
 scaling_laws.parquet/.csv (the transfer laws: one row per law, group and parameter), multipliers.csv (the small-N
 data-efficiency multipliers with their intervals), data_transferred.csv (each fine-tuned run's D_F, D_E, D_T),
-strategies.csv (when the sweep compares pretraining strategies), pretraining_size.csv (the laws of error vs
-pretraining samples, when the sweep varies pretrain.n_train), the gallery of predicted and true fields
+pretraining_size.csv (the laws of error vs pretraining samples, when the sweep varies pretrain.n_train),
+holdout.csv (every fit refitted without its largest N or model, against what was left out: ``analysis.holdout``),
+claims.csv (every number a reading may quote: ``analysis.claims``),
+strategies.csv (when the sweep compares pretraining strategies), the gallery of predicted and true fields
 (``analysis.figures.gallery``, from the jobs' best checkpoints), report.html and report.md.
 
 Every file is written atomically (temporary name + rename). Fits depend only on the runs and the seed, so the
@@ -22,12 +24,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import imsave
 
+from analysis.claims import claims_table
 from analysis.document import to_html, to_markdown
 from analysis.figures import FIGURES, LAW_FIGURES, fit_curves
 from analysis.figures.gallery import gallery
 from analysis.figures.pretrain_figure import pretrain_size
 from analysis.figures.strategy import strategy_table
 from analysis.figures.style import DPI
+from analysis.holdout import holdout_table
 from analysis.laws import fit_laws
 from analysis.load import ReportError, load_runs
 from analysis.multipliers import small_n_multipliers
@@ -38,6 +42,7 @@ from harness.store.atomic import write_bytes_atomic
 NO_MULTIPLIERS = "no fine-tuned curve has a scratch curve with the same config"
 NO_POINTS = "no fine-tuned run has a scratch curve fit to read its effective data from"
 NO_LAWS = "no group of runs supports a transfer law (see the report for why)"
+NO_HOLDOUT = "no fit has enough distinct N (or model sizes) to be refitted without its largest"
 PARQUET_TABLES = ("scaling_laws",)  # tables also written as Parquet (fits.parquet always is)
 
 
@@ -57,6 +62,7 @@ class ReportResult:
     tables: dict[str, Path] = field(default_factory=dict)  # table name -> CSV (PARQUET_TABLES: .parquet beside it)
     tables_skipped: dict[str, str] = field(default_factory=dict)  # table name -> why the sweep cannot show it
     gallery_skipped: dict[str, str] = field(default_factory=dict)  # gallery figure -> why it cannot be drawn
+    stale_note: str = ""  # the line on runs no longer in the plan ("" when none, harness.store.stale)
 
 
 def build_report(
@@ -88,17 +94,20 @@ def build_report(
         pngs[name], pdf = _render_both(result.figure)
         _write(out / f"{name}.png", pngs[name])
         _write(out / f"{name}.pdf", pdf)
-    pictures = gallery(loaded.ok, (loaded.plan or {}).get("jobs", []), sweep_dir.parent)
+    pictures = gallery(loaded.ok, loaded.plan.jobs if loaded.plan else [], sweep_dir.parent)
     for name, figure in pictures.figures.items():
         pngs[name], pdf = _render_both(figure)
         _write(out / f"{name}.png", pngs[name])
         _write(out / f"{name}.pdf", pdf)
     multipliers = small_n_multipliers(loaded.ok, fits, n_boot=n_boot, seed=seed)
+    holdout = holdout_table(loaded.ok, fits, laws, n_boot=n_boot, seed=seed)
     tables = {"strategies": strategy_table(loaded.ok),
               "multipliers": (multipliers, "") if not multipliers.empty else (None, NO_MULTIPLIERS),
               "scaling_laws": (laws.table, "") if not laws.table.empty else (None, NO_LAWS),
               "data_transferred": (laws.points, "") if not laws.points.empty else (None, NO_POINTS),
-              "pretraining_size": (sizes.table, "") if not sizes.table.empty else (None, sizes.skip)}  # fmt: skip
+              "pretraining_size": (sizes.table, "") if not sizes.table.empty else (None, sizes.skip),
+              "holdout": (holdout, "") if not holdout.empty else (None, NO_HOLDOUT),
+              "claims": (claims_table(loaded.ok, fits, laws, multipliers, holdout), "")}  # fmt: skip
     for name, table in [("fits", fits.table)] + [(n, t) for n, (t, _) in tables.items() if t is not None]:
         if name in ("fits", *PARQUET_TABLES):
             sink = pa.BufferOutputStream()
@@ -107,7 +116,7 @@ def build_report(
         _write(out / f"{name}.csv", table.to_csv(index=False).encode())
     papers = [name for name in pngs if name not in pictures.figures]
     blocks = report_blocks(loaded, fits, laws, tables, papers, skipped, (list(pictures.figures), pictures.skipped))
-    title = str((loaded.plan or {}).get("sweep"))
+    title = str(loaded.plan.sweep if loaded.plan else None)
     _write(out / "report.html", to_html(title, blocks, pngs).encode())
     _write(out / "report.md", to_markdown(title, blocks).encode())
     return ReportResult(
@@ -116,7 +125,7 @@ def build_report(
         counts=loaded.counts(), problems=loaded.problems,
         tables={name: out / f"{name}.csv" for name, (table, _) in tables.items() if table is not None},
         tables_skipped={name: why for name, (table, why) in tables.items() if table is None},
-        gallery_skipped=pictures.skipped,
+        gallery_skipped=pictures.skipped, stale_note=loaded.stale_note,
     )  # fmt: skip
 
 

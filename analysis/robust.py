@@ -1,6 +1,6 @@
 """Robust fitting machinery shared by every law the analysis fits: a Huber loss on log-space residuals with a
-least-squares tie break, a batched bounded Levenberg-Marquardt, scipy's polish of a point estimate, bootstrap
-resample weights and percentile intervals.
+least-squares tie break, a batched bounded Levenberg-Marquardt and scipy's polish of a point estimate (how a fit is
+resampled and its intervals read: ``analysis.intervals``).
 
 A model is a function of a batch of parameter rows ``p`` (B, k) that returns the fitted values at the distinct design
 points (B, m) and, when asked, their Jacobian (B, m, k). Points map to designs through ``inv`` (e.g. every seed at
@@ -31,7 +31,6 @@ from scipy.optimize import least_squares
 HUBER_SCALE = 0.1  # log-space residual (about 10 % relative error) beyond which the loss becomes linear
 TIE_BREAK = 1e-3  # share of least squares added to the Huber loss: breaks its ties (see the module docstring)
 _CHUNK = 1 << 16  # (rows x points) elements evaluated at a time: the arrays stay in cache (2x faster than whole)
-LEVEL = 0.95  # every interval of the analysis: the central 95 % of the bootstrap fits
 
 Model = Callable[[np.ndarray, bool], tuple[np.ndarray, np.ndarray | None]]  # (p, jac) -> (f (B, m), J (B, m, k))
 
@@ -193,37 +192,6 @@ def point_order(keys: list[np.ndarray], groups: np.ndarray | None = None) -> np.
     if groups is not None:
         columns.append(np.unique(np.asarray(groups).astype(str), return_inverse=True)[1])
     return np.lexsort(columns[::-1])
-
-
-def resample_weights(n_points: int, n_boot: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
-    """``n_boot`` bootstrap resamples as integer weights over the points, shape (n_boot, n_points).
-
-    With ``groups`` (one label per point, e.g. the seed) holding more than one distinct value, whole groups are
-    drawn with replacement and every point of a group gets its group's count; otherwise points are drawn.
-    """
-    if n_boot <= 0:
-        return np.empty((0, n_points))
-    rng = np.random.default_rng(seed)
-    codes = np.arange(n_points)
-    if groups is not None:
-        labels, g_codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
-        if len(labels) > 1:
-            codes = g_codes
-    k = codes.max() + 1
-    draws = rng.integers(0, k, size=(n_boot, k))
-    counts = np.bincount((draws + k * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * k)
-    return counts.reshape(n_boot, k)[:, codes].astype(float)
-
-
-def interval(samples: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-    """The central ``level`` percentile interval of the finite-or-infinite samples (nan ones ignored); nan if none."""
-    samples = np.asarray(samples, dtype=float)
-    samples = samples[~np.isnan(samples)]
-    if len(samples) == 0:
-        return float("nan"), float("nan")
-    q = 50 * (1 - level)
-    lo, hi = np.percentile(samples, [q, 100 - q], method="linear" if np.isfinite(samples).all() else "inverted_cdf")
-    return float(lo), float(hi)
 
 
 def seed_for(seed: int, label: tuple[str, ...]) -> int:

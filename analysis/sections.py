@@ -1,6 +1,6 @@
 """What the report says, in order: jobs, protocol, budget-limited runs, figures, power-law fits, data-efficiency
-multipliers, transfer laws, the strategy table, the pretraining-size laws, problems and the sweep definition (as
-``analysis.document`` blocks, written out as HTML and Markdown by ``analysis.report``)."""
+multipliers, transfer laws, held-out extrapolation, the strategy table, the pretraining-size laws, claims, problems
+and the sweep definition (as ``analysis.document`` blocks, written out as HTML and Markdown by ``analysis.report``)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ import yaml
 
 from analysis.curves import FIT_COLUMNS, CurveFits
 from analysis.document import Block
+from analysis.intervals import CLUSTER_SEEDS, MIN_DF, SHAPE_DF
 from analysis.laws import LAWS, MAX_EXTRAPOLATION, Laws
 from analysis.load import LoadedRuns
 from analysis.multipliers import SMALL_N, multiplier_display
 from analysis.pretrain_law import LAW as PRETRAIN_LAW
 from analysis.pretrain_law import STATS as PRETRAIN_STATS
-from analysis.protocol import budget_limited_runs, per_n_table, protocol_lines
+from analysis.protocol import EDGE_COLUMNS, budget_limited_runs, edge_points, per_n_table, protocol_lines
 
-MAX_LISTED = 200  # rows of the problem and budget-limited lists shown in the report
+MAX_LISTED = 200  # rows of the problem, budget-limited and edge lists shown in the report
+_EDGE_NAMES = ["id", "stage", "system", "shift", "width", "modes", "seed", "N"]
 HOLLOW = ("hollow markers: at least one run at that N was budget-limited (its second half of training lowered the best "
           "validation error by more than 5 %: more steps would likely help)")  # fmt: skip
 HOLLOW_FIGURES = ("error_vs_n", "mixed_pretraining", "strategies")  # they mark budget-limited runs (when recorded)
@@ -40,13 +42,24 @@ CAPTIONS = {
 }  # fmt: skip
 STRATEGY_TITLE = ("Mean test relative L2 per pretraining strategy and augmentation (pretraining/downstream where "
                   "both vary; scratch: strategy none), by downstream N")
+INTERVAL_TEXT = (
+    f"Intervals (analysis.intervals): with fewer than {CLUSTER_SEEDS} distinct seeds a residual bootstrap within the "
+    "design (each run keeps its N and seed; its log-space noise is redrawn from the fit's leverage-adjusted residuals "
+    "and scaled by a draw of the noise level's own uncertainty, so that the interval is a t one with the residual "
+    f"degrees of freedom); from {CLUSTER_SEEDS} seeds on whole seeds are resampled and the interval read at the "
+    f"expanded level. An interval is a 95 % one only with at least {MIN_DF} residual degrees of freedom and "
+    f"{SHAPE_DF} distinct N (or design points) beyond the law's parameters; the interval column says what each one "
+    "is, and few N flags a fit whose form the data cannot check."
+)
 MULTIPLIER_TEXT = (
     "n_scratch / N: how many times more samples training from scratch needs to reach the fine-tuned mean error at "
     f"the fine-tuned curve's {SMALL_N} smallest N. The measured value (log-log interpolation between sampled N of "
-    "both curves) comes first, with a 95 % bootstrap interval over the runs (seeds) at each N; the fit-based value "
-    "pairs the two curves' bootstrap fits and is marked extrapolated where scratch's fit is read beyond its sampled "
-    "N. Numbers are rounded to what their intervals support; (>=x): scratch never reaches the error in some "
-    "resamples, so the interval is open above."
+    "both curves) comes first, with an interval from t draws of the mean error at every N of both curves (the "
+    "spread over seeds within N, pooled over each curve's N); the fit-based value pairs the two curves' bootstrap "
+    "fits and is marked extrapolated where scratch's fit is read beyond its sampled N. Numbers are rounded to what "
+    "their intervals support; an interval that is not a 95 % one is followed by what it is [in brackets]; (>=x): "
+    "scratch never reaches the error in some resamples, so the interval is open above. Notes flag a fit-based value "
+    "whose target lies within the interval of a fitted floor c: it hangs on where exactly the floor lies."
 )
 PRETRAIN_TEXT = (
     "Downstream error against the number of pretraining samples P, per fine-tuned curve (system, shift, downstream "
@@ -54,6 +67,18 @@ PRETRAIN_TEXT = (
     "offset c from 4 distinct P on, else c = 0); intervals: 95 % bootstrap over seeds (pretraining_size.csv lists "
     "every parameter's)."
 )
+HOLDOUT_TEXT = (
+    "Every fit refitted without its largest N (laws over size also without their largest model) predicts what was "
+    "left out. Observed: the geometric mean of the left-out runs; the interval is a prediction interval for that "
+    "mean (the refit's bootstrap predictions plus the noise of a mean of as many runs, at each resample's noise "
+    "level), labelled as the refit's intervals are. A curve of 4 distinct N is refitted on 3, without its floor."
+)
+CLAIMS_TEXT = (
+    "Every number a reading may quote (claims.csv): its value, interval and what the interval is, the runs it rests "
+    "on and the text to quote. A reading quotes a claim with a marker right after the number, `16x<!--claim:ID-->` "
+    "(analysis.claims.check_readings checks that it matches and is not more precise than its interval)."
+)
+MAX_CLAIMS = 400  # claims listed in the report (claims.csv has them all)
 LAW_TEXT = (
     "Effective data transferred (Hernandez et al. 2021): D_E is the number of samples the scratch curve (same "
     "system, shift, model size) needs to reach a fine-tuned run's error, read from its fitted power law; "
@@ -68,13 +93,20 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
                   skipped: dict[str, str], gallery: tuple[list[str], dict[str, str]] = ([], {})) -> list[Block]:
     """Every section of the report, in order. ``tables``: name -> (table, "") or (None, why it is absent);
     ``gallery``: the gallery's figure names and the ones it skipped (name -> why)."""
-    plan = loaded.plan or {}
+    spec = loaded.plan.spec if loaded.plan else None
     blocks = [Block("heading", "Jobs"), Block("table", pd.DataFrame([loaded.counts()]))]
     blocks += [Block("text", loaded.stale_note)] if loaded.stale_note else []
-    blocks += [Block("heading", "Protocol"), Block("items", protocol_lines(loaded.ok, plan.get("spec")))]
+    blocks += [Block("heading", "Protocol"), Block("items", protocol_lines(loaded.ok, spec))]
     per_n = per_n_table(loaded.ok)
     if not per_n.empty:
         blocks += [Block("text", "Per downstream N (fine-tuning and scratch runs):"), Block("table", per_n)]
+    edges = edge_points(loaded.ok)
+    edges = edges[edges["edge"] != ""].drop(columns=["low", "high"])
+    if not edges.empty:
+        shown = f" (the first {MAX_LISTED})" if len(edges) > MAX_LISTED else ""
+        blocks += [Block("text", f"Tuned points chosen at an edge of their search space{shown}:"),
+                   Block("table", edges.rename(columns=dict(zip(EDGE_COLUMNS, _EDGE_NAMES, strict=True)))
+                         .head(MAX_LISTED))]  # fmt: skip
     improving, note = budget_limited_runs(loaded.ok)
     blocks += _improving(improving, note)
     known = improving is not None  # hollow markers are explained only where the runs record convergence
@@ -83,32 +115,36 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
     blocks += [Block("heading", "Gallery: predicted and true fields"), Block("text", GALLERY_TEXT)]
     blocks += [Block("figure", (name, "")) for name in gallery[0]]
     blocks += [Block("skip", ("Skipped ", name, "", why)) for name, why in gallery[1].items()]
-    blocks += [Block("heading", "Power-law fits: err = a N^-b + c")]
+    blocks += [Block("heading", "Power-law fits: err = a N^-b + c"), Block("text", INTERVAL_TEXT)]
     blocks.append(Block("table", fit_summary(fits)) if not fits.table.empty else Block("text", "No curve has 2+ N."))
     multipliers, why = tables["multipliers"]
     blocks += [Block("heading", "Data-efficiency multipliers at small N")]
     blocks += ([Block("text", MULTIPLIER_TEXT), Block("table", multiplier_display(multipliers))]
                if multipliers is not None else [Block("skip", ("Skipped the ", "multipliers", " table", why))])
-    blocks += _laws(laws)
+    blocks += _laws(laws) + _holdout(*tables["holdout"])
     table, why = tables["strategies"]
     blocks += ([Block("heading", STRATEGY_TITLE), Block("table", table)] if table is not None else
                [Block("skip", ("Skipped the ", "strategies", " table", why))])  # fmt: skip
     blocks += _pretraining(tables["pretraining_size"])
+    blocks += _claims(tables["claims"][0])
     if loaded.problems:
         blocks += [Block("heading", f"Problems ({len(loaded.problems)})"),
                    Block("items", [f"{j}: {r}" for j, r in loaded.problems[:MAX_LISTED]])]  # fmt: skip
-    spec = yaml.safe_dump(plan.get("spec", {}), sort_keys=False)
-    return blocks + [Block("heading", "Sweep definition"), Block("code", spec)]
+    return blocks + [Block("heading", "Sweep definition"), Block("code", yaml.safe_dump(spec or {}, sort_keys=False))]
 
 
 def fit_summary(fits: CurveFits) -> pd.DataFrame:
-    """The fit table for reading: key columns, n_params, points, b [95% CI], a, c, R^2, converged."""
+    """The fit table for reading: key columns, n_params, points, distinct N, b [interval], a, c [interval], what the
+    intervals are, the few-N flag, R^2, converged."""
     t = fits.table
     keys = [FIT_COLUMNS.get(c, c) for c in fits.key_columns]
     return t[keys].assign(
-        n_params=t["n_params"], points=t["n_points"], b=[f"{b:.3f} [{lo:.3f}, {hi:.3f}]" for b, lo, hi in
-                                                         zip(t["b"], t["b_lo"], t["b_hi"], strict=True)],
-        a=t["a"].map("{:.3g}".format), c=t["c"].map("{:.3g}".format), r2=t["r2"].map("{:.3f}".format),
+        n_params=t["n_params"], points=t["n_points"], distinct_n=t["n_distinct"],
+        b=[f"{b:.3f} [{lo:.3f}, {hi:.3f}]" for b, lo, hi in zip(t["b"], t["b_lo"], t["b_hi"], strict=True)],
+        a=t["a"].map("{:.3g}".format),
+        c=[_value_ci(c, lo, hi) if off else "-" for c, lo, hi, off in zip(t["c"], t["c_lo"], t["c_hi"], t["offset"],
+                                                                          strict=True)],
+        interval=t["ci"], few_n=t["few_n"].map({True: "few N", False: ""}), r2=t["r2"].map("{:.3f}".format),
         converged=t["converged"],
     )  # fmt: skip
 
@@ -123,9 +159,11 @@ def law_summary(laws: Laws, law: str) -> pd.DataFrame:
     t = t.assign(text=[_value_ci(v, lo, hi) for v, lo, hi in zip(t["value"], t["lo"], t["hi"], strict=True)])
     wide = t.pivot_table(index=group, columns="param", values="text", aggfunc="first", sort=False)
     wide = wide[list(dict.fromkeys(t["param"]))].reset_index()
-    stats = t.drop_duplicates(group)[[*group, "n_points", "n_sizes", "n_extrapolated", "r2", "converged", "message"]]
+    stats = t.drop_duplicates(group)[[*group, "n_points", "n_sizes", "n_extrapolated", "ci", "r2", "converged",
+                                      "message"]]  # fmt: skip
     out = wide.merge(stats, on=group).assign(r2=lambda f: f["r2"].map("{:.3f}".format))
-    return out.drop(columns=["n_extrapolated"] if law == "joint" else []).rename(columns={"message": "notes"})
+    out = out.drop(columns=["n_extrapolated"] if law == "joint" else [])
+    return out.rename(columns={"ci": "interval", "message": "notes"})
 
 
 def pretrain_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -180,3 +218,21 @@ def _laws(laws: Laws) -> list[Block]:
         blocks.append(Block("table", table) if not table.empty else Block("text", "no group supports this law."))
     blocks += [Block("skip", ("No ", law, f" law for {group}", why)) for law, group, why in laws.skipped]
     return blocks
+
+
+def _holdout(table: pd.DataFrame | None, why: str) -> list[Block]:
+    blocks = [Block("heading", "Held-out extrapolation")]
+    if table is None:
+        return blocks + [Block("skip", ("Skipped the ", "holdout", " table", why))]
+    known = table["covered"].notna()
+    count = f"The interval covered {int(table.loc[known, 'covered'].astype(bool).sum())} of {int(known.sum())}."
+    shown = table.assign(prediction=[_value_ci(p, lo, hi) for p, lo, hi in zip(table["predicted"], table["lo"],
+                                                                               table["hi"], strict=True)])  # fmt: skip
+    shown = shown[["fit", "group", "held_out", "n_params", "N", "runs", "observed", "prediction", "covered", "ci"]]
+    return blocks + [Block("text", f"{HOLDOUT_TEXT} {count}"), Block("table", shown.rename(columns={"ci": "interval"}))]
+
+
+def _claims(table: pd.DataFrame) -> list[Block]:
+    shown = f" The first {MAX_CLAIMS} of {len(table)} are listed." if len(table) > MAX_CLAIMS else ""
+    return [Block("heading", f"Claims: {len(table)}"), Block("text", CLAIMS_TEXT + shown),
+            Block("table", table[["id", "quantity", "display", "runs", "ref"]].head(MAX_CLAIMS))]

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.job import Job, Pretrain
 from harness.models.fno import FNO
 from harness.store.collect import best_trials
 from harness.store.folders import save_plan, write_summary
@@ -38,13 +39,14 @@ TUNE_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 STEPS, BATCH, N_VAL = 2000, 16, 128  # downstream step budget, batch size and validation samples
 PRETRAIN_EPOCHS, PRETRAIN_STEPS = 20, 1280  # 20 epochs of 32,768 samples at batch 512
 _CONFIG_TOP = ("resolution", "data_seed", "seed", "init")
+TRIAL_COLUMNS = ("tune.optuna_trial", "tune.params")  # a trial's summary columns besides its config's tune.*
 
 
 @functools.cache
 def _model_facts(stage: str, strategy: str | None, width: int, modes: int) -> tuple[int, str]:
     """(parameter count, `transferred`) of a real job of this stage: its model as the job builds it, and the
     modules fine-tuning (or zero-shot evaluation) loads from a pretraining of ``strategy``."""
-    pretext = make_strategy({"strategy": strategy or "supervised", "mask_ratio": 0.75, "mask_patches": 8})
+    pretext = make_strategy(Pretrain(strategy=strategy or "supervised"))
     model = pretext.build_model(width, modes) if stage == "pretrain" else FNO(width, modes)
     loads = stage in ("finetune", "zeroshot")
     names = [k for k in FNO(width, modes).state_dict() if loads and not k.startswith(pretext.dropped)]
@@ -108,6 +110,7 @@ def tuned_runs(frame: pd.DataFrame, *, lrs: tuple[float, ...] = TUNE_LRS, noise:
 
     A trial's error is the row's times a log-parabola around an optimal learning rate that falls with N and is
     lower for fine-tuning than from scratch. Trials get ``tune.study`` (the row's id), ``tune.trial``,
+    ``tune.spec`` (the grid search over ``lrs``, as ``harness.sweep.tune.trial_configs`` writes it),
     ``tune.optuna_trial``, ``tune.params`` (JSON) and ``train.lr``, and ``tune.best`` as ``results.parquet``
     marks it (``harness.store.collect.best_trials``: each study's lowest ``best_val_rel_l2``).
     """
@@ -115,11 +118,15 @@ def tuned_runs(frame: pd.DataFrame, *, lrs: tuple[float, ...] = TUNE_LRS, noise:
     down = frame["stage"].isin(["finetune", "scratch"])
     rows = frame[down].reset_index(drop=True)
     best_lr = np.where(rows["stage"] == "scratch", 3e-3, 6e-4) * (rows["downstream.n_train"] / 64.0) ** -0.2
+    spec = json.dumps({"metric": "val_rel_l2", "n_trials": len(lrs), "params": {"train.lr": {"kind": "grid",
+                       "values": list(lrs)}}, "pruner": "none", "sampler": "grid", "seed": 0,
+                       "stages": ["finetune", "scratch"]}, sort_keys=True)  # fmt: skip
     trials = []
     for i, lr in enumerate(lrs):
         penalty = 1 + 0.3 * (np.log10(lr) - np.log10(best_lr.astype(float))) ** 2
         trial = rows.assign(**{
-            "id": rows["id"] + f"-t{i}", "tune.study": rows["id"], "tune.trial": i, "tune.optuna_trial": i,
+            "id": rows["id"] + f"-t{i}", "tune.study": rows["id"], "tune.trial": i, "tune.spec": spec,
+            "tune.optuna_trial": i,
             "tune.params": json.dumps({"train.lr": lr}), "train.lr": lr,
             "test_rel_l2": rows["test_rel_l2"] * penalty * np.exp(rng.normal(0.0, noise, len(rows))),
         })  # fmt: skip
@@ -182,19 +189,29 @@ def write_synthetic_sweep(sweep_dir: Path, frame: pd.DataFrame, *, spec: dict | 
     are its metrics. Columns a job does not use are null in its file, as a real job's are.
     """
     sweep_dir = Path(sweep_dir)
-    config = [c for c in config_columns(frame) if c != "init" and c != "tune.best"]  # init comes from the stage
+    # init comes from the stage; the trial's summary columns (harness.job.trial.TrialRun.finish) are metrics
+    config = [c for c in config_columns(frame) if c not in ("init", "tune.best", *TRIAL_COLUMNS)]
     metrics = [c for c in frame.columns if c not in config and c not in _NOT_METRICS]
     sweep = str(frame["sweep"].iloc[0]) if len(frame) else sweep_dir.name
     if spec is None:
         varied = [c for c in config if frame[c].nunique() > 1 and not c.startswith("tune.")]
         spec = {"name": sweep, "matrix": {c: sorted(frame[c].dropna().unique().tolist()) for c in varied}}
     rows = _integral(frame).astype(object).where(frame.notna(), None).to_dict("records")
-    jobs = [{"id": r["id"], "stage": r["stage"], "sweep": sweep, "depends_on": r["depends_on"] or None,
-             "config": nest({c: r[c] for c in config if r[c] is not None}), "point": {}} for r in rows]
+    jobs = [Job.from_dict({"id": r["id"], "stage": r["stage"], "sweep": sweep, "depends_on": r["depends_on"] or None,
+                           "config": _config(r, config), "point": {}}) for r in rows]
     save_plan(sweep_dir, sweep, json.loads(json.dumps(spec, default=_jsonable)), "synthetic", jobs)
     for job, row in zip(jobs, rows, strict=True):
         write_summary(sweep_dir, job, {c: row[c] for c in metrics if row[c] is not None})
     return sweep_dir
+
+
+def _config(row: dict, columns: list[str]) -> dict:
+    """A row's job config from its config columns; a row of a tuning study (``tune.study``) is trial 0 of an
+    unnamed search unless its columns say otherwise (a trial's config names all three)."""
+    config = nest({c: row[c] for c in columns if row[c] is not None})
+    if "tune" in config:
+        config["tune"] = {"trial": 0, "spec": "{}", **config["tune"]}
+    return config
 
 
 # Columns of a row that are neither config nor metrics: the summary row gets them from the job itself.

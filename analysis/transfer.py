@@ -8,8 +8,8 @@
 - Joint law: ``fit_joint`` fits err(P, N) = E + A P^-a + B N^-b (a Huber fit of the log residuals).
 
 Both reuse ``analysis.robust``: the same loss (Huber, its ties broken by least squares), the same batched
-Levenberg-Marquardt refits every bootstrap resample (of points, or of whole seeds when there are several), and
-intervals are its 95 % percentile intervals. Points are put in a canonical order first, as for the power law.
+Levenberg-Marquardt refits every bootstrap resample; how the runs are resampled and what the intervals are called
+follow the rule of ``analysis.intervals``, as for the power law. Points are put in a canonical order first.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from analysis.intervals import Basis, fit_basis, interval, resample
 from analysis.load import ReportError
 from analysis.powerlaw import B_MAX, LOG_A_MAX, PowerLawFit
-from analysis.robust import HUBER_SCALE, Model, cost, interval, lm, point_order, polish, resample_weights
+from analysis.robust import HUBER_SCALE, Model, cost, lm, point_order, polish
 
 TRANSFER_PARAMS = ("k", "alpha", "beta")
 JOINT_PARAMS = ("E", "A", "a", "B", "b")
@@ -34,11 +35,12 @@ _NEGLIGIBLE = 1e-3  # a joint-law term below this share of the error at every po
 
 @dataclass(frozen=True, eq=False)
 class LawFit:
-    """A fitted law: its parameters' point estimates and 95 % bootstrap intervals, and its fit in log space.
+    """A fitted law: its parameters' point estimates and bootstrap intervals, and its fit in log space.
 
     ``values``/``lo``/``hi`` follow ``params``; a parameter the data cannot identify (beta with a single model
-    size) is nan. ``boot`` holds the bootstrap fits (n_boot, len(params)); a resample that lost the spread the law
-    needs (a single D_F, a single size) is a row of nan and is left out of the intervals.
+    size) is nan. ``basis`` says what the intervals rest on (``analysis.intervals``). ``boot`` holds the bootstrap
+    fits (n_boot, len(params)), ``sigma`` each resample's log-space noise scale; a resample that lost the spread the
+    law needs (a single D_F, a single size) is a row of nan and is left out of the intervals.
     """
 
     params: tuple[str, ...]
@@ -50,13 +52,15 @@ class LawFit:
     n_points: int
     converged: bool
     message: str
+    basis: Basis
     boot: np.ndarray = field(repr=False)
+    sigma: np.ndarray = field(repr=False)
 
     def __getitem__(self, name: str) -> float:
         return float(self.values[self.params.index(name)])
 
     def ci(self, name: str) -> tuple[float, float]:
-        """The 95 % bootstrap interval of parameter ``name``."""
+        """The bootstrap interval of parameter ``name`` (``basis`` says what it is)."""
         i = self.params.index(name)
         return float(self.lo[i]), float(self.hi[i])
 
@@ -80,8 +84,8 @@ def fit_transfer(
 
     beta is fitted when the used points span two or more sizes P, else it is nan. ``d_t_boot`` (n_boot, n) gives
     each bootstrap resample its own D_T (e.g. read from the scratch curve's bootstrap fits; a point whose D_T is not
-    finite and positive there drops out of that resample); without it every resample reuses ``d_t``. Resamples
-    draw whole ``groups`` (e.g. seeds) when there are several, else points.
+    finite and positive there drops out of that resample); without it every resample reuses ``d_t``. ``groups``
+    (e.g. seeds) decide how the runs are resampled (``analysis.intervals``).
     """
     d_f, p, d_t = (np.asarray(v, dtype=float).ravel() for v in (d_f, p, d_t))
     order = point_order([d_f, p, d_t], groups)
@@ -102,20 +106,25 @@ def fit_transfer(
     bound = _LINEAR_BOUND[:k]
     est, converged, message = polish(lambda q: cols[ok] @ q - y[ok], start, -bound, bound, huber_scale)
     r = cols[ok] @ est - y[ok]
+    basis = fit_basis(int(ok.sum()), k, len(np.unique(cols[ok], axis=0)), None if groups is None else groups[ok],
+                      what="(D_F, P)" if fit_beta else "D_F")  # fmt: skip
+    draws = resample(model, inv, y, est, basis, n_boot, seed, groups, used=ok)
     boot = np.empty((0, k))
-    if n_boot > 0:
-        boot_dt = np.broadcast_to(d_t, (n_boot, len(d_t))) if d_t_boot is None else d_t_boot
+    if len(draws.y):
+        rows = len(draws.y)
+        boot_dt = np.broadcast_to(d_t, (rows, len(d_t))) if d_t_boot is None else d_t_boot[:rows]
         valid = np.isfinite(boot_dt) & (boot_dt > 0)
-        w = resample_weights(len(d_t), n_boot, seed, groups) * valid
-        y_boot = np.log(np.where(valid, boot_dt, 1.0))
-        boot = lm(model, inv, y_boot, w, np.repeat(est[None, :], n_boot, 0), -np.tile(bound, (n_boot, 1)),
-                  np.tile(bound, (n_boot, 1)), huber_scale)  # fmt: skip
+        w = draws.w * valid
+        # the scratch curve's own uncertainty: each resample reads D_T from one of its bootstrap fits
+        y_boot = draws.y + np.where(valid & ok, np.log(np.where(valid, boot_dt, 1.0)) - y, 0.0)
+        boot = lm(model, inv, y_boot, w, np.repeat(est[None, :], rows, 0), -np.tile(bound, (rows, 1)),
+                  np.tile(bound, (rows, 1)), huber_scale)  # fmt: skip
         boot[~_spans(w, [d_f] + ([p] if fit_beta else []))] = np.nan
     values, boot = est.copy(), boot.copy()
     values[0], boot[:, 0] = np.exp(values[0]), np.exp(boot[:, 0])  # log k -> k
     if not fit_beta:
         values, boot = np.append(values, np.nan), np.column_stack([boot, np.full(len(boot), np.nan)])
-    return _law(TRANSFER_PARAMS, values, boot, y[ok], r, converged, message)
+    return _law(TRANSFER_PARAMS, values, boot, y[ok], r, converged, message, basis, draws.sigma)
 
 
 def fit_joint(
@@ -125,8 +134,8 @@ def fit_joint(
     """Fit err(P, N) = E + A P^-a + B N^-b with A, B > 0, 0 <= a, b <= 5 and 0 <= E < min(err).
 
     Needs JOINT_MIN_SIZES distinct sizes P and as many distinct N. Started from a grid over (a, b, E) (A and B by
-    least squares at each), the best start polished by scipy; the bootstrap resamples whole ``groups`` (e.g. seeds)
-    when there are several, else points.
+    least squares at each), the best start polished by scipy; ``groups`` (e.g. seeds) decide how the runs are
+    resampled (``analysis.intervals``).
     """
     p, n, err = (np.asarray(v, dtype=float).ravel() for v in (p, n, err))
     order = point_order([p, n, err], groups)
@@ -150,23 +159,26 @@ def fit_joint(
     est, converged, message = polish(lambda q: point(q[None, :], False)[0][0] - y, best, lo[0], hi[0], huber_scale)
     r = point(est[None, :], False)[0][0] - y
     message = "; ".join([message, *_joint_notes(est, x)])
+    basis = fit_basis(len(y), len(JOINT_PARAMS), len(designs), groups, what="(P, N)")
+    draws = resample(model, inv, y, est, basis, n_boot, seed, groups)
     boot = np.empty((0, 5))
-    if n_boot > 0:
-        w = resample_weights(len(y), n_boot, seed, groups)
-        e_hi_boot = np.where(w > 0, err, np.inf).min(1) * (1 - _E_MARGIN)
-        blo, bhi = _joint_bounds(n_boot, e_hi_boot)
-        boot = lm(model, inv, y, w, np.repeat(est[None, :], n_boot, 0), blo, bhi, huber_scale)
-        boot[~_spans(w, [p, n], JOINT_MIN_SIZES)] = np.nan
-    return _law(JOINT_PARAMS, _joint_values(est[None, :])[0], _joint_values(boot), y, r, converged, message)
+    if len(draws.y):
+        rows = len(draws.y)
+        e_hi_boot = np.where(draws.w > 0, np.exp(draws.y), np.inf).min(1) * (1 - _E_MARGIN)
+        blo, bhi = _joint_bounds(rows, e_hi_boot)
+        boot = lm(model, inv, draws.y, draws.w, np.repeat(est[None, :], rows, 0), blo, bhi, huber_scale)
+        boot[~_spans(draws.w, [p, n], JOINT_MIN_SIZES)] = np.nan
+    return _law(JOINT_PARAMS, _joint_values(est[None, :])[0], _joint_values(boot), y, r, converged, message, basis,
+                draws.sigma)
 
 
 def _law(params: tuple[str, ...], values: np.ndarray, boot: np.ndarray, y: np.ndarray, r: np.ndarray,
-         converged: bool, message: str) -> LawFit:  # fmt: skip
-    cis = np.array([interval(boot[:, i]) for i in range(len(params))]).reshape(len(params), 2)
+         converged: bool, message: str, basis: Basis, sigma: np.ndarray) -> LawFit:  # fmt: skip
+    cis = np.array([interval(boot[:, i], basis) for i in range(len(params))]).reshape(len(params), 2)
     ss_tot = float(((y - y.mean()) ** 2).sum())
     r2 = 1 - float((r**2).sum()) / ss_tot if ss_tot > 0 else float("nan")
     return LawFit(params, values, cis[:, 0], cis[:, 1], r2, float(np.sqrt((r**2).mean())), len(y), converged,
-                  message, boot)  # fmt: skip
+                  message, basis, boot, sigma)  # fmt: skip
 
 
 def _spans(w: np.ndarray, axes: list[np.ndarray], need: int = 2) -> np.ndarray:

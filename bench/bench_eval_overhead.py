@@ -25,13 +25,14 @@ from pathlib import Path
 import torch
 from _common import machine, make_step, median
 
+from harness.job import Job
 from harness.job.run import run_job
 from harness.models.fno import FNO
 from harness.sweep.expand import expand
 from harness.sweep.spec import parse_sweep
 
 
-def job(resolution: int, width: int, modes: int, steps: int, **train: object) -> dict:
+def job(resolution: int, width: int, modes: int, steps: int, **train: object) -> Job:
     """The N = 8 scratch job, with extra train settings."""
     data = {"name": "overhead", "base": {
         "resolution": resolution, "init": "scratch", "model": {"width": width, "modes": modes},
@@ -53,9 +54,9 @@ def bare_steps(resolution: int, width: int, modes: int, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def job_seconds(the_job: dict, root: Path) -> float:
+def job_seconds(the_job: Job, root: Path) -> float:
     """Wall time of ``run_job`` on a fresh run folder."""
-    shutil.rmtree(root / the_job["sweep"], ignore_errors=True)
+    shutil.rmtree(root / the_job.sweep, ignore_errors=True)
     start = time.perf_counter()
     summary = run_job(the_job, root)
     elapsed = time.perf_counter() - start

@@ -21,12 +21,13 @@ from pathlib import Path
 from _common import cpu_model
 
 from harness.backends.local import Progress, plan_slots, run_local, visible_gpus
+from harness.job import Job
 from harness.job.run import run_job
 from harness.sweep.expand import expand
 from harness.sweep.spec import parse_sweep
 
 
-def tiny_sweep(n_jobs: int, epochs: int) -> list[dict]:
+def tiny_sweep(n_jobs: int, epochs: int) -> list[Job]:
     """``n_jobs`` scratch jobs that differ only by seed (so they share one cached dataset)."""
     data = {
         "name": "makespan",
@@ -42,7 +43,7 @@ def tiny_sweep(n_jobs: int, epochs: int) -> list[dict]:
     return expand(parse_sweep(data, {}, "<bench>"))
 
 
-def makespan(jobs: list[dict], root: Path, k: int, gpus: list[str]) -> float:
+def makespan(jobs: list[Job], root: Path, k: int, gpus: list[str]) -> float:
     """Seconds from starting the workers to the last job's end, K workers (or K jobs per GPU)."""
     slots = plan_slots(jobs_per_gpu=k, gpus=gpus) if gpus else plan_slots(workers=k)
     start = time.perf_counter()

@@ -9,32 +9,22 @@ from __future__ import annotations
 import errno
 import json
 import sys
-from collections import Counter
 from functools import wraps
 from pathlib import Path
 
 import click
 
+from harness import api
 from harness.backends.interface import BACKENDS
 from harness.errors import HarnessError
-from harness.store import Stage
-from harness.store.folders import DEFAULT_ROOT, current_sweep, load_plan, sweep_dir
+from harness.store import DEFAULT_ROOT, Stage
 
 ROOT = click.option("--root", type=click.Path(path_type=Path), default=DEFAULT_ROOT, show_default=True,
                     help="Results root folder.")
 SWEEP = click.argument("sweep", required=False)
 UNWRITABLE = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM)
-
-
-def resolve_sweep(root: Path, sweep: str | None) -> Path:
-    """The folder of a sweep given by name, by its sweep file, or (None) the current sweep."""
-    if sweep is None:
-        return current_sweep(root)
-    if sweep.endswith((".yaml", ".yml")):
-        from harness.sweep.spec import load_sweep  # only for the name: validation errors surface here too
-
-        return sweep_dir(root, load_sweep(sweep).name)
-    return sweep_dir(root, sweep)
+SLURM_FLAGS = ("partition", "account", "qos", "time_min", "gpus_per_node", "cpus_per_task", "mem_gb", "constraint",
+               "array_parallelism")
 
 
 def _friendly(fn):
@@ -77,27 +67,14 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 
     Every point is checked first (data, model, pretraining, training, memory): a bad sweep writes nothing.
     """
-    from harness.store.folders import write_plan
-    from harness.sweep.expand import expand as expand_jobs
-    from harness.sweep.lint import sweep_warnings
-    from harness.sweep.plan import describe
-    from harness.sweep.spec import load_sweep
-    from harness.track.settings import save_settings
-
-    sweep = load_sweep(sweep_file)
-    jobs = expand_jobs(sweep, force=force)
-    for warning in sweep_warnings(sweep):
-        click.echo(f"warning: {warning}", err=True)
-    folder = write_plan(root, sweep.name, sweep.raw, str(sweep_file), jobs)
-    save_settings(folder, sweep.track)
+    plan = api.expand(sweep_file, root, force=force, warn=lambda line: click.echo(f"warning: {line}", err=True))
     if as_json:
-        click.echo(json.dumps({"sweep": sweep.name, "folder": str(folder), "jobs": jobs}, indent=1))
+        click.echo(json.dumps({"sweep": plan.sweep, "folder": str(plan.folder),
+                               "jobs": [job.to_dict() for job in plan.jobs]}, indent=1))
     else:
-        click.echo(describe(sweep, jobs, folder))
+        click.echo(api.describe(plan))
     if estimate:
-        from harness.sweep.estimate import describe_estimate
-
-        click.echo(describe_estimate(jobs), err=as_json)
+        click.echo(api.estimate(plan), err=as_json)
 
 
 @main.command()
@@ -129,67 +106,20 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 @click.option("--array-parallelism", type=int, default=None, help="Slurm array tasks running at once.")
 @_friendly
 def submit(sweep: str | None, root: Path, backend: str, retry_failed: bool, reexpand: bool, only: str | None,
-           dry_run: bool, track: tuple[str, ...], **options: object) -> None:
+           dry_run: bool, track: tuple[str, ...], workers: int | None, jobs_per_gpu: int | None, verbose: bool,
+           **slurm: object) -> None:
     """Run the jobs of SWEEP (default: the current sweep) that have no ok result yet.
 
     SWEEP as a sweep file must still expand to its plan (else: --reexpand). One submit per sweep at a time.
     Exit status 0 when every job run ended ok or pruned (or was queued), 1 when any ended failed, diverged or
     blocked (the last line names them), 2 on a user error.
     """
-    from harness.store.lock import submit_lock
-
-    if sweep is not None and sweep.endswith((".yaml", ".yml")):
-        from harness.sweep.replan import sweep_folder_of_file
-
-        folder, note = sweep_folder_of_file(root, sweep, reexpand=reexpand)
-        if note:
-            click.echo(note)
-    else:
-        folder = resolve_sweep(root, sweep)
-    if track and not dry_run:
-        from harness.track.settings import load_settings, save_settings
-
-        save_settings(folder, {**{name: {} for name in track}, **load_settings(folder)})
-    if dry_run:
-        _submit(folder, backend, retry_failed, only, True, options)
-        return
-    with submit_lock(folder):
-        bad = _submit(folder, backend, retry_failed, only, False, options)
-    if bad:
-        click.echo(bad)
+    run = api.submit(sweep, root=root, backend=backend, workers=workers, jobs_per_gpu=jobs_per_gpu,
+                     retry_failed=retry_failed, only=only, reexpand=reexpand, track=track, dry_run=dry_run,
+                     verbose=verbose, slurm={k: v for k, v in slurm.items() if k in SLURM_FLAGS}, echo=click.echo)
+    if run.bad:
+        click.echo(run.bad)
         sys.exit(1)
-
-
-def _submit(folder: Path, backend: str, retry_failed: bool, only: str | None, dry_run: bool,
-            options: dict[str, object]) -> str:
-    """Pick and run (or list) the jobs to run; returns the line naming those that ended badly ("" if none)."""
-    from harness.backends.interface import get_backend
-    from harness.backends.select import select
-    from harness.store.folders import read_plan, record_blocked
-    from harness.store.status import bad_line, incomplete_lines
-    from harness.track.worker import clear_warnings
-
-    clear_warnings(folder)
-    plan = read_plan(folder)
-    jobs = plan["jobs"]
-    runner = get_backend(backend, spec=plan["spec"], **options)
-    states = runner.status(folder, jobs)
-    for line in incomplete_lines(folder, jobs, states):
-        click.echo(line)
-    chosen = select(jobs, states, retry_failed=retry_failed, only=only)
-    counts = Counter(j["stage"] for j in chosen.todo)
-    blocked = f"; {len(chosen.blocked)} blocked (their pretraining cannot run)" if chosen.blocked else ""
-    click.echo(f"{folder.name}: {len(chosen.todo)} of {len(jobs)} jobs to run "
-               f"({', '.join(f'{s} {n}' for s, n in counts.items()) or 'nothing to do'}){blocked}")
-    if dry_run:
-        for job in chosen.todo:
-            click.echo(f"  {job['id']}  {job['stage']:9s} depends on {job['depends_on'] or '-'}")
-        return ""
-    for job, dep_state in chosen.blocked:
-        record_blocked(folder, job, dep_state)
-    if chosen.todo:
-        click.echo(runner.submit(chosen.todo, jobs, folder))
-    return bad_line(runner.status(folder, [*chosen.todo, *(job for job, _ in chosen.blocked)]))
 
 
 @main.command()
@@ -204,31 +134,13 @@ def status(sweep: str | None, root: Path, watch: bool, interval: float, refreshe
 
     Exit status 0 when no job is failed, diverged or blocked, 1 when one is, 2 on a user error.
     """
-    from harness.backends.interface import backend_of
-    from harness.backends.slurm_state import read_submitted
-    from harness.store.stale import stale_note
-    from harness.store.status import bad_line, incomplete_lines, status_table
-
-    folder = resolve_sweep(root, sweep)
-    jobs = load_plan(folder)
     if watch:
-        from harness.store import watch as live
-
-        backend = backend_of(folder)
-        live.watch(lambda: live.view(folder, jobs, backend.status(folder, jobs)), interval, refreshes)
+        api.watch(sweep, root=root, interval=interval, refreshes=refreshes)
         return
-    states = backend_of(folder).status(folder, jobs)
-    click.echo(status_table(folder, jobs, states))
-    for line in incomplete_lines(folder, jobs, states):
+    now = api.status(sweep, root=root)
+    for line in now.lines():
         click.echo(line)
-    if read_submitted(folder):  # queued on Slurm: why the pending jobs wait
-        from harness.backends.slurm_checks import pending_reasons
-
-        for line in pending_reasons(folder, states):
-            click.echo(line)
-    if note := stale_note(folder, jobs):
-        click.echo(note)
-    if bad_line(states):
+    if now.bad:
         sys.exit(1)
 
 
@@ -239,15 +151,10 @@ def status(sweep: str | None, root: Path, watch: bool, interval: float, refreshe
 @_friendly
 def gc(sweep: str | None, root: Path, stale: bool) -> None:
     """Remove what the sweep no longer needs: with --stale, the runs of jobs no longer in its plan."""
-    from harness.store.lock import submit_lock
-    from harness.store.stale import remove_stale
-
-    folder = resolve_sweep(root, sweep)
+    folder = api.folder_of(sweep, root)
     if not stale:
         raise HarnessError("harness gc: say what to remove (--stale: runs not in the current plan)")
-    with submit_lock(folder):  # never under a running submit
-        removed = remove_stale(folder, load_plan(folder))
-    click.echo(f"{folder.name}: removed {len(removed)} stale run(s)")
+    click.echo(f"{folder.name}: removed {len(api.remove_stale(folder))} stale run(s)")
 
 
 @main.command()
@@ -256,10 +163,8 @@ def gc(sweep: str | None, root: Path, stale: bool) -> None:
 @_friendly
 def cancel(sweep: str | None, root: Path) -> None:
     """Cancel the queued and running jobs of SWEEP (default: the current sweep)."""
-    from harness.backends.interface import backend_of
-
-    folder = resolve_sweep(root, sweep)
-    click.echo(f"{folder.name}: cancelled {backend_of(folder).cancel(folder)} queued or running job(s)")
+    stopped = api.cancel(sweep, root=root)
+    click.echo(f"{api.folder_of(sweep, root).name}: cancelled {stopped} queued or running job(s)")
 
 
 @main.command()
@@ -275,16 +180,11 @@ def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: i
     Exit status 0 when the report was written (failed, diverged and non-finite rows are listed as problems and
     left out of the fits), 2 when it cannot be (no results, a folder that cannot be written).
     """
-    from analysis.report import build_report
-    from harness.store.folders import read_plan
-    from harness.store.stale import stale_note
-
-    folder = resolve_sweep(root, sweep)
-    result = build_report(folder, out, n_boot=n_boot, seed=seed)
+    result = api.report(sweep, root=root, out=out, n_boot=n_boot, seed=seed)
     counts = ", ".join(f"{n} {state}" for state, n in result.counts.items() if n)
     click.echo(f"{result.out_dir.parent.name}: {counts}")
-    if note := stale_note(folder, (read_plan(folder, missing_ok=True) or {"jobs": []})["jobs"]):
-        click.echo(note)
+    if result.stale_note:
+        click.echo(result.stale_note)
     for name, why in {**result.skipped, **result.tables_skipped, **result.gallery_skipped}.items():
         click.echo(f"  skipped {name}: {why}")
     click.echo(f"figures: {', '.join(str(p) for p in result.figures.values())}")
@@ -304,19 +204,7 @@ def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: i
 @_friendly
 def show(job_id: str, sweep: str | None, root: Path, out: Path | None, samples: int) -> None:
     """Draw JOB_ID's best model on its first test samples (source, true solution, prediction, error) as a PNG."""
-    import io
-
-    from analysis.figures.gallery import job_figure
-    from analysis.figures.style import DPI
-    from harness.store.atomic import write_bytes_atomic
-    from harness.store.folders import run_dir
-
-    folder = resolve_sweep(root, sweep)
-    figure = job_figure(load_plan(folder), job_id, folder.parent, samples)
-    png = io.BytesIO()
-    figure.savefig(png, format="png", dpi=DPI)
-    path = write_bytes_atomic(out or run_dir(folder, job_id) / "fields.png", png.getvalue())
-    click.echo(f"wrote {path}")
+    click.echo(f"wrote {api.show(job_id, sweep, root=root, out=out, samples=samples)}")
 
 
 @main.command("tune-status")
@@ -325,19 +213,15 @@ def show(job_id: str, sweep: str | None, root: Path, out: Path | None, samples: 
 @_friendly
 def tune_status(sweep: str | None, root: Path) -> None:
     """Per optuna study of a tuned sweep: trials by state, best validation value and parameters."""
-    from harness.job.trial import study_summaries
-
-    folder = resolve_sweep(root, sweep)
-    storage = next((j.get("tune_storage") for j in load_plan(folder) if "tune" in j["config"]), None)
-    rows = study_summaries(folder, {"storage": storage})
+    rows, storage = api.studies(sweep, root=root)
     if not rows:
-        click.echo(f"{folder.name}: no studies yet (is the sweep tuned, and submitted?)")
+        click.echo(f"{api.folder_of(sweep, root).name}: no studies yet (is the sweep tuned, and submitted?)")
     fixed = ("study", "trials", "best_value", "best_params")
     for row in rows:
         states = ", ".join(f"{k} {v}" for k, v in row.items() if k not in fixed)
         click.echo(f"{row['study']}: {row['trials']} trials ({states}); "
                    f"best {row['best_value']:.4g} {row['best_params']}")
-    click.echo(f"storage: {storage or folder / 'tune' / 'journal.log'} (optuna-dashboard opens it)")
+    click.echo(f"storage: {storage} (optuna-dashboard opens it)")
 
 
 @main.command()
@@ -355,42 +239,9 @@ def tune_status(sweep: str | None, root: Path) -> None:
 @_friendly
 def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int | None, seed: int,
          out: Path, fmt: str | None) -> None:
-    """Generate one PDE dataset (steady, or trajectories of heat, advection, burgers, mixed_time, navier_stokes)
-    and write it to an .npz file for inspection, or to an .h5 data file in a documented layout."""
-    from harness import pde
-    from harness.pde.cache import save
-    from harness.pde.steady_dataset import generate
-    from harness.pde.time_dataset import generate_time
-
-    grid = {} if resolution is None else {"resolution": resolution}
-    if system in (*pde.ALL_TIME_SYSTEMS, pde.TIME_MIXED):
-        result = generate_time(system, n, shift=shift, seed=seed, **grid, **({} if nt is None else {"nt": nt}))
-        what = f"trajectories of {result.u.shape[1]} frames"
-    elif nt is not None:
-        raise HarnessError(f"--nt applies to the time-dependent systems ({', '.join(pde.ALL_TIME_SYSTEMS)}, "
-                           f"{pde.TIME_MIXED}), not to {system!r}: drop --nt")
-    else:
-        result = generate(system, n, shift=shift, seed=seed, **grid)
-        what = "samples"
-    if out.suffix in (".h5", ".hdf5"):
-        from harness.data.formats import write_pretraining_pdes, write_samples
-        from harness.data.samples import samples_of
-
-        steady = what == "samples"
-        fmt = fmt or ("arrays" if steady else "pretraining-pdes")
-        if steady == (fmt == "pretraining-pdes"):
-            fits = "arrays or tl-scaling" if steady else "pretraining-pdes"
-            raise HarnessError(f"--format {fmt} does not hold {system}'s {what}: use --format {fits}")
-        if steady:
-            write_samples(out, samples_of(result), fmt)
-        else:
-            write_pretraining_pdes(out, result.u, result.coef_common, result.t,
-                                   channels=pde.model_coefs(system))
-        what = f"{what} ({fmt})"
-    else:
-        save(result, out)
-    size = result.meta["resolution"]
-    click.echo(f"wrote {out}: {n} {system} {what} at {size}x{size}")
+    """Generate one PDE dataset (steady, or trajectories of heat, advection, burgers, mixed_time,
+    navier_stokes) and write it to an .npz file for inspection, or to an .h5 data file in a documented layout."""
+    click.echo("wrote " + api.dataset(system, n, out, shift=shift, resolution=resolution, nt=nt, seed=seed, fmt=fmt))
 
 
 if __name__ == "__main__":

@@ -17,9 +17,11 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+from harness import api
 from harness.cli import main
+from harness.job import Job
 from harness.job.run import run_job
-from harness.store.folders import run_dir
+from harness.store.folders import Plan, run_dir
 from harness.train.checkpoint import load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +39,20 @@ TINY: dict[str, Any] = {
     "matrix": {"downstream.n_train": [8, 16], "init": ["pretrained", "scratch", "zeroshot"]},
 }
 
+# A pretraining read from a data file, fine-tuned and evaluated zero-shot; scratch needs no pretraining.
+READY: dict[str, Any] = {
+    "name": "ready",
+    "base": {
+        "resolution": 16,
+        "model": {"width": 4, "modes": 4},
+        "pretrain": {"n_train": 16, "n_val": 4, "n_test": 4, "train": {"steps": 2, "batch_size": 8},
+                     "data": {"path": "pretrain.h5", "format": "arrays"}},
+        "downstream": {"n_train": 8, "n_val": 8, "n_test": 8},
+        "train": {"steps": 2, "batch_size": 8},
+    },
+    "matrix": {"init": ["pretrained", "zeroshot", "scratch"]},
+}
+
 
 def harness(root: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
             ) -> subprocess.CompletedProcess:
@@ -51,10 +67,6 @@ def harness(root: Path, *args: str, check: bool = True, env: dict[str, str] | No
 
 def cli(root: Path, *args: str) -> str:
     """Run a `harness` command that runs no job (expand, status, tune-status...) in this process; its output."""
-    from click.testing import CliRunner
-
-    from harness.cli import main
-
     result = CliRunner().invoke(main, [*args, "--root", str(root)])
     assert result.exit_code == 0, result.output
     return result.output
@@ -130,24 +142,35 @@ def assert_learns_and_resumes(fit: Callable[..., tuple[torch.nn.Module, Any]], t
         assert torch.equal(v, w), k
 
 
-def assert_finetuning_keeps_exactly_the_transferred(jobs: list[dict[str, Any]], root: Path,
+def assert_finetuning_keeps_exactly_the_transferred(jobs: list[Job], root: Path,
                                                     expected: dict[str, str]) -> None:
     """Run ``jobs`` (pretrainings and their fine-tunings, expanded into ``root``) and check each fine-tuning's
     ``transferred`` is ``expected[strategy]`` and that exactly the modules it names hold the pretrained weights at
     the end (the jobs fine-tune at a vanishing learning rate, so kept weights do not move)."""
-    rows = {job["id"]: run_job(job, root) for job in jobs}
-    by_id = {job["id"]: job for job in jobs}
+    rows = {job.id: run_job(job, root) for job in jobs}
+    by_id = {job.id: job for job in jobs}
     for jid, row in rows.items():
         assert row["status"] == "ok", row
         if row["stage"] == "pretrain":
             continue
         strategy = row["pretrain.strategy"]
         assert row["transferred"] == expected[strategy], row
-        sweep = root / by_id[jid]["sweep"]
-        pretrained = load(run_dir(sweep, by_id[jid]["depends_on"]) / "ckpt" / "best.pt")["model"]
+        sweep = root / by_id[jid].sweep
+        pretrained = load(run_dir(sweep, by_id[jid].depends_on) / "ckpt" / "best.pt")["model"]
         finetuned = load(run_dir(sweep, jid) / "ckpt" / "best.pt")["model"]
         for name, value in finetuned.items():
             kept = name.split(".")[0] in row["transferred"].split(",")
             same = name in pretrained and pretrained[name].shape == value.shape and torch.allclose(
                 pretrained[name], value, rtol=0, atol=1e-12)
             assert same == kept, (strategy, name)
+
+
+def failing_pretraining(tmp_path: Path) -> Plan:
+    """The plan of ``READY`` with its pretraining's data file gone after expand, so that the pretraining fails."""
+    data = api.dataset("poisson", 40, tmp_path / "pretrain.h5", resolution=16)
+    assert "40 poisson samples" in data
+    sweep = tmp_path / "ready.yaml"
+    sweep.write_text(yaml.safe_dump(READY))
+    plan = api.expand(sweep, tmp_path / "results")
+    (tmp_path / "pretrain.h5").unlink()
+    return plan

@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
+import harness
 from harness.backends.slurm_state import SacctRecord, parse_sacct, query
+from harness.job import Job
 from harness.store.folders import load_plan
 from harness.train.checkpoint import load as load_ckpt
 
@@ -60,17 +62,11 @@ def empty_test_queue(conf: str, timeout: float = 60) -> None:
         time.sleep(0.5)
 
 
-def expand(sweep_file: Path, root: Path) -> tuple[Path, list[dict[str, Any]]]:
+def expand(sweep_file: Path, root: Path) -> tuple[Path, list[Job]]:
     """Expand a sweep file as `harness expand` does; returns (sweep folder, jobs)."""
-    from harness.store.folders import write_plan
-    from harness.sweep.expand import expand as expand_jobs
-    from harness.sweep.spec import load_sweep
-
-    sweep = load_sweep(sweep_file)
-    jobs = expand_jobs(sweep)
-    folder = write_plan(root, sweep.name, sweep.raw, str(sweep_file), jobs)
-    assert load_plan(folder) == jobs
-    return folder, jobs
+    plan = harness.expand(sweep_file, root)
+    assert load_plan(plan.folder) == plan.jobs
+    return plan.folder, plan.jobs
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 1.0) -> Any:

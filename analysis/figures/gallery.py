@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from analysis.figures.style import STAGE_LABELS
 from harness.errors import HarnessError
+from harness.job import Job
 from harness.job.predict import Fields, predict_job
 
 SAMPLES = 3  # the first test samples of each dataset: the same ones for every job of a system and shift
@@ -71,11 +72,11 @@ class Gallery:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def gallery(runs: pd.DataFrame, jobs: list[dict[str, Any]], root: Path) -> Gallery:
+def gallery(runs: pd.DataFrame, jobs: list[Job], root: Path) -> Gallery:
     """One figure per downstream system and shift of the ok runs ``runs``: the fine-tuned and scratch models at
     the smallest and largest N (the widest model, first seed); ``jobs``: the plan; ``root``: the results root."""
     out = Gallery()
-    by_id = {job["id"]: job for job in jobs}
+    by_id = {job.id: job for job in jobs}
     downstream = runs[runs["stage"].isin(STAGES)]
     if downstream.empty:
         out.skipped["gallery"] = "no fine-tuned or scratch run finished"
@@ -92,7 +93,7 @@ def gallery(runs: pd.DataFrame, jobs: list[dict[str, Any]], root: Path) -> Galle
     return out
 
 
-def _job(by_id: dict[str, dict[str, Any]], job_id: str) -> dict[str, Any]:
+def _job(by_id: dict[str, Job], job_id: str) -> Job:
     if job_id not in by_id:
         raise HarnessError(f"run {job_id} is not in the sweep's plan.json (its inputs cannot be rebuilt)")
     return by_id[job_id]
@@ -112,14 +113,14 @@ def _picks(group: pd.DataFrame) -> dict[str, str]:
     return picks
 
 
-def job_figure(jobs: list[dict[str, Any]], job_id: str, root: Path, samples: int = SAMPLES) -> Figure:
+def job_figure(jobs: list[Job], job_id: str, root: Path, samples: int = SAMPLES) -> Figure:
     """``harness show``: the first ``samples`` test samples of job ``job_id`` of the plan ``jobs``, with its
     best model's prediction and error. Raises HarnessError for an unknown job or an absent checkpoint."""
-    job = next((j for j in jobs if j["id"] == job_id), None)
+    job = next((j for j in jobs if j.id == job_id), None)
     if job is None:
-        raise HarnessError(f"no job {job_id!r} in sweep {jobs[0]['sweep'] if jobs else '?'}; "
+        raise HarnessError(f"no job {job_id!r} in sweep {jobs[0].sweep if jobs else '?'}; "
                            "`harness status` and `harness submit --dry-run` list its jobs")
-    part = job["config"]["pretrain" if job["stage"] == "pretrain" else "downstream"]
-    title = (f"{job_id} ({STAGE_LABELS.get(job['stage'], job['stage'])}, {part['system']} shift {part['shift']}, "
-             f"N={part['n_train']}, width {job['config']['model']['width']})")
+    part = job.part
+    title = (f"{job_id} ({STAGE_LABELS.get(job.stage, job.stage)}, {part.system} shift {part.shift}, "
+             f"N={part.n_train}, width {job.config.model.width})")
     return field_figure(title, {"prediction": predict_job(job, root, samples)})

@@ -34,7 +34,7 @@ def _setup(runs: pd.DataFrame, fits: CurveFits | None, laws: Laws | None) -> tup
 
 def _ci(fit: LawFit, name: str) -> str:
     lo, hi = fit.ci(name)
-    return f"{name}={fit[name]:.2f} [{lo:.2f}, {hi:.2f}]"
+    return f"{name}={fit[name]:.2f} [{lo:.2f}, {hi:.2f}{'' if fit.basis.valid else ' not 95 %'}]"
 
 
 def _panels(pts: pd.DataFrame, laws: Laws) -> list[tuple[str, pd.DataFrame]]:

@@ -128,7 +128,8 @@ def draw_panel(ax: Axes, series: list[Series], xlabel: str, ylabel: str, hollow_
         label = s.label
         if s.fit is not None and label is not None:
             flag = "" if s.fit.converged else ", not converged"
-            label = f"{label}: b={s.fit.b:.2f} [{s.fit.b_ci[0]:.2f}, {s.fit.b_ci[1]:.2f}]{flag}"
+            ci = "" if s.fit.basis.valid else " not 95 %"  # what the interval is: the report's fit table
+            label = f"{label}: b={s.fit.b:.2f} [{s.fit.b_ci[0]:.2f}, {s.fit.b_ci[1]:.2f}{ci}]{flag}"
         yerr = None if s.lo is None else np.vstack([s.y - s.lo, s.hi - s.y])
         ax.errorbar(
             s.x, s.y, yerr=yerr, color=s.color, label=label, marker=s.marker or "none", markersize=3.5,

@@ -6,9 +6,9 @@ model that cannot fit (``harness.models.train_memory``).
 
 Jobs that span several ranks: a stage's ``resources: {gpus: G, nodes: M}`` (``pretrain.resources`` for
 pretraining, ``resources`` for the downstream stages; default one of each) asks for G ranks per node on M nodes.
-They do not change what is learnt (``harness.train.distributed``), so they stay out of the job's id:
-``take_resources`` moves them from a point's config onto the job; ``offer`` and ``resource_problem`` check them
-against what a backend offers (the launch is ``harness.backends.launch``).
+They do not change what is learnt (``harness.train.distributed``), so they stay out of the job's id: expand puts
+them on the job (``Job.resources``); ``offer`` and ``resource_problem`` check them against what a backend offers
+(the launch is ``harness.backends.launch``).
 
 The backends themselves: the ``Backend`` protocol and the registry in ``harness.backends.interface``; ``local``,
 ``inline`` and ``slurm`` implement it.
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from harness.errors import BackendError
+from harness.job import Job, Point, Resources
 
 GIB = 1 << 30
 
@@ -133,27 +134,11 @@ def largest_device(slurm: SlurmResources | None = None) -> Device:
 
 # --- jobs that span several ranks ------------------------------------------------------------------------------------
 
-DEFAULT = {"gpus": 1, "nodes": 1}
 
-
-def take_resources(config: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """Remove the resources from a resolved point config (in place); returns them per stage kind
-    ({"pretrain": ..., "downstream": ...}), each {gpus, nodes} with the defaults filled in."""
-    pretrain = config.get("pretrain", {}).pop("resources", None) or {}
-    downstream = config.pop("resources", None) or {}
-    return {"pretrain": {**DEFAULT, **pretrain}, "downstream": {**DEFAULT, **downstream}}
-
-
-def shape(job: dict[str, Any]) -> tuple[int, int]:
+def shape(job: Job) -> tuple[int, int]:
     """(ranks per node, nodes) a job runs as ((1, 1) for a job without resources)."""
-    res = {**DEFAULT, **job.get("resources", {})}
-    return res["gpus"], res["nodes"]
-
-
-def world_size(job: dict[str, Any]) -> int:
-    """How many ranks a job runs as (1 for a job without resources)."""
-    per_node, nodes = shape(job)
-    return per_node * nodes
+    res = job.resources or Resources()
+    return res.gpus, res.nodes
 
 
 def offer(slurm: dict[str, Any] | None) -> tuple[int, int, str]:
@@ -171,24 +156,24 @@ def offer(slurm: dict[str, Any] | None) -> tuple[int, int, str]:
     return cores, 1, f"no GPU visible here, {cores} CPU core(s) for gloo ranks"
 
 
-def resource_problem(resources: dict[str, dict[str, int]], stages: list[str], offered: tuple[int, int, str],
+def resource_problem(point: Point, stages: list[str], offered: tuple[int, int, str],
                      tuned: tuple[str, ...] = ()) -> tuple[str, str] | None:
-    """(config key, message) when a training stage among ``stages`` asks for more than ``offered``, or a tuned
-    stage (in ``tuned``) for several ranks; else None. ``resources`` is ``take_resources``'s answer (values
-    already checked to be integers >= 1)."""
+    """(config key, message) when a training stage among ``stages`` of ``point`` asks for more ranks than
+    ``offered``, or a tuned stage (in ``tuned``) for several; else None (the values are integers >= 1, checked by
+    the schema)."""
     per_node, nodes, where = offered
     for stage in stages:
         if stage == "zeroshot":
             continue  # evaluates only, in one process
         key = "pretrain.resources" if stage == "pretrain" else "resources"
-        res = resources["pretrain" if stage == "pretrain" else "downstream"]
-        if stage in tuned and res["gpus"] * res["nodes"] > 1:
+        res = point.pretrain.resources if stage == "pretrain" else point.resources
+        assert res is not None  # a point's pretraining has its resources (harness.job.Point)
+        if stage in tuned and res.world_size > 1:
             return f"{key}.gpus", f"{stage} jobs are tuned (tune.stages), and a trial runs as one rank; remove {key}"
-        if res["gpus"] > per_node:
-            return f"{key}.gpus", (f"{key}.gpus = {res['gpus']} but {per_node} per node are available ({where}); "
+        if res.gpus > per_node:
+            return f"{key}.gpus", (f"{key}.gpus = {res.gpus} but {per_node} per node are available ({where}); "
                                    f"ask for at most {per_node}")
-        if res["nodes"] > nodes:
-            return f"{key}.nodes", (f"{key}.nodes = {res['nodes']} but the local backend has one node; use 1, or "
+        if res.nodes > nodes:
+            return f"{key}.nodes", (f"{key}.nodes = {res.nodes} but the local backend has one node; use 1, or "
                                     "a `slurm:` block for several nodes")
     return None
-

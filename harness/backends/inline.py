@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.backends.interface import Job
 from harness.backends.local import evaluation_printer, finished, plan_slots
-from harness.backends.select import disk_states
+from harness.backends.select import Readiness, disk_states, readiness
+from harness.job import Job
 from harness.job.process import apply_job_env
 from harness.store import State
 from harness.store.folders import disk_state, record_blocked
@@ -48,17 +48,16 @@ class InlineBackend:
         from harness.job.run import run_job
 
         torch.set_num_threads(plan_slots(workers=self.workers)[0].threads)
-        state = {job["id"]: disk_state(sweep_path, job) for job in plan}
-        for job in jobs:
-            dep = job["depends_on"]
-            if dep and state[dep] is not State.OK:
-                record_blocked(sweep_path, job, state[dep])
-                state[job["id"]] = State.BLOCKED
+        state = {job.id: disk_state(sweep_path, job) for job in plan}
+        for job in jobs:  # in plan order: a pretraining has ended before its dependents come, so none waits
+            if job.depends_on is not None and readiness(job, state) is not Readiness.READY:
+                record_blocked(sweep_path, job, state[job.depends_on])
+                state[job.id] = State.BLOCKED
                 continue
-            hook = evaluation_printer(job["id"]) if self.verbose else None
+            hook = evaluation_printer(job.id) if self.verbose else None
             summary = run_job(job, Path(sweep_path).parent, on_eval=hook)
-            state[job["id"]] = State(summary["status"])
-        return finished(sweep_path, {job["id"]: state[job["id"]] for job in jobs})
+            state[job.id] = State(summary["status"])
+        return finished(sweep_path, {job.id: state[job.id] for job in jobs})
 
     def cancel(self, sweep_path: Path) -> int:
         """Nothing is queued: inline jobs stop with the `harness submit` that runs them."""

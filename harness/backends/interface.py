@@ -15,9 +15,9 @@ import importlib
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.job import Job
 from harness.store import State
 
-Job = dict[str, Any]
 BACKENDS = {"local": "harness.backends.local:LocalBackend", "inline": "harness.backends.inline:InlineBackend",
             "slurm": "harness.backends.slurm:SlurmBackend"}
 

@@ -3,7 +3,7 @@
 A stage's ``resources: {gpus: G, nodes: M}`` (``pretrain.resources`` for pretraining, ``resources`` for the
 downstream stages; default one of each) asks for G ranks per node on M nodes, one per GPU (gloo ranks on the
 CPU cores where no GPU is visible). They do not change what is learnt (``harness.train.distributed``), so they
-stay out of the job's id: ``take_resources`` moves them from a point's config onto the job.
+stay out of the job's id: expand puts them on the job (``Job.resources``).
 
 The local backend starts a job of several ranks with PyTorch's elastic launcher (``python -m
 torch.distributed.run``, one node); each rank runs ``harness.backends.rank``. A rank that dies ends the others
@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.backends import world_size
+from harness.job import Job
 from harness.job.process import user_threads
 from harness.store import State
 from harness.store.atomic import write_text_atomic
@@ -49,8 +49,8 @@ def rank_failure(log: str) -> str:
     return "; ".join(" ".join(line.split()) for line in lines[:3]) or (log.strip().splitlines() or ["no output"])[-1]
 
 
-def run_local_ranks(job: dict[str, Any], root: Path | str, *, threads: int = 0) -> dict[str, Any]:
-    """Run ``job`` as ``world_size(job)`` ranks on this machine under torchrun; returns its summary row.
+def run_local_ranks(job: Job, root: Path | str, *, threads: int = 0) -> dict[str, Any]:
+    """Run ``job`` as ``job.world_size`` ranks on this machine under torchrun; returns its summary row.
 
     Rank 0 writes the results as a single process would. When any rank fails (a crash, SIGKILL), the job is
     recorded failed with torchrun's account of it; ``ranks.log`` in the run folder is the ranks' and torchrun's
@@ -59,15 +59,15 @@ def run_local_ranks(job: dict[str, Any], root: Path | str, *, threads: int = 0) 
     ``OMP_NUM_THREADS`` where set, as a Slurm task has).
     """
     root = Path(root)
-    sweep_path = sweep_dir(root, job["sweep"])
-    folder = run_dir(sweep_path, job["id"])
+    sweep_path = sweep_dir(root, job.sweep)
+    folder = run_dir(sweep_path, job.id)
     if disk_state(sweep_path, job).is_done():
         return read_summary(folder)
     before = read_summary(folder)
     folder.mkdir(parents=True, exist_ok=True)
     job_file = folder / "launch.json"
-    write_text_atomic(job_file, json.dumps(job))
-    ranks = world_size(job)
+    write_text_atomic(job_file, json.dumps(job.to_dict()))
+    ranks = job.world_size
     env = {**os.environ, "OMP_NUM_THREADS": str(user_threads() or max(1, (threads or os.cpu_count() or 1) // ranks))}
     log = folder / "ranks.log"
     with log.open("w") as out:

@@ -19,10 +19,9 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from harness.backends import world_size
-from harness.backends.interface import Job
 from harness.backends.launch import run_local_ranks
-from harness.backends.select import disk_states
+from harness.backends.select import Readiness, disk_states, readiness
+from harness.job import Job
 from harness.job.process import apply_job_env, user_threads
 from harness.store import State
 from harness.store.collect import collect_table
@@ -127,11 +126,11 @@ def _worker(conn: Connection, slot: Slot, root: str, sweep_path: str, parent: in
 
     torch.set_num_threads(slot.threads)
     while (job := conn.recv()) is not None:
-        if world_size(job) > 1:  # a data-parallel job: its ranks under torchrun
+        if job.world_size > 1:  # a data-parallel job: its ranks under torchrun
             summary = run_local_ranks(job, root, threads=slot.threads)
         else:
-            summary = run_job(job, root, on_eval=evaluation_printer(job["id"]) if verbose else None)
-        conn.send((job["id"], summary["status"], summary.get("error", "")))
+            summary = run_job(job, root, on_eval=evaluation_printer(job.id) if verbose else None)
+        conn.send((job.id, summary["status"], summary.get("error", "")))
 
 
 class _Pool:
@@ -166,37 +165,34 @@ class _Pool:
                 proc.kill()
 
 
-def _dep_state(state: dict[str, State], job: dict[str, Any]) -> State:
-    """The state of the job's pretraining dependency (ok when it has none)."""
-    return state.get(job["depends_on"], State.MISSING) if job["depends_on"] else State.OK
-
-
-def run_local(jobs: list[dict[str, Any]], all_jobs: list[dict[str, Any]], root: Path, *,
-              slots: list[Slot], verbose: bool = False, progress: Progress | None = None) -> dict[str, State]:
-    """Run `jobs` (a subset of the plan `all_jobs`) on worker processes; returns job id -> final state."""
-    sweep_path = sweep_dir(root, jobs[0]["sweep"]) if jobs else Path(root)
-    state = {j["id"]: disk_state(sweep_path, j) for j in all_jobs} if jobs else {}
+def run_local(jobs: list[Job], all_jobs: list[Job], root: Path, *, slots: list[Slot], verbose: bool = False,
+              progress: Progress | None = None) -> dict[str, State]:
+    """Run `jobs` (a subset of the plan `all_jobs`) on worker processes, each once its pretraining is ok
+    (``readiness``: the jobs here count as pending until they end); returns job id -> final state."""
+    sweep_path = sweep_dir(root, jobs[0].sweep) if jobs else Path(root)
+    state = {j.id: disk_state(sweep_path, j) for j in all_jobs} if jobs else {}
     pending = list(jobs)
     for j in pending:
-        state[j["id"]] = State.PENDING
+        state[j.id] = State.PENDING
     progress = progress or Progress(total=len(jobs))
     pool = _Pool(slots, root, sweep_path, verbose)
-    busy: dict[int, dict[str, Any]] = {}
+    busy: dict[int, Job] = {}
     try:
         while pending or busy:
-            for job in [j for j in pending if _dep_state(state, j) not in (State.OK, State.PENDING, State.RUNNING)]:
+            for job in [j for j in pending if readiness(j, state) is Readiness.BLOCKED]:
+                assert job.depends_on is not None
                 pending.remove(job)
-                state[job["id"]] = State.BLOCKED
-                record_blocked(sweep_path, job, state[job["depends_on"]])
+                state[job.id] = State.BLOCKED
+                record_blocked(sweep_path, job, state[job.depends_on])
                 progress.failed += 1
-                progress.show(f"{job['id']} blocked")
+                progress.show(f"{job.id} blocked")
             for i in (i for i in range(len(pool.workers)) if i not in busy):
-                ready = next((j for j in pending if _dep_state(state, j) is State.OK), None)
+                ready = next((j for j in pending if readiness(j, state) is Readiness.READY), None)
                 if ready is None:
                     break
                 pending.remove(ready)
                 busy[i] = ready
-                state[ready["id"]] = State.RUNNING
+                state[ready.id] = State.RUNNING
                 pool.workers[i][1].send(ready)
                 progress.running += 1
             if busy:
@@ -204,10 +200,10 @@ def run_local(jobs: list[dict[str, Any]], all_jobs: list[dict[str, Any]], root: 
     finally:
         pool.close()
         progress.close()
-    return {j["id"]: state[j["id"]] for j in jobs}
+    return {j.id: state[j.id] for j in jobs}
 
 
-def _collect_one_round(pool: _Pool, busy: dict[int, dict[str, Any]], state: dict[str, State], sweep_path: Path,
+def _collect_one_round(pool: _Pool, busy: dict[int, Job], state: dict[str, State], sweep_path: Path,
                        progress: Progress) -> None:
     """Wait until a busy worker answers or dies, and record the jobs that ended."""
     sentinels = {pool.workers[i][0].sentinel: i for i in busy}
@@ -226,9 +222,9 @@ def _collect_one_round(pool: _Pool, busy: dict[int, dict[str, Any]], state: dict
             status, error = State.FAILED, f"worker process died (exit code {code}); resubmit to resume"
             write_summary(sweep_path, job, {"status": status, "error": error})
             pool.restart(i)
-        state[job["id"]] = State(status)
-        if state[job["id"]] is State.OK:
+        state[job.id] = State(status)
+        if state[job.id] is State.OK:
             progress.done += 1
         else:
             progress.failed += 1
-        progress.show(f"{job['id']} {status}" + (f": {error}" if error and status != State.OK else ""))
+        progress.show(f"{job.id} {status}" + (f": {error}" if error and status != State.OK else ""))

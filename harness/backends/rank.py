@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
+from harness.job import Job
 from harness.job.run import run_job
 from harness.store import State
 from harness.train.distributed import process_group
 
 
-def run_rank(job: dict[str, Any], root: Path) -> None:
+def run_rank(job: Job, root: Path) -> None:
     """Run ``job`` under results root ``root`` as this rank of the launcher's process group; ``SystemExit(1)``
     when the job did not end done."""
     with process_group():
@@ -25,7 +25,7 @@ def run_rank(job: dict[str, Any], root: Path) -> None:
 
 def main(argv: list[str]) -> int:
     """Run the job in file ``argv[0]`` under results root ``argv[1]`` as this rank; returns the exit code."""
-    run_rank(json.loads(Path(argv[0]).read_text()), Path(argv[1]))
+    run_rank(Job.from_dict(json.loads(Path(argv[0]).read_text())), Path(argv[1]))
     return 0
 
 

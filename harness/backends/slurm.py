@@ -37,11 +37,12 @@ from typing import Any
 from submitit.helpers import Checkpointable
 
 import harness
-from harness.backends import SlurmResources, shape, world_size
-from harness.backends.interface import Job
+from harness.backends import SlurmResources, shape
+from harness.backends.select import Readiness, readiness
 from harness.backends.slurm_checks import check_request
 from harness.backends.slurm_state import query, read_submitted, record_submitted, run_cmd, slurm_dir, sweep_states
 from harness.errors import BackendError
+from harness.job import Job
 from harness.job.process import job_env_exports
 from harness.job.provenance import GIT_REV_ENV, git_revision
 from harness.store import State
@@ -84,13 +85,13 @@ class ArrayChunk:
     """One sbatch array: its tasks (each a list of jobs run together) and the pretraining jobs it waits for."""
 
     stage: str  # pretrain | downstream
-    tasks: list[list[dict[str, Any]]]
+    tasks: list[list[Job]]
     after: tuple[str, ...]  # pretraining job ids (not yet ok) that every task of this array needs
     parallelism: int  # this array's share of the stage's concurrency cap (%N)
     ranks: tuple[int, int] = (1, 1)  # (ranks per node, nodes) of each of its jobs
 
 
-def plan_arrays(jobs: list[dict[str, Any]], max_array_size: int, *, pack: int = 1, parallelism: int = 256,
+def plan_arrays(jobs: list[Job], max_array_size: int, *, pack: int = 1, parallelism: int = 256,
                 waiting: frozenset[str] | set[str] = frozenset()) -> list[ArrayChunk]:
     """Split jobs into sbatch arrays: pretraining first, then downstream jobs that can start now, then those
     that wait for a pretraining job in `waiting`, grouped by it so an array waits for few pretrainings; within
@@ -101,10 +102,10 @@ def plan_arrays(jobs: list[dict[str, Any]], max_array_size: int, *, pack: int = 
     fine-tuning jobs, max size 4 -> [pretrain: 2 tasks] [downstream: 4 tasks, after both] [downstream: 1 task,
     after its one].
     """
-    pre = [j for j in jobs if j["stage"] == "pretrain"]
-    ready = [j for j in jobs if j["stage"] != "pretrain" and j.get("depends_on") not in waiting]
-    held = sorted((j for j in jobs if j["stage"] != "pretrain" and j.get("depends_on") in waiting),
-                  key=lambda j: j["depends_on"])
+    pre = [j for j in jobs if j.stage == "pretrain"]
+    ready = [j for j in jobs if j.stage != "pretrain" and j.depends_on not in waiting]
+    held = sorted((j for j in jobs if j.stage != "pretrain" and j.depends_on in waiting),
+                  key=lambda j: j.depends_on or "")
     chunks: list[ArrayChunk] = []
     for stage, groups in (("pretrain", [pre]), ("downstream", [ready, held])):
         stage_chunks = []
@@ -118,15 +119,15 @@ def plan_arrays(jobs: list[dict[str, Any]], max_array_size: int, *, pack: int = 
     return chunks
 
 
-def _split(jobs: list[dict[str, Any]], max_array_size: int, pack: int,
-           waiting: frozenset[str] | set[str]) -> list[tuple[list[list[dict[str, Any]]], tuple[str, ...]]]:
+def _split(jobs: list[Job], max_array_size: int, pack: int,
+           waiting: frozenset[str] | set[str]) -> list[tuple[list[list[Job]], tuple[str, ...]]]:
     """``jobs`` in tasks of ``pack``, in arrays of at most ``max_array_size`` tasks: (tasks, the pretrainings in
     ``waiting`` they need) per array."""
     tasks = [jobs[i:i + pack] for i in range(0, len(jobs), pack)]
     out = []
     for i in range(0, len(tasks), max_array_size):
         part = tasks[i:i + max_array_size]
-        after = tuple(sorted({j["depends_on"] for t in part for j in t if j.get("depends_on") in waiting}))
+        after = tuple(sorted({j.depends_on for t in part for j in t if j.depends_on in waiting}))
         out.append((part, after))
     return out
 
@@ -149,16 +150,16 @@ class SlurmTask(Checkpointable):
     for the whole Slurm job), and `run_job` resumes each job (every rank) from its `ckpt/last.pt`.
     """
 
-    def __init__(self, jobs: list[dict[str, Any]], root: str) -> None:
+    def __init__(self, jobs: list[Job], root: str) -> None:
         self.jobs = jobs
         self.root = root
 
     def __call__(self) -> dict[str, str]:
-        sweep = Path(self.root) / self.jobs[0]["sweep"]
+        sweep = Path(self.root) / self.jobs[0].sweep
         todo = [j for j in self.jobs if not disk_state(sweep, j).is_done()]
         print(f"harness: running {len(todo)} of {len(self.jobs)} job(s) with CUDA_VISIBLE_DEVICES="
               f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
-        if len(todo) == 1 and world_size(todo[0]) > 1:
+        if len(todo) == 1 and todo[0].world_size > 1:
             self._run_rank(todo[0])
         elif len(todo) == 1:
             from harness.job.run import run_job
@@ -166,9 +167,9 @@ class SlurmTask(Checkpointable):
             run_job(todo[0], Path(self.root))
         elif todo:
             self._run_packed(todo)
-        return {j["id"]: disk_state(sweep, j) for j in self.jobs}
+        return {j.id: disk_state(sweep, j) for j in self.jobs}
 
-    def _run_rank(self, job: dict[str, Any]) -> None:
+    def _run_rank(self, job: Job) -> None:
         """This Slurm task as one rank of ``job``: rank, world and rendezvous from Slurm through submitit's
         helper (the job's first host; a port drawn from the Slurm job id, so every task and every requeue
         agree), exported as torchrun would (``harness.train.distributed.init_from_env``)."""
@@ -178,11 +179,11 @@ class SlurmTask(Checkpointable):
 
         os.environ.pop("MASTER_PORT", None)  # one inherited from the submitting shell would win over the job id's
         env = TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
-        print(f"harness: {job['id']} rank {env.rank} of {env.world_size}, process group at "
+        print(f"harness: {job.id} rank {env.rank} of {env.world_size}, process group at "
               f"{env.master_addr}:{env.master_port}", flush=True)
         run_rank(job, Path(self.root))
 
-    def _run_packed(self, todo: list[dict[str, Any]]) -> None:
+    def _run_packed(self, todo: list[Job]) -> None:
         gpus = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]
         cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", os.cpu_count() or 1))
         procs = []
@@ -190,13 +191,13 @@ class SlurmTask(Checkpointable):
             env = {**os.environ, "OMP_NUM_THREADS": str(max(1, cpus // len(todo)))}
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
-            print(f"harness: {job['id']} with CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
+            print(f"harness: {job.id} with CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
             proc = subprocess.Popen([sys.executable, "-m", "harness.backends.slurm", self.root],
                                     stdin=subprocess.PIPE, env=env, text=True)
             assert proc.stdin is not None
-            proc.stdin.write(json.dumps(job))
+            proc.stdin.write(json.dumps(job.to_dict()))
             proc.stdin.close()
-            procs.append((job["id"], proc))
+            procs.append((job.id, proc))
         bad = [f"{jid} (exit {code})" for jid, proc in procs if (code := proc.wait())]
         if bad:
             raise RuntimeError(f"packed job process(es) died: {', '.join(bad)}")
@@ -226,7 +227,7 @@ def snapshot_code(code_root: Path) -> Path:
     return dest
 
 
-def check_cluster(resources: SlurmResources, jobs: list[dict[str, Any]]) -> int:
+def check_cluster(resources: SlurmResources, jobs: list[Job]) -> int:
     """Fail early with the fix when Slurm cannot take ``jobs`` (no tools, unknown partition, a request or ranks
     its nodes or limits can never satisfy: ``slurm_checks.check_request``); returns the cluster's MaxArraySize."""
     for tool in ("sbatch", "srun"):
@@ -294,12 +295,12 @@ def _executor(logs: Path, res: SlurmResources, snapshot: Path, git_rev: str, swe
     return executor
 
 
-def submit(jobs: list[dict[str, Any]], root: Path, resources: SlurmResources) -> SubmitReport:
+def submit(jobs: list[Job], root: Path, resources: SlurmResources) -> SubmitReport:
     """Queue `jobs` (chosen by `harness.backends.select.select`) on Slurm and return without waiting.
 
     Checks the cluster first (nothing is written when it cannot take the jobs); a downstream job whose
-    pretraining is neither ok, queued, nor in `jobs` is left out as blocked; queued tasks of jobs being sent
-    again (left behind a failed pretraining) are cancelled first. Each array is recorded in submitted.json
+    pretraining is neither ok, queued, nor in `jobs` (``readiness``) is left out as blocked; queued tasks of jobs
+    being sent again (left behind a failed pretraining) are cancelled first. Each array is recorded in submitted.json
     only after sbatch accepted it.
     """
     report = SubmitReport()
@@ -307,17 +308,16 @@ def submit(jobs: list[dict[str, Any]], root: Path, resources: SlurmResources) ->
         return report
     max_array_size = check_cluster(resources, jobs)
     root = Path(root).resolve()
-    sweep = jobs[0]["sweep"]
+    sweep = jobs[0].sweep
     sweep_dir = root / sweep
-    plan = (read_plan(sweep_dir, missing_ok=True) or {"jobs": jobs})["jobs"]
-    states, submitted, records = sweep_states(sweep_dir, plan)
-    sending = {j["id"] for j in jobs if j["stage"] == "pretrain"}
+    plan = read_plan(sweep_dir, missing_ok=True)
+    states, submitted, records = sweep_states(sweep_dir, plan.jobs if plan else jobs)
+    sending = {j.id for j in jobs if j.stage == "pretrain"}
     known = {sid: r.state for sid, r in records.items()}
     waiting = sending | {j for j, s in states.items() if s.is_active()}
-    report.blocked = [j["id"] for j in jobs if j.get("depends_on") and j["depends_on"] not in waiting
-                      and states.get(j["depends_on"]) is not State.OK]
-    jobs = [j for j in jobs if j["id"] not in report.blocked]
-    stale = sorted({submitted[j["id"]] for j in jobs if _active(known.get(submitted.get(j["id"], "")))})
+    report.blocked = [j.id for j in jobs if readiness(j, states, sending) is Readiness.BLOCKED]
+    jobs = [j for j in jobs if j.id not in report.blocked]
+    stale = sorted({submitted[j.id] for j in jobs if _active(known.get(submitted.get(j.id, "")))})
     if stale:
         run_cmd(["scancel", *stale], "cancel them by hand with scancel and submit again")
         report.cancelled = stale
@@ -346,7 +346,7 @@ def submit(jobs: list[dict[str, Any]], root: Path, resources: SlurmResources) ->
                 "fix the slurm settings (partition, account, qos, time_min, gpus_per_node, cpus_per_task, "
                 f"mem_gb) and submit again ({len(report.submitted)} job(s) of earlier arrays stay queued)"
             ) from None
-        ids = {j["id"]: h.job_id for task, h in zip(chunk.tasks, handles, strict=True) for j in task}
+        ids = {j.id: h.job_id for task, h in zip(chunk.tasks, handles, strict=True) for j in task}
         record_submitted(sweep_dir, ids)
         report.submitted.update(ids)
         dep_ids.update(ids)
@@ -375,7 +375,7 @@ def _main(argv: list[str]) -> int:
     """`python -m harness.backends.slurm ROOT` with one job's JSON on stdin: a packed task's child process."""
     from harness.job.run import run_job
 
-    run_job(json.load(sys.stdin), Path(argv[0]))
+    run_job(Job.from_dict(json.load(sys.stdin)), Path(argv[0]))
     return 0
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from harness.backends import SlurmResources, shape
 from harness.backends.slurm_state import read_submitted, run_cmd
 from harness.errors import BackendError
+from harness.job import Job
 
 # squeue reasons that waiting never clears: the request exceeds what the partition or account allows, or a
 # dependency failed. The fix is `harness cancel`, a change to the slurm: settings (or the failed job), a submit.
@@ -114,12 +115,12 @@ def request_problems(res: SlurmResources, limits: PartitionLimits) -> list[str]:
     return out
 
 
-def rank_problems(jobs: list[dict[str, Any]], res: SlurmResources, limits: PartitionLimits) -> list[str]:
+def rank_problems(jobs: list[Job], res: SlurmResources, limits: PartitionLimits) -> list[str]:
     """What in the ranks of ``jobs`` (their ``resources``: G ranks per node on M nodes, each rank a Slurm task
     with ``slurm.cpus_per_task`` CPUs and, unless ``slurm.gpus_per_node`` is 0, one GPU) exceeds ``limits``, one
     sentence each with the fix (empty when they can run)."""
     out = []
-    asks = sorted({("pretrain.resources" if j["stage"] == "pretrain" else "resources", *shape(j)) for j in jobs})
+    asks = sorted({("pretrain.resources" if j.stage == "pretrain" else "resources", *shape(j)) for j in jobs})
     for key, per_node, nodes in asks:
         if per_node * res.cpus_per_task > limits.cpus:
             fits = limits.cpus // per_node
@@ -136,7 +137,7 @@ def rank_problems(jobs: list[dict[str, Any]], res: SlurmResources, limits: Parti
     return out
 
 
-def check_request(res: SlurmResources, jobs: list[dict[str, Any]]) -> None:
+def check_request(res: SlurmResources, jobs: list[Job]) -> None:
     """Refuse a request the partition can never satisfy (``BackendError``, one line), before anything is queued:
     ``res`` itself and the ranks of ``jobs``."""
     limits = partition_limits(res.partition)

@@ -18,10 +18,10 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from harness.backends.select import disk_states
+from harness.backends.select import Readiness, disk_states, readiness
 from harness.errors import BackendError
+from harness.job import Job
 from harness.store import State
 from harness.store.folders import load_plan, write_json_atomic
 
@@ -104,22 +104,21 @@ def merge_state(record: SacctRecord | None, disk: State) -> State:
     return record.state
 
 
-def merge_states(jobs: list[dict[str, Any]], submitted: dict[str, str], slurm: dict[str, SacctRecord],
+def merge_states(jobs: list[Job], submitted: dict[str, str], slurm: dict[str, SacctRecord],
                  disk: dict[str, State]) -> dict[str, State]:
     """Job id -> pending | running | ok | pruned | failed | diverged | cancelled | timeout | preempted | blocked |
     missing.
 
-    A job still pending behind a pretraining job that can no longer succeed is blocked (Slurm would hold it
-    forever as DependencyNeverSatisfied unless the cluster kills such jobs).
+    A job still pending behind a pretraining job that can no longer succeed (``readiness``) is blocked (Slurm would
+    hold it forever as DependencyNeverSatisfied unless the cluster kills such jobs).
     """
     states: dict[str, State] = {}
     for job in jobs:  # pretraining first, so a dependency's state is known before its dependants
-        state = merge_state(slurm.get(submitted.get(job["id"], "")), disk[job["id"]])
-        dep = job.get("depends_on")
-        dep_state = states.get(dep, State.OK) if dep else State.OK
-        if state is State.PENDING and not (dep_state is State.OK or dep_state.is_active()):
+        state = merge_state(slurm.get(submitted.get(job.id, "")), disk[job.id])
+        # a pretraining outside ``jobs`` (a query of some jobs only) is not this query's to judge
+        if state is State.PENDING and readiness(job, states, absent=State.OK) is Readiness.BLOCKED:
             state = State.BLOCKED
-        states[job["id"]] = state
+        states[job.id] = state
     return states
 
 
@@ -161,16 +160,16 @@ def slurm_records(slurm_ids: set[str]) -> dict[str, SacctRecord]:
     return records
 
 
-def sweep_states(sweep_dir: Path, jobs: list[dict[str, Any]] | None = None
+def sweep_states(sweep_dir: Path, jobs: list[Job] | None = None
                  ) -> tuple[dict[str, State], dict[str, str], dict[str, SacctRecord]]:
     """(merged state per job, submitted record, raw Slurm records) for `jobs` (default: the sweep's plan)."""
     jobs = load_plan(sweep_dir) if jobs is None else jobs
     submitted = read_submitted(sweep_dir)
-    records = slurm_records({submitted[j["id"]] for j in jobs if j["id"] in submitted})
+    records = slurm_records({submitted[j.id] for j in jobs if j.id in submitted})
     return merge_states(jobs, submitted, records, disk_states(sweep_dir, jobs)), submitted, records
 
 
-def query(sweep_dir: Path, jobs: list[dict[str, Any]] | None = None) -> dict[str, State]:
+def query(sweep_dir: Path, jobs: list[Job] | None = None) -> dict[str, State]:
     """Job id -> state for ``jobs`` (default: every job of the sweep): one sacct call merged with the run folders.
 
     A job scancelled before it ever started can read missing for a moment, until accounting records it.

@@ -42,9 +42,10 @@ DEFAULT_FRACTIONS = {"val": 0.1, "test": 0.1}
 PARTS = ("pretrain", "downstream")  # the parts of a sweep point that may take a `data` spec
 
 
-def has_data(part: Mapping[str, Any]) -> bool:
-    """Whether a part's samples come from files (its ``data`` spec is set)."""
-    return part.get("data") is not None
+def has_data(part: Any) -> bool:
+    """Whether a part (``harness.job.Pretrain`` or ``Downstream``) draws its samples from files (its ``data`` spec
+    is set)."""
+    return part.data is not None
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,17 @@ class Spec:
     options: dict[str, Any] = field(default_factory=dict)
     fingerprint: str | None = None
 
-    def resolved(self, fingerprint: str) -> dict[str, Any]:
+    def resolved(self, fingerprint: str | None) -> dict[str, Any]:
         """The spec as a job's config holds it: absolute paths and the fingerprint of the files."""
         files = set(self.paths.values())
         path: str | dict[str, str] = files.pop() if len(files) == 1 and len(self.paths) == len(SPLITS) \
             else dict(self.paths)
         return {"path": path, "format": self.format, "fractions": dict(self.fractions), **self.options,
                 "fingerprint": fingerprint}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plan.json holds it (``resolved`` with its own fingerprint)."""
+        return self.resolved(self.fingerprint)
 
 
 def _fail(where: str, message: str) -> DataFileError:
@@ -123,7 +128,10 @@ def _options(fmt: str, spec: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 def parse_spec(spec: object, *, where: str = "data", base: str | os.PathLike | None = None) -> Spec:
     """Check a data spec's keys and values (no file is opened); relative paths are taken from ``base``
-    (default: the working directory). Raises DataFileError naming ``where`` and the key."""
+    (default: the working directory). Raises DataFileError naming ``where`` and the key. A ``Spec`` is returned
+    as it is (a job's config holds its data source checked)."""
+    if isinstance(spec, Spec):
+        return spec
     if not isinstance(spec, Mapping):
         raise _fail(where, f"must be a mapping like {{path: file.h5, format: tl-scaling}}, got {spec!r}")
     fmt = spec.get("format")

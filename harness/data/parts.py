@@ -28,6 +28,7 @@ import numpy as np
 from harness.data import has_data
 from harness.data.source import SourceInfo, check_source
 from harness.errors import DataFileError
+from harness.job import Downstream, Pretrain
 from harness.pde import COMMON_CHANNELS, SPLITS
 
 TIME_TOLERANCE = 1e-5  # relative, of the frames' span: float32 times of evenly spaced frames agree to ~1e-7
@@ -43,7 +44,7 @@ def resolve_part(name: str, part: Mapping[str, Any], resolution: int, *, frames:
     ``frames``: ``(nt, horizon)`` of a time-dependent task (the file then holds trajectories), None for a steady
     one. ``base``: the folder relative paths are taken from (the sweep file's). Raises DataFileError naming
     ``name``.data, the file, the key and the fix."""
-    if not has_data(part):
+    if part.get("data") is None:
         return {k: v for k, v in part.items() if k != "data"}
     where = f"{name}.data"
     kind = "steady" if frames is None else "trajectory"
@@ -79,23 +80,23 @@ def _check_trajectories(where: str, info: SourceInfo, nt: int, horizon: float) -
                             f"but horizon is {horizon:g}: set horizon: {span:g}")
 
 
-def source_info(name: str, part: Mapping[str, Any], needs: Mapping[str, int] | None = None) -> SourceInfo:
+def source_info(name: str, part: Pretrain | Downstream, needs: Mapping[str, int] | None = None) -> SourceInfo:
     """The :class:`SourceInfo` of a part's (resolved: its kind checked) ``data`` spec, ``needs`` (``{split: n}``)
     checked."""
-    return check_source(part["data"], needs or {}, where=f"{name}.data")
+    return check_source(part.data, needs or {}, where=f"{name}.data")
 
 
-def needs_of(part: Mapping[str, Any]) -> dict[str, int]:
+def needs_of(part: Pretrain | Downstream) -> dict[str, int]:
     """The samples a stage's part asks of each split (``n_train`` etc.; 0 where its config has none)."""
-    return {split: int(part.get(f"n_{split}", 0)) for split in SPLITS}
+    return {split: getattr(part, f"n_{split}") or 0 for split in SPLITS}
 
 
-def check_needs(name: str, part: Mapping[str, Any]) -> None:
+def check_needs(name: str, part: Pretrain | Downstream) -> None:
     """Raise DataFileError unless each split of the part's files holds the samples the part asks for."""
     source_info(name, part, needs_of(part))
 
 
-def model_channels(name: str, part: Mapping[str, Any]) -> tuple[int, int]:
+def model_channels(name: str, part: Pretrain | Downstream) -> tuple[int, int]:
     """(input, output) channels of a steady model on the part's data: the file's, or ``GENERATED_CHANNELS``."""
     if not has_data(part):
         return GENERATED_CHANNELS

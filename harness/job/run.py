@@ -15,6 +15,7 @@ otherwise) and always learns the task.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -27,7 +28,7 @@ import torch
 
 from harness import pde
 from harness.errors import HarnessError
-from harness.job import StreamConfig
+from harness.job import Job, TrainConfig
 from harness.job.hooks import hold_hook
 from harness.job.process import keep_freed_memory
 from harness.job.trial import Pruned, TrialRun
@@ -46,7 +47,7 @@ from harness.store.watch import progress_hook
 from harness.tasks.make import make_task
 from harness.track.worker import open_trackers
 from harness.train.distributed import current
-from harness.train.loop import TrainConfig, evaluate, load_weights, seed_everything, train
+from harness.train.loop import evaluate, load_weights, seed_everything, train
 from harness.train.strategies import transferred_modules
 
 EvalHook = Callable[[dict[str, Any]], None]
@@ -62,65 +63,65 @@ def data_cache(root: Path) -> Path:
     return Path(os.environ.get("HARNESS_DATA_CACHE") or Path(root) / ".cache" / "data")
 
 
-def data_seed(config: dict[str, Any], stage: str) -> int:
+def data_seed(job: Job) -> int:
     """The seed of a job's data draws: pretraining and downstream data are separate draws even for the same
     system and range (or file)."""
-    return 2 * config["data_seed"] + (stage != "pretrain")
+    return 2 * job.config.data_seed + (job.stage != "pretrain")
 
 
-def _stats_of(job: dict[str, Any], root: Path) -> dict[str, Any]:
+def _stats_of(job: Job, root: Path) -> dict[str, Any]:
     """Normalisation statistics a pretrained model was trained with (stored beside its checkpoint); refused
     when they were made with another channel layout (the model would read its inputs wrongly)."""
-    path = run_dir(sweep_dir(root, job["sweep"]), job["depends_on"]) / "stats.json"
+    assert job.depends_on is not None
+    path = run_dir(sweep_dir(root, job.sweep), job.depends_on) / "stats.json"
     try:
         stats = json.loads(path.read_text())
     except (OSError, ValueError) as exc:  # the pretraining is then incomplete (harness.store.folders): it reruns
-        raise HarnessError(f"{path}: unreadable statistics of pretraining job {job['depends_on']} ({exc}); delete "
+        raise HarnessError(f"{path}: unreadable statistics of pretraining job {job.depends_on} ({exc}); delete "
                            f"{path} and run `harness submit` again: the pretraining reruns from its checkpoint, then "
                            "this job") from None
     if stats.get("layout") != pde.LAYOUT_VERSION:
         raise HarnessError(f"{path} was made with input channel layout {stats.get('layout', 1)}, not "
-                           f"{pde.LAYOUT_VERSION}; rerun pretraining job {job['depends_on']} (delete its run folder)")
+                           f"{pde.LAYOUT_VERSION}; rerun pretraining job {job.depends_on} (delete its run folder)")
     return stats
 
 
-def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device,
+def _execute(job: Job, root: Path, folder: Path, device: torch.device,
              on_eval: EvalHook | None) -> dict[str, Any]:
     """Run the job's stage; returns the metric columns of its summary."""
-    cfg, stage = job["config"], job["stage"]
-    task = make_task(cfg, StreamConfig.from_dict(job.get("stream")))  # not in the config: in the job (expand)
-    dseed, cache = data_seed(cfg, stage), data_cache(root)
-    part_name = "pretrain" if stage == "pretrain" else "downstream"
-    part = cfg[part_name]
+    cfg, stage, part = job.config, job.stage, job.part
+    task = make_task(cfg, job.stream)  # not in the config: on the job (expand)
+    dseed, cache = data_seed(job), data_cache(root)
 
     def tensors(split: str, n: int, stats: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         return task.tensors(task.load(part, split, n, seed=dseed, cache=cache), stats)
 
-    seed = cfg["pretrain"]["seed"] if stage == "pretrain" else cfg.get("seed", 0)
-    strategy = task.strategy(cfg["pretrain"]) if "pretrain" in cfg else None  # scratch jobs have none
-    tcfg = TrainConfig.from_dict(cfg["pretrain"]["train"] if stage == "pretrain" else cfg.get("train", {}))
+    seed = cfg.pretrain.seed if stage == "pretrain" and cfg.pretrain else cfg.seed or 0  # zero-shot: none, 0
+    strategy = task.strategy(cfg.pretrain) if cfg.pretrain is not None else None  # scratch jobs have none
+    tcfg = job.train or TrainConfig()  # a zero-shot job trains nothing: its objective's loss is the default
     objective = strategy if stage == "pretrain" else task.objective(tcfg.loss)
     seed_everything(seed)  # before the model: its initial weights are drawn from the seed
-    width, modes = cfg["model"]["width"], cfg["model"]["modes"]
-    model = task.model(objective, part_name, part, width, modes)
+    model = task.model(objective, job.part_name, part, cfg.model.width, cfg.model.modes)
     metrics: dict[str, Any] = {"n_params": model.num_params(), "transferred": ""}
-    if job["depends_on"]:
-        pretrained = run_dir(sweep_dir(root, job["sweep"]), job["depends_on"]) / "ckpt" / "best.pt"
-        refit = task.refits(cfg["pretrain"], part)  # data of other channels re-initialise what differs
+    if job.depends_on:
+        assert strategy is not None and cfg.pretrain is not None  # a job that depends on one has its pretraining
+        pretrained = run_dir(sweep_dir(root, job.sweep), job.depends_on) / "ckpt" / "best.pt"
+        refit = task.refits(cfg.pretrain, part)  # data of other channels re-initialise what differs
         loaded = load_weights(model, pretrained, exclude_prefixes=strategy.dropped, refit=refit)
         metrics["transferred"] = transferred_modules(loaded)
         stats = _stats_of(job, root)
     else:
         stats = None
     if stage == "zeroshot":
-        best_val = evaluate(model, *tensors("val", part["n_val"], stats), device=device, objective=objective)
+        best_val = evaluate(model, *tensors("val", part.n_val, stats), device=device, objective=objective)
         metrics.update(status="ok", best_val_rel_l2=best_val, best_step=0)
     else:
-        train_data = task.load(part, "train", part["n_train"], seed=dseed, cache=cache)
+        assert part.n_train is not None  # a training job's part has its training-set size
+        train_data = task.load(part, "train", part.n_train, seed=dseed, cache=cache)
         stats = task.stats(train_data, stats)
         if stage == "pretrain" and current().is_main:
             write_json_atomic(folder / "stats.json", {**stats, "layout": pde.LAYOUT_VERSION})
-        result = train(model, task.tensors(train_data, stats), tensors("val", part["n_val"], stats), tcfg, seed=seed,
+        result = train(model, task.tensors(train_data, stats), tensors("val", part.n_val, stats), tcfg, seed=seed,
                        device=device, workdir=folder / "ckpt", on_eval=on_eval, objective=objective)
         if current().is_main:
             write_parquet_atomic(folder / "epochs.parquet", result.rows)
@@ -129,7 +130,7 @@ def _execute(job: dict[str, Any], root: Path, folder: Path, device: torch.device
                        budget_limited=result.budget_limited)
         if result.status != "ok":
             return metrics  # train() leaves the best weights in the model when it is ok
-    metrics.update(task.test_metrics(model, tensors("test", part["n_test"], stats), objective, device))
+    metrics.update(task.test_metrics(model, tensors("test", part.n_test, stats), objective, device))
     return metrics
 
 
@@ -142,7 +143,7 @@ def _chain(*hooks: EvalHook | None) -> EvalHook:
     return hook
 
 
-def run_job(job: dict[str, Any], root: Path | str, *, on_eval: EvalHook | None = None) -> dict[str, Any]:
+def run_job(job: Job, root: Path | str, *, on_eval: EvalHook | None = None) -> dict[str, Any]:
     """Run one job to completion and write its results; returns its summary row.
 
     A done job (its summary says ok or pruned, with the files an ok result needs) is not run again: its summary
@@ -151,24 +152,24 @@ def run_job(job: dict[str, Any], root: Path | str, *, on_eval: EvalHook | None =
     the rank, and so the job).
     """
     root = Path(root)
-    sweep_path = sweep_dir(root, job["sweep"])
-    folder = run_dir(sweep_path, job["id"])
+    sweep_path = sweep_dir(root, job.sweep)
+    folder = run_dir(sweep_path, job.id)
     if disk_state(sweep_path, job).is_done():  # an ok summary with all its files (``store.incomplete``)
         return read_summary(folder)
     keep_freed_memory()
     device = pick_device()
     if not current().is_main:
-        return _execute(job, root, folder, device, hold_hook(job["id"]))
+        return _execute(job, root, folder, device, hold_hook(job.id))
     folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(folder / "config.json", job)
+    write_json_atomic(folder / "config.json", job.to_dict())
     start = time.time()
     trial = None
     trackers = open_trackers(job, sweep_path, folder)  # none unless the sweep names some (`track:`)
-    on_eval = _chain(on_eval, progress_hook(job, folder), hold_hook(job["id"]), trackers.log)
+    on_eval = _chain(on_eval, progress_hook(job, folder), hold_hook(job.id), trackers.log)
     try:
-        if "tune" in job["config"]:  # a trial job: its optuna trial picks the train settings
+        if job.config.tune is not None:  # a trial job: its optuna trial picks the train settings
             trial = TrialRun(job, sweep_path)
-            job = {**job, "config": {**job["config"], "train": trial.apply(job["config"]["train"])}}
+            job = dataclasses.replace(job, config=dataclasses.replace(job.config, train=trial.apply(job.config.train)))
             on_eval = _chain(on_eval, trial.report)
         metrics = _execute(job, root, folder, device, on_eval)
         (folder / "error.txt").unlink(missing_ok=True)

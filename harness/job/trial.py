@@ -10,12 +10,14 @@ reported result of a sweep point is its best trial on validation (`harness.store
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import warnings
 from pathlib import Path
 from typing import Any
 
+from harness.job import Job, TrainConfig
 from harness.store import State
 
 
@@ -67,27 +69,28 @@ def _pruner(name: str):
 class TrialRun:
     """The optuna trial a trial job owns: its parameters, epoch reports to the pruner, and the final tell."""
 
-    def __init__(self, job: dict[str, Any], sweep_path: Path):
+    def __init__(self, job: Job, sweep_path: Path):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        meta = job["config"]["tune"]
-        self.tune = {**json.loads(meta["spec"]), "storage": job.get("tune_storage")}
+        meta = job.config.tune
+        assert meta is not None  # a trial job's config has its trial
+        self.tune = {**json.loads(meta.spec), "storage": job.tune_storage}
         self.study = optuna.create_study(
-            study_name=meta["study"],
+            study_name=meta.study,
             storage=storage_url(sweep_path, self.tune),
             direction="minimize",
             load_if_exists=True,
-            sampler=_sampler(self.tune, meta["trial"]),
+            sampler=_sampler(self.tune, meta.trial),
             pruner=_pruner(self.tune["pruner"]),
         )
-        owned = [t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("job") == job["id"]]
+        owned = [t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("job") == job.id]
         self.finished = bool(owned) and owned[-1].state.is_finished()
         if owned:  # a resubmitted job continues the trial it started (private id: optuna has no public lookup)
             self.trial = optuna.trial.Trial(self.study, owned[-1]._trial_id)
         else:
             self.trial = self.study.ask()
-            self.trial.set_user_attr("job", job["id"])
+            self.trial.set_user_attr("job", job.id)
         self.params = {key: self._suggest(key, spec) for key, spec in self.tune["params"].items()}
 
     def _suggest(self, key: str, spec: dict[str, Any]) -> Any:
@@ -97,9 +100,10 @@ class TrialRun:
             return self.trial.suggest_int(key, int(spec["low"]), int(spec["high"]))
         return self.trial.suggest_float(key, spec["low"], spec["high"], log=spec["kind"] == "log_uniform")
 
-    def apply(self, train: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, train: TrainConfig | None) -> TrainConfig:
         """The downstream train settings with this trial's parameters."""
-        return {**train, **{key.removeprefix("train."): value for key, value in self.params.items()}}
+        assert train is not None  # a tuned stage trains (finetune, scratch)
+        return dataclasses.replace(train, **{key.removeprefix("train."): value for key, value in self.params.items()})
 
     def report(self, row: dict[str, Any]) -> None:
         """Evaluation hook: report the validation error at its step; raise Pruned when the pruner says stop."""

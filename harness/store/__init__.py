@@ -18,6 +18,9 @@ stale runs (``stale``), status lines (``status``), progress (``progress``, ``wat
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
+
+DEFAULT_ROOT = Path("results")  # where sweep folders go unless a root is given
 
 
 class State(str, Enum):

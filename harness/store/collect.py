@@ -62,7 +62,7 @@ def collect_table(sweep_path: Path, *, must_write: bool = True) -> Collected:
     stats = _summary_stats(sweep_path / "runs")
     plan = read_plan(sweep_path, missing_ok=True)
     if plan is not None:  # stale runs (ids no longer in the plan, ``harness.store.stale``) stay out
-        planned = {job["id"] for job in plan["jobs"]}
+        planned = {job.id for job in plan.jobs}
         stats = {name: st for name, st in stats.items() if name in planned}
     cached, manifest = _read_cache(sweep_path / RESULTS)
     old, old_bad = manifest.get("files", {}), manifest.get("unreadable", {})

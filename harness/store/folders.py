@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.errors import HarnessError
+from harness.job import Job
 from harness.job.provenance import versions
-from harness.store import Stage, State
+from harness.store import DEFAULT_ROOT, Stage, State
 from harness.store.atomic import write_atomic, write_json_atomic, write_text_atomic
 from harness.store.manifest import check_manifest, write_manifest
 from harness.sweep.dotted import flatten
 
-DEFAULT_ROOT = Path("results")
 PLAN = "plan.json"
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a job id or sweep name: one path part
 # Metric columns of every summary row with their values when a job did not produce them (failed, blocked...).
@@ -39,10 +40,9 @@ METRIC_DEFAULTS: dict[str, Any] = {"error": "", "test_rel_l2": float("nan"), "be
                                    "best_step": -1, "steps_run": 0, "epochs_run": 0.0, "budget_limited": False,
                                    "n_params": 0, "transferred": ""}
 
-__all__ = ["DEFAULT_ROOT", "METRIC_DEFAULTS", "current_sweep", "disk_state", "flat_row", "incomplete", "load_plan",
-           "read_plan",
-           "read_summary", "record_blocked", "run_dir", "save_plan", "summary_row", "sweep_dir", "write_json_atomic",
-           "write_parquet_atomic", "write_plan", "write_summary"]
+__all__ = ["DEFAULT_ROOT", "METRIC_DEFAULTS", "Plan", "current_sweep", "disk_state", "flat_row", "incomplete",
+           "load_plan", "read_plan", "read_summary", "record_blocked", "run_dir", "save_plan", "summary_row",
+           "sweep_dir", "write_json_atomic", "write_parquet_atomic", "write_plan", "write_summary"]
 
 
 def write_parquet_atomic(path: Path, rows: list[dict[str, Any]] | pd.DataFrame) -> None:
@@ -81,7 +81,20 @@ def run_dir(sweep_path: Path, job_id: str) -> Path:
 # -- the plan -------------------------------------------------------------------------------------------------
 
 
-def write_plan(root: Path, name: str, spec: dict[str, Any], source: str, jobs: list[dict[str, Any]]) -> Path:
+@dataclass(frozen=True)
+class Plan:
+    """An expanded sweep as its plan.json holds it: the sweep's name, the file it was expanded from, that file's
+    mapping as written (``spec``: what `harness submit` compares the file with), its jobs, pretraining first, and
+    the folder it lives in."""
+
+    sweep: str
+    source: str
+    spec: dict[str, Any]
+    jobs: list[Job]
+    folder: Path  # where it lives (not in the file)
+
+
+def write_plan(root: Path, name: str, spec: dict[str, Any], source: str, jobs: list[Job]) -> Path:
     """Write the plan of sweep ``name`` under ``root`` (``save_plan``) and make it the current sweep; returns
     the sweep folder."""
     folder = save_plan(sweep_dir(root, name), name, spec, source, jobs)
@@ -97,21 +110,21 @@ def current_sweep(root: Path) -> Path:
     return sweep_dir(root, current.read_text().strip())
 
 
-def save_plan(folder: Path, name: str, spec: dict[str, Any], source: str, jobs: list[dict[str, Any]]) -> Path:
+def save_plan(folder: Path, name: str, spec: dict[str, Any], source: str, jobs: list[Job]) -> Path:
     """Write ``folder``/plan.json (sweep name, source file, the sweep file's mapping, jobs) and jobs.parquet (the
     jobs as flat rows); returns the folder.
 
     plan.json holds one job per line (JSON's C encoder: an indented dump of 100,000 jobs took most of a minute).
     """
     head = json.dumps({"source": source, "spec": spec, "sweep": name}, sort_keys=True, default=str)
-    lines = ",\n".join(json.dumps(job, sort_keys=True, default=str) for job in jobs)
+    lines = ",\n".join(json.dumps(job.to_dict(), sort_keys=True, default=str) for job in jobs)
     write_text_atomic(Path(folder) / PLAN, f'{head[:-1]}, "jobs": [\n{lines}\n]}}\n')
     write_parquet_atomic(Path(folder) / "jobs.parquet", [flat_row(j) for j in jobs])
     return Path(folder)
 
 
-def read_plan(sweep_path: Path, *, missing_ok: bool = False) -> dict[str, Any] | None:
-    """The whole plan of an expanded sweep: {sweep, source, spec (the sweep file's mapping), jobs}.
+def read_plan(sweep_path: Path, *, missing_ok: bool = False) -> Plan | None:
+    """The whole plan of an expanded sweep (``Plan``: its jobs typed, ``harness.job.Job``).
 
     A missing plan raises ``HarnessError`` with the fix (or gives None with ``missing_ok``); so does an
     unreadable one.
@@ -129,7 +142,12 @@ def read_plan(sweep_path: Path, *, missing_ok: bool = False) -> dict[str, Any] |
         raise HarnessError(f"{path}: unreadable plan ({exc}); run `harness expand SWEEP.yaml` again") from None
     for job in plan["jobs"]:
         _check_job_names(path, job)
-    return plan
+    try:
+        jobs = [Job.from_dict(job) for job in plan["jobs"]]
+    except HarnessError as exc:
+        raise HarnessError(f"{path}: unreadable plan ({exc}); run `harness expand SWEEP.yaml` again") from None
+    return Plan(plan.get("sweep", Path(sweep_path).name), plan.get("source", ""), plan.get("spec", {}), jobs,
+                Path(sweep_path))
 
 
 def _check_job_names(path: Path, job: Any) -> None:
@@ -141,11 +159,11 @@ def _check_job_names(path: Path, job: Any) -> None:
                            "- _ .; no path); run `harness expand SWEEP.yaml` again to rewrite the plan")
 
 
-def load_plan(sweep_path: Path) -> list[dict[str, Any]]:
+def load_plan(sweep_path: Path) -> list[Job]:
     """The jobs of an expanded sweep (pretraining first)."""
     plan = read_plan(sweep_path)
     assert plan is not None  # read_plan raises when there is none
-    return plan["jobs"]
+    return plan.jobs
 
 
 # What a job's folder must hold besides an ok summary for the result to be trusted (a pretraining's dependents
@@ -157,16 +175,17 @@ REQUIRED_FILES = {"pretrain": ("epochs.parquet", "ckpt/best.pt", "stats.json"),
 # -- the summary row ------------------------------------------------------------------------------------------
 
 
-def flat_row(job: dict[str, Any]) -> dict[str, Any]:
-    """One job as a flat table row: id, stage, depends_on and the dotted config keys (lists as JSON text)."""
-    row = {"id": job["id"], "stage": str(job["stage"]), "sweep": job["sweep"], "init": Stage(job["stage"]).init,
-           "depends_on": job["depends_on"] or ""}
-    for key, value in flatten(job["config"]).items():
+def flat_row(job: Job) -> dict[str, Any]:
+    """One job as a flat table row: id, stage, depends_on and the dotted config keys in sorted order (lists as JSON
+    text)."""
+    row = {"id": job.id, "stage": str(job.stage), "sweep": job.sweep, "init": Stage(job.stage).init,
+           "depends_on": job.depends_on or ""}
+    for key, value in flatten(job.to_dict()["config"], sort=True).items():
         row[key] = json.dumps(value) if isinstance(value, list) else value
     return row
 
 
-def summary_row(job: dict[str, Any], metrics: dict[str, Any], *, wall_s: float = 0.0,
+def summary_row(job: Job, metrics: dict[str, Any], *, wall_s: float = 0.0,
                 device: str = "") -> dict[str, Any]:
     """A job's summary row: config columns, ``METRIC_DEFAULTS`` overridden by ``metrics`` (which must hold the
     status), then wall time, device and provenance (``harness.job.provenance.versions``)."""
@@ -189,21 +208,21 @@ def finite_verdict(row: dict[str, Any]) -> dict[str, Any]:
                                                     "(`harness submit --retry-failed` reruns it)"}
 
 
-def write_summary(sweep_path: Path, job: dict[str, Any], metrics: dict[str, Any], *, wall_s: float = 0.0,
+def write_summary(sweep_path: Path, job: Job, metrics: dict[str, Any], *, wall_s: float = 0.0,
                   device: str = "") -> dict[str, Any]:
     """Write a job's one-row summary.parquet (``summary_row``) into its run folder, last; an ok row's
     ``REQUIRED_FILES`` are first recorded in the folder's manifest (``harness.store.manifest``). Returns the row."""
     row = summary_row(job, metrics, wall_s=wall_s, device=device)
-    folder = run_dir(sweep_path, job["id"])
+    folder = run_dir(sweep_path, job.id)
     if row["status"] == State.OK:
-        write_manifest(folder, REQUIRED_FILES.get(str(job["stage"]), ()))
+        write_manifest(folder, REQUIRED_FILES[job.stage])
     write_parquet_atomic(folder / "summary.parquet", [row])
     return row
 
 
-def record_blocked(sweep_path: Path, job: dict[str, Any], dep_state: State | str) -> dict[str, Any]:
+def record_blocked(sweep_path: Path, job: Job, dep_state: State | str) -> dict[str, Any]:
     """Record a downstream job as blocked by its pretraining job (in state ``dep_state``); returns the row."""
-    error = f"pretraining job {job['depends_on']} is {dep_state}; fix it and run `harness submit` again"
+    error = f"pretraining job {job.depends_on} is {dep_state}; fix it and run `harness submit` again"
     return write_summary(sweep_path, job, {"status": State.BLOCKED, "error": error})
 
 
@@ -219,17 +238,17 @@ def read_summary(run_path: Path) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def incomplete(sweep_path: Path, job: dict[str, Any]) -> list[str]:
+def incomplete(sweep_path: Path, job: Job) -> list[str]:
     """What is wrong with the files ``REQUIRED_FILES`` names for the job's stage, one phrase per file ([] when
     nothing is): missing, or not as its manifest.json records them (size, sha256); in a folder written before
     manifests, missing or empty (``harness.store.manifest.check_manifest``)."""
-    return check_manifest(run_dir(sweep_path, job["id"]), REQUIRED_FILES.get(str(job["stage"]), ()))
+    return check_manifest(run_dir(sweep_path, job.id), REQUIRED_FILES[job.stage])
 
 
-def disk_state(sweep_path: Path, job: dict[str, Any]) -> State:
+def disk_state(sweep_path: Path, job: Job) -> State:
     """The job's state as its folder says: its summary's status, or missing (no summary, or an ok one whose
     folder is ``incomplete``: it reruns)."""
-    summary = read_summary(run_dir(sweep_path, job["id"]))
+    summary = read_summary(run_dir(sweep_path, job.id))
     if summary is None:
         return State.MISSING
     state = State(summary["status"])

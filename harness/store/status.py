@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
+from harness.job import Job
 from harness.store import Stage, State
 from harness.store.folders import incomplete, read_summary, run_dir
 
@@ -18,10 +18,10 @@ from harness.store.folders import incomplete, read_summary, run_dir
 BAD = (State.FAILED, State.DIVERGED, State.BLOCKED)
 
 
-def status_table(sweep_path: Path, jobs: list[dict[str, Any]], states: dict[str, State]) -> str:
+def status_table(sweep_path: Path, jobs: list[Job], states: dict[str, State]) -> str:
     """Counts per stage and ``State`` (a backend's view, ``Backend.status``), then each failed, diverged or
     blocked job with the last line of its error."""
-    counts = Counter((job["stage"], states.get(job["id"], State.MISSING)) for job in jobs)
+    counts = Counter((job.stage, states.get(job.id, State.MISSING)) for job in jobs)
     present = [s for s in State if any(st is s for _, st in counts)]
     lines = [f"sweep {Path(sweep_path).name}: {len(jobs)} jobs",
              f"{'stage':10s}" + "".join(f"{s.value:>10s}" for s in present)]
@@ -29,23 +29,23 @@ def status_table(sweep_path: Path, jobs: list[dict[str, Any]], states: dict[str,
         if any(st == stage for st, _ in counts):
             lines.append(f"{stage.value:10s}" + "".join(f"{counts[(stage.value, s)]:>10d}" for s in present))
     for job in jobs:
-        state = states.get(job["id"], State.MISSING)
+        state = states.get(job.id, State.MISSING)
         if state in BAD:
-            error = str((read_summary(run_dir(sweep_path, job["id"])) or {}).get("error") or "").strip().splitlines()
-            lines.append(f"  {job['id']} {state}: {error[-1] if error else ''}"[:300])
+            error = str((read_summary(run_dir(sweep_path, job.id)) or {}).get("error") or "").strip().splitlines()
+            lines.append(f"  {job.id} {state}: {error[-1] if error else ''}"[:300])
     return "\n".join(lines)
 
 
-def incomplete_lines(sweep_path: Path, jobs: list[dict[str, Any]], states: dict[str, State]) -> list[str]:
+def incomplete_lines(sweep_path: Path, jobs: list[Job], states: dict[str, State]) -> list[str]:
     """One line per job whose summary says ok but whose files are not as its manifest records them (the store
     then calls it missing): the job, what is wrong, and what to do."""
     lines = []
     for job in jobs:
-        if states.get(job["id"], State.MISSING) is not State.MISSING:
+        if states.get(job.id, State.MISSING) is not State.MISSING:
             continue
-        summary = read_summary(run_dir(sweep_path, job["id"]))
+        summary = read_summary(run_dir(sweep_path, job.id))
         if summary is not None and summary["status"] == State.OK and (problems := incomplete(sweep_path, job)):
-            lines.append(f"  {job['id']} incomplete: {'; '.join(problems)}; `harness submit` reruns it (from its "
+            lines.append(f"  {job.id} incomplete: {'; '.join(problems)}; `harness submit` reruns it (from its "
                          "checkpoint when it has one)")
     return lines
 

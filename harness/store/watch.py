@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from harness.job import TrainConfig
+from harness.job import Job
 from harness.store import State
 from harness.store.atomic import write_json_atomic
 from harness.store.folders import run_dir
@@ -28,7 +28,7 @@ PROGRESS = "progress.json"
 MAX_RUNNING = 20  # running jobs listed per refresh
 
 
-def progress_hook(job: dict[str, Any], folder: Path) -> Callable[[dict[str, Any]], None]:
+def progress_hook(job: Job, folder: Path) -> Callable[[dict[str, Any]], None]:
     """An evaluation hook writing ``folder/progress.json``: step, total steps, epoch, training seconds so far
     (only training calls it: the budget is read from the job's train settings then)."""
     seconds = 0.0
@@ -36,10 +36,8 @@ def progress_hook(job: dict[str, Any], folder: Path) -> Callable[[dict[str, Any]
     def hook(row: dict[str, Any]) -> None:
         nonlocal seconds
         seconds += float(row["seconds"])
-        cfg = job["config"]
-        part = cfg["pretrain"] if job["stage"] == "pretrain" else cfg
-        data = cfg["pretrain"] if job["stage"] == "pretrain" else cfg["downstream"]
-        total = TrainConfig.from_dict(part.get("train", {})).budget(data["n_train"]).total_steps
+        assert job.train is not None and job.part.n_train is not None  # only a training job evaluates as it goes
+        total = job.train.budget(job.part.n_train).total_steps
         write_json_atomic(folder / PROGRESS, {"step": int(row["step"]), "total_steps": total,
                                               "epoch": float(row["epoch"]), "seconds": seconds,
                                               "time": time.time()})
@@ -47,21 +45,21 @@ def progress_hook(job: dict[str, Any], folder: Path) -> Callable[[dict[str, Any]
     return hook
 
 
-def running_lines(sweep_path: Path, jobs: list[dict[str, Any]], states: dict[str, State],
+def running_lines(sweep_path: Path, jobs: list[Job], states: dict[str, State],
                   now: float | None = None) -> list[str]:
     """One line per job in progress (running, or started and not done): step/total, epoch, ETA, last update."""
     now = time.time() if now is None else now
     lines = []
     for job in jobs:
-        state = states.get(job["id"], State.MISSING)
+        state = states.get(job.id, State.MISSING)
         if state.is_done() or state in (State.FAILED, State.DIVERGED, State.BLOCKED):
             continue
-        path = run_dir(sweep_path, job["id"]) / PROGRESS
+        path = run_dir(sweep_path, job.id) / PROGRESS
         if not path.exists():
             continue
         p = json.loads(path.read_text())
         eta = p["seconds"] / p["step"] * (p["total_steps"] - p["step"]) if p["step"] else float("nan")
-        lines.append(f"  {job['id']} {job['stage']:9s} step {p['step']}/{p['total_steps']}  epoch {p['epoch']:.2f}"
+        lines.append(f"  {job.id} {job.stage:9s} step {p['step']}/{p['total_steps']}  epoch {p['epoch']:.2f}"
                      f"  eta {_duration(eta)}  (updated {_duration(now - p['time'])} ago)")
     more = f"  ... and {len(lines) - MAX_RUNNING} more" if len(lines) > MAX_RUNNING else ""
     return (["running:"] + lines[:MAX_RUNNING] + ([more] if more else [])) if lines else ["running: none"]
@@ -74,7 +72,7 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{s:02d}s" if minutes else f"{s}s"
 
 
-def view(sweep_path: Path, jobs: list[dict[str, Any]], states: dict[str, State]) -> str:
+def view(sweep_path: Path, jobs: list[Job], states: dict[str, State]) -> str:
     """One refresh: the status table (with the failures), then the jobs in progress."""
     return "\n".join([status_table(sweep_path, jobs, states), *running_lines(sweep_path, jobs, states)])
 

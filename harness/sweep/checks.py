@@ -14,7 +14,8 @@ sweep fails before anything is written or queued (on Slurm: before waiting in th
   its `horizon`), rows for each split's n (``check_source``, as the data step's ``load``), and for the steady
   task supervised pretraining on a file and a zero-shot model of the data's channels;
 - model: `model.modes` fit the grid -- ``harness.models.check_modes``, as ``FNO.forward``;
-- training: every train setting and the constraints between them -- ``TrainConfig``, as the training loop;
+- training: every train setting and the constraints between them -- ``TrainConfig``, as the training loop (when
+  the point's typed config is built, ``harness.sweep.expand.resolve``);
 - zero-shot only of a supervised pretraining (a pretext head predicts no solution), and a pretraining loss
   setting only for supervised pretraining (the pretext strategies have their own losses);
 - memory: parameters, Adam state, one batch's activations and the resident data of each training stage
@@ -29,28 +30,28 @@ Each failure is one ``SweepError`` line: the file, the key and its line, the poi
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from harness.backends import Device
 from harness.data import PARTS, has_data
 from harness.data.parts import check_needs, model_channels, resolve_part
 from harness.errors import HarnessError
-from harness.job import StreamConfig, TrainConfig
+from harness.job import Downstream, JobConfig, Point, Pretrain, TrainConfig
 from harness.models import FLOAT_BYTES, Memory, check_modes, train_memory
 from harness.pde import model_coefs
+from harness.store import Stage
 from harness.sweep.schema import Where
-from harness.tasks import TaskRuleError, check_task, is_time, resident_sizes
+from harness.tasks import TIME_TASKS, TaskRuleError, check_task, is_time, resident_sizes
 
 GIB = 1 << 30
+Stages = list[tuple[Stage, JobConfig]]
 
 
-def check_point(point: dict[str, Any], config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]],
-                where: Where, device: Device, stream: StreamConfig) -> None:
+def check_point(point: dict[str, Any], config: Point, stages: Stages, where: Where, device: Device) -> None:
     """Raise SweepError unless the resolved ``config`` of ``point`` can run as the (stage, job config) pairs
-    ``stages`` it expands to, its training sets held as ``stream`` says."""
+    ``stages`` it expands to, its training sets held as its ``stream`` settings say."""
     try:
-        _check(config, stages, device, stream)
+        _check(config, stages, device)
     except _Bad as bad:
         raise where.at_point(bad.key, point, bad.message) from None
 
@@ -71,40 +72,38 @@ def _run(key: str, check, *args: Any, fix: str = "") -> Any:
         raise _Bad(key, f"{exc}; {fix}" if fix else str(exc)) from None
 
 
-def take_stream(config: dict[str, Any]) -> StreamConfig:
-    """Remove the ``stream`` group from a resolved point config (in place) and return it: it says where a job's
-    training batches come from, not what they hold, so it is in neither the job's config nor its id
-    (``harness.sweep.expand`` puts it on the job as ``job["stream"]``)."""
-    return StreamConfig.from_dict(config.pop("stream", None))
-
-
 def resolve_data(point: dict[str, Any], config: dict[str, Any], where: Where, base: str | None) -> dict[str, Any]:
-    """The resolved ``config`` of ``point`` with each part's data source checked against its files and resolved
-    (``harness.data.parts.resolve_part``: paths, fingerprint), before the stages' ids are taken from it."""
+    """The nested config of ``point`` (the sweep file's values) with each part's data source checked against its
+    files and resolved (``harness.data.parts.resolve_part``: paths, fingerprint), before its typed config and
+    the stages' ids are taken from it."""
+    time = config["task"] in TIME_TASKS
     for name in PARTS:
         try:
             config[name] = resolve_part(name, config[name], config["resolution"], base=base,
-                                        frames=(config["nt"], config["horizon"]) if is_time(config) else None)
+                                        frames=(config["nt"], config["horizon"]) if time else None)
         except HarnessError as exc:
             raise where.at_point(f"{name}.data", point, str(exc)) from None
     return config
 
 
-def _check_data(stages: list[tuple[str, dict[str, Any]]]) -> None:
+def _check_data(stages: Stages) -> None:
     """Each stage's data files hold the samples it asks for; a zero-shot model fits the data's channels."""
     for stage, job in stages:
         name = "pretrain" if stage == "pretrain" else "downstream"
-        if has_data(job[name]):
-            _run(f"{name}.data", check_needs, name, job[name])
+        part = job.pretrain if stage == "pretrain" else job.downstream
+        assert part is not None and (stage != "zeroshot" or job.pretrain is not None)
+        if has_data(part):
+            _run(f"{name}.data", check_needs, name, part)
         if is_time(job):  # trajectories from a file give the model the channels generated ones give it
             if stage == "zeroshot":
                 _check_zeroshot_coefs(job)
             continue
-        if name == "pretrain" and has_data(job[name]) and job[name]["strategy"] != "supervised":
+        if isinstance(part, Pretrain) and has_data(part) and part.strategy != "supervised":
             raise _Bad("pretrain.strategy", f"pretrain.data trains supervised pretraining only, not "
-                                            f"{job[name]['strategy']}: set pretrain.strategy: supervised")
-        if stage == "zeroshot" and (has_data(job["pretrain"]) or has_data(job[name])):
-            ours, theirs = (_run(f"{n}.data", model_channels, n, job[n]) for n in ("downstream", "pretrain"))
+                                            f"{part.strategy}: set pretrain.strategy: supervised")
+        if stage == "zeroshot" and (has_data(job.pretrain) or has_data(part)):
+            ours, theirs = (_run(f"{n}.data", model_channels, n, p)
+                            for n, p in (("downstream", part), ("pretrain", job.pretrain)))
             if ours != theirs:
                 raise _Bad("downstream.data", f"init zeroshot evaluates the pretrained model as it is, but the "
                                               f"downstream data has {ours[0]} input and {ours[1]} output channels, "
@@ -112,9 +111,10 @@ def _check_data(stages: list[tuple[str, dict[str, Any]]]) -> None:
                                               "pretrained (fine-tuning re-initialises the modules that differ)")
 
 
-def _check_zeroshot_coefs(job: dict[str, Any]) -> None:
+def _check_zeroshot_coefs(job: JobConfig) -> None:
     """A zero-shot time job's pretrained model takes the coefficient channels of its downstream data."""
-    pre, down = job["pretrain"]["system"], job["downstream"]["system"]
+    assert job.pretrain is not None and job.downstream is not None  # a zero-shot job has both parts
+    pre, down = job.pretrain.system, job.downstream.system
     theirs, ours = model_coefs(pre), model_coefs(down)
     if ours != theirs:
         raise _Bad("init", f"init zeroshot evaluates the pretrained model as it is, but a model on {pre} takes the "
@@ -122,43 +122,38 @@ def _check_zeroshot_coefs(job: dict[str, Any]) -> None:
                            "pretrained (fine-tuning re-initialises the lifting)")
 
 
-def _check(config: dict[str, Any], stages: list[tuple[str, dict[str, Any]]], device: Device,
-           stream: StreamConfig) -> None:
-    res, pretrain, names = config["resolution"], config["pretrain"], [stage for stage, _ in stages]
+def _check(config: Point, stages: Stages, device: Device) -> None:
+    res, pretrain, names = config.resolution, config.pretrain, [stage for stage, _ in stages]
     _check_data(stages)
     try:
         check_task(config, names)
     except TaskRuleError as exc:
         raise _Bad(exc.key, str(exc)) from None
-    _run("model.modes", check_modes, config["model"]["modes"], res, res)
-    strategy = pretrain["strategy"]
+    _run("model.modes", check_modes, config.model.modes, res, res)
+    strategy = pretrain.strategy
     if "zeroshot" in names and strategy != "supervised":
         raise _Bad("init", f"init zeroshot needs pretrain.strategy supervised, not {strategy}; add "
                            f"`exclude: [{{init: zeroshot, pretrain.strategy: {strategy}}}]`")
-    if "pretrain" in names and strategy != "supervised" and pretrain["train"]["loss"] != "sse":
+    if "pretrain" in names and strategy != "supervised" and pretrain.train.loss != "sse":
         raise _Bad("pretrain.train.loss", f"pretrain.train.loss applies to supervised pretraining; the {strategy} "
                                           "strategy has its own loss: remove pretrain.train.loss for it")
     for stage, job in stages:
-        if stage != "zeroshot":
-            key, part = ("pretrain.train", job["pretrain"]) if stage == "pretrain" else ("train", job)
-            settings = _run(key, _train_config, tuple(part["train"].items()))
-            data = job["pretrain" if stage == "pretrain" else "downstream"]
-            _check_memory(key, config, settings.batch_size, data, device, stream)
+        if stage == "pretrain":
+            assert job.pretrain is not None
+            _check_memory("pretrain.train", config, job.pretrain.train, job.pretrain, device)
+        elif stage != "zeroshot":
+            assert job.train is not None and job.downstream is not None
+            _check_memory("train", config, job.train, job.downstream, device)
 
 
-@functools.lru_cache(maxsize=4096)
-def _train_config(items: tuple[tuple[str, Any], ...]) -> TrainConfig:
-    """``TrainConfig.from_dict`` of the settings, once per distinct settings (a matrix repeats them)."""
-    return TrainConfig.from_dict(dict(items))
-
-
-def _check_memory(key: str, config: dict[str, Any], batch_size: int, part: dict[str, Any], device: Device,
-                  stream: StreamConfig) -> None:
+def _check_memory(key: str, config: Point, settings: TrainConfig, part: Pretrain | Downstream,
+                  device: Device) -> None:
     """Refuse a training stage (``key``: its train settings; ``part``: its data) whose ``train_memory`` exceeds the
     largest device, its training set counted as one batch where it streams there."""
-    width, modes, res = config["model"]["width"], config["model"]["modes"], config["resolution"]
+    width, modes, res, stream = config.model.width, config.model.modes, config.resolution, config.stream
     in_channels, sample_floats = resident_sizes(config)
-    n_train, n_val, batch = part["n_train"], part["n_val"], min(batch_size, part["n_train"])
+    assert part.n_train is not None  # a training stage's part has its training-set size
+    n_train, n_val, batch = part.n_train, part.n_val, min(settings.batch_size, part.n_train)
     streamable = not is_time(config) and not has_data(part)
     if stream.mode == "always" and not streamable:
         raise _Bad("stream.mode", "stream.mode always streams generated steady training sets only; "

@@ -6,13 +6,15 @@ from collections.abc import Collection
 from typing import Any
 
 
-def flatten(tree: dict[str, Any], prefix: str = "", *, leaves: Collection[str] = ()) -> dict[str, Any]:
-    """Nested dict -> {dotted.key: leaf value} (lists are leaves, and the dicts at the dotted keys ``leaves``)."""
+def flatten(tree: dict[str, Any], prefix: str = "", *, leaves: Collection[str] = (),
+            sort: bool = False) -> dict[str, Any]:
+    """Nested dict -> {dotted.key: leaf value} (lists are leaves, and the dicts at the dotted keys ``leaves``), in the
+    tree's order or, with ``sort``, each level's keys sorted (as in a JSON file written with sorted keys)."""
     out: dict[str, Any] = {}
-    for key, value in tree.items():
+    for key, value in sorted(tree.items()) if sort else tree.items():
         path = f"{prefix}{key}"
         if isinstance(value, dict) and path not in leaves:
-            out.update(flatten(value, path + ".", leaves=leaves))
+            out.update(flatten(value, path + ".", leaves=leaves, sort=sort))
         else:
             out[path] = value
     return out

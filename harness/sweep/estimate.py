@@ -20,9 +20,8 @@ import statistics
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from harness.job import TrainConfig
+from harness.job import Job
 from harness.job.process import apply_job_env
 from harness.models import TRAIN_PASSES, Shape, flops_per_sample
 from harness.store import Stage
@@ -41,23 +40,23 @@ class StageCost:
     hours: float
 
 
-def job_shape(job: dict[str, Any]) -> Shape:
+def job_shape(job: Job) -> Shape:
     """The (width, modes, resolution) a job's model runs at."""
-    cfg = job["config"]
-    return cfg["model"]["width"], cfg["model"]["modes"], cfg["resolution"]
+    cfg = job.config
+    return cfg.model.width, cfg.model.modes, cfg.resolution
 
 
-def job_passes(job: dict[str, Any]) -> tuple[int, int]:
+def job_passes(job: Job) -> tuple[int, int]:
     """(training samples, forward-pass equivalents over samples) of one job, as in the module docstring."""
-    cfg, stage = job["config"], job["stage"]
-    part = cfg["pretrain"] if stage == "pretrain" else cfg["downstream"]
-    if stage == "zeroshot":
-        return 0, part["n_val"] + part["n_test"]
-    n = part["n_train"]
-    budget = TrainConfig.from_dict(cfg["pretrain"]["train"] if stage == "pretrain" else cfg["train"]).budget(n)
+    part, train = job.part, job.train
+    if train is None:  # zero-shot: evaluation only
+        return 0, part.n_val + part.n_test
+    n = part.n_train
+    assert n is not None  # a training job's part has its training-set size
+    budget = train.budget(n)
     epochs, steps = divmod(budget.total_steps, budget.steps_per_epoch)
     samples = epochs * n + min(steps * budget.batch_size, n)
-    return samples, TRAIN_PASSES * samples + part["n_val"] * budget.evaluations + part["n_test"]
+    return samples, TRAIN_PASSES * samples + part.n_val * budget.evaluations + part.n_test
 
 
 def _rate(seconds_per_flop: float | Mapping[Shape, float], shape: Shape) -> float:
@@ -70,7 +69,7 @@ def _rate(seconds_per_flop: float | Mapping[Shape, float], shape: Shape) -> floa
 
 
 def estimate(
-    jobs: Iterable[dict[str, Any]], seconds_per_flop: float | Mapping[Shape, float]
+    jobs: Iterable[Job], seconds_per_flop: float | Mapping[Shape, float]
 ) -> dict[str, StageCost]:
     """Cost per stage (in ``STAGES`` order, stages without jobs left out) and a final "total" row.
 
@@ -82,7 +81,7 @@ def estimate(
         shape = job_shape(job)
         train_samples, passes = job_passes(job)
         flops = flops_per_sample(shape[0], shape[1], shape[2]) * passes
-        row = rows.setdefault(job["stage"], {"jobs": 0, "train_samples": 0, "flops": 0.0, "seconds": 0.0})
+        row = rows.setdefault(job.stage, {"jobs": 0, "train_samples": 0, "flops": 0.0, "seconds": 0.0})
         row["jobs"] += 1
         row["train_samples"] += train_samples
         row["flops"] += flops
@@ -102,7 +101,7 @@ def estimate(
     return table
 
 
-def describe_estimate(jobs: list[dict[str, Any]], *, device: str | None = None) -> str:
+def describe_estimate(jobs: list[Job], *, device: str | None = None) -> str:
     """The printable estimate of a sweep: a calibration on ``device`` (default: the GPU if any, else the CPU)
     with the jobs' own train step and process settings, then one line per stage (jobs, train-samples, FLOPs,
     hours) and the total."""

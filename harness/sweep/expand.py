@@ -8,6 +8,7 @@ point that needs the same work: deduplication falls out of hashing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -16,24 +17,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.backends import DEFAULT, Device, SlurmResources, largest_device, offer, resource_problem, take_resources
+from harness.backends import Device, SlurmResources, largest_device, offer, resource_problem
 from harness.errors import SweepError
-from harness.job import StreamConfig
+from harness.job import ConfigError, Job, JobConfig, Point, Resources, StreamConfig
 from harness.pde import LAYOUT_VERSION
 from harness.store import Stage
-from harness.sweep.checks import check_point, resolve_data, take_stream
+from harness.sweep.checks import check_point, resolve_data
 from harness.sweep.dotted import copy_tree, set_dotted
 from harness.sweep.spec import MAX_JOBS, Sweep
 from harness.sweep.tune import for_stage, trial_configs
 from harness.tasks import task_keys
 
-INIT_STAGE = {stage.init: stage.value for stage in Stage if stage.init}
 
-
-def job_id(stage: str, config: dict[str, Any]) -> str:
+def job_id(stage: str, config: JobConfig) -> str:
     """Stable id: stage prefix + the first 10 hex digits of sha256 over the canonical JSON of the config and the
     data's channel layout version (so results of another layout are never taken for this one's)."""
-    canonical = json.dumps({"stage": str(stage), **config, "layout": LAYOUT_VERSION}, sort_keys=True,
+    canonical = json.dumps({"stage": str(stage), **config.to_dict(), "layout": LAYOUT_VERSION}, sort_keys=True,
                            separators=(",", ":"))
     return f"{Stage(stage).prefix}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
 
@@ -57,60 +56,63 @@ def _points(sweep: Sweep) -> Iterator[dict[str, Any]]:
     yield from (dict(inc) for inc in sweep.include)
 
 
-def resolve(sweep: Sweep, point: dict[str, Any]) -> dict[str, Any]:
-    """The full nested config of one point: defaults, then `base`, then the point's assignments."""
-    config = copy_tree(sweep.base)
+def resolve(sweep: Sweep, point: dict[str, Any]) -> Point:
+    """The resolved config of one point: defaults, then `base`, then the point's assignments, with its data files
+    checked and resolved (``harness.sweep.checks.resolve_data``); train or stream settings that break a rule
+    between them are refused at the point."""
+    tree = copy_tree(sweep.base)
     for key, value in point.items():
-        set_dotted(config, key, value)
-    return config
+        set_dotted(tree, key, value)
+    try:
+        return Point.from_dict(resolve_data(point, tree, sweep.where, str(Path(sweep.path).parent)))
+    except ConfigError as exc:
+        raise sweep.where.at_point(exc.key, point, str(exc)) from None
 
 
-def data_seed_of(config: dict[str, Any], part: str) -> int:
+def data_seed_of(config: Point, part: str) -> int:
     """The data seed of a point's ``part`` (pretrain or downstream): ``data_seed`` when the sweep sets it, else the
     part's own seed (``pretrain.seed``; ``seed`` downstream), so that a sweep's seeds vary the data drawn (which N
     samples, which validation and test samples) together with the initialisation. Seed 0 draws what a fixed
     ``data_seed: 0`` draws."""
-    if config["data_seed"] is not None:
-        return config["data_seed"]
-    return config["pretrain"]["seed"] if part == "pretrain" else config["seed"]
+    if config.data_seed is not None:
+        return config.data_seed
+    return config.pretrain.seed if part == "pretrain" else config.seed
 
 
-def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def stage_configs(config: Point) -> list[tuple[Stage, JobConfig]]:
     """The (stage, stage config) pairs one resolved point needs, pretraining first.
 
     A pretraining config holds data, model and pretraining settings only; a zero-shot config has no training
     settings nor downstream size (it only evaluates); scratch has no pretraining keys. The task keys are the
     stage's (``harness.tasks.task_keys``): none for steady.
     """
-    common = {"resolution": config["resolution"], "data_seed": data_seed_of(config, "pretrain"),
-              "model": config["model"]}
-    init = config["init"]
-    if init == "pretrained" and config["pretrain"]["strategy"] == "none":
+    init = config.init
+    if init == "pretrained" and config.pretrain.strategy == "none":
         init = "scratch"  # the `none` strategy is training from scratch
-    out: list[tuple[str, dict[str, Any]]] = []
+    pretrain = dataclasses.replace(config.pretrain, resources=None)  # the ranks go on the job
+    out: list[tuple[Stage, JobConfig]] = []
     pretrain_id = None
     if init in ("pretrained", "zeroshot"):
-        pretext = config["pretrain"]["strategy"] != "supervised"
-        pt = {**common, **task_keys(config, pretext=pretext), "pretrain": config["pretrain"]}
-        pretrain_id = job_id("pretrain", pt)
-        out.append(("pretrain", pt))
-    downstream = dict(config["downstream"])
-    if downstream["n_val_fraction"] > 0 and init != "zeroshot":  # validation in proportion to N, with a floor
-        fraction, n_train = downstream["n_val_fraction"], downstream["n_train"]
-        downstream["n_val"] = max(downstream["n_val_min"], math.ceil(fraction * n_train))
-    common.update(data_seed=data_seed_of(config, "downstream"), **task_keys(config))
+        pt = JobConfig(config.resolution, data_seed_of(config, "pretrain"), config.model,
+                       forecast=task_keys(config, pretext=pretrain.strategy != "supervised"), pretrain=pretrain)
+        pretrain_id = job_id(Stage.PRETRAIN, pt)
+        out.append((Stage.PRETRAIN, pt))
+    downstream = config.downstream
+    if downstream.n_val_fraction > 0 and init != "zeroshot":  # validation in proportion to N, with a floor
+        n_val = max(downstream.n_val_min, math.ceil(downstream.n_val_fraction * downstream.n_train))
+        downstream = dataclasses.replace(downstream, n_val=n_val)
+    job = JobConfig(config.resolution, data_seed_of(config, "downstream"), config.model, forecast=task_keys(config))
     if init == "zeroshot":
-        downstream.pop("n_train")
-        job = {**common, "downstream": downstream}
+        job = dataclasses.replace(job, downstream=dataclasses.replace(downstream, n_train=None))
     else:
-        job = {**common, "seed": config["seed"], "downstream": downstream, "train": config["train"]}
+        job = dataclasses.replace(job, seed=config.seed, downstream=downstream, train=config.train)
     if pretrain_id:  # the pretraining settings ride along so result rows can be grouped by them
-        job.update(pretrain_id=pretrain_id, pretrain=config["pretrain"])
-    out.append((INIT_STAGE[init], job))
+        job = dataclasses.replace(job, pretrain_id=pretrain_id, pretrain=pretrain)
+    out.append((Stage.of_init(init), job))
     return out
 
 
-def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -> list[dict[str, Any]]:
+def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -> list[Job]:
     """All jobs of a sweep, deduplicated by id, pretraining jobs first, in first-appearance order.
 
     Every point is checked first (``harness.sweep.checks``), its memory against ``device`` (default: the
@@ -121,33 +123,30 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -
         raise SweepError(f"{sweep.path}: the matrix implies {n} points (> {MAX_JOBS}); "
                          "narrow the axes, or pass --force if you mean it")
     device = device or largest_device(SlurmResources.from_dict(sweep.slurm))
-    pretrain: dict[str, dict[str, Any]] = {}
-    downstream: dict[str, dict[str, Any]] = {}
+    pretrain: dict[str, Job] = {}
+    downstream: dict[str, Job] = {}
     tune = sweep.tune
     offered = offer(sweep.slurm)
     for point in _points(sweep):
-        config = resolve_data(point, resolve(sweep, point), sweep.where, str(Path(sweep.path).parent))
-        resources = take_resources(config)  # how many ranks a job runs as: not in its config nor its id
-        stream = take_stream(config)  # where its training batches come from: neither
+        config = resolve(sweep, point)
         stages = stage_configs(config)
-        check_point(point, config, stages, sweep.where, device, stream)
-        if problem := resource_problem(resources, [stage for stage, _ in stages], offered,
+        check_point(point, config, stages, sweep.where, device)
+        if problem := resource_problem(config, [stage for stage, _ in stages], offered,
                                        tuple(tune["stages"]) if tune else ()):
             raise sweep.where.at_point(problem[0], point, problem[1])
         for stage, cfg in stages:
             tuned = tune is not None and stage in tune["stages"]
-            for trial_cfg in trial_configs(cfg, job_id(stage, cfg), for_stage(tune, stage)) if tuned else [cfg]:
+            trials = trial_configs(cfg, job_id(stage, cfg), for_stage(tune, stage)) if tuned else [cfg]
+            table = pretrain if stage == "pretrain" else downstream
+            res = config.pretrain.resources if stage == "pretrain" else config.resources
+            for trial_cfg in trials:
                 jid = job_id(stage, trial_cfg)
-                table = pretrain if stage == "pretrain" else downstream
                 if jid not in table:
-                    table[jid] = {"id": jid, "stage": stage, "sweep": sweep.name, "config": trial_cfg,
-                                  "depends_on": cfg.get("pretrain_id"), "point": point}
-                    if tuned:
-                        table[jid]["tune_storage"] = tune["storage"]
-                    if (res := resources["pretrain" if stage == "pretrain" else "downstream"]) != DEFAULT:
-                        table[jid]["resources"] = res
-                    if stream != StreamConfig() and stage != "zeroshot":
-                        table[jid]["stream"] = stream.to_dict()
+                    table[jid] = Job(jid, stage, sweep.name, trial_cfg, depends_on=cfg.pretrain_id, point=point,
+                                     tune_storage=tune["storage"] if tuned else None,
+                                     resources=res if res != Resources() else None,
+                                     stream=config.stream if config.stream != StreamConfig() and
+                                     stage != "zeroshot" else None)
     if not downstream and not pretrain:
         raise SweepError(f"{sweep.path}: every point was excluded; loosen `exclude`")
     return [*pretrain.values(), *downstream.values()]

@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from harness.job import Job
 from harness.store import Stage
 from harness.sweep.expand import count_points
 from harness.sweep.spec import Sweep
@@ -18,12 +19,12 @@ def _fmt(value: Any) -> str:
     return f"[{value[0]:g}, {value[1]:g}]" if isinstance(value, list) else str(value)
 
 
-def describe(sweep: Sweep, jobs: list[dict[str, Any]], folder: Path) -> str:
+def describe(sweep: Sweep, jobs: list[Job], folder: Path) -> str:
     """Counts per stage and per axis, a few sample jobs, and where the plan was written."""
-    stages = Counter(j["stage"] for j in jobs)
+    stages = Counter(j.stage for j in jobs)
     lines = [f"sweep {sweep.name}: {count_points(sweep)} points -> {len(jobs)} jobs "
              f"({', '.join(f'{s} {stages[s]}' for s in Stage if stages[s])})"]
-    pretrain_users = Counter(j["depends_on"] for j in jobs if j["depends_on"])
+    pretrain_users = Counter(j.depends_on for j in jobs if j.depends_on)
     if pretrain_users:
         shared = sum(pretrain_users.values())
         lines.append(f"  {len(pretrain_users)} pretraining jobs shared by {shared} downstream jobs")
@@ -40,7 +41,7 @@ def describe(sweep: Sweep, jobs: list[dict[str, Any]], folder: Path) -> str:
                      + (" ..." if len(values) > 10 else ""))
     lines.append("sample jobs:")
     for job in jobs[:: max(1, len(jobs) // SAMPLE_ROWS)][:SAMPLE_ROWS]:
-        point = ", ".join(f"{k}={_fmt(v)}" for k, v in job["point"].items())
-        lines.append(f"  {job['id']}  {job['stage']:9s} {point}")
+        point = ", ".join(f"{k}={_fmt(v)}" for k, v in job.point.items())
+        lines.append(f"  {job.id}  {job.stage:9s} {point}")
     lines.append(f"plan: {folder / 'plan.json'} (current sweep; next: harness submit)")
     return "\n".join(lines)

@@ -8,18 +8,18 @@ excluded from results.parquet, status and the report, and removed by ``harness g
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from harness.errors import SweepError
+from harness.job import Job
 from harness.store.folders import read_plan, sweep_dir, write_plan
 
 SHOWN = 3  # ids quoted per kind of change
 
 
-def plan_changes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+def plan_changes(old: list[Job], new: list[Job]) -> tuple[list[str], list[str]]:
     """(ids the new plan adds, ids it drops), in plan order."""
-    old_ids, new_ids = {j["id"] for j in old}, {j["id"] for j in new}
-    return [j["id"] for j in new if j["id"] not in old_ids], [j["id"] for j in old if j["id"] not in new_ids]
+    old_ids, new_ids = {j.id for j in old}, {j.id for j in new}
+    return [j.id for j in new if j.id not in old_ids], [j.id for j in old if j.id not in new_ids]
 
 
 def describe_changes(added: list[str], dropped: list[str]) -> str:
@@ -44,8 +44,8 @@ def sweep_folder_of_file(root: Path, sweep_file: str | Path, *, reexpand: bool) 
     plan = read_plan(folder, missing_ok=True)
     jobs = expand(sweep)
     if plan is not None:
-        added, dropped = plan_changes(plan["jobs"], jobs)
-        if not added and not dropped and plan.get("spec") == sweep.raw:
+        added, dropped = plan_changes(plan.jobs, jobs)
+        if not added and not dropped and plan.spec == sweep.raw:
             return folder, ""
         if (added or dropped) and not reexpand:
             raise SweepError(f"{sweep_file} no longer matches its plan {folder / 'plan.json'}: "

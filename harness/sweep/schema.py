@@ -14,50 +14,17 @@ from typing import Any
 from harness.data import parse_spec
 from harness.errors import DataFileError, SweepError
 from harness.job import CHOICES as TRAIN_CHOICES
-from harness.job import STREAM_MODES, StreamConfig, TrainConfig
+from harness.job import STREAM_MODES, Point
 from harness.pde import MIXED, NAVIER_STOKES, SHIFT_LEVELS, SYSTEMS, TIME_MIXED, TIME_SYSTEMS
 from harness.store import Stage
 from harness.sweep.dotted import flatten
-from harness.tasks import TASK_DEFAULTS, TASKS, TIME_LEVELS
+from harness.tasks import TASKS, TIME_LEVELS
 from harness.train import STRATEGIES
 
-TRAIN_DEFAULTS: dict[str, Any] = TrainConfig().to_dict()
-
-DEFAULTS: dict[str, Any] = {
-    **TASK_DEFAULTS,  # task, time_window, target, unroll, nt, horizon (harness.tasks)
-    "resolution": 128,
-    "data_seed": None,  # None: each stage's data follow its seed (harness.sweep.expand.stage_configs)
-    "seed": 0,
-    "init": "pretrained",
-    "model": {"width": 32, "modes": 8},
-    "pretrain": {
-        "system": "poisson",
-        "shift": "id",
-        "strategy": "supervised",
-        "mask_ratio": 0.75,
-        "mask_patches": 8,
-        "seed": 0,
-        "n_train": 32768,
-        "n_val": 4096,
-        "n_test": 4096,
-        "train": dict(TRAIN_DEFAULTS),
-        # ranks per node and nodes (harness.backends.launch); not in the job id
-        "resources": {"gpus": 1, "nodes": 1},
-    },
-    "downstream": {
-        "system": "poisson",
-        "shift": "id",
-        "n_train": 1024,
-        "n_val": 4096,  # validation samples, unless n_val_fraction is set
-        "n_val_fraction": 0.0,  # > 0: n_val = max(n_val_min, ceil(n_val_fraction * n_train)), resolved at expand
-        "n_val_min": 16,
-        "n_test": 4096,
-    },
-    "train": dict(TRAIN_DEFAULTS),
-    "resources": {"gpus": 1, "nodes": 1},  # of the downstream stages
-    # training sets read batch by batch from their cache file (harness.job.StreamConfig); not in the job id
-    "stream": StreamConfig().to_dict(),
-}
+# Every key with its default: the job record's (``harness.job.Point``), in one place. Not in a job's id:
+# `resources`, `pretrain.resources` (the ranks a job runs as, ``harness.backends.launch``) and `stream` (where its
+# training batches come from, ``harness.job.StreamConfig``); `data_seed` null: each stage's data follow its seed.
+DEFAULTS: dict[str, Any] = Point().to_dict()
 
 SHIFT_NAMES = tuple(sorted({level for levels in SHIFT_LEVELS.values() for level in levels} | set(TIME_LEVELS)))
 CHOICES: dict[str, tuple[str, ...]] = {

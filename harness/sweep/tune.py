@@ -1,16 +1,18 @@
 """A sweep's `tune:` block, pure: its schema (checked at expand) and the trial jobs it expands to.
 
 `expand` turns every tuned downstream job into `n_trials` trial jobs (ids differ by the trial index) that share
-one study: a trial's config gains `tune: {study, trial, spec}` (the study is the untuned job's id, the spec the
-search definition as JSON). The optuna side, a trial's life at run time, is `harness.job.trial`.
+one study: a trial's config gains `tune: {study, trial, spec}` (``harness.job.Trial``; the study is the untuned
+job's id, the spec the search definition as JSON). The optuna side, a trial's life at run time, is `harness.job.trial`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
 
+from harness.job import JobConfig, Trial
 from harness.store import Stage
 from harness.sweep.schema import Where, check_key, check_value
 
@@ -126,8 +128,8 @@ def for_stage(tune: dict[str, Any], stage: str) -> dict[str, Any]:
     return tune["by_stage"][stage] if "by_stage" in tune else tune
 
 
-def trial_configs(config: dict[str, Any], study: str, tune: dict[str, Any]) -> list[dict[str, Any]]:
+def trial_configs(config: JobConfig, study: str, tune: dict[str, Any]) -> list[JobConfig]:
     """One config per trial: the point's config plus {study, trial index, search definition} (``tune`` is one
     stage's block, ``for_stage``)."""
     spec = json.dumps({k: v for k, v in tune.items() if k != "storage"}, sort_keys=True)
-    return [{**config, "tune": {"study": study, "trial": k, "spec": spec}} for k in range(tune["n_trials"])]
+    return [dataclasses.replace(config, tune=Trial(study, k, spec)) for k in range(tune["n_trials"])]

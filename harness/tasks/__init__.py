@@ -6,11 +6,12 @@
     task: next_step      the time-dependent systems: `time_window` frames -> the next frame, evaluated by
                          autoregressive rollout over the whole trajectory
 
-Top-level keys (``TASK_DEFAULTS``): ``task``; ``time_window`` (frames in); ``target`` (fixed_future: the frame
-predicted, 0-based, negative counting from the end: -1 is the last frame); ``unroll`` (next_step: at most this
-many pushforward steps in training); ``nt`` (frames per trajectory) and ``horizon`` (time units they span). A
+Top-level keys (their defaults: ``harness.job.Point``): ``task``; ``time_window`` (frames in); ``target``
+(fixed_future: the frame predicted, 0-based, negative counting from the end: -1 is the last frame); ``unroll``
+(next_step: at most this many pushforward steps in training); ``nt`` (frames per trajectory) and ``horizon`` (time
+units they span). A
 steady job's config holds none of them (so steady job ids are what they were before tasks existed); a time
-job's holds what its stage reads (:func:`task_keys`).
+job's holds what its stage reads (:func:`task_keys`, a ``harness.job.Forecast``).
 
 :func:`check_task` is every rule between these keys, the systems, the strategy and the augmentations, as
 ``TaskRuleError(key, message)``: the sweep turns it into one line naming the file and the point.
@@ -27,10 +28,9 @@ from typing import Any
 
 from harness.data import has_data
 from harness.errors import HarnessError
-from harness.job import STEADY_AUGMENTS
+from harness.job import STEADY_AUGMENTS, Downstream, Forecast, JobConfig, Point, Pretrain
 from harness.pde import (
     ALL_TIME_SYSTEMS,
-    DEFAULT_FRAMES,
     DEFAULT_HORIZON,
     DEFAULT_REFINE,
     MIXED,
@@ -52,9 +52,8 @@ from harness.train import STEADY_IN_CHANNELS, STRATEGIES, TIME_ONLY_STRATEGIES, 
 
 TASKS = ("steady", "fixed_future", "next_step")
 TIME_TASKS = ("fixed_future", "next_step")
-TASK_DEFAULTS: dict[str, Any] = {"task": "steady", "time_window": 8, "target": -1, "unroll": 0, "nt": DEFAULT_FRAMES,
-                                 "horizon": DEFAULT_HORIZON}
 TIME_KEYS = ("time_window", "target", "unroll", "nt", "horizon")  # the keys only the time tasks read
+DEFAULT = Point()  # every key's default
 TIME_LEVELS = tuple(dict.fromkeys(level for levels in TIME_SHIFT_LEVELS.values() for level in levels))
 # Pretext settings on trajectories (the paper's at 8 frames: temporal patches of 2, 4! = 24 orders to classify).
 MASK_FRAMES = 2  # masked: frames per spatio-temporal patch
@@ -74,9 +73,9 @@ class TaskRuleError(HarnessError):
         self.key = key
 
 
-def is_time(config: dict[str, Any]) -> bool:
-    """Whether a (resolved or job) config is a time-dependent task (steady job configs have no ``task`` key)."""
-    return config.get("task", "steady") in TIME_TASKS
+def is_time(config: Point | JobConfig) -> bool:
+    """Whether a point's or a job's config is a time-dependent task."""
+    return config.task in TIME_TASKS
 
 
 def target_frame(target: int, nt: int) -> int:
@@ -84,17 +83,16 @@ def target_frame(target: int, nt: int) -> int:
     return target + nt if target < 0 else target
 
 
-def task_keys(config: dict[str, Any], *, pretext: bool = False) -> dict[str, Any]:
+def task_keys(point: Point, *, pretext: bool = False) -> Forecast | None:
     """The task keys a stage's job config holds: none for steady; for a time task ``task``, ``time_window``,
     ``nt``, ``horizon``, and the task's own (``target`` or ``unroll``) unless the stage is a pretext pretraining,
     which never reads them (so one pretext pretraining serves every target and unroll)."""
-    if not is_time(config):
-        return {}
-    keys = {k: config[k] for k in ("task", "time_window", "nt", "horizon")}
-    if not pretext:
-        own = "target" if config["task"] == "fixed_future" else "unroll"
-        keys[own] = config[own]
-    return keys
+    if not is_time(point):
+        return None
+    fixed = point.task == "fixed_future"
+    return Forecast(point.task, point.time_window, point.nt, point.horizon,
+                    target=point.target if fixed and not pretext else None,
+                    unroll=point.unroll if not fixed and not pretext else None)
 
 
 def window_channels(window: int, coefs: int = len(TIME_COEFS)) -> int:
@@ -103,60 +101,60 @@ def window_channels(window: int, coefs: int = len(TIME_COEFS)) -> int:
     return window + coefs
 
 
-def resident_sizes(config: dict[str, Any]) -> tuple[int, int]:
+def resident_sizes(config: Point) -> tuple[int, int]:
     """(model input channels, floats one resident training sample holds) of a point's task: steady, the
     normalised input and its solution at ``resolution``; a time task, ``window_channels`` in, and the trajectory
     of ``nt`` frames with its coefficients resident (the objectives cut the windows on the device); counted with
     the five coefficients of heat, advection and Burgers, a bound for navier_stokes' two."""
-    cells = config["resolution"] ** 2
+    cells = config.resolution ** 2
     if not is_time(config):
         return STEADY_IN_CHANNELS, (STEADY_IN_CHANNELS + 1) * cells
-    return window_channels(config["time_window"]), config["nt"] * cells + len(TIME_COEFS)
+    return window_channels(config.time_window), config.nt * cells + len(TIME_COEFS)
 
 
-def _parts(config: dict[str, Any], stages: list[str]) -> dict[str, dict[str, Any]]:
+def _parts(config: Point, stages: list[str]) -> dict[str, Pretrain | Downstream]:
     """The data parts the stages read: ``pretrain`` for a pretraining, ``downstream`` for any other stage."""
-    parts = {"pretrain": config["pretrain"]} if "pretrain" in stages else {}
+    parts: dict[str, Pretrain | Downstream] = {"pretrain": config.pretrain} if "pretrain" in stages else {}
     if any(stage != "pretrain" for stage in stages):
-        parts["downstream"] = config["downstream"]
+        parts["downstream"] = config.downstream
     return parts
 
 
-def _trained(config: dict[str, Any], stages: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+def _trained(config: Point, stages: list[str]) -> dict[str, tuple[str, Pretrain | Downstream]]:
     """Train-settings key -> (its augmentation, the data part it augments) for every stage that trains."""
-    out = {}
+    out: dict[str, tuple[str, Pretrain | Downstream]] = {}
     if "pretrain" in stages:
-        out["pretrain.train.augment"] = (config["pretrain"]["train"]["augment"], config["pretrain"])
+        out["pretrain.train.augment"] = (config.pretrain.train.augment, config.pretrain)
     if any(stage in ("finetune", "scratch") for stage in stages):
-        out["train.augment"] = (config["train"]["augment"], config["downstream"])
+        out["train.augment"] = (config.train.augment, config.downstream)
     return out
 
 
-def check_task(config: dict[str, Any], stages: list[str]) -> None:
+def check_task(config: Point, stages: list[str]) -> None:
     """Raise ``TaskRuleError`` unless the resolved ``config`` of a point can run as its ``stages`` (the task
     itself is one of ``TASKS``: the schema's choices)."""
-    if config["task"] == "steady":
+    if config.task == "steady":
         _check_steady(config, stages)
     else:
         _check_time(config, stages)
 
 
-def _check_steady(config: dict[str, Any], stages: list[str]) -> None:
+def _check_steady(config: Point, stages: list[str]) -> None:
     for key in TIME_KEYS:
-        if config[key] != TASK_DEFAULTS[key]:
-            raise TaskRuleError(key, f"{config[key]!r} applies to the time-dependent tasks ({', '.join(TIME_TASKS)}), "
-                                     f"not task steady: set task, or remove {key}")
+        if getattr(config, key) != getattr(DEFAULT, key):
+            raise TaskRuleError(key, f"{getattr(config, key)!r} applies to the time-dependent tasks "
+                                     f"({', '.join(TIME_TASKS)}), not task steady: set task, or remove {key}")
     for name, part in _parts(config, stages).items():
         if has_data(part):
             continue  # its samples come from files (checked by harness.data.parts): no system's ranges apply
-        system = part["system"]
+        system = part.system
         if system not in (*SYSTEMS, MIXED):
             raise TaskRuleError(f"{name}.system", f"{system} is time-dependent but task is steady: set task: "
                                                   f"{' or '.join(TIME_TASKS)}, or choose one of {', '.join(SYSTEMS)}")
         levels = ", ".join(SHIFT_LEVELS.get(system, MIXED_LEVELS))
-        fix = f"use a range where that holds, or a {system} level: {levels}" if isinstance(part["shift"], list) else ""
-        _data(f"{name}.shift", resolve_ranges, system, part["shift"], fix=fix)
-    strategy = config["pretrain"]["strategy"]
+        fix = f"use a range where that holds, or a {system} level: {levels}" if isinstance(part.shift, list) else ""
+        _data(f"{name}.shift", resolve_ranges, system, part.shift, fix=fix)
+    strategy = config.pretrain.strategy
     if "pretrain" in stages and strategy in TIME_ONLY_STRATEGIES:
         steady = [*(s for s in STRATEGIES if s not in TIME_ONLY_STRATEGIES), "none"]
         raise TaskRuleError("pretrain.strategy", f"{strategy} needs a time axis, which task steady has not: choose "
@@ -166,16 +164,16 @@ def _check_steady(config: dict[str, Any], stages: list[str]) -> None:
     for key, (augment, part) in _trained(config, stages).items():
         if augment not in STEADY_AUGMENTS:
             raise TaskRuleError(key, f"{augment} is a symmetry of the time-dependent advection and Burgers equations, "
-                                     f"not of {part['system']}: choose one of {', '.join(STEADY_AUGMENTS)}")
+                                     f"not of {part.system}: choose one of {', '.join(STEADY_AUGMENTS)}")
 
 
-def _check_time(config: dict[str, Any], stages: list[str]) -> None:
+def _check_time(config: Point, stages: list[str]) -> None:
     _check_frames(config)
-    task, window = config["task"], config["time_window"]
+    task, window = config.task, config.time_window
     for name, part in _parts(config, stages).items():
         if has_data(part):
             continue  # trajectories from files (checked by harness.data.parts): no system's levels apply
-        system, shift = part["system"], part["shift"]
+        system, shift = part.system, part.shift
         systems = (*ALL_TIME_SYSTEMS, TIME_MIXED) if name == "pretrain" else ALL_TIME_SYSTEMS
         if system not in systems:
             raise TaskRuleError(f"{name}.system", f"{system} is not time-dependent but task is {task}: choose one of "
@@ -186,36 +184,36 @@ def _check_time(config: dict[str, Any], stages: list[str]) -> None:
                                                  f"level: {', '.join(levels)} for {system}")
         ranges = _data(f"{name}.shift", resolve_time_ranges, system, shift)
         if system == NAVIER_STOKES:  # its CFL-bounded step above the floor, as its data request checks
-            _data("horizon", check_steps, ranges[system], config["resolution"], config["horizon"], DEFAULT_REFINE)
+            _data("horizon", check_steps, ranges[system], config.resolution, config.horizon, DEFAULT_REFINE)
     if "pretrain" in stages:
         _check_pretext(config, window)
     for key, (augment, part) in _trained(config, stages).items():
         # A file may hold any of the three equations (or Navier-Stokes, labelled so): each sample is augmented
         # where that is its symmetry.
-        system = TIME_MIXED if has_data(part) and part["system"] != NAVIER_STOKES else part["system"]
+        system = TIME_MIXED if has_data(part) and part.system != NAVIER_STOKES else part.system
         _data(key, check_augment, system, augment)
 
 
-def _check_frames(config: dict[str, Any]) -> None:
+def _check_frames(config: Point) -> None:
     """The trajectory's frames, the input window, the target frame and the unroll fit together."""
-    task, window, nt, unroll = config["task"], config["time_window"], config["nt"], config["unroll"]
+    task, window, nt, unroll = config.task, config.time_window, config.nt, config.unroll
     _data("nt", check_time_request, nt, DEFAULT_HORIZON, DEFAULT_REFINE)  # as the data request checks them
-    _data("horizon", check_time_request, nt, config["horizon"], DEFAULT_REFINE)
+    _data("horizon", check_time_request, nt, config.horizon, DEFAULT_REFINE)
     if not 1 <= window < nt:
         raise TaskRuleError("time_window", f"{window} frames do not fit trajectories of nt {nt} frames, where a frame "
                                            f"must follow the input window: choose 1..{nt - 1}")
     if task == "fixed_future":
-        target = target_frame(config["target"], nt)
+        target = target_frame(config.target, nt)
         if not window <= target < nt:
-            raise TaskRuleError("target", f"frame {config['target']} is not a frame after the input window of "
+            raise TaskRuleError("target", f"frame {config.target} is not a frame after the input window of "
                                           f"{window} in trajectories of {nt}: choose {window}..{nt - 1} (or "
                                           f"-{nt - window}..-1, counted from the end)")
         if unroll:
             raise TaskRuleError("unroll", f"{unroll} pushforward steps apply to task next_step, not fixed_future: "
                                           "remove unroll")
     else:
-        if config["target"] != TASK_DEFAULTS["target"]:
-            raise TaskRuleError("target", f"{config['target']} applies to task fixed_future; next_step predicts every "
+        if config.target != DEFAULT.target:
+            raise TaskRuleError("target", f"{config.target} applies to task fixed_future; next_step predicts every "
                                           "next frame and is rolled out over the trajectory: remove target")
         if not 0 <= unroll <= nt - window - 1:
             raise TaskRuleError("unroll", f"{unroll} pushforward steps do not fit: a training window of {window} "
@@ -223,8 +221,8 @@ def _check_frames(config: dict[str, Any]) -> None:
                                           f"choose 0..{nt - window - 1}")
 
 
-def _check_pretext(config: dict[str, Any], window: int) -> None:
-    strategy = config["pretrain"]["strategy"]
+def _check_pretext(config: Point, window: int) -> None:
+    strategy = config.pretrain.strategy
     rule = {"masked": (window % MASK_FRAMES == 0, f"an even time_window (patches of {MASK_FRAMES} frames)"),
             "derivative": (window >= DERIVATIVE_FRAMES, f"time_window >= {DERIVATIVE_FRAMES} (u_t by a one-sided "
                                                         "second-order difference)"),
@@ -239,13 +237,13 @@ def _check_pretext(config: dict[str, Any], window: int) -> None:
     _check_masked(config, blocks=window // MASK_FRAMES)
 
 
-def _check_masked(config: dict[str, Any], blocks: int) -> None:
+def _check_masked(config: Point, blocks: int) -> None:
     """The masked strategy's ratio and patch grid (``harness.train``, as ``Masked`` and ``TimeMasked``
     apply them) on inputs of ``blocks`` temporal blocks."""
-    pretrain, res = config["pretrain"], config["resolution"]
-    if pretrain["strategy"] == "masked":
-        _data("pretrain.mask_ratio", masked_patches, pretrain["mask_ratio"], pretrain["mask_patches"], blocks)
-        _data("pretrain.mask_patches", check_patch_grid, pretrain["mask_patches"], res, res)
+    pretrain, res = config.pretrain, config.resolution
+    if pretrain.strategy == "masked":
+        _data("pretrain.mask_ratio", masked_patches, pretrain.mask_ratio, pretrain.mask_patches, blocks)
+        _data("pretrain.mask_patches", check_patch_grid, pretrain.mask_patches, res, res)
 
 
 def _data(key: str, check: Any, *args: Any, fix: str = "") -> Any:

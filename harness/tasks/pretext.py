@@ -51,13 +51,13 @@ import itertools
 import math
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from harness.errors import HarnessError
+from harness.job import Pretrain
 from harness.pde import TIME_COEFS
 from harness.tasks import JIGSAW_BLOCKS, JIGSAW_CLASSES, MASK_FRAMES, SORT_CHUNKS
 from harness.tasks.trajectories import Trajectories
@@ -254,13 +254,13 @@ class Picl(Pooled, Trajectories):
         return losses.sum(dim=1) / collapsed.sum(dim=1).mean().clamp_min(1e-12)
 
 
-def make_pretext(pretrain: dict[str, Any], window: int, times: Sequence[float],
+def make_pretext(pretrain: Pretrain, window: int, times: Sequence[float],
                  channels: tuple[str, ...] = TIME_COEFS) -> Trajectories:
     """The pretext strategy of a job's ``pretrain`` settings on windows of ``window`` frames at ``times``, its
     model taking the coefficient ``channels``."""
-    name = pretrain["strategy"]
+    name = pretrain.strategy
     if name == "masked":
-        return TimeMasked(window, times, pretrain["mask_ratio"], pretrain["mask_patches"], channels)
+        return TimeMasked(window, times, pretrain.mask_ratio, pretrain.mask_patches, channels)
     kinds = {"derivative": TimeDerivative, "coefficient": TimeCoefficient, "sort_time": SortTime,
              "sort_space": SortSpace, "jigsaw": Jigsaw, "binary": Binary, "picl": Picl}
     if name not in kinds:

@@ -24,10 +24,10 @@ from harness.data.parts import model_channels
 from harness.data.samples import Samples, samples_of
 from harness.data.source import load
 from harness.data.tensors import pick_stats, to_tensors
-from harness.job import StreamConfig
+from harness.job import JobConfig, Pretrain, StreamConfig
 from harness.models.fno import FNO
 from harness.pde.cache import load_split, split_path
-from harness.tasks.task import Task, Tensors
+from harness.tasks.task import Part, Task, Tensors
 from harness.train.strategies import Pretraining, Supervised, make_strategy
 from harness.train.stream import StreamedSplit, over_budget
 
@@ -35,11 +35,11 @@ from harness.train.stream import StreamedSplit, over_budget
 class SteadyTask(Task):
     """``task: steady`` (the default): see the module docstring. ``stream``: the job's ``stream`` settings."""
 
-    def __init__(self, config: dict[str, Any], stream: StreamConfig | None = None) -> None:
+    def __init__(self, config: JobConfig, stream: StreamConfig | None = None) -> None:
         super().__init__(config)
         self.stream = stream or StreamConfig()
 
-    def model(self, objective: Pretraining, name: str, part: dict[str, Any], width: int, modes: int) -> nn.Module:
+    def model(self, objective: Pretraining, name: str, part: Part, width: int, modes: int) -> nn.Module:
         """A model on the channels of the part's files (checked at expand to fit a pretrained model), else the
         objective's."""
         if not has_data(part):
@@ -47,25 +47,24 @@ class SteadyTask(Task):
         ins, outs = model_channels(name, part)
         return FNO(width=width, modes=modes, in_channels=ins, out_channels=outs)
 
-    def load(self, part: dict[str, Any], split: str, n: int, *, seed: int,
-             cache: Path) -> Samples | StreamedSplit:
-        """A split drawn from the part's files (``data``), else of ``part["system"]`` at ``part["shift"]`` (a
-        level name or an explicit [lo, hi] range), generated or from the cache; a generated training split that
-        streams (``over_budget``) is its cache file opened for streaming, generated there first if need be."""
-        if has_data(part):
-            return load(part["data"], split, n, seed, cache_dir=str(cache))
-        shift = part["shift"]
+    def load(self, part: Part, split: str, n: int, *, seed: int, cache: Path) -> Samples | StreamedSplit:
+        """A split drawn from the part's files (``data``), else of ``part.system`` at ``part.shift`` (a level name
+        or an explicit [lo, hi] range), generated or from the cache; a generated training split that streams
+        (``over_budget``) is its cache file opened for streaming, generated there first if need be."""
+        if part.data is not None:
+            return load(part.data, split, n, seed, cache_dir=str(cache))
+        shift = part.shift
         kwargs = {"coef_range": tuple(shift)} if isinstance(shift, list) else {"shift": shift}
-        request = {"resolution": self.config["resolution"], "seed": seed, "cache_dir": cache, **kwargs}
+        request = {"resolution": self.config.resolution, "seed": seed, "cache_dir": cache, **kwargs}
         data = None
         if split == "train" and self.stream.mode != "never":
-            path = split_path(part["system"], split, n, **request)
+            path = split_path(part.system, split, n, **request)
             if not path.exists():  # generated and cached first, to stream from the file
-                data = load_split(part["system"], split, n, **request)
+                data = load_split(part.system, split, n, **request)
             device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as harness.job.run.pick_device
             if (streamed := over_budget(path, self.stream, device)) is not None:
                 return streamed
-        return samples_of(data if data is not None else load_split(part["system"], split, n, **request))
+        return samples_of(data if data is not None else load_split(part.system, split, n, **request))
 
     def stats(self, train: Samples | StreamedSplit, pretrained: dict[str, Any] | None) -> dict[str, Any]:
         """``harness.data.tensors.pick_stats``: the pretrained model's where they fit, else the split's own."""
@@ -82,6 +81,6 @@ class SteadyTask(Task):
         """Supervised learning of the solution."""
         return Supervised(loss)
 
-    def strategy(self, pretrain: dict[str, Any]) -> Pretraining:
+    def strategy(self, pretrain: Pretrain) -> Pretraining:
         """``harness.train.strategies.make_strategy``."""
         return make_strategy(pretrain)

@@ -19,21 +19,23 @@ import torch
 from torch import nn
 
 from harness.data import has_data
+from harness.job import Downstream, JobConfig, Pretrain
 from harness.train.loop import evaluate
 from harness.train.objective import Objective
 from harness.train.strategies import Pretraining
 
 Tensors = tuple[torch.Tensor, torch.Tensor]
+Part = Pretrain | Downstream
 
 
 class Task(ABC):
     """What a job learns from its data and how it is scored; one instance per job config."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: JobConfig) -> None:
         self.config = config
 
     @abstractmethod
-    def load(self, part: dict[str, Any], split: str, n: int, *, seed: int, cache: Path) -> Any:
+    def load(self, part: Part, split: str, n: int, *, seed: int, cache: Path) -> Any:
         """``n`` samples of ``split`` of the stage's data ``part`` (its ``pretrain`` or ``downstream`` settings),
         drawn with data seed ``seed``, from the cache folder ``cache`` or generated there."""
 
@@ -52,19 +54,19 @@ class Task(ABC):
         """The task's own objective, learnt with the supervised ``loss`` (``train.loss``): downstream training,
         and supervised pretraining; its ``build_model`` makes the model the task trains."""
 
-    def model(self, objective: Pretraining, name: str, part: dict[str, Any], width: int, modes: int) -> nn.Module:
+    def model(self, objective: Pretraining, name: str, part: Part, width: int, modes: int) -> nn.Module:
         """The model ``objective`` trains on the stage's data ``part`` (``name``: pretrain or downstream):
         ``objective.build_model``, whatever the data (a task whose models follow its files overrides this)."""
         return objective.build_model(width, modes)
 
-    def refits(self, pretrain: dict[str, Any], part: dict[str, Any]) -> bool:
+    def refits(self, pretrain: Pretrain, part: Pretrain | Downstream) -> bool:
         """Whether fine-tuning on ``part`` from a pretraining on ``pretrain`` may meet weights of other shapes,
         which it then re-initialises (``harness.train.loop.load_weights``'s ``refit``): where either reads data
         files, whose channels are the files'."""
         return has_data(part) or has_data(pretrain)
 
     @abstractmethod
-    def strategy(self, pretrain: dict[str, Any]) -> Pretraining:
+    def strategy(self, pretrain: Pretrain) -> Pretraining:
         """The pretraining strategy of a job's ``pretrain`` settings, on this task's data."""
 
     def test_metrics(self, model: nn.Module, test: Tensors, objective: Objective,

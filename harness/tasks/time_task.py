@@ -43,15 +43,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.data import has_data
 from harness.data.samples import Trajectories as FileTrajectories
 from harness.data.source import load as load_file
+from harness.job import JobConfig, Pretrain
 from harness.pde import TIME_COEFS, model_coefs
 from harness.pde.cache import load_time_split
 from harness.pde.time_dataset import TimeData
 from harness.tasks import target_frame
 from harness.tasks.pretext import make_pretext
-from harness.tasks.task import Task, Tensors
+from harness.tasks.task import Part, Task, Tensors
 from harness.tasks.trajectories import COEF_SCALES, Trajectories, frame_times
 from harness.train.objective import Objective
 from harness.train.strategies import Pretraining
@@ -144,15 +144,19 @@ def rollout(model: nn.Module, test: Tensors, objective: NextStep, device: torch.
 class ForecastTask(Task):
     """``task: fixed_future`` and ``task: next_step``; see the module docstring."""
 
-    def load(self, part: dict[str, Any], split: str, n: int, *, seed: int,
-             cache: Path) -> TimeData | FileTrajectories:
+    def __init__(self, config: JobConfig) -> None:
+        super().__init__(config)
+        assert config.forecast is not None  # a time task's config has its keys (harness.tasks.task_keys)
+        self.forecast = config.forecast
+
+    def load(self, part: Part, split: str, n: int, *, seed: int, cache: Path) -> TimeData | FileTrajectories:
         """A split drawn from the part's files (``data``: trajectories of the task's frames, checked at expand),
-        else of trajectories of ``part["system"]`` at the named level ``part["shift"]``."""
-        if has_data(part):
-            return load_file(part["data"], split, n, seed, cache_dir=str(cache))
-        cfg = self.config
-        return load_time_split(part["system"], split, n, shift=part["shift"], resolution=cfg["resolution"],
-                                   nt=cfg["nt"], horizon=cfg["horizon"], seed=seed, cache_dir=cache)
+        else of trajectories of ``part.system`` at the named level ``part.shift``."""
+        if part.data is not None:
+            return load_file(part.data, split, n, seed, cache_dir=str(cache))
+        time = self.forecast
+        return load_time_split(part.system, split, n, shift=part.shift, resolution=self.config.resolution,
+                               nt=time.nt, horizon=time.horizon, seed=seed, cache_dir=cache)
 
     def stats(self, train: TimeData | FileTrajectories, pretrained: dict[str, Any] | None) -> dict[str, Any]:
         """The fixed scales of the data's coefficient channels, whatever the data or the pretraining (see the
@@ -165,27 +169,30 @@ class ForecastTask(Task):
         coefs = split.coef_common if isinstance(split, TimeData) else split.coefficients
         return torch.as_tensor(split.u, dtype=torch.float32), torch.as_tensor(coefs, dtype=torch.float32)
 
-    def objective(self, loss: str, part: dict[str, Any] | None = None) -> Trajectories:
+    def objective(self, loss: str, part: Part | None = None) -> Trajectories:
         """``FixedFuture`` or ``NextStep``, as the config's task, on the coefficient channels of ``part``'s data
         (the downstream part unless given)."""
-        cfg, times = self.config, frame_times(self.config)
-        channels = model_coefs((part or cfg["downstream"])["system"])
-        if cfg["task"] == "fixed_future":
-            return FixedFuture(cfg["time_window"], times, cfg["target"], loss, channels)
-        return NextStep(cfg["time_window"], times, cfg["unroll"], loss, channels)
+        time, times = self.forecast, frame_times(self.forecast)
+        data = part if part is not None else self.config.downstream
+        assert data is not None  # a job without its own pretraining trains on its downstream part
+        channels = model_coefs(data.system)
+        if time.task == "fixed_future":
+            assert time.target is not None  # a supervised fixed_future job's keys hold its target
+            return FixedFuture(time.time_window, times, time.target, loss, channels)
+        return NextStep(time.time_window, times, time.unroll or 0, loss, channels)
 
-    def strategy(self, pretrain: dict[str, Any]) -> Pretraining:
+    def strategy(self, pretrain: Pretrain) -> Pretraining:
         """Supervised: the task's objective; else a pretext task on windows (``harness.tasks.pretext``); both on
         the pretraining data's coefficient channels."""
-        if pretrain["strategy"] == "supervised":
-            return self.objective(pretrain["train"]["loss"], pretrain)
-        return make_pretext(pretrain, self.config["time_window"], frame_times(self.config),
-                            model_coefs(pretrain["system"]))
+        if pretrain.strategy == "supervised":
+            return self.objective(pretrain.train.loss, pretrain)
+        return make_pretext(pretrain, self.forecast.time_window, frame_times(self.forecast),
+                            model_coefs(pretrain.system))
 
-    def refits(self, pretrain: dict[str, Any], part: dict[str, Any]) -> bool:
+    def refits(self, pretrain: Pretrain, part: Part) -> bool:
         """As every task, and also where the pretraining's data have other coefficient channels than ``part``'s
         (a heat/advection/Burgers pretraining fine-tuned on Navier-Stokes): the lifting is re-initialised."""
-        return super().refits(pretrain, part) or model_coefs(pretrain["system"]) != model_coefs(part["system"])
+        return super().refits(pretrain, part) or model_coefs(pretrain.system) != model_coefs(part.system)
 
     def test_metrics(self, model: nn.Module, test: Tensors, objective: Objective,
                      device: torch.device) -> dict[str, Any]:

@@ -9,12 +9,11 @@ a window of frames as channels, then the coefficient channels, each coefficient 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
 
-from harness.job import TrainConfig
+from harness.job import Forecast, TrainConfig
 from harness.pde import ALL_TIME_SYSTEMS, NAVIER_STOKES, NS_COEFS, TIME_COEFS, TIME_SHIFT_LEVELS, TIME_SYSTEMS
 from harness.tasks import window_channels
 from harness.train.steady_augment import Augment
@@ -27,9 +26,9 @@ COEF_SCALES = {c: max(levels["id"][_PARAM[c]][1] for levels in TIME_SHIFT_LEVELS
                for c in (*TIME_COEFS, *NS_COEFS)}
 
 
-def frame_times(config: dict[str, Any]) -> np.ndarray:
+def frame_times(config: Forecast) -> np.ndarray:
     """The times (nt,) of a job's frames: evenly spaced from 0 to its ``horizon``, as the generator's."""
-    return np.linspace(0.0, config["horizon"], config["nt"])
+    return np.linspace(0.0, config.horizon, config.nt)
 
 
 def systems_of(coefs: torch.Tensor, channels: tuple[str, ...] = TIME_COEFS) -> torch.Tensor:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.job import Job
 from harness.sweep.dotted import flatten
 
 EXTRAS = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}  # tracker -> its pip extra (pyproject)
@@ -40,14 +41,15 @@ def _finite(value: Any) -> bool:
 class TensorBoard:
     """Event files in ``<run folder>/tensorboard``: the config and summary as text, metrics as scalars."""
 
-    def __init__(self, job: dict[str, Any], sweep_path: Path, folder: Path, options: dict[str, str]) -> None:
+    def __init__(self, job: Job, sweep_path: Path, folder: Path, options: dict[str, str]) -> None:
         self.job, self.folder = job, folder
 
     def start(self) -> None:
         from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
 
         self.writer = SummaryWriter(log_dir=str(self.folder / "tensorboard"))
-        self.writer.add_text("config", f"```\n{json.dumps(self.job, indent=1, default=str)}\n```")
+        config = json.dumps(self.job.to_dict(), indent=1, sort_keys=True, default=str)
+        self.writer.add_text("config", f"```\n{config}\n```")
 
     def log(self, row: dict[str, Any]) -> None:
         for key, value in row_metrics(row).items():
@@ -64,10 +66,10 @@ class TensorBoard:
 class MLflow:
     """A run named by job id in the sweep's experiment; the flattened config as params, metrics per step."""
 
-    def __init__(self, job: dict[str, Any], sweep_path: Path, folder: Path, options: dict[str, str]) -> None:
+    def __init__(self, job: Job, sweep_path: Path, folder: Path, options: dict[str, str]) -> None:
         self.job = job
         self.uri = options.get("tracking_uri") or (sweep_path / "mlruns").resolve().as_uri()
-        self.experiment = options.get("experiment") or job["sweep"]
+        self.experiment = options.get("experiment") or job.sweep
 
     def start(self) -> None:
         if self.uri.startswith("file:"):  # MLflow 3 keeps its file store behind this switch (sqlite needs sqlalchemy)
@@ -76,9 +78,9 @@ class MLflow:
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(tracking_uri=self.uri)
-        tags = {"sweep": self.job["sweep"], "stage": self.job["stage"], "job_id": self.job["id"]}
-        self.run_id = self.client.create_run(self._experiment_id(), run_name=self.job["id"], tags=tags).info.run_id
-        params = [Param(k, str(v)[:6000]) for k, v in flatten(self.job["config"]).items()]
+        tags = {"sweep": self.job.sweep, "stage": str(self.job.stage), "job_id": self.job.id}
+        self.run_id = self.client.create_run(self._experiment_id(), run_name=self.job.id, tags=tags).info.run_id
+        params = [Param(k, str(v)[:6000]) for k, v in flatten(self.job.to_dict()["config"], sort=True).items()]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
             self.client.log_batch(self.run_id, params=params[i : i + 100])
 
@@ -121,7 +123,7 @@ def wandb_logged_in() -> bool:
 class WandB:
     """A W&B run under ``<run folder>/wandb``: group = sweep, job type = stage, name = job id."""
 
-    def __init__(self, job: dict[str, Any], sweep_path: Path, folder: Path, options: dict[str, str]) -> None:
+    def __init__(self, job: Job, sweep_path: Path, folder: Path, options: dict[str, str]) -> None:
         self.job, self.folder, self.options = job, folder, options
 
     def start(self) -> None:
@@ -131,8 +133,8 @@ class WandB:
             "online" if wandb_logged_in() else "offline")
         (self.folder / "wandb").mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(project=self.options.get("project", "harness"), entity=self.options.get("entity"),
-                              group=self.job["sweep"], job_type=self.job["stage"], name=self.job["id"],
-                              dir=str(self.folder), mode=mode, config=self.job["config"],
+                              group=self.job.sweep, job_type=str(self.job.stage), name=self.job.id,
+                              dir=str(self.folder), mode=mode, config=self.job.to_dict()["config"],
                               settings=wandb.Settings(silent=True, console="off", x_disable_stats=True))
 
     def log(self, row: dict[str, Any]) -> None:

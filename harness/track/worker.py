@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.job import Job
 from harness.track.adapters import ADAPTERS, EXTRAS
 from harness.track.settings import load_settings
 
@@ -103,7 +104,7 @@ class JobTrackers:
             lane.close(deadline)
 
 
-def open_trackers(job: dict[str, Any], sweep_path: Path, folder: Path) -> JobTrackers:
+def open_trackers(job: Job, sweep_path: Path, folder: Path) -> JobTrackers:
     """The trackers ``<sweep>/track.json`` names, started for ``job`` (whose run folder is ``folder``)."""
     lanes = []
     for name, options in load_settings(sweep_path).items():

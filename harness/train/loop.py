@@ -9,6 +9,10 @@ validation error ("diverged") or after ``patience`` evaluations without improvem
 or requeued job resumes where it stopped, bit for bit. Zero-shot is ``evaluate`` of a pretrained model;
 fine-tuning is ``load_weights`` then ``train`` (fresh optimiser and schedule).
 
+``train`` is the loop itself; its steps are functions of one model's ``Setup`` and ``LoopState``
+(``harness.train.state``), so that another loop can reuse them: ``set_up``, ``resume`` (from ``last.pt``),
+``advance`` (one optimiser step on the next batch), ``validate``, ``save_last`` and ``keep_best``.
+
 What is learnt is an ``Objective`` (``harness.train.objective``): the default is supervised learning of the
 solution (``train.loss``: sum of squared errors by default; relative L2 metric); pretext tasks
 (``harness.train.strategies``) derive other inputs and targets from the same (input, solution) batches, and the
@@ -26,7 +30,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +42,7 @@ from harness.train.checkpoint import load, save_atomic
 from harness.train.distributed import current
 from harness.train.objective import SUPERVISED, Objective
 from harness.train.signals import held_signals
+from harness.train.state import LoopState, Setup
 
 # Seeds the random parts of an objective's view (e.g. masks) during evaluation: the same every epoch.
 EVAL_SEED = 0
@@ -175,26 +179,114 @@ def train_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch
     return loss.detach()
 
 
-def _resume_state(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
-    """Read ``last.pt`` and check it was written by the same run (config, seed, training-set size)."""
+def set_up(model: nn.Module, cfg: TrainConfig, n_train: int, *, seed: int, device: torch.device,
+           objective: Objective) -> Setup:
+    """``model`` on ``device`` with its optimiser, batch-order generator, precision and compiled forward."""
+    ranks = current()
+    model.to(device)
+    optimizer = make_optimizer(model, cfg)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    use_bf16 = cfg.precision == "bf16" and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    forward = torch.compile(ranks.wrap(model)) if cfg.compile and device.type == "cuda" else ranks.wrap(model)
+    settings = {k: v for k, v in cfg.to_dict().items() if k != "checkpoint_every_s"}  # all that shapes the result
+    return Setup(model=model, forward=forward, optimizer=optimizer, generator=generator, cfg=cfg,
+                 budget=cfg.budget(n_train), objective=objective, augment=objective.augmentation(cfg),
+                 use_bf16=use_bf16, device=device, ranks=ranks,
+                 identity={"config": settings, "seed": seed, "n_train": n_train})
+
+
+def resume(path: Path, setup: Setup) -> LoopState:
+    """Load ``last.pt`` into the model, optimiser and generator and return its loop state, after checking that it
+    was written by this run (``setup.identity``) and for the spectral weights' current layout."""
     ckpt = load(path)
     if upgrade_state_dict(ckpt["model"]).keys() != ckpt["model"].keys():
         raise HarnessError(
             f"{path} was written by an earlier harness (spectral weights weight_pos / weight_neg), whose "
             f"optimiser state cannot resume this model; delete {path} to restart this job from its first step"
         )
-    written = {k: ckpt.get(k) for k in identity}
-    if written != identity:
+    written = {k: ckpt.get(k) for k in setup.identity}
+    if written != setup.identity:
         raise HarnessError(
-            f"{path} was written by a different run ({written}), not this one ({identity}); "
+            f"{path} was written by a different run ({written}), not this one ({setup.identity}); "
             f"delete {path.parent} or use another workdir to start afresh"
         )
-    return ckpt
+    setup.model.load_state_dict(ckpt["model"])
+    setup.optimizer.load_state_dict(ckpt["optimizer"])
+    setup.generator.set_state(ckpt["generator"])
+    return LoopState.from_dict(ckpt["loop"], setup.device, setup.ranks)
 
 
-# The one training loop reads top to bottom in one sitting (its validate/checkpoint steps are closures over its
-# state), so it is the one function above the complexity limit (pyproject.toml, C901 at 12).
-def train(  # noqa: C901
+def advance(state: LoopState, setup: Setup, x_train: torch.Tensor, y_train: torch.Tensor) -> None:
+    """One step of the run: the next batch of the epoch's shuffled order (a new order when the epoch is through),
+    augmented and viewed through the objective, this rank's share of it trained on (``train_step``)."""
+    s, n_train = setup, x_train.shape[0]
+    s.model.train()
+    if state.order is None or state.pos >= n_train:
+        state.order, state.pos = torch.randperm(n_train, generator=s.generator, device=s.device), 0
+    idx = state.order[state.pos : state.pos + s.budget.batch_size]
+    state.pos += s.budget.batch_size
+    for group in s.optimizer.param_groups:
+        group["lr"] = lr_at(s.cfg, state.step, s.budget.total_steps)
+    inputs, target = x_train[idx], y_train[idx]
+    if s.augment is not None:
+        inputs, target = s.augment(inputs, target, s.generator)
+    inputs, target = s.objective.train_view(s.forward, inputs, target, s.generator)
+    inputs, target, mine = s.ranks.share(inputs, target, s.objective)  # this rank's part (all of it alone)
+    loss = train_step(s.forward, s.optimizer, inputs, target, objective=mine, use_bf16=s.use_bf16)
+    state.loss_sum += loss * (idx.numel() / s.ranks.world)
+    state.loss_count += idx.numel()
+    state.step += 1
+
+
+def validate(state: LoopState, setup: Setup, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
+    """Score the validation set at this step, keep the best weights, append the row (one CPU-GPU sync). A
+    non-finite training loss or validation error ends the run as diverged; ``patience`` stale evaluations end it."""
+    s, step = setup, state.step
+    train_loss = s.ranks.sum(state.loss_sum).item() / state.loss_count if state.loss_count else math.nan
+    val = math.nan
+    if step and not math.isfinite(train_loss):
+        state.status, state.done = "diverged", True
+        state.error = (f"training loss became {train_loss} by step {step} with lr "
+                       f"{lr_at(s.cfg, step - 1, s.budget.total_steps):g}; lower the learning rate")
+    else:
+        val = evaluate(s.forward, x_val, y_val, device=s.device, objective=s.objective)
+        if not math.isfinite(val):
+            state.status, state.done = "diverged", True
+            state.error = f"validation error became {val} at step {step}; lower the learning rate"
+    if val < state.best_val:
+        state.best_val, state.best_step, state.best_model = val, step, _cpu_copy(s.model.state_dict())
+        state.stale = 0
+    else:
+        state.stale += 1
+    if s.cfg.patience and state.stale >= s.cfg.patience:
+        state.done = True
+    now = time.perf_counter()
+    state.rows.append({"step": step, "epoch": step / s.budget.steps_per_epoch, "train_loss": train_loss,
+                       "val_rel_l2": val, "lr": lr_at(s.cfg, step, s.budget.total_steps), "seconds": now - state.clock})
+    state.clock = now
+    state.loss_sum.zero_()
+    state.loss_count = 0
+
+
+def save_last(state: LoopState, setup: Setup, path: Path) -> None:
+    """Write ``last.pt`` (identity, model, optimiser, generator, loop state); every rank calls it, rank 0 writes."""
+    loop = state.to_dict(setup.ranks)
+    if setup.ranks.is_main:
+        save_atomic({**setup.identity, "model": setup.model.state_dict(), "optimizer": setup.optimizer.state_dict(),
+                     "generator": setup.generator.get_state(), "loop": loop}, path)
+
+
+def keep_best(state: LoopState, setup: Setup, path: Path) -> None:
+    """Load the best weights into the model and write them to ``best.pt`` (rank 0); nothing when none was finite."""
+    if state.best_model is None:
+        return
+    setup.model.load_state_dict(state.best_model)
+    if setup.ranks.is_main:
+        save_atomic({**setup.identity, "model": state.best_model, "step": state.best_step,
+                     "val_rel_l2": state.best_val}, path)
+
+
+def train(
     model: nn.Module,
     train_xy: tuple[torch.Tensor, torch.Tensor],
     val_xy: tuple[torch.Tensor, torch.Tensor],
@@ -226,132 +318,39 @@ def train(  # noqa: C901
     with status "diverged" instead of raising; ``patience`` counts evaluations without improvement.
     """
     # -- set-up: data on the device, budget, optimiser, precision
-    device, workdir, ranks = torch.device(device), Path(workdir), current()
+    device, workdir = torch.device(device), Path(workdir)
     x_train, y_train = (t.to(device) for t in train_xy)
     x_val, y_val = (t.to(device) for t in val_xy)
-    n_train = x_train.shape[0]
-    budget = cfg.budget(n_train)
-    model.to(device)
-    optimizer = make_optimizer(model, cfg)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    use_bf16 = cfg.precision == "bf16" and device.type == "cuda" and torch.cuda.is_bf16_supported()
-    forward = torch.compile(ranks.wrap(model)) if cfg.compile and device.type == "cuda" else ranks.wrap(model)
-    augment = objective.augmentation(cfg)
+    setup = set_up(model, cfg, x_train.shape[0], seed=seed, device=device, objective=objective)
+    budget, ranks, last_path = setup.budget, setup.ranks, workdir / "last.pt"
 
     # -- init or resume
-    last_path = workdir / "last.pt"
-    # what must match for last.pt to be resumed: everything that shapes the result (not the checkpoint cadence)
-    settings = {k: v for k, v in cfg.to_dict().items() if k != "checkpoint_every_s"}
-    identity = {"config": settings, "seed": seed, "n_train": n_train}
-    loop: dict[str, Any] = {
-        "step": 0,
-        "order": None,  # this epoch's batch order, and how far into it the run is
-        "pos": 0,
-        "loss_sum": 0.0,  # training loss summed over the samples since the last evaluation
-        "loss_count": 0,
-        "best_val": math.inf,
-        "best_step": -1,
-        "best_model": None,
-        "stale": 0,  # evaluations since the best one
-        "rows": [],
-        "status": "ok",
-        "error": "",
-        "done": False,
-    }
-    if last_path.exists():
-        ckpt = _resume_state(last_path, identity)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        generator.set_state(ckpt["generator"])
-        loop = ckpt["loop"]
-        if loop["order"] is not None:
-            loop["order"] = loop["order"].to(device)
-    loss_sum = torch.tensor(loop["loss_sum"] if ranks.is_main else 0.0, device=device)  # this rank's part, unsynced
-    clock = time.perf_counter()
-
-    def validate() -> None:
-        """Score the validation set at this step, keep the best weights, append the row (one CPU-GPU sync)."""
-        nonlocal clock
-        step = loop["step"]
-        train_loss = ranks.sum(loss_sum).item() / loop["loss_count"] if loop["loss_count"] else math.nan
-        val = math.nan
-        if step and not math.isfinite(train_loss):
-            loop.update(status="diverged", done=True, error=f"training loss became {train_loss} by step {step} "
-                        f"with lr {lr_at(cfg, step - 1, budget.total_steps):g}; lower the learning rate")
-        else:
-            val = evaluate(forward, x_val, y_val, device=device, objective=objective)
-            if not math.isfinite(val):
-                loop.update(status="diverged", done=True, error=f"validation error became {val} at step {step}; "
-                            "lower the learning rate")
-        if val < loop["best_val"]:
-            loop.update(best_val=val, best_step=step, best_model=_cpu_copy(model.state_dict()), stale=0)
-        else:
-            loop["stale"] += 1
-        if cfg.patience and loop["stale"] >= cfg.patience:
-            loop["done"] = True
-        now = time.perf_counter()
-        loop["rows"].append({"step": step, "epoch": step / budget.steps_per_epoch, "train_loss": train_loss,
-                             "val_rel_l2": val, "lr": lr_at(cfg, step, budget.total_steps), "seconds": now - clock})
-        clock = now
-        loss_sum.zero_()
-        loop["loss_count"] = 0
-
-    def checkpoint() -> None:
-        loop["loss_sum"] = ranks.sum(loss_sum).item()
-        if not ranks.is_main:
-            return
-        state = {**loop, "order": None if loop["order"] is None else loop["order"].cpu()}
-        save_atomic({**identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "generator": generator.get_state(), "loop": state}, last_path)
+    state = resume(last_path, setup) if last_path.exists() else LoopState(loss_sum=torch.zeros((), device=device))
 
     # -- the loop: shuffled batches, an evaluation every `eval_every` steps, a checkpoint when due
     with held_signals() as stop:
-        if not loop["rows"]:
-            validate()
+        if not state.rows:
+            validate(state, setup, x_val, y_val)
             if on_eval is not None:
-                on_eval(loop["rows"][-1])
+                on_eval(state.rows[-1])
         saved = time.monotonic()
-        while loop["step"] < budget.total_steps and not loop["done"]:
-            model.train()
-            if loop["order"] is None or loop["pos"] >= n_train:
-                loop.update(order=torch.randperm(n_train, generator=generator, device=device), pos=0)
-            idx = loop["order"][loop["pos"] : loop["pos"] + budget.batch_size]
-            loop["pos"] += budget.batch_size
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(cfg, loop["step"], budget.total_steps)
-            inputs, target = x_train[idx], y_train[idx]
-            if augment is not None:
-                inputs, target = augment(inputs, target, generator)
-            inputs, target = objective.train_view(forward, inputs, target, generator)
-            inputs, target, mine = ranks.share(inputs, target, objective)  # this rank's part (all of it alone)
-            loss = train_step(forward, optimizer, inputs, target, objective=mine, use_bf16=use_bf16)
-            loss_sum += loss * (idx.numel() / ranks.world)
-            loop["loss_count"] += idx.numel()
-            loop["step"] += 1
-            evaluated = loop["step"] % budget.eval_every == 0 or loop["step"] == budget.total_steps
+        while state.step < budget.total_steps and not state.done:
+            advance(state, setup, x_train, y_train)
+            evaluated = state.step % budget.eval_every == 0 or state.step == budget.total_steps
             if evaluated:
-                validate()
+                validate(state, setup, x_val, y_val)
+            # every rank checkpoints together (collectives inside); only a signal or the clock can differ by rank
             due = stop.pending or time.monotonic() - saved >= cfg.checkpoint_every_s
-            if (evaluated and loop["done"]) or loop["step"] == budget.total_steps or ranks.any(due, device):
-                checkpoint()
+            if (evaluated and state.done) or state.step == budget.total_steps or ranks.any(due, device):
+                save_last(state, setup, last_path)
                 saved = time.monotonic()
                 if stop.pending:
-                    stop.hand_on()
+                    stop.hand_on()  # after the checkpoint: the earlier handler may end or requeue the job
             if evaluated and on_eval is not None:
-                on_eval(loop["rows"][-1])
+                on_eval(state.rows[-1])
 
     # -- finish: best weights into the model and best.pt
-    if loop["best_model"] is not None:
-        model.load_state_dict(loop["best_model"])
-        if ranks.is_main:
-            save_atomic({**identity, "model": loop["best_model"], "step": loop["best_step"],
-                         "val_rel_l2": loop["best_val"]}, workdir / "best.pt")
-    return TrainResult(
-        status=loop["status"],
-        best_val_rel_l2=loop["best_val"],
-        best_step=loop["best_step"],
-        steps_run=loop["step"],
-        epochs_run=loop["step"] / budget.steps_per_epoch,
-        rows=list(loop["rows"]),
-        error=loop["error"],
-    )
+    keep_best(state, setup, workdir / "best.pt")
+    return TrainResult(status=state.status, best_val_rel_l2=state.best_val, best_step=state.best_step,
+                       steps_run=state.step, epochs_run=state.step / budget.steps_per_epoch, rows=list(state.rows),
+                       error=state.error)

@@ -35,13 +35,13 @@ import itertools
 import math
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from harness.errors import HarnessError
+from harness.job import Pretrain
 from harness.models.fno import FNO
 from harness.pde import COMMON_CHANNELS
 from harness.pde.fourier import spectral_grad, spectral_hessian
@@ -234,14 +234,14 @@ def transferred_modules(names: Iterable[str]) -> str:
     return ",".join(sorted({name.split(".")[0] for name in names}))
 
 
-def make_strategy(pretrain: dict[str, Any]) -> Pretraining:
+def make_strategy(pretrain: Pretrain) -> Pretraining:
     """The strategy of a job's ``pretrain`` settings (``strategy``, and ``mask_ratio``/``mask_patches``)."""
-    name = pretrain["strategy"]
+    name = pretrain.strategy
     if name not in STRATEGIES:
         raise HarnessError(f"pretrain.strategy {name!r} has no pretraining (`none` is training from scratch, "
                            f"init scratch); pretraining strategies: {', '.join(STRATEGIES)}")
     if name == "masked":
-        return Masked(pretrain["mask_ratio"], pretrain["mask_patches"])
+        return Masked(pretrain.mask_ratio, pretrain.mask_patches)
     if name == "supervised":
-        return Supervised(pretrain.get("train", {}).get("loss", "sse"))
+        return Supervised(pretrain.train.loss)
     return STRATEGIES[name]()

@@ -1,5 +1,5 @@
 """Data-efficiency multipliers with their intervals: rounding to what an interval supports, the measured multiplier's
-seed bootstrap, the fit-based one's paired bootstrap, and extrapolated values marked as such."""
+t draws over seeds, the fit-based one's paired bootstrap, and extrapolated values marked as such."""
 
 import math
 
@@ -51,7 +51,8 @@ def test_measured_multiplier_interval_resamples_seeds_and_contains_the_true_rati
     assert (large["n_scratch_fit"] > 2048).all() and np.isfinite(large["multiplier_fit"]).all()
     assert truth_large < large["multiplier_fit"].iloc[0] < 2 * truth_large
     shown = multiplier_display(table)
-    assert list(shown.columns[-2:]) == ["measured (interpolated)", "from the fits"]
+    assert list(shown.columns[-3:]) == ["measured (interpolated)", "from the fits", "notes"]
+    assert table["interp_ci"].str.startswith("95 % (t over seeds").all()
     assert shown["measured (interpolated)"].iloc[0].startswith("~4") and "(" in shown["measured (interpolated)"].iloc[0]
     assert (shown.loc[large.index, "from the fits"].str.endswith(", extrapolated")).all()
     assert (shown.loc[large.index, "measured (interpolated)"] == "outside the measured range").all()
@@ -63,6 +64,6 @@ def test_a_single_seed_gives_no_measured_interval_and_says_so() -> None:
     measured = table[table["multiplier_interp"].notna()]
     assert not measured.empty and measured["interp_lo"].isna().all() and (measured["runs_per_n"] == 1).all()
     text = multiplier_display(table).loc[measured.index, "measured (interpolated)"]
-    assert text.str.endswith("(single seed: no interval)").all()
+    assert text.str.endswith("[no interval: a single run at every N]").all()
     again = small_n_multipliers(runs, fit_curves(runs, n_boot=50), n_boot=50)
     assert again.equals(table)

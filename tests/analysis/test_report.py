@@ -10,6 +10,7 @@ import pytest
 from matplotlib.image import imread
 
 from analysis.load import ReportError, load_runs
+from analysis.pretrain_law import NO_AXIS as NO_PRETRAIN_SIZES
 from analysis.report import build_report
 from analysis.synthetic import synthetic_runs, tuned_runs, write_synthetic_sweep
 
@@ -48,10 +49,11 @@ def test_html_embeds_each_figure_and_says_why_others_were_skipped(report) -> Non
                               "chosen_lr": "the sweep is not tuned (no tune.study column)",
                               "rollout": "no run was rolled out (task next_step records its rollout errors)",
                               "joint_law": "no joint law was fitted (the joint law needs >= 3 distinct model sizes "
-                                           "and N, but got 2 sizes and 4 N)"}  # fmt: skip
+                                           "and N, but got 2 sizes and 4 N)",
+                              "pretrain_size": NO_PRETRAIN_SIZES}  # fmt: skip
     assert "Skipped <b>strategies</b>: pretrain.strategy is not varied" in text
-    assert set(result.tables) == {"multipliers", "data_transferred", "scaling_laws"}
-    assert result.tables_skipped == {"strategies": result.skipped["strategies"]}
+    assert set(result.tables) == {"multipliers", "data_transferred", "scaling_laws", "holdout", "claims"}
+    assert result.tables_skipped == {"strategies": result.skipped["strategies"], "pretraining_size": NO_PRETRAIN_SIZES}
     assert "Skipped the <b>strategies</b> table: pretrain.strategy is not varied" in text
     assert not (result.out_dir / "strategies.csv").exists()
     assert "Sweep definition" in text and "matrix:" in text
@@ -213,6 +215,14 @@ def test_report_states_the_protocol_lists_budget_limited_runs_and_fits_the_trans
     assert {"multiplier_interp", "interp_lo", "interp_hi", "multiplier_fit", "fit_lo", "fit_hi",
             "fit_extrapolated"} <= set(multipliers.columns)  # fmt: skip
     assert md.index("measured (interpolated)") < md.index("from the fits")
+    # which variance the intervals include (synthetic seeds draw their own data), the held-out fits, the claims
+    assert "Variance over seeds: of 32 curve points with several seeds, 32 vary the data draw" in md
+    holdout = pd.read_csv(result.tables["holdout"])
+    assert {"power law", "data_transferred"} <= set(holdout["fit"]) and holdout["covered"].notna().any()
+    assert (holdout.loc[holdout["fit"] == "power law", "N"] == 4096).all()
+    assert "## Held-out extrapolation" in md and "## Claims: " in md
+    claims = pd.read_csv(result.tables["claims"])
+    assert "budget.scratch.n8" in set(claims["id"]) and claims["id"].is_unique
 
 
 def test_sweeps_written_before_the_new_columns_still_report(tmp_path: Path) -> None:
@@ -227,5 +237,5 @@ def test_sweeps_written_before_the_new_columns_still_report(tmp_path: Path) -> N
     assert "fixed n_val = 128 samples (downstream.n_val)" in md and "40 epochs (train.epochs)" in md
     assert "## Budget-limited runs: unknown" in md and "budget limited them is unknown" in md
     assert "hollow markers" not in md  # nothing is drawn hollow, so no caption explains it
-    assert "| 8 | 16 | 128 | - | 2000 | unknown |" in md
+    assert "| 8 | 16 | 128 | - | 2000 | unknown | - |" in md  # nor which fine-tunings were best at step 0
     assert "error_vs_n" in result.figures

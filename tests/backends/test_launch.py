@@ -79,7 +79,7 @@ def test_resources_stay_out_of_the_job_id(tmp_path: Path) -> None:
     one = write_sweep(tmp_path / "one", {**DDP, "base": {**DDP["base"], "resources": {"gpus": 1}}})
     two = write_sweep(tmp_path, DDP)
     (job_one,), (job_two,) = expand(load_sweep(one)), expand(load_sweep(two))
-    assert job_one["id"] == job_two["id"] and "resources" not in job_one and job_two["resources"]["gpus"] == 2
+    assert job_one.id == job_two.id and job_one.resources is None and job_two.resources.gpus == 2
 
 
 @pytest.mark.slow
@@ -94,8 +94,8 @@ def test_a_killed_rank_fails_the_job_and_the_next_submit_resumes_it(tmp_path: Pa
     root = tmp_path / "ranks"
     cli(root, "expand", str(sweep))
     (job,) = load_plan(root / "ddp")
-    folder = run_dir(root / "ddp", job["id"])
-    proc = start_harness(root, "submit", "--workers", "1", env={HOLD_ENV: f"{job['id']}:6"})
+    folder = run_dir(root / "ddp", job.id)
+    proc = start_harness(root, "submit", "--workers", "1", env={HOLD_ENV: f"{job.id}:6"})
     _wait_for(lambda: (folder / "ranks.log").exists() and "holding at step 6" in (folder / "ranks.log").read_text())
     os.kill(_wait_for(lambda: _rank_pid(folder / "launch.json", 1)), signal.SIGKILL)
     out, _ = proc.communicate(timeout=120)
@@ -108,7 +108,7 @@ def test_a_killed_rank_fails_the_job_and_the_next_submit_resumes_it(tmp_path: Pa
     a, b = results(single, "ddp"), results(root, "ddp")
     assert b["status"].tolist() == ["ok"] and a["id"].tolist() == b["id"].tolist()
     np.testing.assert_allclose(b["test_rel_l2"], a["test_rel_l2"], rtol=1e-5)
-    rows = [pd.read_parquet(run_dir(r / "ddp", job["id"]) / "epochs.parquet") for r in (single, root)]
+    rows = [pd.read_parquet(run_dir(r / "ddp", job.id) / "epochs.parquet") for r in (single, root)]
     assert rows[1]["step"].tolist() == rows[0]["step"].tolist() == [0, 3, 6, 9, 12]  # none twice
     np.testing.assert_allclose(rows[1]["val_rel_l2"], rows[0]["val_rel_l2"], rtol=1e-5)
     np.testing.assert_allclose(rows[1]["train_loss"][1:], rows[0]["train_loss"][1:], rtol=1e-5)

@@ -53,8 +53,8 @@ def test_on_slurm_a_request_above_the_nodes_cpus_is_refused_and_a_pending_reason
     assert "slurm.cpus_per_task = 4" in refused.stderr and "largest node has 2 CPUs" in refused.stderr
     assert "--cpus 2" in refused.stderr and not (root / "slurmwhy" / "slurm" / "submitted.json").exists()
 
-    pretrain = next(j for j in load_plan(root / "slurmwhy") if j["stage"] == "pretrain")
-    env = {HOLD_ENV: f"{pretrain['id']}:0"}  # the pretraining holds, so its fine-tuning waits on it
+    pretrain = next(j for j in load_plan(root / "slurmwhy") if j.stage == "pretrain")
+    env = {HOLD_ENV: f"{pretrain.id}:0"}  # the pretraining holds, so its fine-tuning waits on it
     harness(root, "submit", "--backend", "slurm", "--gpus-per-node", "0", "--cpus", "1", env=env)
     deadline, status = time.time() + 60, ""
     while "Slurm reason Dependency" not in status and time.time() < deadline:

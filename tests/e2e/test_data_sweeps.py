@@ -73,12 +73,12 @@ def test_a_sweep_over_each_layout_runs_on_the_samples_written(tmp_path: Path) ->
     assert len(rows) == 4 and set(rows["status"]) == {"ok"}, rows[["status", "error"]]
     assert np.isfinite(rows["test_rel_l2"]).all()
     for job in json.loads((root / "files" / "plan.json").read_text())["jobs"]:
-        part = job["config"]["downstream"]
+        part = job.config.downstream
         key = next(k for k, name in FILES.items() if part["data"]["path"] == str(tmp_path / name))
-        row = rows.set_index("id").loc[job["id"]]
+        row = rows.set_index("id").loc[job.id]
         assert row["downstream.data.fingerprint"] == fingerprint(tmp_path / FILES[key])
         assert row["downstream.data.path"] == str(tmp_path / FILES[key])
-        seed, splits = data_seed(job["config"], job["stage"]), {}
+        seed, splits = data_seed(job), {}
         for split in ("train", "val", "test"):  # what the job drew, as its data step draws it
             s = load(part["data"], split, part[f"n_{split}"], seed)
             np.testing.assert_array_equal(s.fields, written[key]["inputs"][s.indices])
@@ -140,7 +140,7 @@ def test_a_changed_file_changes_the_ids_and_a_file_changed_after_expand_is_refus
     def plan() -> dict[str, bool]:
         cli(root, "expand", str(sweep))
         jobs = json.loads((root / "ids" / "plan.json").read_text())["jobs"]
-        return {j["id"]: "data" in j["config"]["downstream"] for j in jobs}
+        return {j.id: j.config.downstream.data is not None for j in jobs}
 
     before = plan()
     with h5py.File(tmp_path / FILES["arrays-h5"], "a") as f:  # the user replaces one sample

@@ -70,9 +70,9 @@ def test_a_next_step_sweep_runs_on_a_pretraining_pdes_file_written_by_harness_da
     assert (rows["rollout_step_rel_l2"].map(json.loads).map(len) == NT - W).all()
     drawn = {}
     for job in json.loads((root / "traj" / "plan.json").read_text())["jobs"]:
-        if job["stage"] != "finetune":
+        if job.stage != "finetune":
             continue
-        part, seed = job["config"]["downstream"], data_seed(job["config"], job["stage"])
+        part, seed = job.config.downstream, data_seed(job)
         assert part["data"]["fingerprint"] == fingerprint(path)  # in the job's config, so in its id
         splits = {}
         for split in ("train", "val", "test"):  # what the job drew, as its data step draws it
@@ -182,6 +182,6 @@ def test_the_good_trajectory_file_expands_with_a_pretext_pretraining_on_it(tmp_p
     result = CliRunner().invoke(main, ["expand", str(tmp_path / "good.yaml"), "--root", str(root), "--json"])
     assert result.exit_code == 0, result.output
     jobs = json.loads((root / "good" / "plan.json").read_text())["jobs"]
-    assert {job["stage"] for job in jobs} == {"pretrain", "finetune"}
-    assert all(job["config"][p]["data"]["fingerprint"] == fingerprint(tmp_path / "good.h5")
-               for job in jobs for p in ("pretrain", "downstream") if p in job["config"])
+    assert {job.stage for job in jobs} == {"pretrain", "finetune"}
+    assert all(part.data.fingerprint == fingerprint(tmp_path / "good.h5")
+               for job in jobs for part in (job.config.pretrain, job.config.downstream) if part is not None)

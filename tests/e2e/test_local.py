@@ -90,19 +90,19 @@ def test_diverged_blocked_and_incomplete_jobs_are_recorded_and_do_not_stop_the_s
     cli(root, "expand", str(write_sweep(tmp_path, spec, downstream={"n_train": 16})))
     assert harness(root, "submit", "--only", "pretrain", check=False).returncode == 1  # one diverged
     jobs = load_plan(root / "faults")
-    pretrain = [j for j in jobs if j["stage"] == "pretrain"]
-    states = {j["config"]["pretrain"]["train"]["lr"]: read_summary(run_dir(root / "faults", j["id"]))["status"]
+    pretrain = [j for j in jobs if j.stage == "pretrain"]
+    states = {j.config.pretrain.train.lr: read_summary(run_dir(root / "faults", j.id))["status"]
               for j in pretrain}
     assert states == {3.0e-3: "ok", 1.0e6: "diverged"}
-    good = next(j for j in pretrain if j["config"]["pretrain"]["train"]["lr"] == 3.0e-3)
-    best = run_dir(root / "faults", good["id"]) / "ckpt" / "best.pt"
+    good = next(j for j in pretrain if j.config.pretrain.train.lr == 3.0e-3)
+    best = run_dir(root / "faults", good.id) / "ckpt" / "best.pt"
     best.unlink()  # an ok pretraining without its best weights is incomplete: it reruns (from its last.pt)
     assert harness(root, "submit", check=False).returncode == 1  # the diverged one's dependants are blocked
     assert best.is_file()
     table = results(root, "faults").set_index("id")
-    by_dep = {j["id"]: j["depends_on"] for j in jobs}
+    by_dep = {j.id: j.depends_on for j in jobs}
     for jid, row in table.iterrows():
-        if row["stage"] == "scratch" or jid == good["id"] or by_dep[jid] == good["id"]:
+        if row["stage"] == "scratch" or jid == good.id or by_dep[jid] == good.id:
             assert row["status"] == "ok", (jid, row["error"])
         elif row["stage"] != "pretrain":
             assert row["status"] == "blocked" and row["error"], (jid, row["error"])
@@ -123,8 +123,8 @@ def test_a_sigkilled_worker_resumes_and_the_results_equal_an_uninterrupted_run(t
 
     root = tmp_path / "killed"
     cli(root, "expand", str(sweep))
-    pretrain = next(j for j in load_plan(root / "kill") if j["stage"] == "pretrain")
-    proc = start_harness(root, "submit", "--workers", "1", env={HOLD_ENV: f"{pretrain['id']}:9"})
+    pretrain = next(j for j in load_plan(root / "kill") if j.stage == "pretrain")
+    proc = start_harness(root, "submit", "--workers", "1", env={HOLD_ENV: f"{pretrain.id}:9"})
     wait_for_line(proc, "holding at step 9")  # the pretraining waits after its third epoch's checkpoint
     found = workers(proc.pid)
     assert found, "no worker process found"
@@ -132,11 +132,11 @@ def test_a_sigkilled_worker_resumes_and_the_results_equal_an_uninterrupted_run(t
         os.kill(pid, signal.SIGKILL)
     out, _ = proc.communicate(timeout=600)
     assert "worker process died" in out
-    killed = read_summary(run_dir(root / "kill", pretrain["id"]))
+    killed = read_summary(run_dir(root / "kill", pretrain.id))
     assert killed["status"] == "failed"
     assert not list((root / "kill").rglob("*.tmp"))  # no half-written files
     harness(root, "submit", "--workers", "1")
-    epochs = pd.read_parquet(run_dir(root / "kill", pretrain["id"]) / "epochs.parquet")
+    epochs = pd.read_parquet(run_dir(root / "kill", pretrain.id) / "epochs.parquet")
     assert epochs["step"].tolist() == list(range(0, 19, 3))  # one row per epoch of 3 steps, none twice
     a, b = results(clean, "kill"), results(root, "kill")
     assert (b["status"] == "ok").all()

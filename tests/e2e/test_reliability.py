@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from analysis.load import load_runs
+from harness.job import Job, JobConfig, Model
 from harness.store import State
 from harness.store.folders import load_plan, read_summary, run_dir, summary_row
 from harness.store.lock import SUBMIT_LOCK
@@ -36,7 +37,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_summary_is_ok_only_with_finite_errors() -> None:
-    job = {"id": "sc-0123456789", "stage": "scratch", "sweep": "s", "config": {"seed": 0}, "depends_on": None}
+    job = Job("sc-0123456789", "scratch", "s", JobConfig(16, 0, Model(), seed=0))
     row = summary_row(job, {"status": State.OK, "best_val_rel_l2": 0.5, "test_rel_l2": math.nan})
     assert row["status"] == "diverged" and "test_rel_l2 is nan" in row["error"]
     row = summary_row(job, {"status": State.OK, "best_val_rel_l2": math.inf, "test_rel_l2": 0.5})
@@ -82,7 +83,7 @@ def test_one_submit_per_sweep_and_a_killed_submits_workers_stop(tmp_path: Path) 
         time.sleep(0.2)
     assert not any(_alive(p) for p in pids), "an orphaned worker kept running"
     job = load_plan(root / "rel")[0]
-    assert (run_dir(root / "rel", job["id"]) / "ckpt" / "last.pt").is_file()  # it checkpointed as it stopped
+    assert (run_dir(root / "rel", job.id) / "ckpt" / "last.pt").is_file()  # it checkpointed as it stopped
     third = harness(root, "submit", "--only", "pretrain")  # the lock is free again (nothing to run)
     assert "0 of 1 jobs to run" in third.stdout
 
@@ -92,7 +93,7 @@ def test_a_sweep_file_that_no_longer_gives_its_plan_is_refused_or_reexpanded_and
     root = tmp_path / "results"
     path = write_sweep(tmp_path, SCRATCH)
     harness(root, "submit", str(path), "--workers", "1")  # expands a sweep file submitted without a plan
-    first = load_plan(root / "rel")[0]["id"]
+    first = load_plan(root / "rel")[0].id
     spec = yaml.safe_load(path.read_text())
     spec["matrix"]["downstream.n_train"] = [16]
     path.write_text(yaml.safe_dump(spec))
@@ -114,7 +115,7 @@ def test_a_sweep_file_that_no_longer_gives_its_plan_is_refused_or_reexpanded_and
     for name in ("report.html", "report.md"):  # the report says so too, with the command that removes them
         text = (root / "rel" / "report" / name).read_text()
         assert "stale: 1 runs not in the current plan" in text and "`harness gc --stale` removes them" in text
-    assert "removed 1 stale run(s)" in harness(root, "gc", "--stale").stdout
+    assert "removed 1 stale run(s)" in cli(root, "gc", "--stale")
     assert not run_dir(root / "rel", first).exists() and "stale" not in cli(root, "status")
 
 
@@ -132,7 +133,7 @@ def test_a_plan_with_a_job_id_that_is_a_path_is_refused(tmp_path: Path, bad: str
     root = tmp_path / "results"
     cli(root, "expand", str(write_sweep(tmp_path, SCRATCH)))
     plan = root / "rel" / "plan.json"
-    plan.write_text(plan.read_text().replace(load_plan(root / "rel")[0]["id"], bad))
+    plan.write_text(plan.read_text().replace(load_plan(root / "rel")[0].id, bad))
     out = harness(root, "submit", check=False)
     assert out.returncode == 2 and "not a plain name" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "outside").exists()
@@ -174,7 +175,7 @@ def test_a_done_job_whose_files_do_not_match_its_manifest_reruns_to_the_same_res
     cli(root, "expand", str(write_sweep(tmp_path, CHAIN)))
     harness(root, "submit", "--workers", "1")
     clean = results(root, "chain")[METRICS]
-    pt, ft = (run_dir(root / "chain", job["id"]) for job in load_plan(root / "chain"))
+    pt, ft = (run_dir(root / "chain", job.id) for job in load_plan(root / "chain"))
     epochs = (ft / "epochs.parquet").read_bytes()
     manifest = json.loads((pt / "manifest.json").read_text())["files"]
     assert set(manifest) == {"epochs.parquet", "ckpt/best.pt", "stats.json"}
@@ -208,7 +209,7 @@ def test_a_job_written_before_manifests_counts_by_the_presence_of_its_files(tmp_
     root = tmp_path / "results"
     cli(root, "expand", str(write_sweep(tmp_path, SCRATCH)))
     harness(root, "submit", "--workers", "1")
-    folder = run_dir(root / "rel", load_plan(root / "rel")[0]["id"])
+    folder = run_dir(root / "rel", load_plan(root / "rel")[0].id)
     (folder / "manifest.json").unlink()  # as an earlier version left it
     assert "0 of 1 jobs to run" in cli(root, "submit", "--dry-run")
     assert "1 ok" in cli(root, "report", "--n-boot", "10")

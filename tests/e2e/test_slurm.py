@@ -19,26 +19,28 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from harness import api
 from harness.backends import slurm_state
 from harness.backends.select import select
 from harness.backends.slurm import SlurmResources, cancel, dependency, plan_arrays, submit
 from harness.backends.slurm_state import merge_states, parse_sacct, query, read_submitted
 from harness.errors import BackendError
+from harness.job import Job, JobConfig, Model
 from harness.job.hooks import HOLD_ENV
 from harness.job.run import run_job
 from harness.store import State
 from harness.store.folders import read_summary, run_dir
-from tests.helpers import cli, harness, write_sweep
+from tests.helpers import cli, failing_pretraining, harness, write_sweep
 from tests.slurm_util import ckpt_rows, expand, job_pid, release_requeued, sacct, wait_for, wait_settled
 
 
-def to_submit(jobs: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
+def to_submit(jobs: list[Job], folder: Path) -> list[Job]:
     """What `harness submit --backend slurm` would send now: the common selection over Slurm's merged view."""
     return select(jobs, query(folder, jobs)).todo
 
 
-def job(jid: str, stage: str = "finetune", dep: str | None = None) -> dict[str, Any]:
-    return {"id": jid, "stage": stage, "sweep": "s", "config": {}, "depends_on": dep, "point": {}}
+def job(jid: str, stage: str = "finetune", dep: str | None = None) -> Job:
+    return Job(jid, stage, "s", JobConfig(16, 0, Model()), depends_on=dep)
 
 
 # ---------------------------------------------------------------------------------------------- no cluster
@@ -76,7 +78,7 @@ def test_plan_arrays_chunks_stages_and_waits_only_for_pending_pretraining() -> N
     scs = [job("sc-0", "scratch"), job("sc-1", "scratch")]
     done = job("ft-ok", "finetune", "pt-old")  # its pretraining is ok on disk: no dependency
     chunks = plan_arrays([*pts, *fts, *scs, done], 4, parallelism=10, waiting={"pt-0", "pt-1", "pt-2"})
-    got = [(c.stage, [[j["id"] for j in t] for t in c.tasks], c.after, c.parallelism) for c in chunks]
+    got = [(c.stage, [[j.id for j in t] for t in c.tasks], c.after, c.parallelism) for c in chunks]
     assert got == [
         ("pretrain", [["pt-0"], ["pt-1"], ["pt-2"]], (), 10),
         ("downstream", [["sc-0"], ["sc-1"], ["ft-ok"]], (), 3),
@@ -124,7 +126,7 @@ def test_merge_states_disk_ok_wins_and_requeued_is_never_done() -> None:
             job("sc-1", "scratch"), job("sc-2", "scratch"), job("sc-3", "scratch"), job("sc-4", "scratch")]
     submitted = {"pt-a": "10_0", "pt-b": "10_1", "ft-a": "10_2", "ft-b": "10_3", "sc-1": "12_1",
                  "sc-2": "14", "sc-3": "10_0", "sc-4": "13_1"}
-    disk = {j["id"]: State.MISSING for j in jobs} | {"pt-a": State.OK, "sc-2": State.OK, "sc-3": State.DIVERGED}
+    disk = {j.id: State.MISSING for j in jobs} | {"pt-a": State.OK, "sc-2": State.OK, "sc-3": State.DIVERGED}
     states = merge_states(jobs, submitted, parse_sacct(SACCT), disk)
     assert states == {"pt-a": "ok", "pt-b": "cancelled", "ft-a": "pending", "ft-b": "blocked",
                       "sc-1": "pending", "sc-2": "ok", "sc-3": "diverged", "sc-4": "timeout"}
@@ -142,10 +144,10 @@ def test_select_resends_broken_jobs_and_keeps_blocked_ones_out() -> None:
     words = {"pt-ok": "ok", "pt-bad": "failed", "pt-div": "diverged", "pt-run": "running", "ft-1": "cancelled",
              "ft-2": "blocked", "ft-3": "missing", "ft-4": "missing", "ft-5": "pending", "sc-1": "timeout"}
     chosen = select(jobs, {k: State(v) for k, v in words.items()})
-    assert [j["id"] for j in chosen.todo] == ["pt-bad", "ft-1", "ft-2", "ft-4", "sc-1"]
-    assert [(j["id"], dep) for j, dep in chosen.blocked] == [("ft-3", "diverged")]
+    assert [j.id for j in chosen.todo] == ["pt-bad", "ft-1", "ft-2", "ft-4", "sc-1"]
+    assert [(j.id, dep) for j, dep in chosen.blocked] == [("ft-3", "diverged")]
     retried = select(jobs, {k: State(v) for k, v in words.items()}, retry_failed=True)
-    assert [j["id"] for j in retried.todo] == ["pt-bad", "pt-div", "ft-1", "ft-2", "ft-3", "ft-4", "sc-1"]
+    assert [j.id for j in retried.todo] == ["pt-bad", "pt-div", "ft-1", "ft-2", "ft-3", "ft-4", "sc-1"]
 
 
 def test_one_sacct_call_per_refresh_and_a_task_cancelled_while_pending_reads_cancelled(
@@ -209,20 +211,20 @@ def test_sweep_on_slurm_matches_local_and_resubmits_a_cancelled_job(slurm_cluste
     start = time.time()
     report = submit(jobs, root, res)
     assert time.time() - start < 20, "submit must not wait for the jobs"
-    assert set(report.submitted) == {j["id"] for j in jobs} and len(report.arrays) >= 3  # chunked at 4
+    assert set(report.submitted) == {j.id for j in jobs} and len(report.arrays) >= 3  # chunked at 4
     assert read_submitted(folder) == report.submitted
-    victim = next(j["id"] for j in jobs if j["stage"] == "finetune")
+    victim = next(j.id for j in jobs if j.stage == "finetune")
     subprocess.run(["scancel", report.submitted[victim]], check=True)
 
     states = wait_settled(folder)
-    assert states == {j["id"]: "cancelled" if j["id"] == victim else "ok" for j in jobs}
+    assert states == {j.id: "cancelled" if j.id == victim else "ok" for j in jobs}
     records = sacct(*set(report.submitted.values()))
     for j in jobs:
-        if j["depends_on"] and j["id"] != victim:  # pretraining ended before its dependant started
-            assert records[report.submitted[j["depends_on"]]].end <= records[report.submitted[j["id"]]].start
+        if j.depends_on and j.id != victim:  # pretraining ended before its dependant started
+            assert records[report.submitted[j.depends_on]].end <= records[report.submitted[j.id]].start
 
     again = to_submit(jobs, folder)
-    assert [j["id"] for j in again] == [victim]
+    assert [j.id for j in again] == [victim]
     assert set(submit(again, root, res).submitted) == {victim}
     assert set(wait_settled(folder).values()) == {"ok"}
 
@@ -235,7 +237,29 @@ def test_sweep_on_slurm_matches_local_and_resubmits_a_cancelled_job(slurm_cluste
         proc = subprocess.run([sys.executable, "-m", "harness.cli", *args, "--root", str(local)],
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert ok_ids(local, "slurmtiny") == ok_ids(root, "slurmtiny") == {j["id"] for j in jobs}
+    assert ok_ids(local, "slurmtiny") == ok_ids(root, "slurmtiny") == {j.id for j in jobs}
+
+
+@pytest.mark.slurm
+def test_a_failed_pretraining_blocks_its_dependents_on_slurm(slurm_cluster: str, tmp_path: Path) -> None:
+    plan = failing_pretraining(tmp_path)
+    run = api.submit(plan, backend="slurm", slurm=RES, echo=lambda line: None)
+    assert [j.id for j in run.todo] == [j.id for j in plan.jobs]  # all queued: the dependents wait with afterok
+    states = wait_settled(plan.folder)
+    by_stage = {job.stage: job for job in plan.jobs}
+    pretrain, dependents = by_stage["pretrain"], [by_stage["finetune"], by_stage["zeroshot"]]
+    assert states[pretrain.id] == "failed" and states[by_stage["scratch"].id] == "ok"
+    # never started: read blocked while Slurm holds them behind the failed pretraining, cancelled once it drops them
+    assert {states[j.id] for j in dependents} <= {"blocked", "cancelled"}, states
+    assert not any(read_summary(run_dir(plan.folder, j.id)) for j in dependents)
+    # a submit that does not send the pretraining again queues none of them (the backend's own rule)...
+    report = submit(dependents, plan.folder.parent, SlurmResources.from_dict(RES))
+    assert sorted(report.blocked) == sorted(j.id for j in dependents) and not report.submitted
+    # ...and the command records them blocked by it
+    again = api.submit(plan, backend="slurm", only="finetune", slurm=RES, echo=lambda line: None)
+    assert [j.id for j in again.blocked] == [by_stage["finetune"].id] and not again.todo
+    blocked = read_summary(run_dir(plan.folder, by_stage["finetune"].id))
+    assert blocked["status"] == "blocked" and f"pretraining job {pretrain.id} is failed" in blocked["error"]
 
 
 @pytest.mark.slurm
@@ -246,27 +270,27 @@ def test_killed_then_requeued_job_resumes_from_its_checkpoint(slurm_cluster: str
                        "train": {"epochs": 12, "batch_size": 8, "eval_every": 4, "checkpoint_every_s": 0}})
     root = tmp_path / "results"
     folder, [the_job] = expand(write_sweep(tmp_path, spec), root)
-    last = run_dir(folder, the_job["id"]) / "ckpt" / "last.pt"
+    last = run_dir(folder, the_job.id) / "ckpt" / "last.pt"
     res = SlurmResources.from_dict(RES)
 
-    monkeypatch.setenv(HOLD_ENV, f"{the_job['id']}:16")  # the job waits after its 4th epoch's checkpoint
-    sid = submit([the_job], root, res).submitted[the_job["id"]]
+    monkeypatch.setenv(HOLD_ENV, f"{the_job.id}:16")  # the job waits after its 4th epoch's checkpoint
+    sid = submit([the_job], root, res).submitted[the_job.id]
     wait_for(lambda: len(ckpt_rows(last)) >= 5, 60, "four epochs before the kill", every=0.3)
     os.kill(wait_for(lambda: job_pid(sid), 10, "the job's process"), signal.SIGKILL)
-    wait_for(lambda: query(folder)[the_job["id"]] == "failed", 60, "the killed job to read failed")
+    wait_for(lambda: query(folder)[the_job.id] == "failed", 60, "the killed job to read failed")
     before_kill = ckpt_rows(last)
     assert len(before_kill) == 5 and to_submit([the_job], folder) == [the_job]
 
-    monkeypatch.setenv(HOLD_ENV, f"{the_job['id']}:32")
-    sid = submit([the_job], root, res).submitted[the_job["id"]]
+    monkeypatch.setenv(HOLD_ENV, f"{the_job.id}:32")
+    sid = submit([the_job], root, res).submitted[the_job.id]
     wait_for(lambda: len(ckpt_rows(last)) >= 9, 60, "epochs after the resubmit", every=0.3)
     before_requeue = ckpt_rows(last)
     subprocess.run(["scontrol", "requeue", sid], check=True)
     release_requeued(sid)
-    assert wait_settled(folder, timeout=120) == {the_job["id"]: "ok"}
+    assert wait_settled(folder, timeout=120) == {the_job.id: "ok"}
 
     assert "REQUEUED" in sacct(sid, duplicates=True)
-    epochs = pd.read_parquet(run_dir(folder, the_job["id"]) / "epochs.parquet")
+    epochs = pd.read_parquet(run_dir(folder, the_job.id) / "epochs.parquet")
     assert list(epochs["step"]) == list(range(0, 49, 4))  # one row per epoch of 4 steps, none twice
     # rows from before each interruption are the originals (their timings), not a rerun from step 0
     for rows in (before_kill, before_requeue):
@@ -282,14 +306,14 @@ def test_a_pruned_trial_stays_pruned_across_submits(slurm_cluster: str, tmp_path
                  tune={"params": {"train.lr": {"grid": lrs}}, "sampler": "grid", "pruner": "median"})
     root = tmp_path / "results"
     folder, jobs = expand(write_sweep(tmp_path, spec), root)
-    bad = next(j for j in jobs if j["config"]["tune"]["trial"] == len(lrs) - 1)
+    bad = next(j for j in jobs if j.config.tune.trial == len(lrs) - 1)
     for job in jobs:  # the median pruner needs five finished trials: they run here first
         if job is not bad:
             assert run_job(job, root)["status"] == "ok"
     assert to_submit(jobs, folder) == [bad]
 
     sid = submit([bad], root, SlurmResources.from_dict(RES)).submitted[bad["id"]]
-    assert wait_settled(folder) == {j["id"]: "pruned" if j is bad else "ok" for j in jobs}
+    assert wait_settled(folder) == {j.id: "pruned" if j is bad else "ok" for j in jobs}
     wait_for(lambda: sacct(sid)[sid].state is None, 60, "Slurm to record COMPLETED")  # the process exited 0
     assert read_summary(run_dir(folder, bad["id"]))["error"].startswith("pruned at step ")
     assert to_submit(jobs, folder) == []
@@ -315,7 +339,7 @@ def test_fake_gpus_reach_jobs_one_per_task_and_shared_in_packed_tasks(slurm_clus
     seen = re.findall(r"running 1 of 1 job\(s\) with CUDA_VISIBLE_DEVICES=(\S*)", log_lines(one))
     assert len(seen) == 2 and set(seen) <= {"0", "1"}
     shares = dict(re.findall(r"harness: (\S+) with CUDA_VISIBLE_DEVICES=(\S*)", log_lines(packed)))
-    assert shares == dict(zip([j["id"] for j in packed_jobs], ["0", "1"], strict=True))
+    assert shares == dict(zip([j.id for j in packed_jobs], ["0", "1"], strict=True))
 
 
 @pytest.mark.slurm
@@ -330,7 +354,7 @@ def test_bad_cluster_input_is_one_clear_error_and_records_nothing(slurm_cluster:
                                            r"so its jobs could never start; set slurm.gpus_per_node: 2"):
         submit(jobs, root, SlurmResources.from_dict({**RES, "gpus_per_node": 5}))
     assert read_submitted(folder) == {}
-    assert query(folder) == {jobs[0]["id"]: "missing"}
+    assert query(folder) == {jobs[0].id: "missing"}
 
 
 @pytest.mark.slurm
@@ -341,6 +365,6 @@ def test_cancel_stops_a_sweeps_queued_jobs_in_one_call(slurm_cluster: str, tmp_p
     submit(jobs, root, SlurmResources.from_dict(RES))
     assert cancel(folder) == len(jobs) == 3
     # a job cancelled before it started reaches accounting a moment later (until then it reads missing)
-    wait_for(lambda: query(folder) == {j["id"]: "cancelled" for j in jobs}, 60, "the jobs to read cancelled")
+    wait_for(lambda: query(folder) == {j.id: "cancelled" for j in jobs}, 60, "the jobs to read cancelled")
     assert cancel(folder) == 0
     assert to_submit(jobs, folder) == jobs

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ from harness.backends.slurm import plan_arrays, submit
 from harness.backends.slurm_checks import parse_limits, rank_problems
 from harness.backends.slurm_state import read_submitted
 from harness.errors import BackendError
+from harness.job import Job, JobConfig, Model, Resources
 from harness.job.hooks import HOLD_ENV
 from harness.job.run import run_job
 from harness.store.folders import read_summary, run_dir
@@ -30,15 +30,15 @@ from tests.slurm_util import ckpt_rows, expand, release_requeued, sacct, wait_fo
 RANKS = {"cpus_per_task": 1, "time_min": 10, "gpus_per_node": 0}
 
 
-def job(jid: str, stage: str = "scratch", gpus: int = 1, nodes: int = 1) -> dict[str, Any]:
-    extra = {"resources": {"gpus": gpus, "nodes": nodes}} if gpus * nodes > 1 else {}
-    return {"id": jid, "stage": stage, "sweep": "s", "config": {}, "depends_on": None, "point": {}, **extra}
+def job(jid: str, stage: str = "scratch", gpus: int = 1, nodes: int = 1) -> Job:
+    resources = Resources(gpus, nodes) if gpus * nodes > 1 else None
+    return Job(jid, stage, "s", JobConfig(16, 0, Model()), resources=resources)
 
 
 def test_jobs_of_several_ranks_get_arrays_of_their_own_shape_one_job_per_task() -> None:
     jobs = [job("a"), job("b", gpus=2), job("c"), job("d", gpus=2), job("e", gpus=2, nodes=2), job("f"),
             job("p", "pretrain", gpus=4)]
-    got = [(c.stage, c.ranks, [[j["id"] for j in t] for t in c.tasks]) for c in plan_arrays(jobs, 4, pack=2)]
+    got = [(c.stage, c.ranks, [[j.id for j in t] for t in c.tasks]) for c in plan_arrays(jobs, 4, pack=2)]
     assert got == [("pretrain", (4, 1), [["p"]]), ("downstream", (1, 1), [["a", "c"], ["f"]]),
                    ("downstream", (2, 1), [["b"], ["d"]]), ("downstream", (2, 2), [["e"]])]
 
@@ -85,26 +85,26 @@ def test_a_job_of_two_ranks_is_two_slurm_tasks_and_a_requeue_resumes_it(slurm_cl
 
     root = tmp_path / "results"
     folder, [the_job] = expand(sweep_file, root)
-    assert the_job["id"] == ref["id"] and the_job["resources"]["gpus"] == 2
-    folder_run = run_dir(folder, the_job["id"])
-    monkeypatch.setenv(HOLD_ENV, f"{the_job['id']}:6")  # both ranks wait after the checkpoint at step 6
-    sid = submit([the_job], root, SlurmResources.from_dict(RANKS)).submitted[the_job["id"]]
+    assert the_job.id == ref.id and the_job.resources.gpus == 2
+    folder_run = run_dir(folder, the_job.id)
+    monkeypatch.setenv(HOLD_ENV, f"{the_job.id}:6")  # both ranks wait after the checkpoint at step 6
+    sid = submit([the_job], root, SlurmResources.from_dict(RANKS)).submitted[the_job.id]
     wait_for(lambda: [r["step"] for r in ckpt_rows(folder_run / "ckpt" / "last.pt")] == [0, 3, 6], 180,
              "two ranks to reach step 6", every=0.3)
     before = ckpt_rows(folder_run / "ckpt" / "last.pt")
     subprocess.run(["scontrol", "requeue", sid], check=True)
     release_requeued(sid)  # the resumed run passes step 6 without holding: its evaluation is in the checkpoint
-    assert wait_settled(folder, timeout=180) == {the_job["id"]: "ok"}
+    assert wait_settled(folder, timeout=180) == {the_job.id: "ok"}
     wait_for(lambda: sacct(sid)[sid].state is None, 60, "both ranks to exit and Slurm to record COMPLETED")
 
     assert "REQUEUED" in sacct(sid, duplicates=True)
     logs = "".join(p.read_text() for p in (folder / "slurm" / "logs").glob("*/*_log.out"))
     assert sorted(re.findall(r"rank (\d) of 2, process group at", logs)) == ["0", "0", "1", "1"]  # twice each
-    assert [p.name for p in (folder / "runs").iterdir()] == [the_job["id"]]
+    assert [p.name for p in (folder / "runs").iterdir()] == [the_job.id]
     epochs = pd.read_parquet(folder_run / "epochs.parquet")
     assert epochs["step"].tolist() == [0, 3, 6, 9, 12]  # one result, no evaluation twice
     assert epochs["seconds"][:3].tolist() == [r["seconds"] for r in before]  # the rows from before the requeue
-    reference = pd.read_parquet(run_dir(single / "ddp", ref["id"]) / "epochs.parquet")
+    reference = pd.read_parquet(run_dir(single / "ddp", ref.id) / "epochs.parquet")
     np.testing.assert_allclose(epochs["val_rel_l2"], reference["val_rel_l2"], rtol=1e-5)
-    [test, test_ref] = [read_summary(run_dir(r / "ddp", ref["id"]))["test_rel_l2"] for r in (root, single)]
+    [test, test_ref] = [read_summary(run_dir(r / "ddp", ref.id))["test_rel_l2"] for r in (root, single)]
     np.testing.assert_allclose(test, test_ref, rtol=1e-5)

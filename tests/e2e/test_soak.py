@@ -62,10 +62,10 @@ def test_a_sweep_under_random_kills_ends_equal_to_an_undisturbed_one(tmp_path: P
     a, b = results(clean, "soak")[METRICS], results(root, "soak")[METRICS]
     pd.testing.assert_frame_equal(a, b)
     for job in load_plan(root / "soak"):
-        if job["stage"] == "zeroshot":
+        if job.stage == "zeroshot":
             continue
-        ours = pd.read_parquet(run_dir(root / "soak", job["id"]) / "epochs.parquet")
-        theirs = pd.read_parquet(run_dir(clean / "soak", job["id"]) / "epochs.parquet")
+        ours = pd.read_parquet(run_dir(root / "soak", job.id) / "epochs.parquet")
+        theirs = pd.read_parquet(run_dir(clean / "soak", job.id) / "epochs.parquet")
         assert ours["step"].is_unique and ours["step"].tolist() == theirs["step"].tolist()
         assert ours["val_rel_l2"].tolist() == theirs["val_rel_l2"].tolist()
     print(f"\nsoak: {len(a)} jobs, {kills['worker']} worker kills and {kills['submit']} submit kills survived, "

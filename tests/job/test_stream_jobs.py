@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from harness.cli import main
 from harness.data.samples import Samples
-from harness.job import StreamConfig
+from harness.job import Downstream, JobConfig, Model, StreamConfig
 from harness.tasks.steady_task import SteadyTask
 from harness.train.stream import StreamedSplit
 from tests import data_layouts
@@ -57,8 +57,8 @@ def test_a_job_streamed_through_the_cli_gives_the_resident_result(tmp_path: Path
 
 
 def test_the_steady_task_streams_a_generated_training_split_only_as_told(tmp_path: Path) -> None:
-    part = {"system": "poisson", "shift": "id"}
-    config = {"resolution": 16}
+    part = Downstream(system="poisson", shift="id")
+    config = JobConfig(16, 0, Model())
 
     def load(mode: str, split: str = "train") -> object:
         return SteadyTask(config, StreamConfig(mode)).load(part, split, 12, seed=1, cache=tmp_path)

@@ -27,6 +27,7 @@ from harness.cli import main
 from harness.data.formats import write_pretraining_pdes
 from harness.data.source import check_source, load
 from harness.errors import DataError, DataFileError
+from harness.job import Downstream, Forecast, JobConfig, Model, Pretrain
 from harness.models.fno import FNO
 from harness.pde import ALL_TIME_SYSTEMS, MAX_STEPS, NS_COEFS, TIME_SHIFT_LEVELS, speed_bound
 from harness.pde.cache import load_time_split
@@ -236,11 +237,12 @@ PRETRAIN = {"system": "heat", "shift": "id", "strategy": "supervised", "n_train"
 def test_the_objectives_on_navier_stokes_take_its_two_coefficient_channels_scaled_by_the_id_maxima() -> None:
     x, y = torch.randn(3, NT, 16, 16), torch.tensor([[1e-5, 1e-2], [5e-6, 2e-3], [2e-5, 4e-2]])
     scaled = y / torch.tensor([1e-5, 1e-2])  # the id level's upper ends
-    config = {**TASK, "unroll": 0, "downstream": {"system": "navier_stokes"}}
+    config = JobConfig(16, 0, Model(4, 4), forecast=Forecast("next_step", W, NT, 2.0, unroll=0),
+                       downstream=Downstream(system="navier_stokes"))
     inputs, target = ForecastTask(config).objective("sse").view(x, y, torch.Generator().manual_seed(0))
     assert inputs.shape == (3, W + 2, 16, 16) and target.shape == (3, 1, 16, 16)
     torch.testing.assert_close(inputs[:, W:, 5, 9], scaled)
-    pretext = make_pretext({"strategy": "coefficient"}, W, np.linspace(0.0, 2.0, NT), NS_COEFS)
+    pretext = make_pretext(Pretrain(strategy="coefficient"), W, np.linspace(0.0, 2.0, NT), NS_COEFS)
     inputs, target = pretext.view(x, y, torch.Generator().manual_seed(0))
     assert inputs.shape == (3, W + 2, 16, 16) and (inputs[:, W:] == 0).all()
     torch.testing.assert_close(target, scaled)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from harness.errors import HarnessError
+from harness.job import Downstream, Job, JobConfig, Model
 from harness.store import Stage, State
 from harness.store.atomic import write_atomic, write_json_atomic
 from harness.store.folders import (
@@ -28,8 +29,8 @@ from harness.store.folders import (
 )
 from harness.store.manifest import MANIFEST, check_manifest, check_recorded, write_manifest
 
-JOB = {"id": "ft-0123456789", "stage": "finetune", "sweep": "s", "depends_on": "pt-0123456789", "point": {},
-       "config": {"resolution": 16, "model": {"width": 4, "modes": 2}, "downstream": {"shift": [1.0, 5.0]}}}
+JOB = Job("ft-0123456789", "finetune", "s", JobConfig(16, 0, Model(4, 2), downstream=Downstream(shift=[1.0, 5.0])),
+          depends_on="pt-0123456789")
 
 
 class Interrupted(BaseException):
@@ -54,7 +55,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Pat
 def test_the_plan_is_written_and_read_by_the_store(tmp_path: Path) -> None:
     folder = write_plan(tmp_path, "s", {"name": "s"}, "s.yaml", [JOB])
     assert (tmp_path / ".current").read_text() == "s\n"
-    assert read_plan(folder)["spec"] == {"name": "s"} and load_plan(folder) == [JOB]
+    assert read_plan(folder).spec == {"name": "s"} and load_plan(folder) == [JOB]
     assert pd.read_parquet(folder / "jobs.parquet")["downstream.shift"].tolist() == ["[1.0, 5.0]"]
     assert read_plan(tmp_path / "none", missing_ok=True) is None
     with pytest.raises(HarnessError, match=re.escape("plan.json: no plan; run `harness expand SWEEP.yaml` first")):
@@ -68,12 +69,12 @@ def test_a_summary_row_holds_config_columns_metrics_defaults_and_provenance(tmp_
     assert disk_state(tmp_path, JOB) is State.MISSING
     row = write_summary(tmp_path, JOB, {"status": State.OK, "test_rel_l2": 0.5, "best_val_rel_l2": 0.4}, wall_s=2.0,
                         device="cpu")
-    assert read_summary(run_dir(tmp_path, JOB["id"])) == pytest.approx(row, nan_ok=True)
+    assert read_summary(run_dir(tmp_path, JOB.id)) == pytest.approx(row, nan_ok=True)
     assert row["init"] == "pretrained" and row["model.width"] == 4 and row["downstream.shift"] == "[1.0, 5.0]"
     assert row["status"] == "ok" and row["test_rel_l2"] == 0.5 and row["epochs_run"] == METRIC_DEFAULTS["epochs_run"]
     assert {"torch_version", "harness_version", "git_rev"} <= set(row) and row["git_rev"]
     assert disk_state(tmp_path, JOB) is State.MISSING  # ok, but incomplete without its epochs file: it reruns
-    write_parquet_atomic(run_dir(tmp_path, JOB["id"]) / "epochs.parquet", [{"step": 0, "val_rel_l2": 0.4}])
+    write_parquet_atomic(run_dir(tmp_path, JOB.id) / "epochs.parquet", [{"step": 0, "val_rel_l2": 0.4}])
     assert incomplete(tmp_path, JOB) == ["epochs.parquet is not in manifest.json"]  # it came after the ok summary
     write_summary(tmp_path, JOB, {"status": State.OK, "test_rel_l2": 0.5, "best_val_rel_l2": 0.4})
     assert disk_state(tmp_path, JOB) is State.OK

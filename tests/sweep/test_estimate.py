@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from harness.job import Downstream, Job, JobConfig, Model, Pretrain, TrainConfig
 from harness.sweep.estimate import describe_estimate, estimate
 from harness.train.timing import calibrate
 
@@ -13,21 +14,18 @@ from harness.train.timing import calibrate
 F_8_4_16 = 626_688
 
 
-def train_part(n_train=10, n_val=2, n_test=3):
-    return {"system": "poisson", "shift": "id", "n_train": n_train, "n_val": n_val, "n_test": n_test}
-
-
 def make_job(stage, *, width=8, modes=4, resolution=16, epochs=5, n_train=10, n_val=2, n_test=3):
-    config = {"resolution": resolution, "model": {"width": width, "modes": modes}}
-    part = train_part(n_train, n_val, n_test)
+    config, train = JobConfig(resolution, 0, Model(width, modes)), TrainConfig(epochs=epochs)
     if stage == "pretrain":
-        config["pretrain"] = {**part, "train": {"epochs": epochs}}
+        config = JobConfig(resolution, 0, Model(width, modes),
+                           pretrain=Pretrain(n_train=n_train, n_val=n_val, n_test=n_test, train=train))
     elif stage == "zeroshot":
-        del part["n_train"]
-        config["downstream"] = part
+        config = JobConfig(resolution, 0, Model(width, modes), downstream=Downstream(n_train=None, n_val=n_val,
+                                                                                     n_test=n_test))
     else:
-        config.update(downstream=part, train={"epochs": epochs})
-    return {"id": f"{stage}-{width}-{modes}-{epochs}-{n_train}", "stage": stage, "config": config}
+        config = JobConfig(resolution, 0, Model(width, modes), train=train,
+                           downstream=Downstream(n_train=n_train, n_val=n_val, n_test=n_test))
+    return Job(f"{stage}-{width}-{modes}-{epochs}-{n_train}", stage, "s", config)
 
 
 def test_hand_computed_table():

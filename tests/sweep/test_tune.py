@@ -51,7 +51,7 @@ def test_a_grid_over_the_papers_five_learning_rates_gives_five_trials_per_point(
     assert len(jobs) == 3 * 5
     by_study: dict[str, list[int]] = {}
     for job in jobs:
-        by_study.setdefault(job["config"]["tune"]["study"], []).append(job["config"]["tune"]["trial"])
+        by_study.setdefault(job.config.tune.study, []).append(job.config.tune.trial)
     assert len(by_study) == 3 and all(sorted(t) == list(range(5)) for t in by_study.values())
 
 
@@ -61,18 +61,18 @@ def test_each_stage_may_search_its_own_grid(tmp_path: Path) -> None:
                  init=["pretrained", "scratch"])
     path = _write(tmp_path, spec)
     jobs = expand(load_sweep(path))
-    trials = Counter(job["stage"] for job in jobs if "tune" in job["config"])
+    trials = Counter(job.stage for job in jobs if job.config.tune is not None)
     assert trials == {"finetune": 2, "scratch": 3}
     for job in jobs:
-        if "tune" in job["config"]:
-            space = json.loads(job["config"]["tune"]["spec"])["params"]["train.lr"]["values"]
-            assert space == grids[job["stage"]]
+        if job.config.tune is not None:
+            space = json.loads(job.config.tune.spec)["params"]["train.lr"]["values"]
+            assert space == grids[job.stage]
     out = cli(tmp_path / "r", "expand", str(path))
     assert "tune: 2 trials per finetune point" in out and "tune: 3 trials per scratch point" in out
     # a sweep with one grid for both stages keeps its trial specs (and so its job ids)
     one = expand(load_sweep(_write(tmp_path, tuned({"params": {"train.lr": {"grid": grids["finetune"]}},
                                                      "sampler": "grid"}, init=["pretrained", "scratch"]))))
-    assert {j["config"]["tune"]["spec"] for j in one if "tune" in j["config"]} == {
+    assert {j.config.tune.spec for j in one if j.config.tune is not None} == {
         json.dumps({"metric": "val_rel_l2", "n_trials": 2, "params": {"train.lr": {"kind": "grid",
                     "values": grids["finetune"]}}, "pruner": "none", "sampler": "grid", "seed": 0,
                     "stages": ["finetune", "scratch"]}, sort_keys=True)}
@@ -114,7 +114,7 @@ def test_killing_a_tuned_sweep_midway_then_resubmitting_finishes_without_duplica
     spec["base"]["train"].update(epochs=4, checkpoint_every_s=0)  # 16 steps, a last.pt at every step
     cli(root, "expand", str(_write(tmp_path, spec)))
     jobs = load_plan(root / "tuned")
-    proc = start_harness(root, "submit", "--workers", "1", env={HOLD_ENV: f"{jobs[1]['id']}:2"})
+    proc = start_harness(root, "submit", "--workers", "1", env={HOLD_ENV: f"{jobs[1].id}:2"})
     wait_for_line(proc, "holding at step 2")  # the first trial done, the second one midway
     for pid in workers(proc.pid):
         os.kill(pid, signal.SIGKILL)

@@ -119,30 +119,31 @@ def _jobs(base: dict, matrix: dict) -> list[dict]:
 def test_steady_jobs_hold_no_task_keys_so_their_ids_did_not_change() -> None:
     plain = _jobs({}, {"init": ["pretrained", "scratch", "zeroshot"]})
     explicit = _jobs({"task": "steady", "nt": 32, "time_window": 8}, {"init": ["pretrained", "scratch", "zeroshot"]})
-    assert [j["id"] for j in plain] == [j["id"] for j in explicit]
-    assert not any({"task", "time_window", "nt", "horizon", "target", "unroll"} & set(j["config"]) for j in plain)
+    assert [j.id for j in plain] == [j.id for j in explicit]
+    task_keys = {"task", "time_window", "nt", "horizon", "target", "unroll"}
+    assert not any(task_keys & set(j.to_dict()["config"]) for j in plain)
 
 
 def test_time_jobs_hold_their_task_keys_and_pretext_pretrainings_are_shared_across_unrolls() -> None:
     jobs = _jobs(TIME, {"pretrain.strategy": ["supervised", "masked"], "unroll": [0, 2]})
-    pretrain = [j for j in jobs if j["stage"] == "pretrain"]
-    masked = [j for j in pretrain if j["config"]["pretrain"]["strategy"] == "masked"]
+    pretrain = [j for j in jobs if j.stage == "pretrain"]
+    masked = [j for j in pretrain if j.config.pretrain.strategy == "masked"]
     assert len(pretrain) == 3 and len(masked) == 1  # supervised pretraining learns the task: one per unroll
-    keys = masked[0]["config"].keys()
+    keys = masked[0].to_dict()["config"].keys()
     assert keys >= {"task", "time_window", "nt", "horizon"} and "unroll" not in keys
-    finetune = [j for j in jobs if j["stage"] == "finetune"]
-    assert sorted(j["config"]["unroll"] for j in finetune) == [0, 0, 2, 2]
-    assert all(j["config"]["task"] == "next_step" and j["config"]["nt"] == 12 for j in finetune)
+    finetune = [j for j in jobs if j.stage == "finetune"]
+    assert sorted(j.config.forecast.unroll for j in finetune) == [0, 0, 2, 2]
+    assert all(j.config.task == "next_step" and j.config.forecast.nt == 12 for j in finetune)
     fixed = _jobs(_with(task="fixed_future"), {"target": [-1, 6]})
-    assert sorted(j["config"]["target"] for j in fixed if j["stage"] == "finetune") == [-1, 6]
-    assert all("unroll" not in j["config"] for j in fixed)
+    assert sorted(j.config.forecast.target for j in fixed if j.stage == "finetune") == [-1, 6]
+    assert all(j.config.forecast.unroll is None for j in fixed)
 
 
 def test_a_galilean_boost_is_accepted_for_advection_burgers_and_the_mixture() -> None:
     boost = {"augment": "galilean"}
     jobs = _jobs(_with(train=boost, pretrain={"system": "mixed_time", "train": boost}),
                  {"downstream.system": ["advection", "burgers"]})
-    assert {j["config"]["train"]["augment"] for j in jobs if j["stage"] == "finetune"} == {"galilean"}
+    assert {j.config.train.augment for j in jobs if j.stage == "finetune"} == {"galilean"}
 
 
 def test_expand_sizes_a_time_job_by_its_trajectories_not_the_steady_inputs() -> None:

@@ -14,6 +14,7 @@ import torch
 import yaml
 from torch import nn
 
+from harness.job import Downstream, Forecast, JobConfig, Model
 from harness.pde import TIME_COEFS
 from harness.pde.cache import resolve_cache_dir
 from harness.pde.time_dataset import generate_time
@@ -181,9 +182,8 @@ def test_the_system_of_each_trajectory_follows_from_its_coefficients_and_augment
 
 
 def test_next_step_training_with_pushforward_learns_and_resumes_bit_identically(tmp_path):
-    part = {"system": "advection", "shift": "id"}
-    task = ForecastTask({"task": "next_step", "resolution": R, "nt": NT, "horizon": 2.0, "time_window": W,
-                         "unroll": 2, "downstream": part})
+    part = Downstream(system="advection", shift="id")
+    task = ForecastTask(JobConfig(R, 0, Model(), forecast=Forecast("next_step", W, NT, 2.0, unroll=2), downstream=part))
     data = {split: task.tensors(task.load(part, split, n, seed=0, cache=Path(resolve_cache_dir())), {})
             for split, n in (("train", 24), ("val", 8))}
     objective = task.objective("sse")
@@ -202,8 +202,8 @@ def test_next_step_training_with_pushforward_learns_and_resumes_bit_identically(
 def test_the_strategies_time_smoke_sweep_runs_end_to_end_with_its_report(tmp_path):
     spec = yaml.safe_load((ROOT / "sweeps" / "strategies-time-smoke.yaml").read_text())
     spec["base"].update(nt=10, time_window=4)
-    spec["matrix"].update({"downstream.system": ["burgers"], "downstream.n_train": [8, 16],
-                           "downstream.shift": ["ood"]})
+    spec["matrix"].update({"pretrain.strategy": [*STRATEGIES, "none"], "downstream.system": ["burgers"],
+                           "downstream.n_train": [8, 16], "downstream.shift": ["ood"]})  # all nine strategies
     spec["zip"] = [{"pretrain.train.augment": ["galilean"], "train.augment": ["scale"]}]
     sweep = write_sweep(tmp_path, spec, model={"width": 4}, pretrain={
         "n_train": 12, "n_val": 6, "n_test": 6, "train": {"steps": 4, "lr": 3.0e-3, "batch_size": 6}},

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from harness.job import Pretrain
 from harness.pde.time_dataset import generate_time
 from harness.sweep.expand import expand
 from harness.sweep.spec import parse_sweep
@@ -133,7 +134,7 @@ LEARNED = {
 @pytest.mark.parametrize("name", list(LEARNED))
 def test_each_pretext_is_learned_well_above_chance_on_a_tiny_problem(mixture, tmp_path, name):
     width, modes, steps, lr, most, least = LEARNED[name]
-    objective = make_pretext({"strategy": name}, W, np.linspace(0.0, 2.0, 12))
+    objective = make_pretext(Pretrain(strategy=name), W, np.linspace(0.0, 2.0, 12))
     seed_everything(0)
     model = objective.build_model(width, modes)
     result = train(model, mixture["train"], mixture["val"], TrainConfig(steps=steps, lr=lr, batch_size=16),

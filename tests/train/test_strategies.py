@@ -13,7 +13,7 @@ import yaml
 
 from harness import pde
 from harness.errors import HarnessError
-from harness.job import TrainConfig
+from harness.job import Job, Pretrain, TrainConfig
 from harness.pde.steady_dataset import compute_stats, generate
 from harness.sweep.expand import expand
 from harness.sweep.spec import parse_sweep
@@ -95,10 +95,10 @@ def test_masked_settings_are_checked():
     with pytest.raises(HarnessError, match="must divide the grid"):
         Masked(ratio=0.75, patches=5).view(torch.zeros(1, 7, 16, 16), torch.zeros(1, 1, 16, 16), generator())
     with pytest.raises(HarnessError, match="training from scratch"):
-        make_strategy({"strategy": "none"})
-    strategy = make_strategy({"strategy": "masked", "mask_ratio": 0.5, "mask_patches": 4})
+        make_strategy(Pretrain(strategy="none"))
+    strategy = make_strategy(Pretrain(strategy="masked", mask_ratio=0.5, mask_patches=4))
     assert (strategy.ratio, strategy.patches, strategy.dropped) == (0.5, 4, ("head.",))
-    assert make_strategy({"strategy": "supervised"}).dropped == ()
+    assert make_strategy(Pretrain(strategy="supervised")).dropped == ()
 
 
 def test_coefficient_regression_recovers_helmholtz_coefficients(tmp_path):
@@ -132,7 +132,7 @@ def test_coefficient_regression_recovers_helmholtz_coefficients(tmp_path):
 def test_pretext_training_lowers_its_metric_and_resumes_bit_identically(tmp_path, name):
     x, y, _ = poisson_xy(64, seed=0)
     val = poisson_xy(32, seed=1)[:2]
-    strategy = make_strategy({"strategy": name, "mask_ratio": 0.75, "mask_patches": 4})
+    strategy = make_strategy(Pretrain(strategy=name, mask_ratio=0.75, mask_patches=4))
     cfg = TrainConfig(epochs=6, lr=1e-2, batch_size=16, augment="scale", augment_prob=0.5, checkpoint_every_s=0.0)
 
     def fit(workdir: Path, on_eval=None):
@@ -144,7 +144,7 @@ def test_pretext_training_lowers_its_metric_and_resumes_bit_identically(tmp_path
     assert_learns_and_resumes(fit, tmp_path, kill_at=9)  # two epochs and a batch in
 
 
-def tiny_sweep(**matrix: list) -> list[dict]:
+def tiny_sweep(**matrix: list) -> list[Job]:
     spec = {
         "name": "tiny-strategies",
         "base": {
