@@ -234,6 +234,10 @@ def _check_pretext(config: Point, window: int) -> None:
     if rule is not None and not rule[0]:
         raise TaskRuleError("time_window", f"{window} frames do not fit pretrain.strategy {strategy}, which needs "
                                            f"{rule[1]}")
+    batch = config.pretrain.train.batch_size
+    if strategy == "picl" and batch < 2:
+        raise TaskRuleError("pretrain.train.batch_size", f"{batch} window per batch gives pretrain.strategy picl no "
+                                                         "pair of windows to contrast: choose a batch_size >= 2")
     _check_masked(config, blocks=window // MASK_FRAMES)
 
 

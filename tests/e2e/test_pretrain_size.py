@@ -1,5 +1,6 @@
-"""Pretraining-set size as an axis, end to end: the smoke sweep sweeps/pretrain-size-smoke.yaml (shrunk) runs, and
-its report draws error vs pretraining samples and fits the law err = a P^-b + c per strategy with intervals."""
+"""Pretraining-set size as an axis, end to end: the smoke sweep sweeps/pretrain-size-smoke.yaml (shrunk) runs
+on the inline backend, and its report draws error vs pretraining samples and fits the law err = a P^-b + c per
+strategy with intervals."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def test_the_pretrain_size_smoke_sweep_reports_error_vs_pretraining_samples_and_
         downstream={"n_train": 8, "n_val_min": 4, "n_test": 6}, train={"steps": 4, "lr": 1.0e-3, "batch_size": 8})
     root = tmp_path / "results"
     cli(root, "expand", str(sweep))
-    out = harness(root, "submit", "--workers", "2")
-    assert "26 ok" in out.stdout, out.stdout
+    out = harness(root, "submit", "--backend", "inline")
+    assert "26 ok" in out.stdout, out.stdout  # 8 pretrainings (2 strategies x 4 sizes), 16 fine-tunings, 2 scratch
     cli(root, "report", "--n-boot", "50")
     report = root / "pretrain-size-smoke" / "report"
     assert (report / "pretrain_size.png").stat().st_size > 10_000 and (report / "pretrain_size.pdf").exists()

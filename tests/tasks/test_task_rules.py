@@ -73,6 +73,18 @@ BAD = [
     ("binary-needs-two-frames", _with(time_window=1), {"pretrain.strategy": ["binary"]},
      r"time_window at point \(pretrain\.strategy=binary\): 1 frames do not fit pretrain\.strategy binary, which "
      r"needs time_window >= 2"),
+    ("masked-needs-an-even-window", _with(time_window=5), {"pretrain.strategy": ["masked"]},
+     r"time_window at point \(pretrain\.strategy=masked\): 5 frames do not fit pretrain\.strategy masked, which "
+     r"needs an even time_window \(patches of 2 frames\)$"),
+    ("derivative-needs-three-frames", _with(time_window=2), {"pretrain.strategy": ["derivative"]},
+     r"time_window at point \(pretrain\.strategy=derivative\): 2 frames do not fit pretrain\.strategy derivative, "
+     r"which needs time_window >= 3"),
+    ("picl-needs-pairs", _with(pretrain__train={"batch_size": 1}), {"pretrain.strategy": ["picl"]},
+     r"pretrain\.train\.batch_size at point \(pretrain\.strategy=picl\): 1 window per batch gives "
+     r"pretrain\.strategy picl no pair of windows to contrast: choose a batch_size >= 2$"),
+    ("unknown-strategy", _with(), {"pretrain.strategy": ["simclr"]},
+     r"pretrain\.strategy.*invalid value 'simclr'; choose one of supervised, masked, derivative, coefficient, "
+     r"sort_time, sort_space, jigsaw, binary, picl, none"),
     ("galilean-on-heat", _with(train={"augment": "galilean"}), None,
      r"train\.augment at point \(base\): augment 'galilean' does not apply to heat: a boost .* choose one of none, "
      r"shift, scale, noise$"),

@@ -16,7 +16,7 @@ from harness.sweep.expand import expand
 from harness.sweep.spec import parse_sweep
 from harness.tasks import JIGSAW_BLOCKS, JIGSAW_CLASSES
 from harness.tasks.pretext import ORDERS, Binary, Jigsaw, Picl, SortSpace, SortTime, jigsaw_orders, make_pretext
-from harness.train import SORT_TILES
+from harness.train import SORT_TILES, STRATEGIES
 from harness.train.loop import TrainConfig, seed_everything, train
 from harness.train.strategies import permutations, shuffle_pieces
 from tests.helpers import assert_finetuning_keeps_exactly_the_transferred
@@ -110,6 +110,21 @@ def test_picl_targets_the_equations_similarity_and_is_zero_when_embeddings_mirro
     assert collapsed[0, 1].item() == pytest.approx(1 - math.sqrt(0.002 * 0.008) / 0.008)  # s = sqrt(nu_i nu_j) / max
 
 
+def test_derivative_targets_the_derivatives_of_the_windows_first_frame_of_an_exact_heat_solution():
+    nu, r, times = 2e-3, 64, np.linspace(0.0, 0.03, W)  # u = sin(2 pi x) cos(4 pi y) exp(-20 pi^2 nu t)
+    x = np.arange(r) / r
+    shape = np.sin(2 * np.pi * x)[:, None] * np.cos(4 * np.pi * x)[None, :]
+    u = torch.tensor(shape[None, None] * np.exp(-nu * 20 * np.pi**2 * times)[None, :, None, None], dtype=torch.float32)
+    y = torch.tensor([[nu, 0.0, 0.0, 0.0, 0.0]])
+    inputs, target = make_pretext(Pretrain(strategy="derivative"), W, times).view(u, y, generator())
+    torch.testing.assert_close(inputs[:, :W], u)
+    gx = 2 * np.pi * np.cos(2 * np.pi * x)[:, None] * np.cos(4 * np.pi * x)[None, :]
+    gy = -4 * np.pi * np.sin(2 * np.pi * x)[:, None] * np.sin(4 * np.pi * x)[None, :]
+    exact = [-nu * 20 * np.pi**2 * shape, gx, gy, -4 * np.pi**2 * shape, -16 * np.pi**2 * shape]  # u_t .. u_yy
+    for got, want in zip(target[0].numpy(), exact, strict=True):
+        assert np.abs(got - want).max() < 0.02 * np.abs(want).max()
+
+
 @pytest.fixture(scope="module")
 def mixture() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """96 training and 48 validation trajectories of the heat/advection/Burgers mixture, 12 frames at 16x16."""
@@ -169,3 +184,23 @@ def test_finetuning_from_each_pretext_keeps_the_trunk_and_drops_the_head(tmp_pat
     trunk = "lifting,pointwise,spectral"
     assert_finetuning_keeps_exactly_the_transferred(jobs, tmp_path, dict.fromkeys(spec["matrix"]["pretrain.strategy"],
                                                                                   trunk))
+
+
+def test_every_strategy_pretrains_and_fine_tunes_on_navier_stokes(tmp_path):
+    """All nine strategies on Navier-Stokes' two coefficient channels (visc, amp): each pretrains on it, and its
+    fine-tuning keeps what the strategy transfers (every module for supervised, the trunk for the pretext tasks)."""
+    spec = {
+        "name": "ns-pretexts",
+        "base": {
+            "task": "next_step", "resolution": 16, "nt": 6, "time_window": W, "model": {"width": 4, "modes": 4},
+            "pretrain": {"system": "navier_stokes", "n_train": 8, "n_val": 4, "n_test": 4,
+                         "train": {"steps": 3, "lr": 3.0e-3, "batch_size": 4}},
+            "downstream": {"system": "navier_stokes", "n_train": 4, "n_val": 4, "n_test": 4},
+            "train": {"steps": 2, "lr": 1.0e-30, "schedule": "constant", "batch_size": 4},
+        },
+        "matrix": {"pretrain.strategy": list(STRATEGIES), "init": ["pretrained"]},
+    }
+    jobs = expand(parse_sweep(spec, {}, "ns.yaml"))
+    assert sorted(j.config.pretrain.strategy for j in jobs if j.stage == "pretrain") == sorted(STRATEGIES)
+    trunk = dict.fromkeys(STRATEGIES, "lifting,pointwise,spectral")
+    assert_finetuning_keeps_exactly_the_transferred(jobs, tmp_path, {**trunk, "supervised": "head," + trunk["picl"]})
