@@ -1,6 +1,7 @@
 """The pretext tasks sort_space, jigsaw, binary and picl on trajectories: what each view cuts, shuffles and targets,
 that each is learned well above chance on a tiny problem, and that fine-tuning from each keeps the trunk and drops the
-pretext head (sort_time's pieces too, as it now shares their shuffle)."""
+pretext head (sort_time's pieces too, as it now shares their shuffle); derivative's target on an exact solution; and
+every one of the nine strategies pretraining and fine-tuning on Navier-Stokes."""
 
 from __future__ import annotations
 
