@@ -1,7 +1,8 @@
 """Claims: every number a reading may quote, computed from the runs, each with its interval, what that interval is,
 the runs it rests on and the text a reading should quote (``claims_table``; ``claims_for`` from a sweep folder).
 
-Ids are stable: ``<quantity>.<curve>[.n<N>]`` where a curve is ``<system>.<shift>.w<width>m<modes>``, then
+Ids are stable: ``<quantity>.<curve>[.n<N>]`` where a curve is ``<system>.<shift>.w<width>m<modes>`` (in a sweep
+over model families ``<system>.<shift>.<family>``, then ``w<width>m<modes>`` where the family has them), then
 ``pre-<system>`` when pretrained on another system than the downstream one, the pretraining strategy unless it is
 supervised, and ``<axis>-<value>`` for every other varied axis (``curve_id``). The quantities:
 
@@ -17,7 +18,7 @@ supervised, and ``<axis>-<value>`` for every other varied axis (``curve_id``). T
 
 ``display`` is the value rounded to what its interval supports (``multipliers.round_to_interval``) with the
 interval, and what the interval is when it is not a 95 % one. How readings quote claims, and the check that they
-quote them faithfully: ``analysis.readings``.
+quote them faithfully: ``check_readings`` below.
 """
 
 from __future__ import annotations
@@ -68,9 +69,11 @@ def claims_table(runs: pd.DataFrame, fits: CurveFits, laws: Laws, multipliers: p
 
 def curve_id(values: dict, extra: list[str] = ()) -> str:
     """The id of a curve (or of a law's group, without a size) from its key values, named as in the fits table:
-    system, shift, width, modes, pretrain_system, strategy, then the ``extra`` axes."""
-    parts = [values["system"], values["shift"]]
-    parts += [f"w{values['width']}m{values['modes']}"] if "width" in values else []
+    system, shift, model family (where the runs name one), width, modes, pretrain_system, strategy, then the
+    ``extra`` axes (another family's size keys among them)."""
+    parts = [values["system"], values["shift"], *([values["arch"]] if "arch" in values else [])]
+    sized = "width" in values and not all(pd.isna(values[k]) for k in ("width", "modes"))  # a family without them
+    parts += [f"w{values['width']}m{values['modes']}"] if sized else []
     psys, strategy = str(values.get("pretrain_system", "") or ""), str(values.get("strategy", "") or "")
     parts += [f"pre-{psys}"] if psys not in ("", str(values["system"])) else []
     parts += [strategy] if strategy not in ("", "supervised") else []
@@ -97,17 +100,20 @@ def display(value: float, lo: float, hi: float, ci: str, unit: str = "", runs: i
     return f"{v}{unit} ({span}, not a 95 % interval)"
 
 
-def _claim(cid: str, quantity: str, value: float, lo: float, hi: float, ci: str, runs: int, ref: str,
-           unit: str = "") -> dict:  # fmt: skip
+def claim(cid: str, quantity: str, value: float, lo: float, hi: float, ci: str, runs: int, ref: str,
+          unit: str = "") -> dict:  # fmt: skip
+    """One row of a claims table (COLUMNS), its ``display`` made from the value, interval and ``unit``."""
     return {"id": cid, "quantity": quantity, "value": float(value), "lo": float(lo), "hi": float(hi), "ci": ci,
             "runs": int(runs), "ref": ref, "display": display(value, lo, hi, ci, unit, runs)}  # fmt: skip
 
 
-def _key_values(keys: list[str], key: tuple) -> dict:
+def key_values(keys: list[str], key: tuple) -> dict:
+    """A curve key as {fits-table column name: value}."""
     return {FIT_COLUMNS.get(c, c): v for c, v in zip(keys, key, strict=True)}
 
 
-def _ref(values: dict, n: float | None = None) -> str:
+def ref_text(values: dict, n: float | None = None) -> str:
+    """What a claim rests on, in words: "system poisson, shift id, ..., N 8"."""
     text = ", ".join(f"{k} {v}" for k, v in values.items() if str(v) != "")
     return text + (f", N {int(n)}" if n is not None else "")
 
@@ -120,15 +126,15 @@ def _errors(pts: pd.DataFrame, keys: list[str]) -> list[dict]:
     """Mean test error over seeds per curve and N (zero-shot: per curve)."""
     rows = []
     for key, g in curves(pts, keys):
-        values = _key_values(keys, key)
+        values = key_values(keys, key)
         stage, base = values["stage"], curve_id(values, _extra(keys))
         points = [(None, g)] if stage == "zeroshot" else list(g.groupby(N, sort=True))
         for n, at in points:
             err = at[ERR].to_numpy(float)
             lo, hi, basis = seed_interval(err)
             cid = f"err.{stage}.{base}" + ("" if n is None else f".n{int(n)}")
-            rows.append(_claim(cid, f"mean test error over seeds ({stage})", err.mean(), lo, hi, basis.label, len(err),
-                               _ref(values, n)))  # fmt: skip
+            rows.append(claim(cid, f"mean test error over seeds ({stage})", err.mean(), lo, hi, basis.label, len(err),
+                               ref_text(values, n)))  # fmt: skip
     return rows
 
 
@@ -136,7 +142,7 @@ def _gains(pts: pd.DataFrame, keys: list[str]) -> list[dict]:
     """Scratch / fine-tuned mean error at every N both curves have."""
     rows = []
     for ft, sc in pairs(pts, keys):
-        values = _key_values(keys, tuple(ft[keys].iloc[0]))
+        values = key_values(keys, tuple(ft[keys].iloc[0]))
         base = curve_id(values, _extra(keys))
         for n, at in ft.groupby(N, sort=True):
             scratch = sc.loc[sc[N] == n, ERR].to_numpy(float)
@@ -144,9 +150,9 @@ def _gains(pts: pd.DataFrame, keys: list[str]) -> list[dict]:
                 continue
             tuned = at[ERR].to_numpy(float)
             lo, hi, basis = ratio_interval(scratch, tuned)
-            rows.append(_claim(f"gain.{base}.n{int(n)}", "scratch / fine-tuned mean test error",
+            rows.append(claim(f"gain.{base}.n{int(n)}", "scratch / fine-tuned mean test error",
                                scratch.mean() / tuned.mean(), lo, hi, basis.label, len(scratch) + len(tuned),
-                               _ref(values, n), "x"))  # fmt: skip
+                               ref_text(values, n), "x"))  # fmt: skip
     return rows
 
 
@@ -156,16 +162,16 @@ def _multipliers(table: pd.DataFrame, fits: CurveFits) -> list[dict]:
     names = [FIT_COLUMNS.get(c, c) for c in fits.key_columns if c != "stage"]
     for record in table.to_dict("records"):
         values = {c: record[c] for c in names}
-        base, ref = curve_id(values, _extra(fits.key_columns)), _ref(values, record["N"])
+        base, ref = curve_id(values, _extra(fits.key_columns)), ref_text(values, record["N"])
         runs = int(record["runs_per_n"])
         if np.isfinite(record["multiplier_interp"]):
-            rows.append(_claim(f"mult.{base}.n{record['N']}", "data-efficiency multiplier, measured (interpolated)",
+            rows.append(claim(f"mult.{base}.n{record['N']}", "data-efficiency multiplier, measured (interpolated)",
                                record["multiplier_interp"], record["interp_lo"], record["interp_hi"],
                                record["interp_ci"], runs, ref, "x"))  # fmt: skip
         if np.isfinite(record["multiplier_fit"]):
             notes = ("extrapolated" if record["fit_extrapolated"] else "", record["note"])
             note = "".join(f"; {t}" for t in notes if t)
-            rows.append(_claim(f"multfit.{base}.n{record['N']}", f"data-efficiency multiplier from the fits{note}",
+            rows.append(claim(f"multfit.{base}.n{record['N']}", f"data-efficiency multiplier from the fits{note}",
                                record["multiplier_fit"], record["fit_lo"], record["fit_hi"], record["fit_ci"], runs,
                                ref, "x"))  # fmt: skip
     return rows
@@ -180,9 +186,9 @@ def _fitted(fits: CurveFits) -> list[dict]:
         base = f"{record['stage']}.{curve_id(values, _extra(fits.key_columns))}"
         few = "; fewer distinct N than the law's form needs" if record["few_n"] else ""
         for name in ("b", "c") if record["offset"] else ("b",):
-            rows.append(_claim(f"{name}.{base}", f"fitted {'exponent b' if name == 'b' else 'floor c'}{few}",
+            rows.append(claim(f"{name}.{base}", f"fitted {'exponent b' if name == 'b' else 'floor c'}{few}",
                                record[name], record[f"{name}_lo"], record[f"{name}_hi"], record["ci"],
-                               record["n_points"], _ref(values)))  # fmt: skip
+                               record["n_points"], ref_text(values)))  # fmt: skip
     return rows
 
 
@@ -195,9 +201,9 @@ def _laws(laws: Laws) -> list[dict]:
             continue
         values = {c: record[c] for c in group}
         gid = f"{record['stage']}.{curve_id(values, _extra(laws.group_columns))}"
-        rows.append(_claim(f"law.{record['law']}.{record['param']}.{gid}", f"{record['law']} law: {record['param']}",
+        rows.append(claim(f"law.{record['law']}.{record['param']}.{gid}", f"{record['law']} law: {record['param']}",
                            record["value"], record["lo"], record["hi"], record["ci"], record["n_points"],
-                           _ref(values)))  # fmt: skip
+                           ref_text(values)))  # fmt: skip
     return rows
 
 
@@ -226,7 +232,7 @@ def _counts(runs: pd.DataFrame, holdout: pd.DataFrame) -> list[dict]:
 
 
 def _count(cid: str, quantity: str, k: int, n: int, ref: str) -> dict:
-    return _claim(cid, quantity, int(k), math.nan, math.nan, COUNT, n, ref)
+    return claim(cid, quantity, int(k), math.nan, math.nan, COUNT, n, ref)
 
 
 # How readings quote claims (see ``check_readings``).

@@ -3,6 +3,8 @@
 A curve is the set of finetune (or scratch) runs that differ only in ``downstream.n_train`` and ``seed``. Its key
 is (system, shift, stage, width, modes, pretrain system, strategy) plus any other config column that really
 varies between runs at the same N and seed (tuned parameters, such as a learning rate chosen per point, are not).
+A sweep whose runs name a model family (``model.arch``: FNO configs leave it out) has the family after the stage,
+and the other families' size keys (``model.channels``, ...) enter the key as varied columns.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import pandas as pd
 from analysis.intervals import too_few_designs
 from analysis.powerlaw import PowerLawFit, fit
 from analysis.robust import seed_for
+from harness.models import DEFAULT_ARCH
 from harness.tasks import TIME_KEYS
 
 N, ERR = "downstream.n_train", "test_rel_l2"
 IMPROVING = "budget_limited"  # summary column: the second half of the schedule still lowered the best validation
 PANEL = ["downstream.system", "downstream.shift"]
 SIZE = ["model.width", "model.modes"]
+ARCH = "model.arch"  # the model family, where the runs name one
 PRETRAIN = ["pretrain.system", "pretrain.strategy"]
 PRETRAIN_N = "pretrain.n_train"  # an axis of its own where a sweep varies it (analysis.pretrain_law)
 BASE_KEY = [*PANEL, "stage", *SIZE, *PRETRAIN]
@@ -31,9 +35,9 @@ SHIFT_ORDER = {"id": 0, "moderate": 1, "large": 2}
 RUN_COLUMNS = ("id", "seed", "n_params", "resolution", IMPROVING)
 TOP_CONFIG = ("resolution", "task", *TIME_KEYS)  # config columns without a dot (time_window, nt, ...)
 MIN_N_OFFSET = 4  # distinct N needed to fit the offset c as well; 2 or 3 give the pure power law
-_NOT_AXES = {N, "seed", "init", "data_seed", *BASE_KEY}
+_NOT_AXES = {N, "seed", "init", "data_seed", ARCH, *BASE_KEY}
 FIT_COLUMNS = {
-    "downstream.system": "system", "downstream.shift": "shift", "stage": "stage", "model.width": "width",
+    "downstream.system": "system", "downstream.shift": "shift", "stage": "stage", ARCH: "arch", "model.width": "width",
     "model.modes": "modes", "pretrain.system": "pretrain_system", "pretrain.strategy": "strategy",
 }  # fmt: skip
 STAT_COLUMNS = [
@@ -43,26 +47,56 @@ STAT_COLUMNS = [
 
 
 def downstream_points(runs: pd.DataFrame) -> pd.DataFrame:
-    """Finetune, scratch and zero-shot rows with a positive error; pretrain columns blanked for scratch."""
+    """Finetune, scratch and zero-shot rows with a positive error; pretrain columns blanked for scratch; the model
+    family filled in (the FNO's) where the runs name one, else left out; the FNO's sizes nullable where other
+    families have none."""
     wanted = [c for c in runs.columns if "." in c or c in (*BASE_KEY, ERR, *RUN_COLUMNS, *TOP_CONFIG)]
     pts = runs.loc[runs["stage"].isin(DOWNSTREAM) & (runs[ERR] > 0), wanted]  # only what curves use: faster
+    if ARCH in pts and pts[ARCH].notna().any():
+        pts[ARCH] = pts[ARCH].astype("string").fillna(DEFAULT_ARCH)
+    else:
+        pts = pts.drop(columns=ARCH, errors="ignore")
     for c in BASE_KEY:
         pts[c] = pts[c].astype("string").fillna("") if c not in SIZE else pts[c]
     pts.loc[pts["stage"] == "scratch", PRETRAIN] = ""
-    return pts.astype({c: int for c in SIZE}).reset_index(drop=True)
+    return pts.astype({c: int if pts[c].notna().all() else "Int64" for c in SIZE}).reset_index(drop=True)
+
+
+def base_key(pts: pd.DataFrame) -> list[str]:
+    """BASE_KEY, with the model family after the stage where the runs name one (``downstream_points``)."""
+    return [*PANEL, "stage", ARCH, *SIZE, *PRETRAIN] if ARCH in pts else list(BASE_KEY)
+
+
+def size_column(column: str) -> bool:
+    """Whether a config column is part of a model's size (``model.*`` but the family)."""
+    return column.startswith("model.") and column != ARCH
+
+
+def model_columns(pts: pd.DataFrame) -> list[str]:
+    """The columns that tell the runs' models apart: the family (where named), the FNO's width and modes, and every
+    other family's size key the runs hold (the parameter target and count follow from them)."""
+    sizes = [c for c in pts.columns if size_column(c) and c not in (*SIZE, "model.params", "model.n_params")]
+    return [c for c in (ARCH, *SIZE) if c in pts] + sorted(sizes)
+
+
+def model_labels(pts: pd.DataFrame) -> pd.Series:
+    """Each row's model as text (its family and sizes), to group and pick runs by model."""
+    columns = model_columns(pts)
+    return pts[columns].astype("string").fillna("").agg(" ".join, axis=1)
 
 
 def key_columns(pts: pd.DataFrame) -> list[str]:
-    """BASE_KEY plus every other config column that takes several values at the same (curve, N, seed).
+    """``base_key`` plus every other config column that takes several values at the same (curve, N, seed).
 
     Tuning columns (``tune.*``) and the tuned parameters (the keys of ``tune.params``) are never axes: a study's
     choice follows its sweep point, and several points at the same (curve, N, seed) differ in them.
     """
     config = [c for c in pts.columns if ("." in c or c in TOP_CONFIG) and c not in _NOT_AXES | tuned_params(pts)]
+    base = base_key(pts)
     if pts.empty or not config:
-        return list(BASE_KEY)
-    spread = pts.groupby([*BASE_KEY, N, "seed"], dropna=False)[config].nunique(dropna=False).max()
-    return [*BASE_KEY, *sorted(c for c in config if spread[c] > 1)]
+        return base
+    spread = pts.groupby([*base, N, "seed"], dropna=False)[config].nunique(dropna=False).max()
+    return [*base, *sorted(c for c in config if spread[c] > 1)]
 
 
 def tuned_params(pts: pd.DataFrame) -> set[str]:

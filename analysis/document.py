@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from typing import NamedTuple
 
 import pandas as pd
@@ -65,32 +66,42 @@ def to_html(title: str, blocks: list[Block], pngs: dict[str, bytes]) -> str:
     return "\n".join(parts) + "\n</body></html>"
 
 
+def md_escape(text: object) -> str:
+    """``text`` as Markdown shows it literally: HTML escaped (a Markdown viewer renders raw HTML, as a file name
+    or an error text may hold it) and table cells' ``|`` too."""
+    return html.escape(str(text), quote=False).replace("|", "\\|")
+
+
 def to_markdown(title: str, blocks: list[Block]) -> str:
-    """The same blocks as Markdown: figures as links to ``<name>.png`` (and the PDF beside it)."""
-    parts = [f"# Sweep {title}", ""]
+    """The same blocks as Markdown: figures as links to ``<name>.png`` (and the PDF beside it); text escaped
+    (``md_escape``) as ``to_html`` escapes it, code fenced by more backticks than it holds."""
+    esc = md_escape
+    parts = [f"# Sweep {esc(title)}", ""]
     for kind, content in blocks:
         if kind == "heading":
-            parts += [f"## {content}", ""]
+            parts += [f"## {esc(content)}", ""]
         elif kind == "text":
-            parts += [str(content), ""]
+            parts += [esc(content), ""]
         elif kind == "items":
-            parts += [f"- {line}" for line in content] + [""]
+            parts += [f"- {esc(line)}" for line in content] + [""]
         elif kind == "table":
             parts += [md_table(content), ""]
         elif kind == "figure":
             name, caption = content
-            parts += [f"- [{name}]({name}.png) ([pdf]({name}.pdf)){': ' + caption if caption else ''}", ""]
+            parts += [f"- [{esc(name)}]({name}.png) ([pdf]({name}.pdf)){': ' + esc(caption) if caption else ''}", ""]
         elif kind == "skip":
             before, name, after, why = content
-            parts += [f"{before}**{name}**{after}: {why}.", ""]
+            parts += [f"{esc(before)}**{esc(name)}**{esc(after)}: {esc(why)}.", ""]
         else:
-            parts += ["```", str(content).rstrip("\n"), "```", ""]
+            code = str(content).rstrip("\n")
+            fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", code)), default=0))
+            parts += [fence, code, fence, ""]
     return "\n".join(parts)
 
 
 def md_table(frame: pd.DataFrame) -> str:
-    """A Markdown table of ``frame`` (cells as ``fmt`` writes them)."""
+    """A Markdown table of ``frame`` (cells as ``fmt`` writes them, escaped by ``md_escape``)."""
     text = fmt(frame)
-    lines = ["| " + " | ".join(text.columns) + " |", "|" + "---|" * len(text.columns)]
-    lines += ["| " + " | ".join(row) + " |" for row in text.itertuples(index=False, name=None)]
+    lines = ["| " + " | ".join(map(md_escape, text.columns)) + " |", "|" + "---|" * len(text.columns)]
+    lines += ["| " + " | ".join(map(md_escape, row)) + " |" for row in text.itertuples(index=False, name=None)]
     return "\n".join(lines)

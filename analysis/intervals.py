@@ -256,3 +256,18 @@ def ratio_interval(top: np.ndarray, bottom: np.ndarray) -> tuple[float, float, B
     ratio = float(top.mean() / bottom.mean())
     half = float(student_t.ppf(0.5 + LEVEL / 2, max(df, 1))) * se
     return ratio * math.exp(-half), ratio * math.exp(half), Basis(MEANS, df, _MANY)
+
+
+def paired_ratio_interval(top: np.ndarray, bottom: np.ndarray) -> tuple[float, float, float, Basis]:
+    """The geometric mean of the seed-paired ratios ``top`` / ``bottom`` (one pair per seed, positive) and an
+    interval for it: a t interval of the mean log ratio from 3 pairs on, the range of the ratios with 2, none with 1.
+    Pairing removes what the two runs of a seed share (its data, its initialisation) from the spread."""
+    logs = np.log(np.asarray(top, dtype=float) / np.asarray(bottom, dtype=float))
+    ratio = float(np.exp(logs.mean()))
+    if len(logs) < 2:
+        return ratio, float("nan"), float("nan"), Basis(NONE, 0, 0, why="a single pair")
+    if len(logs) == 2:
+        basis = Basis(RANGE, 1, 3, why="two seeds are too few")
+        return ratio, float(np.exp(logs.min())), float(np.exp(logs.max())), basis
+    half = float(student_t.ppf(0.5 + LEVEL / 2, len(logs) - 1)) * float(logs.std(ddof=1)) / math.sqrt(len(logs))
+    return ratio, ratio * math.exp(-half), ratio * math.exp(half), Basis(MEANS, len(logs) - 1, _MANY)

@@ -1,10 +1,10 @@
 """From ok summary rows and their curve fits to the transfer scaling laws of ``analysis.transfer``, as tables.
 
-A law's group is a curve key without the model size: (system, shift, stage, pretraining system, strategy and any
-other varied axis). Per fine-tuned group, every fine-tuned run (P = ``n_params``, D_F = ``downstream.n_train``,
-error e) gets D_E from the fitted power law of the scratch curve with the same config and model size, and
-D_T = D_E - D_F; the law D_T = k D_F^alpha P^beta is fitted to the runs with a usable D_T. Per fine-tuned and per
-scratch group, the joint law err = E + A P^-a + B N^-b is fitted to its runs.
+A law's group is a curve key without the model size: (system, shift, stage, model family where the runs name one,
+pretraining system, strategy and any other varied axis). Per fine-tuned group, every fine-tuned run (P =
+``n_params``, D_F = ``downstream.n_train``, error e) gets D_E from the fitted power law of the scratch curve with
+the same config and model size, and D_T = D_E - D_F; the law D_T = k D_F^alpha P^beta is fitted to the runs with a
+usable D_T. Per fine-tuned and per scratch group, the joint law err = E + A P^-a + B N^-b is fitted to its runs.
 
 Targets outside the scratch curve's sampled range: D_E is read from the fitted curve beyond the largest (or below
 the smallest) sampled N, and the point is flagged ``extrapolated``; up to MAX_EXTRAPOLATION times the largest
@@ -21,7 +21,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.curves import ERR, FIT_COLUMNS, SIZE, CurveFits, N, curves, downstream_points, key_text, label_key, pairs
+from analysis.curves import (
+    ERR,
+    FIT_COLUMNS,
+    CurveFits,
+    N,
+    curves,
+    downstream_points,
+    key_text,
+    label_key,
+    pairs,
+    size_column,
+)
 from analysis.load import ReportError
 from analysis.robust import seed_for
 from analysis.transfer import LawFit, effective_data, fit_joint, fit_transfer
@@ -65,7 +76,7 @@ def fit_laws(runs: pd.DataFrame, fits: CurveFits, *, n_boot: int = 1000, seed: i
     at most as many resamples as ``fits`` has bootstrap fits.
     """
     pts = downstream_points(runs)
-    group = [c for c in fits.key_columns if c not in SIZE]
+    group = [c for c in fits.key_columns if not size_column(c)]
     points, boot_dt = _transfer_points(pts, fits, group)
     boot_dt = boot_dt[:n_boot]
     rows, out, skipped = [], {}, []

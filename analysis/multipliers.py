@@ -47,12 +47,11 @@ def small_n_multipliers(runs: pd.DataFrame, fits: CurveFits, *, n_boot: int = 10
         basis = combine(basis_f, basis_s)
         fit_f, fit_s = fits.get(ft), fits.get(sc)
         for j, (n, target) in enumerate(zip(nu_f[:SMALL_N], mean_f[:SMALL_N], strict=False)):
-            interp = float(interp_n_for(nu_s, mean_s, target) / interp_n_for(nu_f, mean_f, target))
+            interp = float(interp_n_for(nu_s, mean_s, target) / n)
             lo, hi = (np.nan, np.nan)
             if basis.kind != NONE and np.isfinite(interp):
                 t = boot_f[:, j]
-                lo, hi = interval(_open(interp_n_for(nu_s, boot_s, t), boot_s, t) / interp_n_for(nu_f, boot_f, t),
-                                  basis)  # fmt: skip
+                lo, hi = interval(_open(interp_n_for(nu_s, boot_s, t), boot_s, t) / n, basis)
             fitted = _fit_multiplier(fit_s, fit_f, target, float(sc[N].min()), float(sc[N].max()))
             rows.append({
                 **{FIT_COLUMNS.get(c, c): ft[c].iloc[0] for c in fits.key_columns if c != "stage"},

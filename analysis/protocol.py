@@ -27,8 +27,9 @@ SMALL_VAL = 64  # validation sets below this many samples choose hyperparameters
 EDGE_SHARE = 0.05  # a value from a continuous range within this share of its (log) width of an end is on its edge
 EDGE_COLUMNS = ["id", "stage", "downstream.system", "downstream.shift", "model.width", "model.modes", "seed", N]
 IMPROVING_COLUMNS = {
-    "id": "id", "stage": "stage", "downstream.system": "system", "downstream.shift": "shift", "model.width": "width",
-    "model.modes": "modes", "seed": "seed", N: "N", "train.lr": "lr", "best_step": "best step", "steps_run": "steps",
+    "id": "id", "stage": "stage", "downstream.system": "system", "downstream.shift": "shift", "model.arch": "arch",
+    "model.width": "width", "model.modes": "modes", "seed": "seed", N: "N", "train.lr": "lr",
+    "best_step": "best step", "steps_run": "steps",
 }  # fmt: skip
 
 

@@ -4,7 +4,8 @@ data-efficiency multipliers with their intervals), data_transferred.csv (each fi
 pretraining_size.csv (the laws of error vs pretraining samples, when the sweep varies pretrain.n_train),
 holdout.csv (every fit refitted without its largest N or model, against what was left out: ``analysis.holdout``),
 claims.csv (every number a reading may quote: ``analysis.claims``),
-strategies.csv (when the sweep compares pretraining strategies), the gallery of predicted and true fields
+strategies.csv (when the sweep compares pretraining strategies), architectures.csv (when it compares model families:
+``analysis.architectures``), the gallery of predicted and true fields
 (``analysis.figures.gallery``, from the jobs' best checkpoints), report.html and report.md.
 
 Every file is written atomically (temporary name + rename). Fits depend only on the runs and the seed, so the
@@ -24,6 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import imsave
 
+from analysis.architectures import family_table
 from analysis.claims import claims_table
 from analysis.document import to_html, to_markdown
 from analysis.figures import FIGURES, LAW_FIGURES, fit_curves
@@ -101,7 +103,9 @@ def build_report(
         _write(out / f"{name}.pdf", pdf)
     multipliers = small_n_multipliers(loaded.ok, fits, n_boot=n_boot, seed=seed)
     holdout = holdout_table(loaded.ok, fits, laws, n_boot=n_boot, seed=seed)
+    families = family_table(loaded.ok, fits, multipliers, laws)
     tables = {"strategies": strategy_table(loaded.ok),
+              **({"architectures": families} if families[0] is not None else {}),  # a sweep of one family: none
               "multipliers": (multipliers, "") if not multipliers.empty else (None, NO_MULTIPLIERS),
               "scaling_laws": (laws.table, "") if not laws.table.empty else (None, NO_LAWS),
               "data_transferred": (laws.points, "") if not laws.points.empty else (None, NO_POINTS),

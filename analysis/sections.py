@@ -1,6 +1,7 @@
 """What the report says, in order: jobs, protocol, budget-limited runs, figures, power-law fits, data-efficiency
-multipliers, transfer laws, held-out extrapolation, the strategy table, the pretraining-size laws, claims, problems
-and the sweep definition (as ``analysis.document`` blocks, written out as HTML and Markdown by ``analysis.report``)."""
+multipliers, transfer laws, the model families compared, held-out extrapolation, the strategy table, the
+pretraining-size laws, claims, problems and the sweep definition (as ``analysis.document`` blocks, written out as
+HTML and Markdown by ``analysis.report``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from analysis.architectures import family_display
 from analysis.curves import FIT_COLUMNS, CurveFits
 from analysis.document import Block
 from analysis.intervals import CLUSTER_SEEDS, MIN_DF, SHAPE_DF
@@ -24,9 +26,9 @@ HOLLOW = ("hollow markers: at least one run at that N was budget-limited (its se
           "validation error by more than 5 %: more steps would likely help)")  # fmt: skip
 HOLLOW_FIGURES = ("error_vs_n", "mixed_pretraining", "strategies")  # they mark budget-limited runs (when recorded)
 GALLERY_TEXT = ("Per downstream system and shift, the first test samples: source (coefficients below it), true "
-                "solution, the fine-tuned and scratch models' predictions at the smallest and largest N (widest "
-                "model, first seed) from their best checkpoints, and each error map; fields share one colour "
-                "scale per sample, errors another.")
+                "solution, the fine-tuned and scratch models' predictions at the smallest and largest N (largest "
+                "model, first seed; per model family in a sweep over families) from their best checkpoints, and each "
+                "error map; fields share one colour scale per sample, errors another.")
 CAPTIONS = {
     "error_vs_n": "test error vs N, fine-tuned vs scratch (zero-shot dotted), dashed power-law fits",
     "mixed_pretraining": "mixture vs same-system pretraining vs scratch, largest model",
@@ -40,6 +42,14 @@ CAPTIONS = {
     "rollout": "next_step runs: relative L2 of each rolled-out frame vs rollout step, per strategy at each panel's "
                "largest N (mean over seeds, bars: min/max); their test_rel_l2 is the error over the whole rollout",
 }  # fmt: skip
+FAMILY_TEXT = (
+    "Per system, shift, model family and size, for the reference transfer: the power-law exponents b of the "
+    "fine-tuned and scratch curves, the gain (scratch / fine-tuned mean test error) at the smallest and largest N "
+    "both have, the measured data-efficiency multiplier at the smallest N, and the family's effective-data law "
+    "exponents alpha (D_F) and beta (P); each as value [interval], the intervals those of the tables above, with "
+    "their labels there (gains: over the seeds, a t interval from three seeds on each side, the range over them "
+    "with two). Read a difference between families only where their 95 % intervals do not overlap."
+)
 STRATEGY_TITLE = ("Mean test relative L2 per pretraining strategy and augmentation (pretraining/downstream where "
                   "both vary; scratch: strategy none), by downstream N")
 INTERVAL_TEXT = (
@@ -121,7 +131,12 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
     blocks += [Block("heading", "Data-efficiency multipliers at small N")]
     blocks += ([Block("text", MULTIPLIER_TEXT), Block("table", multiplier_display(multipliers))]
                if multipliers is not None else [Block("skip", ("Skipped the ", "multipliers", " table", why))])
-    blocks += _laws(laws) + _holdout(*tables["holdout"])
+    blocks += _laws(laws)
+    table, _ = tables.get("architectures", (None, ""))
+    if table is not None:  # a sweep of one family says nothing here
+        blocks += [Block("heading", "Model families compared"), Block("text", FAMILY_TEXT),
+                   Block("table", family_display(table))]
+    blocks += _holdout(*tables["holdout"])
     table, why = tables["strategies"]
     blocks += ([Block("heading", STRATEGY_TITLE), Block("table", table)] if table is not None else
                [Block("skip", ("Skipped the ", "strategies", " table", why))])  # fmt: skip

@@ -47,7 +47,8 @@ def _model_facts(stage: str, strategy: str | None, width: int, modes: int) -> tu
     """(parameter count, `transferred`) of a real job of this stage: its model as the job builds it, and the
     modules fine-tuning (or zero-shot evaluation) loads from a pretraining of ``strategy``."""
     pretext = make_strategy(Pretrain(strategy=strategy or "supervised"))
-    model = pretext.build_model(width, modes) if stage == "pretrain" else FNO(width, modes)
+    grid = 2 * modes  # any grid the modes fit: an FNO's count does not depend on it
+    model = pretext.build_model({"width": width, "modes": modes}, grid) if stage == "pretrain" else FNO(width, modes)
     loads = stage in ("finetune", "zeroshot")
     names = [k for k in FNO(width, modes).state_dict() if loads and not k.startswith(pretext.dropped)]
     return model.num_params(), transferred_modules(names)

@@ -56,6 +56,7 @@ def expand(sweep: str | Path | Mapping[str, Any], root: str | Path = DEFAULT_ROO
     """Expand a sweep file (or the mapping a sweep file holds) into jobs, every point checked first; write the
     plan under ``root``/<name>/ and make it the current sweep. ``warn`` gets each line of a sweep that is valid but
     probably not what its author meant (``harness.sweep.lint``). Nothing is written when the sweep is refused."""
+    from harness.pde.cache import data_cache
     from harness.store.folders import Plan, write_plan
     from harness.sweep.expand import expand as expand_jobs
     from harness.sweep.lint import sweep_warnings
@@ -66,7 +67,7 @@ def expand(sweep: str | Path | Mapping[str, Any], root: str | Path = DEFAULT_ROO
         loaded, source = parse_sweep(dict(sweep), {}, "<mapping>"), "<mapping>"
     else:
         loaded, source = load_sweep(sweep), str(sweep)
-    jobs = expand_jobs(loaded, force=force)
+    jobs = expand_jobs(loaded, force=force, cache_dir=str(data_cache(root)))
     for line in sweep_warnings(loaded) if warn else ():
         warn(line)
     folder = write_plan(Path(root), loaded.name, loaded.raw, source, jobs)
@@ -235,12 +236,16 @@ def watch(sweep: Plan | str | Path | None = None, *, root: str | Path = DEFAULT_
 
 
 def report(sweep: Plan | str | Path | None = None, *, root: str | Path = DEFAULT_ROOT, out: str | Path | None = None,
-           n_boot: int = 1000, seed: int = 0) -> ReportResult:
+           n_boot: int = 1000, seed: int = 0, force: bool = False) -> ReportResult:
     """Fit the power laws and write the figures, tables, report.html and report.md (into ``out``, default
-    <sweep>/report); failed, diverged and non-finite rows are listed as problems and left out of the fits."""
+    <sweep>/report: a new folder, one a report was written to, or with ``force`` any folder); failed, diverged and
+    non-finite rows are listed as problems and left out of the fits."""
     from analysis.report import build_report
+    from harness.store.outputs import report_folder
 
-    return build_report(folder_of(sweep, root), Path(out) if out is not None else None, n_boot=n_boot, seed=seed)
+    folder = folder_of(sweep, root)
+    return build_report(folder, report_folder(Path(out) if out is not None else None, force), n_boot=n_boot,
+                        seed=seed)
 
 
 def results(sweep: Plan | str | Path | None = None, *, root: str | Path = DEFAULT_ROOT) -> pd.DataFrame:
@@ -271,17 +276,21 @@ def remove_stale(sweep: Plan | str | Path | None = None, *, root: str | Path = D
 
 
 def show(job_id: str, sweep: Plan | str | Path | None = None, *, root: str | Path = DEFAULT_ROOT,
-         out: str | Path | None = None, samples: int = 3) -> Path:
+         out: str | Path | None = None, samples: int = 3, force: bool = False) -> Path:
     """Draw a job's best model on its first ``samples`` test samples (source, truth, prediction, error) as a PNG
-    (default <run folder>/fields.png); returns its path."""
+    (default <run folder>/fields.png; ``out``: a new .png file, or with ``force`` one to overwrite); returns its
+    path."""
     import io
 
     from analysis.figures.gallery import job_figure
     from analysis.figures.style import DPI
     from harness.store.atomic import write_bytes_atomic
     from harness.store.folders import load_plan, run_dir
+    from harness.store.outputs import new_file
 
     folder = folder_of(sweep, root)
+    if out is not None:
+        out = new_file(Path(out), (".png",), force, "harness show")
     png = io.BytesIO()
     job_figure(load_plan(folder), job_id, folder.parent, samples).savefig(png, format="png", dpi=DPI)
     return write_bytes_atomic(Path(out) if out is not None else run_dir(folder, job_id) / "fields.png", png.getvalue())
@@ -299,24 +308,27 @@ def studies(sweep: Plan | str | Path | None = None, *,
     return study_summaries(folder, {"storage": storage}), storage or str(folder / "tune" / "journal.log")
 
 
-
 def dataset(system: str, n: int, out: str | Path, *, shift: str | None = None, resolution: int | None = None,
-            nt: int | None = None, seed: int = 0, fmt: str | None = None) -> str:
+            nt: int | None = None, seed: int = 0, fmt: str | None = None, force: bool = False) -> str:
     """Generate ``n`` samples of a steady system, or trajectories of a time-dependent one, and write them to
     ``out``: an .npz file for inspection, or an .h5 data file a sweep reads in the layout ``fmt`` (arrays or
-    tl-scaling for steady systems, default arrays; pretraining-pdes for trajectories). Returns what was written."""
+    tl-scaling for steady systems, default arrays; pretraining-pdes for trajectories). ``out`` is a new file
+    (with ``force``, one to overwrite). Returns what was written."""
     from harness import pde
     from harness.pde.cache import save
     from harness.pde.steady_dataset import generate
     from harness.pde.time_dataset import generate_time
+    from harness.store.outputs import new_file
 
-    out, grid = Path(out), {} if resolution is None else {"resolution": resolution}
-    if system in (*pde.ALL_TIME_SYSTEMS, pde.TIME_MIXED):
-        result = generate_time(system, n, shift=shift, seed=seed, **grid, **({} if nt is None else {"nt": nt}))
-        what = f"trajectories of {result.u.shape[1]} frames"
-    elif nt is not None:
+    time = system in (*pde.ALL_TIME_SYSTEMS, pde.TIME_MIXED)
+    if nt is not None and not time:
         raise HarnessError(f"--nt applies to the time-dependent systems ({', '.join(pde.ALL_TIME_SYSTEMS)}, "
                            f"{pde.TIME_MIXED}), not to {system!r}: drop --nt")
+    out = new_file(Path(out), (".npz", ".h5", ".hdf5"), force, "harness data")
+    grid = {} if resolution is None else {"resolution": resolution}
+    if time:
+        result = generate_time(system, n, shift=shift, seed=seed, **grid, **({} if nt is None else {"nt": nt}))
+        what = f"trajectories of {result.u.shape[1]} frames"
     else:
         result = generate(system, n, shift=shift, seed=seed, **grid)
         what = "samples"

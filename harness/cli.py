@@ -1,55 +1,129 @@
 """The `harness` command: thin wrappers that parse, call the library, and print.
 
 expand -> submit -> status -> report; `data` writes one PDE dataset for inspection.
-Every user error is a HarnessError, printed as one line with exit status 2.
+Every mistake is one line and exit status 2, checked before a command acts: a usage error (an unknown option or
+command, a value of the wrong type or range) is one line naming the command and where its help is, not click's
+usage block (``Harness``); a HarnessError, or a folder that cannot be written, is one line (``friendly``). The
+options' own checks: ``Finite`` (a number that is finite and in range: an interval, a memory size) and
+``results_root`` (``--root`` is a folder or can be made one); ``--out`` files and folders are the front door's
+(``harness.store.outputs``).
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import math
 import sys
+from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
+from typing import Any
 
 import click
 
 from harness import api
 from harness.backends.interface import BACKENDS
-from harness.errors import HarnessError
+from harness.errors import HarnessError, one_line
 from harness.store import DEFAULT_ROOT, Stage
 
-ROOT = click.option("--root", type=click.Path(path_type=Path), default=DEFAULT_ROOT, show_default=True,
-                    help="Results root folder.")
-SWEEP = click.argument("sweep", required=False)
 UNWRITABLE = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM)
+POSITIVE = click.IntRange(min=1)  # counts of workers, CPUs, samples, refreshes...
+NATURAL = click.IntRange(min=0)  # seeds, bootstrap resamples, GPUs
 SLURM_FLAGS = ("partition", "account", "qos", "time_min", "gpus_per_node", "cpus_per_task", "mem_gb", "constraint",
                "array_parallelism")
 
 
-def _friendly(fn):
+def fail(message: str) -> None:
+    """Print ``message`` as the one line of a user error and exit with status 2."""
+    click.echo(f"error: {one_line(message)}", err=True)
+    sys.exit(2)
+
+
+class Harness(click.Group):
+    """The `harness` group: click's usage errors as one line (``error: harness CMD: problem; see ...``)."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `harness` alone: the help
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            command = _command(exc.ctx)
+            fail(f"{command}: {exc.format_message().rstrip('.')}; see `{command} --help`")
+        except click.ClickException as exc:
+            fail(exc.format_message())
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        if standalone_mode:
+            sys.exit(code if isinstance(code, int) else 0)
+        return code
+
+
+def _command(ctx: click.Context | None) -> str:
+    """``harness`` and the subcommand of ``ctx``, whatever the program was called (``python -m harness.cli``)."""
+    names = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(["harness", *reversed(names)])
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn HarnessError, and a folder that cannot be written (read-only, full, no permission), into a one-line
     message and exit status 2."""
 
     @wraps(fn)
-    def inner(*args, **kwargs):
+    def inner(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except HarnessError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            fail(str(exc))
         except OSError as exc:
             if exc.errno not in UNWRITABLE:
                 raise
-            click.echo(f"error: {exc.filename or exc.filename2 or '?'}: cannot write ({exc.strerror}); free space "
-                       "or make the results folder writable (or pass another --root); files written before are "
-                       "intact", err=True)
-            sys.exit(2)
+            fail(f"{exc.filename or exc.filename2 or '?'}: cannot write ({exc.strerror}); free space or make the "
+                 "results folder writable (or pass another --root); files written before are intact")
 
     return inner
 
 
-@click.group()
+class Finite(click.ParamType):
+    """A finite number at least ``low`` (above it when ``strict``): NaN and the infinities are refused."""
+
+    name = "number"
+
+    def __init__(self, low: float, *, strict: bool = False) -> None:
+        self.low, self.strict = low, strict
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number) or number < self.low or (self.strict and number == self.low):
+            self.fail(f"{value} is not a finite number {'>' if self.strict else '>='} {self.low:g}", param, ctx)
+        return number
+
+
+def results_root(ctx: click.Context, param: click.Parameter, root: Path) -> Path:
+    """``--root``: a folder, or a path where one can be made (not a file, nor under one, nor a dangling link)."""
+    for path in (root, *root.parents):
+        if path.is_symlink() and not path.exists():
+            raise click.BadParameter(f"{path} is a symbolic link to nothing (or a loop): name the results folder")
+        if path.exists() and not path.is_dir():
+            where = "" if path == root else f"{root} lies under "
+            raise click.BadParameter(f"{where}{path} is a file, not a folder: name the results folder")
+    return root
+
+
+ROOT = click.option("--root", type=click.Path(path_type=Path), default=DEFAULT_ROOT, show_default=True,
+                    callback=results_root, help="Results root folder.")
+SWEEP = click.argument("sweep", required=False)
+FORCE = click.option("--force", is_flag=True, help="Overwrite an --out file that exists.")
+
+
+@click.group(cls=Harness)
 @click.version_option(package_name="harness")
 def main() -> None:
     """Scaling-law studies of neural operators: expand a sweep, submit it, report on it."""
@@ -61,7 +135,7 @@ def main() -> None:
 @click.option("--force", is_flag=True, help=f"Allow more than {100_000} jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--estimate", is_flag=True, help="Also predict GPU/CPU-hours per stage (times one step per shape).")
-@_friendly
+@friendly
 def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: bool) -> None:
     """Expand SWEEP_FILE into jobs, write the plan under ROOT/<name>/ and make it the current sweep.
 
@@ -83,9 +157,9 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 @click.option("--backend", type=click.Choice(list(BACKENDS)), default="local", show_default=True,
               help="local: worker processes here; inline: one job after the other in this process (for a "
                    "debugger); slurm: job arrays through submitit.")
-@click.option("--workers", type=int, default=None,
+@click.option("--workers", type=POSITIVE, default=None,
               help="CPU worker processes (local; default cores/2; threads each: cores/workers, or OMP_NUM_THREADS).")
-@click.option("--jobs-per-gpu", type=int, default=None, help="Jobs sharing one GPU (default 1).")
+@click.option("--jobs-per-gpu", type=POSITIVE, default=None, help="Jobs sharing one GPU (default 1).")
 @click.option("--retry-failed", is_flag=True, help="Also rerun diverged jobs.")
 @click.option("--reexpand", is_flag=True, help="When SWEEP is a sweep file that no longer gives its plan, write "
                                                "the new plan instead of refusing.")
@@ -98,13 +172,13 @@ def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: b
 @click.option("--partition", default=None, help="Slurm partition (overrides the sweep's slurm: block).")
 @click.option("--account", default=None, help="Slurm account.")
 @click.option("--qos", default=None, help="Slurm QOS.")
-@click.option("--time", "time_min", type=int, default=None, help="Slurm time limit per task, minutes.")
-@click.option("--gpus-per-node", type=int, default=None, help="GPUs per Slurm task (0 for CPU jobs).")
-@click.option("--cpus", "cpus_per_task", type=int, default=None, help="CPUs per Slurm task.")
-@click.option("--mem", "mem_gb", type=float, default=None, help="Memory per Slurm task, GB.")
+@click.option("--time", "time_min", type=POSITIVE, default=None, help="Slurm time limit per task, minutes.")
+@click.option("--gpus-per-node", type=NATURAL, default=None, help="GPUs per Slurm task (0 for CPU jobs).")
+@click.option("--cpus", "cpus_per_task", type=POSITIVE, default=None, help="CPUs per Slurm task.")
+@click.option("--mem", "mem_gb", type=Finite(0, strict=True), default=None, help="Memory per Slurm task, GB.")
 @click.option("--constraint", default=None, help="Slurm node constraint.")
-@click.option("--array-parallelism", type=int, default=None, help="Slurm array tasks running at once.")
-@_friendly
+@click.option("--array-parallelism", type=POSITIVE, default=None, help="Slurm array tasks running at once.")
+@friendly
 def submit(sweep: str | None, root: Path, backend: str, retry_failed: bool, reexpand: bool, only: str | None,
            dry_run: bool, track: tuple[str, ...], workers: int | None, jobs_per_gpu: int | None, verbose: bool,
            **slurm: object) -> None:
@@ -126,9 +200,10 @@ def submit(sweep: str | None, root: Path, backend: str, retry_failed: bool, reex
 @SWEEP
 @ROOT
 @click.option("--watch", is_flag=True, help="Refresh in place, with the running jobs' step, epoch and ETA.")
-@click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between refreshes (--watch).")
-@click.option("--refreshes", type=int, default=None, help="Stop after this many refreshes (--watch; default never).")
-@_friendly
+@click.option("--interval", type=Finite(0), default=5.0, show_default=True, help="Seconds between refreshes (--watch).")
+@click.option("--refreshes", type=POSITIVE, default=None,
+              help="Stop after this many refreshes (--watch; default never).")
+@friendly
 def status(sweep: str | None, root: Path, watch: bool, interval: float, refreshes: int | None) -> None:
     """Counts per stage and state, and the failed jobs with the last line of their error.
 
@@ -148,7 +223,7 @@ def status(sweep: str | None, root: Path, watch: bool, interval: float, refreshe
 @SWEEP
 @ROOT
 @click.option("--stale", is_flag=True, help="Remove the run folders whose ids are not in the current plan.")
-@_friendly
+@friendly
 def gc(sweep: str | None, root: Path, stale: bool) -> None:
     """Remove what the sweep no longer needs: with --stale, the runs of jobs no longer in its plan."""
     folder = api.folder_of(sweep, root)
@@ -160,7 +235,7 @@ def gc(sweep: str | None, root: Path, stale: bool) -> None:
 @main.command()
 @SWEEP
 @ROOT
-@_friendly
+@friendly
 def cancel(sweep: str | None, root: Path) -> None:
     """Cancel the queued and running jobs of SWEEP (default: the current sweep)."""
     stopped = api.cancel(sweep, root=root)
@@ -171,16 +246,17 @@ def cancel(sweep: str | None, root: Path) -> None:
 @SWEEP
 @ROOT
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Report folder (default <sweep>/report).")
-@click.option("--n-boot", type=int, default=1000, show_default=True, help="Bootstrap resamples per fit.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
-@_friendly
-def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: int) -> None:
+@click.option("--n-boot", type=NATURAL, default=1000, show_default=True, help="Bootstrap resamples per fit.")
+@click.option("--seed", type=NATURAL, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--force", is_flag=True, help="Write into an --out folder that holds other files.")
+@friendly
+def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: int, force: bool) -> None:
     """Fit power laws and write the figures, fits table, report.html and report.md of SWEEP.
 
     Exit status 0 when the report was written (failed, diverged and non-finite rows are listed as problems and
     left out of the fits), 2 when it cannot be (no results, a folder that cannot be written).
     """
-    result = api.report(sweep, root=root, out=out, n_boot=n_boot, seed=seed)
+    result = api.report(sweep, root=root, out=out, n_boot=n_boot, seed=seed, force=force)
     counts = ", ".join(f"{n} {state}" for state, n in result.counts.items() if n)
     click.echo(f"{result.out_dir.parent.name}: {counts}")
     if result.stale_note:
@@ -200,17 +276,19 @@ def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: i
 @ROOT
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="PNG file (default <run folder>/fields.png).")
-@click.option("--samples", type=int, default=3, show_default=True, help="Test samples drawn (the first ones).")
-@_friendly
-def show(job_id: str, sweep: str | None, root: Path, out: Path | None, samples: int) -> None:
+@click.option("--samples", type=POSITIVE, default=3, show_default=True,
+              help="Test samples drawn (the first ones).")
+@FORCE
+@friendly
+def show(job_id: str, sweep: str | None, root: Path, out: Path | None, samples: int, force: bool) -> None:
     """Draw JOB_ID's best model on its first test samples (source, true solution, prediction, error) as a PNG."""
-    click.echo(f"wrote {api.show(job_id, sweep, root=root, out=out, samples=samples)}")
+    click.echo(f"wrote {api.show(job_id, sweep, root=root, out=out, samples=samples, force=force)}")
 
 
 @main.command("tune-status")
 @SWEEP
 @ROOT
-@_friendly
+@friendly
 def tune_status(sweep: str | None, root: Path) -> None:
     """Per optuna study of a tuned sweep: trials by state, best validation value and parameters."""
     rows, storage = api.studies(sweep, root=root)
@@ -234,14 +312,16 @@ def tune_status(sweep: str | None, root: Path) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Output file: .npz (the harness's own), or .h5 for a data file a sweep reads.")
 @click.option("--format", "fmt", type=click.Choice(["arrays", "tl-scaling", "pretraining-pdes"]), default=None,
-              help="Layout of an .h5 file (README, Data files): arrays or tl-scaling (steady systems, default "
+              help="Layout of an .h5 file (docs/data-files.md): arrays or tl-scaling (steady systems, default "
                    "arrays), pretraining-pdes (trajectories, the default for them).")
-@_friendly
+@FORCE
+@friendly
 def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int | None, seed: int,
-         out: Path, fmt: str | None) -> None:
+         out: Path, fmt: str | None, force: bool) -> None:
     """Generate one PDE dataset (steady, or trajectories of heat, advection, burgers, mixed_time,
     navier_stokes) and write it to an .npz file for inspection, or to an .h5 data file in a documented layout."""
-    click.echo("wrote " + api.dataset(system, n, out, shift=shift, resolution=resolution, nt=nt, seed=seed, fmt=fmt))
+    click.echo("wrote " + api.dataset(system, n, out, shift=shift, resolution=resolution, nt=nt, seed=seed, fmt=fmt,
+                                      force=force))
 
 
 if __name__ == "__main__":

@@ -20,3 +20,9 @@ class BackendError(HarnessError):
 class DataFileError(DataError):
     """A data file on disk that cannot serve a data source: missing, another format, a missing dataset, shapes
     that disagree, too few samples, non-finite values, or changed since its fingerprint was taken."""
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: line breaks and other control characters written as their escapes (``\\n``), so that
+    a key, a file name or a value holding one cannot split a message."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

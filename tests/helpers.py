@@ -26,6 +26,7 @@ from harness.train.checkpoint import load
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEPS = ROOT / "sweeps"
+HARNESS_TIMEOUT_S = 900  # one `harness` command of a test: tiny sweeps, seconds to a few minutes on a loaded machine
 # A tiny sweep of every stage: 16x16 Poisson, width 6, a few epochs (seconds per job on one core).
 TINY: dict[str, Any] = {
     "name": "tiny",
@@ -54,12 +55,13 @@ READY: dict[str, Any] = {
 }
 
 
-def harness(root: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess:
-    """Run the real `harness` command in a subprocess (real worker processes); ``env`` adds variables."""
+def harness(root: Path, *args: str, check: bool = True, env: dict[str, str] | None = None,
+            timeout: float = HARNESS_TIMEOUT_S) -> subprocess.CompletedProcess:
+    """Run the real `harness` command in a subprocess (real worker processes); ``env`` adds variables. A command
+    still running after ``timeout`` seconds is killed and fails the test (a hang, not a slow machine)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "harness.cli", *args, "--root", str(root)], capture_output=True,
-                          text=True, env=full_env, timeout=900)
+                          text=True, env=full_env, timeout=timeout)
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc

@@ -3,8 +3,9 @@ their error maps, on shared colour scales (one scale per sample for the solution
 the errors).
 
 ``field_figure`` draws any set of predictions of the same samples (``harness show``: one job);
-``gallery`` picks, for each downstream system and shift of a sweep, the fine-tuned and scratch jobs at the
-smallest and largest N and draws one figure each, or says why it cannot.
+``gallery`` picks, for each downstream system and shift of a sweep (and each model family, in a sweep over
+families), the fine-tuned and scratch jobs at the smallest and largest N and draws one figure each, or says why it
+cannot.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from analysis.figures.style import STAGE_LABELS
 from harness.errors import HarnessError
 from harness.job import Job
 from harness.job.predict import Fields, predict_job
+from harness.models import DEFAULT_ARCH, arch_of, family, sizes_of
 
 SAMPLES = 3  # the first test samples of each dataset: the same ones for every job of a system and shift
 STAGES = ("finetune", "scratch")
@@ -73,23 +75,29 @@ class Gallery:
 
 
 def gallery(runs: pd.DataFrame, jobs: list[Job], root: Path) -> Gallery:
-    """One figure per downstream system and shift of the ok runs ``runs``: the fine-tuned and scratch models at
-    the smallest and largest N (the widest model, first seed); ``jobs``: the plan; ``root``: the results root."""
+    """One figure per downstream system and shift (and model family) of the ok runs ``runs``: the fine-tuned and
+    scratch models at the smallest and largest N (the largest model, first seed); ``jobs``: the plan; ``root``: the
+    results root."""
     out = Gallery()
     by_id = {job.id: job for job in jobs}
     downstream = runs[runs["stage"].isin(STAGES)]
     if downstream.empty:
         out.skipped["gallery"] = "no fine-tuned or scratch run finished"
         return out
-    for (system, shift), group in downstream.groupby(["downstream.system", "downstream.shift"], sort=True):
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "", f"gallery_{system}_{shift}".replace(",", "-"))  # a file name
+    families = "model.arch" in downstream and downstream["model.arch"].notna().any()
+    if families:
+        downstream = downstream.assign(**{"model.arch": downstream["model.arch"].fillna(DEFAULT_ARCH)})
+    keys = ["downstream.system", "downstream.shift", *(["model.arch"] if families else [])]
+    for (system, shift, *arch), group in downstream.groupby(keys, sort=True):
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "", "_".join(["gallery", system, shift, *arch]).replace(",", "-"))
         picked = _picks(group)
         try:
             labelled = {label: predict_job(_job(by_id, job_id), root, SAMPLES) for label, job_id in picked.items()}
         except HarnessError as exc:
             out.skipped[name] = str(exc)
             continue
-        out.figures[name] = field_figure(f"{system}, shift {shift}: first {SAMPLES} test samples", labelled)
+        which = "".join(f", {family(a).label}" for a in arch)
+        out.figures[name] = field_figure(f"{system}, shift {shift}{which}: first {SAMPLES} test samples", labelled)
     return out
 
 
@@ -100,14 +108,14 @@ def _job(by_id: dict[str, Job], job_id: str) -> Job:
 
 
 def _picks(group: pd.DataFrame) -> dict[str, str]:
-    """Column label -> job id: per stage, the widest model's first seed at the smallest and largest N."""
+    """Column label -> job id: per stage, the largest model's first seed at the smallest and largest N."""
     picks = {}
     for stage in STAGES:
         rows = group[group["stage"] == stage]
         if rows.empty:
             continue
-        rows = rows.sort_values(["model.width", "seed"], ascending=[False, True], kind="stable")
-        rows = rows[rows["model.width"] == rows["model.width"].iloc[0]]
+        rows = rows.sort_values(["n_params", "seed"], ascending=[False, True], kind="stable")
+        rows = rows[rows["n_params"] == rows["n_params"].iloc[0]]
         for n in sorted({rows["downstream.n_train"].min(), rows["downstream.n_train"].max()}):
             picks[f"{STAGE_LABELS[stage]} N={int(n)}"] = rows[rows["downstream.n_train"] == n]["id"].iloc[0]
     return picks
@@ -121,6 +129,7 @@ def job_figure(jobs: list[Job], job_id: str, root: Path, samples: int = SAMPLES)
         raise HarnessError(f"no job {job_id!r} in sweep {jobs[0].sweep if jobs else '?'}; "
                            "`harness status` and `harness submit --dry-run` list its jobs")
     part = job.part
+    sizes = " ".join(f"{k} {v}" for k, v in sizes_of(job.config.model).items())
     title = (f"{job_id} ({STAGE_LABELS.get(job.stage, job.stage)}, {part.system} shift {part.shift}, "
-             f"N={part.n_train}, width {job.config.model.width})")
+             f"N={part.n_train}, {family(arch_of(job.config.model)).label} {sizes})")
     return field_figure(title, {"prediction": predict_job(job, root, samples)})

@@ -1,5 +1,7 @@
 """The papers' figures. Each takes the ok runs (and optionally their curve fits) and returns a FigureResult:
-a figure, or None and the reason the sweep cannot show it (the axes it needs are not varied)."""
+a figure, or None and the reason the sweep cannot show it (the axes it needs are not varied). A sweep over model
+families (``model.arch``) gets a panel per family beside its system and shift; "model size" is each family's own
+(ranked by parameter count), the largest model the largest of its family."""
 
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from analysis.curves import (
+    ARCH,
     ERR,
     PANEL,
-    SIZE,
     CurveFits,
     N,
     budget_limited_at,
@@ -24,6 +26,7 @@ from analysis.curves import (
     fit_curves,
     gains,
     mean_points,
+    model_labels,
     ordered_panels,
     pairs,
     primary,
@@ -44,6 +47,7 @@ from analysis.figures.style import (
     stage_color,
 )
 from analysis.powerlaw import efficiency_multiplier, efficiency_multiplier_interp
+from harness.models import family
 
 FIGURE_BOOT = 200  # bootstrap size when a figure is asked for without precomputed fits
 ERR_LABEL = "test relative L2"
@@ -55,16 +59,16 @@ def _setup(runs: pd.DataFrame, fits: CurveFits | None) -> tuple[pd.DataFrame, Cu
     return downstream_points(runs), fits if fits is not None else fit_curves(runs, n_boot=FIGURE_BOOT)
 
 
-def _size_rank(pts: pd.DataFrame) -> dict[tuple[int, int], float]:
-    """(width, modes) -> position in 0..1 on the model-size colour ramp, ordered by parameter count."""
-    order = pts.groupby(SIZE)["n_params"].mean().sort_values().index.tolist()
+def _size_rank(pts: pd.DataFrame) -> dict[str, float]:
+    """Model (``model_labels``) -> position in 0..1 on the model-size colour ramp, ordered by parameter count."""
+    order = pts["n_params"].groupby(model_labels(pts)).mean().sort_values(kind="stable").index.tolist()
     return {size: i / max(len(order) - 1, 1) for i, size in enumerate(order)}
 
 
 def _largest(rows: pd.DataFrame, among: pd.DataFrame | None = None) -> pd.DataFrame:
     """The rows of the largest model (by parameter count) of ``among`` (default: of ``rows``)."""
-    size = (rows if among is None else among).groupby(SIZE)["n_params"].mean().idxmax()
-    return rows[(rows["model.width"] == size[0]) & (rows["model.modes"] == size[1])]
+    among = rows if among is None else among
+    return rows[model_labels(rows) == among["n_params"].groupby(model_labels(among)).mean().idxmax()]
 
 
 def _series(rows: pd.DataFrame, fits: CurveFits, color: tuple, label: str) -> list[Series]:
@@ -89,8 +93,21 @@ def _curves_figure(panels: dict[str, list[Series]], suptitle: str, ylabel: str =
 
 
 def _panel_rows(pts: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    return [(f"{sys} / {shift}", pts[(pts[PANEL[0]] == sys) & (pts[PANEL[1]] == shift)])
-            for sys, shift in ordered_panels(pts)]  # fmt: skip
+    """(title, rows) per system and shift, and per model family where the rows hold several."""
+    panels = [(f"{sys} / {shift}", pts[(pts[PANEL[0]] == sys) & (pts[PANEL[1]] == shift)])
+              for sys, shift in ordered_panels(pts)]  # fmt: skip
+    if ARCH not in pts or pts[ARCH].nunique() < 2:
+        return panels
+    return [(f"{title} / {family(arch).label}", rows[rows[ARCH] == arch])
+            for title, rows in panels for arch in sorted(rows[ARCH].unique())]  # fmt: skip
+
+
+def _family_rows(pts: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(title, rows) per downstream system, and per model family where the rows hold several."""
+    if ARCH not in pts or pts[ARCH].nunique() < 2:
+        return list(pts.groupby(PANEL[0], sort=True))
+    return [(f"{system} / {family(arch).label}", rows)
+            for (system, arch), rows in pts.groupby([PANEL[0], ARCH], sort=True)]  # fmt: skip
 
 
 @paper_style
@@ -111,9 +128,9 @@ def error_vs_n(runs: pd.DataFrame, fits: CurveFits | None = None) -> FigureResul
     return FigureResult(_curves_figure(panels, "Error vs downstream samples (colour shade: model size)"))
 
 
-def _stage_style(c: pd.DataFrame, rank: dict[tuple[int, int], float]) -> tuple[tuple, str]:
+def _stage_style(c: pd.DataFrame, rank: dict[str, float]) -> tuple[tuple, str]:
     """A curve's colour (its stage's, shaded by its model size's ``rank``) and label (stage and parameter count)."""
-    stage, size = c["stage"].iloc[0], (c["model.width"].iloc[0], c["model.modes"].iloc[0])
+    stage, size = c["stage"].iloc[0], model_labels(c).iloc[0]
     return stage_color(stage, rank[size]), f"{STAGE_LABELS[stage]} {human_count(c['n_params'].mean())}"
 
 
@@ -124,8 +141,9 @@ def gain_vs_size(runs: pd.DataFrame, fits: CurveFits | None = None) -> FigureRes
     g = gains(primary(pts), fits.key_columns)
     if g.empty:
         return FigureResult(None, NO_PAIRS)
-    if len(g[SIZE].drop_duplicates()) < 2:
-        return FigureResult(None, "model size (model.width, model.modes) is not varied")
+    sizes = g.groupby(ARCH)["n_params"].nunique().max() if ARCH in g else g["n_params"].nunique()
+    if sizes < 2:
+        return FigureResult(None, "model size (model.width, model.modes, or model.params) is not varied")
     n_values = spread_values(g[N].to_numpy())
     colors = ramp("crest", len(n_values))
     panels = {}
@@ -157,7 +175,7 @@ def efficiency_vs_target(runs: pd.DataFrame, fits: CurveFits | None = None) -> F
     if trained.groupby(PANEL)[N].nunique().max() < 2:
         return FigureResult(None, NO_N)
     panels: dict[str, list[Series]] = {}
-    for system, sys_rows in trained.groupby(PANEL[0], sort=True):
+    for system, sys_rows in _family_rows(trained):
         big = _largest(sys_rows)
         shifts = [shift for _, shift in ordered_panels(big)]
         colors = dict(zip(shifts, ramp("flare", len(shifts)), strict=True))
@@ -186,6 +204,7 @@ def gain_heatmap(runs: pd.DataFrame, fits: CurveFits | None = None) -> FigureRes
     """Width x modes heatmap of the fine-tuning gain (geometric mean over systems and shifts), one facet per N."""
     pts, fits = _setup(runs, fits)
     g = gains(primary(pts), fits.key_columns)
+    g = g[g[ARCH] == "fno"] if ARCH in g else g  # width x modes: the FNO's sizes
     if g.empty:
         return FigureResult(None, NO_PAIRS)
     if g["model.width"].nunique() < 2 and g["model.modes"].nunique() < 2:
@@ -285,10 +304,10 @@ def chosen_lr(runs: pd.DataFrame, fits: CurveFits | None = None) -> FigureResult
     panels = {}
     for title, sub in _panel_rows(pts):
         panels[title] = [
-            Series(m[N].to_numpy(), 10 ** m["mean"].to_numpy(), stage_color(stage, rank[(w, mo)]),
+            Series(m[N].to_numpy(), 10 ** m["mean"].to_numpy(), stage_color(stage, rank[size]),
                    f"{STAGE_LABELS[stage]} {human_count(rows['n_params'].mean())}", 10 ** m["min"].to_numpy(),
                    10 ** m["max"].to_numpy(), line="-")
-            for (stage, w, mo), rows in sub.groupby(["stage", *SIZE], sort=True)
+            for (stage, size), rows in sub.groupby(["stage", model_labels(sub)], sort=True)
             if not (m := mean_points(rows, y="log_lr")).empty
         ]  # fmt: skip
     title = "Learning rate chosen by tuning (best trial on validation; geometric mean over seeds and other axes, bars: "

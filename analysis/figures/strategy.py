@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.curves import ERR, PANEL, SIZE, N, at_largest_pretraining, downstream_points
+from analysis.curves import ARCH, ERR, PANEL, SIZE, N, at_largest_pretraining, downstream_points
 
 SCRATCH_LABEL = "none (scratch)"
 AUGMENT = ("pretrain.train.augment", "train.augment")
@@ -45,12 +45,13 @@ def augment_labels(pts: pd.DataFrame) -> pd.Series:
 
 def strategy_table(runs: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
     """Mean test error per (strategy, augmentation) row and one column per downstream N (``N=<n>``), per system,
-    shift and model size where those vary; or None and why the sweep has no strategy comparison."""
+    shift and model size (in a sweep over families: family and parameter count) where those vary; or None and why
+    the sweep has no strategy comparison."""
     pts, _, skip = strategy_points(runs)
     if skip:
         return None, skip
     pts = pts[pts[N].notna()]
-    keys = [c for c in [*PANEL, *SIZE] if pts[c].nunique() > 1]
+    keys = [c for c in [*PANEL, *([ARCH, "n_params"] if ARCH in pts else SIZE)] if pts[c].nunique() > 1]
     if pts.loc[pts["stage"] == "finetune", "pretrain.system"].nunique() > 1:
         keys.append("pretrain.system")
     means = pts.groupby([*keys, "strategy", "augment", N], sort=True)[ERR].mean().rename("err").reset_index()
@@ -63,6 +64,7 @@ def strategy_table(runs: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
 
 
 def _column(name: object) -> str:
-    short = {"downstream.system": "system", "downstream.shift": "shift", "model.width": "width",
-             "model.modes": "modes", "pretrain.system": "pretrain_system", "augment": "augmentation"}  # fmt: skip
+    short = {"downstream.system": "system", "downstream.shift": "shift", ARCH: "arch", "model.width": "width",
+             "model.modes": "modes", "n_params": "params", "pretrain.system": "pretrain_system",
+             "augment": "augmentation"}  # fmt: skip
     return f"N={int(name)}" if isinstance(name, float | int) else short.get(str(name), str(name))

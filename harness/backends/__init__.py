@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from harness.errors import BackendError
+from harness.errors import BackendError, DataError
 from harness.job import Job, Point, Resources
 
 GIB = 1 << 30
@@ -118,17 +118,33 @@ def host_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def check_host_memory(need: int, what: str) -> None:
+    """Refuse (DataError) ``what`` (generating a dataset) when its ``need`` bytes exceed this machine's memory,
+    before any of it is allocated."""
+    have = host_memory()
+    if need > have:
+        raise DataError(f"{what} needs about {need / GIB:,.1f} GiB of memory but this machine has "
+                        f"{have / GIB:,.1f} GiB: ask for fewer samples or a lower resolution")
+
+
+def largest_host(slurm: SlurmResources | None = None) -> Device:
+    """The largest host memory any backend offers one job (where its data are generated): this machine's RAM, or
+    the memory a Slurm task asks for (``slurm.mem_gb``), whichever is larger."""
+    options = [Device(host_memory(), f"this machine's {host_memory() / GIB:.0f} GiB of RAM")]
+    if slurm is not None and slurm.mem_gb:
+        options.append(Device(int(slurm.mem_gb * GIB), f"slurm.mem_gb = {slurm.mem_gb:g}"))
+    return max(options, key=lambda d: d.bytes)
+
+
 def largest_device(slurm: SlurmResources | None = None) -> Device:
-    """The largest memory any backend offers one job: the biggest GPU visible here, this machine's RAM (local
-    backend on the CPU), or the memory a Slurm task asks for (``slurm.mem_gb``), whichever is largest.
+    """The largest memory any backend offers one job: the biggest GPU visible here, or the largest host memory
+    (``largest_host``: the local backend on the CPU, or a Slurm task's ``slurm.mem_gb``), whichever is largest.
 
     A login node without the cluster's GPUs still sees its own RAM, which bounds what it can check: the rule
     refuses models that fit nowhere, not every model that might not fit a given GPU.
     """
-    options = [Device(host_memory(), f"this machine's {host_memory() / GIB:.0f} GiB of RAM")]
+    options = [largest_host(slurm)]
     options += [Device(size, f"the {size / GIB:.0f} GiB GPU visible here") for size in gpu_memory()]
-    if slurm is not None and slurm.mem_gb:
-        options.append(Device(int(slurm.mem_gb * GIB), f"slurm.mem_gb = {slurm.mem_gb:g}"))
     return max(options, key=lambda d: d.bytes)
 
 

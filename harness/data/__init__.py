@@ -22,6 +22,7 @@ trees of arrays: ``harness.data.files``; samples as tensors: ``harness.data.tens
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from collections.abc import Mapping
@@ -79,7 +80,12 @@ def _paths(value: object, where: str, base: Path) -> dict[str, str]:
     def absolute(p: object, key: str) -> str:
         if not isinstance(p, str | os.PathLike) or not str(p):
             raise _fail(key, f"must be a file path, got {p!r}")
-        return str((base / Path(p).expanduser()).resolve())
+        try:
+            return str((base / Path(p).expanduser()).resolve())
+        except (RuntimeError, OSError, ValueError) as err:  # a loop of links (RuntimeError before Python 3.13)
+            loop = "loop" in str(err) or getattr(err, "errno", None) == errno.ELOOP
+            why = "is a symbolic link loop" if loop else f"cannot be resolved ({err})"
+            raise _fail(key, f"{p} {why}: point the path at the data file itself") from None
 
     if isinstance(value, Mapping):
         unknown = sorted(set(value) - set(SPLITS))

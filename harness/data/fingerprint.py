@@ -4,7 +4,8 @@ A fingerprint is a short sha256 over the file's size, its modification time and 
 first MiB (HDF5 superblock and root metadata, a zip's first member header) and ``SAMPLES`` evenly spaced
 64 KiB chunks, the last ending at the end of the file. Replacing or editing a file changes its mtime, so the
 fingerprint changes even where the sampled bytes do not (copy data with ``cp -p`` / ``rsync -t`` to keep
-it). Fingerprints are cached in ``fingerprints.json`` in the data cache folder, keyed by (real path, size,
+it). Fingerprints are cached in ``fingerprints.json`` in the data cache folder (the results root's: ``expand``
+and a job pass it; else ``$HARNESS_DATA_CACHE``; else none, and nothing is written), keyed by (real path, size,
 mtime, inode): an unchanged file costs one ``stat``.
 """
 
@@ -16,7 +17,7 @@ import os
 from pathlib import Path
 
 from harness.errors import DataFileError
-from harness.pde.cache import resolve_cache_dir
+from harness.pde.cache import CACHE_ENV
 from harness.store.atomic import write_json_atomic
 
 HEAD_BYTES = 1 << 20
@@ -59,17 +60,21 @@ def _read_cache(path: Path) -> dict[str, str]:
 
 
 def fingerprint(path: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None) -> str:
-    """The content fingerprint of the file at ``path`` (16 hex digits), from the cache when the file's
-    (path, size, mtime, inode) is unchanged. Raises DataFileError if the file changes while it is read."""
+    """The content fingerprint of the file at ``path`` (16 hex digits), from the cache in ``cache_dir`` (None:
+    ``$HARNESS_DATA_CACHE``, else no cache) when the file's (path, size, mtime, inode) is unchanged. Raises
+    DataFileError if the file changes while it is read."""
     key = stat_key(path)
-    cache_path = resolve_cache_dir(cache_dir) / CACHE_FILE
-    cache = _read_cache(cache_path)
+    folder = cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV)
+    cache_path = Path(folder) / CACHE_FILE if folder else None
+    cache = _read_cache(cache_path) if cache_path else {}
     if key in cache:
         return cache[key]
     real, size, mtime_ns, _ = key.rsplit("|", 3)
     value = _digest(real, int(size), int(mtime_ns))
     if stat_key(path) != key:
         raise DataFileError(f"{path} changed while its fingerprint was taken: wait until it is fully written")
+    if cache_path is None:
+        return value
     cache = _read_cache(cache_path)  # re-read: another process may have added entries meanwhile
     cache.pop(key, None)
     cache[key] = value

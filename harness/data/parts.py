@@ -80,10 +80,11 @@ def _check_trajectories(where: str, info: SourceInfo, nt: int, horizon: float) -
                             f"but horizon is {horizon:g}: set horizon: {span:g}")
 
 
-def source_info(name: str, part: Pretrain | Downstream, needs: Mapping[str, int] | None = None) -> SourceInfo:
+def source_info(name: str, part: Pretrain | Downstream, needs: Mapping[str, int] | None = None, *,
+                cache_dir: str | None = None) -> SourceInfo:
     """The :class:`SourceInfo` of a part's (resolved: its kind checked) ``data`` spec, ``needs`` (``{split: n}``)
-    checked."""
-    return check_source(part.data, needs or {}, where=f"{name}.data")
+    checked; ``cache_dir``: where the files' fingerprints are cached (``harness.data.fingerprint``)."""
+    return check_source(part.data, needs or {}, where=f"{name}.data", cache_dir=cache_dir)
 
 
 def needs_of(part: Pretrain | Downstream) -> dict[str, int]:
@@ -91,14 +92,14 @@ def needs_of(part: Pretrain | Downstream) -> dict[str, int]:
     return {split: getattr(part, f"n_{split}") or 0 for split in SPLITS}
 
 
-def check_needs(name: str, part: Pretrain | Downstream) -> None:
+def check_needs(name: str, part: Pretrain | Downstream, *, cache_dir: str | None = None) -> None:
     """Raise DataFileError unless each split of the part's files holds the samples the part asks for."""
-    source_info(name, part, needs_of(part))
+    source_info(name, part, needs_of(part), cache_dir=cache_dir)
 
 
-def model_channels(name: str, part: Pretrain | Downstream) -> tuple[int, int]:
+def model_channels(name: str, part: Pretrain | Downstream, *, cache_dir: str | None = None) -> tuple[int, int]:
     """(input, output) channels of a steady model on the part's data: the file's, or ``GENERATED_CHANNELS``."""
     if not has_data(part):
         return GENERATED_CHANNELS
-    info = source_info(name, part)
+    info = source_info(name, part, cache_dir=cache_dir)
     return info.in_channels, info.out_channels

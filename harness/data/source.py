@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from harness.data import Spec, parse_spec
-from harness.data.files import Node, first_nonfinite, open_file
+from harness.data.files import Node, first_row, nonfinite, open_file
 from harness.data.fingerprint import combined, fingerprint, stat_key
 from harness.data.formats import READERS, Layout
 from harness.data.samples import Samples, Trajectories, compute_stats
@@ -161,12 +161,33 @@ def check_source(spec: Mapping[str, Any], needs: Mapping[str, int], *, kind: str
 
 
 def _refuse_nonfinite(label: str, split: str, indices: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
-    bad = {name: first_nonfinite(a) for name, a in arrays.items()}
+    bad = {name: first_row(a, nonfinite) for name, a in arrays.items()}
     bad = {name: j for name, j in bad.items() if j is not None}
     if bad:
         name, j = min(bad.items(), key=lambda item: item[1])
         raise DataFileError(f"{label}: the {split} split's {name} hold NaN or inf at file row {indices[j]} "
                             f"(sample {j} of {len(indices)}): fix or drop that row in the file")
+
+
+def _zero_target(block: np.ndarray) -> np.ndarray:
+    """Per sample of a block of steady targets (n, C, X, Y): zero everywhere."""
+    return ~block.reshape(len(block), -1).any(axis=1)
+
+
+def _zero_frame(block: np.ndarray) -> np.ndarray:
+    """Per trajectory of a block (n, nt, X, Y): one of its frames (each a target of some window) zero everywhere."""
+    return ~block.reshape(*block.shape[:2], -1).any(axis=2).all(axis=1)
+
+
+def _refuse_zero(label: str, split: str, indices: np.ndarray, data: Samples | Trajectories) -> None:
+    """A zero target has no relative error (0 / 0): refused before training, with the row to drop."""
+    steady = isinstance(data, Samples)
+    j = first_row(data.targets, _zero_target) if steady else first_row(data.u, _zero_frame)
+    if j is not None:
+        what = "targets are" if steady else "trajectories have a frame that is"
+        raise DataFileError(f"{label}: the {split} split's {what} zero at file row {indices[j]} (sample {j} of "
+                            f"{len(indices)}): the relative error of a zero target is undefined: drop that row "
+                            "from the file")
 
 
 def load(spec: Mapping[str, Any], split: str, n: int, seed: int, *, where: str = "data", base: str | None = None,
@@ -178,8 +199,9 @@ def load(spec: Mapping[str, Any], split: str, n: int, seed: int, *, where: str =
     sample's file row, ``meta`` the path and fingerprint.
 
     Refuses (DataFileError) a file whose fingerprint differs from the spec's ``fingerprint``, a file that
-    changes while it is read, and NaN or inf in the samples drawn: a job never trains on a mixed or partial
-    read.
+    changes while it is read, NaN or inf in the samples drawn, and a zero target (steady) or frame (trajectories),
+    whose relative error is undefined: a job never trains on a mixed or partial read, nor reports an error of
+    0 / 0 as a divergence.
     """
     s = parse_spec(spec, where=where, base=base)
     if split not in SPLITS:
@@ -204,6 +226,7 @@ def load(spec: Mapping[str, Any], split: str, n: int, seed: int, *, where: str =
         arrays = {"inputs": data.fields, "targets": data.targets, "coefficients": data.coefficients} \
             if isinstance(data, Samples) else {"trajectories": data.u, "coefficients": data.coefficients}
         _refuse_nonfinite(part.node.label, split, chosen, arrays)
+        _refuse_zero(part.node.label, split, chosen, data)
     data.indices = chosen
     data.meta = {"format": s.format, "path": s.paths[split], "location": part.node.label, "split": split,
                  "fingerprint": fp, "seed": seed}

@@ -18,7 +18,7 @@ from harness.data.parts import model_channels
 from harness.errors import HarnessError
 from harness.job import Job
 from harness.job.run import _stats_of, data_cache, data_seed  # the job's own data path, not a copy of it
-from harness.models.fno import FNO
+from harness.models.build import model_of
 from harness.store.folders import run_dir, sweep_dir
 from harness.tasks import is_time
 from harness.tasks.make import make_task
@@ -68,7 +68,7 @@ def predict_job(job: Job, root: Path | str, samples: int = 3) -> Fields:
     test = task.load(part, "test", part.n_test, seed=dseed, cache=cache)
     x, y = task.tensors(test, stats)
     ins, outs = model_channels(job.part_name, part)
-    model = FNO(width=cfg.model.width, modes=cfg.model.modes, in_channels=ins, out_channels=outs)
+    model = model_of(cfg.model, in_channels=ins, out_channels=outs, resolution=cfg.resolution)
     load_weights(model, ckpt)
     model.eval()
     with torch.no_grad():

@@ -112,10 +112,26 @@ class Record:
 
 @dataclass(frozen=True)
 class Model(Record):
-    """The model's size: ``model.*``."""
+    """The model: ``model.*``, every family's keys (``harness.models.MODEL_KEYS``), None where unset.
 
-    width: int = 32
-    modes: int = 8
+    A sweep point's names a family (``arch``), a parameter target (``params``) and any of the family's size keys;
+    expand resolves it (``harness.models.resolve_model``) into a job's: the family (None for the FNO, so that FNO
+    configs and ids are what they were before families), every size key of the family, and with a target the
+    target and the model's true parameter count ``n_params``."""
+
+    arch: str | None = optional()
+    params: float | None = optional()
+    width: int | None = optional()  # fno, oformer
+    modes: int | None = optional()  # fno
+    channels: int | None = optional()  # unet
+    levels: int | None = optional()  # unet
+    branch_width: int | None = optional()  # deeponet
+    trunk_width: int | None = optional()  # deeponet
+    basis: int | None = optional()  # deeponet
+    depth: int | None = optional()  # oformer
+    heads: int | None = optional()  # oformer
+    patch: int | None = optional()  # oformer
+    n_params: int | None = optional()  # resolved with a target
 
 
 @dataclass(frozen=True)

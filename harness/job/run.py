@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 import traceback
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from harness.job import Job, TrainConfig
 from harness.job.hooks import hold_hook
 from harness.job.process import keep_freed_memory
 from harness.job.trial import Pruned, TrialRun
+from harness.pde.cache import data_cache
 from harness.store import State
 from harness.store.atomic import write_text_atomic
 from harness.store.folders import (
@@ -56,11 +56,6 @@ EvalHook = Callable[[dict[str, Any]], None]
 def pick_device() -> torch.device:
     """The GPU this process was given (CUDA_VISIBLE_DEVICES), else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def data_cache(root: Path) -> Path:
-    """Where PDE datasets are cached: HARNESS_DATA_CACHE, else <root>/.cache/data."""
-    return Path(os.environ.get("HARNESS_DATA_CACHE") or Path(root) / ".cache" / "data")
 
 
 def data_seed(job: Job) -> int:
@@ -101,7 +96,7 @@ def _execute(job: Job, root: Path, folder: Path, device: torch.device,
     tcfg = job.train or TrainConfig()  # a zero-shot job trains nothing: its objective's loss is the default
     objective = strategy if stage == "pretrain" else task.objective(tcfg.loss)
     seed_everything(seed)  # before the model: its initial weights are drawn from the seed
-    model = task.model(objective, job.part_name, part, cfg.model.width, cfg.model.modes)
+    model = task.model(objective, job.part_name, part, cfg.model)  # its family and sizes (harness.models)
     metrics: dict[str, Any] = {"n_params": model.num_params(), "transferred": ""}
     if job.depends_on:
         assert strategy is not None and cfg.pretrain is not None  # a job that depends on one has its pretraining

@@ -18,6 +18,7 @@ CHOICES = {"optimizer": ("adam", "adamw"), "schedule": ("cosine", "constant"), "
            "augment": AUGMENTS, "loss": LOSSES}
 STREAM_MODES = ("auto", "always", "never")  # harness.train.stream
 BUDGET_FRACTION = 0.5  # of the device's memory: a training set's resident budget when `stream.budget_gb` is 0
+MAX_BUDGET_GB = float(1 << 33)  # its bytes stay an int64
 # Evaluations over a run when `eval_every` is 0 (auto), besides the one before training and the one at its end.
 EVALS = 50
 
@@ -143,8 +144,9 @@ class StreamConfig:
     def __post_init__(self) -> None:
         if self.mode not in STREAM_MODES:
             raise HarnessError(f"stream.mode must be one of {STREAM_MODES}, but got {self.mode!r}")
-        if not 0 <= self.budget_gb < math.inf:
-            raise HarnessError(f"stream.budget_gb must be a finite number >= 0, but got {self.budget_gb!r}")
+        if not 0 <= self.budget_gb <= MAX_BUDGET_GB:
+            raise HarnessError(f"stream.budget_gb must be a number of GiB in [0, {MAX_BUDGET_GB:.3g}], but got "
+                               f"{self.budget_gb!r}")
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any] | None) -> StreamConfig:

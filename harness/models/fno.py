@@ -17,8 +17,10 @@ from torch import nn
 
 from harness.errors import HarnessError
 from harness.models import check_modes, count_params, flops_per_sample
+from harness.models.operator import Operator, Pointwise
 
-__all__ = ["FNO", "SpectralConv2d", "check_modes", "count_params", "flops_per_sample", "upgrade_state_dict"]
+__all__ = ["FNO", "Pointwise", "SpectralConv2d", "check_modes", "count_params", "flops_per_sample",
+           "upgrade_state_dict"]
 
 
 def _column_weights(m: int, n: int, device: torch.device) -> torch.Tensor:
@@ -214,26 +216,10 @@ def _rows(x_ft: torch.Tensor, m: int) -> torch.Tensor:
     return x_ft if h == 2 * m else torch.cat((x_ft[:, :, :m], x_ft[:, :, h - m :]), dim=2)
 
 
-class Pointwise(nn.Conv2d):
-    """A 1x1 convolution (same parameters as ``nn.Conv2d(in, out, 1)``) computed as one batched matrix product.
+class FNO(Operator):
+    """2D Fourier neural operator: (B, in_channels, R, R) -> (B, out_channels, R, R); features: ``width``."""
 
-    oneDNN's CPU 1x1 convolution ran 1-3x slower than this product and erratically so (fwd + bwd, 32 channels
-    at 64x64); on GPUs both are GEMMs.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(in_channels, out_channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, in, H, W) -> (B, out, H, W)."""
-        b, c, h, w = x.shape
-        weight = self.weight.view(1, self.out_channels, c).expand(b, -1, -1)
-        out = torch.baddbmm(self.bias.view(1, -1, 1), weight, x.reshape(b, c, h * w))
-        return out.view(b, self.out_channels, h, w)
-
-
-class FNO(nn.Module):
-    """2D Fourier neural operator: (B, in_channels, R, R) -> (B, out_channels, R, R)."""
+    arch = "fno"
 
     def __init__(self, width: int, modes: int, in_channels: int = 7, n_layers: int = 4, out_channels: int = 1) -> None:
         super().__init__()
@@ -245,35 +231,30 @@ class FNO(nn.Module):
             )
         self.width = width
         self.modes = modes
+        self.sizes = {"width": width, "modes": modes}
         self.in_channels = in_channels
         self.n_layers = n_layers
         self.out_channels = out_channels
-        self.feature_channels = width  # what the head reads: a pretext head is built on it
+        self.feature_channels = width
         self.lifting = Pointwise(in_channels, width)
         self.spectral = nn.ModuleList(SpectralConv2d(width, modes) for _ in range(n_layers))
         self.pointwise = nn.ModuleList(Pointwise(width, width) for _ in range(n_layers))
         self.head = nn.Sequential(Pointwise(width, 2 * width), nn.GELU(), Pointwise(2 * width, out_channels))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map inputs (B, in_channels, H, W) to outputs (B, out_channels, H, W).
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Map inputs (B, in_channels, H, W) to the head's input (B, width, H, W).
 
         1. check the channels and that ``modes`` fits the grid;
         2. lift each grid point to ``width`` channels (1x1 conv);
-        3. each Fourier layer: spectral conv + pointwise 1x1 conv, summed; GELU except after the last;
-        4. project with the head (1x1 conv -> GELU -> 1x1 conv).
+        3. each Fourier layer: spectral conv + pointwise 1x1 conv, summed; GELU except after the last.
+
+        ``forward`` then projects with the head (1x1 conv -> GELU -> 1x1 conv).
         """
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise HarnessError(
-                f"FNO expects inputs of shape (batch, {self.in_channels}, H, W), but got {tuple(x.shape)}"
-            )
+        self.check_input(x)
         check_modes(self.modes, x.shape[-2], x.shape[-1])
         x = self.lifting(x)
         for i, (spectral, pointwise) in enumerate(zip(self.spectral, self.pointwise, strict=True)):
             x = spectral(x) + pointwise(x)
             if i < self.n_layers - 1:
                 x = F.gelu(x)
-        return self.head(x)
-
-    def num_params(self) -> int:
-        """Real parameters actually held; equals ``count_params`` of the same sizes."""
-        return sum(p.numel() for p in self.parameters())
+        return x

@@ -254,6 +254,8 @@ def check_augment(system: str, augment: str) -> None:
 
 # --- trajectories: frames, horizon and the Burgers and Navier-Stokes solves' refinement and step -------------
 
+MAX_WAVENUMBER = 3  # of the initial conditions' modes, in each axis (harness.pde.time_systems draws them)
+DECAY = 30.0  # e-folds a diffusing solution may lose by the last frame: beyond, a frame is below 1e-13 of its start
 # Burgers and Navier-Stokes solve grid / stored grid: 128^2 for 32^2 (bench/RESULTS.md has the accuracy at each factor).
 DEFAULT_REFINE = 4
 DEFAULT_FRAMES = 32
@@ -331,3 +333,26 @@ def check_steps(ranges: Ranges, resolution: int, horizon: float, refine: int, cf
                         f"{resolution} x refine {refine}; Courant number {cfl:g} at the speed bound {speed:.3g}, "
                         f"amp up to {ranges['amp'][1]:g} over horizon {horizon:g}), below the floor horizon / "
                         f"{MAX_STEPS} = {floor:.3g}: choose a shorter horizon, a coarser resolution or a smaller amp")
+
+
+def check_decay(system: str, shift: str | Mapping[str, object] | None, horizon: float) -> None:
+    """Refuse a horizon over which the diffusing systems' solutions vanish: a frame of zeros has no relative
+    error. Mode k decays as exp(-nu |2 pi k|^2 t); the fastest drawn one (|k_x|, |k_y| up to ``MAX_WAVENUMBER``)
+    at the largest nu of the ranges must lose at most ``DECAY`` e-folds by t = horizon (heat at ``id``: about 8)."""
+    ranges = resolve_time_ranges(system, shift)
+    nu = max((r["nu"][1] for r in ranges.values() if "nu" in r), default=0.0)
+    limit = DECAY / (nu * (2 * math.pi) ** 2 * 2 * MAX_WAVENUMBER**2) if nu > 0 else math.inf
+    if horizon > limit:
+        raise DataError(f"{system} solutions (nu up to {nu:g}) decay by more than e^-{DECAY:g} before t = "
+                        f"{limit:.3g}, to frames of zeros that have no relative error: use horizon <= {limit:.3g}")
+
+
+# --- memory ------------------------------------------------------------------------------------------------------
+
+
+def generated_bytes(n: int, resolution: int, nt: int | None = None, itemsize: int = 4) -> int:
+    """Memory ``n`` generated samples take as the generators fill them: steady, the source and the solution on
+    the grid and some twenty coefficients and parameters; trajectories (``nt`` frames), the frames and five
+    coefficients (``harness.backends.check_host_memory`` checks them against this machine's memory)."""
+    cells = resolution * resolution
+    return n * (nt * cells * itemsize + 5 * 8 if nt is not None else 2 * cells * itemsize + 20 * 8)

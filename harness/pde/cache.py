@@ -90,6 +90,12 @@ def load(path: str | os.PathLike) -> PDEData | TimeData:
     return cls(meta["system"], *(entries[name] for name in arrays), params, meta["stats"], meta["meta"])
 
 
+def data_cache(root: str | os.PathLike) -> Path:
+    """The data cache of a results root: ``$HARNESS_DATA_CACHE``, else ``<root>/.cache/data`` (its jobs' PDE
+    datasets, the fingerprints of its data files)."""
+    return Path(os.environ.get(CACHE_ENV) or Path(root) / ".cache" / "data")
+
+
 def resolve_cache_dir(path: str | os.PathLike | None = None) -> Path:
     """The cache folder: ``path`` if given, else ``$HARNESS_DATA_CACHE``, else ``results/.cache/data``."""
     return Path(path if path is not None else os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR)

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.backends import check_host_memory
 from harness.errors import DataError
-from harness.pde import CHANNELS, COMMON_CHANNELS, MIXED, SYSTEMS, resolve_ranges
+from harness.pde import CHANNELS, COMMON_CHANNELS, MIXED, SYSTEMS, generated_bytes, resolve_ranges
 from harness.pde.steady_sources import vf_of
 from harness.pde.steady_systems import sample_block
 
@@ -132,6 +133,8 @@ def generate(system: str, n: int, *, coef_range: Sequence[float] | None = None,
     """
     ranges = resolve_ranges(system, shift, coef_range)
     n, resolution, seed, dtype = check_request(n, resolution, seed, dtype)
+    check_host_memory(generated_bytes(n, resolution, itemsize=np.dtype(dtype).itemsize),
+                 f"generating {n} {system} samples at {resolution}x{resolution}")
     meta = {"system": system, "ranges": {s: list(r) for s, r in ranges.items()}, "n": n, "resolution": resolution,
             "seed": seed, "dtype": np.dtype(dtype).name, "version": GENERATOR_VERSION}
     out: dict[str, np.ndarray] = {}

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.backends import check_host_memory
 from harness.pde import (
     ALL_TIME_SYSTEMS,
     DEFAULT_FRAMES,
@@ -19,6 +20,7 @@ from harness.pde import (
     TIME_SYSTEMS,
     check_steps,
     check_time_request,
+    generated_bytes,
     model_coefs,
     resolve_time_ranges,
 )
@@ -117,6 +119,9 @@ def generate_time(system: str, n: int, *, shift: str | Mapping[str, object] | No
     grid), returned in ``dtype``. A solve that turns unstable raises DataError naming the coefficients.
     """
     request = time_request(system, shift, n, resolution, nt, horizon, refine, seed, dtype)
+    check_host_memory(generated_bytes(request["n"], request["resolution"], request["nt"], np.dtype(dtype).itemsize),
+                 f"generating {request['n']} {system} trajectories of {request['nt']} frames at "
+                 f"{request['resolution']}x{request['resolution']}")
     ranges = resolve_time_ranges(system, shift)
     t = np.linspace(0.0, request["horizon"], request["nt"])
     out: dict[str, np.ndarray] = {}

@@ -29,12 +29,21 @@ from collections.abc import Mapping
 import numpy as np
 
 from harness.errors import DataError
-from harness.pde import ALL_TIME_SYSTEMS, BURGERS_CFL, DEFAULT_REFINE, NAVIER_STOKES, TIME_COEFS, Ranges, model_coefs
+from harness.pde import (
+    ALL_TIME_SYSTEMS,
+    BURGERS_CFL,
+    DEFAULT_REFINE,
+    MAX_WAVENUMBER,
+    NAVIER_STOKES,
+    TIME_COEFS,
+    Ranges,
+    model_coefs,
+)
 from harness.pde.fourier import rfft2
 from harness.pde.navier_stokes import navier_stokes_frames, sample_ns_block
 from harness.pde.time_solve import advection_frames, burgers_frames, heat_frames, sine_spectrum
 
-N_MODES, MAX_WAVENUMBER, AMPLITUDE = 5, 3, 0.5
+N_MODES, AMPLITUDE = 5, 0.5
 
 
 def sample_time_block(system: str, rng: np.random.Generator, size: int, keep: int, ranges: Ranges,

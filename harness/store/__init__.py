@@ -1,5 +1,5 @@
 """The torch-free rules of the sweep folder: job states and stages, typed once for the store, the backends,
-status, tuning and analysis.
+status, tuning and analysis, and the names its folders may have (``PLAIN_NAME``: a sweep name or a job id).
 
 Both are ``str``-valued enums: a member equals its spelling (``State.OK == "ok"``), so it goes to JSON and
 Parquet as that spelling, and ``State(text)`` reads it back. What a state means for a submit:
@@ -12,15 +12,20 @@ Parquet as that spelling, and ``State(text)`` reads it back. What a state means 
 
 The rest of the package is the sweep folder itself: its layout, plan and summary rows (``folders``), atomic
 writes (``atomic``), the results table (``collect``), the manifest (``manifest``), locks (``lock``),
-stale runs (``stale``), status lines (``status``), progress (``progress``, ``watch``).
+stale runs (``stale``), status lines (``status``), progress (``progress``, ``watch``), and the files a user
+names with ``--out`` (``outputs``).
 """
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from pathlib import Path
 
 DEFAULT_ROOT = Path("results")  # where sweep folders go unless a root is given
+
+# A sweep name or a job id: one plain path part (never `..`, never a separator), as folders under a results root.
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 class State(str, Enum):

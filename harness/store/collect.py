@@ -99,10 +99,11 @@ def collect_table(sweep_path: Path, *, must_write: bool = True) -> Collected:
 
 
 def _summary_stats(runs: Path) -> dict[str, list[int]]:
-    """Job folder name -> [mtime_ns, size, inode] of its summary.parquet (one stat per folder)."""
+    """Job folder name -> [mtime_ns, size, inode] of its summary.parquet (one stat per folder; a symbolic link
+    in runs/ is not followed: what it points to may lie outside the results root)."""
     out, root = {}, str(runs)
     try:
-        entries = sorted(e.name for e in os.scandir(root) if e.is_dir())
+        entries = sorted(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False))
     except OSError:
         return out
     for name in entries:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,13 +27,12 @@ import pyarrow.parquet as pq
 from harness.errors import HarnessError
 from harness.job import Job
 from harness.job.provenance import versions
-from harness.store import DEFAULT_ROOT, Stage, State
+from harness.store import DEFAULT_ROOT, PLAIN_NAME, Stage, State
 from harness.store.atomic import write_atomic, write_json_atomic, write_text_atomic
 from harness.store.manifest import check_manifest, write_manifest
 from harness.sweep.dotted import flatten
 
 PLAN = "plan.json"
-PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a job id or sweep name: one path part
 # Metric columns of every summary row with their values when a job did not produce them (failed, blocked...).
 METRIC_DEFAULTS: dict[str, Any] = {"error": "", "test_rel_l2": float("nan"), "best_val_rel_l2": float("nan"),
                                    "best_step": -1, "steps_run": 0, "epochs_run": 0.0, "budget_limited": False,
@@ -69,7 +67,10 @@ def _column(values: list[Any]) -> pa.Array:
 
 
 def sweep_dir(root: Path, name: str) -> Path:
-    """The results folder of sweep `name`."""
+    """The results folder of sweep ``name`` (a plain name: it never leaves ``root``)."""
+    if not PLAIN_NAME.fullmatch(name):
+        raise HarnessError(f"{name!r} is not a sweep name (letters, digits, - _ .; no path): name a sweep under "
+                           f"{root}, or its sweep file")
     return Path(root) / name
 
 
@@ -107,7 +108,11 @@ def current_sweep(root: Path) -> Path:
     current = Path(root) / ".current"
     if not current.is_file():
         raise HarnessError(f"no current sweep under {root}; run `harness expand SWEEP.yaml` first")
-    return sweep_dir(root, current.read_text().strip())
+    name = current.read_text(errors="replace").strip()
+    if not PLAIN_NAME.fullmatch(name):
+        raise HarnessError(f"{current} names {name[:200]!r}, not a sweep under {root}: run `harness expand "
+                           "SWEEP.yaml` to set the current sweep")
+    return sweep_dir(root, name)
 
 
 def save_plan(folder: Path, name: str, spec: dict[str, Any], source: str, jobs: list[Job]) -> Path:

@@ -13,13 +13,17 @@ sweep fails before anything is written or queued (on Slurm: before waiting in th
   against `resolution`, the task's kind of data (steady samples; trajectories with the task's `nt` frames over
   its `horizon`), rows for each split's n (``check_source``, as the data step's ``load``), and for the steady
   task supervised pretraining on a file and a zero-shot model of the data's channels;
-- model: `model.modes` fit the grid -- ``harness.models.check_modes``, as ``FNO.forward``;
+- model: resolved before these checks (``harness.sweep.families``): the family and its sizes, which fit the grid
+  (``harness.models.Family.check_grid``, as the modules' ``features``);
 - training: every train setting and the constraints between them -- ``TrainConfig``, as the training loop (when
   the point's typed config is built, ``harness.sweep.expand.resolve``);
 - zero-shot only of a supervised pretraining (a pretext head predicts no solution), and a pretraining loss
   setting only for supervised pretraining (the pretext strategies have their own losses);
-- memory: parameters, Adam state, one batch's activations and the resident data of each training stage
-  (``harness.models.train_memory`` with the task's input channels and sample sizes,
+- memory: each generated split a stage reads, held whole while it is generated, fits the largest host memory a
+  backend offers (``harness.pde.generated_bytes``, ``harness.backends.largest_host``); parameters, Adam state,
+  one batch's activations and the resident data of each training stage
+  (``harness.models.Family.train_memory`` of the point's family, attention's probabilities included, with the
+  task's input channels and sample sizes,
   ``harness.tasks.resident_sizes``) fit the largest device a backend offers
   (``harness.backends.largest_device``); a training set that streams there (the `stream` group,
   ``harness.job.StreamConfig.streams``, as ``harness.train.stream.over_budget`` at run time) counts as one
@@ -30,15 +34,17 @@ Each failure is one ``SweepError`` line: the file, the key and its line, the poi
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from typing import Any
 
 from harness.backends import Device
 from harness.data import PARTS, has_data
-from harness.data.parts import check_needs, model_channels, resolve_part
+from harness.data.parts import check_needs, model_channels, needs_of, resolve_part
 from harness.errors import HarnessError
 from harness.job import Downstream, JobConfig, Point, Pretrain, TrainConfig
-from harness.models import FLOAT_BYTES, Memory, check_modes, train_memory
-from harness.pde import model_coefs
+from harness.models import FLOAT_BYTES, Memory, arch_of, family, sizes_of
+from harness.pde import generated_bytes, model_coefs
 from harness.store import Stage
 from harness.sweep.schema import Where
 from harness.tasks import TIME_TASKS, TaskRuleError, check_task, is_time, resident_sizes
@@ -47,11 +53,22 @@ GIB = 1 << 30
 Stages = list[tuple[Stage, JobConfig]]
 
 
-def check_point(point: dict[str, Any], config: Point, stages: Stages, where: Where, device: Device) -> None:
+@dataclass(frozen=True)
+class Bounds:
+    """What every point is checked against: the largest device and the largest host memory a backend offers one
+    job (``harness.backends.largest_device``, ``largest_host``), and the folder data files' fingerprints are
+    cached in (the results root's data cache; None: ``harness.data.fingerprint``'s default)."""
+
+    device: Device
+    host: Device
+    cache_dir: str | None = None
+
+
+def check_point(point: dict[str, Any], config: Point, stages: Stages, where: Where, bounds: Bounds) -> None:
     """Raise SweepError unless the resolved ``config`` of ``point`` can run as the (stage, job config) pairs
-    ``stages`` it expands to, its training sets held as its ``stream`` settings say."""
+    ``stages`` it expands to within ``bounds``, its training sets held as its ``stream`` settings say."""
     try:
-        _check(config, stages, device)
+        _check(config, stages, bounds)
     except _Bad as bad:
         raise where.at_point(bad.key, point, bad.message) from None
 
@@ -72,28 +89,29 @@ def _run(key: str, check, *args: Any, fix: str = "") -> Any:
         raise _Bad(key, f"{exc}; {fix}" if fix else str(exc)) from None
 
 
-def resolve_data(point: dict[str, Any], config: dict[str, Any], where: Where, base: str | None) -> dict[str, Any]:
+def resolve_data(point: dict[str, Any], config: dict[str, Any], where: Where, base: str | None,
+                 cache_dir: str | None = None) -> dict[str, Any]:
     """The nested config of ``point`` (the sweep file's values) with each part's data source checked against its
-    files and resolved (``harness.data.parts.resolve_part``: paths, fingerprint), before its typed config and
-    the stages' ids are taken from it."""
+    files and resolved (``harness.data.parts.resolve_part``: paths, fingerprint, cached in ``cache_dir``), before
+    its typed config and the stages' ids are taken from it."""
     time = config["task"] in TIME_TASKS
     for name in PARTS:
         try:
-            config[name] = resolve_part(name, config[name], config["resolution"], base=base,
+            config[name] = resolve_part(name, config[name], config["resolution"], base=base, cache_dir=cache_dir,
                                         frames=(config["nt"], config["horizon"]) if time else None)
         except HarnessError as exc:
             raise where.at_point(f"{name}.data", point, str(exc)) from None
     return config
 
 
-def _check_data(stages: Stages) -> None:
+def _check_data(stages: Stages, cache_dir: str | None) -> None:
     """Each stage's data files hold the samples it asks for; a zero-shot model fits the data's channels."""
     for stage, job in stages:
         name = "pretrain" if stage == "pretrain" else "downstream"
         part = job.pretrain if stage == "pretrain" else job.downstream
         assert part is not None and (stage != "zeroshot" or job.pretrain is not None)
         if has_data(part):
-            _run(f"{name}.data", check_needs, name, part)
+            _run(f"{name}.data", functools.partial(check_needs, cache_dir=cache_dir), name, part)
         if is_time(job):  # trajectories from a file give the model the channels generated ones give it
             if stage == "zeroshot":
                 _check_zeroshot_coefs(job)
@@ -102,7 +120,8 @@ def _check_data(stages: Stages) -> None:
             raise _Bad("pretrain.strategy", f"pretrain.data trains supervised pretraining only, not "
                                             f"{part.strategy}: set pretrain.strategy: supervised")
         if stage == "zeroshot" and (has_data(job.pretrain) or has_data(part)):
-            ours, theirs = (_run(f"{n}.data", model_channels, n, p)
+            channels = functools.partial(model_channels, cache_dir=cache_dir)
+            ours, theirs = (_run(f"{n}.data", channels, n, p)
                             for n, p in (("downstream", part), ("pretrain", job.pretrain)))
             if ours != theirs:
                 raise _Bad("downstream.data", f"init zeroshot evaluates the pretrained model as it is, but the "
@@ -122,14 +141,13 @@ def _check_zeroshot_coefs(job: JobConfig) -> None:
                            "pretrained (fine-tuning re-initialises the lifting)")
 
 
-def _check(config: Point, stages: Stages, device: Device) -> None:
-    res, pretrain, names = config.resolution, config.pretrain, [stage for stage, _ in stages]
-    _check_data(stages)
+def _check(config: Point, stages: Stages, bounds: Bounds) -> None:
+    pretrain, names = config.pretrain, [stage for stage, _ in stages]
+    _check_data(stages, bounds.cache_dir)
     try:
         check_task(config, names)
     except TaskRuleError as exc:
         raise _Bad(exc.key, str(exc)) from None
-    _run("model.modes", check_modes, config.model.modes, res, res)
     strategy = pretrain.strategy
     if "zeroshot" in names and strategy != "supervised":
         raise _Bad("init", f"init zeroshot needs pretrain.strategy supervised, not {strategy}; add "
@@ -140,17 +158,37 @@ def _check(config: Point, stages: Stages, device: Device) -> None:
     for stage, job in stages:
         if stage == "pretrain":
             assert job.pretrain is not None
-            _check_memory("pretrain.train", config, job.pretrain.train, job.pretrain, device)
-        elif stage != "zeroshot":
-            assert job.train is not None and job.downstream is not None
-            _check_memory("train", config, job.train, job.downstream, device)
+            _check_generation("pretrain", config, job.pretrain, bounds.host)
+            _check_memory("pretrain.train", config, job.pretrain.train, job.pretrain, bounds.device)
+        else:
+            assert job.downstream is not None
+            _check_generation("downstream", config, job.downstream, bounds.host)
+            if stage != "zeroshot":
+                assert job.train is not None
+                _check_memory("train", config, job.train, job.downstream, bounds.device)
+
+
+def _check_generation(name: str, config: Point, part: Pretrain | Downstream, host: Device) -> None:
+    """Refuse a generated split (of part ``name``) that does not fit the largest host memory while it is
+    generated: a split is generated whole before it is cached (and a training set streamed from the cache)."""
+    if has_data(part):
+        return
+    res, nt = config.resolution, config.nt if is_time(config) else None
+    for split, n in needs_of(part).items():
+        if (need := generated_bytes(n, res, nt)) > host.bytes:
+            raise _Bad(f"{name}.n_{split}", (
+                f"generating the {split} set ({n:,} samples at {res}x{res}) needs about {need / GIB:,.1f} GiB of "
+                f"memory but the largest memory a backend offers one job is {host.bytes / GIB:,.1f} GiB "
+                f"({host.what}); use fewer samples, a lower resolution or a data file ({name}.data), or set "
+                "slurm.mem_gb to the memory of a bigger node"))
 
 
 def _check_memory(key: str, config: Point, settings: TrainConfig, part: Pretrain | Downstream,
                   device: Device) -> None:
     """Refuse a training stage (``key``: its train settings; ``part``: its data) whose ``train_memory`` exceeds the
     largest device, its training set counted as one batch where it streams there."""
-    width, modes, res, stream = config.model.width, config.model.modes, config.resolution, config.stream
+    rules, sizes = family(arch_of(config.model)), sizes_of(config.model)
+    res, stream = config.resolution, config.stream
     in_channels, sample_floats = resident_sizes(config)
     assert part.n_train is not None  # a training stage's part has its training-set size
     n_train, n_val, batch = part.n_train, part.n_val, min(settings.batch_size, part.n_train)
@@ -162,8 +200,8 @@ def _check_memory(key: str, config: Point, settings: TrainConfig, part: Pretrain
     streams = streamable and stream.streams(n_train * sample_floats * FLOAT_BYTES, device.bytes)
 
     def need(samples: int) -> Memory:
-        return train_memory(width, modes, res, batch=batch, samples=samples, in_channels=in_channels,
-                            sample_floats=sample_floats)
+        return rules.train_memory(sizes, resolution=res, batch=batch, samples=samples, in_channels=in_channels,
+                                  out_channels=1, sample_floats=sample_floats)
 
     held = need((batch if streams else n_train) + n_val)
     if held.total <= device.bytes:
@@ -176,10 +214,10 @@ def _check_memory(key: str, config: Point, settings: TrainConfig, part: Pretrain
             f"({held.data / GIB:,.1f} GiB of data) but the largest device a backend offers has "
             f"{device.bytes / GIB:,.1f} GiB ({device.what}), and {setting[1]}; set stream.mode: auto (with "
             "stream.budget_gb: 0) or always to read the training batches from the cache file"))
-    raise _Bad("model.width", (
+    raise _Bad("model.params" if config.model.params is not None else f"model.{rules.width_keys[0]}", (
         f"training needs about {held.total / GIB:,.1f} GiB (parameters with gradients and Adam state "
         f"{held.params / GIB:,.1f} GiB, one batch's activations {held.activations / GIB:,.1f} GiB, "
         f"{'one streamed training batch' if streams else 'training'} and validation data "
         f"{held.data / GIB:,.1f} GiB) but the largest device a backend offers "
-        f"has {device.bytes / GIB:,.1f} GiB ({device.what}); use a smaller model.width, model.modes, "
-        f"resolution, {key}.batch_size or n_train, or set slurm.mem_gb to the memory of a bigger device"))
+        f"has {device.bytes / GIB:,.1f} GiB ({device.what}); use {rules.memory_fix}, a smaller resolution, "
+        f"{key}.batch_size or n_train, or set slurm.mem_gb to the memory of a bigger device"))

@@ -1,7 +1,8 @@
-"""What a sweep will cost before it runs: FLOPs per stage from the FNO's own size function, hours from a calibration.
+"""What a sweep will cost before it runs: FLOPs per stage from each model family's own size function, hours from a
+calibration.
 
-The cost model (``estimate``, pure): a job of shape (width, modes, resolution) costs f = ``flops_per_sample``
-per sample and forward pass, and
+The cost model (``estimate``, pure): a job of shape (family, sizes, resolution: ``harness.models.Shape``) costs
+f = ``Shape.flops_per_sample`` per sample and forward pass, and
 
     training job   f * (3 * samples trained on    train steps: forward + backward (~2 forwards)
                         + n_val * evaluations     validation passes (``TrainConfig.budget``)
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 from harness.job import Job
 from harness.job.process import apply_job_env
-from harness.models import TRAIN_PASSES, Shape, flops_per_sample
+from harness.models import ARCHS, TRAIN_PASSES, Shape
 from harness.store import Stage
 
 STAGES = tuple(stage.value for stage in Stage)
@@ -31,7 +32,8 @@ STAGES = tuple(stage.value for stage in Stage)
 
 @dataclass(frozen=True)
 class StageCost:
-    """One row of the estimate: a stage (or "total") with its jobs, samples trained on, FLOPs and hours."""
+    """One row of the estimate: a stage or a model family (or "total") with its jobs, samples trained on, FLOPs and
+    hours."""
 
     stage: str
     jobs: int
@@ -41,9 +43,8 @@ class StageCost:
 
 
 def job_shape(job: Job) -> Shape:
-    """The (width, modes, resolution) a job's model runs at."""
-    cfg = job.config
-    return cfg.model.width, cfg.model.modes, cfg.resolution
+    """The family, sizes and resolution a job's model runs at."""
+    return Shape.of(job.config.model, job.config.resolution)
 
 
 def job_passes(job: Job) -> tuple[int, int]:
@@ -69,26 +70,28 @@ def _rate(seconds_per_flop: float | Mapping[Shape, float], shape: Shape) -> floa
 
 
 def estimate(
-    jobs: Iterable[Job], seconds_per_flop: float | Mapping[Shape, float]
+    jobs: Iterable[Job], seconds_per_flop: float | Mapping[Shape, float], by: str = "stage"
 ) -> dict[str, StageCost]:
-    """Cost per stage (in ``STAGES`` order, stages without jobs left out) and a final "total" row.
+    """Cost per stage (in ``STAGES`` order, stages without jobs left out) and a final "total" row; ``by="family"``:
+    per model family instead (``model.arch``, in ``ARCHS`` order).
 
-    ``seconds_per_flop`` is one ratio for every shape, or a mapping (width, modes, resolution) -> ratio as
-    ``calibrate`` returns; a shape missing from the mapping gets the median of its ratios.
+    ``seconds_per_flop`` is one ratio for every shape, or a mapping shape -> ratio as ``calibrate`` returns; a
+    shape missing from the mapping gets the median of its ratios.
     """
     rows: dict[str, dict[str, float]] = {}
     for job in jobs:
         shape = job_shape(job)
         train_samples, passes = job_passes(job)
-        flops = flops_per_sample(shape[0], shape[1], shape[2]) * passes
-        row = rows.setdefault(job.stage, {"jobs": 0, "train_samples": 0, "flops": 0.0, "seconds": 0.0})
+        flops = shape.flops_per_sample() * passes
+        name = job.stage if by == "stage" else shape.arch
+        row = rows.setdefault(name, {"jobs": 0, "train_samples": 0, "flops": 0.0, "seconds": 0.0})
         row["jobs"] += 1
         row["train_samples"] += train_samples
         row["flops"] += flops
         row["seconds"] += flops * _rate(seconds_per_flop, shape)
     table = {
         stage: StageCost(stage, int(r["jobs"]), int(r["train_samples"]), r["flops"], r["seconds"] / 3600)
-        for stage in STAGES
+        for stage in (STAGES if by == "stage" else ARCHS)
         if (r := rows.get(stage))
     }
     table["total"] = StageCost(
@@ -104,17 +107,20 @@ def estimate(
 def describe_estimate(jobs: list[Job], *, device: str | None = None) -> str:
     """The printable estimate of a sweep: a calibration on ``device`` (default: the GPU if any, else the CPU)
     with the jobs' own train step and process settings, then one line per stage (jobs, train-samples, FLOPs,
-    hours) and the total."""
+    hours) and the total, and in a sweep over model families one line per family."""
     apply_job_env()  # before torch loads here, as in a job's process
     from harness.train import timing
 
     shapes = {job_shape(j) for j in jobs}
     start = time.perf_counter()
     rates, unit, where = timing.calibrate_device(shapes, device)
-    table = estimate(jobs, rates)
-    lines = [f"{'stage':<10} {'jobs':>6} {'train-samples':>14} {'FLOPs':>10} {unit:>10}"]
-    for row in table.values():
-        lines.append(f"{row.stage:<10} {row.jobs:6d} {row.train_samples:14.3g} {row.flops:10.3g} {row.hours:10.3g}")
+    lines = []
+    for by in ("stage", "family") if len({shape.arch for shape in shapes}) > 1 else ("stage",):
+        table = estimate(jobs, rates, by)
+        lines.append(f"{by:<10} {'jobs':>6} {'train-samples':>14} {'FLOPs':>10} {unit:>10}")
+        for row in table.values() if by == "stage" else list(table.values())[:-1]:  # one total
+            lines.append(f"{row.stage:<10} {row.jobs:6d} {row.train_samples:14.3g} {row.flops:10.3g} "
+                         f"{row.hours:10.3g}")
     lines.append(
         f"(calibrated in {time.perf_counter() - start:.0f}s on {where}, {len(shapes)} shape(s); one job at a time "
         "per device; a job of several ranks (resources) spreads its hours over its devices; with patience a job "

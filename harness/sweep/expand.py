@@ -17,13 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.backends import Device, SlurmResources, largest_device, offer, resource_problem
+from harness.backends import Device, SlurmResources, largest_device, largest_host, offer, resource_problem
 from harness.errors import SweepError
 from harness.job import ConfigError, Job, JobConfig, Point, Resources, StreamConfig
 from harness.pde import LAYOUT_VERSION
 from harness.store import Stage
-from harness.sweep.checks import check_point, resolve_data
+from harness.sweep.checks import Bounds, check_point, resolve_data
 from harness.sweep.dotted import copy_tree, set_dotted
+from harness.sweep.families import resolve_family
 from harness.sweep.spec import MAX_JOBS, Sweep
 from harness.sweep.tune import for_stage, trial_configs
 from harness.tasks import task_keys
@@ -43,6 +44,12 @@ def count_points(sweep: Sweep) -> int:
     return math.prod(sizes) + len(sweep.include)
 
 
+def max_trials(sweep: Sweep) -> int:
+    """The most trial jobs one point's stage expands to (1 when the sweep is not tuned)."""
+    tune = sweep.tune
+    return max((for_stage(tune, stage)["n_trials"] for stage in tune["stages"]), default=1) if tune else 1
+
+
 def _points(sweep: Sweep) -> Iterator[dict[str, Any]]:
     """Every matrix point as {dotted axis: value}: the Cartesian product of axes and zip groups, then includes."""
     factors: list[list[dict[str, Any]]] = [[{k: v} for v in values] for k, values in sweep.matrix.items()]
@@ -56,17 +63,19 @@ def _points(sweep: Sweep) -> Iterator[dict[str, Any]]:
     yield from (dict(inc) for inc in sweep.include)
 
 
-def resolve(sweep: Sweep, point: dict[str, Any]) -> Point:
+def resolve(sweep: Sweep, point: dict[str, Any], cache_dir: str | None = None) -> Point:
     """The resolved config of one point: defaults, then `base`, then the point's assignments, with its data files
-    checked and resolved (``harness.sweep.checks.resolve_data``); train or stream settings that break a rule
-    between them are refused at the point."""
+    checked and resolved (``harness.sweep.checks.resolve_data``, their fingerprints cached in ``cache_dir``) and
+    its model group resolved into its family's sizes (``harness.sweep.families``); train or stream settings that
+    break a rule between them, and a model its family refuses, are refused at the point."""
     tree = copy_tree(sweep.base)
     for key, value in point.items():
         set_dotted(tree, key, value)
     try:
-        return Point.from_dict(resolve_data(point, tree, sweep.where, str(Path(sweep.path).parent)))
+        config = Point.from_dict(resolve_data(point, tree, sweep.where, str(Path(sweep.path).parent), cache_dir))
     except ConfigError as exc:
         raise sweep.where.at_point(exc.key, point, str(exc)) from None
+    return resolve_family(point, config, sweep.where)  # the model group -> the family's sizes
 
 
 def data_seed_of(config: Point, part: str) -> int:
@@ -112,25 +121,29 @@ def stage_configs(config: Point) -> list[tuple[Stage, JobConfig]]:
     return out
 
 
-def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None) -> list[Job]:
+def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None,
+           cache_dir: str | None = None) -> list[Job]:
     """All jobs of a sweep, deduplicated by id, pretraining jobs first, in first-appearance order.
 
     Every point is checked first (``harness.sweep.checks``), its memory against ``device`` (default: the
-    largest device a backend offers, ``largest_device``).
+    largest device a backend offers, ``largest_device``) and the largest host memory; data files' fingerprints
+    are cached in ``cache_dir`` (the results root's data cache, ``harness.pde.cache.data_cache``).
     """
-    n = count_points(sweep)
-    if n > MAX_JOBS and not force:
-        raise SweepError(f"{sweep.path}: the matrix implies {n} points (> {MAX_JOBS}); "
-                         "narrow the axes, or pass --force if you mean it")
-    device = device or largest_device(SlurmResources.from_dict(sweep.slurm))
+    n, trials = count_points(sweep), max_trials(sweep)
+    if n * trials > MAX_JOBS and not force:
+        each = f" of up to {trials} trials each, {n * trials} jobs" if trials > 1 else ""
+        raise SweepError(f"{sweep.path}: the matrix implies {n} points{each} (> {MAX_JOBS}); narrow the axes"
+                         f"{' or tune.n_trials' if each else ''}, or pass --force if you mean it")
+    slurm = SlurmResources.from_dict(sweep.slurm)
+    bounds = Bounds(device or largest_device(slurm), largest_host(slurm), cache_dir)
     pretrain: dict[str, Job] = {}
     downstream: dict[str, Job] = {}
     tune = sweep.tune
     offered = offer(sweep.slurm)
     for point in _points(sweep):
-        config = resolve(sweep, point)
+        config = resolve(sweep, point, cache_dir)
         stages = stage_configs(config)
-        check_point(point, config, stages, sweep.where, device)
+        check_point(point, config, stages, sweep.where, bounds)
         if problem := resource_problem(config, [stage for stage, _ in stages], offered,
                                        tuple(tune["stages"]) if tune else ()):
             raise sweep.where.at_point(problem[0], point, problem[1])

@@ -36,13 +36,14 @@ def sweep_folder_of_file(root: Path, sweep_file: str | Path, *, reexpand: bool) 
     """The sweep folder for submitting ``sweep_file``, after checking the file still gives its plan; returns
     (folder, a note to print, "" when the plan stood). A missing plan is written (the file is expanded); a plan
     the file no longer gives raises ``SweepError`` naming the changed ids, unless ``reexpand`` rewrites it."""
+    from harness.pde.cache import data_cache
     from harness.sweep.expand import expand
     from harness.sweep.spec import load_sweep
 
     sweep = load_sweep(sweep_file)
     folder = sweep_dir(root, sweep.name)
     plan = read_plan(folder, missing_ok=True)
-    jobs = expand(sweep)
+    jobs = expand(sweep, cache_dir=str(data_cache(root)))
     if plan is not None:
         added, dropped = plan_changes(plan.jobs, jobs)
         if not added and not dropped and plan.spec == sweep.raw:

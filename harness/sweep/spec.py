@@ -10,7 +10,6 @@ are expanded (`harness.sweep.checks`).
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import yaml
 
 from harness.backends import SlurmResources, SlurmSettingError
 from harness.errors import SweepError
+from harness.store import PLAIN_NAME
 from harness.sweep.dotted import flatten, set_dotted
 from harness.sweep.schema import DATA_KEYS, DEFAULTS, Where, check_key, check_value, suggest
 from harness.sweep.trackers import parse_track
@@ -142,9 +142,9 @@ def parse_sweep(data: dict[str, Any], lines: dict[str, int], path: str = "<sweep
         if key not in TOP_KEYS:
             raise where.fail(str(key), f"unknown top-level key `{key}`", suggest(str(key), TOP_KEYS))
     name = data.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+    if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
         raise where.fail("name", f"missing or invalid sweep name {name!r}",
-                         "add `name: my-sweep` (letters, digits, - _ .)")
+                         "add `name: my-sweep` (letters, digits, - _ .; at most 128)")
     matrix_spec = data.get("matrix") or {}
     if not isinstance(matrix_spec, dict):
         raise where.fail("matrix", "must be a mapping of axis -> values", "write `matrix: {model.width: [16, 32]}`")

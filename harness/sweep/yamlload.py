@@ -4,6 +4,8 @@
 - aliases are bounded: the tree as it would be expanded (every alias copied out) may hold at most
   ``MAX_NODES`` nodes, counted over the shared nodes without expanding them, so an alias bomb ("billion
   laughs") is refused in milliseconds instead of exhausting memory in whatever walks the data later;
+- nesting is bounded: a file nested deeper than ``MAX_DEPTH`` levels is refused before it is composed (the
+  composer, and whatever walks the data later, recurse once per level);
 - a file that is not UTF-8 is one line naming it.
 """
 
@@ -17,6 +19,7 @@ import yaml
 from harness.errors import SweepError
 
 MAX_NODES = 200_000  # a large real sweep file has a few thousand
+MAX_DEPTH = 64  # levels of mappings and lists; a real sweep file has a handful
 
 
 def _check_tree(root: yaml.Node, path: Path) -> None:
@@ -61,6 +64,19 @@ def _check_duplicates(node: yaml.MappingNode, path: Path) -> None:
         seen[key_node.value] = line
 
 
+def _check_depth(text: str, path: Path) -> None:
+    """Refuse nesting deeper than ``MAX_DEPTH``, reading the parser's events (no recursion, nothing built)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SweepError(f"{path} (line {event.start_mark.line + 1}): nested deeper than {MAX_DEPTH} "
+                                 "levels; a sweep file needs a few: check its brackets and indentation")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def compose_sweep_file(path: str | Path) -> tuple[str, yaml.Node | None]:
     """The text of a sweep file and its composed YAML tree, checked (duplicates, alias expansion, UTF-8).
 
@@ -75,6 +91,7 @@ def compose_sweep_file(path: str | Path) -> tuple[str, yaml.Node | None]:
                          "UTF-8") from None
     except OSError as exc:
         raise SweepError(f"{p}: cannot read the sweep file ({exc.strerror})") from None
+    _check_depth(text, p)
     node = yaml.compose(text, Loader=yaml.SafeLoader)
     if node is not None:
         _check_tree(node, p)

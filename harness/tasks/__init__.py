@@ -43,6 +43,7 @@ from harness.pde import (
     TIME_MIXED_LEVELS,
     TIME_SHIFT_LEVELS,
     check_augment,
+    check_decay,
     check_steps,
     check_time_request,
     resolve_ranges,
@@ -183,6 +184,7 @@ def _check_time(config: Point, stages: list[str]) -> None:
             raise TaskRuleError(f"{name}.shift", f"{shift} is a range, but the time-dependent systems take a named "
                                                  f"level: {', '.join(levels)} for {system}")
         ranges = _data(f"{name}.shift", resolve_time_ranges, system, shift)
+        _data("horizon", check_decay, system, shift, config.horizon)
         if system == NAVIER_STOKES:  # its CFL-bounded step above the floor, as its data request checks
             _data("horizon", check_steps, ranges[system], config.resolution, config.horizon, DEFAULT_REFINE)
     if "pretrain" in stages:

@@ -3,9 +3,9 @@
 Every pretext view takes a window of ``window`` consecutive frames at a random start of each trajectory (as the
 paper pretrains on random windows) and never reads a frame outside it: the targets come from the inputs
 (self-supervised) or, for coefficient regression, from the equation's coefficients. The model is the task's
-FNO (``window`` frame channels and the data's coefficient channels in: the five of heat, advection and Burgers,
-or navier_stokes' two), with its own head; fine-tuning drops the head (``head.``) and keeps the trunk and the
-lifting.
+model (any family: ``window`` frame channels and the data's coefficient channels in, the five of heat, advection
+and Burgers or navier_stokes' two), with its own head; fine-tuning drops the head (``head.``) and keeps the trunk
+and the lifting.
 
 - ``masked``: ``mask_ratio`` of the spatio-temporal patches (``MASK_FRAMES`` frames by (R / ``mask_patches``)^2
   points) are zeroed in the window's frames (the coefficient channels are left: they are no field to

@@ -24,8 +24,8 @@ from harness.data.parts import model_channels
 from harness.data.samples import Samples, samples_of
 from harness.data.source import load
 from harness.data.tensors import pick_stats, to_tensors
-from harness.job import JobConfig, Pretrain, StreamConfig
-from harness.models.fno import FNO
+from harness.job import JobConfig, Model, Pretrain, StreamConfig
+from harness.models.build import model_of
 from harness.pde.cache import load_split, split_path
 from harness.tasks.task import Part, Task, Tensors
 from harness.train.strategies import Pretraining, Supervised, make_strategy
@@ -39,13 +39,13 @@ class SteadyTask(Task):
         super().__init__(config)
         self.stream = stream or StreamConfig()
 
-    def model(self, objective: Pretraining, name: str, part: Part, width: int, modes: int) -> nn.Module:
+    def model(self, objective: Pretraining, name: str, part: Part, model: Model) -> nn.Module:
         """A model on the channels of the part's files (checked at expand to fit a pretrained model), else the
         objective's."""
         if not has_data(part):
-            return super().model(objective, name, part, width, modes)
+            return super().model(objective, name, part, model)
         ins, outs = model_channels(name, part)
-        return FNO(width=width, modes=modes, in_channels=ins, out_channels=outs)
+        return model_of(model, in_channels=ins, out_channels=outs, resolution=self.config.resolution)
 
     def load(self, part: Part, split: str, n: int, *, seed: int, cache: Path) -> Samples | StreamedSplit:
         """A split drawn from the part's files (``data``), else of ``part.system`` at ``part.shift`` (a level name

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from harness.data import has_data
-from harness.job import Downstream, JobConfig, Pretrain
+from harness.job import Downstream, JobConfig, Model, Pretrain
 from harness.train.loop import evaluate
 from harness.train.objective import Objective
 from harness.train.strategies import Pretraining
@@ -54,10 +54,11 @@ class Task(ABC):
         """The task's own objective, learnt with the supervised ``loss`` (``train.loss``): downstream training,
         and supervised pretraining; its ``build_model`` makes the model the task trains."""
 
-    def model(self, objective: Pretraining, name: str, part: Part, width: int, modes: int) -> nn.Module:
-        """The model ``objective`` trains on the stage's data ``part`` (``name``: pretrain or downstream):
-        ``objective.build_model``, whatever the data (a task whose models follow its files overrides this)."""
-        return objective.build_model(width, modes)
+    def model(self, objective: Pretraining, name: str, part: Part, model: Model) -> nn.Module:
+        """The model ``objective`` trains on the stage's data ``part`` (``name``: pretrain or downstream), of the
+        job config's ``model`` (family and sizes): ``objective.build_model``, whatever the data (a task whose
+        models follow its files overrides this)."""
+        return objective.build_model(model, self.config.resolution)
 
     def refits(self, pretrain: Pretrain, part: Pretrain | Downstream) -> bool:
         """Whether fine-tuning on ``part`` from a pretraining on ``pretrain`` may meet weights of other shapes,

@@ -22,10 +22,10 @@ pretext inputs and targets -- as its own (model input, target):
   metric the cross-entropy over ln 24 (``Classify``). The coefficient channels are constant fields: shuffling
   leaves them, and they do not tell the order.
 
-The pretext tasks train their own head (``head.``, built on the model's ``feature_channels``, so any model family
-whose head is swappable serves) on a shared trunk; fine-tuning drops the head, and for
-``coefficient`` also the lifting (its input has 2 channels, the downstream input 7): the summary's
-``transferred`` column then reads ``pointwise,spectral``. The ``none`` strategy is training from scratch
+The pretext tasks train their own head (``head.``) on the shared trunk of the job's model (any family:
+``harness.models``); fine-tuning drops the head, and for ``coefficient`` also the lifting (its input has 2
+channels, the downstream input 7): the summary's ``transferred`` column then reads ``pointwise,spectral`` for an
+FNO (the trunk's top-level modules). The ``none`` strategy is training from scratch
 (``harness.sweep.expand`` turns it into a scratch job): it has no pretraining.
 """
 
@@ -42,7 +42,9 @@ from torch import nn
 
 from harness.errors import HarnessError
 from harness.job import Pretrain
-from harness.models.fno import FNO
+from harness.models import ModelKeys
+from harness.models.build import model_of
+from harness.models.operator import Operator
 from harness.pde import COMMON_CHANNELS
 from harness.pde.fourier import spectral_grad, spectral_hessian
 from harness.train import SORT_TILES, STEADY_IN_CHANNELS, TIME_ONLY_STRATEGIES, check_patch_grid, masked_patches
@@ -57,9 +59,10 @@ class Pretraining(Objective):
     out_channels = 1
     dropped: tuple[str, ...] = ("head.",)  # weight-name prefixes that fine-tuning does not load
 
-    def build_model(self, width: int, modes: int) -> FNO:
-        """The FNO this strategy pretrains (the shared trunk sizes, its own input and head)."""
-        return FNO(width=width, modes=modes, in_channels=self.in_channels, out_channels=self.out_channels)
+    def build_model(self, model: ModelKeys, resolution: int) -> Operator:
+        """The model this strategy trains: a job config's ``model`` (family and sizes: the shared trunk) on its
+        ``resolution`` grid, with the strategy's own input channels and head."""
+        return model_of(model, in_channels=self.in_channels, out_channels=self.out_channels, resolution=resolution)
 
 
 class Supervised(Pretraining):
@@ -135,25 +138,26 @@ class Derivative(Pretraining):
 
 
 class PooledHead(nn.Module):
-    """Global average pool of the trunk features (B, width, H, W) -> Linear -> (B, out_channels)."""
+    """Global average pool of the trunk features (B, F, H, W) -> Linear -> (B, out_channels); F is the model's
+    ``feature_channels`` (any family's)."""
 
-    def __init__(self, width: int, out_channels: int) -> None:
+    def __init__(self, features: int, out_channels: int) -> None:
         super().__init__()
-        self.linear = nn.Linear(width, out_channels)
+        self.linear = nn.Linear(features, out_channels)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """(B, width, H, W) -> (B, out_channels)."""
+        """(B, F, H, W) -> (B, out_channels)."""
         return self.linear(h.mean(dim=(-2, -1)))
 
 
 class Pooled(Pretraining):
     """A pretext task predicting one vector per sample: the model's head is a ``PooledHead`` on its features."""
 
-    def build_model(self, width: int, modes: int) -> FNO:
-        """The strategy's model with a ``PooledHead`` of ``out_channels`` outputs."""
-        model = super().build_model(width, modes)
-        model.head = PooledHead(model.feature_channels, self.out_channels)
-        return model
+    def build_model(self, model: ModelKeys, resolution: int) -> Operator:
+        """The strategy's model (any family) with a ``PooledHead`` of ``out_channels`` outputs on its features."""
+        module = super().build_model(model, resolution)
+        module.head = PooledHead(module.feature_channels, self.out_channels)
+        return module
 
 
 class Coefficient(Pooled):

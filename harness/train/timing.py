@@ -1,5 +1,6 @@
 """Seconds per train step of the jobs' own step (``harness.train.loop.train_step``: fused Adam, the job-process
-settings), per model shape, for the sweep estimate (``harness.sweep.estimate``)."""
+settings), per model shape (``harness.models.Shape``: family, sizes, grid), for the sweep estimate
+(``harness.sweep.estimate``)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,10 @@ from collections.abc import Iterable
 
 import torch
 
-from harness.errors import HarnessError
 from harness.job import TrainConfig
 from harness.job.process import keep_freed_memory
-from harness.models import TRAIN_PASSES, Shape, check_modes, flops_per_sample
-from harness.models.fno import FNO
+from harness.models import TRAIN_PASSES, Shape, SizeError, family
+from harness.models.build import build_model
 from harness.train.loop import make_optimizer, train_step
 
 # Calibration: time a shape only if one step of the calibration batch costs at most this many FLOPs (about a
@@ -21,15 +21,16 @@ from harness.train.loop import make_optimizer, train_step
 # enough that per-step overheads (Python, Adam's per-tensor work) weigh about as much as in the real jobs.
 MAX_STEP_FLOPS = {"cpu": 1e10, "cuda": 2e13}
 CALIBRATION_BATCH = {"cpu": 16, "cuda": 64}
+SMALLEST = Shape("fno", (("width", 8), ("modes", 2)), 8)  # timed when no shape asked for is valid
 
 
 def time_step(shape: Shape, batch: int, device: torch.device | str, steps: int = 1) -> float:
     """Seconds of one ``train_step`` (forward, sum of squared error, backward, the jobs' fused Adam) at ``shape``,
     in this process with the job-process memory settings: best of ``steps`` after one warm-up step."""
     keep_freed_memory()
-    width, modes, res = shape
+    res = shape.resolution
     device = torch.device(device)
-    model = FNO(width, modes).to(device)
+    model = build_model(shape.arch, dict(shape.sizes), in_channels=7, out_channels=1, resolution=res).to(device)
     optimizer = make_optimizer(model, TrainConfig())
     x = torch.randn(batch, 7, res, res, device=device)
     y = torch.randn(batch, 1, res, res, device=device)
@@ -41,7 +42,7 @@ def time_step(shape: Shape, batch: int, device: torch.device | str, steps: int =
         train_step(model, optimizer, x, y)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        if i:  # the first step warms up allocations and FFT plans
+        if i:  # the first step warms up allocations (and an FNO's FFT plans)
             best = min(best, time.perf_counter() - start)
     return best
 
@@ -56,22 +57,22 @@ def calibrate(device: torch.device | str, shapes: Iterable[Shape], *, steps: int
     device = torch.device(device)
     kind = "cuda" if device.type == "cuda" else "cpu"
     batch = CALIBRATION_BATCH[kind]
-    shapes = sorted(set(shapes), key=lambda s: flops_per_sample(*s))
+    shapes = sorted(set(shapes), key=lambda s: s.flops_per_sample())
     if not shapes:
         return {}
     measured: dict[Shape, tuple[float, float]] = {}  # shape -> (seconds, FLOPs) of one step
     for i, shape in enumerate(shapes):
-        step_flops = TRAIN_PASSES * flops_per_sample(*shape) * batch
+        step_flops = TRAIN_PASSES * shape.flops_per_sample() * batch
         if i and step_flops > MAX_STEP_FLOPS[kind]:
             continue
         try:
-            check_modes(shape[1], shape[2], shape[2])
-        except HarnessError:
+            family(shape.arch).check_grid(dict(shape.sizes), shape.resolution)
+        except SizeError:
             continue  # expand refuses such jobs; a direct caller's invalid shape is not timed
         measured[shape] = (time_step(shape, batch, device, steps), step_flops)
     if not measured:  # every shape is invalid: fall back on the smallest valid FNO there is
-        step_flops = TRAIN_PASSES * flops_per_sample(8, 2, 8) * batch
-        measured[(8, 2, 8)] = (time_step((8, 2, 8), batch, device, steps), step_flops)
+        step_flops = TRAIN_PASSES * SMALLEST.flops_per_sample() * batch
+        measured[SMALLEST] = (time_step(SMALLEST, batch, device, steps), step_flops)
     overall = sum(t for t, _ in measured.values()) / sum(f for _, f in measured.values())
     return {s: measured[s][0] / measured[s][1] if s in measured else overall for s in shapes}
 

@@ -67,3 +67,17 @@ def test_a_single_seed_gives_no_measured_interval_and_says_so() -> None:
     assert text.str.endswith("[no interval: a single run at every N]").all()
     again = small_n_multipliers(runs, fit_curves(runs, n_boot=50), n_boot=50)
     assert again.equals(table)
+
+
+def test_a_flat_fine_tuned_start_gives_each_n_its_own_multiplier_inside_its_interval() -> None:
+    # early stopping kept the loaded weights at both small N (the reference study's in-distribution curve): the same
+    # error at N = 8 and 32 is reached by scratch at one n_s, so the multipliers are n_s / 8 and n_s / 32
+    runs = synthetic_runs(shifts=("id",), sizes=((16, 4),), seeds=(0, 1, 2, 3, 4))
+    ft8 = (runs["stage"] == "finetune") & (runs["downstream.n_train"] == 8)
+    ft32 = (runs["stage"] == "finetune") & (runs["downstream.n_train"] == 32)
+    runs.loc[ft8, "test_rel_l2"] = runs.loc[ft32, "test_rel_l2"].to_numpy()
+    table = small_n_multipliers(runs, fit_curves(runs, n_boot=200), n_boot=200).set_index("N")
+    assert table.loc[8, "err_finetune"] == table.loc[32, "err_finetune"]
+    assert table.loc[8, "multiplier_interp"] == pytest.approx(4 * table.loc[32, "multiplier_interp"])
+    inside = (table["interp_lo"] <= table["multiplier_interp"]) & (table["multiplier_interp"] <= table["interp_hi"])
+    assert inside.all()

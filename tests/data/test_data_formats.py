@@ -78,7 +78,7 @@ def test_tl_scaling_axes_and_coefficients_mean_what_the_harness_solver_means(tmp
 ])
 def test_tl_scaling_coefficients_map_onto_the_common_channels(tmp_path, system, tensor, common):
     fields = np.zeros((3, 2, 8, 8), "f4")
-    fields[:, 0, 0, 0] = 1.0
+    fields[:, :, 0, 0] = 1.0  # a source and a solution that is not zero (a zero target is refused)
     spec = _spec(data_layouts.tl_scaling(tmp_path / "c.h5", fields, [tensor] * 3), "tl-scaling", system=system)
     s = load(spec, "train", 1, seed=0)
     np.testing.assert_allclose(s.coefficients[0], common, rtol=1e-7)

@@ -1,4 +1,4 @@
-"""The README's DuckDB query over a sweep's summary files gives what pandas reads from them (the stages' files
+"""The DuckDB query of docs/results.md over a sweep's summary files gives what pandas reads from them (the stages' files
 have different columns: a pretraining has no downstream ones, hence union_by_name)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def test_duckdb_reads_the_summary_parquet_files_of_a_sweep(tmp_path: Path) -> No
                          from read_parquet('{sweep}/runs/*/summary.parquet', union_by_name = true)
                          where status = 'ok' and stage in ('finetune', 'scratch')
                          group by all order by stage, n""").df()
-    # the README's pandas recipe: every run's summary.parquet (a run folder also holds manifest.json)
+    # the pandas recipe of docs/results.md: every run's summary.parquet (a run folder also holds manifest.json)
     table = pd.concat([pd.read_parquet(p) for p in sorted(sweep.glob("runs/*/summary.parquet"))])
     downstream = table[(table["status"] == "ok") & table["stage"].isin(["finetune", "scratch"])]
     expected = (downstream.groupby(["stage", "downstream.n_train"])["test_rel_l2"].median()

@@ -107,7 +107,7 @@ def test_a_sweep_file_that_no_longer_gives_its_plan_is_refused_or_reexpanded_and
     assert read_summary(run_dir(root / "rel", first))["status"] == "ok"  # ... but kept on disk
     status = cli(root, "status")
     assert "stale: 1 runs not in the current plan" in status
-    tables = _readme_recipe(root / "rel")  # the README's tables, on a folder with checkpoints and a stale run
+    tables = _docs_recipe(root / "rel")  # the docs' tables, on a folder with checkpoints and a stale run
     assert tables["runs"]["id"].tolist() == table["id"].tolist() and len(tables["runs_on_disk"]) == 2
     assert set(tables["epochs"]["id"]) == {first, table["id"][0]} and tables["epochs"]["step"].min() == 0
     report = cli(root, "report", "--n-boot", "10")
@@ -119,9 +119,10 @@ def test_a_sweep_file_that_no_longer_gives_its_plan_is_refused_or_reexpanded_and
     assert not run_dir(root / "rel", first).exists() and "stale" not in cli(root, "status")
 
 
-def _readme_recipe(folder: Path) -> dict:
-    """Run the README's pandas recipe (its Python block reading results/smoke) on ``folder``; its variables."""
-    text = (ROOT / "README.md").read_text()
+def _docs_recipe(folder: Path) -> dict:
+    """Run the pandas recipe of docs/results.md (its Python block reading results/smoke) on ``folder``; its
+    variables."""
+    text = (ROOT / "docs" / "results.md").read_text()
     block = next(b.split("```")[0] for b in text.split("```python\n")[1:] if 'Path("results/smoke")' in b)
     scope: dict = {}
     exec(block.replace('Path("results/smoke")', f"Path({str(folder)!r})"), scope)

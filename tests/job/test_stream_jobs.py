@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from harness.backends import largest_device, largest_host
 from harness.cli import main
 from harness.data.samples import Samples
 from harness.job import Downstream, JobConfig, Model, StreamConfig
+from harness.models import FLOAT_BYTES
+from harness.pde import generated_bytes
 from harness.tasks.steady_task import SteadyTask
 from harness.train.stream import StreamedSplit
 from tests import data_layouts
@@ -25,9 +28,12 @@ SCRATCH = {"name": "s", "base": {"resolution": 16, "init": "scratch", "model": {
                                  "downstream": {"n_train": 12, "n_val": 8, "n_test": 8},
                                  "train": {"steps": 6, "batch_size": 5, "lr": 1.0e-2, "eval_every": 2,
                                            "augment": "shift"}}}
-# 4 million training samples at 128x128 (8 float32 channels each): about 2 TB resident, more than any device here;
-# one batch of 8 of them fits.
-HUGE = ("name: h\nbase:\n  init: scratch\n  model: {width: 4, modes: 4}\n  downstream: {n_train: 4000000, "
+# A training set at 128x128 (8 float32 channels a sample resident, 2 while it is generated) one and a half times the
+# largest device here: it cannot be held resident, one batch of 8 fits, and it can be generated (expand refuses a
+# set that cannot: harness.pde.generated_bytes).
+DEVICE, HOST = largest_device(), largest_host()
+N_HUGE = int(1.5 * DEVICE.bytes) // (8 * 128 * 128 * FLOAT_BYTES)
+HUGE = (f"name: h\nbase:\n  init: scratch\n  model: {{width: 4, modes: 4}}\n  downstream: {{n_train: {N_HUGE}, "
         "n_val: 16, n_test: 16}\n  train: {batch_size: 8}\n")
 
 
@@ -40,6 +46,7 @@ def _expand(tmp_path: Path, text: str) -> tuple[int, str, Path]:
     return result.exit_code, result.output, root
 
 
+@pytest.mark.slow  # end to end: two real `harness submit` processes
 def test_a_job_streamed_through_the_cli_gives_the_resident_result(tmp_path: Path) -> None:
     rows = {}
     for mode in ("never", "always"):
@@ -76,6 +83,8 @@ def test_the_steady_task_streams_a_generated_training_split_only_as_told(tmp_pat
                       StreamedSplit)  # over a budget of ~1 KiB
 
 
+@pytest.mark.skipif(generated_bytes(N_HUGE, 128) > HOST.bytes, reason="a GPU here so much larger than the host's "
+                    "memory that a set too big for it cannot be generated")
 def test_a_set_too_big_to_hold_expands_when_it_streams_and_is_refused_when_it_may_not(tmp_path: Path) -> None:
     code, out, root = _expand(tmp_path / "auto", HUGE)
     assert code == 0, out

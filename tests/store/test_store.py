@@ -29,7 +29,8 @@ from harness.store.folders import (
 )
 from harness.store.manifest import MANIFEST, check_manifest, check_recorded, write_manifest
 
-JOB = Job("ft-0123456789", "finetune", "s", JobConfig(16, 0, Model(4, 2), downstream=Downstream(shift=[1.0, 5.0])),
+JOB = Job("ft-0123456789", "finetune", "s", JobConfig(16, 0, Model(width=4, modes=2),
+                                                     downstream=Downstream(shift=[1.0, 5.0])),
           depends_on="pt-0123456789")
 
 

@@ -5,6 +5,7 @@ import math
 import pytest
 
 from harness.job import Downstream, Job, JobConfig, Model, Pretrain, TrainConfig
+from harness.models import Shape
 from harness.sweep.estimate import describe_estimate, estimate
 from harness.train.timing import calibrate
 
@@ -14,16 +15,21 @@ from harness.train.timing import calibrate
 F_8_4_16 = 626_688
 
 
+def fno(width: int, modes: int, resolution: int) -> Shape:
+    return Shape("fno", (("width", width), ("modes", modes)), resolution)
+
+
 def make_job(stage, *, width=8, modes=4, resolution=16, epochs=5, n_train=10, n_val=2, n_test=3):
-    config, train = JobConfig(resolution, 0, Model(width, modes)), TrainConfig(epochs=epochs)
+    model, train = Model(width=width, modes=modes), TrainConfig(epochs=epochs)
+    config = JobConfig(resolution, 0, model)
     if stage == "pretrain":
-        config = JobConfig(resolution, 0, Model(width, modes),
+        config = JobConfig(resolution, 0, model,
                            pretrain=Pretrain(n_train=n_train, n_val=n_val, n_test=n_test, train=train))
     elif stage == "zeroshot":
-        config = JobConfig(resolution, 0, Model(width, modes), downstream=Downstream(n_train=None, n_val=n_val,
+        config = JobConfig(resolution, 0, model, downstream=Downstream(n_train=None, n_val=n_val,
                                                                                      n_test=n_test))
     else:
-        config = JobConfig(resolution, 0, Model(width, modes), train=train,
+        config = JobConfig(resolution, 0, model, train=train,
                            downstream=Downstream(n_train=n_train, n_val=n_val, n_test=n_test))
     return Job(f"{stage}-{width}-{modes}-{epochs}-{n_train}", stage, "s", config)
 
@@ -49,7 +55,7 @@ def test_hand_computed_table():
 
 def test_per_shape_rates_and_fallback():
     small, big = make_job("scratch"), make_job("scratch", width=16)
-    rates = {(8, 4, 16): 1e-9, (16, 4, 16): 3e-9}
+    rates = {fno(8, 4, 16): 1e-9, fno(16, 4, 16): 3e-9}
     table = estimate([small, big], rates)
     flops_small = estimate([small], 1.0)["total"].flops
     flops_big = estimate([big], 1.0)["total"].flops
@@ -76,15 +82,15 @@ def test_zero_shot_costs_only_an_evaluation_pass():
 
 
 def test_calibration_on_cpu_is_positive_and_finite():
-    rates = calibrate("cpu", [(4, 2, 8), (4, 2, 8)], steps=1)
-    assert list(rates) == [(4, 2, 8)]
-    assert math.isfinite(rates[(4, 2, 8)]) and rates[(4, 2, 8)] > 0
+    rates = calibrate("cpu", [fno(4, 2, 8), fno(4, 2, 8)], steps=1)
+    assert list(rates) == [fno(4, 2, 8)]
+    assert math.isfinite(rates[fno(4, 2, 8)]) and rates[fno(4, 2, 8)] > 0
 
 
 def test_shapes_too_big_to_time_get_the_global_ratio():
     # (128, 32, 256) is far above the CPU budget: it is not timed and takes the ratio of the timed one
-    rates = calibrate("cpu", [(4, 2, 8), (128, 32, 256)], steps=1)
-    assert rates[(128, 32, 256)] == rates[(4, 2, 8)]
+    rates = calibrate("cpu", [fno(4, 2, 8), fno(128, 32, 256)], steps=1)
+    assert rates[fno(128, 32, 256)] == rates[fno(4, 2, 8)]
 
 
 def test_describe_estimate_prints_every_stage_and_the_total():

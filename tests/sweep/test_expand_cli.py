@@ -89,10 +89,9 @@ BAD = [
     ("unknown-slurm-key", "name: t\nslurm:\n  partiton: gpu\n",
      r"slurm\.partiton \(line 3\): unknown slurm setting\(s\) partiton; valid settings: partition \(default None\)"),
     ("nan-learning-rate", "name: t\nbase:\n  train: {lr: .nan}\n",
-     r"base\.train \(line 3\) at point \(base\): train settings must satisfy lr > 0 and finite"),
+     r"base\.train\.lr \(line 3\): must be a finite number, got nan; write a number such as 1\.0e-3$"),
     ("infinite-learning-rate", "name: t\nmatrix:\n  pretrain.train.lr: [1.0e-3, .inf]\n",
-     r"pretrain\.train at point \(pretrain\.train\.lr=inf\): train settings must satisfy lr > 0 and finite, "
-     r"but got"),
+     r"matrix\.pretrain\.train\.lr\.1 \(line 3\): must be a finite number, got inf"),
     ("pretext-loss", "name: t\nbase:\n  pretrain: {strategy: masked, train: {loss: mse}}\n",
      r"base\.pretrain\.train\.loss \(line 3\) at point \(base\): pretrain\.train\.loss applies to supervised "
      r"pretraining; the masked strategy has its own loss: remove pretrain\.train\.loss for it"),

@@ -48,7 +48,7 @@ BAD = [
     ("too-few-frames", _with(nt=1, time_window=1), None,
      r"nt at point \(base\): nt \(frames per trajectory\) must be an integer >= 2, got 1"),
     ("infinite-horizon", _with(horizon=float("inf")), None,
-     r"horizon at point \(base\): horizon must be a finite number of time units > 0, got inf"),
+     r"base\.horizon \(line \d+\): must be a finite number, got inf"),
     ("target-outside", _with(task="fixed_future", target=12), None,
      r"target at point \(base\): frame 12 is not a frame after the input window of 4 in trajectories of 12: "
      r"choose 4\.\.11 \(or -8\.\.-1, counted from the end\)"),

@@ -163,7 +163,7 @@ def test_coefficient_regression_hides_the_coefficient_channels():
     inputs, target = TimeCoefficient(W, TIMES).view(x, y, generator())
     assert not inputs[:, W:].any() and inputs[:, :W].any()
     torch.testing.assert_close(target, y / SCALE)
-    model = TimeCoefficient(W, TIMES).build_model(8, 4)
+    model = TimeCoefficient(W, TIMES).build_model({"width": 8, "modes": 4}, R)
     assert model(inputs).shape == (5, 5)
 
 
@@ -191,7 +191,7 @@ def test_next_step_training_with_pushforward_learns_and_resumes_bit_identically(
 
     def fit(workdir: Path, on_eval=None):
         seed_everything(0)
-        model = objective.build_model(8, 4)
+        model = objective.build_model({"width": 8, "modes": 4}, R)
         return model, train(model, data["train"], data["val"], cfg, seed=0, device="cpu", workdir=workdir,
                             on_eval=on_eval, objective=objective)
 

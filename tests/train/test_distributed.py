@@ -1,4 +1,5 @@
-"""Data-parallel training (harness.train.distributed): two gloo ranks on the CPU train like one process."""
+"""Data-parallel training (harness.train.distributed): two gloo ranks on the CPU train like one process, for every
+model family."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import torch
 import torch.multiprocessing as tmp
 
 from harness.job import TrainConfig
+from harness.models import ARCHS
+from harness.models.build import build_model
 from harness.models.fno import FNO
 from harness.train.distributed import Ranks, process_group
 from harness.train.loop import evaluate, seed_everything, train
@@ -19,6 +22,9 @@ from harness.train.loop import evaluate, seed_everything, train
 # 11 samples in global batches of 5: the shares are uneven (2 / 3) and the last batch (1 sample) leaves rank 0
 # with an empty share; noise augmentation draws from the batch-order generator, which the ranks keep in step.
 CFG = TrainConfig(steps=12, batch_size=5, lr=1e-2, eval_every=3, augment="noise", checkpoint_every_s=0.0)
+# a small model of each family (a DeepONet's trunk runs once per batch, an OFormer's queries are shared by it)
+SIZES = {"fno": {"width": 4, "modes": 4}, "unet": {"channels": 4, "levels": 2},
+         "deeponet": {"branch_width": 4, "trunk_width": 8, "basis": 8}, "oformer": {"width": 8, "depth": 1, "heads": 2}}
 
 
 def _data(seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,21 +33,21 @@ def _data(seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, x[:, :1].roll(1, dims=-1) * 0.5 + 0.1 * torch.randn(n, 1, 16, 16, generator=g)
 
 
-def _run(workdir: Path) -> tuple[list[dict[str, float]], float]:
+def _run(workdir: Path, arch: str = "fno") -> tuple[list[dict[str, float]], float]:
     """Train the tiny job in this process (alone or as one rank); returns its rows and test error."""
     torch.set_num_threads(1)
     seed_everything(3)
-    model = FNO(width=4, modes=4)
+    model = build_model(arch, SIZES[arch], in_channels=7, out_channels=1, resolution=16)
     result = train(model, _data(0, 11), _data(1, 6), CFG, seed=5, device="cpu", workdir=workdir)
     return result.rows, evaluate(model, *_data(2, 7), device="cpu")
 
 
-def _rank(rank: int, world: int, port: int, workdir: str, out: str) -> None:
+def _rank(rank: int, world: int, port: int, workdir: str, out: str, arch: str) -> None:
     """One rank as a launcher starts it: the process group described by the environment."""
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     with process_group() as ranks:
         assert ranks == Ranks(rank, world)
-        rows, test = _run(Path(workdir))
+        rows, test = _run(Path(workdir), arch)
         if ranks.is_main:
             torch.save({"rows": rows, "test": test}, out)
 
@@ -56,9 +62,12 @@ def _close(a: float, b: float, rel: float = 1e-5) -> bool:
     return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= rel * abs(b)
 
 
-def test_two_gloo_ranks_train_like_one_process(tmp_path: Path) -> None:
-    single_rows, single_test = _run(tmp_path / "single")
-    tmp.spawn(_rank, args=(2, free_port(), str(tmp_path / "ddp"), str(tmp_path / "ddp.pt")), nprocs=2)
+# end to end: a process group of two spawned rank processes per family (slow)
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ARCHS)
+def test_two_gloo_ranks_train_like_one_process(tmp_path: Path, arch: str) -> None:
+    single_rows, single_test = _run(tmp_path / "single", arch)
+    tmp.spawn(_rank, args=(2, free_port(), str(tmp_path / "ddp"), str(tmp_path / "ddp.pt"), arch), nprocs=2)
     got = torch.load(tmp_path / "ddp.pt")
     assert [r["step"] for r in got["rows"]] == [r["step"] for r in single_rows] == [0, 3, 6, 9, 12]
     for mine, ref in zip(got["rows"], single_rows, strict=True):

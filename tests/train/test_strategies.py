@@ -107,7 +107,7 @@ def test_coefficient_regression_recovers_helmholtz_coefficients(tmp_path):
     val = make_inputs(data.source, data.coef_common, stats), torch.from_numpy(data.solution)[:, None]
     strategy = Coefficient()
     seed_everything(0)
-    model = strategy.build_model(8, 4)
+    model = strategy.build_model({"width": 8, "modes": 4}, 16)
     assert isinstance(model.head, PooledHead) and model.lifting.in_channels == 2
     inputs, target = strategy.view(*val, generator())
     assert inputs.shape == (64, 2, 16, 16) and target.shape == (64, 6)
@@ -137,7 +137,7 @@ def test_pretext_training_lowers_its_metric_and_resumes_bit_identically(tmp_path
 
     def fit(workdir: Path, on_eval=None):
         seed_everything(0)
-        model = strategy.build_model(8, 4)
+        model = strategy.build_model({"width": 8, "modes": 4}, 16)
         return model, train(model, (x, y), val, cfg, seed=0, device="cpu", workdir=workdir, on_eval=on_eval,
                             objective=strategy)
 

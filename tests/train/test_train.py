@@ -356,6 +356,7 @@ def uninterrupted(tmp_path_factory):
     return model, result
 
 
+@pytest.mark.slow  # end to end: a training process killed by a signal, then resumed
 @pytest.mark.parametrize(("signum", "checkpoint_every_s"), [(signal.SIGKILL, 0.0), (signal.SIGTERM, 1e9)])
 def test_a_killed_process_resumes_bit_identically(tmp_path, uninterrupted, signum, checkpoint_every_s):
     """SIGKILL: the last per-step checkpoint survives it. SIGTERM (Slurm's preemption): with no timed checkpoint

@@ -72,6 +72,18 @@ def _family(node: Node) -> tuple[tuple[str, ...], str | None]:
     return NS_COEFS, NAVIER_STOKES
 
 
+def _times(node: Node, t: np.ndarray) -> tuple[float, ...]:
+    """The frames' times, which must be finite and increasing (a task's frames are evenly spaced in them)."""
+    if (bad := np.flatnonzero(~np.isfinite(t))).size:
+        raise fail(node, f"dataset 't' holds {t[bad[0]]:g} at frame {bad[0]}: frame times must be finite and "
+                         "increasing: fix t")
+    if (back := np.flatnonzero(np.diff(t) <= 0)).size:
+        i = int(back[0]) + 1
+        raise fail(node, f"dataset 't' is not increasing ({t[i - 1]:g} then {t[i]:g} at frame {i}): frame times "
+                         "must be finite and increasing: fix t")
+    return tuple(float(v) for v in t)
+
+
 class PretrainingPDEs(Reader):
     name = "pretraining-pdes"
     kind = "trajectory"
@@ -101,7 +113,7 @@ class PretrainingPDEs(Reader):
             raise fail(node, f"dataset 't' has {t[0]} times but u has {u[1]} per trajectory")
         transpose = _x_runs_last(node)
         grid = same_grid(node, {"u": u[:1:-1] if transpose else u[2:]}, square=False)
-        times = tuple(float(v) for v in np.asarray(node.arrays["t"][:], np.float64))
+        times = _times(node, np.asarray(node.arrays["t"][:], np.float64))
         return Layout(rows, grid, channels=channels, system=system, timesteps=u[1], times=times, transpose=transpose)
 
     def read(self, node: Node, layout: Layout, rows: np.ndarray, positions: np.ndarray,
