@@ -152,7 +152,7 @@ def test_each_pretext_is_learned_well_above_chance_on_a_tiny_problem(mixture, tm
     width, modes, steps, lr, most, least = LEARNED[name]
     objective = make_pretext(Pretrain(strategy=name), W, np.linspace(0.0, 2.0, 12))
     seed_everything(0)
-    model = objective.build_model(width, modes)
+    model = objective.build_model({"width": width, "modes": modes}, R)
     result = train(model, mixture["train"], mixture["val"], TrainConfig(steps=steps, lr=lr, batch_size=16),
                    seed=0, device="cpu", workdir=tmp_path, objective=objective)
     assert result.status == "ok"
