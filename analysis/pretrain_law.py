@@ -30,7 +30,7 @@ from analysis.robust import seed_for
 
 LAW = "err = a P^-b + c"
 NO_AXIS = "pretrain.n_train is not varied (each fine-tuned curve has one pretraining size)"
-COLUMNS = {**FIT_COLUMNS, N: "n_train", "model.arch": "arch"}
+COLUMNS = {**FIT_COLUMNS, N: "n_train"}  # FIT_COLUMNS names the family (model.arch) too
 STATS = ["n_params", "n_points", "n_distinct", "p_min", "p_max", "offset", "a", "a_lo", "a_hi", "b", "b_lo", "b_hi",
          "c", "c_lo", "c_hi", "r2", "converged", "message"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.curves import ERR, PANEL, SIZE, N, curves, downstream_points, mean_points, ordered_panels
+from analysis.curves import ARCH, ERR, PANEL, SIZE, N, curves, downstream_points, mean_points, ordered_panels
 from analysis.figures.strategy import SCRATCH_LABEL
 from analysis.figures.style import (
     FigureResult,
@@ -22,12 +22,11 @@ from analysis.figures.style import (
 from analysis.pretrain_law import PRETRAIN_N, PretrainFits, fit_pretrain_sizes, pretrain_points
 
 FIGURE_BOOT = 200  # bootstrap size when the figure is asked for without precomputed fits
-FAMILY = "model.arch"
 
 
 def _largest(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows of the largest model (by parameter count) of each model family present."""
-    family = rows[FAMILY] if FAMILY in rows else pd.Series("", rows.index)
+    family = rows[ARCH] if ARCH in rows else pd.Series("", rows.index)
     return rows[rows["n_params"] == rows.groupby(family)["n_params"].transform("max")]
 
 
