@@ -28,6 +28,7 @@ PANEL = ["downstream.system", "downstream.shift"]
 SIZE = ["model.width", "model.modes"]
 ARCH = "model.arch"  # the model family, where the runs name one
 PRETRAIN = ["pretrain.system", "pretrain.strategy"]
+PRETRAIN_N = "pretrain.n_train"  # an axis of its own where a sweep varies it (analysis.pretrain_law)
 BASE_KEY = [*PANEL, "stage", *SIZE, *PRETRAIN]
 DOWNSTREAM = ("finetune", "scratch", "zeroshot")
 SHIFT_ORDER = {"id": 0, "moderate": 1, "large": 2}
@@ -210,11 +211,24 @@ def primary_strategy(pts: pd.DataFrame) -> str:
     return str(strategies.value_counts().sort_index().idxmax())
 
 
+def at_largest_pretraining(pts: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each pretraining (system and strategy) at its largest ``pretrain.n_train``, and the rows without
+    one (scratch): where a sweep varies the pretraining size, the comparisons across strategies and with scratch are
+    made at the largest (``analysis.pretrain_law`` draws the rest)."""
+    if PRETRAIN_N not in pts:
+        return pts
+    size = pts[PRETRAIN_N]
+    largest = size.groupby([pts[c] for c in PRETRAIN], dropna=False).transform("max")
+    return pts[size.isna() | (size == largest)]
+
+
 def primary(pts: pd.DataFrame) -> pd.DataFrame:
-    """Scratch rows plus the reference transfer: pretrained on the downstream system, primary strategy.
+    """Scratch rows plus the reference transfer: pretrained on the downstream system, primary strategy, at its
+    largest pretraining size.
 
     When no run was pretrained on its own downstream system, every non-mixed pretraining counts.
     """
+    pts = at_largest_pretraining(pts)
     transfer = pts["stage"] != "scratch"
     same = pts["pretrain.system"] == pts["downstream.system"]
     if not (transfer & same).any():

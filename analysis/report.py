@@ -1,6 +1,7 @@
 """``build_report``: a sweep folder -> figures (PNG + PDF), fits.parquet/.csv (one row per power-law curve),
 scaling_laws.parquet/.csv (the transfer laws: one row per law, group and parameter), multipliers.csv (the small-N
 data-efficiency multipliers with their intervals), data_transferred.csv (each fine-tuned run's D_F, D_E, D_T),
+pretraining_size.csv (the laws of error vs pretraining samples, when the sweep varies pretrain.n_train),
 holdout.csv (every fit refitted without its largest N or model, against what was left out: ``analysis.holdout``),
 claims.csv (every number a reading may quote: ``analysis.claims``),
 strategies.csv (when the sweep compares pretraining strategies), architectures.csv (when it compares model families:
@@ -29,12 +30,14 @@ from analysis.claims import claims_table
 from analysis.document import to_html, to_markdown
 from analysis.figures import FIGURES, LAW_FIGURES, fit_curves
 from analysis.figures.gallery import gallery
+from analysis.figures.pretrain_figure import pretrain_size
 from analysis.figures.strategy import strategy_table
 from analysis.figures.style import DPI
 from analysis.holdout import holdout_table
 from analysis.laws import fit_laws
 from analysis.load import ReportError, load_runs
 from analysis.multipliers import small_n_multipliers
+from analysis.pretrain_law import fit_pretrain_sizes
 from analysis.sections import report_blocks
 from harness.store.atomic import write_bytes_atomic
 
@@ -81,8 +84,10 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     fits = fit_curves(loaded.ok, n_boot=n_boot, seed=seed)
     laws = fit_laws(loaded.ok, fits, n_boot=n_boot, seed=seed)
+    sizes = fit_pretrain_sizes(loaded.ok, n_boot=n_boot, seed=seed)
     pngs, skipped = {}, {}
     drawers = FIGURES + [(name, partial(draw, laws=laws)) for name, draw in LAW_FIGURES]
+    drawers.append(("pretrain_size", partial(pretrain_size, sizes=sizes)))
     for name, draw in drawers:
         result = draw(loaded.ok, fits)
         if result.figure is None:
@@ -104,6 +109,7 @@ def build_report(
               "multipliers": (multipliers, "") if not multipliers.empty else (None, NO_MULTIPLIERS),
               "scaling_laws": (laws.table, "") if not laws.table.empty else (None, NO_LAWS),
               "data_transferred": (laws.points, "") if not laws.points.empty else (None, NO_POINTS),
+              "pretraining_size": (sizes.table, "") if not sizes.table.empty else (None, sizes.skip),
               "holdout": (holdout, "") if not holdout.empty else (None, NO_HOLDOUT),
               "claims": (claims_table(loaded.ok, fits, laws, multipliers, holdout), "")}  # fmt: skip
     for name, table in [("fits", fits.table)] + [(n, t) for n, (t, _) in tables.items() if t is not None]:

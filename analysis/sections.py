@@ -1,7 +1,7 @@
 """What the report says, in order: jobs, protocol, budget-limited runs, figures, power-law fits, data-efficiency
-multipliers, transfer laws, the model families compared, held-out extrapolation, the strategy table, claims, problems
-and the sweep definition
-(as ``analysis.document`` blocks, written out as HTML and Markdown by ``analysis.report``)."""
+multipliers, transfer laws, the model families compared, held-out extrapolation, the strategy table, the
+pretraining-size laws, claims, problems and the sweep definition (as ``analysis.document`` blocks, written out as
+HTML and Markdown by ``analysis.report``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from analysis.intervals import CLUSTER_SEEDS, MIN_DF, SHAPE_DF
 from analysis.laws import LAWS, MAX_EXTRAPOLATION, Laws
 from analysis.load import LoadedRuns
 from analysis.multipliers import SMALL_N, multiplier_display
+from analysis.pretrain_law import LAW as PRETRAIN_LAW
+from analysis.pretrain_law import STATS as PRETRAIN_STATS
 from analysis.protocol import EDGE_COLUMNS, budget_limited_runs, edge_points, per_n_table, protocol_lines
 
 MAX_LISTED = 200  # rows of the problem, budget-limited and edge lists shown in the report
@@ -35,6 +37,8 @@ CAPTIONS = {
                         "dashed: the fitted law D_T = k D_F^alpha P^beta; hollow: D_E read from the scratch fit beyond "
                         "its sampled N",
     "joint_law": "error vs N per model size, dashed: the joint law err = E + A P^-a + B N^-b of each initialisation",
+    "pretrain_size": "test error vs pretraining samples P per strategy at each downstream N (mean over seeds, bars: "
+                     "min/max), dashed: the fitted law err = a P^-b + c with its 95 % band, dotted: scratch",
     "rollout": "next_step runs: relative L2 of each rolled-out frame vs rollout step, per strategy at each panel's "
                "largest N (mean over seeds, bars: min/max); their test_rel_l2 is the error over the whole rollout",
 }  # fmt: skip
@@ -66,6 +70,12 @@ MULTIPLIER_TEXT = (
     "their intervals support; an interval that is not a 95 % one is followed by what it is [in brackets]; (>=x): "
     "scratch never reaches the error in some resamples, so the interval is open above. Notes flag a fit-based value "
     "whose target lies within the interval of a fitted floor c: it hangs on where exactly the floor lies."
+)
+PRETRAIN_TEXT = (
+    "Downstream error against the number of pretraining samples P, per fine-tuned curve (system, shift, downstream "
+    "N, model, strategy and the other varied axes): the power law fitted to the runs (a robust fit in log space, the "
+    "offset c from 4 distinct P on, else c = 0); intervals: 95 % bootstrap over seeds (pretraining_size.csv lists "
+    "every parameter's)."
 )
 HOLDOUT_TEXT = (
     "Every fit refitted without its largest N (laws over size also without their largest model) predicts what was "
@@ -130,6 +140,7 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
     table, why = tables["strategies"]
     blocks += ([Block("heading", STRATEGY_TITLE), Block("table", table)] if table is not None else
                [Block("skip", ("Skipped the ", "strategies", " table", why))])  # fmt: skip
+    blocks += _pretraining(tables["pretraining_size"])
     blocks += _claims(tables["claims"][0])
     if loaded.problems:
         blocks += [Block("heading", f"Problems ({len(loaded.problems)})"),
@@ -168,6 +179,25 @@ def law_summary(laws: Laws, law: str) -> pd.DataFrame:
     out = wide.merge(stats, on=group).assign(r2=lambda f: f["r2"].map("{:.3f}".format))
     out = out.drop(columns=["n_extrapolated"] if law == "joint" else [])
     return out.rename(columns={"ci": "interval", "message": "notes"})
+
+
+def pretrain_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The pretraining-size laws for reading: key columns, each parameter as "value [lo, hi]", points, the range of
+    P, R^2, converged."""
+    keys = [c for c in table.columns if c not in PRETRAIN_STATS]
+    return table[keys].assign(**{k: [_value_ci(v, lo, hi) for v, lo, hi in
+                                     zip(table[k], table[f"{k}_lo"], table[f"{k}_hi"], strict=True)] for k in "bac"},
+                              points=table["n_points"], P=[f"{lo:g}-{hi:g}" for lo, hi in
+                                                           zip(table["p_min"], table["p_max"], strict=True)],
+                              r2=table["r2"].map("{:.3f}".format), converged=table["converged"])  # fmt: skip
+
+
+def _pretraining(entry: tuple[pd.DataFrame | None, str]) -> list[Block]:
+    table, why = entry
+    heading = Block("heading", f"Pretraining-set size: {PRETRAIN_LAW}")
+    if table is None:
+        return [heading, Block("skip", ("Skipped the ", "pretraining_size", " table", why))]
+    return [heading, Block("text", PRETRAIN_TEXT), Block("table", pretrain_summary(table))]
 
 
 def _value_ci(value: float, lo: float, hi: float) -> str:

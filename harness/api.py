@@ -320,9 +320,9 @@ def dataset(system: str, n: int, out: str | Path, *, shift: str | None = None, r
     from harness.pde.time_dataset import generate_time
     from harness.store.outputs import new_file
 
-    time = system in (*pde.TIME_SYSTEMS, pde.TIME_MIXED)
+    time = system in (*pde.ALL_TIME_SYSTEMS, pde.TIME_MIXED)
     if nt is not None and not time:
-        raise HarnessError(f"--nt applies to the time-dependent systems ({', '.join(pde.TIME_SYSTEMS)}, "
+        raise HarnessError(f"--nt applies to the time-dependent systems ({', '.join(pde.ALL_TIME_SYSTEMS)}, "
                            f"{pde.TIME_MIXED}), not to {system!r}: drop --nt")
     out = new_file(Path(out), (".npz", ".h5", ".hdf5"), force, "harness data")
     grid = {} if resolution is None else {"resolution": resolution}
@@ -344,7 +344,7 @@ def dataset(system: str, n: int, out: str | Path, *, shift: str | None = None, r
         if steady:
             write_samples(out, samples_of(result), fmt)
         else:
-            write_pretraining_pdes(out, result.u, result.coef_common, result.t)
+            write_pretraining_pdes(out, result.u, result.coef_common, result.t, channels=pde.model_coefs(system))
         what = f"{what} ({fmt})"
     else:
         save(result, out)

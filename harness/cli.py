@@ -318,8 +318,8 @@ def tune_status(sweep: str | None, root: Path) -> None:
 @friendly
 def data(system: str, n: int, shift: str | None, resolution: int | None, nt: int | None, seed: int,
          out: Path, fmt: str | None, force: bool) -> None:
-    """Generate one PDE dataset (steady, or trajectories of heat, advection, burgers, mixed_time) and write
-    it to an .npz file for inspection, or to an .h5 data file in a documented layout."""
+    """Generate one PDE dataset (steady, or trajectories of heat, advection, burgers, mixed_time,
+    navier_stokes) and write it to an .npz file for inspection, or to an .h5 data file in a documented layout."""
     click.echo("wrote " + api.dataset(system, n, out, shift=shift, resolution=resolution, nt=nt, seed=seed, fmt=fmt,
                                       force=force))
 

@@ -19,7 +19,10 @@ from click.testing import CliRunner
 
 from harness import api
 from harness.cli import main
-from harness.store.folders import Plan
+from harness.job import Job
+from harness.job.run import run_job
+from harness.store.folders import Plan, run_dir
+from harness.train.checkpoint import load
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEPS = ROOT / "sweeps"
@@ -139,6 +142,29 @@ def assert_learns_and_resumes(fit: Callable[..., tuple[torch.nn.Module, Any]], t
     assert [r["val_rel_l2"] for r in resumed.rows] == rows
     for (k, v), w in zip(model.state_dict().items(), resumed_model.state_dict().values(), strict=True):
         assert torch.equal(v, w), k
+
+
+def assert_finetuning_keeps_exactly_the_transferred(jobs: list[Job], root: Path,
+                                                    expected: dict[str, str]) -> None:
+    """Run ``jobs`` (pretrainings and their fine-tunings, expanded into ``root``) and check each fine-tuning's
+    ``transferred`` is ``expected[strategy]`` and that exactly the modules it names hold the pretrained weights at
+    the end (the jobs fine-tune at a vanishing learning rate, so kept weights do not move)."""
+    rows = {job.id: run_job(job, root) for job in jobs}
+    by_id = {job.id: job for job in jobs}
+    for jid, row in rows.items():
+        assert row["status"] == "ok", row
+        if row["stage"] == "pretrain":
+            continue
+        strategy = row["pretrain.strategy"]
+        assert row["transferred"] == expected[strategy], row
+        sweep = root / by_id[jid].sweep
+        pretrained = load(run_dir(sweep, by_id[jid].depends_on) / "ckpt" / "best.pt")["model"]
+        finetuned = load(run_dir(sweep, jid) / "ckpt" / "best.pt")["model"]
+        for name, value in finetuned.items():
+            kept = name.split(".")[0] in row["transferred"].split(",")
+            same = name in pretrained and pretrained[name].shape == value.shape and torch.allclose(
+                pretrained[name], value, rtol=0, atol=1e-12)
+            assert same == kept, (strategy, name)
 
 
 def failing_pretraining(tmp_path: Path) -> Plan:

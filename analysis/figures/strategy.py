@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.curves import ARCH, ERR, PANEL, SIZE, N, downstream_points
+from analysis.curves import ARCH, ERR, PANEL, SIZE, N, at_largest_pretraining, downstream_points
 
 SCRATCH_LABEL = "none (scratch)"
 AUGMENT = ("pretrain.train.augment", "train.augment")
@@ -19,9 +19,10 @@ NO_STRATEGIES = "pretrain.strategy is not varied"
 
 
 def strategy_points(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str], str]:
-    """Fine-tuned (not from the mixture) and scratch rows with ``strategy`` and ``augment`` label columns, the
-    pretraining strategies of the fine-tuned rows, and why the comparison is skipped ("" when it is not)."""
-    pts = downstream_points(runs)
+    """Fine-tuned (not from the mixture; at each strategy's largest pretraining size) and scratch rows with
+    ``strategy`` and ``augment`` label columns, the pretraining strategies of the fine-tuned rows, and why the
+    comparison is skipped ("" when it is not)."""
+    pts = at_largest_pretraining(downstream_points(runs))
     pts = pts[(pts["stage"] == "scratch") | ((pts["stage"] == "finetune") & (pts["pretrain.system"] != "mixed"))]
     names = sorted(pts.loc[pts["stage"] == "finetune", "pretrain.strategy"].unique())
     if len(names) < 2:

@@ -4,16 +4,17 @@
 
 A part (``pretrain`` or ``downstream``) with ``data`` draws its samples from the files instead of generating
 them; its ``system`` and ``shift`` then name the data, so that results and the report's panels tell
-datasets apart: ``system`` the file's system where the format says it (tl-scaling), else the format,
-``shift`` the (training) file's name without its suffix. At expand, :func:`resolve_part` checks the spec against
-the files' headers (layout, a format of the data the task learns from -- steady samples, or trajectories for
-the time-dependent tasks -- and the grid against ``resolution``; trajectories also: the five coefficients of
-heat, advection and Burgers, ``nt`` frames evenly spaced over ``horizon``) and returns it resolved (absolute
-paths, the files' fingerprint): a job's config holds the resolved spec, so its id changes when a file does;
+datasets apart: ``system`` the file's system where the format says it (tl-scaling; pretraining-pdes groups of
+Navier-Stokes' visc and amp: navier_stokes), else the format, ``shift`` the (training) file's name without its
+suffix. At expand, :func:`resolve_part` checks the spec against the files' headers (layout, a format of the
+data the task learns from -- steady samples, or trajectories for the time-dependent tasks -- and the grid
+against ``resolution``; trajectories also: ``nt`` frames evenly spaced over ``horizon``, and their reader, one
+family's coefficients) and returns it resolved (absolute paths, the files' fingerprint): a job's config holds
+the resolved spec, so its id changes when a file does;
 :func:`check_needs` checks that each split holds the samples a stage asks for. At run time a job's data step
 reads its splits with :func:`harness.data.source.load`, which refuses a file whose fingerprint no longer matches.
 :func:`model_channels` gives the model's input and output channels for a steady part (a time task's model
-takes ``time_window`` frames and the five coefficient channels, generated or not).
+takes ``time_window`` frames and the data's coefficient channels, generated or not).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from harness.data import has_data
-from harness.data.formats.pretraining_pdes import COEFFICIENTS
 from harness.data.source import SourceInfo, check_source
 from harness.errors import DataFileError
 from harness.job import Downstream, Pretrain
@@ -63,13 +63,9 @@ def resolve_part(name: str, part: Mapping[str, Any], resolution: int, *, frames:
 
 
 def _check_trajectories(where: str, info: SourceInfo, nt: int, horizon: float) -> None:
-    """The files' trajectories fit a time task: the five coefficients it takes, ``nt`` frames evenly spaced
-    over ``horizon`` (the task's frame times, ``harness.tasks.trajectories.frame_times``)."""
+    """The files' trajectories fit a time task: ``nt`` frames evenly spaced over ``horizon`` (the task's frame
+    times, ``harness.tasks.trajectories.frame_times``)."""
     layout = info.layout
-    if layout.channels != COEFFICIENTS:
-        raise DataFileError(f"{where} holds coefficients {', '.join(layout.channels)}: the time tasks take those of "
-                            f"heat, advection and Burgers ({', '.join(COEFFICIENTS)}) and no others: give a file "
-                            "without the extra ones (e.g. Navier-Stokes' visc, amp)")
     if layout.timesteps != nt:
         raise DataFileError(f"{where} holds trajectories of {layout.timesteps} frames but nt is {nt}: set nt: "
                             f"{layout.timesteps} (time_window, target and unroll count in the file's frames)")

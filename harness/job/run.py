@@ -26,7 +26,6 @@ from typing import Any
 import torch
 
 from harness import pde
-from harness.data import has_data
 from harness.errors import HarnessError
 from harness.job import Job, TrainConfig
 from harness.job.hooks import hold_hook
@@ -102,7 +101,7 @@ def _execute(job: Job, root: Path, folder: Path, device: torch.device,
     if job.depends_on:
         assert strategy is not None and cfg.pretrain is not None  # a job that depends on one has its pretraining
         pretrained = run_dir(sweep_dir(root, job.sweep), job.depends_on) / "ckpt" / "best.pt"
-        refit = has_data(part) or has_data(cfg.pretrain)  # data of other channels re-initialise what differs
+        refit = task.refits(cfg.pretrain, part)  # data of other channels re-initialise what differs
         loaded = load_weights(model, pretrained, exclude_prefixes=strategy.dropped, refit=refit)
         metrics["transferred"] = transferred_modules(loaded)
         stats = _stats_of(job, root)

@@ -1,12 +1,14 @@
 """The torch-free rules of the PDE data: the systems, their coefficient channels, shift levels and ranges, the
-time-dependent systems' coefficients, levels and symmetries, and the frames of a trajectory.
+time-dependent systems' coefficients, levels and symmetries, the frames of a trajectory, and the step bound of
+the Navier-Stokes solve (checked at expand).
 
 ``harness expand`` checks every sweep point with these; the generators use the same names and ranges. Steady
 systems (SYS-1 poisson, SYS-2 advection_diffusion, SYS-3 helmholtz, and their ``mixed``): sampled and solved in
 ``harness.pde.steady_systems`` (sources: ``steady_sources``, Fourier calculus: ``fourier``), generated as
 datasets in ``steady_dataset``. Time-dependent systems (heat, advection, Burgers, and ``mixed_time``): sampled
-in ``time_systems``, solved in ``time_solve``, generated in ``time_dataset``. ``cache`` saves, loads and caches
-both kinds as train/val/test splits (``SPLITS``).
+in ``time_systems``, solved in ``time_solve``, generated in ``time_dataset``; ``navier_stokes`` (its own
+coefficients visc and amp, outside that family: ``model_coefs``) sampled and solved in ``navier_stokes``.
+``cache`` saves, loads and caches both kinds as train/val/test splits (``SPLITS``).
 
 ``LAYOUT_VERSION`` numbers the steady channel layout; a job's id includes it, so data and checkpoints of another
 layout are never mixed in.
@@ -27,6 +29,8 @@ MIXED = "mixed"
 # The time-dependent systems of the second study (solved in harness.pde.time_systems) and their mixture.
 TIME_SYSTEMS = ("heat", "advection", "burgers")
 TIME_MIXED = "mixed_time"
+# 2D incompressible Navier-Stokes (harness.pde.navier_stokes): time-dependent, with coefficients of its own.
+NAVIER_STOKES = "navier_stokes"
 COMMON_CHANNELS = ("k11", "k22", "k12", "v1", "v2", "omega")
 CHANNELS = {
     "poisson": ("k11", "k22", "k12"),
@@ -121,9 +125,14 @@ def resolve_ranges(system: str, shift: str | Sequence[float] | None = None,
 # --- the time-dependent systems -------------------------------------------------------------------------------
 
 TIME_COEFS = ("nu", "ax", "ay", "cx", "cy")
-TIME_CHANNELS = {"heat": ("nu",), "advection": ("ax", "ay"), "burgers": ("nu", "cx", "cy"), TIME_MIXED: TIME_COEFS}
-# Each system's drawn parameters: nu, a (both velocity components) and c (both components).
-TIME_PARAMS = {"heat": ("nu",), "advection": ("a",), "burgers": ("nu", "c")}
+NS_COEFS = ("visc", "amp")  # navier_stokes' coefficients (Zhou et al.'s file keys), its models' coefficient channels
+# Every time-dependent system solved (``params["system"]`` indexes it): the family, then Navier-Stokes.
+ALL_TIME_SYSTEMS = (*TIME_SYSTEMS, NAVIER_STOKES)
+TIME_CHANNELS = {"heat": ("nu",), "advection": ("ax", "ay"), "burgers": ("nu", "cx", "cy"), TIME_MIXED: TIME_COEFS,
+                 NAVIER_STOKES: NS_COEFS}
+# Each system's drawn parameters: nu, a (both velocity components) and c (both components); visc and amp.
+TIME_PARAMS = {"heat": ("nu",), "advection": ("a",), "burgers": ("nu", "c"), NAVIER_STOKES: NS_COEFS}
+POSITIVE_PARAMS = ("nu", *NS_COEFS)  # the others (velocity components) may be 0
 PAPER_SIDE = 2.0  # the paper's domain [-1, 1]^2 (harness.pde.time_systems: the change of variables)
 
 
@@ -144,16 +153,31 @@ TIME_SHIFT_LEVELS = {
         "ood_nu": _unit(nu=(5e-3, 7.5e-3), c=(0.5, 1.0)),
         "ood_c": _unit(nu=(7.5e-3, 1.5e-2), c=(1.0, 1.25)),
     },
+    # On the unit square already (the FNO generator's domain); id from Zhou et al.'s mae-pdes get_variables('ns'),
+    # the others ours (harness.pde.navier_stokes says why).
+    NAVIER_STOKES: {
+        "id": {"visc": (1e-9, 1e-5), "amp": (1e-3, 1e-2)},
+        "ood": {"visc": (1e-5, 1e-4), "amp": (1e-2, 5e-2)},
+        "ood_visc": {"visc": (1e-5, 1e-4), "amp": (1e-3, 1e-2)},
+        "ood_amp": {"visc": (1e-9, 1e-5), "amp": (1e-2, 5e-2)},
+    },
 }
 TIME_MIXED_LEVELS = ("id", "ood")
 Ranges = dict[str, tuple[float, float]]
 
 
+def model_coefs(system: str) -> tuple[str, ...]:
+    """The coefficient channels of a time model on ``system``'s data (a time system, ``mixed_time``, or a data
+    part's system label): ``NS_COEFS`` for navier_stokes, else the five ``TIME_COEFS`` of the heat, advection
+    and Burgers family (zero where a system lacks one)."""
+    return NS_COEFS if system == NAVIER_STOKES else TIME_COEFS
+
+
 def check_time_system(system: str) -> str:
     """Return ``system`` if it names a time-dependent system or ``mixed_time``; raise DataError otherwise."""
-    if system not in (*TIME_SYSTEMS, TIME_MIXED):
+    if system not in (*ALL_TIME_SYSTEMS, TIME_MIXED):
         raise DataError(f"unknown time-dependent system {system!r}: choose one of "
-                        f"{', '.join((*TIME_SYSTEMS, TIME_MIXED))}")
+                        f"{', '.join((*ALL_TIME_SYSTEMS, TIME_MIXED))}")
     return system
 
 
@@ -165,8 +189,8 @@ def _check_time_range(system: str, name: str, value: object) -> tuple[float, flo
     lo, hi = float(value[0]), float(value[1])
     if lo > hi:
         raise DataError(f"{system} range for {name} must have lo <= hi, got [{value[0]}, {value[1]}]")
-    if (lo <= 0) if name == "nu" else (lo < 0):
-        bound = "nu must be > 0" if name == "nu" else f"velocity components {name} must be >= 0"
+    if (lo <= 0) if name in POSITIVE_PARAMS else (lo < 0):
+        bound = f"{name} must be > 0" if name in POSITIVE_PARAMS else f"velocity components {name} must be >= 0"
         raise DataError(f"{system} {bound}, got [{value[0]}, {value[1]}]")
     return lo, hi
 
@@ -200,11 +224,17 @@ TIME_AUGMENTS = ("none", "shift", "scale", "galilean", "noise")
 _REFUSED = {
     ("heat", "galilean"): "a boost u(x - v t, t) solves u_t + v . grad u = nu Lap u, an advection-diffusion "
                           "equation: heat has no velocity to absorb v (only v = 0 maps heat to heat)",
+    (NAVIER_STOKES, "shift"): "its forcing g(x + y) is invariant under shifts along (1, -1) only, and the "
+                              "augmentation shifts in any direction",
+    (NAVIER_STOKES, "scale"): "w -> lam w needs t -> t / lam (so frame times change) and amp -> lam^2 amp",
+    (NAVIER_STOKES, "galilean"): "a boost needs a mean flow, which a stream function on the periodic square "
+                                 "has not, and would move the forcing",
 }
 
 
 def augment_applies(system: str, augment: str) -> bool:
-    """Whether ``augment`` maps solutions of ``system`` (one of ``TIME_SYSTEMS``) to solutions."""
+    """Whether ``augment`` maps solutions of ``system`` (one of ``ALL_TIME_SYSTEMS``) to solutions (``noise``,
+    a robustness augmentation, applies to all)."""
     return (system, augment) not in _REFUSED
 
 
@@ -222,11 +252,11 @@ def check_augment(system: str, augment: str) -> None:
                          f"choose one of {', '.join(valid)}")
 
 
-# --- trajectories: frames, horizon and the Burgers solve's refinement ----------------------------------------
+# --- trajectories: frames, horizon and the Burgers and Navier-Stokes solves' refinement and step -------------
 
 MAX_WAVENUMBER = 3  # of the initial conditions' modes, in each axis (harness.pde.time_systems draws them)
 DECAY = 30.0  # e-folds a diffusing solution may lose by the last frame: beyond, a frame is below 1e-13 of its start
-# Burgers solve grid / stored grid: 128^2 for 32^2 (bench/RESULTS.md has the accuracy at each factor).
+# Burgers and Navier-Stokes solve grid / stored grid: 128^2 for 32^2 (bench/RESULTS.md has the accuracy at each factor).
 DEFAULT_REFINE = 4
 DEFAULT_FRAMES = 32
 DEFAULT_HORIZON = 2.0  # time units, as the paper
@@ -234,16 +264,75 @@ MAX_REFINE = 16
 
 
 def check_time_request(nt: object, horizon: object, refine: object) -> tuple[int, float, int]:
-    """Validate the frames, horizon and Burgers refinement of a request; raise DataError naming a bad value."""
+    """Validate the frames, horizon and refinement of a request; raise DataError naming a bad value."""
     if isinstance(nt, bool) or not isinstance(nt, int | np.integer) or nt < 2:
         raise DataError(f"nt (frames per trajectory) must be an integer >= 2, got {nt!r}")
     if (isinstance(horizon, bool) or not isinstance(horizon, int | float | np.number)
             or not math.isfinite(horizon) or horizon <= 0):
         raise DataError(f"horizon must be a finite number of time units > 0, got {horizon!r}")
     if isinstance(refine, bool) or not isinstance(refine, int | np.integer) or not 1 <= refine <= MAX_REFINE:
-        raise DataError(f"refine (Burgers solve grid / stored grid) must be an integer in [1, {MAX_REFINE}], "
-                        f"got {refine!r}")
+        raise DataError(f"refine (Burgers and Navier-Stokes solve grid / stored grid) must be an integer in "
+                        f"[1, {MAX_REFINE}], got {refine!r}")
     return int(nt), float(horizon), int(refine)
+
+
+# --- the Navier-Stokes solve's step bound (harness.pde.navier_stokes; checked at expand and at request time) ------
+
+# Courant number of the Burgers step, (|cx| + |cy|) max|u| dt / dx, and of the Navier-Stokes one, (max|u| + max|v|)
+# dt / dx (harness.pde.time_solve): ETDRK4 on the dealiased spectrum is linearly stable up to about 1.3, and 0.5
+# keeps the time error far below the spatial one.
+BURGERS_CFL = 0.5
+GRF_ALPHA, GRF_TAU = 2.5, 7.0  # the FNO generator's initial-vorticity field (harness.pde.navier_stokes)
+# The a-priori speed bound counts this many standard deviations of each initial velocity component.
+VELOCITY_SIGMAS = 5.0
+# Steps per trajectory beyond which a request is refused (a step below horizon / MAX_STEPS): ~10 s per sample
+# on the default 128^2 solve grid, and ~80 times the steps of the id level at the default horizon.
+MAX_STEPS = 10_000
+
+
+def grf_amplitudes(resolution: int) -> np.ndarray:
+    """Per mode of the full ``R x R`` FFT grid, the initial vorticity's standard deviation in it:
+    ``sqrt(2) sigma (4 pi^2 |k|^2 + tau^2)^(-alpha/2)``, sigma = tau^(alpha - 1), 0 at k = 0 and where |kx| or
+    |ky| >= R / 2 (band-limited on the stored grid)."""
+    k = np.fft.fftfreq(resolution, 1.0 / resolution)
+    kx, ky = np.meshgrid(k, k, indexing="ij")
+    sigma = GRF_TAU ** (GRF_ALPHA - 1.0)
+    amp = math.sqrt(2.0) * sigma * (4 * math.pi**2 * (kx**2 + ky**2) + GRF_TAU**2) ** (-GRF_ALPHA / 2)
+    amp[0, 0] = 0.0
+    amp[(np.abs(kx) >= resolution // 2) | (np.abs(ky) >= resolution // 2)] = 0.0
+    return amp
+
+
+def grf_velocity_std(resolution: int) -> float:
+    """The standard deviation of each initial velocity component at a point (the same for both)."""
+    k = np.fft.fftfreq(resolution, 1.0 / resolution)
+    kx, ky = np.meshgrid(k, k, indexing="ij")
+    k2 = (2 * math.pi) ** 2 * (kx**2 + ky**2)
+    k2[0, 0] = 1.0
+    return float(np.sqrt(np.sum(grf_amplitudes(resolution) ** 2 * (2 * math.pi * ky) ** 2 / k2**2)))
+
+
+def speed_bound(ranges: Ranges, resolution: int, horizon: float) -> float:
+    """An a-priori bound of max|u| + max|v| over a Navier-Stokes trajectory: ``VELOCITY_SIGMAS`` standard
+    deviations of each initial component, plus what the forcing at the largest amp adds over ``horizon`` with
+    neither diffusion nor transfer to other modes (the forced mode's w grows by at most sqrt(2) amp t, its
+    |u| + |v| by sqrt(2) amp t / (2 pi))."""
+    return (2 * VELOCITY_SIGMAS * grf_velocity_std(resolution)
+            + math.sqrt(2.0) * ranges["amp"][1] * horizon / (2 * math.pi))
+
+
+def check_steps(ranges: Ranges, resolution: int, horizon: float, refine: int, cfl: float = BURGERS_CFL) -> None:
+    """Raise DataError (one line) unless the CFL-bounded step at :func:`speed_bound` stays above the floor
+    ``horizon / MAX_STEPS`` on the solve grid: what the Navier-Stokes solve refuses, checked before any solve (a
+    request's, and so expand's, check)."""
+    fine = resolution * refine
+    speed = speed_bound(ranges, resolution, horizon)
+    step, floor = cfl / (fine * speed), horizon / MAX_STEPS
+    if step < floor:
+        raise DataError(f"navier_stokes needs steps of at most {step:.3g} on its {fine}^2 solve grid (resolution "
+                        f"{resolution} x refine {refine}; Courant number {cfl:g} at the speed bound {speed:.3g}, "
+                        f"amp up to {ranges['amp'][1]:g} over horizon {horizon:g}), below the floor horizon / "
+                        f"{MAX_STEPS} = {floor:.3g}: choose a shorter horizon, a coarser resolution or a smaller amp")
 
 
 def check_decay(system: str, shift: str | Mapping[str, object] | None, horizon: float) -> None:

@@ -177,8 +177,8 @@ def load_time_split(system: str, split: str, n: int, *, shift: str | Mapping[str
     """The ``split`` of a trajectory dataset (see :func:`~harness.pde.time_dataset.generate_time`), float32,
     from the cache or generated and cached, as :func:`load_split`: each split draws with its own seed, a
     training split carries ``stats`` (:func:`compute_time_stats`). The cache key is the canonical request
-    (system, ranges, n, resolution, nt, horizon, refine where Burgers is solved, split seed, dtype, generator
-    version). A solve that fails raises DataError and writes nothing."""
+    (system, ranges, n, resolution, nt, horizon, refine where Burgers or Navier-Stokes is solved, split seed,
+    dtype, generator version). A solve that fails raises DataError and writes nothing."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
     request = time_request(system, shift, n, resolution, nt, horizon, refine, seed, np.float32)

@@ -9,7 +9,8 @@ and every solver returns frames ``(B, nt, R, R)`` at the times ``t`` (nt,):
 - burgers ``u_t + u (c . grad u) = nu Lap u``: pseudo-spectral on a grid ``refine`` times finer, the
   nonlinear term in conservative form ``c . grad(u^2 / 2)`` with 2/3-rule dealiasing, ETDRK4 (Cox & Matthews
   2002) with the diffusion integrated exactly, and a CFL-bounded step chosen per sample and per frame
-  interval. Frames are restricted to the stored grid by spectral truncation.
+  interval. Frames are restricted to the stored grid by spectral truncation. :func:`etdrk4_frames` is that
+  scheme for any diagonal linear part and nonlinear term (``harness.pde.navier_stokes`` solves with it too).
 
 Viscous Burgers obeys a maximum principle (max|u| never grows), so the step bounded by ``max|u|`` at the
 start of a frame interval stays within the CFL bound over that interval. A sample's steps depend on its own
@@ -19,15 +20,15 @@ state only, so its trajectory does not depend on the other samples of the batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from harness.errors import DataError
+from harness.pde import BURGERS_CFL
 from harness.pde.fourier import advection_symbol, diffusion_symbol, irfft2, rfft2
 
-# Courant number of the Burgers step, (|cx| + |cy|) max|u| dt / dx; ETDRK4 on the dealiased spectrum is
-# linearly stable up to about 1.3, and 0.5 keeps the time error far below the spatial one.
-BURGERS_CFL = 0.5
 # A step below this (in time units) means a blow-up or absurd coefficients: the solve stops with a DataError.
 MIN_STEP = 1e-6
 # Below this |z| the phi functions are summed from their Taylor series (the closed forms cancel).
@@ -117,67 +118,110 @@ def _etdrk4_coefficients(lin: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, ..
     return np.exp(z), np.exp(z / 2), h / 2 * half, h * (p1 - 3 * p2 + 4 * p3), h * (p2 - 2 * p3), h * (4 * p3 - p2)
 
 
-def _describe(nu: float, cx: float, cy: float) -> str:
-    return f"nu={nu:.6g}, cx={cx:.6g}, cy={cy:.6g}"
+def dealias_mask(fine: int) -> np.ndarray:
+    """The 2/3 rule on a ``fine``^2 grid's rfft2 spectrum: True where ``|kx|, |ky| <= fine / 3`` (quadratic
+    products of fields kept there are alias-free)."""
+    kx_int = np.abs(np.fft.fftfreq(fine, 1.0 / fine))[:, None]
+    ky_int = np.fft.rfftfreq(fine, 1.0 / fine)[None, :]
+    return (kx_int <= fine / 3) & (ky_int <= fine / 3)
 
 
-def burgers_frames(u0_hat: np.ndarray, nu: np.ndarray, cx: np.ndarray, cy: np.ndarray, t: np.ndarray, *,
-                   refine: int, cfl: float = BURGERS_CFL) -> np.ndarray:
-    """Burgers trajectories ``(B, nt, R, R)`` from spectra on the stored grid, solved on a ``refine`` times
-    finer grid (the initial spectrum zero-padded, so band-limited data are interpolated exactly).
+# N(v, rows): the nonlinear term of the samples ``rows`` (None: all) of the fine-grid spectra v.
+Nonlinear = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
+# bound(v) -> (the largest stable step (B,), the Courant speed (B,) it came from, for messages).
+StepBound = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
-    Raises DataError naming the sample's coefficients if a frame has non-finite values or the CFL-bounded
-    step falls below ``MIN_STEP``.
+
+@dataclass(frozen=True)
+class Unstable:
+    """How a solver names a sample whose solve failed: ``name`` the system, ``describe(i)`` sample i's
+    coefficients, and the fixes to suggest for a step below the floor and for non-finite values."""
+
+    name: str
+    describe: Callable[[int], str]
+    step_fix: str
+    nonfinite_fix: str
+
+
+def etdrk4_frames(u0_hat: np.ndarray, t: np.ndarray, refine: int, lin: np.ndarray, nonlinear: Nonlinear,
+                  bound: StepBound, floor: float, unstable: Unstable) -> np.ndarray:
+    """Frames ``(B, nt, R, R)`` at times ``t`` of ``v_t = lin v + N(v)`` on a ``refine`` times finer grid than
+    the stored spectra ``u0_hat`` (B, R, R // 2 + 1) (zero-padded, so band-limited data are interpolated
+    exactly, and dealiased by :func:`dealias_mask`): ETDRK4 with the diagonal ``lin`` (B, F, F // 2 + 1)
+    integrated exactly, a step per sample and frame interval from ``bound`` at the interval's start, frames
+    restricted to the stored grid by spectral truncation.
+
+    Raises DataError naming the sample (``unstable``) if its step falls below ``floor`` or a frame has
+    non-finite values.
     """
     b, r = u0_hat.shape[0], u0_hat.shape[-2]
     fine = r * refine
-    kx_int = np.abs(np.fft.fftfreq(fine, 1.0 / fine))[:, None]
-    ky_int = np.fft.rfftfreq(fine, 1.0 / fine)[None, :]
-    keep = (kx_int <= fine / 3) & (ky_int <= fine / 3)  # 2/3 rule: quadratic products alias-free
-    lin = -diffusion_symbol(nu, nu, np.zeros_like(nu), fine)
-    # N(v) = -c . grad(u^2 / 2) in Fourier space: -(i/2) (c . 2 pi k) FFT(u^2), dealiased.
-    nonlinear = -0.5j * advection_symbol(cx, cy, fine) * keep
-    speed = np.abs(cx) + np.abs(cy)
-    v = resample_spectrum(u0_hat, fine) * keep
+    v = resample_spectrum(u0_hat, fine) * dealias_mask(fine)
     frames = np.empty((b, len(t), r, r // 2 + 1), complex)
     frames[:, 0] = resample_spectrum(v, r)
     for j in range(1, len(t)):
-        u_max = np.abs(irfft2(v, (fine, fine))).max(axis=(1, 2))
         interval = t[j] - t[j - 1]
         # Steps per interval from the Courant bound; NaN (a blown-up state) and huge speeds give a tiny step.
         with np.errstate(divide="ignore", invalid="ignore"):
-            bound = np.nan_to_num(cfl / (fine * speed * u_max), nan=0.0, posinf=np.inf)
-            steps = np.ceil(interval / np.minimum(bound, interval))
+            largest, speed = bound(v)
+            steps = np.ceil(interval / np.minimum(np.nan_to_num(largest, nan=0.0, posinf=np.inf), interval))
         h = interval / steps
-        if np.any(h < MIN_STEP):
-            i = int(np.argmax(h < MIN_STEP))
-            raise DataError(f"burgers solve unstable at t={t[j - 1]:.4g}: step {h[i]:.3g} below {MIN_STEP:g} "
-                            f"(max|u|={u_max[i]:.4g}) for {_describe(nu[i], cx[i], cy[i])}; choose smaller |c| "
-                            "or smaller initial amplitudes")
+        if np.any(h < floor):
+            i = int(np.argmax(h < floor))
+            raise DataError(f"{unstable.name} solve unstable at t={t[j - 1]:.4g}: step {h[i]:.3g} below {floor:g} "
+                            f"(Courant speed {speed[i]:.4g}) for {unstable.describe(i)}; {unstable.step_fix}")
         coef = _etdrk4_coefficients(lin, h)
         with np.errstate(over="ignore", invalid="ignore"):  # a blow-up is reported below, once
             for s in range(int(steps.max())):
                 act = np.flatnonzero(steps > s)  # samples with fewer steps in this interval are done
                 if len(act) == b:
-                    v = _etdrk4_step(v, coef, nonlinear, fine)
+                    v = _etdrk4_step(v, coef, nonlinear, None)
                 else:
-                    v[act] = _etdrk4_step(v[act], tuple(c[act] for c in coef), nonlinear[act], fine)
+                    v[act] = _etdrk4_step(v[act], tuple(c[act] for c in coef), nonlinear, act)
         frames[:, j] = resample_spectrum(v, r)
         bad = ~np.isfinite(frames[:, j]).all(axis=(1, 2))
         if bad.any():
             i = int(np.argmax(bad))
-            raise DataError(f"burgers solve unstable at t={t[j]:.4g}: non-finite values for "
-                            f"{_describe(nu[i], cx[i], cy[i])}; choose a larger nu or smaller |c|")
+            raise DataError(f"{unstable.name} solve unstable at t={t[j]:.4g}: non-finite values for "
+                            f"{unstable.describe(i)}; {unstable.nonfinite_fix}")
     return irfft2(frames, (r, r))
 
 
-def _etdrk4_step(v: np.ndarray, coef: tuple[np.ndarray, ...], nonlinear: np.ndarray, fine: int) -> np.ndarray:
-    """One ETDRK4 step (Cox & Matthews 2002, as written by Kassam & Trefethen 2005) of ``v_t = L v + N(v)``."""
+def burgers_frames(u0_hat: np.ndarray, nu: np.ndarray, cx: np.ndarray, cy: np.ndarray, t: np.ndarray, *,
+                   refine: int, cfl: float = BURGERS_CFL) -> np.ndarray:
+    """Burgers trajectories ``(B, nt, R, R)`` from spectra on the stored grid (:func:`etdrk4_frames`), with the
+    Courant number ``(|cx| + |cy|) max|u| dt / dx = cfl``.
+
+    Raises DataError naming the sample's coefficients if a frame has non-finite values or the CFL-bounded
+    step falls below ``MIN_STEP``.
+    """
+    fine = u0_hat.shape[-2] * refine
+    lin = -diffusion_symbol(nu, nu, np.zeros_like(nu), fine)
+    # N(v) = -c . grad(u^2 / 2) in Fourier space: -(i/2) (c . 2 pi k) FFT(u^2), dealiased.
+    nonlinear = -0.5j * advection_symbol(cx, cy, fine) * dealias_mask(fine)
+    speed = np.abs(cx) + np.abs(cy)
+
+    def burgers(w: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+        u = irfft2(w, (fine, fine))
+        return (nonlinear if rows is None else nonlinear[rows]) * rfft2(u * u)
+
+    def bound(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        u_max = np.abs(irfft2(w, (fine, fine))).max(axis=(1, 2))
+        return cfl / (fine * speed * u_max), speed * u_max
+
+    unstable = Unstable("burgers", lambda i: f"nu={nu[i]:.6g}, cx={cx[i]:.6g}, cy={cy[i]:.6g}",
+                        "choose smaller |c| or smaller initial amplitudes", "choose a larger nu or smaller |c|")
+    return etdrk4_frames(u0_hat, t, refine, lin, burgers, bound, MIN_STEP, unstable)
+
+
+def _etdrk4_step(v: np.ndarray, coef: tuple[np.ndarray, ...], nonlinear: Nonlinear,
+                 rows: np.ndarray | None) -> np.ndarray:
+    """One ETDRK4 step (Cox & Matthews 2002, as written by Kassam & Trefethen 2005) of ``v_t = L v + N(v)`` for
+    the samples ``rows`` (None: all) whose spectra are ``v``."""
     e, e2, q, f1, f2, f3 = coef
 
     def n_of(w: np.ndarray) -> np.ndarray:
-        u = irfft2(w, (fine, fine))
-        return nonlinear * rfft2(u * u)
+        return nonlinear(w, rows)
 
     nv = n_of(v)
     a = e2 * v + q * nv

@@ -44,7 +44,7 @@ from harness.data.parts import check_needs, model_channels, needs_of, resolve_pa
 from harness.errors import HarnessError
 from harness.job import Downstream, JobConfig, Point, Pretrain, TrainConfig
 from harness.models import FLOAT_BYTES, Memory, arch_of, family, sizes_of
-from harness.pde import generated_bytes
+from harness.pde import generated_bytes, model_coefs
 from harness.store import Stage
 from harness.sweep.schema import Where
 from harness.tasks import TIME_TASKS, TaskRuleError, check_task, is_time, resident_sizes
@@ -112,8 +112,10 @@ def _check_data(stages: Stages, cache_dir: str | None) -> None:
         assert part is not None and (stage != "zeroshot" or job.pretrain is not None)
         if has_data(part):
             _run(f"{name}.data", functools.partial(check_needs, cache_dir=cache_dir), name, part)
-        if is_time(job):
-            continue  # trajectories from a file give the model the channels generated ones give it
+        if is_time(job):  # trajectories from a file give the model the channels generated ones give it
+            if stage == "zeroshot":
+                _check_zeroshot_coefs(job)
+            continue
         if isinstance(part, Pretrain) and has_data(part) and part.strategy != "supervised":
             raise _Bad("pretrain.strategy", f"pretrain.data trains supervised pretraining only, not "
                                             f"{part.strategy}: set pretrain.strategy: supervised")
@@ -126,6 +128,17 @@ def _check_data(stages: Stages, cache_dir: str | None) -> None:
                                               f"downstream data has {ours[0]} input and {ours[1]} output channels, "
                                               f"the pretrained model {theirs[0]} and {theirs[1]}: use init "
                                               "pretrained (fine-tuning re-initialises the modules that differ)")
+
+
+def _check_zeroshot_coefs(job: JobConfig) -> None:
+    """A zero-shot time job's pretrained model takes the coefficient channels of its downstream data."""
+    assert job.pretrain is not None and job.downstream is not None  # a zero-shot job has both parts
+    pre, down = job.pretrain.system, job.downstream.system
+    theirs, ours = model_coefs(pre), model_coefs(down)
+    if ours != theirs:
+        raise _Bad("init", f"init zeroshot evaluates the pretrained model as it is, but a model on {pre} takes the "
+                           f"coefficient channels {', '.join(theirs)} and one on {down} {', '.join(ours)}: use init "
+                           "pretrained (fine-tuning re-initialises the lifting)")
 
 
 def _check(config: Point, stages: Stages, bounds: Bounds) -> None:

@@ -17,15 +17,17 @@ from typing import Any
 from harness.data.parts import model_channels
 from harness.job import Model, Point
 from harness.models import SizeError, resolve_model
+from harness.pde import model_coefs
 from harness.sweep.schema import Where
 from harness.tasks import is_time, window_channels
 
 
 def model_io(config: Point) -> tuple[int, int]:
     """(input, output) channels of the model a point's task trains downstream: a time task's window frames and
-    coefficient channels -> one frame; the steady task's, from its data files or generated."""
+    its downstream system's coefficient channels (``harness.pde.model_coefs``) -> one frame; the steady task's,
+    from its data files or generated."""
     if is_time(config):
-        return window_channels(config.time_window), 1
+        return window_channels(config.time_window, len(model_coefs(config.downstream.system))), 1
     return model_channels("downstream", config.downstream)
 
 

@@ -17,7 +17,7 @@ from harness.errors import DataFileError, HarnessError, SweepError
 from harness.job import CHOICES as TRAIN_CHOICES
 from harness.job import STREAM_MODES, Point, StreamConfig
 from harness.models import ARCHS, DEFAULT_ARCH, MODEL_KEYS, SIZE_KEYS
-from harness.pde import MIXED, SHIFT_LEVELS, SYSTEMS, TIME_MIXED, TIME_SYSTEMS
+from harness.pde import MIXED, NAVIER_STOKES, SHIFT_LEVELS, SYSTEMS, TIME_MIXED, TIME_SYSTEMS
 from harness.store import Stage
 from harness.sweep.dotted import flatten
 from harness.tasks import TASKS, TIME_LEVELS
@@ -36,9 +36,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "task": TASKS,
     "model.arch": ARCHS,
     "init": tuple(stage.init for stage in Stage if stage.init),
-    "pretrain.system": (*SYSTEMS, MIXED, *TIME_SYSTEMS, TIME_MIXED),
+    "pretrain.system": (*SYSTEMS, MIXED, *TIME_SYSTEMS, TIME_MIXED, NAVIER_STOKES),
     "pretrain.strategy": (*STRATEGIES, "none"),
-    "downstream.system": (*SYSTEMS, *TIME_SYSTEMS),
+    "downstream.system": (*SYSTEMS, *TIME_SYSTEMS, NAVIER_STOKES),
     "stream.mode": STREAM_MODES,
     **{f"train.{k}": v for k, v in TRAIN_CHOICES.items()},
     **{f"pretrain.train.{k}": v for k, v in TRAIN_CHOICES.items()},

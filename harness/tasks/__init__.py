@@ -30,19 +30,21 @@ from harness.data import has_data
 from harness.errors import HarnessError
 from harness.job import STEADY_AUGMENTS, Downstream, Forecast, JobConfig, Point, Pretrain
 from harness.pde import (
+    ALL_TIME_SYSTEMS,
     DEFAULT_HORIZON,
     DEFAULT_REFINE,
     MIXED,
     MIXED_LEVELS,
+    NAVIER_STOKES,
     SHIFT_LEVELS,
     SYSTEMS,
     TIME_COEFS,
     TIME_MIXED,
     TIME_MIXED_LEVELS,
     TIME_SHIFT_LEVELS,
-    TIME_SYSTEMS,
     check_augment,
     check_decay,
+    check_steps,
     check_time_request,
     resolve_ranges,
     resolve_time_ranges,
@@ -57,6 +59,9 @@ TIME_LEVELS = tuple(dict.fromkeys(level for levels in TIME_SHIFT_LEVELS.values()
 # Pretext settings on trajectories (the paper's at 8 frames: temporal patches of 2, 4! = 24 orders to classify).
 MASK_FRAMES = 2  # masked: frames per spatio-temporal patch
 SORT_CHUNKS = 4  # sort_time: the window is cut into this many chunks of frames, shuffled, and the order classified
+# jigsaw: blocks of frames (by harness.train.SORT_TILES^2 tiles: 8 pieces, as the paper's at 8 frames) and the
+# orders of them classified
+JIGSAW_BLOCKS, JIGSAW_CLASSES = 2, 64
 DERIVATIVE_FRAMES = 3  # derivative: u_t of the first frame by a one-sided second-order difference over 3 frames
 
 
@@ -91,15 +96,17 @@ def task_keys(point: Point, *, pretext: bool = False) -> Forecast | None:
                     unroll=point.unroll if not fixed and not pretext else None)
 
 
-def window_channels(window: int) -> int:
-    """Input channels of a time task's model: ``window`` frames, then one channel per coefficient."""
-    return window + len(TIME_COEFS)
+def window_channels(window: int, coefs: int = len(TIME_COEFS)) -> int:
+    """Input channels of a time task's model: ``window`` frames, then one channel per coefficient (``coefs``:
+    the five of heat, advection and Burgers unless given; ``harness.pde.model_coefs``)."""
+    return window + coefs
 
 
 def resident_sizes(config: Point) -> tuple[int, int]:
     """(model input channels, floats one resident training sample holds) of a point's task: steady, the
     normalised input and its solution at ``resolution``; a time task, ``window_channels`` in, and the trajectory
-    of ``nt`` frames with its coefficients resident (the objectives cut the windows on the device)."""
+    of ``nt`` frames with its coefficients resident (the objectives cut the windows on the device); counted with
+    the five coefficients of heat, advection and Burgers, a bound for navier_stokes' two."""
     cells = config.resolution ** 2
     if not is_time(config):
         return STEADY_IN_CHANNELS, (STEADY_IN_CHANNELS + 1) * cells
@@ -168,7 +175,7 @@ def _check_time(config: Point, stages: list[str]) -> None:
         if has_data(part):
             continue  # trajectories from files (checked by harness.data.parts): no system's levels apply
         system, shift = part.system, part.shift
-        systems = (*TIME_SYSTEMS, TIME_MIXED) if name == "pretrain" else TIME_SYSTEMS
+        systems = (*ALL_TIME_SYSTEMS, TIME_MIXED) if name == "pretrain" else ALL_TIME_SYSTEMS
         if system not in systems:
             raise TaskRuleError(f"{name}.system", f"{system} is not time-dependent but task is {task}: choose one of "
                                                   f"{', '.join(systems)}, or set task: steady")
@@ -176,13 +183,17 @@ def _check_time(config: Point, stages: list[str]) -> None:
             levels = TIME_SHIFT_LEVELS.get(system, TIME_MIXED_LEVELS)
             raise TaskRuleError(f"{name}.shift", f"{shift} is a range, but the time-dependent systems take a named "
                                                  f"level: {', '.join(levels)} for {system}")
-        _data(f"{name}.shift", resolve_time_ranges, system, shift)
+        ranges = _data(f"{name}.shift", resolve_time_ranges, system, shift)
         _data("horizon", check_decay, system, shift, config.horizon)
+        if system == NAVIER_STOKES:  # its CFL-bounded step above the floor, as its data request checks
+            _data("horizon", check_steps, ranges[system], config.resolution, config.horizon, DEFAULT_REFINE)
     if "pretrain" in stages:
         _check_pretext(config, window)
     for key, (augment, part) in _trained(config, stages).items():
-        # A file may hold any of the three equations: each sample is augmented where that is its symmetry.
-        _data(key, check_augment, TIME_MIXED if has_data(part) else part.system, augment)
+        # A file may hold any of the three equations (or Navier-Stokes, labelled so): each sample is augmented
+        # where that is its symmetry.
+        system = TIME_MIXED if has_data(part) and part.system != NAVIER_STOKES else part.system
+        _data(key, check_augment, system, augment)
 
 
 def _check_frames(config: Point) -> None:
@@ -218,10 +229,17 @@ def _check_pretext(config: Point, window: int) -> None:
             "derivative": (window >= DERIVATIVE_FRAMES, f"time_window >= {DERIVATIVE_FRAMES} (u_t by a one-sided "
                                                         "second-order difference)"),
             "sort_time": (window % SORT_CHUNKS == 0, f"a time_window divisible by {SORT_CHUNKS} (it sorts "
-                                                     f"{SORT_CHUNKS} chunks of frames)")}.get(strategy)
+                                                     f"{SORT_CHUNKS} chunks of frames)"),
+            "jigsaw": (window % JIGSAW_BLOCKS == 0, f"a time_window divisible by {JIGSAW_BLOCKS} (its pieces are "
+                                                    f"{JIGSAW_BLOCKS} blocks of frames by tiles)"),
+            "binary": (window >= 2, "time_window >= 2 (it tells frames in order from frames shuffled)")}.get(strategy)
     if rule is not None and not rule[0]:
         raise TaskRuleError("time_window", f"{window} frames do not fit pretrain.strategy {strategy}, which needs "
                                            f"{rule[1]}")
+    batch = config.pretrain.train.batch_size
+    if strategy == "picl" and batch < 2:
+        raise TaskRuleError("pretrain.train.batch_size", f"{batch} window per batch gives pretrain.strategy picl no "
+                                                         "pair of windows to contrast: choose a batch_size >= 2")
     _check_masked(config, blocks=window // MASK_FRAMES)
 
 
@@ -234,10 +252,10 @@ def _check_masked(config: Point, blocks: int) -> None:
         _data("pretrain.mask_patches", check_patch_grid, pretrain.mask_patches, res, res)
 
 
-def _data(key: str, check: Any, *args: Any, fix: str = "") -> None:
-    """``check(*args)``, its HarnessError (a bad level, an augmentation that is no symmetry, ...) as a
-    TaskRuleError at ``key``, with ``fix`` appended if any."""
+def _data(key: str, check: Any, *args: Any, fix: str = "") -> Any:
+    """``check(*args)`` (returned), its HarnessError (a bad level, an augmentation that is no symmetry, ...) as
+    a TaskRuleError at ``key``, with ``fix`` appended if any."""
     try:
-        check(*args)
+        return check(*args)
     except HarnessError as exc:
         raise TaskRuleError(key, f"{exc}; {fix}" if fix else str(exc)) from None

@@ -5,7 +5,7 @@ tensors and objectives; the training loop only sees the (x, y) tensors, batched,
 views them as (model input, target). What x and y hold is the task's business:
 
 - steady: x the normalised inputs (source and coefficient channels), y the solutions (``SteadyTask``);
-- fixed_future / next_step: x the trajectories u (n, nt, R, R), y their coefficients (n, 5) in physical units
+- fixed_future / next_step: x the trajectories u (n, nt, R, R), y their coefficients (n, C) in physical units
   (``ForecastTask``): the objectives cut windows of frames out of them and build the model's inputs.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.data import has_data
 from harness.job import Downstream, JobConfig, Model, Pretrain
 from harness.train.loop import evaluate
 from harness.train.objective import Objective
@@ -58,6 +59,12 @@ class Task(ABC):
         job config's ``model`` (family and sizes): ``objective.build_model``, whatever the data (a task whose
         models follow its files overrides this)."""
         return objective.build_model(model, self.config.resolution)
+
+    def refits(self, pretrain: Pretrain, part: Pretrain | Downstream) -> bool:
+        """Whether fine-tuning on ``part`` from a pretraining on ``pretrain`` may meet weights of other shapes,
+        which it then re-initialises (``harness.train.loop.load_weights``'s ``refit``): where either reads data
+        files, whose channels are the files'."""
+        return has_data(part) or has_data(pretrain)
 
     @abstractmethod
     def strategy(self, pretrain: Pretrain) -> Pretraining:

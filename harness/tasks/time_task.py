@@ -1,16 +1,26 @@
-"""The time-dependent tasks: fixed_future and next_step on trajectories of heat, advection and Burgers.
+"""The time-dependent tasks: fixed_future and next_step on trajectories of heat, advection, Burgers and
+Navier-Stokes.
 
-A split's tensors are the trajectories ``x = u`` (n, nt, R, R) and their coefficients ``y`` (n, 5) in
-``TIME_COEFS`` order, generated or drawn from a part's ``data`` file (``pretraining-pdes``: checked at expand
-to hold the task's ``nt`` frames over its ``horizon`` and exactly these coefficients), both in physical
-units, so the Lie-point augmentations (``harness.train.time_augment``) act on them as derived. The objectives
-cut windows of frames out of a batch and build the model's input (``Trajectories.inputs``): the
-``time_window`` frames as channels, then the five coefficient channels.
+A split's tensors are the trajectories ``x = u`` (n, nt, R, R) and their coefficients ``y`` (n, C) in the
+order of the part's coefficient channels (``harness.pde.model_coefs``: the five ``TIME_COEFS``
+of heat, advection and Burgers; visc, amp of navier_stokes), generated or drawn from a part's ``data`` file
+(``pretraining-pdes``: checked at expand to hold the task's ``nt`` frames over its ``horizon`` and exactly one
+family's coefficients; a file of visc and amp is labelled navier_stokes), both in physical units, so the
+Lie-point augmentations (``harness.train.time_augment``) act on them as derived. The objectives cut windows of
+frames out of a batch and build the model's input (``Trajectories.inputs``): the ``time_window`` frames as
+channels, then the coefficient channels.
+
+Coefficient channels across a pretraining and its fine-tuning: a model takes the channels of the data it
+trains on, so a heat/advection/Burgers pretraining (five) fine-tuned on Navier-Stokes (two) has a lifting of
+another shape: fine-tuning re-initialises it and loads the rest, the rule for data files of other channel
+counts (``ForecastTask.refits``; the summary's ``transferred`` then lacks ``lifting``); ``init: zeroshot``,
+which evaluates the pretrained model as it is, is refused at expand.
 
 Normalisation: fixed, the same for every job. u is not rescaled (the initial conditions are sums of sines of
-amplitude at most 0.5: u is O(1) by construction, and the relative L2 metrics do not depend on its scale).
-Each coefficient channel is the coefficient divided by ``COEF_SCALE``, the upper end of its in-distribution
-range over the three systems (as the paper divides by its maximum values), so in-distribution channels lie
+amplitude at most 0.5, or Navier-Stokes' random field of RMS ~0.26: u is O(1) by construction, and the relative
+L2 metrics do not depend on its scale). Each coefficient channel is the coefficient divided by its scale
+(``COEF_SCALES``), the upper end of its in-distribution range over the systems that have it (as the paper
+divides by its maximum values), so in-distribution channels lie
 in [0, 1] and out-of-distribution ones beyond -- whatever the training set, where statistics of an OOD
 training set would rescale its coefficients into the in-distribution range -- and a model fine-tuned from
 a pretraining sees exactly the inputs a model trained from scratch sees. Hence no statistics travel
@@ -36,12 +46,13 @@ from torch import nn
 from harness.data.samples import Trajectories as FileTrajectories
 from harness.data.source import load as load_file
 from harness.job import JobConfig, Pretrain
+from harness.pde import TIME_COEFS, model_coefs
 from harness.pde.cache import load_time_split
 from harness.pde.time_dataset import TimeData
 from harness.tasks import target_frame
 from harness.tasks.pretext import make_pretext
 from harness.tasks.task import Part, Task, Tensors
-from harness.tasks.trajectories import COEF_SCALE, Trajectories, frame_times
+from harness.tasks.trajectories import COEF_SCALES, Trajectories, frame_times
 from harness.train.objective import Objective
 from harness.train.strategies import Pretraining
 
@@ -53,8 +64,9 @@ class FixedFuture(Trajectories):
 
     dropped = ()
 
-    def __init__(self, window: int, times: Sequence[float], target: int, loss: str = "sse") -> None:
-        super().__init__(window, times, loss)
+    def __init__(self, window: int, times: Sequence[float], target: int, loss: str = "sse",
+                 channels: tuple[str, ...] = TIME_COEFS) -> None:
+        super().__init__(window, times, loss, channels)
         self.target = target_frame(target, len(times))
         self.noise_frames = window  # noise on the inputs only: the target frame stays a solution
 
@@ -72,8 +84,9 @@ class NextStep(Trajectories):
 
     dropped = ()
 
-    def __init__(self, window: int, times: Sequence[float], unroll: int = 0, loss: str = "sse") -> None:
-        super().__init__(window, times, loss)
+    def __init__(self, window: int, times: Sequence[float], unroll: int = 0, loss: str = "sse",
+                 channels: tuple[str, ...] = TIME_COEFS) -> None:
+        super().__init__(window, times, loss, channels)
         self.unroll = unroll
 
     def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,28 +158,41 @@ class ForecastTask(Task):
         return load_time_split(part.system, split, n, shift=part.shift, resolution=self.config.resolution,
                                nt=time.nt, horizon=time.horizon, seed=seed, cache_dir=cache)
 
-    def stats(self, train: TimeData, pretrained: dict[str, Any] | None) -> dict[str, Any]:
-        """The fixed coefficient scales, whatever the data or the pretraining (see the module docstring)."""
-        return {"coef_scale": list(COEF_SCALE)}
+    def stats(self, train: TimeData | FileTrajectories, pretrained: dict[str, Any] | None) -> dict[str, Any]:
+        """The fixed scales of the data's coefficient channels, whatever the data or the pretraining (see the
+        module docstring)."""
+        channels = model_coefs(train.system) if isinstance(train, TimeData) else train.channels
+        return {"coef_scale": [COEF_SCALES[c] for c in channels]}
 
     def tensors(self, split: TimeData | FileTrajectories, stats: dict[str, Any]) -> Tensors:
-        """(u (n, nt, R, R), coefficients (n, 5) in ``TIME_COEFS`` order), float32, physical units."""
+        """(u (n, nt, R, R), coefficients (n, C) in the part's channel order), float32, physical units."""
         coefs = split.coef_common if isinstance(split, TimeData) else split.coefficients
         return torch.as_tensor(split.u, dtype=torch.float32), torch.as_tensor(coefs, dtype=torch.float32)
 
-    def objective(self, loss: str) -> Trajectories:
-        """``FixedFuture`` or ``NextStep``, as the config's task."""
+    def objective(self, loss: str, part: Part | None = None) -> Trajectories:
+        """``FixedFuture`` or ``NextStep``, as the config's task, on the coefficient channels of ``part``'s data
+        (the downstream part unless given)."""
         time, times = self.forecast, frame_times(self.forecast)
+        data = part if part is not None else self.config.downstream
+        assert data is not None  # a job without its own pretraining trains on its downstream part
+        channels = model_coefs(data.system)
         if time.task == "fixed_future":
             assert time.target is not None  # a supervised fixed_future job's keys hold its target
-            return FixedFuture(time.time_window, times, time.target, loss)
-        return NextStep(time.time_window, times, time.unroll or 0, loss)
+            return FixedFuture(time.time_window, times, time.target, loss, channels)
+        return NextStep(time.time_window, times, time.unroll or 0, loss, channels)
 
     def strategy(self, pretrain: Pretrain) -> Pretraining:
-        """Supervised: the task's objective; else a pretext task on windows (``harness.tasks.pretext``)."""
+        """Supervised: the task's objective; else a pretext task on windows (``harness.tasks.pretext``); both on
+        the pretraining data's coefficient channels."""
         if pretrain.strategy == "supervised":
-            return self.objective(pretrain.train.loss)
-        return make_pretext(pretrain, self.forecast.time_window, frame_times(self.forecast))
+            return self.objective(pretrain.train.loss, pretrain)
+        return make_pretext(pretrain, self.forecast.time_window, frame_times(self.forecast),
+                            model_coefs(pretrain.system))
+
+    def refits(self, pretrain: Pretrain, part: Part) -> bool:
+        """As every task, and also where the pretraining's data have other coefficient channels than ``part``'s
+        (a heat/advection/Burgers pretraining fine-tuned on Navier-Stokes): the lifting is re-initialised."""
+        return super().refits(pretrain, part) or model_coefs(pretrain.system) != model_coefs(part.system)
 
     def test_metrics(self, model: nn.Module, test: Tensors, objective: Objective,
                      device: torch.device) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Batches of trajectories: what every time-dependent objective shares (inputs, windows, augmentation).
 
-A batch is (x = u (B, nt, R, R), y = coefficients (B, 5) in ``TIME_COEFS`` order), physical units. The model
-input is a window of frames as channels, then the five coefficient channels, each coefficient divided by
-``COEF_SCALE`` (``harness.tasks.time_task`` explains the normalisation).
+A batch is (x = u (B, nt, R, R), y = coefficients (B, C) in the objective's ``channels`` order: the five
+``TIME_COEFS`` of heat, advection and Burgers, or navier_stokes' visc, amp), physical units. The model input is
+a window of frames as channels, then the coefficient channels, each coefficient divided by its scale
+(``COEF_SCALES``; ``harness.tasks.time_task`` explains the normalisation).
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ import numpy as np
 import torch
 
 from harness.job import Forecast, TrainConfig
-from harness.pde import TIME_COEFS, TIME_SHIFT_LEVELS, TIME_SYSTEMS
+from harness.pde import ALL_TIME_SYSTEMS, NAVIER_STOKES, NS_COEFS, TIME_COEFS, TIME_SHIFT_LEVELS, TIME_SYSTEMS
 from harness.tasks import window_channels
 from harness.train.steady_augment import Augment
 from harness.train.strategies import Pretraining
 from harness.train.time_augment import make_time_augment
 
-_PARAM = {"nu": "nu", "ax": "a", "ay": "a", "cx": "c", "cy": "c"}
+_PARAM = {"nu": "nu", "ax": "a", "ay": "a", "cx": "c", "cy": "c", "visc": "visc", "amp": "amp"}
 # Per coefficient: the upper end of its in-distribution range over the systems that have it.
-COEF_SCALE = tuple(max(levels["id"][_PARAM[c]][1] for levels in TIME_SHIFT_LEVELS.values() if _PARAM[c] in levels["id"])
-                   for c in TIME_COEFS)
+COEF_SCALES = {c: max(levels["id"][_PARAM[c]][1] for levels in TIME_SHIFT_LEVELS.values() if _PARAM[c] in levels["id"])
+               for c in (*TIME_COEFS, *NS_COEFS)}
 
 
 def frame_times(config: Forecast) -> np.ndarray:
@@ -30,9 +31,12 @@ def frame_times(config: Forecast) -> np.ndarray:
     return np.linspace(0.0, config.horizon, config.nt)
 
 
-def systems_of(coefs: torch.Tensor) -> torch.Tensor:
-    """(B,) index in ``TIME_SYSTEMS`` of the equation coefficients (B, 5) define: Burgers where c != 0, else heat
-    where nu > 0, else advection (one family of equations: a system is its coefficients)."""
+def systems_of(coefs: torch.Tensor, channels: tuple[str, ...] = TIME_COEFS) -> torch.Tensor:
+    """(B,) index in ``ALL_TIME_SYSTEMS`` of the equations coefficients (B, C) in ``channels`` order define:
+    navier_stokes where they are its (visc, amp); else Burgers where c != 0, heat where nu > 0, advection
+    otherwise (one family of equations: a system is its coefficients)."""
+    if channels == NS_COEFS:
+        return torch.full(coefs.shape[:1], ALL_TIME_SYSTEMS.index(NAVIER_STOKES), device=coefs.device)
     c = coefs[:, [TIME_COEFS.index("cx"), TIME_COEFS.index("cy")]].abs().sum(dim=1)
     heat = coefs[:, TIME_COEFS.index("nu")] > 0
     index = torch.where(heat, TIME_SYSTEMS.index("heat"), TIME_SYSTEMS.index("advection"))
@@ -46,20 +50,26 @@ def frames_at(x: torch.Tensor, start: torch.Tensor, length: int) -> torch.Tensor
 
 
 class Trajectories(Pretraining):
-    """An objective on batches (x = u (B, nt, R, R), y = coefficients (B, 5)) of trajectories, whose model
-    takes ``window`` frames and the coefficient channels; see the module docstring."""
+    """An objective on batches (x = u (B, nt, R, R), y = coefficients (B, C) in ``channels`` order) of
+    trajectories, whose model takes ``window`` frames and the coefficient channels; see the module docstring."""
 
     dropped: tuple[str, ...] = ("head.",)
     noise_frames: int | None = None  # the frames the noise augmentation perturbs (None: all of them)
 
-    def __init__(self, window: int, times: Sequence[float], loss: str = "sse") -> None:
+    def __init__(self, window: int, times: Sequence[float], loss: str = "sse",
+                 channels: tuple[str, ...] = TIME_COEFS) -> None:
         super().__init__(loss)
         self.window, self.times = window, torch.as_tensor(np.asarray(times), dtype=torch.float64)
-        self.in_channels = window_channels(window)
+        self.channels, self.scale = channels, tuple(COEF_SCALES[c] for c in channels)
+        self.in_channels = window_channels(window, len(channels))
+
+    def scaled(self, coefs: torch.Tensor) -> torch.Tensor:
+        """Each coefficient divided by its scale (``COEF_SCALES``)."""
+        return coefs / torch.tensor(self.scale, dtype=coefs.dtype, device=coefs.device)
 
     def inputs(self, frames: torch.Tensor, coefs: torch.Tensor) -> torch.Tensor:
-        """The model input: ``frames`` (B, window, R, R), then each coefficient / ``COEF_SCALE`` as a channel."""
-        scaled = coefs / torch.tensor(COEF_SCALE, dtype=coefs.dtype, device=coefs.device)
+        """The model input: ``frames`` (B, window, R, R), then each coefficient / its scale as a channel."""
+        scaled = self.scaled(coefs)
         return torch.cat([frames, scaled[:, :, None, None].expand(-1, -1, *frames.shape[-2:]).to(frames.dtype)], 1)
 
     def random_window(self, x: torch.Tensor, length: int, generator: torch.Generator) -> torch.Tensor:
@@ -76,7 +86,8 @@ class Trajectories(Pretraining):
             return None
 
         def on_trajectories(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-            u, coefs = augment(x, self.times.to(x.device), y, systems_of(y), generator, n_inputs=self.noise_frames)
+            u, coefs = augment(x, self.times.to(x.device), y, systems_of(y, self.channels), generator,
+                               n_inputs=self.noise_frames)
             return u.to(x.dtype), coefs.to(y.dtype)
 
         return on_trajectories

@@ -19,8 +19,13 @@ from harness.pde import COMMON_CHANNELS
 
 STEADY_IN_CHANNELS = 1 + len(COMMON_CHANNELS)  # the steady models' input: source + common coefficient channels
 # Pretraining strategies (Zhou et al. 2024); the sweep's `none` is training from scratch, no pretraining.
-STRATEGIES = ("supervised", "masked", "derivative", "coefficient", "sort_time")
-TIME_ONLY_STRATEGIES = ("sort_time",)  # they need a time axis
+STRATEGIES = ("supervised", "masked", "derivative", "coefficient", "sort_time", "sort_space", "jigsaw", "binary",
+              "picl")
+# They need a time axis (picl: its similarity is that of the time-dependent equations' coefficients).
+TIME_ONLY_STRATEGIES = ("sort_time", "jigsaw", "binary", "picl")
+# sort_space and jigsaw cut the grid into SORT_TILES x SORT_TILES tiles (the paper's 16-point patches of its
+# 32-point grid: 2 x 2); every grid fits (resolutions are even).
+SORT_TILES = 2
 
 
 def masked_patches(ratio: float, patches: int, blocks: int = 1) -> int:

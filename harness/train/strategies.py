@@ -1,4 +1,4 @@
-"""Pretraining strategies of Zhou et al. (2024): supervised transfer and three pretext tasks.
+"""Pretraining strategies of Zhou et al. (2024): supervised transfer and four pretext tasks on steady inputs.
 
 Every strategy is an ``Objective`` of the one training loop: it views the same batches of (normalised input
 x (B, 7, R, R), solution u (B, 1, R, R)) -- after augmentation, so an augmented pair gives consistent
@@ -16,6 +16,11 @@ pretext inputs and targets -- as its own (model input, target):
   are exactly the coefficients of the operator that maps u to the normalised source, so they are
   recoverable from that input; channels a system lacks are 0 and are learnt as 0. Pooled head (global
   average of the trunk features -> Linear -> 6). Loss: MSE; metric: relative L2 of the coefficient vector.
+- ``sort_space``: the input grid is cut into ``SORT_TILES`` x ``SORT_TILES`` tiles (every channel together),
+  the tiles are shuffled by one of their 4! = 24 orders, and the model classifies which (the paper's
+  ``Sort`` in spatial mode: its 16-point patches of a 32-point grid). Pooled head of 24 logits; cross-entropy;
+  metric the cross-entropy over ln 24 (``Classify``). The coefficient channels are constant fields: shuffling
+  leaves them, and they do not tell the order.
 
 The pretext tasks train their own head (``head.``) on the shared trunk of the job's model (any family:
 ``harness.models``); fine-tuning drops the head, and for ``coefficient`` also the lifting (its input has 2
@@ -26,9 +31,13 @@ FNO (the trunk's top-level modules). The ``none`` strategy is training from scra
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Iterable
+from functools import lru_cache
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from harness.errors import HarnessError
@@ -38,7 +47,7 @@ from harness.models.build import model_of
 from harness.models.operator import Operator
 from harness.pde import COMMON_CHANNELS
 from harness.pde.fourier import spectral_grad, spectral_hessian
-from harness.train import STEADY_IN_CHANNELS, TIME_ONLY_STRATEGIES, check_patch_grid, masked_patches
+from harness.train import SORT_TILES, STEADY_IN_CHANNELS, TIME_ONLY_STRATEGIES, check_patch_grid, masked_patches
 from harness.train import STRATEGIES as NAMES
 from harness.train.objective import Objective, relative_l2
 
@@ -141,19 +150,23 @@ class PooledHead(nn.Module):
         return self.linear(h.mean(dim=(-2, -1)))
 
 
-class Coefficient(Pretraining):
+class Pooled(Pretraining):
+    """A pretext task predicting one vector per sample: the model's head is a ``PooledHead`` on its features."""
+
+    def build_model(self, model: ModelKeys, resolution: int) -> Operator:
+        """The strategy's model (any family) with a ``PooledHead`` of ``out_channels`` outputs on its features."""
+        module = super().build_model(model, resolution)
+        module.head = PooledHead(module.feature_channels, self.out_channels)
+        return module
+
+
+class Coefficient(Pooled):
     """Regression of the PDE coefficients from source and solution; see the module docstring."""
 
     name = "coefficient"
     in_channels = 2
     out_channels = len(COMMON_CHANNELS)
     dropped = ("head.", "lifting.")
-
-    def build_model(self, model: ModelKeys, resolution: int) -> Operator:
-        """The model on (source, solution) with a ``PooledHead`` on its features."""
-        module = super().build_model(model, resolution)
-        module.head = PooledHead(module.feature_channels, self.out_channels)
-        return module
 
     def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Input: (source channel, solution); target: the coefficient channels' values (B, 6)."""
@@ -168,8 +181,55 @@ class Coefficient(Pretraining):
         return relative_l2(pred, target)
 
 
+@lru_cache(maxsize=8)
+def permutations(pieces: int) -> torch.Tensor:
+    """Every order of ``pieces`` pieces, (pieces!, pieces) int64, in lexicographic order (the identity first)."""
+    return torch.tensor(list(itertools.permutations(range(pieces))))
+
+
+def shuffle_pieces(fields: torch.Tensor, blocks: int, tiles: int, order: torch.Tensor) -> torch.Tensor:
+    """``fields`` (B, T, H, W) cut into pieces of T / ``blocks`` consecutive channels by a ``tiles`` x ``tiles``
+    grid of tiles (piece index = (block, tile row, tile column), row-major), reassembled so that piece k of
+    sample b is its piece ``order[b, k]`` (``order`` (B, blocks tiles^2) int64)."""
+    b, t, h, w = fields.shape
+    shape = (b, blocks, t // blocks, tiles, h // tiles, tiles, w // tiles)
+    pieces = fields.reshape(shape).permute(0, 1, 3, 5, 2, 4, 6).reshape(b, blocks * tiles * tiles, -1)
+    pieces = pieces.gather(1, order[:, :, None].expand_as(pieces))
+    moved = (b, blocks, tiles, tiles, t // blocks, h // tiles, w // tiles)
+    return pieces.reshape(moved).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, t, h, w)
+
+
+class Classify:
+    """A classification pretext: logits (B, classes) against class indices (B,); mixed into an objective."""
+
+    out_channels: int
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the logits against the class."""
+        return F.cross_entropy(pred, target)
+
+    def metric(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per sample: the cross-entropy over that of a uniform guess, ln(classes) (1 at chance, 0 when sure and
+        right: smooth, so the best checkpoint is chosen as the loss would choose it)."""
+        return F.cross_entropy(pred, target, reduction="none") / math.log(self.out_channels)
+
+
+class SortSpace(Classify, Pooled):
+    """Which order the input's tiles were shuffled into; see the module docstring."""
+
+    name = "sort_space"
+    out_channels = math.factorial(SORT_TILES * SORT_TILES)
+
+    def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input: x with its tiles in a random order; target: the order's index."""
+        orders = permutations(SORT_TILES * SORT_TILES).to(x.device)
+        label = torch.randint(0, len(orders), (x.shape[0],), generator=generator, device=x.device)
+        return shuffle_pieces(x, 1, SORT_TILES, orders[label]), label
+
+
 STEADY = tuple(name for name in NAMES if name not in TIME_ONLY_STRATEGIES)
-STRATEGIES: dict[str, type[Pretraining]] = dict(zip(STEADY, (Supervised, Masked, Derivative, Coefficient), strict=True))
+STRATEGIES: dict[str, type[Pretraining]] = dict(zip(STEADY, (Supervised, Masked, Derivative, Coefficient, SortSpace),
+                                                    strict=True))
 
 
 def transferred_modules(names: Iterable[str]) -> str:

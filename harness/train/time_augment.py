@@ -1,7 +1,8 @@
 """Lie-point symmetry augmentations of trajectories of the time-dependent systems (pure torch functions).
 
 A batch is ``u`` (B, T, R, R), frames of trajectories at times ``t`` (T,), with coefficients ``coefs``
-(B, 5) in ``TIME_COEFS`` order ``(nu, ax, ay, cx, cy)`` and ``systems`` (B,), indices in ``TIME_SYSTEMS``.
+(B, 5) in ``TIME_COEFS`` order ``(nu, ax, ay, cx, cy)`` and ``systems`` (B,), indices in ``ALL_TIME_SYSTEMS``
+(navier_stokes samples, whose coefficients are visc and amp, take ``noise`` only).
 The three systems are members of one family
 
     (F)  u_t + a . grad u + u (c . grad u) = nu Lap u      (heat: a = c = 0; advection: nu = c = 0; burgers: a = 0)
@@ -37,7 +38,7 @@ from collections.abc import Callable
 import torch
 
 from harness.errors import HarnessError
-from harness.pde import TIME_AUGMENTS, TIME_COEFS, TIME_SYSTEMS, augment_applies
+from harness.pde import ALL_TIME_SYSTEMS, TIME_AUGMENTS, TIME_COEFS, TIME_SYSTEMS, augment_applies
 from harness.pde.fourier import apply_multipliers
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -92,7 +93,7 @@ def make_time_augment(kind: str, *, prob: float, noise_level: float = 0.05, scal
         raise HarnessError(f"augment must be one of {', '.join(TIME_AUGMENTS)}, got {kind!r}")
     if kind == "none":
         return None
-    admits = torch.tensor([augment_applies(s, kind) for s in TIME_SYSTEMS])
+    admits = torch.tensor([augment_applies(s, kind) for s in ALL_TIME_SYSTEMS])
 
     def augment(u: torch.Tensor, t: torch.Tensor, coefs: torch.Tensor, systems: torch.Tensor,
                 generator: torch.Generator, n_inputs: int | None = None) -> Batch:

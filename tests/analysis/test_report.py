@@ -10,6 +10,7 @@ import pytest
 from matplotlib.image import imread
 
 from analysis.load import ReportError, load_runs
+from analysis.pretrain_law import NO_AXIS as NO_PRETRAIN_SIZES
 from analysis.report import build_report
 from analysis.synthetic import synthetic_runs, tuned_runs, write_synthetic_sweep
 
@@ -48,10 +49,11 @@ def test_html_embeds_each_figure_and_says_why_others_were_skipped(report) -> Non
                               "chosen_lr": "the sweep is not tuned (no tune.study column)",
                               "rollout": "no run was rolled out (task next_step records its rollout errors)",
                               "joint_law": "no joint law was fitted (the joint law needs >= 3 distinct model sizes "
-                                           "and N, but got 2 sizes and 4 N)"}  # fmt: skip
+                                           "and N, but got 2 sizes and 4 N)",
+                              "pretrain_size": NO_PRETRAIN_SIZES}  # fmt: skip
     assert "Skipped <b>strategies</b>: pretrain.strategy is not varied" in text
     assert set(result.tables) == {"multipliers", "data_transferred", "scaling_laws", "holdout", "claims"}
-    assert result.tables_skipped == {"strategies": result.skipped["strategies"]}
+    assert result.tables_skipped == {"strategies": result.skipped["strategies"], "pretraining_size": NO_PRETRAIN_SIZES}
     assert "Skipped the <b>strategies</b> table: pretrain.strategy is not varied" in text
     assert not (result.out_dir / "strategies.csv").exists()
     assert "Sweep definition" in text and "matrix:" in text

@@ -21,12 +21,15 @@ from harness.data.formats import write_pretraining_pdes, write_tl_scaling
 from harness.data.formats.pretraining_pdes import DEFAULT_GROUPS
 from harness.data.samples import samples_of
 from harness.data.source import load
+from harness.job import Job, JobConfig, Model
 from harness.job.run import data_seed
 from harness.models.fno import FNO
 from harness.pde import DEFAULT_HORIZON
 from harness.pde.cache import load_time_split, resolve_cache_dir
 from harness.pde.steady_dataset import generate
 from harness.pde.time_dataset import generate_time
+from harness.store import Stage
+from harness.store.folders import read_plan
 from tests import data_layouts
 from tests.helpers import assert_refused_at_expand, cli, harness, results, write_sweep
 
@@ -69,26 +72,26 @@ def test_a_next_step_sweep_runs_on_a_pretraining_pdes_file_written_by_harness_da
     assert (rows["transferred"] == "lifting,pointwise,spectral").all()  # the pretext head dropped
     assert (rows["rollout_step_rel_l2"].map(json.loads).map(len) == NT - W).all()
     drawn = {}
-    for job in json.loads((root / "traj" / "plan.json").read_text())["jobs"]:
+    for job in read_plan(root / "traj").jobs:
         if job.stage != "finetune":
             continue
         part, seed = job.config.downstream, data_seed(job)
-        assert part["data"]["fingerprint"] == fingerprint(path)  # in the job's config, so in its id
+        assert part.data.fingerprint == fingerprint(path)  # in the job's config, so in its id
         splits = {}
         for split in ("train", "val", "test"):  # what the job drew, as its data step draws it
-            t = load(part["data"], split, part[f"n_{split}"], seed)
+            t = load(part.data, split, getattr(part, f"n_{split}"), seed)
             np.testing.assert_array_equal(t.u, written.u[t.indices])
             np.testing.assert_array_equal(t.coefficients, written.coef_common[t.indices])
             splits[split] = set(t.indices.tolist())
         train, val, test = splits.values()
         assert not (train & val or train & test or val & test)  # disjoint across splits
-        drawn[part["n_train"]] = (train, val, test)
+        drawn[part.n_train] = (train, val, test)
     assert drawn[8][0] < drawn[16][0] and drawn[8][1:] == drawn[16][1:]  # nested in N, held-out splits fixed
 
 
 def test_next_step_on_a_file_of_generated_trajectories_matches_the_generated_data(tmp_path: Path) -> None:
     n = {"train": 16, "val": 4, "test": 4}
-    seed = data_seed({"data_seed": 0}, "scratch")
+    seed = data_seed(Job("sc-0", Stage.SCRATCH, "same", JobConfig(R, 0, Model())))  # scratch at data_seed 0
     paths = {}
     for split, count in n.items():  # the splits the scratch job draws, one file each (group as in their files)
         data = load_time_split("advection", split, count, shift="id", resolution=R, nt=NT, seed=seed,
@@ -118,7 +121,7 @@ def _trajectories(path: Path, *, nt: int = NT, grid: int = R, t: np.ndarray | No
     write_pretraining_pdes(path, rng.standard_normal((ROWS, nt, grid, grid)).astype("f4"),
                            rng.uniform(0, 1, (ROWS, 5)), np.linspace(0, DEFAULT_HORIZON, nt) if t is None else t)
     with h5py.File(path, "a") as f:
-        for name in extra:  # Navier-Stokes files' coefficients
+        for name in extra:  # Navier-Stokes' coefficients beside nonzero heat/advection/Burgers ones
             f["train"][name] = np.ones(ROWS)
     return path
 
@@ -153,8 +156,8 @@ BAD = [
      r".*\): the time tasks take evenly spaced frames \(resample the data\)$"),
     ("resolution", _data("coarse.h5"), r"coarse\.h5 holds 8x8 grids but resolution is 16: set resolution: 8"),
     ("oblong-grid", _data("oblong.h5"), r"oblong\.h5 holds 16x8 grids: the tasks need square n x n grids"),
-    ("channels", _data("ns.h5"), r"ns\.h5 holds coefficients nu, ax, ay, cx, cy, visc, amp: the time tasks take "
-     r"those of heat, advection and Burgers \(nu, ax, ay, cx, cy\) and no others"),
+    ("two-families", _data("ns.h5"), r"ns\.h5\[train\]: holds Navier-Stokes' visc, amp and a nonzero nu \(row 0\): "
+     r"a group holds one family, nu, ax, ay, cx, cy or visc, amp .* split the file by equation$"),
     ("rows-per-split", _data("good.h5", n_train=33), r"good\.h5\[train\]: n_train = 33 is more than the 32 of its "
      r"40 rows in the train region"),
 ]
@@ -181,7 +184,7 @@ def test_the_good_trajectory_file_expands_with_a_pretext_pretraining_on_it(tmp_p
     root = tmp_path / "results"
     result = CliRunner().invoke(main, ["expand", str(tmp_path / "good.yaml"), "--root", str(root), "--json"])
     assert result.exit_code == 0, result.output
-    jobs = json.loads((root / "good" / "plan.json").read_text())["jobs"]
+    jobs = read_plan(root / "good").jobs
     assert {job.stage for job in jobs} == {"pretrain", "finetune"}
     assert all(part.data.fingerprint == fingerprint(tmp_path / "good.h5")
                for job in jobs for part in (job.config.pretrain, job.config.downstream) if part is not None)

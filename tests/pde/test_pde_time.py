@@ -155,7 +155,7 @@ def test_unstable_burgers_names_its_coefficients():
 
 BAD = {
     "unknown-system": (dict(system="heats"), "unknown time-dependent system 'heats': choose one of heat, "
-                                             "advection, burgers, mixed_time"),
+                                             "advection, burgers, navier_stokes, mixed_time"),
     "unknown-level": (dict(shift="moderate"), "unknown shift level 'moderate' for heat: choose one of id, ood"),
     "unknown-param": (dict(shift={"c": [1, 2]}), "heat shift must be a level name (id, ood) or a mapping over nu"),
     "nu-zero": (dict(shift={"nu": [0, 1]}), "heat nu must be > 0, got [0, 1]"),
@@ -165,7 +165,8 @@ BAD = {
     "mixed-mapping": (dict(system="mixed_time", shift={"nu": [1, 2]}), "mixed_time takes a shift level name"),
     "one-frame": (dict(nt=1), "nt (frames per trajectory) must be an integer >= 2, got 1"),
     "no-horizon": (dict(horizon=0), "horizon must be a finite number of time units > 0, got 0"),
-    "refine-zero": (dict(refine=0), "refine (Burgers solve grid / stored grid) must be an integer in [1, 16]"),
+    "refine-zero": (dict(refine=0), "refine (Burgers and Navier-Stokes solve grid / stored grid) must be an "
+                                      "integer in [1, 16]"),
     "odd-resolution": (dict(resolution=17), "resolution must be an even integer >= 8, got 17"),
 }
 

@@ -136,3 +136,14 @@ def test_a_family_rule_broken_is_one_line_exit_2_and_nothing_written(tmp_path: P
     assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {sweep}: "), result.output
     assert re.search(message, lines[0]), lines[0]
     assert not root.exists()
+
+
+@pytest.mark.parametrize(("system", "coefs"), [("heat", 5), ("navier_stokes", 2)])
+def test_a_parameter_target_of_a_time_task_counts_its_downstream_coefficient_channels(
+        tmp_path: Path, system: str, coefs: int) -> None:
+    # the model fine-tuned on Navier-Stokes takes visc and amp, heat's the five nu, ax, ay, cx, cy
+    jobs = _jobs(tmp_path, BASE + "  task: next_step\n  time_window: 4\n  nt: 8\n  init: scratch\n"
+                                  f"  downstream: {{system: {system}}}\n  model: {{params: 2.0e+4, modes: 4}}\n")
+    model = _model(jobs[0])
+    io = {"resolution": 16, "in_channels": 4 + coefs, "out_channels": 1}
+    assert model["n_params"] == family("fno").count_params({"width": model["width"], "modes": 4}, **io)

@@ -11,9 +11,10 @@ import torch
 
 from harness.job import Pretrain
 from harness.models import ARCHS, sizes_of
-from harness.tasks.pretext import make_pretext
+from harness.tasks.pretext import PICL_DIM, make_pretext
 from harness.tasks.time_task import FixedFuture, NextStep, rollout
-from harness.train.strategies import make_strategy
+from harness.train import STRATEGIES as NAMES
+from harness.train.strategies import STRATEGIES, make_strategy
 
 R, NT, WINDOW, B = 16, 12, 4, 3
 TIMES = np.linspace(0.0, 2.0, NT)
@@ -24,8 +25,8 @@ MODELS = {
     "deeponet": {"arch": "deeponet", "branch_width": 6, "trunk_width": 8, "basis": 8},
     "oformer": {"arch": "oformer", "width": 8, "depth": 1, "heads": 2, "patch": 4},
 }
-STEADY = ("supervised", "masked", "derivative", "coefficient")
-TIME_PRETEXT = ("masked", "derivative", "coefficient", "sort_time")
+STEADY = tuple(STRATEGIES)  # every strategy on steady inputs
+TIME_PRETEXT = tuple(s for s in NAMES if s != "supervised")  # every pretext task on trajectories
 
 
 def _generator() -> torch.Generator:
@@ -65,7 +66,7 @@ def test_every_steady_strategy_trains_every_family(arch: str, strategy: str) -> 
     assert model.arch == arch and model.sizes == sizes_of(MODELS[arch])
     pred = _step(objective, model, *_steady_batch())
     assert pred.shape == {"supervised": (B, 1, R, R), "masked": (B, 1, R, R), "derivative": (B, 5, R, R),
-                          "coefficient": (B, 6)}[strategy]
+                          "coefficient": (B, 6), "sort_space": (B, 24)}[strategy]
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -89,4 +90,5 @@ def test_every_pretext_task_on_trajectories_trains_every_family(arch: str, strat
     model = objective.build_model(MODELS[arch], R)
     pred = _step(objective, model, *_trajectories())
     assert pred.shape == {"masked": (B, WINDOW, R, R), "derivative": (B, 5, R, R), "coefficient": (B, 5),
-                          "sort_time": (B, 24)}[strategy]
+                          "sort_time": (B, 24), "sort_space": (B, 24), "jigsaw": (B, 64), "binary": (B, 2),
+                          "picl": (B, PICL_DIM)}[strategy]

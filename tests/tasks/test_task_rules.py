@@ -61,10 +61,30 @@ BAD = [
     ("unroll-past-the-end", _with(unroll=8), None, r"unroll at point \(base\): 8 pushforward steps do not fit"),
     ("time-strategy-on-steady", {"pretrain": {"strategy": "sort_time"}}, None,
      r"pretrain\.strategy at point \(base\): sort_time needs a time axis, which task steady has not: choose one of "
-     r"supervised, masked, derivative, coefficient, none"),
+     r"supervised, masked, derivative, coefficient, sort_space, none"),
+    ("picl-on-steady", {}, {"pretrain.strategy": ["picl"]},
+     r"pretrain\.strategy at point \(pretrain\.strategy=picl\): picl needs a time axis, which task steady has not"),
     ("strategy-needs-another-window", _with(time_window=6), {"pretrain.strategy": ["sort_time"]},
      r"time_window at point \(pretrain\.strategy=sort_time\): 6 frames do not fit pretrain\.strategy sort_time, "
      r"which needs a time_window divisible by 4"),
+    ("jigsaw-needs-an-even-window", _with(time_window=5), {"pretrain.strategy": ["jigsaw"]},
+     r"time_window at point \(pretrain\.strategy=jigsaw\): 5 frames do not fit pretrain\.strategy jigsaw, which "
+     r"needs a time_window divisible by 2 \(its pieces are 2 blocks of frames by tiles\)$"),
+    ("binary-needs-two-frames", _with(time_window=1), {"pretrain.strategy": ["binary"]},
+     r"time_window at point \(pretrain\.strategy=binary\): 1 frames do not fit pretrain\.strategy binary, which "
+     r"needs time_window >= 2"),
+    ("masked-needs-an-even-window", _with(time_window=5), {"pretrain.strategy": ["masked"]},
+     r"time_window at point \(pretrain\.strategy=masked\): 5 frames do not fit pretrain\.strategy masked, which "
+     r"needs an even time_window \(patches of 2 frames\)$"),
+    ("derivative-needs-three-frames", _with(time_window=2), {"pretrain.strategy": ["derivative"]},
+     r"time_window at point \(pretrain\.strategy=derivative\): 2 frames do not fit pretrain\.strategy derivative, "
+     r"which needs time_window >= 3"),
+    ("picl-needs-pairs", _with(pretrain__train={"batch_size": 1}), {"pretrain.strategy": ["picl"]},
+     r"pretrain\.train\.batch_size at point \(pretrain\.strategy=picl\): 1 window per batch gives "
+     r"pretrain\.strategy picl no pair of windows to contrast: choose a batch_size >= 2$"),
+    ("unknown-strategy", _with(), {"pretrain.strategy": ["simclr"]},
+     r"pretrain\.strategy.*invalid value 'simclr'; choose one of supervised, masked, derivative, coefficient, "
+     r"sort_time, sort_space, jigsaw, binary, picl, none"),
     ("galilean-on-heat", _with(train={"augment": "galilean"}), None,
      r"train\.augment at point \(base\): augment 'galilean' does not apply to heat: a boost .* choose one of none, "
      r"shift, scale, noise$"),
@@ -76,7 +96,7 @@ BAD = [
      r"next_step, or choose one of poisson, advection_diffusion, helmholtz"),
     ("time-task-on-a-steady-system", _with(init="scratch", downstream__system="poisson"), None,
      r"downstream\.system at point \(base\): poisson is not time-dependent but task is next_step: choose one of "
-     r"heat, advection, burgers, or set task: steady"),
+     r"heat, advection, burgers, navier_stokes, or set task: steady"),
     ("time-task-pretrained-on-a-steady-system", _with(pretrain__system="mixed"), None,
      r"pretrain\.system at point \(base\): mixed is not time-dependent but task is next_step"),
     ("time-key-on-steady", {"time_window": 4}, None,

@@ -15,18 +15,21 @@ import yaml
 from torch import nn
 
 from harness.job import Downstream, Forecast, JobConfig, Model
+from harness.pde import TIME_COEFS
 from harness.pde.cache import resolve_cache_dir
 from harness.pde.time_dataset import generate_time
 from harness.tasks import MASK_FRAMES, SORT_CHUNKS
 from harness.tasks.pretext import ORDERS, SortTime, TimeCoefficient, TimeMasked, finite_differences
 from harness.tasks.time_task import FixedFuture, ForecastTask, NextStep, rollout
-from harness.tasks.trajectories import COEF_SCALE, systems_of
+from harness.tasks.trajectories import COEF_SCALES, systems_of
+from harness.train import STRATEGIES
 from harness.train.loop import TrainConfig, seed_everything, train
 from tests.helpers import assert_learns_and_resumes, cli, harness, write_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 W, NT, R = 4, 12, 16
 TIMES = np.linspace(0.0, 2.0, NT)
+SCALE = torch.tensor([COEF_SCALES[c] for c in TIME_COEFS])  # the five coefficient channels'
 
 
 def generator(seed: int = 0) -> torch.Generator:
@@ -49,7 +52,7 @@ def test_fixed_future_inputs_are_the_first_frames_and_the_scaled_coefficients():
     assert inputs.shape == (5, W + 5, R, R) and target.shape == (5, 1, R, R)
     torch.testing.assert_close(frame_values(inputs, W), x[:, :W, 0, 0])
     torch.testing.assert_close(target[:, 0, 0, 0], x[:, NT - 1, 0, 0])
-    torch.testing.assert_close(inputs[:, W:, 3, 7], y / torch.tensor(COEF_SCALE))
+    torch.testing.assert_close(inputs[:, W:, 3, 7], y / SCALE)
     assert FixedFuture(W, TIMES, target=6).view(x, y, generator())[1][0, 0, 0, 0] == 6
 
 
@@ -151,7 +154,7 @@ def test_masked_patches_span_two_frames_and_leave_the_coefficients():
     assert (mask.mean(dim=(1, 2, 3)) == 0.75).all()  # 24 of the 32 patches of each sample
     assert torch.equal(mask[:, 0::MASK_FRAMES], mask[:, 1::MASK_FRAMES])  # each patch spans two frames
     torch.testing.assert_close(inputs[:, :W], frames * (1 - mask))
-    torch.testing.assert_close(inputs[:, W:, 0, 0], y / torch.tensor(COEF_SCALE))
+    torch.testing.assert_close(inputs[:, W:, 0, 0], y / SCALE)
     assert objective.loss(frames, target) == 0
 
 
@@ -159,7 +162,7 @@ def test_coefficient_regression_hides_the_coefficient_channels():
     x, y = counting()
     inputs, target = TimeCoefficient(W, TIMES).view(x, y, generator())
     assert not inputs[:, W:].any() and inputs[:, :W].any()
-    torch.testing.assert_close(target, y / torch.tensor(COEF_SCALE))
+    torch.testing.assert_close(target, y / SCALE)
     model = TimeCoefficient(W, TIMES).build_model({"width": 8, "modes": 4}, R)
     assert model(inputs).shape == (5, 5)
 
@@ -179,8 +182,8 @@ def test_the_system_of_each_trajectory_follows_from_its_coefficients_and_augment
 
 
 def test_next_step_training_with_pushforward_learns_and_resumes_bit_identically(tmp_path):
-    task = ForecastTask(JobConfig(R, 0, Model(), forecast=Forecast("next_step", W, NT, 2.0, unroll=2)))
     part = Downstream(system="advection", shift="id")
+    task = ForecastTask(JobConfig(R, 0, Model(), forecast=Forecast("next_step", W, NT, 2.0, unroll=2), downstream=part))
     data = {split: task.tensors(task.load(part, split, n, seed=0, cache=Path(resolve_cache_dir())), {})
             for split, n in (("train", 24), ("val", 8))}
     objective = task.objective("sse")
@@ -199,8 +202,8 @@ def test_next_step_training_with_pushforward_learns_and_resumes_bit_identically(
 def test_the_strategies_time_smoke_sweep_runs_end_to_end_with_its_report(tmp_path):
     spec = yaml.safe_load((ROOT / "sweeps" / "strategies-time-smoke.yaml").read_text())
     spec["base"].update(nt=10, time_window=4)
-    spec["matrix"].update({"downstream.system": ["burgers"], "downstream.n_train": [8, 16],
-                           "downstream.shift": ["ood"]})
+    spec["matrix"].update({"pretrain.strategy": [*STRATEGIES, "none"], "downstream.system": ["burgers"],
+                           "downstream.n_train": [8, 16], "downstream.shift": ["ood"]})  # all nine strategies
     spec["zip"] = [{"pretrain.train.augment": ["galilean"], "train.augment": ["scale"]}]
     sweep = write_sweep(tmp_path, spec, model={"width": 4}, pretrain={
         "n_train": 12, "n_val": 6, "n_test": 6, "train": {"steps": 4, "lr": 3.0e-3, "batch_size": 6}},
@@ -208,11 +211,10 @@ def test_the_strategies_time_smoke_sweep_runs_end_to_end_with_its_report(tmp_pat
     root = tmp_path / "results"
     cli(root, "expand", str(sweep))
     out = harness(root, "submit", "--workers", "2")
-    assert "17 ok" in out.stdout, out.stdout
+    assert "29 ok" in out.stdout, out.stdout  # 9 pretrainings, 18 fine-tunings, 2 scratch runs
     table = pd.read_parquet(root / "strategies-time-smoke" / "results.parquet")
     downstream = table[table["stage"] != "pretrain"]
-    assert set(downstream["pretrain.strategy"].fillna("none")) == {
-        "supervised", "masked", "derivative", "coefficient", "sort_time", "none"}
+    assert set(downstream["pretrain.strategy"].fillna("none")) == {*STRATEGIES, "none"}
     assert (downstream["task"] == "next_step").all() and (downstream["train.augment"] == "scale").all()
     steps = downstream["rollout_step_rel_l2"].map(json.loads)
     assert (steps.map(len) == 6).all()  # nt 10 - time_window 4 rolled-out frames
@@ -222,7 +224,6 @@ def test_the_strategies_time_smoke_sweep_runs_end_to_end_with_its_report(tmp_pat
     report = root / "strategies-time-smoke" / "report"
     assert (report / "rollout.png").exists() and (report / "strategies.csv").exists()
     strategies = pd.read_csv(report / "strategies.csv")
-    assert set(strategies["strategy"]) == {"supervised", "masked", "derivative", "coefficient", "sort_time",
-                                           "none (scratch)"}
+    assert set(strategies["strategy"]) == {*STRATEGIES, "none (scratch)"}
     assert list(strategies.columns[-2:]) == ["N=8", "N=16"]
     assert "rollout.png" in (report / "report.md").read_text()

@@ -14,16 +14,19 @@ import yaml
 from harness import pde
 from harness.errors import HarnessError
 from harness.job import Job, Pretrain, TrainConfig
-from harness.job.run import run_job
 from harness.pde.steady_dataset import compute_stats, generate
-from harness.store.folders import run_dir
 from harness.sweep.expand import expand
 from harness.sweep.spec import parse_sweep
-from harness.train.checkpoint import load
 from harness.train.loop import seed_everything, train
 from harness.train.normalise import make_inputs
 from harness.train.strategies import Coefficient, Derivative, Masked, PooledHead, derivatives, make_strategy
-from tests.helpers import assert_learns_and_resumes, cli, harness, write_sweep
+from tests.helpers import (
+    assert_finetuning_keeps_exactly_the_transferred,
+    assert_learns_and_resumes,
+    cli,
+    harness,
+    write_sweep,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -159,26 +162,11 @@ def tiny_sweep(**matrix: list) -> list[Job]:
 
 
 def test_finetuning_keeps_the_trunk_and_drops_the_pretext_head(tmp_path):
-    jobs = tiny_sweep(**{"pretrain.strategy": ["supervised", "masked", "coefficient"],
+    jobs = tiny_sweep(**{"pretrain.strategy": ["supervised", "masked", "coefficient", "sort_space"],
                          "init": ["pretrained"]})
-    rows = {job.id: run_job(job, tmp_path) for job in jobs}
-    by_id = {job.id: job for job in jobs}
-    expected = {"supervised": "head,lifting,pointwise,spectral", "masked": "lifting,pointwise,spectral",
-                "coefficient": "pointwise,spectral"}
-    for jid, row in rows.items():
-        strategy = row["pretrain.strategy"]
-        if row["stage"] == "pretrain":
-            assert row["status"] == "ok" and math.isfinite(row["test_rel_l2"]), row
-            continue
-        assert row["status"] == "ok" and row["transferred"] == expected[strategy], row
-        sweep = tmp_path / "tiny-strategies"
-        pretrained = load(run_dir(sweep, by_id[jid].depends_on) / "ckpt" / "best.pt")["model"]
-        finetuned = load(run_dir(sweep, jid) / "ckpt" / "best.pt")["model"]
-        for name, value in finetuned.items():
-            kept = name.split(".")[0] in row["transferred"].split(",")
-            same = name in pretrained and pretrained[name].shape == value.shape and torch.allclose(
-                pretrained[name], value, rtol=0, atol=1e-12)
-            assert same == kept, (strategy, name)
+    assert_finetuning_keeps_exactly_the_transferred(jobs, tmp_path, {
+        "supervised": "head,lifting,pointwise,spectral", "masked": "lifting,pointwise,spectral",
+        "coefficient": "pointwise,spectral", "sort_space": "lifting,pointwise,spectral"})
 
 
 @pytest.mark.slow
