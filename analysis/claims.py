@@ -72,8 +72,8 @@ def curve_id(values: dict, extra: list[str] = ()) -> str:
     system, shift, model family (where the runs name one), width, modes, pretrain_system, strategy, then the
     ``extra`` axes (another family's size keys among them)."""
     parts = [values["system"], values["shift"], *([values["arch"]] if "arch" in values else [])]
-    sized = "width" in values and not all(pd.isna(values[k]) for k in ("width", "modes"))  # a family without them
-    parts += [f"w{values['width']}m{values['modes']}"] if sized else []
+    size = "".join(f"{k[0]}{values[k]}" for k in ("width", "modes") if k in values and not pd.isna(values[k]))
+    parts += [size] if size else []  # w16m8 for an FNO, w36 for an OFormer, nothing for a family without them
     psys, strategy = str(values.get("pretrain_system", "") or ""), str(values.get("strategy", "") or "")
     parts += [f"pre-{psys}"] if psys not in ("", str(values["system"])) else []
     parts += [strategy] if strategy not in ("", "supervised") else []

@@ -26,6 +26,7 @@ def claims() -> pd.DataFrame:
         "study": pd.concat([claims_for(REFERENCE / "study"),
                             paired_claims(REFERENCE / "study", [REFERENCE / "budget", REFERENCE / "lr-edge"])]),
         "strategies-time": claims_for(REFERENCE / "strategies-time"),
+        "architectures-ref": claims_for(REFERENCE / "architectures-ref"),
     }  # fmt: skip
     return pd.concat([t.assign(id=f"{name}." + t["id"]) for name, t in tables.items()], ignore_index=True)
 
@@ -38,7 +39,9 @@ def test_every_quoted_number_is_the_one_the_committed_runs_give(page: Path, clai
 
 
 def test_the_committed_claim_tables_are_what_the_runs_give(claims: pd.DataFrame) -> None:
-    for sweep, name in (("study", "claims.csv"), ("study", "paired.csv"), ("strategies-time", "claims.csv")):
+    committed = [("study", "claims.csv"), ("study", "paired.csv"), ("strategies-time", "claims.csv"),
+                 ("architectures-ref", "claims.csv")]
+    for sweep, name in committed:
         committed = pd.read_csv(REFERENCE / sweep / "report" / name).set_index("id")
         mine = claims[claims["id"].str.startswith(f"{sweep}.")]
         computed = mine.assign(id=mine["id"].str[len(sweep) + 1 :]).set_index("id").loc[committed.index]
