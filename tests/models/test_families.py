@@ -290,3 +290,34 @@ def test_grids_sizes_do_not_fit_and_unknown_families_are_refused():
         family("resnet")
     with refused("model.params", "model.params sets model.width of oformer: remove model.params or model.width"):
         family("oformer").nearest(1e5, resolution=16, in_channels=7, out_channels=1, fixed={"width": 64})
+
+
+class _Killed(Exception):
+    """Stands for the job being killed right after an evaluation's checkpoint."""
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_a_killed_and_resumed_training_equals_the_uninterrupted_one(arch, poisson, tmp_path):
+    config = TrainConfig(steps=12, lr=3e-3, batch_size=32, eval_every=3, checkpoint_every_s=0.0)
+
+    def fit(name: str, **kwargs):
+        seed_everything(0)
+        model = build(arch)
+        return model, train(model, *poisson, config, seed=0, device="cpu", workdir=tmp_path / name, **kwargs)
+
+    full, whole = fit("full")
+
+    def kill_at_step_6(row: dict) -> None:
+        if row["step"] == 6:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        fit("killed", on_eval=kill_at_step_6)
+    seen: list[dict] = []
+    resumed, again = fit("killed", on_eval=seen.append)  # from killed/last.pt, not from the start
+    assert [r["step"] for r in seen] == [9, 12]
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    rows = [repr({k: v for k, v in r.items() if "seconds" not in k}) for r in whole.rows]  # repr: nan == nan
+    assert [repr({k: v for k, v in r.items() if "seconds" not in k}) for r in again.rows] == rows
+    assert (again.best_val_rel_l2, again.best_step) == (whole.best_val_rel_l2, whole.best_step)
