@@ -142,7 +142,8 @@ def dependency(slurm_ids: list[str], arrays: dict[str, list[str]]) -> str:
 
 
 class SlurmTask(Checkpointable):
-    """One array task: runs its jobs with `run_job`, skipping those already ok on disk.
+    """One array task: runs its jobs with `run_job`, skipping those already ok on disk; it fails (a non-zero exit)
+    when a pretraining job of it did not end ok, so that Slurm never starts the tasks that wait on it.
 
     One job runs in-process; several run as subprocesses, round-robin over the task's CUDA_VISIBLE_DEVICES and
     splitting its CPUs; a job of several ranks runs in every Slurm task of its job, each as one rank. Being
@@ -167,7 +168,11 @@ class SlurmTask(Checkpointable):
             run_job(todo[0], Path(self.root))
         elif todo:
             self._run_packed(todo)
-        return {j.id: disk_state(sweep, j) for j in self.jobs}
+        states = {j.id: disk_state(sweep, j) for j in self.jobs}
+        unfit = [j.id for j in self.jobs if j.stage == "pretrain" and states[j.id] is not State.OK]
+        if unfit:  # a non-zero exit, so that the tasks waiting on it (afterok) never start
+            raise RuntimeError(f"pretraining job(s) {', '.join(unfit)} did not end ok: their dependents stay blocked")
+        return states
 
     def _run_rank(self, job: Job) -> None:
         """This Slurm task as one rank of ``job``: rank, world and rendezvous from Slurm through submitit's
