@@ -230,13 +230,19 @@ def mean_draws(values: list[np.ndarray], n_boot: int, rng: np.random.Generator) 
 def seed_interval(values: np.ndarray) -> tuple[float, float, Basis]:
     """An interval for the mean of ``values`` (one per seed): a t interval from 3 seeds on, the range over 2 seeds
     (too few for a 95 % interval), none for one."""
-    v = np.asarray(values, dtype=float)
+    lo, hi, basis = _over_seeds(np.asarray(values, dtype=float), "a single run")
+    return (max(lo, 0.0) if basis.kind == MEANS else lo), hi, basis
+
+
+def _over_seeds(v: np.ndarray, single: str) -> tuple[float, float, Basis]:
+    """The mean of ``v`` (one value per seed) -/+ the t half-width from 3 values on, (min, max) with 2, (nan, nan)
+    with 1 (``single``: why there is no interval)."""
     if len(v) < 2:
-        return float("nan"), float("nan"), Basis(NONE, 0, 0, why="a single run")
+        return float("nan"), float("nan"), Basis(NONE, 0, 0, why=single)
     if len(v) == 2:
         return float(v.min()), float(v.max()), Basis(RANGE, 1, 3, why="two seeds are too few")
     half = float(student_t.ppf(0.5 + LEVEL / 2, len(v) - 1)) * float(v.std(ddof=1)) / math.sqrt(len(v))
-    return max(float(v.mean()) - half, 0.0), float(v.mean()) + half, Basis(MEANS, len(v) - 1, _MANY)
+    return float(v.mean()) - half, float(v.mean()) + half, Basis(MEANS, len(v) - 1, _MANY)
 
 
 def ratio_interval(top: np.ndarray, bottom: np.ndarray) -> tuple[float, float, Basis]:
@@ -263,11 +269,5 @@ def paired_ratio_interval(top: np.ndarray, bottom: np.ndarray) -> tuple[float, f
     interval for it: a t interval of the mean log ratio from 3 pairs on, the range of the ratios with 2, none with 1.
     Pairing removes what the two runs of a seed share (its data, its initialisation) from the spread."""
     logs = np.log(np.asarray(top, dtype=float) / np.asarray(bottom, dtype=float))
-    ratio = float(np.exp(logs.mean()))
-    if len(logs) < 2:
-        return ratio, float("nan"), float("nan"), Basis(NONE, 0, 0, why="a single pair")
-    if len(logs) == 2:
-        basis = Basis(RANGE, 1, 3, why="two seeds are too few")
-        return ratio, float(np.exp(logs.min())), float(np.exp(logs.max())), basis
-    half = float(student_t.ppf(0.5 + LEVEL / 2, len(logs) - 1)) * float(logs.std(ddof=1)) / math.sqrt(len(logs))
-    return ratio, ratio * math.exp(-half), ratio * math.exp(half), Basis(MEANS, len(logs) - 1, _MANY)
+    lo, hi, basis = _over_seeds(logs, "a single pair")
+    return float(np.exp(logs.mean())), float(np.exp(lo)), float(np.exp(hi)), basis

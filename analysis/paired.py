@@ -15,14 +15,13 @@ error of the widened choice over the original one's.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from analysis.claims import COLUMNS, COUNT, claim, curve_id, key_values, ref_text
-from analysis.curves import BASE_KEY, ERR, N, curves, downstream_points
+from analysis.curves import BASE_KEY, ERR, N, curves, downstream_points, tuned_params
 from analysis.intervals import paired_ratio_interval
 from analysis.load import load_runs
 
@@ -96,9 +95,7 @@ def _trained(runs: pd.DataFrame) -> pd.DataFrame:
 
 def _tuned(runs: pd.DataFrame) -> set[str]:
     """The parameters a sweep's tuning studies searched (keys of ``tune.params``)."""
-    if "tune.params" not in runs:
-        return set()
-    return {k for text in runs["tune.params"].dropna().unique() for k in json.loads(text)}
+    return {p for p in tuned_params(runs) if not p.startswith("tune.")}
 
 
 def main(argv: list[str] | None = None) -> None:
