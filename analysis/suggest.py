@@ -86,9 +86,11 @@ class Design:
 
 @dataclass(frozen=True)
 class Resolved:
-    """A target on a sweep's fits: its id, the curves it rests on and its value from their parameters."""
+    """A target on a sweep's fits: its id, what its interval's width is of, the curves it rests on and its value
+    from their parameters."""
 
     target: str
+    scale: str
     designs: tuple[Design, ...]
     value: Value
 
@@ -188,11 +190,13 @@ Claims = dict[str, tuple[tuple[Label, ...], Value]]
 
 @dataclass(frozen=True)
 class Target:
-    """A kind of claim suggest can sharpen: its name, its id form, and its claims in a sweep (id -> the labels of
-    the curves it rests on, and its value from their parameters)."""
+    """A kind of claim suggest can sharpen: its name, its id form, what its interval's width is measured on
+    (``scale``), and its claims in a sweep (id -> the labels of the curves it rests on, and its value from their
+    parameters)."""
 
     kind: str
     form: str
+    scale: str
     claims: Callable[[Curves], Claims]
 
 
@@ -226,8 +230,8 @@ def _multipliers(c: Curves) -> Claims:
 
 
 TARGETS = (
-    Target("exponent", "b.<stage>.<curve>", _exponents),
-    Target("multiplier", "multfit.<curve>.n<N>", _multipliers),
+    Target("exponent", "b.<stage>.<curve>", "the exponent", _exponents),
+    Target("multiplier", "multfit.<curve>.n<N>", "the log of the multiplier", _multipliers),
 )
 
 
@@ -236,8 +240,11 @@ def resolve(target: str, runs: pd.DataFrame, fits: CurveFits) -> Resolved:
     --target, the value and the fix) when no claim of the sweep has that id or its curves are too few to fit."""
     c = Curves.of(runs, fits)
     claims: Claims = {}
+    scales: dict[str, str] = {}
     for kind in TARGETS:
-        claims |= kind.claims(c)
+        found = kind.claims(c)
+        claims |= found
+        scales |= dict.fromkeys(found, kind.scale)
     if target not in claims:
         close = difflib.get_close_matches(target, list(claims), n=3)
         some = close or sorted(claims)[:3]
@@ -248,7 +255,7 @@ def resolve(target: str, runs: pd.DataFrame, fits: CurveFits) -> Resolved:
     designs = tuple(_design(target, label, c) for label in labels)
     if not np.isfinite(value([d.params for d in designs])):
         raise ReportError(f"--target {target}: the fits never reach it (no value to sharpen); pick another claim")
-    return Resolved(target, designs, value)
+    return Resolved(target, scales[target], designs, value)
 
 
 def _design(target: str, label: Label, c: Curves) -> Design:

@@ -3,7 +3,8 @@ job its sweep point expands to, the greedy pick (``analysis.suggest``) and the `
 
 A candidate's cost is the cost estimate's (``harness.sweep.estimate.estimate``: FLOPs of the job's passes) at the
 seconds per FLOP the sweep's own runs took on their device (their ``wall_s`` over their estimated FLOPs, the median
-per model shape): device-hours, as the budget is, with no calibration run. Its sweep point is that of a run of its
+per model shape): device-hours, as the budget is, with no calibration run; in a tuned sweep, every trial of the point's
+study. Its sweep point is that of a run of its
 curve in the plan (the axes as the sweep file wrote them) with ``downstream.n_train`` and ``seed`` set.
 """
 
@@ -29,16 +30,19 @@ from harness.sweep.estimate import estimate, job_shape
 from harness.sweep.expand import job_id, stage_configs
 from harness.sweep.expand import resolve as resolve_point
 from harness.sweep.spec import Sweep, parse_sweep
+from harness.sweep.tune import for_stage, trial_configs
 
 TRAINED = ("finetune", "scratch")
 
 
 @dataclass(frozen=True)
 class Suggestion:
-    """What ``harness suggest`` found: the target, its interval's expected width now, the picks with their sweep
-    points, and the block file (holding the sweep's own ``include:`` entries first where it has some)."""
+    """What ``harness suggest`` found: the target, what its interval is of, the interval's expected width now, the
+    picks with their sweep points, and the block file (holding the sweep's own ``include:`` entries first where it
+    has some)."""
 
     target: str
+    scale: str
     width: float
     budget: float
     picks: list[Pick]
@@ -50,8 +54,9 @@ class Suggestion:
         """The printed table: one line per pick (its point, cost, expected shrinkage), then where the block is."""
         after = self.picks[-1].width if self.picks else self.width
         spent = sum(p.hours for p in self.picks)
-        out = [f"{self.target}: expected interval width {self.width:.3g} now, {after:.3g} after {len(self.picks)} "
-               f"run(s) ({1 - after / self.width:.0%} narrower) for {spent:.3g} of {self.budget:.3g} device-hours",
+        out = [f"{self.target}: expected width of the interval of {self.scale} {self.width:.3g} now, {after:.3g} "
+               f"after {len(self.picks)} run(s) ({1 - after / self.width:.0%} narrower) for {spent:.3g} of "
+               f"{self.budget:.3g} device-hours",
                f"{'hours':>10} {'shrinkage':>10}  point"]  # fmt: skip
         for p, point in zip(self.picks, self.points, strict=True):
             out.append(f"{p.hours:10.3g} {p.shrinkage:10.1%}  {include_block([point]).splitlines()[1][4:]}")
@@ -80,8 +85,8 @@ def suggest_runs(folder: Path, target: str, budget: float, k: int | None = None)
 
     def cost(curve: int, n: int, seed: int) -> float:
         if (curve, n, seed) not in prices:
-            job = point_job(sweep, _point(templates[curve], n, seed))
-            prices[curve, n, seed] = estimate([job], rates)["total"].hours
+            expanded = point_jobs(sweep, _point(templates[curve], n, seed))
+            prices[curve, n, seed] = estimate(expanded, rates)["total"].hours
         return prices[curve, n, seed]
 
     picks = pick(resolved, cost, budget, k)
@@ -94,7 +99,8 @@ def suggest_runs(folder: Path, target: str, budget: float, k: int | None = None)
     block = Path(folder) / "suggest" / f"{target}.yaml"
     block.parent.mkdir(exist_ok=True)
     write_text_atomic(block, include_block(points, existing))
-    return Suggestion(target, width(resolved.value, resolved.designs), budget, picks, points, block, bool(existing))
+    now = width(resolved.value, resolved.designs)
+    return Suggestion(target, resolved.scale, now, budget, picks, points, block, bool(existing))
 
 
 def measured_rates(jobs: list[Job], runs: pd.DataFrame) -> dict[Shape, float]:
@@ -113,10 +119,13 @@ def measured_rates(jobs: list[Job], runs: pd.DataFrame) -> dict[Shape, float]:
     return {shape: statistics.median(r) for shape, r in ratios.items()}
 
 
-def point_job(sweep: Sweep, point: Mapping[str, Any]) -> Job:
-    """The downstream job a sweep point expands to (its pretraining, shared with the sweep's, is already run)."""
+def point_jobs(sweep: Sweep, point: Mapping[str, Any]) -> list[Job]:
+    """The downstream jobs a sweep point expands to, as ``expand`` makes them: one, or a tuned sweep's trials (its
+    pretraining, shared with the sweep's runs, is already run)."""
     stage, config = stage_configs(resolve_point(sweep, dict(point)))[-1]
-    return Job(job_id(stage, config), stage, sweep.name, config, depends_on=config.pretrain_id, point=dict(point))
+    tuned = sweep.tune is not None and stage in sweep.tune["stages"]
+    configs = trial_configs(config, job_id(stage, config), for_stage(sweep.tune, stage)) if tuned else [config]
+    return [Job(job_id(stage, c), stage, sweep.name, c, depends_on=c.pretrain_id, point=dict(point)) for c in configs]
 
 
 def _templates(resolved: Resolved, c: Curves, jobs: Mapping[str, Job]) -> list[dict[str, Any]]:
