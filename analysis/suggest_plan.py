@@ -1,11 +1,12 @@
 """``harness suggest`` on a sweep folder: the target's curves from the sweep's ok runs, each candidate run priced as the
 job its sweep point expands to, the greedy pick (``analysis.suggest``) and the ``include:`` block written.
 
-A candidate's cost is the cost estimate's (``harness.sweep.estimate.estimate``: FLOPs of the job's passes) at the
-seconds per FLOP the sweep's own runs took on their device (their ``wall_s`` over their estimated FLOPs, the median
-per model shape): device-hours, as the budget is, with no calibration run; in a tuned sweep, every trial of the point's
-study. Its sweep point is that of a run of its
-curve in the plan (the axes as the sweep file wrote them) with ``downstream.n_train`` and ``seed`` set.
+A candidate's cost is the cost estimate's (``harness.sweep.estimate.estimate``) of the jobs its sweep point expands
+to (a tuned sweep's: every trial of the study), at the seconds per FLOP the sweep's own runs took on their device:
+their ``wall_s`` over their estimated FLOPs, the median per model shape (of all, for a shape the sweep has not run).
+That is device-hours, as the budget is, without a calibration run; and one number per shape, which the estimate
+takes whatever form its own calibration has. Its sweep point is that of a run of its curve in the plan (the axes as
+the sweep file wrote them) with ``downstream.n_train`` and ``seed`` set.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def suggest_runs(folder: Path, target: str, budget: float, k: int | None = None)
     def cost(curve: int, n: int, seed: int) -> float:
         if (curve, n, seed) not in prices:
             expanded = point_jobs(sweep, _point(templates[curve], n, seed))
-            prices[curve, n, seed] = estimate(expanded, rates)["total"].hours
+            rate = rates.get(job_shape(expanded[0]), statistics.median(rates.values()))
+            prices[curve, n, seed] = estimate(expanded, rate)["total"].hours
         return prices[curve, n, seed]
 
     picks = pick(resolved, cost, budget, k)
