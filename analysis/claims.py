@@ -67,6 +67,13 @@ def claims_table(runs: pd.DataFrame, fits: CurveFits, laws: Laws, multipliers: p
     return table.sort_values("id", kind="stable").reset_index(drop=True)
 
 
+def fit_claims(fits: CurveFits, multipliers: pd.DataFrame) -> pd.DataFrame:
+    """The claims that rest on the curve fits and the multipliers alone (``b.``, ``c.``, ``mult.``, ``multfit.``), as
+    ``claims_table`` writes them, without fitting the laws or counting: for a caller that refits often
+    (``analysis.suggest_check``)."""
+    return pd.DataFrame(_multipliers(multipliers, fits) + _fitted(fits), columns=COLUMNS)
+
+
 def curve_id(values: dict, extra: list[str] = ()) -> str:
     """The id of a curve (or of a law's group, without a size) from its key values, named as in the fits table:
     system, shift, model family (where the runs name one), width, modes, pretrain_system, strategy, then the
@@ -118,7 +125,8 @@ def ref_text(values: dict, n: float | None = None) -> str:
     return text + (f", N {int(n)}" if n is not None else "")
 
 
-def _extra(keys: list[str]) -> list[str]:
+def extra_axes(keys: list[str]) -> list[str]:
+    """The key columns that enter a curve id as ``<axis>-<value>`` (``curve_id``'s ``extra``), by fits-table name."""
     return [FIT_COLUMNS.get(c, c) for c in keys if c not in FIT_COLUMNS]
 
 
@@ -127,7 +135,7 @@ def _errors(pts: pd.DataFrame, keys: list[str]) -> list[dict]:
     rows = []
     for key, g in curves(pts, keys):
         values = key_values(keys, key)
-        stage, base = values["stage"], curve_id(values, _extra(keys))
+        stage, base = values["stage"], curve_id(values, extra_axes(keys))
         points = [(None, g)] if stage == "zeroshot" else list(g.groupby(N, sort=True))
         for n, at in points:
             err = at[ERR].to_numpy(float)
@@ -143,7 +151,7 @@ def _gains(pts: pd.DataFrame, keys: list[str]) -> list[dict]:
     rows = []
     for ft, sc in pairs(pts, keys):
         values = key_values(keys, tuple(ft[keys].iloc[0]))
-        base = curve_id(values, _extra(keys))
+        base = curve_id(values, extra_axes(keys))
         for n, at in ft.groupby(N, sort=True):
             scratch = sc.loc[sc[N] == n, ERR].to_numpy(float)
             if len(scratch) == 0:
@@ -162,7 +170,7 @@ def _multipliers(table: pd.DataFrame, fits: CurveFits) -> list[dict]:
     names = [FIT_COLUMNS.get(c, c) for c in fits.key_columns if c != "stage"]
     for record in table.to_dict("records"):
         values = {c: record[c] for c in names}
-        base, ref = curve_id(values, _extra(fits.key_columns)), ref_text(values, record["N"])
+        base, ref = curve_id(values, extra_axes(fits.key_columns)), ref_text(values, record["N"])
         runs = int(record["runs_per_n"])
         if np.isfinite(record["multiplier_interp"]):
             rows.append(claim(f"mult.{base}.n{record['N']}", "data-efficiency multiplier, measured (interpolated)",
@@ -183,7 +191,7 @@ def _fitted(fits: CurveFits) -> list[dict]:
     keys = [FIT_COLUMNS.get(c, c) for c in fits.key_columns]
     for record in fits.table.to_dict("records"):
         values = {c: record[c] for c in keys}
-        base = f"{record['stage']}.{curve_id(values, _extra(fits.key_columns))}"
+        base = f"{record['stage']}.{curve_id(values, extra_axes(fits.key_columns))}"
         few = "; fewer distinct N than the law's form needs" if record["few_n"] else ""
         for name in ("b", "c") if record["offset"] else ("b",):
             rows.append(claim(f"{name}.{base}", f"fitted {'exponent b' if name == 'b' else 'floor c'}{few}",
@@ -200,7 +208,7 @@ def _laws(laws: Laws) -> list[dict]:
         if not np.isfinite(record["value"]):
             continue
         values = {c: record[c] for c in group}
-        gid = f"{record['stage']}.{curve_id(values, _extra(laws.group_columns))}"
+        gid = f"{record['stage']}.{curve_id(values, extra_axes(laws.group_columns))}"
         rows.append(claim(f"law.{record['law']}.{record['param']}.{gid}", f"{record['law']} law: {record['param']}",
                            record["value"], record["lo"], record["hi"], record["ci"], record["n_points"],
                            ref_text(values)))  # fmt: skip

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from analysis.report import ReportResult
+    from analysis.suggest_plan import Suggestion
     from harness.job import Job
     from harness.store.folders import Plan
 
@@ -246,6 +247,16 @@ def report(sweep: Plan | str | Path | None = None, *, root: str | Path = DEFAULT
     folder = folder_of(sweep, root)
     return build_report(folder, report_folder(Path(out) if out is not None else None, force), n_boot=n_boot,
                         seed=seed)
+
+
+def suggest(sweep: Plan | str | Path | None = None, *, target: str, budget: float, root: str | Path = DEFAULT_ROOT,
+            k: int | None = None) -> Suggestion:
+    """The extra runs that would narrow ``target``'s interval (a claim id of claims.csv: ``b.<stage>.<curve>``,
+    ``multfit.<curve>.n<N>``) most per device-hour within ``budget`` device-hours (at most ``k`` runs), written as
+    an ``include:`` block to <sweep>/suggest/<target>.yaml (``analysis.suggest``: how the shrinkage is estimated)."""
+    from analysis.suggest_plan import suggest_runs
+
+    return suggest_runs(folder_of(sweep, root), target, budget, k)
 
 
 def results(sweep: Plan | str | Path | None = None, *, root: str | Path = DEFAULT_ROOT) -> pd.DataFrame:

@@ -271,6 +271,22 @@ def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: i
 
 
 @main.command()
+@SWEEP
+@ROOT
+@click.option("--target", required=True,
+              help="The claim to sharpen, by its claims.csv id: b.<stage>.<curve> (an exponent) or "
+                   "multfit.<curve>.n<N> (a data-efficiency multiplier).")
+@click.option("--budget", type=Finite(0, strict=True), required=True, help="Device-hours the extra runs may cost.")
+@click.option("--k", type=POSITIVE, default=None, help="At most this many runs (default: what the budget buys).")
+@friendly
+def suggest(sweep: str | None, root: Path, target: str, budget: float, k: int | None) -> None:
+    """Suggest the runs that would narrow TARGET's interval most per device-hour, as an include: block for the
+    sweep file (written under <sweep>/suggest/); prints each run's cost and expected shrinkage."""
+    for line in api.suggest(sweep, root=root, target=target, budget=budget, k=k).lines():
+        click.echo(line)
+
+
+@main.command()
 @click.argument("job_id")
 @click.option("--sweep", default=None, help="Sweep name or file (default: the current sweep).")
 @ROOT

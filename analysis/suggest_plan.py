@@ -1,0 +1,144 @@
+"""``harness suggest`` on a sweep folder: the target's curves from the sweep's ok runs, each candidate run priced as the
+job its sweep point expands to, the greedy pick (``analysis.suggest``) and the ``include:`` block written.
+
+A candidate's cost is the cost estimate's (``harness.sweep.estimate.estimate``) of the jobs its sweep point expands
+to (a tuned sweep's: every trial of the study), at the seconds per FLOP the sweep's own runs took on their device:
+their ``wall_s`` over their estimated FLOPs, the median per model shape (of all, for a shape the sweep has not run).
+That is device-hours, as the budget is, without a calibration run; and one number per shape, which the estimate
+takes whatever form its own calibration has. Its sweep point is that of a run of its curve in the plan (the axes as
+the sweep file wrote them) with ``downstream.n_train`` and ``seed`` set.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis.curves import N, fit_curves
+from analysis.load import ReportError, load_runs
+from analysis.suggest import Curves, Pick, Resolved, include_block, pick, resolve, width
+from harness.job import Job
+from harness.models import Shape
+from harness.store.atomic import write_text_atomic
+from harness.sweep.estimate import estimate, job_shape
+from harness.sweep.expand import job_id, stage_configs
+from harness.sweep.expand import resolve as resolve_point
+from harness.sweep.spec import Sweep, parse_sweep
+from harness.sweep.tune import for_stage, trial_configs
+
+TRAINED = ("finetune", "scratch")
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """What ``harness suggest`` found: the target, what its interval is of, the interval's expected width now, the
+    picks with their sweep points, and the block file (holding the sweep's own ``include:`` entries first where it
+    has some)."""
+
+    target: str
+    scale: str
+    width: float
+    budget: float
+    picks: list[Pick]
+    points: list[dict[str, Any]]
+    block: Path
+    replaces_include: bool
+
+    def lines(self) -> list[str]:
+        """The printed table: one line per pick (its point, cost, expected shrinkage), then where the block is."""
+        after = self.picks[-1].width if self.picks else self.width
+        spent = sum(p.hours for p in self.picks)
+        out = [f"{self.target}: expected width of the interval of {self.scale} {self.width:.3g} now, {after:.3g} "
+               f"after {len(self.picks)} run(s) ({1 - after / self.width:.0%} narrower) for {spent:.3g} of "
+               f"{self.budget:.3g} device-hours",
+               f"{'hours':>10} {'shrinkage':>10}  point"]  # fmt: skip
+        for p, point in zip(self.picks, self.points, strict=True):
+            out.append(f"{p.hours:10.3g} {p.shrinkage:10.1%}  {include_block([point]).splitlines()[1][4:]}")
+        how = "replace the sweep file's include: with it" if self.replaces_include else "append it to the sweep file"
+        out.append(f"include block: {self.block} ({how}, then `harness submit` and `harness report`)")
+        return out
+
+
+def suggest_runs(folder: Path, target: str, budget: float, k: int | None = None) -> Suggestion:
+    """Pick the runs that shrink ``target``'s interval most per device-hour within ``budget`` (at most ``k``) and
+    write their ``include:`` block to ``folder``/suggest/<target>.yaml; ReportError (one line) on a bad target, a
+    curve too small to fit, or a budget that is not positive. Nothing is written when no run fits the budget."""
+    if not (budget > 0 and math.isfinite(budget)):
+        raise ReportError(f"--budget {budget}: must be a positive number of device-hours; e.g. --budget 2")
+    loaded = load_runs(Path(folder))
+    if loaded.plan is None:
+        raise ReportError(f"{folder}: no plan; run `harness expand SWEEP.yaml` first")
+    runs = loaded.ok
+    fits = fit_curves(runs, n_boot=0)
+    resolved = resolve(target, runs, fits)
+    sweep = parse_sweep(loaded.plan.spec, {}, loaded.plan.source)
+    jobs = {job.id: job for job in loaded.plan.jobs}
+    rates = measured_rates(list(jobs.values()), runs)
+    templates = _templates(resolved, Curves.of(runs, fits), jobs)
+    prices: dict[tuple[int, int, int], float] = {}
+
+    def cost(curve: int, n: int, seed: int) -> float:
+        if (curve, n, seed) not in prices:
+            expanded = point_jobs(sweep, _point(templates[curve], n, seed))
+            rate = rates.get(job_shape(expanded[0]), statistics.median(rates.values()))
+            prices[curve, n, seed] = estimate(expanded, rate)["total"].hours
+        return prices[curve, n, seed]
+
+    picks = pick(resolved, cost, budget, k)
+    if not picks:
+        cheapest = min(cost(i, n, s) for i, d in enumerate(resolved.designs) for n, s in d.candidates())
+        raise ReportError(f"--budget {budget:g}: no candidate run fits it (the cheapest costs {cheapest:.3g} "
+                          "device-hours); raise --budget")
+    points = [_point(templates[p.curve], p.n, p.seed) for p in picks]
+    existing = list(sweep.raw.get("include") or [])
+    block = Path(folder) / "suggest" / f"{target}.yaml"
+    block.parent.mkdir(exist_ok=True)
+    write_text_atomic(block, include_block(points, existing))
+    now = width(resolved.value, resolved.designs)
+    return Suggestion(target, resolved.scale, now, budget, picks, points, block, bool(existing))
+
+
+def measured_rates(jobs: list[Job], runs: pd.DataFrame) -> dict[Shape, float]:
+    """Seconds per FLOP per model shape: the median over the sweep's trained runs of wall_s / estimated FLOPs."""
+    seconds_of = pd.to_numeric(runs["wall_s"], errors="coerce") if "wall_s" in runs else runs["id"].map(lambda _: 0.0)
+    wall = dict(zip(runs["id"], seconds_of, strict=True))
+    ratios: dict[Shape, list[float]] = defaultdict(list)
+    for job in jobs:
+        seconds = wall.get(job.id, math.nan)
+        if job.stage in TRAINED and seconds > 0:
+            flops = estimate([job], 1.0)["total"].flops
+            if flops > 0:
+                ratios[job_shape(job)].append(seconds / flops)
+    if not ratios:
+        raise ReportError("no trained run of the sweep has a wall time to price candidates with; run the sweep first")
+    return {shape: statistics.median(r) for shape, r in ratios.items()}
+
+
+def point_jobs(sweep: Sweep, point: Mapping[str, Any]) -> list[Job]:
+    """The downstream jobs a sweep point expands to, as ``expand`` makes them: one, or a tuned sweep's trials (its
+    pretraining, shared with the sweep's runs, is already run)."""
+    stage, config = stage_configs(resolve_point(sweep, dict(point)))[-1]
+    tuned = sweep.tune is not None and stage in sweep.tune["stages"]
+    configs = trial_configs(config, job_id(stage, config), for_stage(sweep.tune, stage)) if tuned else [config]
+    return [Job(job_id(stage, c), stage, sweep.name, c, depends_on=c.pretrain_id, point=dict(point)) for c in configs]
+
+
+def _templates(resolved: Resolved, c: Curves, jobs: Mapping[str, Job]) -> list[dict[str, Any]]:
+    """Per curve of the target: the sweep point of one of its runs in the plan."""
+    out = []
+    for d in resolved.designs:
+        ids = c.groups[d.label].sort_values(N)["id"]
+        out.append(next(dict(jobs[i].point) for i in ids if i in jobs))
+    return out
+
+
+def _point(template: Mapping[str, Any], n: int, seed: int) -> dict[str, Any]:
+    """``template`` at N ``n`` and ``seed`` (the other axes as the sweep wrote them)."""
+    return {**template, "downstream.n_train": int(n), "seed": int(seed)}
