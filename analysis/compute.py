@@ -49,6 +49,8 @@ def run_compute(runs: pd.DataFrame, jobs: list[Job]) -> pd.DataFrame:
         job = by_id.get(job_id) if job_id else None
         if job is None:
             return float("nan")
+        if job.stage == "zeroshot":  # trains nothing (whatever train settings its config carries)
+            return 0.0
         recorded = steps.get(job_id)
         samples, _ = job_passes(job, None if recorded is None or pd.isna(recorded) else int(recorded))
         return job_shape(job).flops_per_sample() * TRAIN_PASSES * samples

@@ -41,8 +41,8 @@ class Diagnostics:
 def fit_warning(exponents: dict[str, tuple[float, float, float]], spans: dict[str, np.ndarray]) -> str:
     """The warning of one fit: each exponent (value, lower bound, upper bound) on a bound, each axis whose values
     span less than a decade; "" when none."""
-    notes = [f"{name} = {v:.3g} on its bound" for name, (v, lo, hi) in exponents.items()
-             if np.isfinite(v) and min(abs(v - lo) / max(1, abs(lo)), abs(hi - v) / max(1, abs(hi))) < ON_BOUND]
+    notes = [f"{name} = {v:.2g} on its bound {bound:g}" for name, (v, lo, hi) in exponents.items() for bound in (lo, hi)
+             if np.isfinite(v) and abs(v - bound) / max(1, abs(bound)) < ON_BOUND]
     notes += [f"{axis} spans {ratio:.2g}x, less than a decade" for axis, values in spans.items()
               if (ratio := float(np.max(values) / np.min(values))) < DECADE]  # fmt: skip
     return "; ".join(notes)

@@ -16,6 +16,8 @@ bootstrap fit of the law gives its own P*, N*, err*: the intervals are those of 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -78,16 +80,32 @@ def _error(params: np.ndarray, own: ComputeModel, pre: ComputeModel | None, c: n
         return e + a_coef * p**-a + b_coef * n**-b
 
 
-def compute_optimal(pts: pd.DataFrame, laws: dict, group: list[str]) -> tuple[pd.DataFrame, pd.DataFrame,
-                                                                              list[tuple[str, str]]]:  # fmt: skip
-    """From downstream points with ``run_compute``'s columns, the joint-law fits by (``"joint"``, group label) and
+class Allocation(NamedTuple):
+    """What one group's allocation under one counting rests on: its joint law, compute models, runs and their
+    counted compute."""
+
+    fit: LawFit
+    own: ComputeModel
+    pre: ComputeModel | None
+    rows: pd.DataFrame
+    spent: np.ndarray
+
+    def optimum(self, params: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``optimum`` of law rows ``params`` at computes ``c``, over this group's sizes."""
+        return optimum(params, self.own, self.pre, c, (float(self.rows["n_params"].min()),
+                                                      float(self.rows["n_params"].max())))  # fmt: skip
+
+
+def compute_optimal(pts: pd.DataFrame, law_fits: dict, group: list[str]) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                                  list[tuple[str, str]]]:  # fmt: skip
+    """From downstream points with ``run_compute``'s columns, the laws' fits by (law, group label) and
     the group columns: the allocation table (one row per group, counting and compute: OPTIMAL_COLUMNS), the law
     rows (exponents of P* and N*, the break-even compute of pretraining: law, group, param, value, lo, hi, ci,
     message) and (group text, why) for groups with a law but no allocation."""
     rows, law_rows, skipped, optima = [], [], [], {}
     trained = pts[pts["stage"].isin(["finetune", "scratch"])]
     for key, g in curves(trained, group):
-        fit = laws.get(("joint", label_key(key)))
+        fit = law_fits.get(("joint", label_key(key)))
         if fit is None:
             continue
         keys = {FIT_COLUMNS.get(c, c): v for c, v in zip(group, key, strict=True)}
@@ -98,8 +116,8 @@ def compute_optimal(pts: pd.DataFrame, laws: dict, group: list[str]) -> tuple[pd
                 skipped.append((", ".join(f"{k}={v}" for k, v in keys.items()), str(exc)))
                 break
             spent = counted(g, counting)
-            optima[(label_key(key), counting)] = (fit, own, pre, g, spent)
-            rows += _curve_rows(keys, counting, fit, own, pre, g, np.geomspace(spent.min(), spent.max(), C_POINTS))
+            alloc = optima[(label_key(key), counting)] = Allocation(fit, own, pre, g, spent)
+            rows += _curve_rows(keys, counting, alloc, np.geomspace(spent.min(), spent.max(), C_POINTS))
             if counting == "training":
                 law_rows += _exponent_rows(keys, fit, own)
     law_rows += _break_even_rows(optima, group)
@@ -110,15 +128,11 @@ def _names(group: list[str]) -> list[str]:
     return [FIT_COLUMNS.get(c, c) for c in group]
 
 
-def _p_range(g: pd.DataFrame) -> tuple[float, float]:
-    return float(g["n_params"].min()), float(g["n_params"].max())
-
-
-def _curve_rows(keys: dict, counting: str, fit: LawFit, own: ComputeModel, pre: ComputeModel | None,
-                g: pd.DataFrame, c: np.ndarray) -> list[dict]:  # fmt: skip
-    point = optimum(fit.values[None, :], own, pre, c, _p_range(g))
-    boot = optimum(fit.boot, own, pre, c, _p_range(g)) if len(fit.boot) else (np.empty((0, len(c))),) * 3
-    model = own.text() + ("" if pre is None else f"; pretraining {pre.text()}")
+def _curve_rows(keys: dict, counting: str, alloc: Allocation, c: np.ndarray) -> list[dict]:
+    fit, g = alloc.fit, alloc.rows
+    point = alloc.optimum(fit.values[None, :], c)
+    boot = alloc.optimum(fit.boot, c) if len(fit.boot) else (np.empty((0, len(c))),) * 3
+    model = alloc.own.text() + ("" if alloc.pre is None else f"; pretraining {alloc.pre.text()}")
     rows = []
     for j, cj in enumerate(c):
         values = {}
@@ -139,13 +153,12 @@ def _exponent_rows(keys: dict, fit: LawFit, own: ComputeModel) -> list[dict]:
              "message": own.text()} for i, name in enumerate(("P_opt_exponent", "N_opt_exponent"))]  # fmt: skip
 
 
-def break_even(ft: tuple, scratch: tuple, c: np.ndarray) -> np.ndarray:
+def break_even(ft: Allocation, scratch: Allocation, c: np.ndarray) -> np.ndarray:
     """Per law row (point estimate first, then the paired bootstrap fits): the smallest compute of ``c`` from which
     on the fine-tuned optimum is at most the scratch one; inf when the scratch optimum is lower at the largest."""
-    (f_fit, f_own, f_pre, f_g, _), (s_fit, s_own, _, s_g, _) = ft, scratch
-    k = min(len(f_fit.boot), len(s_fit.boot))
-    f_err = optimum(np.vstack([f_fit.values, f_fit.boot[:k]]), f_own, f_pre, c, _p_range(f_g))[2]
-    s_err = optimum(np.vstack([s_fit.values, s_fit.boot[:k]]), s_own, None, c, _p_range(s_g))[2]
+    k = min(len(ft.fit.boot), len(scratch.fit.boot))
+    f_err = ft.optimum(np.vstack([ft.fit.values, ft.fit.boot[:k]]), c)[2]
+    s_err = scratch.optimum(np.vstack([scratch.fit.values, scratch.fit.boot[:k]]), c)[2]
     better = np.where(np.isnan(f_err) | np.isnan(s_err), np.nan, f_err <= s_err)
     worse_after = np.flip(np.maximum.accumulate(np.flip(np.nan_to_num(1 - better, nan=1.0), -1), -1), -1)
     first = np.argmin(worse_after, axis=-1)  # the first compute with no worse one after it
@@ -153,7 +166,8 @@ def break_even(ft: tuple, scratch: tuple, c: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(better).all(-1), np.nan, out)
 
 
-def _break_even_rows(optima: dict, group: list[str]) -> list[dict]:
+def _break_even_rows(optima: dict[tuple[tuple[str, ...], str], Allocation], group: list[str]) -> list[dict]:
+    """A break_even law row per fine-tuned group and counting with pretraining, against its scratch group."""
     rows = []
     stage_at = group.index("stage")
     for (label, counting), ft in optima.items():
@@ -164,11 +178,11 @@ def _break_even_rows(optima: dict, group: list[str]) -> list[dict]:
         scratch = optima.get((scratch_label, "training"))
         if scratch is None:
             continue
-        spent = np.concatenate([ft[4], scratch[4]])
+        spent = np.concatenate([ft.spent, scratch.spent])
         c = np.geomspace(spent.min(), spent.max(), 2 * C_POINTS - 1)
         values = break_even(ft, scratch, c)
-        basis = combine(ft[0].basis, scratch[0].basis)
-        keys = dict(zip(_names(group), ft[3][group].iloc[0], strict=True))
+        basis = combine(ft.fit.basis, scratch.fit.basis)
+        keys = dict(zip(_names(group), ft.rows[group].iloc[0], strict=True))
         rows.append({"law": "break_even", **keys, "param": f"compute ({counting})", "value": float(values[0]),
                      **dict(zip(("lo", "hi"), interval(values[1:], basis), strict=True)), "ci": basis.label,
                      "message": f"smallest total compute within {c[0]:.3g}-{c[-1]:.3g} FLOPs from which the "

@@ -3,7 +3,9 @@
 Downstream error = a * N^-B + C with multiplicative log-normal noise: scratch has the largest a; fine-tuning
 divides it by a gain that grows with model size and shrinks with the shift level; other strategies and the
 mixed pretraining transfer a little worse; augmentation (``augments``) helps a little. Zero-shot rows have a null
-``downstream.n_train``. ``tuned_runs`` turns the finetune and scratch rows into the trials of tuning studies.
+``downstream.n_train``. ``tuned_runs`` turns the finetune and scratch rows into the trials of tuning studies;
+``joint_runs`` draws fine-tune and scratch rows from known joint laws err = E + A P^-a + B N^-b with a budget in
+epochs (so that their compute grows with N).
 Parameter counts and `transferred` are those of the real models; ``write_synthetic_sweep`` writes the plan and
 every summary row through the store's own writers, so the files are those a real sweep leaves.
 

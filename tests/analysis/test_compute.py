@@ -126,7 +126,7 @@ def test_a_fit_on_less_than_a_decade_is_flagged_beside_it(short) -> None:
     assert len(residuals) == len(loaded.ok[loaded.ok["stage"].isin(["finetune", "scratch"])])
     assert residuals["log_residual"].abs().max() < 0.3  # 5 % noise around the fitted curves
     assert fit_warning({"b": (5.0, 0.0, 5.0), "a": (0.4, 0.0, 5.0)}, {"N": np.array([8.0, 4096])}) == \
-        "b = 5 on its bound"  # fmt: skip
+        "b = 5 on its bound 5"  # fmt: skip
 
 
 def test_the_coverage_script_refuses_bad_options_in_one_line(capsys: pytest.CaptureFixture) -> None:
