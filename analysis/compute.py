@@ -2,8 +2,8 @@
 fine-tunings that share it), and the compute model C = kappa P^gamma N^sigma of a group of runs.
 
 A run's training FLOPs are f * TRAIN_PASSES * S, with f the forward FLOPs of one sample of its model on its grid
-(``harness.models.Shape.flops_per_sample``, as ``harness sweep estimate`` counts them: the steady task's channels)
-and S the samples its steps saw (``harness.sweep.estimate.job_passes`` with the steps the run recorded,
+(``harness.models.Shape.flops_per_sample``, as ``harness expand --estimate`` counts them: the steady task's
+channels) and S the samples its steps saw (``harness.sweep.estimate.job_passes`` with the steps the run recorded,
 ``steps_run``; the budget's where it recorded none). Validation and test passes are not counted. A fine-tuned run's
 pretraining is its pretraining job's training FLOPs: ``pretrain_flops`` counts them in full, ``pretrain_amortised``
 divides them by the fine-tuning jobs of the plan that start from that pretraining (``pretrain_shared``).
@@ -112,6 +112,7 @@ def group_models(rows: pd.DataFrame, counting: str) -> tuple[ComputeModel, Compu
     p, n = rows["n_params"].to_numpy(float), rows[N].to_numpy(float)
     own = fit_compute_model(p, rows[COMPUTE].to_numpy(float), n)
     if own.sigma < MIN_SIGMA:
-        raise ReportError(f"compute grows as N^{own.sigma:.2f} (a budget in steps): no compute-optimal N")
+        sigma = round(own.sigma, 2) + 0.0  # no "-0.00"
+        raise ReportError(f"compute grows as N^{sigma:.2f} (a budget in steps): no compute-optimal N")
     extra = COUNTINGS[counting]
     return own, None if extra is None else fit_compute_model(p, rows[extra].to_numpy(float))

@@ -20,8 +20,8 @@ from analysis.sections import _value_ci
 NO_COMPUTE = "no run's FLOPs could be counted (the plan lists no job of these runs)"
 COMPUTE_TEXT = (
     "Training compute (compute.csv): a run's FLOPs are TRAIN_PASSES (3: forward and backward) x the forward FLOPs of "
-    "one sample of its model (the model family's own FLOP function, as `harness estimate` counts them) x the samples "
-    "its recorded steps saw; validation and test passes are not counted. A fine-tuned run also carries its "
+    "one sample of its model (the model family's own FLOP function, as `harness expand --estimate` counts them) x "
+    "the samples its recorded steps saw; validation and test passes are not counted. A fine-tuned run also carries its "
     "pretraining's FLOPs, counted in full and amortised over the fine-tunings of the plan that start from it. "
     "Per joint law, the compute model C = kappa P^gamma N^sigma is fitted (least squares in log space) to the group's "
     "runs and stated with its largest error; minimising err = E + A P^-a + B N^-b at fixed C gives "

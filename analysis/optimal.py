@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.compute import COUNTINGS, ComputeModel, counted, group_models
-from analysis.curves import FIT_COLUMNS, N, curves, label_key
+from analysis.curves import FIT_COLUMNS, N, curves, key_text, label_key
 from analysis.intervals import combine, interval
 from analysis.load import ReportError
 from analysis.transfer import LawFit
@@ -113,7 +113,7 @@ def compute_optimal(pts: pd.DataFrame, law_fits: dict, group: list[str]) -> tupl
             try:
                 own, pre = group_models(g, counting)
             except ReportError as exc:
-                skipped.append((", ".join(f"{k}={v}" for k, v in keys.items()), str(exc)))
+                skipped.append((key_text(group, key), str(exc)))
                 break
             spent = counted(g, counting)
             alloc = optima[(label_key(key), counting)] = Allocation(fit, own, pre, g, spent)

@@ -32,10 +32,12 @@ def _by_n(rows: pd.DataFrame, c: np.ndarray) -> pd.DataFrame:
 
 
 def frontier(c: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The lower envelope of (compute, error) points: those no cheaper point beats, in order of compute."""
-    order = np.argsort(c, kind="stable")
-    c, err = np.asarray(c, dtype=float)[order], np.asarray(err, dtype=float)[order]
-    keep = err <= np.minimum.accumulate(err)
+    """The lower envelope of (compute, error) points: those no cheaper or equally cheap point matches, in order of
+    compute."""
+    c, err = np.asarray(c, dtype=float), np.asarray(err, dtype=float)
+    order = np.lexsort((err, c))  # by compute, the lowest error first among equal computes
+    c, err = c[order], err[order]
+    keep = err < np.minimum.accumulate(np.r_[np.inf, err[:-1]])
     return c[keep], err[keep]
 
 
@@ -121,13 +123,13 @@ def residuals_figure(residuals: pd.DataFrame) -> FigureResult:
         return FigureResult(None, "no fit to show residuals of")
     kinds = [k for k in FIT_NAMES if k in set(residuals["fit"])]
     fig, axes = panel_grid([FIT_NAMES[k] for k in kinds], "Log residuals log(observed / fitted) of every fit",
-                           legends=False)  # fmt: skip
+                           loglog=False, legends=False)  # fmt: skip
     for ax, kind in zip(axes, kinds, strict=True):
         rows = residuals[residuals["fit"] == kind]
         for stage, sub in rows.groupby("stage", sort=True):
             ax.plot(sub["x"], sub["log_residual"], linestyle="none", marker="o", markersize=2.5, alpha=0.6,
                     color=stage_color(stage), label=STAGE_LABELS[stage])  # fmt: skip
-        ax.set_yscale("linear")
+        ax.set_xscale("log")
         ax.axhline(0.0, color="0.3", linewidth=0.8)
         rms = float(np.sqrt(np.mean(rows["log_residual"].to_numpy(float) ** 2)))
         ax.set_xlabel("D_F" if kind == "data_transferred" else "N")

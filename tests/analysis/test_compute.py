@@ -9,11 +9,12 @@ import pytest
 from analysis import coverage_optimal
 from analysis.compute import ComputeModel, fit_compute_model, run_compute
 from analysis.compute_report import analyse_compute, compute_blocks
-from analysis.curves import fit_curves
+from analysis.curves import downstream_points, fit_curves
 from analysis.diagnostics import diagnose, fit_warning
+from analysis.figures.compute_figures import frontier
 from analysis.laws import fit_laws
 from analysis.load import load_runs
-from analysis.optimal import exponents, optimum
+from analysis.optimal import compute_optimal, exponents, optimum
 from analysis.sections import fit_summary
 from analysis.synthetic import (
     EPOCHS,
@@ -144,3 +145,19 @@ def test_residual_table_has_a_row_per_fitted_point(joint) -> None:
     joint_res = residuals[residuals["fit"] == "joint"]
     assert joint_res["log_residual"].abs().max() < 0.1  # 1 % noise: the joint law fits every run
     assert isinstance(residuals, pd.DataFrame)
+
+
+def test_a_budget_in_steps_has_no_compute_optimal_n(joint) -> None:
+    loaded, _, laws, _ = joint
+    pts = downstream_points(loaded.ok).merge(run_compute(loaded.ok, loaded.plan.jobs), on="id")
+    fixed = pts.assign(compute=3e3 * pts["n_params"])  # every N trained for the same steps: compute grows with P only
+    table, law_rows, skipped = compute_optimal(fixed, laws.fits, laws.group_columns)
+    assert table.empty and law_rows.empty
+    assert [why for _, why in skipped] == ["compute grows as N^0.00 (a budget in steps): no compute-optimal N"] * 2
+
+
+def test_the_frontier_keeps_only_points_no_cheaper_run_matches() -> None:
+    c = np.array([4.0, 1.0, 2.0, 2.0, 3.0, 5.0])
+    err = np.array([0.2, 0.5, 0.4, 0.3, 0.35, 0.1])
+    fx, fy = frontier(c, err)
+    assert fx.tolist() == [1.0, 2.0, 4.0, 5.0] and fy.tolist() == [0.5, 0.3, 0.2, 0.1]
