@@ -3,6 +3,9 @@ scaling_laws.parquet/.csv (the transfer laws: one row per law, group and paramet
 data-efficiency multipliers with their intervals), data_transferred.csv (each fine-tuned run's D_F, D_E, D_T),
 pretraining_size.csv (the laws of error vs pretraining samples, when the sweep varies pretrain.n_train),
 holdout.csv (every fit refitted without its largest N or model, against what was left out: ``analysis.holdout``),
+compute.csv, compute_optimal.csv and residuals.csv (every run's FLOPs, the compute-optimal allocation of each joint
+law, whose exponents and break-even computes join scaling_laws.csv, and every fit's residuals:
+``analysis.compute_report``),
 claims.csv (every number a reading may quote: ``analysis.claims``),
 strategies.csv (when the sweep compares pretraining strategies), architectures.csv (when it compares model families:
 ``analysis.architectures``), the gallery of predicted and true fields
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -27,8 +31,10 @@ from matplotlib.image import imsave
 
 from analysis.architectures import family_table
 from analysis.claims import claims_table
+from analysis.compute_report import analyse_compute, compute_blocks, compute_tables, no_allocation
 from analysis.document import to_html, to_markdown
 from analysis.figures import FIGURES, LAW_FIGURES, fit_curves
+from analysis.figures.compute_figures import compute_optimal_figure, error_vs_compute, residuals_figure
 from analysis.figures.gallery import gallery
 from analysis.figures.pretrain_figure import pretrain_size
 from analysis.figures.strategy import strategy_table
@@ -88,6 +94,11 @@ def build_report(
     pngs, skipped = {}, {}
     drawers = FIGURES + [(name, partial(draw, laws=laws)) for name, draw in LAW_FIGURES]
     drawers.append(("pretrain_size", partial(pretrain_size, sizes=sizes)))
+    comp = analyse_compute(loaded, fits, laws)
+    drawers += [("error_vs_compute", partial(error_vs_compute, compute=comp.compute)),
+                ("compute_optimal", lambda *_: compute_optimal_figure(comp.optimal, no_allocation(comp, laws))),
+                ("residuals", lambda *_: residuals_figure(comp.diagnostics.residuals))]  # fmt: skip
+    law_table = pd.concat([laws.table, comp.law_rows], ignore_index=True) if len(comp.law_rows) else laws.table
     for name, draw in drawers:
         result = draw(loaded.ok, fits)
         if result.figure is None:
@@ -107,10 +118,11 @@ def build_report(
     tables = {"strategies": strategy_table(loaded.ok),
               **({"architectures": families} if families[0] is not None else {}),  # a sweep of one family: none
               "multipliers": (multipliers, "") if not multipliers.empty else (None, NO_MULTIPLIERS),
-              "scaling_laws": (laws.table, "") if not laws.table.empty else (None, NO_LAWS),
+              "scaling_laws": (law_table, "") if not law_table.empty else (None, NO_LAWS),
               "data_transferred": (laws.points, "") if not laws.points.empty else (None, NO_POINTS),
               "pretraining_size": (sizes.table, "") if not sizes.table.empty else (None, sizes.skip),
               "holdout": (holdout, "") if not holdout.empty else (None, NO_HOLDOUT),
+              **compute_tables(comp, laws),
               "claims": (claims_table(loaded.ok, fits, laws, multipliers, holdout), "")}  # fmt: skip
     for name, table in [("fits", fits.table)] + [(n, t) for n, (t, _) in tables.items() if t is not None]:
         if name in ("fits", *PARQUET_TABLES):
@@ -119,7 +131,8 @@ def build_report(
             _write(out / f"{name}.parquet", sink.getvalue().to_pybytes())
         _write(out / f"{name}.csv", table.to_csv(index=False).encode())
     papers = [name for name in pngs if name not in pictures.figures]
-    blocks = report_blocks(loaded, fits, laws, tables, papers, skipped, (list(pictures.figures), pictures.skipped))
+    blocks = report_blocks(loaded, fits, laws, tables, papers, skipped, (list(pictures.figures), pictures.skipped),
+                           compute_blocks(comp, laws), comp.diagnostics)
     title = str(loaded.plan.sweep if loaded.plan else None)
     _write(out / "report.html", to_html(title, blocks, pngs).encode())
     _write(out / "report.md", to_markdown(title, blocks).encode())

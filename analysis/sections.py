@@ -11,6 +11,7 @@ import yaml
 
 from analysis.architectures import family_display
 from analysis.curves import FIT_COLUMNS, CurveFits
+from analysis.diagnostics import Diagnostics
 from analysis.document import Block
 from analysis.intervals import CLUSTER_SEEDS, MIN_DF, SHAPE_DF
 from analysis.laws import LAWS, MAX_EXTRAPOLATION, Laws
@@ -39,6 +40,11 @@ CAPTIONS = {
     "joint_law": "error vs N per model size, dashed: the joint law err = E + A P^-a + B N^-b of each initialisation",
     "pretrain_size": "test error vs pretraining samples P per strategy at each downstream N (mean over seeds, bars: "
                      "min/max), dashed: the fitted law err = a P^-b + c with its 95 % band, dotted: scratch",
+    "error_vs_compute": "test error vs training FLOPs per model size (points: N), black: the compute frontier (lower "
+                        "envelope); fine-tuned runs with their pretraining amortised and counted in full",
+    "compute_optimal": "compute-optimal model size P*(C) and its error err*(C) from the joint law, with intervals; "
+                       "dotted beyond the sampled sizes or N",
+    "residuals": "log residuals of every power-law, joint-law and D_T fit (residuals.csv)",
     "rollout": "next_step runs: relative L2 of each rolled-out frame vs rollout step, per strategy at each panel's "
                "largest N (mean over seeds, bars: min/max); their test_rel_l2 is the error over the whole rollout",
 }  # fmt: skip
@@ -100,9 +106,12 @@ LAW_TEXT = (
 
 
 def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict, figures: list[str],
-                  skipped: dict[str, str], gallery: tuple[list[str], dict[str, str]] = ([], {})) -> list[Block]:
+                  skipped: dict[str, str], gallery: tuple[list[str], dict[str, str]] = ([], {}),
+                  compute: list[Block] | None = None, diagnostics: Diagnostics | None = None) -> list[Block]:
     """Every section of the report, in order. ``tables``: name -> (table, "") or (None, why it is absent);
-    ``gallery``: the gallery's figure names and the ones it skipped (name -> why)."""
+    ``gallery``: the gallery's figure names and the ones it skipped (name -> why); ``compute``: the compute
+    sections (``analysis.compute_report``), after the transfer laws; ``diagnostics``: the warnings shown beside the
+    fits."""
     spec = loaded.plan.spec if loaded.plan else None
     blocks = [Block("heading", "Jobs"), Block("table", pd.DataFrame([loaded.counts()]))]
     blocks += [Block("text", loaded.stale_note)] if loaded.stale_note else []
@@ -126,12 +135,13 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
     blocks += [Block("figure", (name, "")) for name in gallery[0]]
     blocks += [Block("skip", ("Skipped ", name, "", why)) for name, why in gallery[1].items()]
     blocks += [Block("heading", "Power-law fits: err = a N^-b + c"), Block("text", INTERVAL_TEXT)]
-    blocks.append(Block("table", fit_summary(fits)) if not fits.table.empty else Block("text", "No curve has 2+ N."))
+    blocks.append(Block("table", fit_summary(fits, diagnostics)) if not fits.table.empty else
+                  Block("text", "No curve has 2+ N."))  # fmt: skip
     multipliers, why = tables["multipliers"]
     blocks += [Block("heading", "Data-efficiency multipliers at small N")]
     blocks += ([Block("text", MULTIPLIER_TEXT), Block("table", multiplier_display(multipliers))]
                if multipliers is not None else [Block("skip", ("Skipped the ", "multipliers", " table", why))])
-    blocks += _laws(laws)
+    blocks += _laws(laws, diagnostics) + (compute or [])
     table, _ = tables.get("architectures", (None, ""))
     if table is not None:  # a sweep of one family says nothing here
         blocks += [Block("heading", "Model families compared"), Block("text", FAMILY_TEXT),
@@ -148,12 +158,12 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
     return blocks + [Block("heading", "Sweep definition"), Block("code", yaml.safe_dump(spec or {}, sort_keys=False))]
 
 
-def fit_summary(fits: CurveFits) -> pd.DataFrame:
+def fit_summary(fits: CurveFits, diagnostics: Diagnostics | None = None) -> pd.DataFrame:
     """The fit table for reading: key columns, n_params, points, distinct N, b [interval], a, c [interval], what the
-    intervals are, the few-N flag, R^2, converged."""
+    intervals are, the few-N flag, R^2, converged (and each fit's warning, ``analysis.diagnostics``)."""
     t = fits.table
     keys = [FIT_COLUMNS.get(c, c) for c in fits.key_columns]
-    return t[keys].assign(
+    shown = t[keys].assign(
         n_params=t["n_params"], points=t["n_points"], distinct_n=t["n_distinct"],
         b=[f"{b:.3f} [{lo:.3f}, {hi:.3f}]" for b, lo, hi in zip(t["b"], t["b_lo"], t["b_hi"], strict=True)],
         a=t["a"].map("{:.3g}".format),
@@ -162,11 +172,12 @@ def fit_summary(fits: CurveFits) -> pd.DataFrame:
         interval=t["ci"], few_n=t["few_n"].map({True: "few N", False: ""}), r2=t["r2"].map("{:.3f}".format),
         converged=t["converged"],
     )  # fmt: skip
+    return _warned(shown, "power_law", diagnostics, keys)
 
 
-def law_summary(laws: Laws, law: str) -> pd.DataFrame:
+def law_summary(laws: Laws, law: str, diagnostics: Diagnostics | None = None) -> pd.DataFrame:
     """One row per fitted group of ``law``: group columns, each parameter as "value [lo, hi]", points, sizes, R^2,
-    converged and the fit's notes."""
+    converged and the fit's notes (and its warning, ``analysis.diagnostics``)."""
     t = laws.table[laws.table["law"] == law]
     if t.empty:
         return t
@@ -178,7 +189,16 @@ def law_summary(laws: Laws, law: str) -> pd.DataFrame:
                                       "message"]]  # fmt: skip
     out = wide.merge(stats, on=group).assign(r2=lambda f: f["r2"].map("{:.3f}".format))
     out = out.drop(columns=["n_extrapolated"] if law == "joint" else [])
-    return out.rename(columns={"ci": "interval", "message": "notes"})
+    return _warned(out, law, diagnostics, group).rename(columns={"ci": "interval", "message": "notes"})
+
+
+def _warned(table: pd.DataFrame, fit: str, diagnostics: Diagnostics | None, keys: list[str] | None = None
+            ) -> pd.DataFrame:  # fmt: skip
+    """``table`` with a ``warning`` column for ``fit`` (its rows keyed by ``keys``, default all its columns)."""
+    if diagnostics is None:
+        return table
+    key_rows = table[keys or list(table.columns)].itertuples(index=False, name=None)
+    return table.assign(warning=[diagnostics.warning(fit, key) for key in key_rows])
 
 
 def pretrain_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -225,10 +245,10 @@ def _improving(table: pd.DataFrame | None, note: str) -> list[Block]:
     return blocks + [Block("text", text), Block("table", table.head(MAX_LISTED))]
 
 
-def _laws(laws: Laws) -> list[Block]:
+def _laws(laws: Laws, diagnostics: Diagnostics | None = None) -> list[Block]:
     blocks = [Block("heading", "Transfer scaling laws"), Block("text", LAW_TEXT)]
     for law, formula in LAWS.items():
-        table = law_summary(laws, law)
+        table = law_summary(laws, law, diagnostics)
         blocks.append(Block("text", f"{formula}:"))
         blocks.append(Block("table", table) if not table.empty else Block("text", "no group supports this law."))
     blocks += [Block("skip", ("No ", law, f" law for {group}", why)) for law, group, why in laws.skipped]

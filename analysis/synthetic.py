@@ -3,7 +3,9 @@
 Downstream error = a * N^-B + C with multiplicative log-normal noise: scratch has the largest a; fine-tuning
 divides it by a gain that grows with model size and shrinks with the shift level; other strategies and the
 mixed pretraining transfer a little worse; augmentation (``augments``) helps a little. Zero-shot rows have a null
-``downstream.n_train``. ``tuned_runs`` turns the finetune and scratch rows into the trials of tuning studies.
+``downstream.n_train``. ``tuned_runs`` turns the finetune and scratch rows into the trials of tuning studies;
+``joint_runs`` draws fine-tune and scratch rows from known joint laws err = E + A P^-a + B N^-b with a budget in
+epochs (so that their compute grows with N).
 Parameter counts and `transferred` are those of the real models; ``write_synthetic_sweep`` writes the plan and
 every summary row through the store's own writers, so the files are those a real sweep leaves.
 
@@ -19,6 +21,7 @@ import hashlib
 import json
 from itertools import product
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -39,6 +42,7 @@ TUNE_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 STEPS, BATCH, N_VAL = 2000, 16, 128  # downstream step budget, batch size and validation samples
 PRETRAIN_EPOCHS, PRETRAIN_STEPS = 20, 1280  # 20 epochs of 32,768 samples at batch 512
 _CONFIG_TOP = ("resolution", "data_seed", "seed", "init")
+EPOCHS = 20  # the joint-law runs' budget in epochs (``joint_runs``): their compute grows with N
 TRIAL_COLUMNS = ("tune.optuna_trial", "tune.params")  # a trial's summary columns besides its config's tune.*
 
 
@@ -105,6 +109,46 @@ def synthetic_runs(
     return frame
 
 
+class JointLaw(NamedTuple):
+    """err = E + A P^-a + B N^-b, the joint law of ``analysis.transfer.fit_joint`` (parameters in its order)."""
+
+    E: float
+    A: float
+    a: float
+    B: float
+    b: float
+
+    def err(self, p: np.ndarray | float, n: np.ndarray | float) -> np.ndarray:
+        """The law's error at size ``p`` and ``n`` samples."""
+        return self.E + self.A * np.asarray(p, dtype=float) ** -self.a + self.B * np.asarray(n, dtype=float) ** -self.b
+
+
+JOINT_SCRATCH = JointLaw(0.004, 8.0, 0.4, 1.5, 0.5)
+JOINT_FINETUNE = JointLaw(0.004, 8.0, 0.4, 0.3, 0.5)  # pretraining cuts the data term fivefold
+JOINT_SIZES = ((8, 4), (16, 4), (16, 8), (32, 8))  # 17k to 1.1M parameters
+
+
+def joint_runs(*, sweep: str = "joint", sizes: tuple[tuple[int, int], ...] = JOINT_SIZES,
+               n_trains: tuple[int, ...] = (8, 32, 128, 512, 2048), seeds: tuple[int, ...] = (0, 1, 2),
+               noise: float = 0.05, rng_seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """Pretrain, fine-tune and scratch rows (poisson, shift id) whose errors follow JOINT_FINETUNE and JOINT_SCRATCH
+    in the real parameter count P and N, times log-normal ``noise``; downstream runs train for EPOCHS epochs
+    (``train.epochs``), so their compute grows with N as well as P (``analysis.compute``)."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    for (width, modes), seed in product(sizes, seeds):
+        rows.append(_row(sweep, "pretrain", seed, width, modes, "poisson", "supervised", None, None, None, 0.02))
+        for stage, law, psys, strategy in (("scratch", JOINT_SCRATCH, None, None),
+                                           ("finetune", JOINT_FINETUNE, "poisson", "supervised")):  # fmt: skip
+            p = _model_facts(stage, strategy, width, modes)[0]
+            rows += [_row(sweep, stage, seed, width, modes, psys, strategy, "poisson", "id", n, float(law.err(p, n)),
+                          epochs=EPOCHS) for n in n_trains]  # fmt: skip
+    frame = pd.DataFrame(rows)
+    frame["test_rel_l2"] *= np.exp(rng.normal(0.0, noise, len(frame)))
+    frame["best_val_rel_l2"] = frame["test_rel_l2"] * 1.02
+    return frame
+
+
 def tuned_runs(frame: pd.DataFrame, *, lrs: tuple[float, ...] = TUNE_LRS, noise: float = 0.05,
                rng_seed: int = 0) -> pd.DataFrame:  # fmt: skip
     """``frame`` with each finetune and scratch row replaced by one trial per learning rate of its tuning study.
@@ -139,7 +183,7 @@ def tuned_runs(frame: pd.DataFrame, *, lrs: tuple[float, ...] = TUNE_LRS, noise:
 def _row(
     sweep: str, stage: str, seed: int, width: int, modes: int, psys: str | None, strategy: str | None,
     system: str | None, shift: str | None, n_train: int | None, err: float, aug: str | None = None,
-    improving: bool = False,
+    improving: bool = False, epochs: int | None = None,
 ) -> dict:  # fmt: skip
     init = {"pretrain": None, "finetune": "pretrained"}.get(stage, stage)
     row = {
@@ -152,6 +196,8 @@ def _row(
         "downstream.n_val": N_VAL if system else None, "train.lr": 1e-3 if system else None,
         "train.steps": STEPS if n_train else None,
     }  # fmt: skip
+    if epochs is not None:  # a budget in epochs instead of STEPS (the key only where set: other ids stay)
+        row |= {"train.steps": None, "train.epochs": epochs, "train.batch_size": BATCH}
     if aug is not None:  # only the stages that train with it have the key (a zero-shot row has no train settings)
         row["pretrain.train.augment"] = aug if psys else None
         row["train.augment"] = aug if system and stage != "zeroshot" else None
@@ -161,18 +207,20 @@ def _row(
     row["id"] = f"{stage[:2]}-" + hashlib.sha256(json.dumps(row, sort_keys=True).encode()).hexdigest()[:10]
     n_params, transferred = _model_facts(stage, strategy, width, modes)
     row |= {
-        **_progress(stage, n_train, improving), "test_rel_l2": err, "n_params": n_params,
+        **_progress(stage, n_train, improving, epochs), "test_rel_l2": err, "n_params": n_params,
         "wall_s": 1.0, "device": "cpu", "torch_version": "2.4.0", "harness_version": "0.1.0",
         "git_rev": "synthetic", "transferred": transferred,
     }  # fmt: skip
     return row
 
 
-def _progress(stage: str, n_train: int | None, improving: bool) -> dict:
+def _progress(stage: str, n_train: int | None, improving: bool, budget_epochs: int | None = None) -> dict:
     """best_step, steps_run, epochs_run and budget_limited of a synthetic run (zero-shot runs train no step)."""
     if stage == "zeroshot":
         return {"best_step": 0, "steps_run": 0, "epochs_run": 0.0, "budget_limited": False}
     steps, epochs = (STEPS, STEPS * min(BATCH, n_train) / n_train) if n_train else (PRETRAIN_STEPS, PRETRAIN_EPOCHS)
+    if n_train and budget_epochs:
+        steps, epochs = budget_epochs * -(-n_train // min(BATCH, n_train)), budget_epochs
     best = steps if improving else int(0.6 * steps)
     return {"best_step": best, "steps_run": steps, "epochs_run": float(epochs), "budget_limited": improving}
 

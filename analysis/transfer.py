@@ -29,7 +29,7 @@ JOINT_MIN_SIZES = 3  # distinct P (and N) a joint fit needs: E + A P^-a is not i
 _E_MARGIN = 1e-6  # E stays strictly below min(err)
 _EXP_STARTS = (0.1, 0.3, 0.6, 1.0)
 _E_STARTS = (0.0, 0.5, 0.9)  # fractions of min(err)
-_LINEAR_BOUND = np.array([100.0, 10.0, 10.0])  # |log k|, |alpha|, |beta|: far beyond any sensible law, finite exp
+LINEAR_BOUND = np.array([100.0, 10.0, 10.0])  # |log k|, |alpha|, |beta|: far beyond any sensible law, finite exp
 _NEGLIGIBLE = 1e-3  # a joint-law term below this share of the error at every point is not identified
 
 
@@ -103,7 +103,7 @@ def fit_transfer(
     model = _linear_model(designs)
     y = np.log(np.where(ok, d_t, 1.0))
     start = np.linalg.lstsq(cols[ok], y[ok], rcond=None)[0]
-    bound = _LINEAR_BOUND[:k]
+    bound = LINEAR_BOUND[:k]
     est, converged, message = polish(lambda q: cols[ok] @ q - y[ok], start, -bound, bound, huber_scale)
     r = cols[ok] @ est - y[ok]
     basis = fit_basis(int(ok.sum()), k, len(np.unique(cols[ok], axis=0)), None if groups is None else groups[ok],

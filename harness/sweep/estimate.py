@@ -47,15 +47,17 @@ def job_shape(job: Job) -> Shape:
     return Shape.of(job.config.model, job.config.resolution)
 
 
-def job_passes(job: Job) -> tuple[int, int]:
-    """(training samples, forward-pass equivalents over samples) of one job, as in the module docstring."""
+def job_passes(job: Job, steps_run: int | None = None) -> tuple[int, int]:
+    """(training samples, forward-pass equivalents over samples) of one job, as in the module docstring;
+    ``steps_run``: the steps the job actually ran (its summary's, ``analysis.compute``) instead of its budget's."""
     part, train = job.part, job.train
     if train is None:  # zero-shot: evaluation only
         return 0, part.n_val + part.n_test
     n = part.n_train
     assert n is not None  # a training job's part has its training-set size
     budget = train.budget(n)
-    epochs, steps = divmod(budget.total_steps, budget.steps_per_epoch)
+    run = budget.total_steps if steps_run is None else steps_run
+    epochs, steps = divmod(run, budget.steps_per_epoch)
     samples = epochs * n + min(steps * budget.batch_size, n)
     return samples, TRAIN_PASSES * samples + part.n_val * budget.evaluations + part.n_test
 

@@ -1,5 +1,6 @@
 """build_report through real files: figures, HTML, Markdown, fits; bad runs reported; clear errors."""
 
+import html
 import re
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from analysis.pretrain_law import NO_AXIS as NO_PRETRAIN_SIZES
 from analysis.report import build_report
 from analysis.synthetic import synthetic_runs, tuned_runs, write_synthetic_sweep
 
+NO_ALLOCATION = ("no joint law err = E + A P^-a + B N^-b could be fitted: the joint law needs >= 3 distinct model "
+                 "sizes and N, but got 2 sizes and 4 N")
 SMALL = {"sizes": ((16, 4), (32, 8)), "n_trains": (8, 64, 512, 4096), "seeds": (0, 1)}
 
 
@@ -32,7 +35,8 @@ def report(tmp_path_factory: pytest.TempPathFactory):
 def test_every_applicable_figure_is_a_real_image(report) -> None:
     _, _, result = report
     assert set(result.figures) == {"error_vs_n", "gain_vs_size", "efficiency_vs_target", "gain_heatmap",
-                                   "mixed_pretraining", "data_transferred"}  # fmt: skip
+                                   "mixed_pretraining", "data_transferred", "error_vs_compute",
+                                   "residuals"}  # fmt: skip
     for png in result.figures.values():
         image = imread(png)
         assert image.shape[0] > 300 and image.shape[1] > 300
@@ -50,10 +54,13 @@ def test_html_embeds_each_figure_and_says_why_others_were_skipped(report) -> Non
                               "rollout": "no run was rolled out (task next_step records its rollout errors)",
                               "joint_law": "no joint law was fitted (the joint law needs >= 3 distinct model sizes "
                                            "and N, but got 2 sizes and 4 N)",
-                              "pretrain_size": NO_PRETRAIN_SIZES}  # fmt: skip
+                              "pretrain_size": NO_PRETRAIN_SIZES, "compute_optimal": NO_ALLOCATION}  # fmt: skip
     assert "Skipped <b>strategies</b>: pretrain.strategy is not varied" in text
-    assert set(result.tables) == {"multipliers", "data_transferred", "scaling_laws", "holdout", "claims"}
-    assert result.tables_skipped == {"strategies": result.skipped["strategies"], "pretraining_size": NO_PRETRAIN_SIZES}
+    assert set(result.tables) == {"multipliers", "data_transferred", "scaling_laws", "holdout", "claims", "compute",
+                                  "residuals"}  # fmt: skip
+    assert result.tables_skipped == {"strategies": result.skipped["strategies"], "pretraining_size": NO_PRETRAIN_SIZES,
+                                     "compute_optimal": NO_ALLOCATION}  # fmt: skip
+    assert f"No <b>compute-optimal allocation</b>: {html.escape(NO_ALLOCATION)}" in text  # beside its section
     assert "Skipped the <b>strategies</b> table: pretrain.strategy is not varied" in text
     assert not (result.out_dir / "strategies.csv").exists()
     assert "Sweep definition" in text and "matrix:" in text
