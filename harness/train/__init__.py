@@ -46,3 +46,9 @@ def check_patch_grid(patches: int, height: int, width: int) -> None:
     if height % patches or width % patches:
         raise HarnessError(f"mask_patches={patches} must divide the grid {height}x{width}; choose a divisor "
                            f"such as {max(d for d in (1, 2, 4, 8) if height % d == 0 and width % d == 0)}")
+
+
+# The test metrics every job records (``harness.train.metrics``): summary columns ``test_<name>``, and a rollout's
+# per-frame ``rollout_step_<name>``; ``harness report --metric`` fits one of them, relative L2 by default.
+METRICS = ("rel_l2", "nrmse", "max_err", "frmse_low", "frmse_mid", "frmse_high")
+DEFAULT_METRIC = "rel_l2"
