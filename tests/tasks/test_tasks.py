@@ -178,7 +178,7 @@ def test_rollout_metrics_score_the_predicted_frames_only_never_the_input_window(
     assert got == clean
     predicted = u[:, W - 1:W].expand(-1, NT - W, -1, -1)[:, :, None]  # (n, K, 1, R, R): frame W-1 held
     per_frame = [score(predicted[:, k], u[:, W + k:W + k + 1]) for k in range(NT - W)]
-    for name in METRICS[1:]:
+    for name in list(METRICS)[1:]:
         step = [frame[name] for frame in per_frame]
         np.testing.assert_allclose(json.loads(got[f"rollout_step_{name}"]), step, rtol=1e-5, atol=1e-9)
         whole = max(step) if name == "max_err" else np.mean(step)
