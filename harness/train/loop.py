@@ -123,7 +123,7 @@ def evaluate(
     return current().sum(total).item() / x.shape[0]
 
 
-def test_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256,
+def evaluate_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256,
                 device: torch.device | str, objective: Objective = SUPERVISED) -> dict[str, float]:
     """The summary's test columns of ``model`` on (x, y): ``test_rel_l2``, as ``evaluate``, and, where the
     objective's target is a solution field (``Objective.fields``), ``test_<name>`` of the other metrics of
