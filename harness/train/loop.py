@@ -124,24 +124,26 @@ def evaluate(
 
 
 def evaluate_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256,
-                device: torch.device | str, objective: Objective = SUPERVISED) -> dict[str, float]:
+                     device: torch.device | str, objective: Objective = SUPERVISED) -> dict[str, float]:
     """The summary's test columns of ``model`` on (x, y): ``test_rel_l2``, as ``evaluate``, and, where the
     objective's target is a solution field (``Objective.fields``), ``test_<name>`` of the other metrics of
     ``harness.train.metrics`` (max_err: the max over samples, the others the mean). Ranks as ``evaluate``."""
     device, ranks = torch.device(device), current()
     names = [name for name in METRICS if name != DEFAULT_METRIC] if objective.fields else []
     total = torch.zeros((), device=device)
-    sums = torch.zeros(len(names), dtype=torch.float64, device=device)
-    peaks = torch.zeros(len(names), dtype=torch.float64, device=device)
+    sums, peaks = torch.zeros(2, len(names), dtype=torch.float64, device=device)
     for pred, target in _scored_batches(model, x, y, batch_size, device, objective):
         total += objective.metric(pred, target).sum()
         if names:
-            values = metrics.per_sample(pred, target)
-            sums += torch.stack([values[name].sum() for name in names])
-            peaks = torch.maximum(peaks, torch.stack([values[name].max() for name in names]))
-    sums, peaks = ranks.sum(sums) / x.shape[0], ranks.max(peaks)
-    scores = {f"test_{name}": float(peaks[i] if name in metrics.MAXED else sums[i]) for i, name in enumerate(names)}
-    return {"test_rel_l2": ranks.sum(total).item() / x.shape[0], **scores}
+            each = metrics.per_sample(pred, target)
+            values = torch.stack([each[name] for name in names])  # (metrics, batch)
+            sums, peaks = sums + values.sum(dim=1), torch.maximum(peaks, values.amax(dim=1))
+    scores = {"test_rel_l2": ranks.sum(total).item() / x.shape[0]}
+    if names:
+        sums, peaks = ranks.sum(sums) / x.shape[0], ranks.max(peaks)
+        scores.update({f"test_{name}": float(peaks[i] if name in metrics.MAXED else sums[i])
+                       for i, name in enumerate(names)})
+    return scores
 
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:

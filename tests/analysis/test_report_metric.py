@@ -86,3 +86,17 @@ def test_a_sweep_that_never_recorded_the_metric_is_refused_by_name(tmp_path: Pat
         build_report(sweep, tmp_path / "out", metric="nrmse")
     assert not (tmp_path / "out").exists()
     assert len(load_runs(sweep).ok) == len(runs)  # the default metric reports as before
+
+
+def test_the_chosen_metric_fills_the_error_column_and_a_downstream_run_without_it_is_skipped(tmp_path: Path) -> None:
+    runs = synthetic_runs(sizes=((16, 4),), n_trains=(8, 64), seeds=(0,))
+    runs["test_nrmse"] = runs["test_rel_l2"] * 1.5
+    runs.loc[runs["stage"] == "pretrain", "test_nrmse"] = np.nan  # a pretext pretraining's: its target is no field
+    lost = runs.index[runs["stage"] == "scratch"][0]
+    runs.loc[lost, "test_nrmse"] = np.nan
+    loaded = load_runs(write_synthetic_sweep(tmp_path / "syn", runs), "nrmse")
+    assert loaded.metric == "nrmse" and loaded.ok.attrs["metric"] == "nrmse"
+    assert loaded.problems == [(runs.at[lost, "id"], "ok but test_nrmse is nan: skipped")]
+    assert len(loaded.ok) == len(runs) - 1 and (loaded.ok["stage"] == "pretrain").any()
+    kept = runs.drop(index=lost).set_index("id")
+    np.testing.assert_allclose(loaded.ok.set_index("id")[ERR], kept.loc[loaded.ok["id"], "test_nrmse"])

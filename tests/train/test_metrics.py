@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from harness.train import METRICS
+from harness.train.loop import evaluate, evaluate_metrics
 from harness.train.metrics import I_HIGH, I_LOW, per_sample, score
+from harness.train.strategies import Masked, Supervised
 
 R = 32
 GRID = torch.arange(R, dtype=torch.float64) / R
@@ -71,3 +73,19 @@ def test_frames_between_batch_and_grid_are_channels_and_mismatched_shapes_are_re
     assert score(true + 1.0, true)["max_err"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="differ in shape"):
         score(true[:, :2], true)
+
+
+def test_a_job_scores_a_field_target_with_every_metric_and_a_pretext_target_with_its_own_only():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(6, 7, 16, 16, generator=g), torch.randn(6, 1, 16, 16, generator=g)
+    torch.manual_seed(0)
+    model = Supervised().build_model({"width": 4, "modes": 4}, 16)
+    got = evaluate_metrics(model, x, y, device="cpu", batch_size=4)  # batches of 4 and 2
+    with torch.no_grad():
+        whole = score(model.eval()(x), y)  # all six at once
+    assert set(got) == {f"test_{name}" for name in METRICS}
+    assert got == pytest.approx({f"test_{name}": value for name, value in whole.items()}, rel=1e-5)
+    assert got["test_rel_l2"] == evaluate(model, x, y, device="cpu", batch_size=4)
+    masked = Masked(0.5, 4)
+    got = evaluate_metrics(masked.build_model({"width": 4, "modes": 4}, 16), x, y, device="cpu", objective=masked)
+    assert set(got) == {"test_rel_l2"}  # its own metric, in the column every job has; no field metric
