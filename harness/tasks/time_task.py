@@ -53,7 +53,7 @@ from harness.tasks import target_frame
 from harness.tasks.pretext import make_pretext
 from harness.tasks.task import Part, Task, Tensors
 from harness.tasks.trajectories import COEF_SCALES, Trajectories, frame_times
-from harness.train import DEFAULT_METRIC, METRICS, metrics
+from harness.train import metrics
 from harness.train.objective import Objective
 from harness.train.strategies import Pretraining
 
@@ -144,7 +144,7 @@ def rollout(model: nn.Module, test: Tensors, objective: NextStep, device: torch.
                 frames = torch.cat([frames[:, 1:], pred.to(frames.dtype)], dim=1)
             errors.append(torch.stack(err, dim=1).double().cpu())
             norms.append(torch.stack(norm, dim=1).double().cpu())
-            scores.append({name: torch.stack([s[name] for s in step_scores], dim=1).cpu() for name in METRICS})
+            scores.append({name: torch.stack([s[name] for s in step_scores], dim=1).cpu() for name in metrics.ADDED})
     model.train(was_training)
     err, norm = torch.cat(errors), torch.cat(norms)
     per_step = (err / norm).sqrt().mean(dim=0)
@@ -153,7 +153,7 @@ def rollout(model: nn.Module, test: Tensors, objective: NextStep, device: torch.
     columns = {"test_rel_l2": final, "rollout_rel_l2": final, "rollout_step_rel_l2": json.dumps(per_step.tolist()),
                "rollout_accum_rel_l2": json.dumps(accumulated.tolist()),
                "rollout_valid_steps": float(valid_steps((err / norm).sqrt()).double().mean())}
-    for name in (name for name in METRICS if name != DEFAULT_METRIC):
+    for name in metrics.ADDED:
         value = torch.cat([batch[name] for batch in scores])  # (n, K)
         step = value.amax(dim=0) if name in metrics.MAXED else value.mean(dim=0)
         columns[f"rollout_step_{name}"] = json.dumps(step.tolist())

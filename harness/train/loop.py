@@ -38,7 +38,7 @@ from torch import nn
 from harness.errors import HarnessError
 from harness.job import TrainConfig
 from harness.models.fno import upgrade_state_dict
-from harness.train import DEFAULT_METRIC, METRICS, metrics
+from harness.train import metrics
 from harness.train.checkpoint import load, save_atomic
 from harness.train.distributed import current
 from harness.train.objective import SUPERVISED, Objective
@@ -129,7 +129,7 @@ def evaluate_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batc
     objective's target is a solution field (``Objective.fields``), ``test_<name>`` of the other metrics of
     ``harness.train.metrics`` (max_err: the max over samples, the others the mean). Ranks as ``evaluate``."""
     device, ranks = torch.device(device), current()
-    names = [name for name in METRICS if name != DEFAULT_METRIC] if objective.fields else []
+    names = metrics.ADDED if objective.fields else ()
     total = torch.zeros((), device=device)
     sums, peaks = torch.zeros(2, len(names), dtype=torch.float64, device=device)
     for pred, target in _scored_batches(model, x, y, batch_size, device, objective):

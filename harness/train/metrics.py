@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import torch
 
-from harness.train import METRICS
+from harness.train import DEFAULT_METRIC, METRICS
 from harness.train.objective import relative_l2
 
 I_LOW, I_HIGH = 4, 12  # PDEBench's band edges in radial wavenumber shells (its iLow, iHigh defaults)
 MAXED = ("max_err",)  # reduced over samples by the max; every other metric by the mean
+# What a job records beside test_rel_l2, which is its objective's own metric (relative L2 for a field target)
+ADDED = tuple(name for name in METRICS if name != DEFAULT_METRIC)
 
 
 def _channels(fields: torch.Tensor) -> torch.Tensor:
