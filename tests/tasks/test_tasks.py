@@ -257,3 +257,11 @@ def test_the_strategies_time_smoke_sweep_runs_end_to_end_with_its_report(tmp_pat
     assert set(strategies["strategy"]) == {*STRATEGIES, "none (scratch)"}
     assert list(strategies.columns[-2:]) == ["N=8", "N=16"]
     assert "rollout.png" in (report / "report.md").read_text()
+    for name in ADDED:  # every metric per rolled-out frame; none for a pretext pretraining, whose target is no field
+        assert (downstream[f"rollout_step_{name}"].map(json.loads).map(len) == 6).all()
+    assert downstream["rollout_valid_steps"].between(0, 6).all()
+    pretext = (table["stage"] == "pretrain") & (table["pretrain.strategy"] != "supervised")
+    assert table.loc[pretext, "test_nrmse"].isna().all() and table.loc[~pretext, "test_nrmse"].notna().all()
+    harness(root, "report", "--metric", "max_err", "--n-boot", "20", "--out", str(tmp_path / "max_err"))
+    assert (tmp_path / "max_err" / "rollout.png").exists()
+    assert "Problems (" not in (tmp_path / "max_err" / "report.md").read_text()  # pretext pretrainings: not skipped
