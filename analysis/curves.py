@@ -17,12 +17,14 @@ import numpy as np
 import pandas as pd
 
 from analysis.intervals import too_few_designs
+from analysis.load import ERROR
 from analysis.powerlaw import PowerLawFit, fit
 from analysis.robust import seed_for
 from harness.models import DEFAULT_ARCH
 from harness.tasks import TIME_KEYS
+from harness.train import DEFAULT_METRIC, METRICS
 
-N, ERR = "downstream.n_train", "test_rel_l2"
+N, ERR = "downstream.n_train", ERROR
 IMPROVING = "budget_limited"  # summary column: the second half of the schedule still lowered the best validation
 PANEL = ["downstream.system", "downstream.shift"]
 SIZE = ["model.width", "model.modes"]
@@ -273,3 +275,8 @@ def spread_values(values: np.ndarray, k: int = 4) -> list:
     distinct = np.unique(values)
     idx = np.unique(np.round(np.linspace(0, len(distinct) - 1, min(k, len(distinct)))).astype(int))
     return [distinct[i] for i in idx]
+
+
+def metric_label(runs: pd.DataFrame) -> str:
+    """How figures name the error in ``runs``' ``ERR``: the metric ``analysis.load.use_metric`` put there."""
+    return METRICS[runs.attrs.get("metric", DEFAULT_METRIC)]

@@ -21,9 +21,13 @@ from harness.store.collect import collect_table
 from harness.store.folders import Plan, read_plan, run_dir
 from harness.store.manifest import check_recorded
 from harness.store.stale import stale_note
+from harness.train import DEFAULT_METRIC, METRICS
 
 STATUSES = tuple(s.value for s in (State.OK, State.FAILED, State.DIVERGED, State.BLOCKED, State.PRUNED))
-NUMERIC_COLUMNS = ("model.width", "model.modes", "n_params", "downstream.n_train", "seed", "test_rel_l2")
+NUMERIC_COLUMNS = ("model.width", "model.modes", "n_params", "downstream.n_train", "seed",
+                   *(f"test_{name}" for name in METRICS))
+ERROR = f"test_{DEFAULT_METRIC}"  # the column every fit, claim and figure reads (analysis.curves.ERR)
+ROLLOUT = f"rollout_step_{DEFAULT_METRIC}"  # a rollout's per-frame errors (analysis.figures.rollout)
 STRING_COLUMNS = (
     "id", "stage", "status", "error", "depends_on", "init", "downstream.system", "downstream.shift",
     "pretrain.system", "pretrain.strategy",
@@ -53,6 +57,7 @@ class LoadedRuns:
     planned: int
     plan: Plan | None
     stale_note: str = ""
+    metric: str = DEFAULT_METRIC  # the metric ERROR holds (``harness.train.METRICS``)
 
     def counts(self) -> dict[str, int]:
         """Jobs per outcome: planned, each status, unreadable summary files and missing runs."""
@@ -65,11 +70,13 @@ class LoadedRuns:
         return out
 
 
-def load_runs(sweep_dir: Path) -> LoadedRuns:
+def load_runs(sweep_dir: Path, metric: str = DEFAULT_METRIC) -> LoadedRuns:
     """Load ``sweep_dir/plan.json`` and every ``sweep_dir/runs/<job id>/summary.parquet``.
 
     ``ok`` holds the ok rows that are their sweep point's result: in a tuned sweep only each study's best trial
-    (``tune.best``). Raises ReportError when the folder holds neither a plan nor any summary file.
+    (``tune.best``). ``metric`` (a name of ``harness.train.METRICS``) is the error the analysis reads: its
+    ``test_<metric>`` and ``rollout_step_<metric>`` columns fill ``ERROR`` and ``ROLLOUT`` (``use_metric``).
+    Raises ReportError when the folder holds neither a plan nor any summary file, or no run records ``metric``.
     """
     sweep_dir = Path(sweep_dir)
     plan = _read_plan(sweep_dir)
@@ -77,6 +84,9 @@ def load_runs(sweep_dir: Path) -> LoadedRuns:
     if plan is None and not collected.files:
         raise ReportError(f"no results under {sweep_dir}: run `harness submit` first")
     bad = collected.unreadable
+    if metric != DEFAULT_METRIC and collected.files and f"test_{metric}" not in collected.table.column_names:
+        raise ReportError(f"{sweep_dir}: no run records test_{metric} (runs made before harness recorded it): "
+                          f"report --metric {DEFAULT_METRIC}, or delete the runs and submit again")
     frame = _typed_frame(collected.table)
     damaged = _incomplete(sweep_dir, frame)
     frame = frame[~frame["id"].isin(damaged)].reset_index(drop=True)
@@ -84,21 +94,45 @@ def load_runs(sweep_dir: Path) -> LoadedRuns:
     planned_ids = [job.id for job in plan.jobs] if plan else []
     missing = [job for job in planned_ids if job not in ids]
     failed = frame[~frame["status"].isin([State.OK.value, State.PRUNED.value])]
-    # an ok row without a finite test error (written before such rows became diverged) is skipped, not fitted
-    infinite = (frame["status"] == State.OK.value) & ~np.isfinite(frame["test_rel_l2"].astype(float))
+    # an ok row without a finite test error (written before such rows became diverged) is skipped, not fitted;
+    # so is a downstream one without the chosen metric (a pretext pretraining has none: its target is no field)
+    column, status_ok = f"test_{metric}", frame["status"] == State.OK.value
+    recorded = np.isfinite(frame[ERROR])  # every job's relative L2
+    chosen = np.isfinite(frame[column]) | (frame["stage"] == "pretrain")
+    infinite = status_ok & ~(recorded & chosen)
     problems = list(bad) + [(job, f"incomplete: {why}; `harness submit` reruns it") for job, why in damaged.items()] + [
         (str(job), f"{status}: {error}" if error else str(status))
         for job, status, error in zip(failed["id"], failed["status"], failed["error"].fillna(""), strict=True)
-    ] + [(str(job), f"ok but test_rel_l2 is {value}: skipped") for job, value in
-         zip(frame["id"][infinite], frame["test_rel_l2"][infinite], strict=True)]
-    ok = (frame["status"] == State.OK.value) & ~infinite
+    ] + [(str(frame.at[i, "id"]), f"ok but {name} is {frame.at[i, name]}: skipped")
+         for i in frame.index[infinite] for name in [ERROR if not recorded[i] else column]]
+    frame = use_metric(frame, metric)
+    ok = status_ok & ~infinite
     if "tune.best" in frame:
         ok &= frame["tune.best"].fillna(False).astype(bool)
     return LoadedRuns(
         all=frame, ok=frame[ok].reset_index(drop=True), problems=problems, missing=missing,
         unreadable=[job for job, _ in bad], planned=len(planned_ids) if plan else collected.files, plan=plan,
-        stale_note=stale_note(sweep_dir, plan.jobs) if plan else "",
+        stale_note=stale_note(sweep_dir, plan.jobs) if plan else "", metric=metric,
     )  # fmt: skip
+
+
+def use_metric(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """``frame`` with the columns the analysis reads its errors from (``ERROR``, ``ROLLOUT``) holding ``metric``'s
+    (``test_<metric>``, ``rollout_step_<metric>``), and ``attrs["metric"]`` naming it for the figures' labels:
+    every fit, claim and figure then follows ``metric``. The results Parquet keeps every recorded column."""
+    frame = frame.copy()
+    if metric != DEFAULT_METRIC:
+        frame[ERROR] = frame[f"test_{metric}"]
+        if f"rollout_step_{metric}" in frame:
+            frame[ROLLOUT] = frame[f"rollout_step_{metric}"]
+    frame.attrs["metric"] = metric
+    return frame
+
+
+def check_metric(metric: str) -> None:
+    """Refuse a metric name that is not one of ``harness.train.METRICS``."""
+    if metric not in METRICS:
+        raise ReportError(f"--metric {metric!r} is not a metric; known: {', '.join(METRICS)}")
 
 
 def _incomplete(sweep_dir: Path, frame: pd.DataFrame) -> dict[str, str]:

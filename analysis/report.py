@@ -41,11 +41,12 @@ from analysis.figures.strategy import strategy_table
 from analysis.figures.style import DPI
 from analysis.holdout import holdout_table
 from analysis.laws import fit_laws
-from analysis.load import ReportError, load_runs
+from analysis.load import ReportError, check_metric, load_runs
 from analysis.multipliers import small_n_multipliers
 from analysis.pretrain_law import fit_pretrain_sizes
 from analysis.sections import report_blocks
 from harness.store.atomic import write_bytes_atomic
+from harness.train import DEFAULT_METRIC
 
 NO_MULTIPLIERS = "no fine-tuned curve has a scratch curve with the same config"
 NO_POINTS = "no fine-tuned run has a scratch curve fit to read its effective data from"
@@ -74,17 +75,20 @@ class ReportResult:
 
 
 def build_report(
-    sweep_dir: Path, out_dir: Path | None = None, *, n_boot: int = 1000, seed: int = 0
+    sweep_dir: Path, out_dir: Path | None = None, *, n_boot: int = 1000, seed: int = 0, metric: str = DEFAULT_METRIC
 ) -> ReportResult:
     """Load the sweep, fit every curve and law, draw the applicable figures and write the report into ``out_dir``.
 
-    ``out_dir`` defaults to ``sweep_dir / "report"``. Raises ReportError when the sweep has no plan or no runs.
+    ``out_dir`` defaults to ``sweep_dir / "report"``; ``metric`` (one of ``harness.train.METRICS``) is the test
+    error every fit, claim and figure reads (``analysis.load.use_metric``). Raises ReportError when the sweep has
+    no plan or no runs, or ``metric`` is unknown or recorded by no run, before writing anything.
     """
+    check_metric(metric)
     sweep_dir = Path(sweep_dir)
     out = Path(out_dir) if out_dir is not None else sweep_dir / "report"
     if not (sweep_dir / "plan.json").exists():
         raise ReportError(f"no results under {sweep_dir} (no plan.json): run `harness submit` first")
-    loaded = load_runs(sweep_dir)
+    loaded = load_runs(sweep_dir, metric)
     if loaded.all.empty and not loaded.unreadable:
         raise ReportError(f"no results under {sweep_dir} (no runs/*/summary.parquet): run `harness submit` first")
     out.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from analysis.multipliers import SMALL_N, multiplier_display
 from analysis.pretrain_law import LAW as PRETRAIN_LAW
 from analysis.pretrain_law import STATS as PRETRAIN_STATS
 from analysis.protocol import EDGE_COLUMNS, budget_limited_runs, edge_points, per_n_table, protocol_lines
+from harness.train import DEFAULT_METRIC, METRICS
 
 MAX_LISTED = 200  # rows of the problem, budget-limited and edge lists shown in the report
 _EDGE_NAMES = ["id", "stage", "system", "shift", "width", "modes", "seed", "N"]
@@ -45,8 +46,8 @@ CAPTIONS = {
     "compute_optimal": "compute-optimal model size P*(C) and its error err*(C) from the joint law, with intervals; "
                        "dotted beyond the sampled sizes or N",
     "residuals": "log residuals of every power-law, joint-law and D_T fit (residuals.csv)",
-    "rollout": "next_step runs: relative L2 of each rolled-out frame vs rollout step, per strategy at each panel's "
-               "largest N (mean over seeds, bars: min/max); their test_rel_l2 is the error over the whole rollout",
+    "rollout": "next_step runs: the error of each rolled-out frame vs rollout step, per strategy at each panel's "
+               "largest N (mean over seeds, bars: min/max); their test error is that of the whole rollout",
 }  # fmt: skip
 FAMILY_TEXT = (
     "Per system, shift, model family and size, for the reference transfer: the power-law exponents b of the "
@@ -56,7 +57,7 @@ FAMILY_TEXT = (
     "their labels there (gains: over the seeds, a t interval from three seeds on each side, the range over them "
     "with two). Read a difference between families only where their 95 % intervals do not overlap."
 )
-STRATEGY_TITLE = ("Mean test relative L2 per pretraining strategy and augmentation (pretraining/downstream where "
+STRATEGY_TITLE = ("Mean test {metric} per pretraining strategy and augmentation (pretraining/downstream where "
                   "both vary; scratch: strategy none), by downstream N")
 INTERVAL_TEXT = (
     f"Intervals (analysis.intervals): with fewer than {CLUSTER_SEEDS} distinct seeds a residual bootstrap within the "
@@ -115,7 +116,8 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
     spec = loaded.plan.spec if loaded.plan else None
     blocks = [Block("heading", "Jobs"), Block("table", pd.DataFrame([loaded.counts()]))]
     blocks += [Block("text", loaded.stale_note)] if loaded.stale_note else []
-    blocks += [Block("heading", "Protocol"), Block("items", protocol_lines(loaded.ok, spec))]
+    blocks += [Block("heading", "Protocol"), Block("text", metric_line(loaded.metric)),
+               Block("items", protocol_lines(loaded.ok, spec))]
     per_n = per_n_table(loaded.ok)
     if not per_n.empty:
         blocks += [Block("text", "Per downstream N (fine-tuning and scratch runs):"), Block("table", per_n)]
@@ -148,7 +150,8 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
                    Block("table", family_display(table))]
     blocks += _holdout(*tables["holdout"])
     table, why = tables["strategies"]
-    blocks += ([Block("heading", STRATEGY_TITLE), Block("table", table)] if table is not None else
+    title = STRATEGY_TITLE.format(metric=METRICS[loaded.metric])
+    blocks += ([Block("heading", title), Block("table", table)] if table is not None else
                [Block("skip", ("Skipped the ", "strategies", " table", why))])  # fmt: skip
     blocks += _pretraining(tables["pretraining_size"])
     blocks += _claims(tables["claims"][0])
@@ -156,6 +159,13 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
         blocks += [Block("heading", f"Problems ({len(loaded.problems)})"),
                    Block("items", [f"{j}: {r}" for j, r in loaded.problems[:MAX_LISTED]])]  # fmt: skip
     return blocks + [Block("heading", "Sweep definition"), Block("code", yaml.safe_dump(spec or {}, sort_keys=False))]
+
+
+def metric_line(metric: str) -> str:
+    """The sentence naming the error every fit, claim, table and figure of the report reads (``--metric``)."""
+    default = "" if metric == DEFAULT_METRIC else f" (not the default, {METRICS[DEFAULT_METRIC]})"
+    return (f"Error metric: {METRICS[metric]}{default}, each run's test_{metric} (harness report --metric "
+            f"{metric}; harness.train.metrics defines them all); every fit, claim, table and figure reads it.")
 
 
 def fit_summary(fits: CurveFits, diagnostics: Diagnostics | None = None) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
 from harness.store import DEFAULT_ROOT, State
+from harness.train import DEFAULT_METRIC
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -237,16 +238,17 @@ def watch(sweep: Plan | str | Path | None = None, *, root: str | Path = DEFAULT_
 
 
 def report(sweep: Plan | str | Path | None = None, *, root: str | Path = DEFAULT_ROOT, out: str | Path | None = None,
-           n_boot: int = 1000, seed: int = 0, force: bool = False) -> ReportResult:
+           n_boot: int = 1000, seed: int = 0, force: bool = False, metric: str = DEFAULT_METRIC) -> ReportResult:
     """Fit the power laws and write the figures, tables, report.html and report.md (into ``out``, default
     <sweep>/report: a new folder, one a report was written to, or with ``force`` any folder); failed, diverged and
-    non-finite rows are listed as problems and left out of the fits."""
+    non-finite rows are listed as problems and left out of the fits. ``metric``: the test error the fits, claims
+    and figures read (a name of ``harness.train.METRICS``: its column ``test_<metric>``)."""
     from analysis.report import build_report
     from harness.store.outputs import report_folder
 
     folder = folder_of(sweep, root)
     return build_report(folder, report_folder(Path(out) if out is not None else None, force), n_boot=n_boot,
-                        seed=seed)
+                        seed=seed, metric=metric)
 
 
 def suggest(sweep: Plan | str | Path | None = None, *, target: str, budget: float, root: str | Path = DEFAULT_ROOT,

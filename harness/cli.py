@@ -26,6 +26,7 @@ from harness import api
 from harness.backends.interface import BACKENDS
 from harness.errors import HarnessError, one_line
 from harness.store import DEFAULT_ROOT, Stage
+from harness.train import DEFAULT_METRIC, METRICS
 
 UNWRITABLE = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM)
 POSITIVE = click.IntRange(min=1)  # counts of workers, CPUs, samples, refreshes...
@@ -249,14 +250,17 @@ def cancel(sweep: str | None, root: Path) -> None:
 @click.option("--n-boot", type=NATURAL, default=1000, show_default=True, help="Bootstrap resamples per fit.")
 @click.option("--seed", type=NATURAL, default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--force", is_flag=True, help="Write into an --out folder that holds other files.")
+@click.option("--metric", type=click.Choice(list(METRICS)), default=DEFAULT_METRIC, show_default=True,
+              help="The test error the fits, claims and figures read (each run's test_<metric>).")
 @friendly
-def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: int, force: bool) -> None:
+def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: int, force: bool,
+           metric: str) -> None:
     """Fit power laws and write the figures, fits table, report.html and report.md of SWEEP.
 
     Exit status 0 when the report was written (failed, diverged and non-finite rows are listed as problems and
     left out of the fits), 2 when it cannot be (no results, a folder that cannot be written).
     """
-    result = api.report(sweep, root=root, out=out, n_boot=n_boot, seed=seed, force=force)
+    result = api.report(sweep, root=root, out=out, n_boot=n_boot, seed=seed, force=force, metric=metric)
     counts = ", ".join(f"{n} {state}" for state, n in result.counts.items() if n)
     click.echo(f"{result.out_dir.parent.name}: {counts}")
     if result.stale_note:

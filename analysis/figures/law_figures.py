@@ -9,7 +9,17 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from analysis.curves import BASE_KEY, PANEL, CurveFits, N, downstream_points, fit_curves, mean_points, primary
+from analysis.curves import (
+    BASE_KEY,
+    PANEL,
+    CurveFits,
+    N,
+    downstream_points,
+    fit_curves,
+    mean_points,
+    metric_label,
+    primary,
+)
 from analysis.figures.style import (
     STAGE_LABELS,
     FigureResult,
@@ -120,7 +130,7 @@ def joint_law(runs: pd.DataFrame, fits: CurveFits | None = None, laws: Laws | No
     fig, axes = panel_grid(list(panels), "Joint law err = E + A P^-a + B N^-b per initialisation (dashed), by model "
                                          "size (colour shade)")  # fmt: skip
     for ax, series in zip(axes, panels.values(), strict=True):
-        draw_panel(ax, series, "downstream samples N", "test relative L2")
+        draw_panel(ax, series, "downstream samples N", f"test {metric_label(runs)}")
     return FigureResult(fig)
 
 

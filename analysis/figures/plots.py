@@ -26,6 +26,7 @@ from analysis.curves import (
     fit_curves,
     gains,
     mean_points,
+    metric_label,
     model_labels,
     ordered_panels,
     pairs,
@@ -50,7 +51,6 @@ from analysis.powerlaw import efficiency_multiplier, efficiency_multiplier_inter
 from harness.models import family
 
 FIGURE_BOOT = 200  # bootstrap size when a figure is asked for without precomputed fits
-ERR_LABEL = "test relative L2"
 NO_N = "downstream.n_train is not varied (each curve has a single N)"
 NO_PAIRS = "no fine-tuned run has a scratch run with the same config and N"
 
@@ -85,7 +85,7 @@ def _curve_series(c: pd.DataFrame, fits: CurveFits, color: tuple, label: str) ->
                   fits.get(c), hollow=budget_limited_at(c))  # fmt: skip
 
 
-def _curves_figure(panels: dict[str, list[Series]], suptitle: str, ylabel: str = ERR_LABEL) -> Figure:
+def _curves_figure(panels: dict[str, list[Series]], suptitle: str, ylabel: str) -> Figure:
     fig, axes = panel_grid(list(panels), suptitle)
     for ax, series in zip(axes, panels.values(), strict=True):
         draw_panel(ax, series, "downstream samples N", ylabel)
@@ -125,7 +125,8 @@ def error_vs_n(runs: pd.DataFrame, fits: CurveFits | None = None) -> FigureResul
     for title, sub in _panel_rows(pts):
         # one series per curve, in (stage, size) order: the curve key starts with them
         panels[title] = [_curve_series(c, fits, *_stage_style(c, rank)) for _, c in curves(sub, fits.key_columns)]
-    return FigureResult(_curves_figure(panels, "Error vs downstream samples (colour shade: model size)"))
+    title = "Error vs downstream samples (colour shade: model size)"
+    return FigureResult(_curves_figure(panels, title, f"test {metric_label(runs)}"))
 
 
 def _stage_style(c: pd.DataFrame, rank: dict[str, float]) -> tuple[tuple, str]:
@@ -195,7 +196,7 @@ def efficiency_vs_target(runs: pd.DataFrame, fits: CurveFits | None = None) -> F
         return FigureResult(None, "fine-tuned and scratch errors never overlap: no multiplier without extrapolation")
     fig, axes = panel_grid(list(panels), "Data-efficiency multiplier, largest model (solid: measured, dashed: fit)")
     for ax, series in zip(axes, panels.values(), strict=True):
-        draw_panel(ax, series, "target test relative L2", "n_scratch / n_fine-tuned")
+        draw_panel(ax, series, f"target test {metric_label(runs)}", "n_scratch / n_fine-tuned")
     return FigureResult(fig)
 
 
@@ -253,7 +254,8 @@ def mixed_pretraining(runs: pd.DataFrame, fits: CurveFits | None = None) -> Figu
             for name, pick in groups.items()
             for s in _series(big[pick(big)], fits, stage_color(name), STAGE_LABELS[name])
         ]
-    return FigureResult(_curves_figure(panels, f"Mixed-operator pretraining ({strategy}), largest model"))
+    title = f"Mixed-operator pretraining ({strategy}), largest model"
+    return FigureResult(_curves_figure(panels, title, f"test {metric_label(runs)}"))
 
 
 @paper_style
@@ -280,7 +282,7 @@ def strategies(runs: pd.DataFrame, fits: CurveFits | None = None) -> FigureResul
             for s in _series(big[(big["strategy"] == name) & (big["augment"] == aug)], fits, colors[name],
                              name if len(augments) < 2 else f"{name}, augment {aug}")  # fmt: skip
         ]
-    return FigureResult(_curves_figure(panels, "Pretraining strategies, largest model"))
+    return FigureResult(_curves_figure(panels, "Pretraining strategies, largest model", f"test {metric_label(runs)}"))
 
 
 @paper_style

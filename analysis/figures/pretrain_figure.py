@@ -7,7 +7,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.curves import ARCH, ERR, PANEL, SIZE, N, curves, downstream_points, mean_points, ordered_panels
+from analysis.curves import (
+    ARCH,
+    ERR,
+    PANEL,
+    SIZE,
+    N,
+    curves,
+    downstream_points,
+    mean_points,
+    metric_label,
+    ordered_panels,
+)
 from analysis.figures.strategy import SCRATCH_LABEL
 from analysis.figures.style import (
     FigureResult,
@@ -66,5 +77,5 @@ def pretrain_size(runs: pd.DataFrame, fits: object = None, *, sizes: PretrainFit
             panels[f"{system} / {shift}, N={human_count(n)}, {human_count(big['n_params'].max())} params"] = series
     fig, axes = panel_grid(list(panels), "Error vs pretraining samples (dashed: err = a P^-b + c; dotted: scratch)")
     for ax, series in zip(axes, panels.values(), strict=True):
-        draw_panel(ax, series, "pretraining samples P", "test relative L2")
+        draw_panel(ax, series, "pretraining samples P", f"test {metric_label(runs)}")
     return FigureResult(fig)

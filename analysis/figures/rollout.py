@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from analysis.curves import DOWNSTREAM, PANEL, N, ordered_panels
+from analysis.curves import DOWNSTREAM, PANEL, N, metric_label, ordered_panels
 from analysis.figures.strategy import SCRATCH_LABEL, augment_labels
 from analysis.figures.style import FigureResult, Series, draw_panel, human_count, panel_grid, paper_style, ramp
+from analysis.load import ROLLOUT
 
-ROLLOUT = "rollout_step_rel_l2"
 NO_ROLLOUTS = "no run was rolled out (task next_step records its rollout errors)"
 STYLES = ("-", "--", ":", "-.")  # one per augmentation
 
@@ -68,7 +68,7 @@ def rollout_errors(runs: pd.DataFrame, fits: object = None) -> FigureResult:
     for ax, series in zip(axes, panels.values(), strict=True):
         ax.set_yscale("log")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        draw_panel(ax, series, "rollout step", "relative L2 of the frame")
+        draw_panel(ax, series, "rollout step", f"{metric_label(runs)} of the frame")
     return FigureResult(fig)
 
 

@@ -31,10 +31,12 @@ from harness.store import DEFAULT_ROOT, PLAIN_NAME, Stage, State
 from harness.store.atomic import write_atomic, write_json_atomic, write_text_atomic
 from harness.store.manifest import check_manifest, write_manifest
 from harness.sweep.dotted import flatten
+from harness.train import METRICS
 
 PLAN = "plan.json"
 # Metric columns of every summary row with their values when a job did not produce them (failed, blocked...).
-METRIC_DEFAULTS: dict[str, Any] = {"error": "", "test_rel_l2": float("nan"), "best_val_rel_l2": float("nan"),
+METRIC_DEFAULTS: dict[str, Any] = {"error": "", **{f"test_{name}": float("nan") for name in METRICS},
+                                   "best_val_rel_l2": float("nan"),
                                    "best_step": -1, "steps_run": 0, "epochs_run": 0.0, "budget_limited": False,
                                    "n_params": 0, "transferred": ""}
 

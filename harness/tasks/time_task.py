@@ -53,16 +53,22 @@ from harness.tasks import target_frame
 from harness.tasks.pretext import make_pretext
 from harness.tasks.task import Part, Task, Tensors
 from harness.tasks.trajectories import COEF_SCALES, Trajectories, frame_times
+from harness.train import metrics
 from harness.train.objective import Objective
 from harness.train.strategies import Pretraining
 
 ROLLOUT_BATCH = 64
+# A rolled-out frame stays valid while its relative L2 error is at most this: half the error of predicting zero
+# (1). For a prediction of the true frame's norm, error e means correlation 1 - e^2 / 2 with the truth: 0.875 here,
+# stricter than the 0.8 of the "high-correlation time" in the PDE surrogate literature (e.g. PDE-Refiner).
+VALID_REL_L2 = 0.5
 
 
 class FixedFuture(Trajectories):
     """The first ``window`` frames -> frame ``target``; supervised (fine-tuning loads every weight)."""
 
     dropped = ()
+    fields = True
 
     def __init__(self, window: int, times: Sequence[float], target: int, loss: str = "sse",
                  channels: tuple[str, ...] = TIME_COEFS) -> None:
@@ -83,6 +89,7 @@ class NextStep(Trajectories):
     """
 
     dropped = ()
+    fields = True
 
     def __init__(self, window: int, times: Sequence[float], unroll: int = 0, loss: str = "sse",
                  channels: tuple[str, ...] = TIME_COEFS) -> None:
@@ -109,36 +116,55 @@ class NextStep(Trajectories):
 
 def rollout(model: nn.Module, test: Tensors, objective: NextStep, device: torch.device) -> dict[str, Any]:
     """Autoregressive rollout of ``model`` over every test trajectory: from its first ``window`` true frames,
-    each prediction is fed back as the newest frame, to the end of the trajectory (K = nt - window steps).
+    each prediction is fed back as the newest frame, to the end of the trajectory (K = nt - window steps). Only
+    the K predicted frames are scored, never the input window.
 
     Returns the summary's columns: ``rollout_step_rel_l2`` (JSON list, K values): at each step k the mean over
     trajectories of ||pred_k - u_k|| / ||u_k||; ``rollout_accum_rel_l2`` (JSON list): the same over the frames
     predicted so far, ||pred_1..k - u_1..k|| / ||u_1..k||; ``rollout_rel_l2``, its last value (the whole
-    rollout), which is also the job's ``test_rel_l2``.
+    rollout), which is also the job's ``test_rel_l2``. For every other metric of ``harness.train.metrics``:
+    ``rollout_step_<name>`` (JSON list: at step k, the mean over trajectories, max_err the max) and
+    ``test_<name>`` over the whole rollout (the mean over frames and trajectories, PDEBench's mean over time;
+    max_err the max); and ``rollout_valid_steps``, the mean over trajectories of ``valid_steps``.
     """
     was_training = model.training
     model.eval()
-    errors, norms = [], []  # per batch: (b, K) squared errors and squared norms of the true frames
+    errors, norms, scores = [], [], []  # per batch: (b, K) squared errors and norms; name -> (b, K) metrics
     x, y = test
     with torch.no_grad():
         for i in range(0, x.shape[0], ROLLOUT_BATCH):
             u, coefs = x[i:i + ROLLOUT_BATCH].to(device), y[i:i + ROLLOUT_BATCH].to(device)
-            frames, err, norm = u[:, :objective.window], [], []
+            frames, err, norm, step_scores = u[:, :objective.window], [], [], []
             for step in range(objective.window, u.shape[1]):
                 pred = model(objective.inputs(frames, coefs)).float()
                 true = u[:, step:step + 1]
                 err.append((pred - true).square().flatten(1).sum(dim=1))
                 norm.append(true.square().flatten(1).sum(dim=1))
+                step_scores.append(metrics.per_sample(pred, true))
                 frames = torch.cat([frames[:, 1:], pred.to(frames.dtype)], dim=1)
             errors.append(torch.stack(err, dim=1).double().cpu())
             norms.append(torch.stack(norm, dim=1).double().cpu())
+            scores.append({name: torch.stack([s[name] for s in step_scores], dim=1).cpu() for name in metrics.ADDED})
     model.train(was_training)
     err, norm = torch.cat(errors), torch.cat(norms)
     per_step = (err / norm).sqrt().mean(dim=0)
     accumulated = (err.cumsum(dim=1) / norm.cumsum(dim=1)).sqrt().mean(dim=0)
     final = float(accumulated[-1])
-    return {"test_rel_l2": final, "rollout_rel_l2": final, "rollout_step_rel_l2": json.dumps(per_step.tolist()),
-            "rollout_accum_rel_l2": json.dumps(accumulated.tolist())}
+    columns = {"test_rel_l2": final, "rollout_rel_l2": final, "rollout_step_rel_l2": json.dumps(per_step.tolist()),
+               "rollout_accum_rel_l2": json.dumps(accumulated.tolist()),
+               "rollout_valid_steps": float(valid_steps((err / norm).sqrt()).double().mean())}
+    for name in metrics.ADDED:
+        value = torch.cat([batch[name] for batch in scores])  # (n, K)
+        step = value.amax(dim=0) if name in metrics.MAXED else value.mean(dim=0)
+        columns[f"rollout_step_{name}"] = json.dumps(step.tolist())
+        columns[f"test_{name}"] = float(step.max() if name in metrics.MAXED else step.mean())
+    return columns
+
+
+def valid_steps(step_rel_l2: torch.Tensor, threshold: float = VALID_REL_L2) -> torch.Tensor:
+    """Per trajectory of ``step_rel_l2`` (n, K: the relative L2 of each predicted frame), the steps predicted
+    before its error first exceeds ``threshold``: K for a trajectory that never does."""
+    return (step_rel_l2 <= threshold).int().cumprod(dim=1).sum(dim=1)
 
 
 class ForecastTask(Task):

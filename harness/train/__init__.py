@@ -46,3 +46,10 @@ def check_patch_grid(patches: int, height: int, width: int) -> None:
     if height % patches or width % patches:
         raise HarnessError(f"mask_patches={patches} must divide the grid {height}x{width}; choose a divisor "
                            f"such as {max(d for d in (1, 2, 4, 8) if height % d == 0 and width % d == 0)}")
+
+
+# The test metrics every job records (``harness.train.metrics``), name -> how figures label it: summary columns
+# ``test_<name>``, and a rollout's per-frame ``rollout_step_<name>``; ``harness report --metric`` fits one of them.
+METRICS = {"rel_l2": "relative L2", "nrmse": "nRMSE", "max_err": "max abs error", "frmse_low": "fRMSE, low k",
+           "frmse_mid": "fRMSE, middle k", "frmse_high": "fRMSE, high k"}
+DEFAULT_METRIC = "rel_l2"

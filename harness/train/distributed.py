@@ -81,6 +81,14 @@ class Ranks:
         dist.all_reduce(value)
         return value
 
+    def max(self, value: torch.Tensor) -> torch.Tensor:
+        """``value``'s elementwise max over the ranks (every rank gets it); ``value`` itself with one rank."""
+        if self.world == 1:
+            return value
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return value
+
     def any(self, flag: bool, device: torch.device) -> bool:
         """Whether ``flag`` holds on any rank (so that all ranks act together, e.g. checkpoint)."""
         if self.world == 1:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from torch import nn
 from harness.errors import HarnessError
 from harness.job import TrainConfig
 from harness.models.fno import upgrade_state_dict
+from harness.train import metrics
 from harness.train.checkpoint import load, save_atomic
 from harness.train.distributed import current
 from harness.train.objective import SUPERVISED, Objective
@@ -85,6 +86,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _scored_batches(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device,
+                    objective: Objective) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(prediction, target) of each batch of this rank's share of (x, y), without gradients, in eval mode; the
+    objective's view draws from a generator seeded with ``EVAL_SEED``."""
+    part = current().part(x.shape[0])
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(EVAL_SEED)
+    try:
+        with torch.no_grad():
+            for i in range(part.start, part.stop, batch_size):
+                end = min(i + batch_size, part.stop)
+                inputs, target = objective.view(x[i:end].to(device), y[i:end].to(device), generator)
+                yield model(inputs).float(), target
+    finally:
+        model.train(was_training)
+
+
 def evaluate(
     model: nn.Module,
     x: torch.Tensor,
@@ -97,19 +116,34 @@ def evaluate(
     """Mean per-sample ``objective.metric`` (relative L2 by default) of ``model`` on (x, y), without
     gradients, in eval mode; the objective's view draws from a generator seeded with ``EVAL_SEED``. In a
     data-parallel job each rank scores its share of the samples and the sums are all-reduced."""
-    device, ranks = torch.device(device), current()
-    part = ranks.part(x.shape[0])
-    was_training = model.training
-    model.eval()
+    device = torch.device(device)
     total = torch.zeros((), device=device)
-    generator = torch.Generator(device=device).manual_seed(EVAL_SEED)
-    with torch.no_grad():
-        for i in range(part.start, part.stop, batch_size):
-            end = min(i + batch_size, part.stop)
-            inputs, target = objective.view(x[i:end].to(device), y[i:end].to(device), generator)
-            total += objective.metric(model(inputs).float(), target).sum()
-    model.train(was_training)
-    return ranks.sum(total).item() / x.shape[0]
+    for pred, target in _scored_batches(model, x, y, batch_size, device, objective):
+        total += objective.metric(pred, target).sum()
+    return current().sum(total).item() / x.shape[0]
+
+
+def evaluate_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256,
+                     device: torch.device | str, objective: Objective = SUPERVISED) -> dict[str, float]:
+    """The summary's test columns of ``model`` on (x, y): ``test_rel_l2``, as ``evaluate``, and, where the
+    objective's target is a solution field (``Objective.fields``), ``test_<name>`` of the other metrics of
+    ``harness.train.metrics`` (max_err: the max over samples, the others the mean). Ranks as ``evaluate``."""
+    device, ranks = torch.device(device), current()
+    names = metrics.ADDED if objective.fields else ()
+    total = torch.zeros((), device=device)
+    sums, peaks = torch.zeros(2, len(names), dtype=torch.float64, device=device)
+    for pred, target in _scored_batches(model, x, y, batch_size, device, objective):
+        total += objective.metric(pred, target).sum()
+        if names:
+            each = metrics.per_sample(pred, target)
+            values = torch.stack([each[name] for name in names])  # (metrics, batch)
+            sums, peaks = sums + values.sum(dim=1), torch.maximum(peaks, values.amax(dim=1))
+    scores = {"test_rel_l2": ranks.sum(total).item() / x.shape[0]}
+    if names:
+        sums, peaks = ranks.sum(sums) / x.shape[0], ranks.max(peaks)
+        scores.update({f"test_{name}": float(peaks[i] if name in metrics.MAXED else sums[i])
+                       for i, name in enumerate(names)})
+    return scores
 
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:

@@ -44,6 +44,7 @@ class Objective:
     """
 
     name = "supervised"
+    fields = True  # the target is a solution field, scored by every metric of harness.train.metrics at test
 
     def __init__(self, loss: str = "sse") -> None:
         if loss not in LOSS_FUNCTIONS:

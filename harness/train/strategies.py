@@ -58,6 +58,7 @@ class Pretraining(Objective):
     in_channels = STEADY_IN_CHANNELS
     out_channels = 1
     dropped: tuple[str, ...] = ("head.",)  # weight-name prefixes that fine-tuning does not load
+    fields = False  # a pretext target is no solution field: its test is its own metric only
 
     def build_model(self, model: ModelKeys, resolution: int) -> Operator:
         """The model this strategy trains: a job config's ``model`` (family and sizes: the shared trunk) on its
@@ -69,6 +70,7 @@ class Supervised(Pretraining):
     """Transfer learning: the pretraining target is the solution; fine-tuning loads every weight."""
 
     dropped = ()
+    fields = True
 
 
 def patch_mask(fields: torch.Tensor, frames: int, patches: int, n_masked: int,

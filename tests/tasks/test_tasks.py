@@ -20,10 +20,11 @@ from harness.pde.cache import resolve_cache_dir
 from harness.pde.time_dataset import generate_time
 from harness.tasks import MASK_FRAMES, SORT_CHUNKS
 from harness.tasks.pretext import ORDERS, SortTime, TimeCoefficient, TimeMasked, finite_differences
-from harness.tasks.time_task import FixedFuture, ForecastTask, NextStep, rollout
+from harness.tasks.time_task import VALID_REL_L2, FixedFuture, ForecastTask, NextStep, rollout, valid_steps
 from harness.tasks.trajectories import COEF_SCALES, systems_of
 from harness.train import STRATEGIES
 from harness.train.loop import TrainConfig, seed_everything, train
+from harness.train.metrics import ADDED, score
 from tests.helpers import assert_learns_and_resumes, cli, harness, write_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,6 +168,35 @@ def test_coefficient_regression_hides_the_coefficient_channels():
     assert model(inputs).shape == (5, 5)
 
 
+def test_rollout_metrics_score_the_predicted_frames_only_never_the_input_window():
+    data = generate_time("heat", 6, resolution=R, nt=NT)
+    u, coefs = torch.tensor(data.u), torch.tensor(data.coef_common, dtype=torch.float32)
+    garbage = u.clone()
+    garbage[:, :W - 1] = 1e3 * torch.randn(6, W - 1, R, R, generator=generator())  # persistence reads frame W-1 only
+    clean = rollout(Persistence(), (u, coefs), NextStep(W, TIMES), torch.device("cpu"))
+    got = rollout(Persistence(), (garbage, coefs), NextStep(W, TIMES), torch.device("cpu"))
+    assert got == clean
+    predicted = u[:, W - 1:W].expand(-1, NT - W, -1, -1)[:, :, None]  # (n, K, 1, R, R): frame W-1 held
+    per_frame = [score(predicted[:, k], u[:, W + k:W + k + 1]) for k in range(NT - W)]
+    for name in ADDED:
+        step = [frame[name] for frame in per_frame]
+        np.testing.assert_allclose(json.loads(got[f"rollout_step_{name}"]), step, rtol=1e-5, atol=1e-9)
+        whole = max(step) if name == "max_err" else np.mean(step)
+        assert got[f"test_{name}"] == pytest.approx(whole, rel=1e-5, abs=1e-9), name
+    with_inputs = score(torch.cat([garbage[:, :W], predicted[:, :, 0]], dim=1), garbage)  # inputs as "predicted"
+    assert with_inputs["nrmse"] < 0.7 * got["test_nrmse"]  # their zero errors would flatter the model
+    steps = np.sqrt(np.square(data.u[:, W:] - data.u[:, W - 1:W]).sum(axis=(2, 3))
+                    / np.square(data.u[:, W:]).sum(axis=(2, 3)))
+    expected = [next((k for k, e in enumerate(row) if e > VALID_REL_L2), NT - W) for row in steps]
+    assert got["rollout_valid_steps"] == pytest.approx(np.mean(expected))
+
+
+def test_valid_steps_count_the_frames_before_the_error_first_passes_the_threshold():
+    errors = torch.tensor([[0.1, 0.2, 0.6, 0.1], [0.1, 0.1, 0.1, 0.1], [0.7, 0.1, 0.1, 0.1], [0.5, float("nan"), 0, 0]])
+    assert valid_steps(errors, 0.5).tolist() == [2, 4, 0, 1]
+    assert VALID_REL_L2 == 0.5
+
+
 def test_the_system_of_each_trajectory_follows_from_its_coefficients_and_augmentations_respect_it():
     data = generate_time("mixed_time", 9, resolution=R, nt=NT)
     u, coefs = torch.tensor(data.u), torch.tensor(data.coef_common, dtype=torch.float32)
@@ -227,3 +257,11 @@ def test_the_strategies_time_smoke_sweep_runs_end_to_end_with_its_report(tmp_pat
     assert set(strategies["strategy"]) == {*STRATEGIES, "none (scratch)"}
     assert list(strategies.columns[-2:]) == ["N=8", "N=16"]
     assert "rollout.png" in (report / "report.md").read_text()
+    for name in ADDED:  # every metric per rolled-out frame; none for a pretext pretraining, whose target is no field
+        assert (downstream[f"rollout_step_{name}"].map(json.loads).map(len) == 6).all()
+    assert downstream["rollout_valid_steps"].between(0, 6).all()
+    pretext = (table["stage"] == "pretrain") & (table["pretrain.strategy"] != "supervised")
+    assert table.loc[pretext, "test_nrmse"].isna().all() and table.loc[~pretext, "test_nrmse"].notna().all()
+    harness(root, "report", "--metric", "max_err", "--n-boot", "20", "--out", str(tmp_path / "max_err"))
+    assert (tmp_path / "max_err" / "rollout.png").exists()
+    assert "Problems (" not in (tmp_path / "max_err" / "report.md").read_text()  # pretext pretrainings: not skipped
