@@ -6,6 +6,8 @@
     harness.status(plan).states                                   # job id -> State
     harness.report(plan).html                                     # fits, figures, report.html
     frame = harness.results(plan)                                 # one row per job (pandas)
+    harness.export("fno-4c1f...", "exported/fno")                 # a trained job as a self-contained folder
+    model = harness.load_model("exported/fno")                    # ... back as a module on physical units
 
 A sweep is named as the commands name it, or by its folder: a ``Plan``, a sweep file (``.yaml``), a sweep name
 under ``root`` (a ``str``), a sweep folder (a ``Path``), or None for the current sweep (the last one expanded under
@@ -28,6 +30,7 @@ from harness.store import DEFAULT_ROOT, State
 if TYPE_CHECKING:
     import pandas as pd
 
+    from harness.export.physical import PhysicalModel
     from analysis.report import ReportResult
     from harness.job import Job
     from harness.store.folders import Plan
@@ -350,3 +353,26 @@ def dataset(system: str, n: int, out: str | Path, *, shift: str | None = None, r
         save(result, out)
     size = result.meta["resolution"]
     return f"{out}: {n} {system} {what} at {size}x{size}"
+
+
+def export(job_id: str, out: str | Path, sweep: Plan | str | Path | None = None, *, root: str | Path = DEFAULT_ROOT,
+           force: bool = False, command: str = "") -> Path:
+    """Write the trained job ``job_id`` as a self-contained folder ``out`` (``harness.export``: weights as
+    safetensors, config, statistics, data source and fingerprint, metrics, model card); ``force`` replaces an
+    ``out`` that exists. Refused before anything is written: an unknown job, one that did not end ok, a pretext
+    pretraining. Returns ``out``."""
+    from harness.export.folder import export_job
+    from harness.job.trained import find_job
+    from harness.store.folders import read_plan
+
+    plan = read_plan(folder_of(sweep, root))
+    assert plan is not None  # read_plan raises when there is none
+    return export_job(plan, find_job(plan.jobs, job_id, plan.sweep), Path(out), force=force, command=command)
+
+
+def load_model(folder: str | Path) -> PhysicalModel:
+    """The model ``harness export`` wrote to ``folder``, as a torch module from physical inputs to physical outputs
+    (the normalisation inside it; ``harness.export.physical``), needing nothing but the folder."""
+    from harness.export.physical import load_model as load
+
+    return load(folder)

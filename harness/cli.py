@@ -285,6 +285,20 @@ def show(job_id: str, sweep: str | None, root: Path, out: Path | None, samples: 
     click.echo(f"wrote {api.show(job_id, sweep, root=root, out=out, samples=samples, force=force)}")
 
 
+@main.command("export")
+@click.argument("job_id")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The folder to write (a new one).")
+@click.option("--sweep", default=None, help="Sweep name or file (default: the current sweep).")
+@ROOT
+@click.option("--force", is_flag=True, help="Replace an --out folder that exists.")
+@friendly
+def export_command(job_id: str, out: Path, sweep: str | None, root: Path, force: bool) -> None:
+    """Write JOB_ID's trained model as a self-contained folder: weights (safetensors), config, normalisation
+    statistics, data source and fingerprint, metrics and a model card; `harness.load_model(OUT)` loads it."""
+    command = " ".join(["harness", *sys.argv[1:]])
+    click.echo(f"wrote {api.export(job_id, out, sweep, root=root, force=force, command=command)}")
+
+
 @main.command("tune-status")
 @SWEEP
 @ROOT
