@@ -295,7 +295,8 @@ def show(job_id: str, sweep: str | None, root: Path, out: Path | None, samples: 
 def export_command(job_id: str, out: Path, sweep: str | None, root: Path, force: bool) -> None:
     """Write JOB_ID's trained model as a self-contained folder: weights (safetensors), config, normalisation
     statistics, data source and fingerprint, metrics and a model card; `harness.load_model(OUT)` loads it."""
-    command = " ".join(["harness", *sys.argv[1:]])
+    command = " ".join(["harness export", job_id, "--out", str(out), *(["--sweep", sweep] if sweep else []),
+                        "--root", str(root), *(["--force"] if force else [])])
     click.echo(f"wrote {api.export(job_id, out, sweep, root=root, force=force, command=command)}")
 
 
