@@ -22,6 +22,7 @@ from harness.data.fingerprint import fingerprint
 from harness.errors import HarnessError
 from harness.export import CARD, CONFIG, DATA, FORMAT_VERSION, METRICS, STATS, WEIGHTS
 from harness.job import Job
+from harness.job.evaluate import EVAL_ROWS
 from harness.job.run import data_cache, data_seed
 from harness.job.trained import Trained, ended_ok, objective_of, trained
 from harness.models import arch_of, family, sizes_of
@@ -31,8 +32,6 @@ from harness.store.folders import Plan, run_dir
 from harness.tasks import is_time
 from harness.tasks.make import make_task
 from harness.tasks.trajectories import Trajectories
-
-EVAL_ROWS = "eval.parquet"  # a run folder's rows of `harness eval` (harness.export.evaluate)
 
 
 def check_out(out: Path, force: bool) -> None:
