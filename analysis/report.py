@@ -5,7 +5,8 @@ pretraining_size.csv (the laws of error vs pretraining samples, when the sweep v
 holdout.csv (every fit refitted without its largest N or model, against what was left out: ``analysis.holdout``),
 claims.csv (every number a reading may quote: ``analysis.claims``),
 strategies.csv (when the sweep compares pretraining strategies), architectures.csv (when it compares model families:
-``analysis.architectures``), the gallery of predicted and true fields
+``analysis.architectures``), evaluations.csv and its figure (when jobs were scored on other sources or grids:
+``analysis.figures.evaluations``), the gallery of predicted and true fields
 (``analysis.figures.gallery``, from the jobs' best checkpoints), report.html and report.md.
 
 Every file is written atomically (temporary name + rename). Fits depend only on the runs and the seed, so the
@@ -29,6 +30,7 @@ from analysis.architectures import family_table
 from analysis.claims import claims_table
 from analysis.document import to_html, to_markdown
 from analysis.figures import FIGURES, LAW_FIGURES, fit_curves
+from analysis.figures.evaluations import eval_figure, eval_rows, eval_table
 from analysis.figures.gallery import gallery
 from analysis.figures.pretrain_figure import pretrain_size
 from analysis.figures.strategy import strategy_table
@@ -88,6 +90,9 @@ def build_report(
     pngs, skipped = {}, {}
     drawers = FIGURES + [(name, partial(draw, laws=laws)) for name, draw in LAW_FIGURES]
     drawers.append(("pretrain_size", partial(pretrain_size, sizes=sizes)))
+    evaluated = eval_rows(sweep_dir, loaded.ok)  # jobs scored on other sources: a figure and a table, when any
+    if not evaluated.empty:
+        drawers.append(("evaluations", partial(eval_figure, rows=evaluated)))
     for name, draw in drawers:
         result = draw(loaded.ok, fits)
         if result.figure is None:
@@ -106,6 +111,7 @@ def build_report(
     families = family_table(loaded.ok, fits, multipliers, laws)
     tables = {"strategies": strategy_table(loaded.ok),
               **({"architectures": families} if families[0] is not None else {}),  # a sweep of one family: none
+              **({"evaluations": eval_table(evaluated)} if not evaluated.empty else {}),
               "multipliers": (multipliers, "") if not multipliers.empty else (None, NO_MULTIPLIERS),
               "scaling_laws": (laws.table, "") if not laws.table.empty else (None, NO_LAWS),
               "data_transferred": (laws.points, "") if not laws.points.empty else (None, NO_POINTS),

@@ -39,6 +39,8 @@ CAPTIONS = {
     "joint_law": "error vs N per model size, dashed: the joint law err = E + A P^-a + B N^-b of each initialisation",
     "pretrain_size": "test error vs pretraining samples P per strategy at each downstream N (mean over seeds, bars: "
                      "min/max), dashed: the fitted law err = a P^-b + c with its 95 % band, dotted: scratch",
+    "evaluations": "test error vs N of the trained jobs on other sources and grids (`harness eval`, `eval:`), "
+                   "solid fine-tuned, dashed scratch, largest model, mean over seeds",
     "rollout": "next_step runs: relative L2 of each rolled-out frame vs rollout step, per strategy at each panel's "
                "largest N (mean over seeds, bars: min/max); their test_rel_l2 is the error over the whole rollout",
 }  # fmt: skip
@@ -50,6 +52,8 @@ FAMILY_TEXT = (
     "their labels there (gains: over the seeds, a t interval from three seeds on each side, the range over them "
     "with two). Read a difference between families only where their 95 % intervals do not overlap."
 )
+EVAL_TEXT = ("Mean test relative L2 (over seeds: runs) of the trained jobs on each evaluation source and grid "
+             "(`harness eval`, a sweep's `eval:`); resolution above trained_resolution is zero-shot super-resolution.")
 STRATEGY_TITLE = ("Mean test relative L2 per pretraining strategy and augmentation (pretraining/downstream where "
                   "both vary; scratch: strategy none), by downstream N")
 INTERVAL_TEXT = (
@@ -136,6 +140,10 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
     if table is not None:  # a sweep of one family says nothing here
         blocks += [Block("heading", "Model families compared"), Block("text", FAMILY_TEXT),
                    Block("table", family_display(table))]
+    table, _ = tables.get("evaluations", (None, ""))
+    if table is not None:  # only where jobs were scored on other sources
+        blocks += [Block("heading", "Scored on other sources and grids"), Block("text", EVAL_TEXT),
+                   Block("table", table)]
     blocks += _holdout(*tables["holdout"])
     table, why = tables["strategies"]
     blocks += ([Block("heading", STRATEGY_TITLE), Block("table", table)] if table is not None else

@@ -17,6 +17,7 @@ so a source that cannot be scored is refused before anything runs. The block is 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -166,3 +167,17 @@ def parse_block(block: Any, path: str) -> list[dict[str, Any]]:
         raise HarnessError(f"{path}: eval: must be a list of sources like [{{resolution: 32}}, {{system: helmholtz, "
                            f"shift: moderate}}], got {block!r}")
     return [dict(entry) for entry in block]
+
+
+def with_evals(job: Job, sweep: Any, cache_dir: str | None = None) -> Job:
+    """``job`` with the sweep's `eval:` sources checked against it (a trained downstream job; a pretraining is
+    not scored); SweepError naming the entry and the key when one cannot be scored."""
+    if not sweep.evals or job.stage == "pretrain":
+        return job
+    checked = []
+    for i, source in enumerate(sweep.evals):
+        try:
+            checked.append(check_eval(source, job, base=str(Path(sweep.path).parent), cache_dir=cache_dir))
+        except EvalError as exc:
+            raise sweep.where.fail(f"eval.{i}.{exc.key}", f"{exc}", "change or remove that eval entry") from None
+    return dataclasses.replace(job, evals=tuple(checked))
