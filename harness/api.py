@@ -30,8 +30,8 @@ from harness.store import DEFAULT_ROOT, State
 if TYPE_CHECKING:
     import pandas as pd
 
-    from harness.export.physical import PhysicalModel
     from analysis.report import ReportResult
+    from harness.export.physical import PhysicalModel
     from harness.job import Job
     from harness.store.folders import Plan
 
@@ -384,24 +384,10 @@ def evaluate(job_id: str, data: str | None = None, sweep: Plan | str | Path | No
     (``helmholtz``, ``helmholtz:moderate``) or a data file (.h5, of format ``fmt``), and/or another grid
     ``resolution``; the row (its test metrics there) is added to the run folder's eval.parquet and returned. A
     source the job cannot be scored on is refused before anything is written."""
-    from harness.job.evaluate import record, score
-    from harness.job.run import data_cache, data_seed
-    from harness.job.trained import ended_ok, find_job, objective_of, trained
-    from harness.store.folders import read_plan, run_dir
-    from harness.sweep.evals import EvalError, check_eval, parse_cli
-    from harness.tasks.make import make_task
+    from harness.export.scoring import evaluate_job
+    from harness.job.trained import find_job
+    from harness.store.folders import read_plan
 
     plan = read_plan(folder_of(sweep, root))
     assert plan is not None  # read_plan raises when there is none
-    job, root = find_job(plan.jobs, job_id, plan.sweep), Path(root)
-    ended_ok(job, root, "harness eval")
-    objective_of(job, make_task(job.config))  # a pretext pretraining predicts no solution
-    try:
-        source = check_eval(parse_cli(data, resolution, fmt), job, cache_dir=str(data_cache(root)))
-    except EvalError as exc:
-        flag = "--resolution" if exc.key == "resolution" else "--data"
-        raise HarnessError(f"harness eval {job_id} {flag}: {exc}") from None
-    model = trained(job, root)
-    row = score(job, model.model, model.stats, source, seed=data_seed(job), cache=data_cache(root))
-    record(run_dir(plan.folder, job.id), [row])
-    return row
+    return evaluate_job(plan, find_job(plan.jobs, job_id, plan.sweep), data, resolution=resolution, fmt=fmt)

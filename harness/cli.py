@@ -304,7 +304,8 @@ def export_command(job_id: str, out: Path, sweep: str | None, root: Path, force:
 @click.argument("job_id")
 @click.option("--data", default=None, help="SYSTEM, SYSTEM:SHIFT (e.g. helmholtz:moderate) or a data file (.h5); "
                                            "default the job's own.")
-@click.option("--resolution", type=POSITIVE, default=None, help="Grid to evaluate on (default the job's, or the file's).")
+@click.option("--resolution", type=POSITIVE, default=None,
+              help="Grid to evaluate on (default the job's, or the file's).")
 @click.option("--format", "fmt", type=click.Choice(["arrays", "tl-scaling", "pretraining-pdes", "pdebench-darcy"]),
               default=None, help="Layout of a --data file (default arrays; pretraining-pdes for trajectories).")
 @click.option("--sweep", default=None, help="Sweep name or file (default: the current sweep).")

@@ -1,4 +1,5 @@
-"""A trained job as a self-contained folder (``harness export``) and back as a module (``harness.load_model``).
+"""A trained job outside its sweep: as a self-contained folder (``harness export``), back as a module
+(``harness.load_model``), and scored on other sources or grids (``harness eval``: ``harness.export.scoring``).
 
     <out>/model.safetensors   the network's weights
     <out>/config.json         its family, sizes, channels and grid, the task, and the job's resolved config

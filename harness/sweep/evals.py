@@ -8,8 +8,8 @@
     harness eval JOB_ID --data helmholtz:moderate --resolution 32    # the same from the command line
 
 An entry may combine them; what it leaves out is the job's own (its system, its shift for its own system, else
-``id``; its grid, or a data file's). :func:`check_eval` checks an entry against one job: the grid is one the
-model's family runs on (a DeepONet's sensors are fixed; a U-Net's pooling and an OFormer's patches need
+``id``; its grid, at which a data file must then be). :func:`check_eval` checks an entry against one job: the grid
+is one the model's family runs on (a DeepONet's sensors are fixed; a U-Net's pooling and an OFormer's patches need
 divisibility; an FNO's modes must fit), the system is of the job's task (steady or time-dependent) with a valid
 shift, and the data give the model its channels. Torch-free: expand runs it for every job of a sweep with `eval:`,
 so a source that cannot be scored is refused before anything runs. The block is on the jobs, not in their ids.
@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.data.parts import model_channels, resolve_part
-from harness.data.source import check_source
+from harness.data import parse_spec
+from harness.data.parts import model_channels, resolve_part, source_info
 from harness.errors import HarnessError
 from harness.job import Job
 from harness.models import arch_of, family, sizes_of
@@ -36,7 +36,6 @@ from harness.pde import (
     resolve_ranges,
     resolve_time_ranges,
 )
-from harness.pde.steady_dataset import check_request
 from harness.tasks import is_time
 
 KEYS = ("system", "shift", "resolution", "data")
@@ -82,19 +81,17 @@ def check_eval(source: Mapping[str, Any], job: Job, *, base: str | None = None,
     if unknown:
         raise EvalError(unknown[0], f"unknown key(s) {', '.join(map(str, unknown))}: an eval source takes "
                                     f"{', '.join(KEYS)}")
-    if "data" in source:
-        out = _data_source(source, job, base, cache_dir)
-    else:
-        out = _generated_source(source, job)
+    out = _data_source(source, job, base, cache_dir) if "data" in source else _generated_source(source, job)
     _check_grid(job, out["resolution"])
     return {**out, "label": label(out)}
 
 
 def _grid(value: Any) -> int:
-    try:
-        return check_request(1, value, 0, "float32")[1]
-    except HarnessError as exc:
-        raise EvalError("resolution", f"{exc}: use e.g. 32, 64 or 128") from None
+    """A grid size: an even integer >= 8 (the sweep's ``resolution`` rule)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 8 or value % 2:
+        raise EvalError("resolution", f"resolution must be an even integer >= 8, got {value!r}: use e.g. 32, 64 "
+                                      "or 128")
+    return value
 
 
 def _check_grid(job: Job, resolution: int) -> None:
@@ -136,27 +133,24 @@ def _data_source(source: Mapping[str, Any], job: Job, base: str | None, cache_di
         raise EvalError("data", "a data file names its own system and shift: drop system and shift, or data")
     part, cfg, time = job.part, job.config, is_time(job.config)
     spec = {"format": "pretraining-pdes" if time else "arrays", **source["data"]}
-    kind = "trajectory" if time else "steady"
+    resolution = _grid(source.get("resolution", cfg.resolution))
+    frames = (cfg.forecast.nt, cfg.forecast.horizon) if cfg.forecast is not None else None
     try:
-        info = check_source(spec, {"test": part.n_test}, kind=kind, where="eval.data", base=base, cache_dir=cache_dir)
-        resolution = _grid(source.get("resolution", info.layout.grid[0]))
-        frames = (cfg.forecast.nt, cfg.forecast.horizon) if cfg.forecast is not None else None
         resolved = resolve_part("eval", {"system": part.system, "shift": part.shift, "data": spec}, resolution,
                                 frames=frames, base=base, cache_dir=cache_dir)
-    except EvalError:
-        raise
+        theirs = dataclasses.replace(part, system=resolved["system"], shift=resolved["shift"],
+                                     data=parse_spec(resolved["data"]))
+        source_info("eval", theirs, {"test": part.n_test}, cache_dir=cache_dir)
+        channels = (model_coefs(theirs.system), model_coefs(part.system)) if time else (
+            model_channels("eval", theirs, cache_dir=cache_dir),
+            model_channels(job.part_name, part, cache_dir=cache_dir))
     except HarnessError as exc:
         raise EvalError("data", str(exc)) from None
-    if time:
-        theirs, ours = model_coefs(resolved["system"]), model_coefs(part.system)
-    else:
-        theirs, ours = (info.in_channels, info.out_channels), model_channels(job.part_name, part, cache_dir=cache_dir)
-    if theirs != ours:
-        raise EvalError("data", f"{', '.join(dict.fromkeys(info.paths.values()))} gives (inputs, outputs) or "
-                                f"coefficients {theirs}, the model of {job.id} takes {ours}: evaluate it on data of "
-                                "its channels")
-    return {"system": resolved["system"], "shift": resolved["shift"], "resolution": resolution,
-            "data": resolved["data"]}
+    if channels[0] != channels[1]:
+        raise EvalError("data", f"{Path(str(theirs.data.paths['test'])).name} gives the model (inputs, outputs) or "
+                                f"coefficients {channels[0]}, the model of {job.id} takes {channels[1]}: evaluate it "
+                                "on data of its channels")
+    return {"system": theirs.system, "shift": theirs.shift, "resolution": resolution, "data": resolved["data"]}
 
 
 def parse_block(block: Any, path: str) -> list[dict[str, Any]]:

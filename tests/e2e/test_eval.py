@@ -50,7 +50,8 @@ def test_an_fno_trained_at_16_is_scored_at_32_after_training_and_the_report_show
     assert finite.all() and (rows["test_rel_l2"] != summary["test_rel_l2"]).all(), rows
     report = api.report("super", root=root, n_boot=10)
     table = pd.read_csv(report.out_dir / "evaluations.csv")
-    assert set(zip(table["source"], table["resolution"])) == {("poisson:id", 32), ("helmholtz:moderate", 16)}
+    where = set(zip(table["source"], table["resolution"], strict=True))
+    assert where == {("poisson:id", 32), ("helmholtz:moderate", 16)}
     assert sorted(table.loc[table["resolution"] == 32, "downstream.n_train"]) == [8, 16]
     assert "evaluations" in report.figures and report.figures["evaluations"].is_file()
     assert "## Scored on other sources and grids" in report.markdown.read_text()
