@@ -127,9 +127,10 @@ def _execute(job: Job, root: Path, folder: Path, device: torch.device,
         if result.status != "ok":
             return metrics  # train() leaves the best weights in the model when it is ok
     metrics.update(task.test_metrics(model, tensors("test", part.n_test, stats), objective, device))
-    if job.evals and current().is_main:  # a sweep's `eval:` sources (harness.sweep.evals)
-        record(folder, [score(job, model, stats, dict(source), seed=dseed, cache=cache, device=device)
-                        for source in job.evals])
+    if job.evals:  # a sweep's `eval:` sources (harness.sweep.evals); every rank scores its share, as in the test
+        rows = [score(job, model, stats, dict(source), seed=dseed, cache=cache, device=device) for source in job.evals]
+        if current().is_main:
+            record(folder, rows)
     return metrics
 
 
