@@ -8,7 +8,8 @@ law, whose exponents and break-even computes join scaling_laws.csv, and every fi
 ``analysis.compute_report``),
 claims.csv (every number a reading may quote: ``analysis.claims``),
 strategies.csv (when the sweep compares pretraining strategies), architectures.csv (when it compares model families:
-``analysis.architectures``), the gallery of predicted and true fields
+``analysis.architectures``), evaluations.csv and its figure (when jobs were scored on other sources or grids:
+``analysis.figures.evaluations``), the gallery of predicted and true fields
 (``analysis.figures.gallery``, from the jobs' best checkpoints), report.html and report.md.
 
 Every file is written atomically (temporary name + rename). Fits depend only on the runs and the seed, so the
@@ -35,6 +36,7 @@ from analysis.compute_report import analyse_compute, compute_blocks, compute_tab
 from analysis.document import to_html, to_markdown
 from analysis.figures import FIGURES, LAW_FIGURES, fit_curves
 from analysis.figures.compute_figures import compute_optimal_figure, error_vs_compute, residuals_figure
+from analysis.figures.evaluations import eval_figure, eval_rows, eval_table
 from analysis.figures.gallery import gallery
 from analysis.figures.pretrain_figure import pretrain_size
 from analysis.figures.strategy import strategy_table
@@ -103,6 +105,9 @@ def build_report(
                 ("compute_optimal", lambda *_: compute_optimal_figure(comp.optimal, no_allocation(comp, laws))),
                 ("residuals", lambda *_: residuals_figure(comp.diagnostics.residuals))]  # fmt: skip
     law_table = pd.concat([laws.table, comp.law_rows], ignore_index=True) if len(comp.law_rows) else laws.table
+    evaluated = eval_rows(sweep_dir, loaded.ok)  # jobs scored on other sources: a figure and a table, when any
+    if not evaluated.empty:
+        drawers.append(("evaluations", partial(eval_figure, rows=evaluated)))
     for name, draw in drawers:
         result = draw(loaded.ok, fits)
         if result.figure is None:
@@ -121,6 +126,7 @@ def build_report(
     families = family_table(loaded.ok, fits, multipliers, laws)
     tables = {"strategies": strategy_table(loaded.ok),
               **({"architectures": families} if families[0] is not None else {}),  # a sweep of one family: none
+              **({"evaluations": eval_table(evaluated)} if not evaluated.empty else {}),
               "multipliers": (multipliers, "") if not multipliers.empty else (None, NO_MULTIPLIERS),
               "scaling_laws": (law_table, "") if not law_table.empty else (None, NO_LAWS),
               "data_transferred": (laws.points, "") if not laws.points.empty else (None, NO_POINTS),

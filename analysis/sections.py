@@ -46,6 +46,8 @@ CAPTIONS = {
     "compute_optimal": "compute-optimal model size P*(C) and its error err*(C) from the joint law, with intervals; "
                        "dotted beyond the sampled sizes or N",
     "residuals": "log residuals of every power-law, joint-law and D_T fit (residuals.csv)",
+    "evaluations": "test error vs N of the trained jobs on other sources and grids (`harness eval`, `eval:`), "
+                   "solid fine-tuned, dashed scratch, largest model, mean over seeds",
     "rollout": "next_step runs: the error of each rolled-out frame vs rollout step, per strategy at each panel's "
                "largest N (mean over seeds, bars: min/max); their test error is that of the whole rollout",
 }  # fmt: skip
@@ -57,6 +59,8 @@ FAMILY_TEXT = (
     "their labels there (gains: over the seeds, a t interval from three seeds on each side, the range over them "
     "with two). Read a difference between families only where their 95 % intervals do not overlap."
 )
+EVAL_TEXT = ("Mean test relative L2 (over seeds: runs) of the trained jobs on each evaluation source and grid "
+             "(`harness eval`, a sweep's `eval:`); resolution above trained_resolution is zero-shot super-resolution.")
 STRATEGY_TITLE = ("Mean test {metric} per pretraining strategy and augmentation (pretraining/downstream where "
                   "both vary; scratch: strategy none), by downstream N")
 INTERVAL_TEXT = (
@@ -148,6 +152,10 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
     if table is not None:  # a sweep of one family says nothing here
         blocks += [Block("heading", "Model families compared"), Block("text", FAMILY_TEXT),
                    Block("table", family_display(table))]
+    table, _ = tables.get("evaluations", (None, ""))
+    if table is not None:  # only where jobs were scored on other sources
+        blocks += [Block("heading", "Scored on other sources and grids"), Block("text", EVAL_TEXT),
+                   Block("table", table)]
     blocks += _holdout(*tables["holdout"])
     table, why = tables["strategies"]
     title = STRATEGY_TITLE.format(metric=METRICS[loaded.metric])

@@ -6,12 +6,13 @@
     harness.status(plan).states                                   # job id -> State
     harness.report(plan).html                                     # fits, figures, report.html
     frame = harness.results(plan)                                 # one row per job (pandas)
+    harness.export("fno-4c1f...", "exported/fno")                 # a trained job as a self-contained folder
+    model = harness.load_model("exported/fno")                    # ... back as a module on physical units
 
 A sweep is named as the commands name it, or by its folder: a ``Plan``, a sweep file (``.yaml``), a sweep name
 under ``root`` (a ``str``), a sweep folder (a ``Path``), or None for the current sweep (the last one expanded under
-``root``). Errors a user can cause raise
-``harness.errors.HarnessError`` with the one line the CLI prints. Heavy packages load only when a function needs
-them, so ``import harness`` stays light.
+``root``). Errors a user can cause raise ``harness.errors.HarnessError`` with the one line the CLI prints. Heavy
+packages load only when a function needs them, so ``import harness`` stays light.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError
 from harness.store import DEFAULT_ROOT, State
 from harness.train import DEFAULT_METRIC
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from analysis.report import ReportResult
     from analysis.suggest_plan import Suggestion
+    from harness.export.physical import PhysicalModel
     from harness.job import Job
     from harness.store.folders import Plan
 
@@ -327,39 +328,47 @@ def dataset(system: str, n: int, out: str | Path, *, shift: str | None = None, r
     ``out``: an .npz file for inspection, or an .h5 data file a sweep reads in the layout ``fmt`` (arrays or
     tl-scaling for steady systems, default arrays; pretraining-pdes for trajectories). ``out`` is a new file
     (with ``force``, one to overwrite). Returns what was written."""
-    from harness import pde
-    from harness.pde.cache import save
-    from harness.pde.steady_dataset import generate
-    from harness.pde.time_dataset import generate_time
-    from harness.store.outputs import new_file
+    from harness.data.generated import write_dataset
 
-    time = system in (*pde.ALL_TIME_SYSTEMS, pde.TIME_MIXED)
-    if nt is not None and not time:
-        raise HarnessError(f"--nt applies to the time-dependent systems ({', '.join(pde.ALL_TIME_SYSTEMS)}, "
-                           f"{pde.TIME_MIXED}), not to {system!r}: drop --nt")
-    out = new_file(Path(out), (".npz", ".h5", ".hdf5"), force, "harness data")
-    grid = {} if resolution is None else {"resolution": resolution}
-    if time:
-        result = generate_time(system, n, shift=shift, seed=seed, **grid, **({} if nt is None else {"nt": nt}))
-        what = f"trajectories of {result.u.shape[1]} frames"
-    else:
-        result = generate(system, n, shift=shift, seed=seed, **grid)
-        what = "samples"
-    if out.suffix in (".h5", ".hdf5"):
-        from harness.data.formats import write_pretraining_pdes, write_samples
-        from harness.data.samples import samples_of
+    return write_dataset(system, n, Path(out), shift=shift, resolution=resolution, nt=nt, seed=seed, fmt=fmt,
+                         force=force)
 
-        steady = what == "samples"
-        fmt = fmt or ("arrays" if steady else "pretraining-pdes")
-        if steady == (fmt == "pretraining-pdes"):
-            fits = "arrays or tl-scaling" if steady else "pretraining-pdes"
-            raise HarnessError(f"--format {fmt} does not hold {system}'s {what}: use --format {fits}")
-        if steady:
-            write_samples(out, samples_of(result), fmt)
-        else:
-            write_pretraining_pdes(out, result.u, result.coef_common, result.t, channels=pde.model_coefs(system))
-        what = f"{what} ({fmt})"
-    else:
-        save(result, out)
-    size = result.meta["resolution"]
-    return f"{out}: {n} {system} {what} at {size}x{size}"
+
+def export(job_id: str, out: str | Path, sweep: Plan | str | Path | None = None, *, root: str | Path = DEFAULT_ROOT,
+           force: bool = False, command: str = "") -> Path:
+    """Write the trained job ``job_id`` as a self-contained folder ``out`` (``harness.export``: weights as
+    safetensors, config, statistics, data source and fingerprint, metrics, model card); ``force`` replaces an
+    ``out`` that exists. Refused before anything is written: an unknown job, one that did not end ok, a pretext
+    pretraining. Returns ``out``."""
+    from harness.export.folder import export_job
+
+    return export_job(*_planned(job_id, sweep, root), Path(out), force=force, command=command)
+
+
+def load_model(folder: str | Path) -> PhysicalModel:
+    """The model ``harness export`` wrote to ``folder``, as a torch module from physical inputs to physical outputs
+    (the normalisation inside it; ``harness.export.physical``), needing nothing but the folder."""
+    from harness.export.physical import load_model as load
+
+    return load(folder)
+
+
+def evaluate(job_id: str, data: str | None = None, sweep: Plan | str | Path | None = None, *,
+             resolution: int | None = None, fmt: str | None = None, root: str | Path = DEFAULT_ROOT) -> dict[str, Any]:
+    """Score the trained job ``job_id`` on another source (``harness.sweep.evals``): ``data`` a system
+    (``helmholtz``, ``helmholtz:moderate``) or a data file (.h5, of format ``fmt``), and/or another grid
+    ``resolution``; the row (its test metrics there) is added to the run folder's eval.parquet and returned. A
+    source the job cannot be scored on is refused before anything is written."""
+    from harness.export.scoring import evaluate_job
+
+    return evaluate_job(*_planned(job_id, sweep, root), data, resolution=resolution, fmt=fmt)
+
+
+def _planned(job_id: str, sweep: Plan | str | Path | None, root: str | Path) -> tuple[Plan, Job]:
+    """The plan of ``sweep`` and its job ``job_id`` (an unknown id raises, naming the sweep)."""
+    from harness.job.trained import find_job
+    from harness.store.folders import read_plan
+
+    plan = read_plan(folder_of(sweep, root))
+    assert plan is not None  # read_plan raises when there is none
+    return plan, find_job(plan.jobs, job_id, plan.sweep)

@@ -305,6 +305,41 @@ def show(job_id: str, sweep: str | None, root: Path, out: Path | None, samples: 
     click.echo(f"wrote {api.show(job_id, sweep, root=root, out=out, samples=samples, force=force)}")
 
 
+@main.command("export")
+@click.argument("job_id")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The folder to write (a new one).")
+@click.option("--sweep", default=None, help="Sweep name or file (default: the current sweep).")
+@ROOT
+@click.option("--force", is_flag=True, help="Replace an --out folder that exists.")
+@friendly
+def export_command(job_id: str, out: Path, sweep: str | None, root: Path, force: bool) -> None:
+    """Write JOB_ID's trained model as a self-contained folder: weights (safetensors), config, normalisation
+    statistics, data source and fingerprint, metrics and a model card; `harness.load_model(OUT)` loads it."""
+    command = " ".join(["harness export", job_id, "--out", str(out), *(["--sweep", sweep] if sweep else []),
+                        "--root", str(root), *(["--force"] if force else [])])
+    click.echo(f"wrote {api.export(job_id, out, sweep, root=root, force=force, command=command)}")
+
+
+@main.command("eval")
+@click.argument("job_id")
+@click.option("--data", default=None, help="SYSTEM, SYSTEM:SHIFT (e.g. helmholtz:moderate) or a data file (.h5); "
+                                           "default the job's own.")
+@click.option("--resolution", type=POSITIVE, default=None,
+              help="Grid to evaluate on (default the job's, or the file's).")
+@click.option("--format", "fmt", type=click.Choice(["arrays", "tl-scaling", "pretraining-pdes", "pdebench-darcy"]),
+              default=None, help="Layout of a --data file (default arrays; pretraining-pdes for trajectories).")
+@click.option("--sweep", default=None, help="Sweep name or file (default: the current sweep).")
+@ROOT
+@friendly
+def eval_command(job_id: str, data: str | None, resolution: int | None, fmt: str | None, sweep: str | None,
+                 root: Path) -> None:
+    """Score JOB_ID's trained model on another system, shift, data file or grid (zero-shot super-resolution);
+    the row goes to its run folder's eval.parquet and into the report."""
+    row = api.evaluate(job_id, data, sweep, resolution=resolution, fmt=fmt, root=root)
+    click.echo(f"{job_id} on {row['source']} at {row['resolution']}x{row['resolution']}: test_rel_l2 "
+               f"{row['test_rel_l2']:.4g}")
+
+
 @main.command("tune-status")
 @SWEEP
 @ROOT

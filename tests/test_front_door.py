@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 import harness
 from harness.errors import HarnessError
@@ -21,7 +22,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "python.md"
 def test_the_python_page_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # its results/ go here
     blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     scope: dict = {}
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -32,6 +33,8 @@ def test_the_python_page_runs_as_written(tmp_path: Path, monkeypatch: pytest.Mon
     assert set(run.states.values()) == {State.OK} and len(run.states) == 5
     assert scope["frame"]["test_rel_l2"].notna().all() and Path(scope["report"].html).is_file()
     assert "notebook: 5 of 5 jobs to run (pretrain 1, finetune 2, scratch 2)" in out.getvalue()
+    assert (Path(scope["folder"]) / "model.safetensors").is_file() and isinstance(scope["model"], torch.nn.Module)
+    assert scope["row"]["resolution"] == 32 and 0 < scope["row"]["test_rel_l2"] < 1e3
 
 
 def test_the_functions_name_a_sweep_as_the_commands_do(tmp_path: Path) -> None:

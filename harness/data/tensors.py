@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from harness.data.samples import Samples
-from harness.train.normalise import make_inputs
+from harness.train.normalise import ArrayLike, make_inputs
 
 
 def _inverse(scales: list[float]) -> torch.Tensor:
@@ -38,12 +38,18 @@ def pick_stats(pretrained: dict[str, Any] | None, train: Samples) -> dict[str, A
     return train.stats
 
 
+def inputs_of(fields: ArrayLike, coefficients: ArrayLike, stats: dict[str, Any], normalise: str) -> torch.Tensor:
+    """Model inputs (n, F + K, R, R) float32 of fields (n, F, R, R) and coefficients (n, K) in physical units,
+    normalised with ``stats`` by the ``normalise`` rule (``instance`` or ``channel``; the module docstring)."""
+    if normalise == "instance":
+        return make_inputs(fields[:, 0], coefficients, stats)
+    fields = torch.as_tensor(fields, dtype=torch.float32) * _inverse(stats["field_scale"])[:, None, None]
+    k = torch.as_tensor(coefficients, dtype=torch.float32) * _inverse(stats["coef_scale"])
+    n, _, r1, r2 = fields.shape
+    return torch.cat([fields, k[:, :, None, None].expand(n, k.shape[1], r1, r2)], dim=1)
+
+
 def to_tensors(samples: Samples, stats: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     """Model inputs (n, F + K, R, R) and targets (n, T, R, R), float32, normalised with ``stats``."""
     targets = torch.as_tensor(np.asarray(samples.targets), dtype=torch.float32)
-    if samples.normalise == "instance":
-        return make_inputs(samples.fields[:, 0], samples.coefficients, stats), targets
-    fields = torch.as_tensor(samples.fields, dtype=torch.float32) * _inverse(stats["field_scale"])[:, None, None]
-    k = torch.as_tensor(samples.coefficients, dtype=torch.float32) * _inverse(stats["coef_scale"])
-    n, _, r1, r2 = fields.shape
-    return torch.cat([fields, k[:, :, None, None].expand(n, k.shape[1], r1, r2)], dim=1), targets
+    return inputs_of(samples.fields, samples.coefficients, stats, samples.normalise), targets

@@ -252,9 +252,10 @@ class Point(Record):
 class Job:
     """One job of a plan: its id (``harness.sweep.expand.job_id``: a hash of its stage and config), stage, sweep,
     config, the pretraining it depends on, the matrix point it came from ({dotted key: value}, as the sweep file
-    wrote it), and how it runs, which is not in its id: ``resources`` and ``stream`` (None: the defaults) and a
-    trial's ``tune_storage``. ``unwritten``: the config's dotted keys a plan written by an older harness did not
-    hold; they take their defaults here and stay out of ``to_dict``, so that plan reads back byte for byte."""
+    wrote it), and how it runs, which is not in its id: ``resources`` and ``stream`` (None: the defaults), a
+    trial's ``tune_storage`` and the sources ``evals`` it is scored on after training (a sweep's `eval:`).
+    ``unwritten``: the config's dotted keys a plan written by an older harness did not hold; they take their
+    defaults here and stay out of ``to_dict``, so that plan reads back byte for byte."""
 
     id: str
     stage: Stage
@@ -265,6 +266,7 @@ class Job:
     tune_storage: str | None = None  # a trial's optuna storage (None: the sweep's journal file)
     resources: Resources | None = None
     stream: StreamConfig | None = None
+    evals: tuple[Mapping[str, Any], ...] | None = None  # a sweep's `eval:` sources, checked (harness.sweep.evals)
     unwritten: frozenset[str] = dataclasses.field(default=frozenset(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -310,6 +312,8 @@ class Job:
             out["resources"] = self.resources.to_dict()
         if self.stream is not None:
             out["stream"] = self.stream.to_dict()
+        if self.evals is not None:
+            out["evals"] = [dict(source) for source in self.evals]
         return out
 
     @classmethod
@@ -325,6 +329,6 @@ class Job:
                        point=data.get("point", {}), tune_storage=data.get("tune_storage"),
                        resources=Resources.from_dict(data["resources"]) if "resources" in data else None,
                        stream=StreamConfig.from_dict(data["stream"]) if "stream" in data else None,
-                       unwritten=frozenset(missing))
+                       evals=tuple(data["evals"]) if "evals" in data else None, unwritten=frozenset(missing))
         except (KeyError, TypeError, ValueError) as exc:
             raise HarnessError(f"job {data.get('id')}: {type(exc).__name__}: {exc}") from None

@@ -28,6 +28,7 @@ import torch
 from harness import pde
 from harness.errors import HarnessError
 from harness.job import Job, TrainConfig
+from harness.job.evaluate import record, score
 from harness.job.hooks import hold_hook
 from harness.job.process import keep_freed_memory
 from harness.job.trial import Pruned, TrialRun
@@ -126,6 +127,10 @@ def _execute(job: Job, root: Path, folder: Path, device: torch.device,
         if result.status != "ok":
             return metrics  # train() leaves the best weights in the model when it is ok
     metrics.update(task.test_metrics(model, tensors("test", part.n_test, stats), objective, device))
+    if job.evals:  # a sweep's `eval:` sources (harness.sweep.evals); every rank scores its share, as in the test
+        rows = [score(job, model, stats, dict(source), seed=dseed, cache=cache, device=device) for source in job.evals]
+        if current().is_main:
+            record(folder, rows)
     return metrics
 
 

@@ -170,6 +170,18 @@ def _cached(path: Path, split: str, make: Callable[[], PDEData | TimeData],
     return data
 
 
+def time_split_path(system: str, split: str, n: int, *, shift: str | Mapping[str, object] | None = None,
+                    resolution: int = DEFAULT_RESOLUTION, nt: int = DEFAULT_FRAMES,
+                    horizon: float = DEFAULT_HORIZON, refine: int = DEFAULT_REFINE, seed: int = 0,
+                    cache_dir: str | os.PathLike | None = None) -> Path:
+    """The cache file of a :func:`load_time_split` request (which may not exist yet)."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+    request = time_request(system, shift, n, resolution, nt, horizon, refine, seed, np.float32)
+    request.update(seed=split_seed(request["seed"], split), split=split)
+    return resolve_cache_dir(cache_dir) / f"{system}-{split}-n{n}-r{resolution}-t{nt}-{cache_key(request)}.npz"
+
+
 def load_time_split(system: str, split: str, n: int, *, shift: str | Mapping[str, object] | None = None,
                     resolution: int = DEFAULT_RESOLUTION, nt: int = DEFAULT_FRAMES,
                     horizon: float = DEFAULT_HORIZON, refine: int = DEFAULT_REFINE, seed: int = 0,
@@ -179,12 +191,10 @@ def load_time_split(system: str, split: str, n: int, *, shift: str | Mapping[str
     training split carries ``stats`` (:func:`compute_time_stats`). The cache key is the canonical request
     (system, ranges, n, resolution, nt, horizon, refine where Burgers or Navier-Stokes is solved, split seed,
     dtype, generator version). A solve that fails raises DataError and writes nothing."""
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
-    request = time_request(system, shift, n, resolution, nt, horizon, refine, seed, np.float32)
-    data_seed = split_seed(request["seed"], split)
-    request.update(seed=data_seed, split=split)
-    path = resolve_cache_dir(cache_dir) / f"{system}-{split}-n{n}-r{resolution}-t{nt}-{cache_key(request)}.npz"
+    path = time_split_path(system, split, n, shift=shift, resolution=resolution, nt=nt, horizon=horizon,
+                           refine=refine, seed=seed, cache_dir=cache_dir)
+    data_seed = split_seed(time_request(system, shift, n, resolution, nt, horizon, refine, seed, np.float32)["seed"],
+                           split)
 
     def make() -> TimeData:
         return generate_time(system, n, shift=shift, resolution=resolution, nt=nt, horizon=horizon, refine=refine,

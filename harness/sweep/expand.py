@@ -24,6 +24,7 @@ from harness.pde import LAYOUT_VERSION
 from harness.store import Stage
 from harness.sweep.checks import Bounds, check_point, resolve_data
 from harness.sweep.dotted import copy_tree, set_dotted
+from harness.sweep.evals import with_evals
 from harness.sweep.families import resolve_family
 from harness.sweep.spec import MAX_JOBS, Sweep
 from harness.sweep.tune import for_stage, trial_configs
@@ -160,6 +161,7 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None,
                                      resources=res if res != Resources() else None,
                                      stream=config.stream if config.stream != StreamConfig() and
                                      stage != "zeroshot" else None)
+                    table[jid] = with_evals(table[jid], sweep, cache_dir)
     if not downstream and not pretrain:
         raise SweepError(f"{sweep.path}: every point was excluded; loosen `exclude`")
     return [*pretrain.values(), *downstream.values()]

@@ -49,6 +49,18 @@ def frames_at(x: torch.Tensor, start: torch.Tensor, length: int) -> torch.Tensor
     return x.gather(1, index[:, :, None, None].expand(-1, -1, *x.shape[-2:]))
 
 
+def scaled(coefs: torch.Tensor, scale: Sequence[float]) -> torch.Tensor:
+    """Coefficients (B, C) each divided by its ``scale``."""
+    return coefs / torch.tensor(scale, dtype=coefs.dtype, device=coefs.device)
+
+
+def window_inputs(frames: torch.Tensor, coefs: torch.Tensor, scale: Sequence[float]) -> torch.Tensor:
+    """A model input: ``frames`` (B, window, R, R), then each coefficient of ``coefs`` (B, C) divided by its
+    ``scale`` as a channel."""
+    channels = scaled(coefs, scale)
+    return torch.cat([frames, channels[:, :, None, None].expand(-1, -1, *frames.shape[-2:]).to(frames.dtype)], 1)
+
+
 class Trajectories(Pretraining):
     """An objective on batches (x = u (B, nt, R, R), y = coefficients (B, C) in ``channels`` order) of
     trajectories, whose model takes ``window`` frames and the coefficient channels; see the module docstring."""
@@ -65,12 +77,11 @@ class Trajectories(Pretraining):
 
     def scaled(self, coefs: torch.Tensor) -> torch.Tensor:
         """Each coefficient divided by its scale (``COEF_SCALES``)."""
-        return coefs / torch.tensor(self.scale, dtype=coefs.dtype, device=coefs.device)
+        return scaled(coefs, self.scale)
 
     def inputs(self, frames: torch.Tensor, coefs: torch.Tensor) -> torch.Tensor:
         """The model input: ``frames`` (B, window, R, R), then each coefficient / its scale as a channel."""
-        scaled = self.scaled(coefs)
-        return torch.cat([frames, scaled[:, :, None, None].expand(-1, -1, *frames.shape[-2:]).to(frames.dtype)], 1)
+        return window_inputs(frames, coefs, self.scale)
 
     def random_window(self, x: torch.Tensor, length: int, generator: torch.Generator) -> torch.Tensor:
         """``length`` consecutive frames of each trajectory from a start drawn uniformly: (B, length, R, R)."""

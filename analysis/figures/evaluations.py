@@ -1,0 +1,70 @@
+"""The jobs scored on other sources (`harness eval`, a sweep's `eval:`; ``harness.sweep.evals``): their rows, a table
+and a figure of test error vs N per evaluation source.
+
+Each run folder's ``eval.parquet`` holds one row per (source, resolution) the job was scored on; the rows are
+joined to the ok runs (stage, N, model size). The figure: one panel per downstream system and shift of the
+trained jobs, x the downstream N, y the mean test relative L2 over seeds at the largest model, one colour per
+evaluation source and grid (the jobs' own test split first, as "own test"), solid fine-tuned, dashed scratch;
+zero-shot jobs (no N) are in the table only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.curves import DOWNSTREAM, ERR, PANEL, N, ordered_panels
+from analysis.figures.style import STAGE_LABELS, FigureResult, panel_grid, paper_style, ramp
+
+EVAL_ROWS = "eval.parquet"  # harness.job.evaluate's, per run folder
+OWN = "own test"
+NO_EVALS = "no job was scored on another source (`harness eval`, or a sweep's `eval:`)"
+STYLES = {"finetune": "-", "scratch": "--"}
+
+
+def eval_rows(sweep_dir: Path, runs: pd.DataFrame) -> pd.DataFrame:
+    """Every eval row of the ok downstream ``runs``, with their stage, system, shift, N and parameter count, and
+    ``where``: the source and its grid (``helmholtz:moderate @ 32``)."""
+    frames = [pd.read_parquet(path) for path in sorted(Path(sweep_dir).glob(f"runs/*/{EVAL_ROWS}"))]
+    if not frames or runs.empty:
+        return pd.DataFrame()
+    rows = pd.concat(frames, ignore_index=True)
+    keep = ["id", "stage", *PANEL, N, "n_params"]
+    rows = rows.merge(runs[[c for c in keep if c in runs]], on="id", how="inner")
+    rows = rows[rows["stage"].isin(DOWNSTREAM)]
+    return rows.assign(where=rows["source"] + " @ " + rows["resolution"].astype(str)).reset_index(drop=True)
+
+
+def eval_table(rows: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
+    """Mean test error per trained system and shift, stage, evaluation source and grid, and N (over seeds)."""
+    if rows.empty:
+        return None, NO_EVALS
+    keys = [*PANEL, "stage", "source", "resolution", "trained_resolution", N]
+    table = rows.groupby(keys, dropna=False, sort=True)[ERR].agg(["mean", "count"]).reset_index()
+    return table.rename(columns={"mean": ERR, "count": "runs", PANEL[0]: "system", PANEL[1]: "shift"}), ""
+
+
+@paper_style
+def eval_figure(runs: pd.DataFrame, fits: object = None, *, rows: pd.DataFrame) -> FigureResult:
+    """Test error vs N per evaluation source (module docstring)."""
+    rows = rows[rows[N].notna()] if not rows.empty else rows
+    if rows.empty:
+        return FigureResult(None, NO_EVALS)
+    own = runs[runs["stage"].isin(STYLES) & runs["id"].isin(rows["id"])].assign(where=OWN)
+    both = pd.concat([own, rows[rows["stage"].isin(STYLES)]], ignore_index=True)
+    names = [OWN, *sorted(set(both["where"]) - {OWN})]
+    colors = dict(zip(names, ramp("colorblind", len(names)), strict=True))
+    panels = ordered_panels(both)
+    titles = [f"trained on {system}, shift {shift}" for system, shift in panels]
+    fig, axes = panel_grid(titles, "test error vs N on other sources and grids (largest model, mean over seeds)")
+    for ax, (system, shift) in zip(axes, panels, strict=True):
+        sub = both[(both[PANEL[0]] == system) & (both[PANEL[1]] == shift)]
+        sub = sub[sub["n_params"] == sub["n_params"].max()]
+        for (where, stage), line in sub.groupby(["where", "stage"], sort=False):
+            mean = line.groupby(N)[ERR].mean()
+            ax.plot(mean.index, mean.values, STYLES[stage], marker="o", color=colors[where],
+                    label=f"{where}, {STAGE_LABELS[stage]}")
+        ax.set(xlabel="N (downstream training samples)", ylabel="test relative L2")
+        ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return FigureResult(fig)
