@@ -9,9 +9,10 @@ validation error ("diverged") or after ``patience`` evaluations without improvem
 or requeued job resumes where it stopped, bit for bit. Zero-shot is ``evaluate`` of a pretrained model;
 fine-tuning is ``load_weights`` then ``train`` (fresh optimiser and schedule).
 
-``train`` is the loop itself; its steps are functions of one model's ``Setup`` and ``LoopState``
-(``harness.train.state``), so that another loop can reuse them: ``set_up``, ``resume`` (from ``last.pt``),
-``advance`` (one optimiser step on the next batch), ``validate``, ``save_last`` and ``keep_best``.
+``train`` is the loop itself; its steps are functions of one model's ``Run`` (``Setup`` and ``LoopState``,
+``harness.train.state``), so that another loop (``harness.train.fused``: several models in one program) reuses
+them: ``start`` (``set_up``, ``resume`` from ``last.pt``), ``first_evaluation``, ``advance`` (``train_step`` on
+``next_batch``), ``end_step`` (``validate``, ``save_last``) and ``finish`` (``keep_best``).
 
 What is learnt is an ``Objective`` (``harness.train.objective``): the default is supervised learning of the
 solution (``train.loss``: sum of squared errors by default; relative L2 metric); pretext tasks
@@ -42,7 +43,7 @@ from harness.train.checkpoint import load, save_atomic
 from harness.train.distributed import current
 from harness.train.objective import SUPERVISED, Objective
 from harness.train.signals import held_signals
-from harness.train.state import LoopState, Setup
+from harness.train.state import LoopState, Run, Setup
 
 # Seeds the random parts of an objective's view (e.g. masks) during evaluation: the same every epoch.
 EVAL_SEED = 0
@@ -216,9 +217,11 @@ def resume(path: Path, setup: Setup) -> LoopState:
     return LoopState.from_dict(ckpt["loop"], setup.device, setup.ranks)
 
 
-def advance(state: LoopState, setup: Setup, x_train: torch.Tensor, y_train: torch.Tensor) -> None:
-    """One step of the run: the next batch of the epoch's shuffled order (a new order when the epoch is through),
-    augmented and viewed through the objective, this rank's share of it trained on (``train_step``)."""
+def next_batch(state: LoopState, setup: Setup, x_train: torch.Tensor,
+               y_train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Objective, int]:
+    """The run's next training batch, with this step's learning rate set: the next indices of the epoch's shuffled
+    order (a new order when the epoch is through), augmented and viewed through the objective, this rank's share of
+    it. Returns (inputs, target, the objective to train it with, samples in the global batch)."""
     s, n_train = setup, x_train.shape[0]
     s.model.train()
     if state.order is None or state.pos >= n_train:
@@ -232,10 +235,21 @@ def advance(state: LoopState, setup: Setup, x_train: torch.Tensor, y_train: torc
         inputs, target = s.augment(inputs, target, s.generator)
     inputs, target = s.objective.train_view(s.forward, inputs, target, s.generator)
     inputs, target, mine = s.ranks.share(inputs, target, s.objective)  # this rank's part (all of it alone)
-    loss = train_step(s.forward, s.optimizer, inputs, target, objective=mine, use_bf16=s.use_bf16)
-    state.loss_sum += loss * (idx.numel() / s.ranks.world)
-    state.loss_count += idx.numel()
+    return inputs, target, mine, idx.numel()
+
+
+def count_step(state: LoopState, setup: Setup, loss: torch.Tensor, samples: int) -> None:
+    """Book a step taken on ``samples`` samples with (detached) ``loss``."""
+    state.loss_sum += loss * (samples / setup.ranks.world)
+    state.loss_count += samples
     state.step += 1
+
+
+def advance(state: LoopState, setup: Setup, x_train: torch.Tensor, y_train: torch.Tensor) -> None:
+    """One step of the run: ``train_step`` on ``next_batch``."""
+    inputs, target, objective, samples = next_batch(state, setup, x_train, y_train)
+    loss = train_step(setup.forward, setup.optimizer, inputs, target, objective=objective, use_bf16=setup.use_bf16)
+    count_step(state, setup, loss, samples)
 
 
 def validate(state: LoopState, setup: Setup, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
@@ -286,6 +300,57 @@ def keep_best(state: LoopState, setup: Setup, path: Path) -> None:
                      "val_rel_l2": state.best_val}, path)
 
 
+def start(model: nn.Module, train_xy: tuple[torch.Tensor, torch.Tensor], val_xy: tuple[torch.Tensor, torch.Tensor],
+          cfg: TrainConfig, *, seed: int, device: torch.device | str, workdir: Path | str,
+          on_eval: Callable[[dict[str, float]], None] | None = None, objective: Objective = SUPERVISED) -> Run:
+    """The set-up of ``train``: data on the device, budget, optimiser, precision; the state of ``last.pt`` when it
+    exists, else a fresh one. Call ``first_evaluation`` next (under ``held_signals``)."""
+    device, workdir = torch.device(device), Path(workdir)
+    x_train, y_train = (t.to(device) for t in train_xy)
+    x_val, y_val = (t.to(device) for t in val_xy)
+    setup = set_up(model, cfg, x_train.shape[0], seed=seed, device=device, objective=objective)
+    last = workdir / "last.pt"
+    state = resume(last, setup) if last.exists() else LoopState(loss_sum=torch.zeros((), device=device))
+    return Run(setup, state, (x_train, y_train), (x_val, y_val), workdir, on_eval)
+
+
+def first_evaluation(run: Run) -> None:
+    """Score the initial weights (unless the run resumed past them) and start the checkpoint clock."""
+    if not run.state.rows:
+        validate(run.state, run.setup, *run.val_xy)
+        if run.on_eval is not None:
+            run.on_eval(run.state.rows[-1])
+    run.saved = time.monotonic()
+
+
+def end_step(run: Run, stop_pending: bool) -> bool:
+    """After a step: the evaluation when one is due, ``last.pt`` when due (the cadence, the end, a stop, or a held
+    signal: ``stop_pending``), then the evaluation hook. Returns whether ``last.pt`` was written."""
+    state, setup = run.state, run.setup
+    evaluated = state.step % setup.budget.eval_every == 0 or state.step == setup.budget.total_steps
+    if evaluated:
+        validate(state, setup, *run.val_xy)
+    # every rank checkpoints together (collectives inside); only a signal or the clock can differ by rank
+    due = stop_pending or time.monotonic() - run.saved >= setup.cfg.checkpoint_every_s
+    written = (evaluated and state.done) or state.step == setup.budget.total_steps or setup.ranks.any(due,
+                                                                                                      setup.device)
+    if written:
+        save_last(state, setup, run.workdir / "last.pt")
+        run.saved = time.monotonic()
+    if evaluated and run.on_eval is not None:
+        run.on_eval(state.rows[-1])
+    return written
+
+
+def finish(run: Run) -> TrainResult:
+    """The best weights into the model and ``best.pt``; the run's result."""
+    state, budget = run.state, run.setup.budget
+    keep_best(state, run.setup, run.workdir / "best.pt")
+    return TrainResult(status=state.status, best_val_rel_l2=state.best_val, best_step=state.best_step,
+                       steps_run=state.step, epochs_run=state.step / budget.steps_per_epoch, rows=list(state.rows),
+                       error=state.error)
+
+
 def train(
     model: nn.Module,
     train_xy: tuple[torch.Tensor, torch.Tensor],
@@ -317,40 +382,12 @@ def train(
     (neither when no evaluation was finite). A non-finite training loss or validation error ends the run
     with status "diverged" instead of raising; ``patience`` counts evaluations without improvement.
     """
-    # -- set-up: data on the device, budget, optimiser, precision
-    device, workdir = torch.device(device), Path(workdir)
-    x_train, y_train = (t.to(device) for t in train_xy)
-    x_val, y_val = (t.to(device) for t in val_xy)
-    setup = set_up(model, cfg, x_train.shape[0], seed=seed, device=device, objective=objective)
-    budget, ranks, last_path = setup.budget, setup.ranks, workdir / "last.pt"
-
-    # -- init or resume
-    state = resume(last_path, setup) if last_path.exists() else LoopState(loss_sum=torch.zeros((), device=device))
-
-    # -- the loop: shuffled batches, an evaluation every `eval_every` steps, a checkpoint when due
+    run = start(model, train_xy, val_xy, cfg, seed=seed, device=device, workdir=workdir, on_eval=on_eval,
+                objective=objective)
     with held_signals() as stop:
-        if not state.rows:
-            validate(state, setup, x_val, y_val)
-            if on_eval is not None:
-                on_eval(state.rows[-1])
-        saved = time.monotonic()
-        while state.step < budget.total_steps and not state.done:
-            advance(state, setup, x_train, y_train)
-            evaluated = state.step % budget.eval_every == 0 or state.step == budget.total_steps
-            if evaluated:
-                validate(state, setup, x_val, y_val)
-            # every rank checkpoints together (collectives inside); only a signal or the clock can differ by rank
-            due = stop.pending or time.monotonic() - saved >= cfg.checkpoint_every_s
-            if (evaluated and state.done) or state.step == budget.total_steps or ranks.any(due, device):
-                save_last(state, setup, last_path)
-                saved = time.monotonic()
-                if stop.pending:
-                    stop.hand_on()  # after the checkpoint: the earlier handler may end or requeue the job
-            if evaluated and on_eval is not None:
-                on_eval(state.rows[-1])
-
-    # -- finish: best weights into the model and best.pt
-    keep_best(state, setup, workdir / "best.pt")
-    return TrainResult(status=state.status, best_val_rel_l2=state.best_val, best_step=state.best_step,
-                       steps_run=state.step, epochs_run=state.step / budget.steps_per_epoch, rows=list(state.rows),
-                       error=state.error)
+        first_evaluation(run)
+        while not run.over:
+            advance(run.state, run.setup, *run.train_xy)
+            if end_step(run, stop.pending) and stop.pending:
+                stop.hand_on()  # after the checkpoint: the earlier handler may end or requeue the job
+    return finish(run)
