@@ -1,7 +1,8 @@
 """The sweep file: read, parsed and validated into a `Sweep`.
 
 A sweep file is YAML with `name`, `base`, `matrix`, `zip`, `exclude`, `include`, `slurm` (that backend's
-resources), `tune` and `track` (experiment trackers, `harness.track.settings`). Every key and value is checked
+resources), `tune`, `track` (experiment trackers, `harness.track.settings`) and `pack` (fused training,
+`harness.sweep.pack`). Every key and value is checked
 against the schema (`harness.sweep.schema`) before anything runs; errors name the file, the key, the line where
 the YAML parser gives it, and the fix. What holds between keys at each matrix point is checked when the points
 are expanded (`harness.sweep.checks`).
@@ -18,14 +19,16 @@ import yaml
 
 from harness.backends import SlurmResources, SlurmSettingError
 from harness.errors import SweepError
+from harness.job import Pack
 from harness.store import PLAIN_NAME
 from harness.sweep.dotted import flatten, set_dotted
+from harness.sweep.pack import parse_pack
 from harness.sweep.schema import DATA_KEYS, DEFAULTS, Where, check_key, check_value, suggest
 from harness.sweep.trackers import parse_track
 from harness.sweep.tune import parse_tune
 from harness.sweep.yamlload import compose_sweep_file
 
-TOP_KEYS = ("name", "description", "base", "matrix", "zip", "exclude", "include", "slurm", "tune", "track")
+TOP_KEYS = ("name", "description", "base", "matrix", "zip", "exclude", "include", "slurm", "tune", "track", "pack")
 MAX_JOBS = 100_000
 
 
@@ -44,6 +47,7 @@ class Sweep:
     raw: dict[str, Any] = field(repr=False)
     tune: dict[str, Any] | None = None
     track: dict[str, dict[str, str]] = field(default_factory=dict)  # tracker name -> options
+    pack: Pack | None = None  # fused training (harness.sweep.pack); None: off
     lines: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
@@ -156,7 +160,7 @@ def parse_sweep(data: dict[str, Any], lines: dict[str, int], path: str = "<sweep
                  include=_check_assignments(data.get("include"), "include", None, where),
                  slurm=_parse_slurm(data.get("slurm") or {}, where), raw=data,
                  tune=parse_tune(data.get("tune"), where), track=parse_track(data.get("track"), where),
-                 lines=lines)
+                 pack=parse_pack(data.get("pack"), where), lines=lines)
 
 
 def _parse_base(base: Any, where: Where) -> dict[str, Any]:

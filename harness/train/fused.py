@@ -16,9 +16,10 @@ Stacking rather than ``stack_module_state`` once: each run keeps its own ``nn.Mo
 checkpoint is a plain run's and the optimisers need no batched learning rate. The copy it costs per step is
 that of the parameters (17K-264K floats per job in the reference study), small beside a batch's activations.
 
-What cannot be fused is refused at expand (``harness.sweep.pack``): several ranks, tuning trials, families with
-modules vmap cannot batch (``FUSABLE_ARCHS``). Runs whose batch shapes differ at a step (the last, partial batch
-of an epoch at another N) take that step alone.
+Every model family is served (the FNO's own autograd functions have vmap rules, ``harness.models.fno``); what
+cannot be fused is refused at expand (``harness.sweep.pack``): several ranks, tuning trials. Runs whose batch
+shapes differ at a step (the last, partial batch of an epoch at another N) take that step alone. ``compile`` is
+not applied to the fused forward.
 """
 
 from __future__ import annotations
