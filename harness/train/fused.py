@@ -70,7 +70,7 @@ def fused_step(runs: list[Run], batches: list[tuple[torch.Tensor, torch.Tensor, 
     return [loss.detach() for loss in losses]
 
 
-def _step(runs: list[Run]) -> None:
+def step_group(runs: list[Run]) -> None:
     """One step of every run given: fused over the runs whose batches share a shape, alone for the others."""
     batches = {}
     sizes = {}
@@ -100,7 +100,7 @@ def train_group(runs: list[Run]) -> list[TrainResult]:
         for run in runs:
             first_evaluation(run)
         while active := [run for run in runs if not run.over]:
-            _step(active)
+            step_group(active)
             written = [end_step(run, stop.pending) for run in active]
             if any(written) and stop.pending:
                 stop.hand_on()  # after every run's checkpoint: the earlier handler may end or requeue the job
