@@ -156,7 +156,7 @@ def _train_fused(attempts: list[_Attempt]) -> None:
     """Train the attempts' requests as one group (those whose set-up or resume fails leave it first)."""
     runs = []
     for a in attempts:
-        with a._recording():
+        with a.recording():
             runs.append((a, start(**a.request)))
     try:
         results = train_group([run for _, run in runs])
@@ -184,7 +184,7 @@ class _Attempt:
         self.metrics: dict[str, Any] = {}
         self.execution: Generator[dict[str, Any], TrainResult, dict[str, Any]] | None = None
         self.job = job
-        with self._recording():
+        with self.recording():
             if job.config.tune is not None:  # a trial job: its optuna trial picks the train settings
                 self.trial = TrialRun(job, self.sweep_path)
                 tuned = self.trial.apply(job.config.train)
@@ -193,7 +193,7 @@ class _Attempt:
             self.execution = _execute(self.job, root, self.folder, self.device, on_eval)
 
     @contextlib.contextmanager
-    def _recording(self) -> Iterator[None]:
+    def recording(self) -> Iterator[None]:
         """Record what the job raises in its metrics (and ``error.txt``): one bad job must not stop a sweep."""
         try:
             yield
@@ -209,7 +209,7 @@ class _Attempt:
         self.request = None
         if self.execution is None:
             return
-        with self._recording():
+        with self.recording():
             try:
                 self.request = self.execution.send(result) if result is not None else next(self.execution)
             except StopIteration as end:
@@ -218,7 +218,7 @@ class _Attempt:
 
     def fail(self, exc: BaseException) -> None:
         """Record a failure of the job's training that happened outside it (a fused group's)."""
-        with self._recording():
+        with self.recording():
             raise exc
 
     def summary(self) -> dict[str, Any]:
@@ -251,8 +251,9 @@ def run_job(job: Job, root: Path | str, *, on_eval: EvalHook | None = None) -> d
 
 def run_group(jobs: list[Job], root: Path | str, *,
               hooks: Callable[[Job], EvalHook | None] | None = None) -> list[dict[str, Any]]:
-    """Run jobs of one model shape (``harness.sweep.pack``) as one fused training (``harness.train.fused``) and
-    write each one's results as ``run_job`` would; returns their summary rows, in order. Each job's data, model,
+    """Run jobs of one model shape (``harness.job.fusable``) as one fused training (``harness.train.fused``; one job
+    trains alone, by ``train``) and write each one's results as ``run_job`` would; returns their summary rows, in
+    order. Each job's data, model,
     evaluations, checkpoints and tests are its own; a job that fails before its training leaves the group, one
     whose training ends early leaves it then; a failure of the fused training itself fails the jobs in it (their
     checkpoints let a resubmission resume them). ``hooks``: each job's evaluation hook, as ``run_job``'s ``on_eval``."""
@@ -269,7 +270,7 @@ def run_group(jobs: list[Job], root: Path | str, *,
     training = [a for a in attempts.values() if a.request is not None]
     if len(training) == 1:
         (one,) = training
-        with one._recording():
+        with one.recording():
             one.advance(train(**one.request))
     elif training:
         _train_fused(training)
