@@ -1,14 +1,16 @@
 """Fused jobs end to end (`pack:`, harness.job.run.run_group): a sweep's jobs of one shape trained as one program
 by a real `harness submit` give each job the results it gets alone, also after the group's worker is killed
-mid-training and the sweep resubmitted; expand refuses what cannot be fused in one line. Equal: each job's
-validation and test errors within a relative 1e-5 (float32 rounding of the batched kernels, see
-tests/train/test_fused.py)."""
+mid-training and the sweep resubmitted, and so do pretext pretrainings (run_group in this process); expand
+refuses what cannot be fused in one line. Equal: each job's validation and test errors within a relative 1e-5
+(float32 rounding of the batched kernels, see tests/train/test_fused.py)."""
 
 import os
 import signal
 
 import pytest
 
+from harness.job.fusable import fused_groups
+from harness.job.run import run_group, run_job
 from harness.store.folders import load_plan, run_dir
 from harness.sweep.expand import expand
 from harness.sweep.spec import load_sweep
@@ -98,3 +100,19 @@ def test_pack_is_off_unless_given_and_never_in_an_id(tmp_path):
     assert [j.id for j in plain] == [j.id for j in packed]
     assert all(j.pack is None and "pack" not in j.to_dict() for j in plain)
     assert all(j.pack is not None and j.to_dict()["pack"] == {"mode": "fused", "group": 4} for j in packed)
+
+
+@pytest.mark.parametrize("strategy", ["masked", "coefficient"])
+def test_pretext_pretrainings_fused_equal_their_runs_alone(tmp_path, strategy):
+    # a pretext strategy's own view (masks drawn from each job's generator) and head (a pooled head: coefficient)
+    base = {**TINY["base"], "model": {"width": 8, "modes": 4},
+            "pretrain": {**TINY["base"]["pretrain"], "strategy": strategy,
+                         "train": {"steps": 6, "batch_size": 8, "lr": 3.0e-3, "eval_every": 2}}}
+    spec = {"name": "pretext", "base": base, "matrix": {"pretrain.seed": [0, 1, 2]}, "pack": {"group": 4}}
+    jobs = [j for j in expand(load_sweep(write_sweep(tmp_path, spec))) if str(j.stage) == "pretrain"]
+    assert [len(g) for g in fused_groups(jobs)] == [3]
+    alone = [run_job(job, tmp_path / "alone") for job in jobs]
+    fused = run_group(jobs, tmp_path / "fused")
+    assert [s["status"] for s in fused] == ["ok"] * 3 and any(s["best_step"] > 0 for s in alone)
+    for column in ("best_val_rel_l2", "test_rel_l2"):
+        assert [s[column] for s in fused] == pytest.approx([s[column] for s in alone], rel=1e-5)
