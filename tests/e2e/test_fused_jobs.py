@@ -102,6 +102,17 @@ def test_pack_is_off_unless_given_and_never_in_an_id(tmp_path):
     assert all(j.pack is not None and j.to_dict()["pack"] == {"mode": "fused", "group": 4} for j in packed)
 
 
+def assert_fused_equals_alone(tmp_path, spec, stage):
+    """The ``stage`` jobs of ``spec`` (one group) run alone and fused in this process give equal results."""
+    jobs = [j for j in expand(load_sweep(write_sweep(tmp_path, spec))) if str(j.stage) == stage]
+    assert [len(g) for g in fused_groups(jobs)] == [3]
+    alone = [run_job(job, tmp_path / "alone") for job in jobs]
+    fused = run_group(jobs, tmp_path / "fused")
+    assert [s["status"] for s in fused] == ["ok"] * 3 and any(s["best_step"] > 0 for s in alone)
+    for column in ("best_val_rel_l2", "test_rel_l2"):
+        assert [s[column] for s in fused] == pytest.approx([s[column] for s in alone], rel=1e-5)
+
+
 @pytest.mark.parametrize("strategy", ["masked", "coefficient"])
 def test_pretext_pretrainings_fused_equal_their_runs_alone(tmp_path, strategy):
     # a pretext strategy's own view (masks drawn from each job's generator) and head (a pooled head: coefficient)
@@ -109,10 +120,13 @@ def test_pretext_pretrainings_fused_equal_their_runs_alone(tmp_path, strategy):
             "pretrain": {**TINY["base"]["pretrain"], "strategy": strategy,
                          "train": {"steps": 6, "batch_size": 8, "lr": 3.0e-3, "eval_every": 2}}}
     spec = {"name": "pretext", "base": base, "matrix": {"pretrain.seed": [0, 1, 2]}, "pack": {"group": 4}}
-    jobs = [j for j in expand(load_sweep(write_sweep(tmp_path, spec))) if str(j.stage) == "pretrain"]
-    assert [len(g) for g in fused_groups(jobs)] == [3]
-    alone = [run_job(job, tmp_path / "alone") for job in jobs]
-    fused = run_group(jobs, tmp_path / "fused")
-    assert [s["status"] for s in fused] == ["ok"] * 3 and any(s["best_step"] > 0 for s in alone)
-    for column in ("best_val_rel_l2", "test_rel_l2"):
-        assert [s[column] for s in fused] == pytest.approx([s[column] for s in alone], rel=1e-5)
+    assert_fused_equals_alone(tmp_path, spec, "pretrain")
+
+
+def test_next_step_jobs_with_pushforward_fused_equal_their_runs_alone(tmp_path):
+    # the objective's training view runs each job's own model (one pushforward step) before the fused step
+    base = {"task": "next_step", "unroll": 1, "resolution": 16, "nt": 8, "time_window": 2, "init": "scratch",
+            "model": {"width": 8, "modes": 4}, "downstream": {"system": "heat", "n_train": 8, "n_val": 4, "n_test": 4},
+            "train": {"steps": 6, "lr": 3.0e-3, "batch_size": 4, "eval_every": 2}}
+    spec = {"name": "time", "base": base, "matrix": {"seed": [0, 1, 2]}, "pack": {"group": 4}}
+    assert_fused_equals_alone(tmp_path, spec, "scratch")
