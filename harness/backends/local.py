@@ -1,5 +1,8 @@
 """The local backend: jobs in dependency order on worker processes, K per visible GPU or sharing the CPU.
 
+A sweep with `pack:` sends a worker a group of ready jobs of one shape (``harness.job.fusable``), which it trains
+as one program (``harness.job.run.run_group``).
+
 Workers are long-lived processes (torch is imported once) fed one job at a time over a pipe. A worker that
 dies (SIGKILL, out of memory) has its job recorded as failed and is replaced; the job's checkpoint lets the
 next `harness submit` resume it. A downstream job whose pretraining did not finish ok is recorded blocked.
@@ -22,6 +25,7 @@ from typing import Any
 from harness.backends.launch import run_local_ranks
 from harness.backends.select import Readiness, disk_states, readiness
 from harness.job import Job
+from harness.job.fusable import fused_groups
 from harness.job.process import apply_job_env, user_threads
 from harness.store import State
 from harness.store.collect import collect_table
@@ -115,22 +119,24 @@ def evaluation_printer(job_id: str):
 
 def _worker(conn: Connection, slot: Slot, root: str, sweep_path: str, parent: int, verbose: bool) -> None:
     """Worker process: stops with its parent (``harness.store.lock``), pins its GPU and threads, then runs the jobs it
-    is sent until it gets None."""
+    is sent (one, or a fused group) until it gets None."""
     stop_with_parent(parent)
     lock = hold_worker_lock(Path(sweep_path))  # noqa: F841 (held until this process ends)
     if slot.gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = slot.gpu
     import torch
 
-    from harness.job.run import run_job
+    from harness.job.run import run_group, run_job
 
     torch.set_num_threads(slot.threads)
-    while (job := conn.recv()) is not None:
-        if job.world_size > 1:  # a data-parallel job: its ranks under torchrun
-            summary = run_local_ranks(job, root, threads=slot.threads)
+    while (jobs := conn.recv()) is not None:
+        if len(jobs) > 1:  # a fused group (`pack:`)
+            summaries = run_group(jobs, root, hooks=lambda job: evaluation_printer(job.id) if verbose else None)
+        elif jobs[0].world_size > 1:  # a data-parallel job: its ranks under torchrun
+            summaries = [run_local_ranks(jobs[0], root, threads=slot.threads)]
         else:
-            summary = run_job(job, root, on_eval=evaluation_printer(job.id) if verbose else None)
-        conn.send((job.id, summary["status"], summary.get("error", "")))
+            summaries = [run_job(jobs[0], root, on_eval=evaluation_printer(jobs[0].id) if verbose else None)]
+        conn.send([(job.id, s["status"], s.get("error", "")) for job, s in zip(jobs, summaries, strict=True)])
 
 
 class _Pool:
@@ -176,7 +182,7 @@ def run_local(jobs: list[Job], all_jobs: list[Job], root: Path, *, slots: list[S
         state[j.id] = State.PENDING
     progress = progress or Progress(total=len(jobs))
     pool = _Pool(slots, root, sweep_path, verbose)
-    busy: dict[int, Job] = {}
+    busy: dict[int, list[Job]] = {}
     try:
         while pending or busy:
             for job in [j for j in pending if readiness(j, state) is Readiness.BLOCKED]:
@@ -187,14 +193,15 @@ def run_local(jobs: list[Job], all_jobs: list[Job], root: Path, *, slots: list[S
                 progress.failed += 1
                 progress.show(f"{job.id} blocked")
             for i in (i for i in range(len(pool.workers)) if i not in busy):
-                ready = next((j for j in pending if readiness(j, state) is Readiness.READY), None)
-                if ready is None:
+                ready = fused_groups([j for j in pending if readiness(j, state) is Readiness.READY])
+                if not ready:
                     break
-                pending.remove(ready)
-                busy[i] = ready
-                state[ready.id] = State.RUNNING
-                pool.workers[i][1].send(ready)
-                progress.running += 1
+                busy[i] = ready[0]  # the first ready job, with the ready jobs it trains with (`pack:`)
+                for job in ready[0]:
+                    pending.remove(job)
+                    state[job.id] = State.RUNNING
+                pool.workers[i][1].send(ready[0])
+                progress.running += len(ready[0])
             if busy:
                 _collect_one_round(pool, busy, state, sweep_path, progress)
     finally:
@@ -203,7 +210,7 @@ def run_local(jobs: list[Job], all_jobs: list[Job], root: Path, *, slots: list[S
     return {j.id: state[j.id] for j in jobs}
 
 
-def _collect_one_round(pool: _Pool, busy: dict[int, Job], state: dict[str, State], sweep_path: Path,
+def _collect_one_round(pool: _Pool, busy: dict[int, list[Job]], state: dict[str, State], sweep_path: Path,
                        progress: Progress) -> None:
     """Wait until a busy worker answers or dies, and record the jobs that ended."""
     sentinels = {pool.workers[i][0].sentinel: i for i in busy}
@@ -212,19 +219,22 @@ def _collect_one_round(pool: _Pool, busy: dict[int, Job], state: dict[str, State
         i = conns.get(ready_obj, sentinels.get(ready_obj))
         if i not in busy:
             continue
-        job = busy.pop(i)
-        progress.running -= 1
+        jobs = busy.pop(i)
+        progress.running -= len(jobs)
         try:
-            _, status, error = pool.workers[i][1].recv()
+            ended = pool.workers[i][1].recv()
         except (EOFError, OSError):  # the worker died mid-job
             pool.workers[i][0].join(timeout=5)
             code = pool.workers[i][0].exitcode
-            status, error = State.FAILED, f"worker process died (exit code {code}); resubmit to resume"
-            write_summary(sweep_path, job, {"status": status, "error": error})
+            error = f"worker process died (exit code {code}); resubmit to resume"
+            for job in jobs:
+                write_summary(sweep_path, job, {"status": State.FAILED, "error": error})
+            ended = [(job.id, State.FAILED, error) for job in jobs]
             pool.restart(i)
-        state[job.id] = State(status)
-        if state[job.id] is State.OK:
-            progress.done += 1
-        else:
-            progress.failed += 1
-        progress.show(f"{job.id} {status}" + (f": {error}" if error and status != State.OK else ""))
+        for job_id, status, error in ended:
+            state[job_id] = State(status)
+            if state[job_id] is State.OK:
+                progress.done += 1
+            else:
+                progress.failed += 1
+            progress.show(f"{job_id} {status}" + (f": {error}" if error and status != State.OK else ""))

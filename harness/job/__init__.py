@@ -22,6 +22,7 @@ from harness.job.record import (
     Job,
     JobConfig,
     Model,
+    Pack,
     Point,
     Pretrain,
     Resources,
@@ -41,6 +42,5 @@ from harness.job.train_settings import (
 )
 
 __all__ = ["AUGMENTS", "CHOICES", "EVALS", "LOSSES", "STEADY_AUGMENTS", "STREAM_MODES", "Budget", "ConfigError",
-           "Downstream",
-           "Forecast", "Job", "JobConfig", "Model", "Point", "Pretrain", "Resources", "Shift", "StreamConfig",
-           "TrainConfig", "Trial"]
+           "Downstream", "Forecast", "Job", "JobConfig", "Model", "Pack", "Point", "Pretrain", "Resources", "Shift",
+           "StreamConfig", "TrainConfig", "Trial"]

@@ -249,13 +249,22 @@ class Point(Record):
 
 
 @dataclass(frozen=True)
+class Pack(Record):
+    """How a job may share its training with others of its shape (the sweep's `pack:`, ``harness.job.fusable``);
+    an execution choice, not in its id."""
+
+    mode: str = "fused"
+    group: int = 8  # the most jobs trained as one program
+
+
+@dataclass(frozen=True)
 class Job:
     """One job of a plan: its id (``harness.sweep.expand.job_id``: a hash of its stage and config), stage, sweep,
     config, the pretraining it depends on, the matrix point it came from ({dotted key: value}, as the sweep file
-    wrote it), and how it runs, which is not in its id: ``resources`` and ``stream`` (None: the defaults), a
-    trial's ``tune_storage`` and the sources ``evals`` it is scored on after training (a sweep's `eval:`).
-    ``unwritten``: the config's dotted keys a plan written by an older harness did not hold; they take their
-    defaults here and stay out of ``to_dict``, so that plan reads back byte for byte."""
+    wrote it), and how it runs, which is not in its id: ``resources``, ``stream`` and ``pack`` (None: the
+    defaults), a trial's ``tune_storage`` and the sources ``evals`` it is scored on after training (a sweep's
+    `eval:`). ``unwritten``: the config's dotted keys a plan written by an older harness did not hold; they take
+    their defaults here and stay out of ``to_dict``, so that plan reads back byte for byte."""
 
     id: str
     stage: Stage
@@ -267,6 +276,7 @@ class Job:
     resources: Resources | None = None
     stream: StreamConfig | None = None
     evals: tuple[Mapping[str, Any], ...] | None = None  # a sweep's `eval:` sources, checked (harness.sweep.evals)
+    pack: Pack | None = None
     unwritten: frozenset[str] = dataclasses.field(default=frozenset(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -314,6 +324,8 @@ class Job:
             out["stream"] = self.stream.to_dict()
         if self.evals is not None:
             out["evals"] = [dict(source) for source in self.evals]
+        if self.pack is not None:
+            out["pack"] = self.pack.to_dict()
         return out
 
     @classmethod
@@ -329,6 +341,8 @@ class Job:
                        point=data.get("point", {}), tune_storage=data.get("tune_storage"),
                        resources=Resources.from_dict(data["resources"]) if "resources" in data else None,
                        stream=StreamConfig.from_dict(data["stream"]) if "stream" in data else None,
-                       evals=tuple(data["evals"]) if "evals" in data else None, unwritten=frozenset(missing))
+                       evals=tuple(data["evals"]) if "evals" in data else None,
+                       pack=Pack.from_dict(data["pack"]) if "pack" in data else None,
+                       unwritten=frozenset(missing))
         except (KeyError, TypeError, ValueError) as exc:
             raise HarnessError(f"job {data.get('id')}: {type(exc).__name__}: {exc}") from None

@@ -15,11 +15,12 @@ otherwise) and always learns the task.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,8 @@ from harness.store.watch import progress_hook
 from harness.tasks.make import make_task
 from harness.track.worker import open_trackers
 from harness.train.distributed import current
-from harness.train.loop import evaluate, load_weights, seed_everything, train
+from harness.train.fused import train_group
+from harness.train.loop import TrainResult, evaluate, load_weights, seed_everything, start, train
 from harness.train.strategies import transferred_modules
 
 EvalHook = Callable[[dict[str, Any]], None]
@@ -83,8 +85,9 @@ def _stats_of(job: Job, root: Path) -> dict[str, Any]:
 
 
 def _execute(job: Job, root: Path, folder: Path, device: torch.device,
-             on_eval: EvalHook | None) -> dict[str, Any]:
-    """Run the job's stage; returns the metric columns of its summary."""
+             on_eval: EvalHook | None) -> Generator[dict[str, Any], TrainResult, dict[str, Any]]:
+    """Run the job's stage; returns the metric columns of its summary. A generator: a training job yields the
+    arguments of its ``train`` and is sent the result (``_alone``, or fused with others by ``run_group``)."""
     cfg, stage, part = job.config, job.stage, job.part
     task = make_task(cfg, job.stream)  # not in the config: on the job (expand)
     dseed, cache = data_seed(job), data_cache(root)
@@ -117,8 +120,9 @@ def _execute(job: Job, root: Path, folder: Path, device: torch.device,
         stats = task.stats(train_data, stats)
         if stage == "pretrain" and current().is_main:
             write_json_atomic(folder / "stats.json", {**stats, "layout": pde.LAYOUT_VERSION})
-        result = train(model, task.tensors(train_data, stats), tensors("val", part.n_val, stats), tcfg, seed=seed,
-                       device=device, workdir=folder / "ckpt", on_eval=on_eval, objective=objective)
+        result = yield dict(model=model, train_xy=task.tensors(train_data, stats),
+                            val_xy=tensors("val", part.n_val, stats), cfg=tcfg, seed=seed, device=device,
+                            workdir=folder / "ckpt", on_eval=on_eval, objective=objective)
         if current().is_main:
             write_parquet_atomic(folder / "epochs.parquet", result.rows)
         metrics.update(status=result.status, error=result.error, best_val_rel_l2=result.best_val_rel_l2,
@@ -134,6 +138,16 @@ def _execute(job: Job, root: Path, folder: Path, device: torch.device,
     return metrics
 
 
+def _alone(execution: Generator[dict[str, Any], TrainResult, dict[str, Any]]) -> dict[str, Any]:
+    """Drive an ``_execute``: its training, if any, by ``train``; returns its metrics."""
+    try:
+        request = next(execution)
+        execution.send(train(**request))
+    except StopIteration as end:
+        return end.value
+    raise AssertionError("a job trains once")
+
+
 def _chain(*hooks: EvalHook | None) -> EvalHook:
     """One evaluation hook calling each given hook in turn."""
     def hook(row: dict[str, Any]) -> None:
@@ -141,6 +155,85 @@ def _chain(*hooks: EvalHook | None) -> EvalHook:
             if h is not None:
                 h(row)
     return hook
+
+
+def _train_fused(attempts: list[_Attempt]) -> None:
+    """Train the attempts' requests as one group (those whose set-up or resume fails leave it first)."""
+    runs = []
+    for a in attempts:
+        with a.recording():
+            runs.append((a, start(**a.request)))
+    try:
+        results = train_group([run for _, run in runs])
+    except Exception as exc:
+        for a, _ in runs:
+            a.fail(exc)
+    else:
+        for (a, _), result in zip(runs, results, strict=True):
+            a.advance(result)
+
+
+class _Attempt:
+    """One job's run on rank 0 between its folder's ``config.json`` and its summary: trackers, a tuning trial, and
+    its ``_execute``, which ``advance`` drives to its training (``request``) and then to its end."""
+
+    def __init__(self, job: Job, root: Path, on_eval: EvalHook | None) -> None:
+        self.sweep_path = sweep_dir(root, job.sweep)
+        self.folder, self.device = run_dir(self.sweep_path, job.id), pick_device()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.folder / "config.json", job.to_dict())
+        self.start, self.trial = time.time(), None
+        self.trackers = open_trackers(job, self.sweep_path, self.folder)  # none unless the sweep names some
+        on_eval = _chain(on_eval, progress_hook(job, self.folder), hold_hook(job.id), self.trackers.log)
+        self.request: dict[str, Any] | None = None
+        self.metrics: dict[str, Any] = {}
+        self.execution: Generator[dict[str, Any], TrainResult, dict[str, Any]] | None = None
+        self.job = job
+        with self.recording():
+            if job.config.tune is not None:  # a trial job: its optuna trial picks the train settings
+                self.trial = TrialRun(job, self.sweep_path)
+                tuned = self.trial.apply(job.config.train)
+                self.job = dataclasses.replace(job, config=dataclasses.replace(job.config, train=tuned))
+                on_eval = _chain(on_eval, self.trial.report)
+            self.execution = _execute(self.job, root, self.folder, self.device, on_eval)
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        """Record what the job raises in its metrics (and ``error.txt``): one bad job must not stop a sweep."""
+        try:
+            yield
+        except Pruned as exc:
+            self.metrics, self.execution = {"status": State.PRUNED, "error": str(exc)}, None
+        except Exception as exc:
+            write_text_atomic(self.folder / "error.txt", traceback.format_exc())
+            self.metrics = {"status": State.FAILED, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+            self.execution = None
+
+    def advance(self, result: TrainResult | None = None) -> None:
+        """Run the job on to its training (its arguments in ``request``) or, sent its training's result, to its end."""
+        self.request = None
+        if self.execution is None:
+            return
+        with self.recording():
+            try:
+                self.request = self.execution.send(result) if result is not None else next(self.execution)
+            except StopIteration as end:
+                self.metrics, self.execution = end.value, None
+                (self.folder / "error.txt").unlink(missing_ok=True)
+
+    def fail(self, exc: BaseException) -> None:
+        """Record a failure of the job's training that happened outside it (a fused group's)."""
+        with self.recording():
+            raise exc
+
+    def summary(self) -> dict[str, Any]:
+        """Write the job's summary (the trial's outcome first) and close its trackers; returns the summary."""
+        if self.trial is not None:
+            self.metrics.update(self.trial.finish(self.metrics))
+        summary = write_summary(self.sweep_path, self.job, self.metrics, wall_s=time.time() - self.start,
+                                device=str(self.device))
+        self.trackers.finish(summary)
+        return summary
 
 
 def run_job(job: Job, root: Path | str, *, on_eval: EvalHook | None = None) -> dict[str, Any]:
@@ -151,35 +244,40 @@ def run_job(job: Job, root: Path | str, *, on_eval: EvalHook | None = None) -> d
     writes, tracks and reports, the other ranks train alongside it and return their metrics (an error there ends
     the rank, and so the job).
     """
-    root = Path(root)
-    sweep_path = sweep_dir(root, job.sweep)
-    folder = run_dir(sweep_path, job.id)
-    if disk_state(sweep_path, job).is_done():  # an ok summary with all its files (``store.incomplete``)
-        return read_summary(folder)
-    keep_freed_memory()
-    device = pick_device()
     if not current().is_main:
-        return _execute(job, root, folder, device, hold_hook(job.id))
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(folder / "config.json", job.to_dict())
-    start = time.time()
-    trial = None
-    trackers = open_trackers(job, sweep_path, folder)  # none unless the sweep names some (`track:`)
-    on_eval = _chain(on_eval, progress_hook(job, folder), hold_hook(job.id), trackers.log)
-    try:
-        if job.config.tune is not None:  # a trial job: its optuna trial picks the train settings
-            trial = TrialRun(job, sweep_path)
-            job = dataclasses.replace(job, config=dataclasses.replace(job.config, train=trial.apply(job.config.train)))
-            on_eval = _chain(on_eval, trial.report)
-        metrics = _execute(job, root, folder, device, on_eval)
-        (folder / "error.txt").unlink(missing_ok=True)
-    except Pruned as exc:
-        metrics = {"status": State.PRUNED, "error": str(exc)}
-    except Exception as exc:  # recorded, never raised: one bad job must not stop a sweep
-        write_text_atomic(folder / "error.txt", traceback.format_exc())
-        metrics = {"status": State.FAILED, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
-    if trial is not None:
-        metrics.update(trial.finish(metrics))
-    summary = write_summary(sweep_path, job, metrics, wall_s=time.time() - start, device=str(device))
-    trackers.finish(summary)
-    return summary
+        root = Path(root)
+        folder = run_dir(sweep_dir(root, job.sweep), job.id)
+        if disk_state(sweep_dir(root, job.sweep), job).is_done():
+            return read_summary(folder)
+        keep_freed_memory()
+        return _alone(_execute(job, root, folder, pick_device(), hold_hook(job.id)))
+    return run_group([job], root, hooks=lambda _: on_eval)[0]
+
+
+def run_group(jobs: list[Job], root: Path | str, *,
+              hooks: Callable[[Job], EvalHook | None] | None = None) -> list[dict[str, Any]]:
+    """Run jobs of one model shape (``harness.job.fusable``) as one fused training (``harness.train.fused``; one job
+    trains alone, by ``train``) and write each one's results as ``run_job`` would; returns their summary rows, in
+    order. Each job's data, model,
+    evaluations, checkpoints and tests are its own; a job that fails before its training leaves the group, one
+    whose training ends early leaves it then; a failure of the fused training itself fails the jobs in it (their
+    checkpoints let a resubmission resume them). ``hooks``: each job's evaluation hook, as ``run_job``'s ``on_eval``."""
+    root = Path(root)
+    summaries: dict[int, dict[str, Any]] = {}
+    attempts: dict[int, _Attempt] = {}
+    for i, job in enumerate(jobs):
+        if disk_state(sweep_dir(root, job.sweep), job).is_done():
+            summaries[i] = read_summary(run_dir(sweep_dir(root, job.sweep), job.id))
+        else:
+            keep_freed_memory()
+            attempts[i] = _Attempt(job, root, hooks(job) if hooks is not None else None)
+            attempts[i].advance()
+    training = [a for a in attempts.values() if a.request is not None]
+    if len(training) == 1:
+        (one,) = training
+        with one.recording():
+            one.advance(train(**one.request))
+    elif training:
+        _train_fused(training)
+    summaries.update({i: a.summary() for i, a in attempts.items()})
+    return [summaries[i] for i in range(len(jobs))]

@@ -33,6 +33,16 @@ def _column_weights(m: int, n: int, device: torch.device) -> torch.Tensor:
     return weights
 
 
+def _batched(function: type[torch.autograd.Function], dim: int | None, to: int, x: torch.Tensor, *args: Any,
+             out_dim: int | None = None) -> tuple[torch.Tensor, int | None]:
+    """The vmap rule of the functions below (``torch.func.vmap``, fused training): the function applied to the
+    batched tensor itself, the vmapped dimension moved to ``to`` (where the function treats it as one more batch
+    dimension), and the output's vmapped dimension (``out_dim``, else ``to``)."""
+    if dim is None:
+        return function.apply(x, *args), None
+    return function.apply(x.movedim(dim, to), *args), to if out_dim is None else out_dim
+
+
 class LowRfft(torch.autograd.Function):
     """``rfft(x, dim=-1)[..., :m]`` with a gradient computed on the m kept columns.
 
@@ -42,9 +52,14 @@ class LowRfft(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, m: int) -> torch.Tensor:  # noqa: D102 - see the class
-        ctx.n = x.shape[-1]
+    def forward(x: torch.Tensor, m: int) -> torch.Tensor:  # noqa: D102 - see the class
         return torch.fft.rfft(x, dim=-1)[..., :m].contiguous()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:  # noqa: D102
+        ctx.n = inputs[0].shape[-1]
+
+    vmap = staticmethod(lambda info, in_dims, x, m: _batched(LowRfft, in_dims[0], 0, x, m))
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
@@ -61,9 +76,14 @@ class LowIrfft(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, y: torch.Tensor, n: int) -> torch.Tensor:  # noqa: D102 - see the class
-        ctx.n, ctx.m = n, y.shape[-1]
+    def forward(y: torch.Tensor, n: int) -> torch.Tensor:  # noqa: D102 - see the class
         return torch.fft.irfft(y, n=n, dim=-1)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:  # noqa: D102
+        ctx.n, ctx.m = inputs[1], inputs[0].shape[-1]
+
+    vmap = staticmethod(lambda info, in_dims, y, n: _batched(LowIrfft, in_dims[0], 0, y, n))
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
@@ -111,16 +131,22 @@ def low_irfft(y: torch.Tensor, n: int) -> torch.Tensor:
 
 
 class Transpose(torch.autograd.Function):
-    """``x.t().contiguous()`` of a 2D tensor, whose backward is a contiguous transpose too (autograd's own leaves
-    a strided gradient that a later reshape copies element by element, 2-3x slower)."""
+    """``x.mT.contiguous()`` (the last two dimensions swapped), whose backward is a contiguous transpose too
+    (autograd's own leaves a strided gradient that a later reshape copies element by element, 2-3x slower)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # noqa: D102 - see the class
-        return x.t().contiguous()
+    def forward(x: torch.Tensor) -> torch.Tensor:  # noqa: D102 - see the class
+        return x.mT.contiguous()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:  # noqa: D102
+        pass
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return grad.t().contiguous()
+        return grad.mT.contiguous()
+
+    vmap = staticmethod(lambda info, in_dims, x: _batched(Transpose, in_dims[0], 0, x))
 
 
 class CombineProducts(torch.autograd.Function):
@@ -131,9 +157,16 @@ class CombineProducts(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, p: torch.Tensor) -> torch.Tensor:  # noqa: D102 - see the class
+    def forward(p: torch.Tensor) -> torch.Tensor:  # noqa: D102 - see the class
         return torch.view_as_complex(torch.stack((p[:, 0, ..., 0] - p[:, 1, ..., 1], p[:, 0, ..., 1] + p[:, 1, ..., 0]),
                                                  dim=-1))
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:  # noqa: D102
+        pass
+
+    # batched (harness.train.fused): the runs' dimension goes among the batch dimensions the products keep
+    vmap = staticmethod(lambda info, in_dims, p: _batched(CombineProducts, in_dims[0], 2, p, out_dim=1))
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # noqa: D102

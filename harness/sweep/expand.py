@@ -26,6 +26,7 @@ from harness.sweep.checks import Bounds, check_point, resolve_data
 from harness.sweep.dotted import copy_tree, set_dotted
 from harness.sweep.evals import with_evals
 from harness.sweep.families import resolve_family
+from harness.sweep.pack import pack_problem
 from harness.sweep.spec import MAX_JOBS, Sweep
 from harness.sweep.tune import for_stage, trial_configs
 from harness.tasks import task_keys
@@ -140,6 +141,9 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None,
     pretrain: dict[str, Job] = {}
     downstream: dict[str, Job] = {}
     tune = sweep.tune
+    if tune is not None and sweep.pack is not None:
+        raise sweep.where.fail("pack", "a tuned sweep's trials cannot be fused (each is pruned on its own)",
+                               "drop `pack:` or `tune:`")
     offered = offer(sweep.slurm)
     for point in _points(sweep):
         config = resolve(sweep, point, cache_dir)
@@ -147,6 +151,8 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None,
         check_point(point, config, stages, sweep.where, bounds)
         if problem := resource_problem(config, [stage for stage, _ in stages], offered,
                                        tuple(tune["stages"]) if tune else ()):
+            raise sweep.where.at_point(problem[0], point, problem[1])
+        if sweep.pack is not None and (problem := pack_problem(config)):
             raise sweep.where.at_point(problem[0], point, problem[1])
         for stage, cfg in stages:
             tuned = tune is not None and stage in tune["stages"]
@@ -160,7 +166,8 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None,
                                      tune_storage=tune["storage"] if tuned else None,
                                      resources=res if res != Resources() else None,
                                      stream=config.stream if config.stream != StreamConfig() and
-                                     stage != "zeroshot" else None)
+                                     stage != "zeroshot" else None,
+                                     pack=sweep.pack if stage != "zeroshot" else None)
                     table[jid] = with_evals(table[jid], sweep, cache_dir)
     if not downstream and not pretrain:
         raise SweepError(f"{sweep.path}: every point was excluded; loosen `exclude`")

@@ -1,8 +1,8 @@
 """The sweep file: read, parsed and validated into a `Sweep`.
 
 A sweep file is YAML with `name`, `base`, `matrix`, `zip`, `exclude`, `include`, `slurm` (that backend's
-resources), `tune`, `track` (experiment trackers, `harness.track.settings`) and `eval` (sources every trained job
-is scored on, `harness.sweep.evals`). Every key and value is checked
+resources), `tune`, `track` (experiment trackers, `harness.track.settings`), `eval` (sources every trained job
+is scored on, `harness.sweep.evals`) and `pack` (fused training, `harness.sweep.pack`). Every key and value is checked
 against the schema (`harness.sweep.schema`) before anything runs; errors name the file, the key, the line where
 the YAML parser gives it, and the fix. What holds between keys at each matrix point is checked when the points
 are expanded (`harness.sweep.checks`).
@@ -19,15 +19,18 @@ import yaml
 
 from harness.backends import SlurmResources, SlurmSettingError
 from harness.errors import SweepError
+from harness.job import Pack
 from harness.store import PLAIN_NAME
 from harness.sweep.dotted import flatten, set_dotted
 from harness.sweep.evals import parse_block
+from harness.sweep.pack import parse_pack
 from harness.sweep.schema import DATA_KEYS, DEFAULTS, Where, check_key, check_value, suggest
 from harness.sweep.trackers import parse_track
 from harness.sweep.tune import parse_tune
 from harness.sweep.yamlload import compose_sweep_file
 
-TOP_KEYS = ("name", "description", "base", "matrix", "zip", "exclude", "include", "slurm", "tune", "track", "eval")
+TOP_KEYS = ("name", "description", "base", "matrix", "zip", "exclude", "include", "slurm", "tune", "track", "eval",
+            "pack")
 MAX_JOBS = 100_000
 
 
@@ -47,6 +50,7 @@ class Sweep:
     tune: dict[str, Any] | None = None
     track: dict[str, dict[str, str]] = field(default_factory=dict)  # tracker name -> options
     evals: list[dict[str, Any]] = field(default_factory=list)  # `eval:` sources (harness.sweep.evals)
+    pack: Pack | None = None  # fused training (harness.sweep.pack); None: off
     lines: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
@@ -159,7 +163,7 @@ def parse_sweep(data: dict[str, Any], lines: dict[str, int], path: str = "<sweep
                  include=_check_assignments(data.get("include"), "include", None, where),
                  slurm=_parse_slurm(data.get("slurm") or {}, where), raw=data,
                  tune=parse_tune(data.get("tune"), where), track=parse_track(data.get("track"), where),
-                 evals=parse_block(data.get("eval"), path), lines=lines)
+                 evals=parse_block(data.get("eval"), path), pack=parse_pack(data.get("pack"), where), lines=lines)
 
 
 def _parse_base(base: Any, where: Where) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from torch import nn
 
 from harness.data import has_data
 from harness.job import Downstream, JobConfig, Model, Pretrain
-from harness.train.loop import evaluate_metrics
+from harness.train.evaluation import evaluate_metrics
 from harness.train.objective import Objective
 from harness.train.strategies import Pretraining
 
@@ -72,7 +72,7 @@ class Task(ABC):
 
     def test_metrics(self, model: nn.Module, test: Tensors, objective: Objective,
                      device: torch.device) -> dict[str, Any]:
-        """The summary's test columns (``harness.train.loop.evaluate_metrics``): ``test_rel_l2``, the mean per-sample
+        """The summary's test columns (``harness.train.evaluation``): ``test_rel_l2``, the mean per-sample
         ``objective.metric`` on ``test``, and the other metrics of ``harness.train.metrics`` where the target is a
         solution field."""
         return evaluate_metrics(model, *test, device=device, objective=objective)

@@ -7,9 +7,10 @@ rules, called by ``Masked`` and ``TimeMasked`` at run time and by the task rules
 (``harness.tasks.check_task``) for every point at expand.
 
 The rest of the package trains (torch): input normalisation (``normalise``), what is learnt (``objective``),
-the one training loop (``loop``) and its run's records (``state``), pretraining strategies (``strategies``),
-augmentation (``steady_augment``, ``time_augment``), atomic checkpoints (``checkpoint``), data-parallel ranks
-(``distributed``), streamed training sets (``stream``), signals (``signals``) and step timing (``timing``).
+the one training loop (``loop``) and its run's records (``state``), several runs of one shape trained as one
+program (``fused``), pretraining strategies (``strategies``), augmentation (``steady_augment``,
+``time_augment``), atomic checkpoints (``checkpoint``), data-parallel ranks (``distributed``), streamed training
+sets (``stream``), signals (``signals``) and step timing (``timing``).
 """
 
 from __future__ import annotations

@@ -6,12 +6,13 @@ data resident on the device. It evaluates the validation set before the first st
 (``eval_every``), keeps the best weights (the initial ones included), stops on a non-finite loss or
 validation error ("diverged") or after ``patience`` evaluations without improvement, and writes
 ``workdir/last.pt`` every ``checkpoint_every_s`` seconds, at the end and on SIGTERM/SIGUSR2, so that a killed
-or requeued job resumes where it stopped, bit for bit. Zero-shot is ``evaluate`` of a pretrained model;
-fine-tuning is ``load_weights`` then ``train`` (fresh optimiser and schedule).
+or requeued job resumes where it stopped, bit for bit. Zero-shot is ``evaluate`` (``harness.train.evaluation``) of
+a pretrained model; fine-tuning is ``load_weights`` then ``train`` (fresh optimiser and schedule).
 
-``train`` is the loop itself; its steps are functions of one model's ``Setup`` and ``LoopState``
-(``harness.train.state``), so that another loop can reuse them: ``set_up``, ``resume`` (from ``last.pt``),
-``advance`` (one optimiser step on the next batch), ``validate``, ``save_last`` and ``keep_best``.
+``train`` is the loop itself; its steps are functions of one model's ``Run`` (``Setup`` and ``LoopState``,
+``harness.train.state``), so that another loop (``harness.train.fused``: several models in one program) reuses
+them: ``start`` (``set_up``, ``resume`` from ``last.pt``), ``first_evaluation``, ``advance`` (``train_step`` on
+``next_batch``), ``end_step`` (``validate``, ``save_last``) and ``finish`` (``keep_best``).
 
 What is learnt is an ``Objective`` (``harness.train.objective``): the default is supervised learning of the
 solution (``train.loss``: sum of squared errors by default; relative L2 metric); pretext tasks
@@ -27,7 +28,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,15 +39,13 @@ from torch import nn
 from harness.errors import HarnessError
 from harness.job import TrainConfig
 from harness.models.fno import upgrade_state_dict
-from harness.train import metrics
 from harness.train.checkpoint import load, save_atomic
 from harness.train.distributed import current
+from harness.train.evaluation import evaluate
 from harness.train.objective import SUPERVISED, Objective
 from harness.train.signals import held_signals
-from harness.train.state import LoopState, Setup
+from harness.train.state import LoopState, Run, Setup
 
-# Seeds the random parts of an objective's view (e.g. masks) during evaluation: the same every epoch.
-EVAL_SEED = 0
 # A run is budget-limited when the second half of its schedule lowered the best validation error by more than this
 # fraction of the first half's best. Calibrated on the committed reference runs (1,000 steps, cosine): scratch at
 # N = 512, which the pilot shows gaining from 4x the steps (0.038 -> 0.025), gained 12-18 % in its second half;
@@ -84,66 +83,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _scored_batches(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device,
-                    objective: Objective) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(prediction, target) of each batch of this rank's share of (x, y), without gradients, in eval mode; the
-    objective's view draws from a generator seeded with ``EVAL_SEED``."""
-    part = current().part(x.shape[0])
-    was_training = model.training
-    model.eval()
-    generator = torch.Generator(device=device).manual_seed(EVAL_SEED)
-    try:
-        with torch.no_grad():
-            for i in range(part.start, part.stop, batch_size):
-                end = min(i + batch_size, part.stop)
-                inputs, target = objective.view(x[i:end].to(device), y[i:end].to(device), generator)
-                yield model(inputs).float(), target
-    finally:
-        model.train(was_training)
-
-
-def evaluate(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    batch_size: int = 256,
-    device: torch.device | str,
-    objective: Objective = SUPERVISED,
-) -> float:
-    """Mean per-sample ``objective.metric`` (relative L2 by default) of ``model`` on (x, y), without
-    gradients, in eval mode; the objective's view draws from a generator seeded with ``EVAL_SEED``. In a
-    data-parallel job each rank scores its share of the samples and the sums are all-reduced."""
-    device = torch.device(device)
-    total = torch.zeros((), device=device)
-    for pred, target in _scored_batches(model, x, y, batch_size, device, objective):
-        total += objective.metric(pred, target).sum()
-    return current().sum(total).item() / x.shape[0]
-
-
-def evaluate_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256,
-                     device: torch.device | str, objective: Objective = SUPERVISED) -> dict[str, float]:
-    """The summary's test columns of ``model`` on (x, y): ``test_rel_l2``, as ``evaluate``, and, where the
-    objective's target is a solution field (``Objective.fields``), ``test_<name>`` of the other metrics of
-    ``harness.train.metrics`` (max_err: the max over samples, the others the mean). Ranks as ``evaluate``."""
-    device, ranks = torch.device(device), current()
-    names = metrics.ADDED if objective.fields else ()
-    total = torch.zeros((), device=device)
-    sums, peaks = torch.zeros(2, len(names), dtype=torch.float64, device=device)
-    for pred, target in _scored_batches(model, x, y, batch_size, device, objective):
-        total += objective.metric(pred, target).sum()
-        if names:
-            each = metrics.per_sample(pred, target)
-            values = torch.stack([each[name] for name in names])  # (metrics, batch)
-            sums, peaks = sums + values.sum(dim=1), torch.maximum(peaks, values.amax(dim=1))
-    scores = {"test_rel_l2": ranks.sum(total).item() / x.shape[0]}
-    if names:
-        sums, peaks = ranks.sum(sums) / x.shape[0], ranks.max(peaks)
-        scores.update({f"test_{name}": float(peaks[i] if name in metrics.MAXED else sums[i])
-                       for i, name in enumerate(names)})
-    return scores
 
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
@@ -250,9 +189,11 @@ def resume(path: Path, setup: Setup) -> LoopState:
     return LoopState.from_dict(ckpt["loop"], setup.device, setup.ranks)
 
 
-def advance(state: LoopState, setup: Setup, x_train: torch.Tensor, y_train: torch.Tensor) -> None:
-    """One step of the run: the next batch of the epoch's shuffled order (a new order when the epoch is through),
-    augmented and viewed through the objective, this rank's share of it trained on (``train_step``)."""
+def next_batch(state: LoopState, setup: Setup, x_train: torch.Tensor,
+               y_train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Objective, int]:
+    """The run's next training batch, with this step's learning rate set: the next indices of the epoch's shuffled
+    order (a new order when the epoch is through), augmented and viewed through the objective, this rank's share of
+    it. Returns (inputs, target, the objective to train it with, samples in the global batch)."""
     s, n_train = setup, x_train.shape[0]
     s.model.train()
     if state.order is None or state.pos >= n_train:
@@ -266,10 +207,21 @@ def advance(state: LoopState, setup: Setup, x_train: torch.Tensor, y_train: torc
         inputs, target = s.augment(inputs, target, s.generator)
     inputs, target = s.objective.train_view(s.forward, inputs, target, s.generator)
     inputs, target, mine = s.ranks.share(inputs, target, s.objective)  # this rank's part (all of it alone)
-    loss = train_step(s.forward, s.optimizer, inputs, target, objective=mine, use_bf16=s.use_bf16)
-    state.loss_sum += loss * (idx.numel() / s.ranks.world)
-    state.loss_count += idx.numel()
+    return inputs, target, mine, idx.numel()
+
+
+def count_step(state: LoopState, setup: Setup, loss: torch.Tensor, samples: int) -> None:
+    """Book a step taken on ``samples`` samples with (detached) ``loss``."""
+    state.loss_sum += loss * (samples / setup.ranks.world)
+    state.loss_count += samples
     state.step += 1
+
+
+def advance(state: LoopState, setup: Setup, x_train: torch.Tensor, y_train: torch.Tensor) -> None:
+    """One step of the run: ``train_step`` on ``next_batch``."""
+    inputs, target, objective, samples = next_batch(state, setup, x_train, y_train)
+    loss = train_step(setup.forward, setup.optimizer, inputs, target, objective=objective, use_bf16=setup.use_bf16)
+    count_step(state, setup, loss, samples)
 
 
 def validate(state: LoopState, setup: Setup, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
@@ -320,6 +272,57 @@ def keep_best(state: LoopState, setup: Setup, path: Path) -> None:
                      "val_rel_l2": state.best_val}, path)
 
 
+def start(model: nn.Module, train_xy: tuple[torch.Tensor, torch.Tensor], val_xy: tuple[torch.Tensor, torch.Tensor],
+          cfg: TrainConfig, *, seed: int, device: torch.device | str, workdir: Path | str,
+          on_eval: Callable[[dict[str, float]], None] | None = None, objective: Objective = SUPERVISED) -> Run:
+    """The set-up of ``train``: data on the device, budget, optimiser, precision; the state of ``last.pt`` when it
+    exists, else a fresh one. Call ``first_evaluation`` next (under ``held_signals``)."""
+    device, workdir = torch.device(device), Path(workdir)
+    x_train, y_train = (t.to(device) for t in train_xy)
+    x_val, y_val = (t.to(device) for t in val_xy)
+    setup = set_up(model, cfg, x_train.shape[0], seed=seed, device=device, objective=objective)
+    last = workdir / "last.pt"
+    state = resume(last, setup) if last.exists() else LoopState(loss_sum=torch.zeros((), device=device))
+    return Run(setup, state, (x_train, y_train), (x_val, y_val), workdir, on_eval)
+
+
+def first_evaluation(run: Run) -> None:
+    """Score the initial weights (unless the run resumed past them) and start the checkpoint clock."""
+    if not run.state.rows:
+        validate(run.state, run.setup, *run.val_xy)
+        if run.on_eval is not None:
+            run.on_eval(run.state.rows[-1])
+    run.saved = time.monotonic()
+
+
+def end_step(run: Run, stop_pending: bool) -> bool:
+    """After a step: the evaluation when one is due, ``last.pt`` when due (the cadence, the end, a stop, or a held
+    signal: ``stop_pending``), then the evaluation hook. Returns whether ``last.pt`` was written."""
+    state, setup = run.state, run.setup
+    evaluated = state.step % setup.budget.eval_every == 0 or state.step == setup.budget.total_steps
+    if evaluated:
+        validate(state, setup, *run.val_xy)
+    # every rank checkpoints together (collectives inside); only a signal or the clock can differ by rank
+    due = stop_pending or time.monotonic() - run.saved >= setup.cfg.checkpoint_every_s
+    written = (evaluated and state.done) or state.step == setup.budget.total_steps or setup.ranks.any(due,
+                                                                                                      setup.device)
+    if written:
+        save_last(state, setup, run.workdir / "last.pt")
+        run.saved = time.monotonic()
+    if evaluated and run.on_eval is not None:
+        run.on_eval(state.rows[-1])
+    return written
+
+
+def finish(run: Run) -> TrainResult:
+    """The best weights into the model and ``best.pt``; the run's result."""
+    state, budget = run.state, run.setup.budget
+    keep_best(state, run.setup, run.workdir / "best.pt")
+    return TrainResult(status=state.status, best_val_rel_l2=state.best_val, best_step=state.best_step,
+                       steps_run=state.step, epochs_run=state.step / budget.steps_per_epoch, rows=list(state.rows),
+                       error=state.error)
+
+
 def train(
     model: nn.Module,
     train_xy: tuple[torch.Tensor, torch.Tensor],
@@ -351,40 +354,12 @@ def train(
     (neither when no evaluation was finite). A non-finite training loss or validation error ends the run
     with status "diverged" instead of raising; ``patience`` counts evaluations without improvement.
     """
-    # -- set-up: data on the device, budget, optimiser, precision
-    device, workdir = torch.device(device), Path(workdir)
-    x_train, y_train = (t.to(device) for t in train_xy)
-    x_val, y_val = (t.to(device) for t in val_xy)
-    setup = set_up(model, cfg, x_train.shape[0], seed=seed, device=device, objective=objective)
-    budget, ranks, last_path = setup.budget, setup.ranks, workdir / "last.pt"
-
-    # -- init or resume
-    state = resume(last_path, setup) if last_path.exists() else LoopState(loss_sum=torch.zeros((), device=device))
-
-    # -- the loop: shuffled batches, an evaluation every `eval_every` steps, a checkpoint when due
+    run = start(model, train_xy, val_xy, cfg, seed=seed, device=device, workdir=workdir, on_eval=on_eval,
+                objective=objective)
     with held_signals() as stop:
-        if not state.rows:
-            validate(state, setup, x_val, y_val)
-            if on_eval is not None:
-                on_eval(state.rows[-1])
-        saved = time.monotonic()
-        while state.step < budget.total_steps and not state.done:
-            advance(state, setup, x_train, y_train)
-            evaluated = state.step % budget.eval_every == 0 or state.step == budget.total_steps
-            if evaluated:
-                validate(state, setup, x_val, y_val)
-            # every rank checkpoints together (collectives inside); only a signal or the clock can differ by rank
-            due = stop.pending or time.monotonic() - saved >= cfg.checkpoint_every_s
-            if (evaluated and state.done) or state.step == budget.total_steps or ranks.any(due, device):
-                save_last(state, setup, last_path)
-                saved = time.monotonic()
-                if stop.pending:
-                    stop.hand_on()  # after the checkpoint: the earlier handler may end or requeue the job
-            if evaluated and on_eval is not None:
-                on_eval(state.rows[-1])
-
-    # -- finish: best weights into the model and best.pt
-    keep_best(state, setup, workdir / "best.pt")
-    return TrainResult(status=state.status, best_val_rel_l2=state.best_val, best_step=state.best_step,
-                       steps_run=state.step, epochs_run=state.step / budget.steps_per_epoch, rows=list(state.rows),
-                       error=state.error)
+        first_evaluation(run)
+        while not run.over:
+            advance(run.state, run.setup, *run.train_xy)
+            if end_step(run, stop.pending) and stop.pending:
+                stop.hand_on()  # after the checkpoint: the earlier handler may end or requeue the job
+    return finish(run)

@@ -1,5 +1,6 @@
-"""One model's training run as data: ``Setup``, what stays fixed from set-up to the end, and ``LoopState``, what
-the loop advances step by step and saves in ``last.pt``. The loop and its steps are ``harness.train.loop``.
+"""One model's training run as data: ``Setup``, what stays fixed from set-up to the end, ``LoopState``, what
+the loop advances step by step and saves in ``last.pt``, and ``Run``, both with the run's data and files. The
+loop and its steps are ``harness.train.loop``.
 
 ``last.pt``'s ``loop`` entry is a plain dict of ``LoopState``'s fields (tensors, numbers, strings, lists and dicts
 only, so ``torch.load(weights_only=True)`` reads it); files written before ``LoopState`` existed hold the same
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -72,3 +75,22 @@ class LoopState:
         order = None if saved["order"] is None else saved["order"].to(device)
         loss_sum = torch.tensor(saved["loss_sum"] if ranks.is_main else 0.0, device=device)
         return cls(**{**saved, "order": order, "loss_sum": loss_sum})
+
+
+@dataclass
+class Run:
+    """One model's run inside ``train`` (or ``harness.train.fused.train_group``): its set-up, state, data, files,
+    evaluation hook and when ``last.pt`` was last written."""
+
+    setup: Setup
+    state: LoopState
+    train_xy: tuple[torch.Tensor, torch.Tensor]
+    val_xy: tuple[torch.Tensor, torch.Tensor]
+    workdir: Path
+    on_eval: Callable[[dict[str, float]], None] | None
+    saved: float = 0.0
+
+    @property
+    def over(self) -> bool:
+        """Whether the run has taken its budget of steps, or stopped (diverged, out of patience)."""
+        return self.state.done or self.state.step >= self.setup.budget.total_steps

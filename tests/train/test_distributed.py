@@ -18,7 +18,8 @@ from harness.models.build import build_model
 from harness.models.fno import FNO
 from harness.train import METRICS
 from harness.train.distributed import Ranks, process_group
-from harness.train.loop import evaluate_metrics, seed_everything, train
+from harness.train.evaluation import evaluate_metrics
+from harness.train.loop import seed_everything, train
 
 # 11 samples in global batches of 5: the shares are uneven (2 / 3) and the last batch (1 sample) leaves rank 0
 # with an empty share; noise augmentation draws from the batch-order generator, which the ranks keep in step.

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from harness.train import METRICS
-from harness.train.loop import evaluate, evaluate_metrics
+from harness.train.evaluation import evaluate, evaluate_metrics
 from harness.train.metrics import I_HIGH, I_LOW, per_sample, score
 from harness.train.strategies import Masked, Supervised
 
