@@ -53,10 +53,9 @@ from harness.tasks import target_frame
 from harness.tasks.pretext import make_pretext
 from harness.tasks.task import Part, Task, Tensors
 from harness.tasks.trajectories import COEF_SCALES, Trajectories, frame_times
+from harness.train import ROLLOUT_BATCH
 from harness.train.objective import Objective
 from harness.train.strategies import Pretraining
-
-ROLLOUT_BATCH = 64
 
 
 class FixedFuture(Trajectories):

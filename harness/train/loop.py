@@ -38,6 +38,7 @@ from torch import nn
 from harness.errors import HarnessError
 from harness.job import TrainConfig
 from harness.models.fno import upgrade_state_dict
+from harness.train import EVAL_BATCH
 from harness.train.checkpoint import load, save_atomic
 from harness.train.distributed import current
 from harness.train.objective import SUPERVISED, Objective
@@ -90,7 +91,7 @@ def evaluate(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    batch_size: int = 256,
+    batch_size: int = EVAL_BATCH,
     device: torch.device | str,
     objective: Objective = SUPERVISED,
 ) -> float:
