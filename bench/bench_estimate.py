@@ -10,7 +10,8 @@ is the figure, not the hours. The measured time includes the PDE data generation
 generates it), which the estimate does not price: the jobs' column says how much it weighs.
 
     python bench/bench_estimate.py                 # the three smoke sweeps as committed (minutes each)
-    python bench/bench_estimate.py --smoke         # trimmed versions (fewer points and steps), about a minute
+    python bench/bench_estimate.py --smoke         # smoke and strategies-time-smoke trimmed (fewer points and
+                                                   # steps): about a minute on two free cores
 """
 
 from __future__ import annotations
@@ -32,18 +33,19 @@ from harness.sweep.estimate import calibrate_jobs, estimate, job_work  # noqa: E
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEPS = ("smoke", "strategies-time-smoke", "pretrain-size-smoke")
+SMOKE_SWEEPS = ("smoke", "strategies-time-smoke")
 
 
 def trimmed(spec: dict[str, Any]) -> dict[str, Any]:
     """A sweep cut to a few points and steps (``--smoke``): the first value of every matrix axis but the init /
-    strategy axes, a quarter of the steps."""
+    strategy axes, an eighth of the steps."""
     spec = yaml.safe_load(yaml.safe_dump(spec))  # a deep copy
     keep = ("init", "pretrain.strategy")
     spec["matrix"] = {k: (v if k in keep else v[:1]) for k, v in spec.get("matrix", {}).items()}
     spec.pop("zip", None)
     for group in (spec["base"].get("train"), spec["base"].get("pretrain", {}).get("train")):
         if group and group.get("steps"):
-            group["steps"] = max(8, group["steps"] // 4)
+            group["steps"] = max(8, group["steps"] // 8)
     return spec
 
 
@@ -65,13 +67,15 @@ def measure(name: str, spec: dict[str, Any], root: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="trimmed sweeps, about a minute")
-    parser.add_argument("--sweeps", default=",".join(SWEEPS), help="comma-separated names under sweeps/")
+    parser.add_argument("--sweeps", help="comma-separated names under sweeps/ (default: all three; --smoke: "
+                                          "smoke and strategies-time-smoke)")
     args = parser.parse_args()
+    names = args.sweeps.split(",") if args.sweeps else SMOKE_SWEEPS if args.smoke else SWEEPS
     print(f"load average {os.getloadavg()[0]:.1f}; OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}; "
           f"{'trimmed' if args.smoke else 'committed'} sweeps")
     print(f"{'sweep':<24} {'jobs':>5} {'steps':>7} {'estimate h':>11} {'measured h':>11} {'jobs h':>8} "
           f"{'est/measured':>13} {'est/jobs':>9} {'calib s':>8}")
-    for name in args.sweeps.split(","):
+    for name in names:
         spec = yaml.safe_load((ROOT / "sweeps" / f"{name}.yaml").read_text())
         if args.smoke:
             spec = trimmed(spec)

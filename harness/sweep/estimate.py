@@ -151,7 +151,8 @@ def group_seconds(works: Sequence[Work], rates: Mapping[Kernel, Rate]) -> float:
     """Seconds of K jobs run as one fused program (``pack: fused``): one loop over the longest member's steps
     whose fixed time per step and per forward pass (the largest member's) is paid once, while every member's FLOPs
     are paid at its own kernel's rate. A hook for the fused backend: price each group with it instead of summing
-    ``seconds`` over its jobs. An upper bound where members' passes overlap (one kernel launch serving several)."""
+    ``seconds`` over its jobs. Each member keeps its own fixed time per job and per evaluation (its data, files and
+    validation). An upper bound where members' passes overlap (one kernel launch serving several)."""
     shared = max((rates[w.kernel] for w in works), key=lambda r: r.step_s + r.pass_s)
     longest = max(works, key=lambda w: w.steps)
     fixed = longest.steps * shared.step_s + max(w.forward_passes for w in works) * shared.pass_s
@@ -166,10 +167,14 @@ def rate_of(rates: Mapping[Kernel, Rate], kernel: Kernel) -> Rate:
     return Rate(*(statistics.median(getattr(r, f) for r in rates.values()) for f in Rate.__dataclass_fields__))
 
 
-def estimate(jobs: Iterable[Job], rates: Mapping[Kernel, Rate] | Rate, by: str = "stage") -> dict[str, StageCost]:
+def estimate(jobs: Iterable[Job], rates: Mapping[Kernel, Rate] | Rate | float,
+             by: str = "stage") -> dict[str, StageCost]:
     """Cost per stage (in ``STAGES`` order, stages without jobs left out) and a final "total" row; ``by="family"``:
-    per model family instead (``model.arch``, in ``ARCHS`` order). ``rates``: one ``Rate`` for every kernel, or
-    a mapping kernel -> rate as ``calibrate`` returns (a kernel it lacks: ``rate_of``)."""
+    per model family instead (``model.arch``, in ``ARCHS`` order). ``rates``: a mapping kernel -> rate as
+    ``calibrate_jobs`` returns (a kernel it lacks: ``rate_of``), one ``Rate`` for every kernel, or seconds per
+    FLOP of every pass (no fixed times)."""
+    if isinstance(rates, int | float):
+        rates = Rate(0.0, rates, 0.0, rates)
     rows: dict[str, dict[str, float]] = {}
     for job in jobs:
         work = job_work(job)
