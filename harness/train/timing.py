@@ -131,12 +131,13 @@ def calibrate(device: torch.device | str, batches: Mapping[Kernel, int]) -> dict
     return {k: measured.get(k, overall) for k in kernels}
 
 
-def job_seconds() -> tuple[float, float]:
+def job_seconds(device: torch.device | str = "cpu") -> tuple[float, float]:
     """(fixed seconds a job takes besides its passes and evaluations, fixed seconds an evaluation takes besides
     its passes: progress file, best weights, hooks), from real tiny jobs (``OVERHEAD_JOB``, ``run_job``, on the
     device a job picks) in a temporary root: one step and its two evaluations, and ``OVERHEAD_EVALS`` steps each
     evaluated, after a first run that generates the data and warms the code paths (the timed ones load their
-    data from the cache, as most jobs of a sweep do); the tiny model's own passes are timed and taken off."""
+    data from the cache, as most jobs of a sweep do); the tiny model's own passes are timed on ``device`` (where
+    the jobs run) and taken off."""
     from harness.job.run import run_job  # the whole run machinery: only here
 
     def timed_run(job: Job, root: str) -> float:
@@ -149,7 +150,7 @@ def job_seconds() -> tuple[float, float]:
     assert train is not None  # a scratch job
     evaluated = dataclasses.replace(OVERHEAD_JOB, config=dataclasses.replace(
         OVERHEAD_JOB.config, train=dataclasses.replace(train, steps=OVERHEAD_EVALS, eval_every=1)))
-    step, forward = time_passes(Kernel(Shape.of(OVERHEAD_JOB.config.model, 8)), (train.batch_size,), "cpu")[0]
+    step, forward = time_passes(Kernel(Shape.of(OVERHEAD_JOB.config.model, 8)), (train.batch_size,), device)[0]
     with tempfile.TemporaryDirectory(prefix="harness-calibrate-") as tmp:
         timed_run(OVERHEAD_JOB, tmp)
         one = timed_run(OVERHEAD_JOB, tmp)
@@ -164,18 +165,18 @@ def calibrate_device(batches: Mapping[Kernel, int], device: str | None = None) -
     hours they give, "GPU-hours" or "CPU-hours", and the device in words)."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda":
-        return _with_job_seconds(calibrate(dev, batches)), "GPU-hours", torch.cuda.get_device_name(dev)
+        return _with_job_seconds(calibrate(dev, batches), dev), "GPU-hours", torch.cuda.get_device_name(dev)
     threads, before = user_threads() or 1, torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        rates = _with_job_seconds(calibrate(dev, batches))
+        rates = _with_job_seconds(calibrate(dev, batches), dev)
     finally:
         torch.set_num_threads(before)
     return rates, "CPU-hours", f"CPU, {threads} thread{'s' * (threads > 1)} a job"
 
 
-def _with_job_seconds(rates: dict[Kernel, Rate]) -> dict[Kernel, Rate]:
+def _with_job_seconds(rates: dict[Kernel, Rate], device: torch.device) -> dict[Kernel, Rate]:
     """``rates`` with ``Rate.job_s`` and ``Rate.eval_s`` measured (``job_seconds``)."""
-    job_s, eval_s = job_seconds() if rates else (0.0, 0.0)
+    job_s, eval_s = job_seconds(device) if rates else (0.0, 0.0)
     return {k: dataclasses.replace(r, job_s=job_s, eval_s=eval_s) for k, r in rates.items()}
 
