@@ -49,11 +49,9 @@ from harness.models import ARCHS, TRAIN_PASSES, Kernel, Shape
 from harness.pde import model_coefs
 from harness.store import Stage
 from harness.tasks import window_channels
-from harness.train import EVAL_BATCH, ROLLOUT_BATCH, Rate
+from harness.train import COEFFICIENT_IN_CHANNELS, DERIVATIVE_OUTPUTS, EVAL_BATCH, ROLLOUT_BATCH, Rate
 
 STAGES = tuple(stage.value for stage in Stage)
-DERIVATIVES = 5  # the derivative strategies' outputs (u_t, u_x, u_y, u_xx, u_yy; steady: their analogues)
-STEADY_COEFFICIENT_IN = 2  # the steady coefficient strategy reads the source and the solution
 
 
 @dataclass(frozen=True)
@@ -104,12 +102,12 @@ def job_kernel(job: Job) -> Kernel:
     if cfg.forecast is not None:
         window = cfg.forecast.time_window
         ins = window_channels(window, len(model_coefs(part.system)))
-        outs = {"masked": window, "derivative": DERIVATIVES}.get(strategy, 1)
+        outs = {"masked": window, "derivative": DERIVATIVE_OUTPUTS}.get(strategy, 1)
         return Kernel(job_shape(job), ins, outs)
     ins, outs = model_channels(job.part_name, part)
     if strategy == "coefficient":
-        ins = STEADY_COEFFICIENT_IN
-    return Kernel(job_shape(job), ins, DERIVATIVES if strategy == "derivative" else outs)
+        ins = COEFFICIENT_IN_CHANNELS
+    return Kernel(job_shape(job), ins, DERIVATIVE_OUTPUTS if strategy == "derivative" else outs)
 
 
 def _batches(n: int, batch: int) -> int:

@@ -28,6 +28,9 @@ TIME_ONLY_STRATEGIES = ("sort_time", "jigsaw", "binary", "picl")
 # sort_space and jigsaw cut the grid into SORT_TILES x SORT_TILES tiles (the paper's 16-point patches of its
 # 32-point grid: 2 x 2); every grid fits (resolutions are even).
 SORT_TILES = 2
+# The derivative strategies' outputs (u_t or the solution's gradient, then first and second derivatives) and the
+# steady coefficient strategy's inputs (source and solution): channels a pretext model differs by.
+DERIVATIVE_OUTPUTS, COEFFICIENT_IN_CHANNELS = 5, 2
 # Samples per forward pass of an evaluation (validation and the steady test) and of a test rollout
 # (``harness.train.loop.evaluate``, ``harness.tasks.time_task.rollout``; the sweep estimate prices them).
 EVAL_BATCH, ROLLOUT_BATCH = 256, 64
