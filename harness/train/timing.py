@@ -5,9 +5,9 @@ job-process settings) and forward pass without gradients, timed at two batch siz
 
 On a CPU the calibration runs with the threads one job gets (``OMP_NUM_THREADS``, else one: a local worker's
 share when ``--workers`` equals the cores). Timing a tiny model with more threads than the cores that are free
-measures the threads waiting for each other, not the job: on this project's busy 2-core machine two threads made
-the reference study's train step about 100x slower than the one thread its jobs ran with, and the estimate 60x too
-high.
+measures the threads waiting for each other, not the job: on this project's busy 2-core machine, two threads made
+the reference study's small train step take 0.010-0.54 s from one timing to the next (one thread: 0.017-0.074 s),
+and the former one-step calibration priced that study at 356 CPU-hours against the 5.8 h its jobs ran.
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ def calibrate(device: torch.device | str, batches: Mapping[Kernel, int]) -> dict
     ``device`` in this process, with its threads.
 
     Kernels whose train step fits ``MAX_STEP_FLOPS`` are timed; the cheapest is always timed; the others get the
-    median fixed times and the per-FLOP rates of the timed ones together (total seconds / total FLOPs), which
-    lean high for them (bigger kernels use the hardware better).
+    median fixed times of the timed ones and their per-FLOP rates weighted by FLOPs, which lean high for them
+    (bigger kernels use the hardware better).
     """
     device = torch.device(device)
     limit = MAX_STEP_FLOPS["cuda" if device.type == "cuda" else "cpu"]
