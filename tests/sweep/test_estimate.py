@@ -9,8 +9,7 @@ from harness.job import Downstream, Forecast, Job, JobConfig, Model, Pretrain, T
 from harness.models import Kernel, Shape, family
 from harness.models.unet_size import flops_per_sample as unet_flops
 from harness.sweep.estimate import describe_estimate, estimate, group_seconds, job_work, seconds
-from harness.train import Rate
-from harness.train.timing import calibrate
+from harness.train import Rate, timing
 
 # flops_per_sample(8, 4, 16), by hand: N = 256, log2 N = 8
 #   lifting 2*256*7*8 = 28,672; per layer 2*256*64 + 5*256*8*8 + 8*2*16*64 = 131,072 (x4 = 524,288);
@@ -145,16 +144,16 @@ def test_monotone(knob):
     assert costs[0] < costs[1] < costs[2]
 
 
-def test_calibration_on_cpu_times_real_passes_and_prices_big_kernels_with_the_timed_ones():
+def test_calibration_on_cpu_times_real_passes_and_prices_big_kernels_with_the_timed_ones(monkeypatch):
+    monkeypatch.setattr(timing, "TIMED_SECONDS", 0.05)  # the fewest rounds: a test of the mechanism, not a timing
     small, big = Kernel(fno(4, 2, 8)), Kernel(fno(128, 32, 256))  # big: far above the CPU budget, not timed
-    rates = calibrate("cpu", {small: 4, big: 4})
+    rates = timing.calibrate("cpu", {small: 4, big: 4})
     assert list(rates) == [small, big]
     timed = rates[small]
     assert math.isfinite(timed.step_s) and timed.step_s + 4 * 3 * small.flops_per_sample() * timed.train_s_per_flop > 0
     assert rates[big] == timed  # the only timed kernel's figures
 
 
-@pytest.mark.slow
 def test_describe_estimate_prints_every_stage_and_the_total():
     text = describe_estimate([make_job("pretrain", width=4, modes=2, resolution=8), make_job("zeroshot", width=4,
                                                                                          modes=2, resolution=8)],
