@@ -2,11 +2,12 @@
 fine-tunings that share it), and the compute model C = kappa P^gamma N^sigma of a group of runs.
 
 A run's training FLOPs are f * TRAIN_PASSES * S, with f the forward FLOPs of one sample of its model on its grid
-(``harness.models.Shape.flops_per_sample``, as ``harness expand --estimate`` counts them: the steady task's
-channels) and S the samples its steps saw (``harness.sweep.estimate.job_passes`` with the steps the run recorded,
-``steps_run``; the budget's where it recorded none). Validation and test passes are not counted. A fine-tuned run's
-pretraining is its pretraining job's training FLOPs: ``pretrain_flops`` counts them in full, ``pretrain_amortised``
-divides them by the fine-tuning jobs of the plan that start from that pretraining (``pretrain_shared``).
+with the channels its task gives it (``harness.sweep.estimate.job_work``'s kernel, as ``harness expand --estimate``
+counts them) and S the samples its steps saw (``job_work`` with the steps the run recorded, ``steps_run``; the
+budget's where it recorded none): ``Work.train_flops``. Validation, test and pushforward passes are not counted.
+A fine-tuned run's pretraining is its pretraining job's training FLOPs: ``pretrain_flops`` counts them in full,
+``pretrain_amortised`` divides them by the fine-tuning jobs of the plan that start from that pretraining
+(``pretrain_shared``).
 
 The compute model of a group of runs is the power law C = kappa P^gamma N^sigma fitted by least squares to the log
 of the runs' own FLOPs (P = ``n_params``, N = ``downstream.n_train``): with a budget in epochs sigma is 1, with a
@@ -25,8 +26,7 @@ import pandas as pd
 from analysis.curves import N
 from analysis.load import ReportError
 from harness.job import Job
-from harness.models import TRAIN_PASSES
-from harness.sweep.estimate import job_passes, job_shape
+from harness.sweep.estimate import job_work
 
 COMPUTE = "compute"  # a run's own training FLOPs
 PRETRAIN_FULL, PRETRAIN_AMORTISED = "pretrain_flops", "pretrain_amortised"
@@ -52,8 +52,7 @@ def run_compute(runs: pd.DataFrame, jobs: list[Job]) -> pd.DataFrame:
         if job.stage == "zeroshot":  # trains nothing (whatever train settings its config carries)
             return 0.0
         recorded = steps.get(job_id)
-        samples, _ = job_passes(job, None if recorded is None or pd.isna(recorded) else int(recorded))
-        return job_shape(job).flops_per_sample() * TRAIN_PASSES * samples
+        return job_work(job, None if recorded is None or pd.isna(recorded) else int(recorded)).train_flops
 
     shared = Counter(job.depends_on for job in jobs if job.stage == "finetune" and job.depends_on)
     rows = []

@@ -135,7 +135,8 @@ def main() -> None:
 @ROOT
 @click.option("--force", is_flag=True, help=f"Allow more than {100_000} jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-@click.option("--estimate", is_flag=True, help="Also predict GPU/CPU-hours per stage (times one step per shape).")
+@click.option("--estimate", is_flag=True,
+              help="Also predict GPU/CPU-hours per stage (times the jobs' passes and two tiny jobs).")
 @friendly
 def expand(sweep_file: Path, root: Path, force: bool, as_json: bool, estimate: bool) -> None:
     """Expand SWEEP_FILE into jobs, write the plan under ROOT/<name>/ and make it the current sweep.

@@ -68,7 +68,7 @@ from harness.models.fno_size import (
 )
 
 __all__ = ["ARCHS", "DEFAULT_ARCH", "FAMILIES", "FLOAT_BYTES", "MODEL_KEYS", "PARAM_TRAIN_BYTES", "SIZE_KEYS",
-           "TRAIN_PASSES", "Family", "Memory", "ModelKeys", "Shape", "SizeError", "arch_of", "check_modes",
+           "TRAIN_PASSES", "Family", "Kernel", "Memory", "ModelKeys", "Shape", "SizeError", "arch_of", "check_modes",
            "count_params", "family", "flops_per_sample", "resolve_model", "sizes_of", "train_memory"]
 
 Problem = tuple[str, str]  # (size key, what must hold and the fix)
@@ -283,3 +283,16 @@ class Shape(NamedTuple):
         """Forward FLOPs of one sample (``Family.flops_per_sample``), for the steady task's channels by default."""
         return family(self.arch).flops_per_sample(dict(self.sizes), resolution=self.resolution,
                                                   in_channels=in_channels, out_channels=out_channels)
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """What one pass of a job's model costs depends on: its shape and its input and output channels."""
+
+    shape: Shape
+    in_channels: int = 7  # the steady task's (harness.train.STEADY_IN_CHANNELS)
+    out_channels: int = 1
+
+    def flops_per_sample(self) -> float:
+        """Forward FLOPs of one sample (the family's own ``flops_per_sample``)."""
+        return self.shape.flops_per_sample(self.in_channels, self.out_channels)

@@ -61,7 +61,7 @@ from harness.job import Pretrain
 from harness.pde import TIME_COEFS
 from harness.tasks import JIGSAW_BLOCKS, JIGSAW_CLASSES, MASK_FRAMES, SORT_CHUNKS
 from harness.tasks.trajectories import Trajectories
-from harness.train import SORT_TILES, masked_patches
+from harness.train import DERIVATIVE_OUTPUTS, SORT_TILES, masked_patches
 from harness.train.strategies import (
     Classify,
     Coefficient,
@@ -116,7 +116,7 @@ class TimeDerivative(Trajectories):
     """Derivatives of the window's first frame from the window; see the module docstring."""
 
     name = "derivative"
-    out_channels = 5
+    out_channels = DERIVATIVE_OUTPUTS
     loss = Derivative.loss
     metric = Derivative.metric
 

@@ -53,11 +53,10 @@ from harness.tasks import target_frame
 from harness.tasks.pretext import make_pretext
 from harness.tasks.task import Part, Task, Tensors
 from harness.tasks.trajectories import COEF_SCALES, Trajectories, frame_times
-from harness.train import metrics
+from harness.train import ROLLOUT_BATCH, metrics
 from harness.train.objective import Objective
 from harness.train.strategies import Pretraining
 
-ROLLOUT_BATCH = 64
 # A rolled-out frame stays valid while its relative L2 error is at most this: half the error of predicting zero
 # (1). For a prediction of the true frame's norm, error e means correlation 1 - e^2 / 2 with the truth: 0.875 here,
 # stricter than the 0.8 of the "high-correlation time" in the PDE surrogate literature (e.g. PDE-Refiner).

@@ -15,6 +15,8 @@ sets (``stream``), signals (``signals``) and step timing (``timing``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from harness.errors import HarnessError
 from harness.pde import COMMON_CHANNELS
 
@@ -27,6 +29,12 @@ TIME_ONLY_STRATEGIES = ("sort_time", "jigsaw", "binary", "picl")
 # sort_space and jigsaw cut the grid into SORT_TILES x SORT_TILES tiles (the paper's 16-point patches of its
 # 32-point grid: 2 x 2); every grid fits (resolutions are even).
 SORT_TILES = 2
+# The derivative strategies' outputs (u_t or the solution's gradient, then first and second derivatives) and the
+# steady coefficient strategy's inputs (source and solution): channels a pretext model differs by.
+DERIVATIVE_OUTPUTS, COEFFICIENT_IN_CHANNELS = 5, 2
+# Samples per forward pass of an evaluation (validation and the steady test) and of a test rollout
+# (``harness.train.loop.evaluate``, ``harness.tasks.time_task.rollout``; the sweep estimate prices them).
+EVAL_BATCH, ROLLOUT_BATCH = 256, 64
 
 
 def masked_patches(ratio: float, patches: int, blocks: int = 1) -> int:
@@ -54,3 +62,17 @@ def check_patch_grid(patches: int, height: int, width: int) -> None:
 METRICS = {"rel_l2": "relative L2", "nrmse": "nRMSE", "max_err": "max abs error", "frmse_low": "fRMSE, low k",
            "frmse_mid": "fRMSE, middle k", "frmse_high": "fRMSE, high k"}
 DEFAULT_METRIC = "rel_l2"
+
+
+@dataclass(frozen=True)
+class Rate:
+    """What a job of one kernel costs on a device: fixed seconds per train step and per forward pass, seconds per
+    FLOP of each, and fixed seconds per job besides its passes (data from the cache, model, checkpoint and result
+    files); ``harness.train.timing.calibrate_device`` measures them."""
+
+    step_s: float
+    train_s_per_flop: float
+    pass_s: float
+    forward_s_per_flop: float
+    job_s: float = 0.0
+    eval_s: float = 0.0  # fixed seconds per evaluation besides its passes (progress file, best weights, hooks)

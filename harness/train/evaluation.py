@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from harness.train import metrics
+from harness.train import EVAL_BATCH, metrics
 from harness.train.distributed import current
 from harness.train.objective import SUPERVISED, Objective
 
@@ -40,7 +40,7 @@ def evaluate(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    batch_size: int = 256,
+    batch_size: int = EVAL_BATCH,
     device: torch.device | str,
     objective: Objective = SUPERVISED,
 ) -> float:
@@ -54,7 +54,7 @@ def evaluate(
     return current().sum(total).item() / x.shape[0]
 
 
-def evaluate_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256,
+def evaluate_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = EVAL_BATCH,
                      device: torch.device | str, objective: Objective = SUPERVISED) -> dict[str, float]:
     """The summary's test columns of ``model`` on (x, y): ``test_rel_l2``, as ``evaluate``, and, where the
     objective's target is a solution field (``Objective.fields``), ``test_<name>`` of the other metrics of

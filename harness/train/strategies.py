@@ -47,7 +47,15 @@ from harness.models.build import model_of
 from harness.models.operator import Operator
 from harness.pde import COMMON_CHANNELS
 from harness.pde.fourier import spectral_grad, spectral_hessian
-from harness.train import SORT_TILES, STEADY_IN_CHANNELS, TIME_ONLY_STRATEGIES, check_patch_grid, masked_patches
+from harness.train import (
+    COEFFICIENT_IN_CHANNELS,
+    DERIVATIVE_OUTPUTS,
+    SORT_TILES,
+    STEADY_IN_CHANNELS,
+    TIME_ONLY_STRATEGIES,
+    check_patch_grid,
+    masked_patches,
+)
 from harness.train import STRATEGIES as NAMES
 from harness.train.objective import Objective, relative_l2
 
@@ -124,7 +132,7 @@ class Derivative(Pretraining):
     """Prediction of the solution's spectral first and second derivatives; see the module docstring."""
 
     name = "derivative"
-    out_channels = 5
+    out_channels = DERIVATIVE_OUTPUTS
 
     def view(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Input: x; target: the 5 derivative channels of the solution."""
@@ -166,7 +174,7 @@ class Coefficient(Pooled):
     """Regression of the PDE coefficients from source and solution; see the module docstring."""
 
     name = "coefficient"
-    in_channels = 2
+    in_channels = COEFFICIENT_IN_CHANNELS
     out_channels = len(COMMON_CHANNELS)
     dropped = ("head.", "lifting.")
 

@@ -1,87 +1,182 @@
-"""Seconds per train step of the jobs' own step (``harness.train.loop.train_step``: fused Adam, the job-process
-settings), per model shape (``harness.models.Shape``: family, sizes, grid), for the sweep estimate
-(``harness.sweep.estimate``)."""
+"""What passes of the jobs' models cost on a device, for the sweep estimate (``harness.sweep.estimate``): per
+kernel (``Kernel``: family, sizes, grid, channels) the fixed seconds of a train step and of a forward pass and the
+seconds per FLOP of each (``Rate``), from the jobs' own ``harness.train.loop.train_step`` (fused Adam, the
+job-process settings) and forward pass without gradients, timed at two batch sizes.
+
+On a CPU the calibration runs with the threads one job gets (``OMP_NUM_THREADS``, else one: a local worker's
+share when ``--workers`` equals the cores). Timing a tiny model with more threads than the cores that are free
+measures the threads waiting for each other, not the job: on this project's busy 2-core machine, two threads made
+the reference study's small train step take 0.010-0.54 s from one timing to the next (one thread: 0.017-0.074 s),
+and the former one-step calibration priced that study at 356 CPU-hours against the 5.8 h its jobs ran.
+"""
 
 from __future__ import annotations
 
-import math
+import dataclasses
+import shutil
+import statistics
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import torch
 
-from harness.job import TrainConfig
-from harness.job.process import keep_freed_memory
-from harness.models import TRAIN_PASSES, Shape, SizeError, family
+from harness.job import Downstream, Job, JobConfig, Model, TrainConfig
+from harness.job.process import keep_freed_memory, user_threads
+from harness.models import TRAIN_PASSES, Kernel, Shape, SizeError, family
 from harness.models.build import build_model
+from harness.train import Rate
 from harness.train.loop import make_optimizer, train_step
 
-# Calibration: time a shape only if one step of the calibration batch costs at most this many FLOPs (about a
-# second on a 2-core CPU); bigger shapes use the global ratio fitted on the ones timed. The batch is large
-# enough that per-step overheads (Python, Adam's per-tensor work) weigh about as much as in the real jobs.
+# Time a kernel only if one train step at its batch costs at most this many FLOPs (about a second on a 2-core
+# CPU); bigger kernels get the fixed times and per-FLOP rates of the ones timed.
 MAX_STEP_FLOPS = {"cpu": 1e10, "cuda": 2e13}
-CALIBRATION_BATCH = {"cpu": 16, "cuda": 64}
-SMALLEST = Shape("fno", (("width", 8), ("modes", 2)), 8)  # timed when no shape asked for is valid
+TIMED_SECONDS = 1.0  # the timing rounds of a kernel fill about this long (at least MIN_REPEATS, at most MAX_REPEATS)
+MIN_REPEATS, MAX_REPEATS = 5, 40
+SMALL_BATCH_DIVISOR = 8  # the second batch size timed: the job's batch / 8 (at least 1)
+# The job timed for the fixed time per job: one step of a tiny FNO on a few generated Poisson samples.
+OVERHEAD_JOB = Job("sc-calibrate", "scratch", "calibrate", JobConfig(
+    8, 0, Model(width=4, modes=2), seed=0, train=TrainConfig(steps=1, batch_size=4),
+    downstream=Downstream(system="poisson", n_train=4, n_val=2, n_test=2)))
+OVERHEAD_EVALS = 21  # steps (each evaluated) of the second job timed
+SMALLEST = Kernel(Shape("fno", (("width", 8), ("modes", 2)), 8))  # timed when no kernel asked for is valid
 
 
-def time_step(shape: Shape, batch: int, device: torch.device | str, steps: int = 1) -> float:
-    """Seconds of one ``train_step`` (forward, sum of squared error, backward, the jobs' fused Adam) at ``shape``,
-    in this process with the job-process memory settings: best of ``steps`` after one warm-up step."""
+def time_passes(kernel: Kernel, batches: tuple[int, ...], device: torch.device | str) -> list[tuple[float, float]]:
+    """(seconds of one ``train_step``, seconds of one forward pass without gradients) of ``kernel``'s model at
+    each of ``batches``, in this process with the job-process memory settings and its threads: medians over
+    rounds that time every pass and batch in turn (so that a busy moment weighs on all alike), after a warm-up
+    round (allocations, an FNO's FFT plans); rounds fill about ``TIMED_SECONDS``."""
     keep_freed_memory()
-    res = shape.resolution
-    device = torch.device(device)
-    model = build_model(shape.arch, dict(shape.sizes), in_channels=7, out_channels=1, resolution=res).to(device)
+    res, device = kernel.shape.resolution, torch.device(device)
+    model = build_model(kernel.shape.arch, dict(kernel.shape.sizes), in_channels=kernel.in_channels,
+                        out_channels=kernel.out_channels, resolution=res).to(device)
     optimizer = make_optimizer(model, TrainConfig())
-    x = torch.randn(batch, 7, res, res, device=device)
-    y = torch.randn(batch, 1, res, res, device=device)
-    best = math.inf
-    for i in range(steps + 1):
+    data = [(torch.randn(b, kernel.in_channels, res, res, device=device),
+             torch.randn(b, kernel.out_channels, res, res, device=device)) for b in batches]
+
+    def timed(call: Callable[..., object], *args: torch.Tensor) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        train_step(model, optimizer, x, y)
+        call(*args)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        if i:  # the first step warms up allocations (and an FNO's FFT plans)
-            best = min(best, time.perf_counter() - start)
-    return best
+        return time.perf_counter() - start
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        train_step(model, optimizer, x, y)
+
+    def forward(x: torch.Tensor) -> None:
+        model.eval()
+        with torch.no_grad():
+            model(x)
+        model.train()
+
+    def one_round() -> list[float]:
+        return [t for x, y in data for t in (timed(step, x, y), timed(forward, x))]
+
+    first = sum(one_round())
+    rounds = [one_round() for _ in range(min(MAX_REPEATS, max(MIN_REPEATS, int(TIMED_SECONDS / max(first, 1e-6)))))]
+    medians = [statistics.median(column) for column in zip(*rounds, strict=True)]
+    return [(medians[2 * i], medians[2 * i + 1]) for i in range(len(batches))]
 
 
-def calibrate(device: torch.device | str, shapes: Iterable[Shape], *, steps: int = 1) -> dict[Shape, float]:
-    """Seconds per FLOP for every shape, from real train steps on ``device`` (a fixed batch, warm-up + ``steps``).
+def _fit(kernel: Kernel, batch: int, device: torch.device) -> Rate:
+    """The kernel's ``Rate`` from its passes timed at ``batch`` and at a smaller batch: a line through the two
+    (fixed time + per-sample time), the per-sample slope kept >= 0 and the time at ``batch`` reproduced."""
+    small = max(1, batch // SMALL_BATCH_DIVISOR)
+    big = max(batch, small + 1)
+    t_small, t_big = time_passes(kernel, (small, big), device)
+    flops = kernel.flops_per_sample()
+    fitted = []
+    for passes, lo, hi in ((TRAIN_PASSES, t_small[0], t_big[0]), (1, t_small[1], t_big[1])):
+        per_sample = max(hi - lo, 0.0) / (big - small)
+        fitted += [max(hi - big * per_sample, 0.0), per_sample / (passes * flops)]
+    return Rate(*fitted)
 
-    Shapes whose step fits ``MAX_STEP_FLOPS`` are timed and get their own ratio; the cheapest shape is always
-    timed; the others get the global ratio (total seconds / total FLOPs of the timed ones), which leans high for
-    them (bigger shapes use the hardware better). Uses the calling process's threads.
+
+def calibrate(device: torch.device | str, batches: Mapping[Kernel, int]) -> dict[Kernel, Rate]:
+    """A ``Rate`` for every kernel of ``batches`` (kernel -> the batch its jobs train at), from real passes on
+    ``device`` in this process, with its threads.
+
+    Kernels whose train step fits ``MAX_STEP_FLOPS`` are timed; the cheapest is always timed; the others get the
+    median fixed times of the timed ones and their per-FLOP rates weighted by FLOPs, which lean high for them
+    (bigger kernels use the hardware better).
     """
     device = torch.device(device)
-    kind = "cuda" if device.type == "cuda" else "cpu"
-    batch = CALIBRATION_BATCH[kind]
-    shapes = sorted(set(shapes), key=lambda s: s.flops_per_sample())
-    if not shapes:
-        return {}
-    measured: dict[Shape, tuple[float, float]] = {}  # shape -> (seconds, FLOPs) of one step
-    for i, shape in enumerate(shapes):
-        step_flops = TRAIN_PASSES * shape.flops_per_sample() * batch
-        if i and step_flops > MAX_STEP_FLOPS[kind]:
+    limit = MAX_STEP_FLOPS["cuda" if device.type == "cuda" else "cpu"]
+    kernels = sorted(batches, key=lambda k: k.flops_per_sample() * batches[k])
+    measured: dict[Kernel, Rate] = {}
+    for i, kernel in enumerate(kernels):
+        if i and TRAIN_PASSES * kernel.flops_per_sample() * batches[kernel] > limit:
             continue
         try:
-            family(shape.arch).check_grid(dict(shape.sizes), shape.resolution)
+            family(kernel.shape.arch).check_grid(dict(kernel.shape.sizes), kernel.shape.resolution)
         except SizeError:
             continue  # expand refuses such jobs; a direct caller's invalid shape is not timed
-        measured[shape] = (time_step(shape, batch, device, steps), step_flops)
-    if not measured:  # every shape is invalid: fall back on the smallest valid FNO there is
-        step_flops = TRAIN_PASSES * SMALLEST.flops_per_sample() * batch
-        measured[SMALLEST] = (time_step(SMALLEST, batch, device, steps), step_flops)
-    overall = sum(t for t, _ in measured.values()) / sum(f for _, f in measured.values())
-    return {s: measured[s][0] / measured[s][1] if s in measured else overall for s in shapes}
+        measured[kernel] = _fit(kernel, batches[kernel], device)
+    if not measured and kernels:  # every kernel is invalid: fall back on the smallest valid FNO there is
+        measured[SMALLEST] = _fit(SMALLEST, 16, device)
+    if not measured:
+        return {}
+    weights = {k: k.flops_per_sample() for k in measured}
+    overall = Rate(
+        statistics.median(r.step_s for r in measured.values()),
+        sum(r.train_s_per_flop * weights[k] for k, r in measured.items()) / sum(weights.values()),
+        statistics.median(r.pass_s for r in measured.values()),
+        sum(r.forward_s_per_flop * weights[k] for k, r in measured.items()) / sum(weights.values()),
+    )
+    return {k: measured.get(k, overall) for k in kernels}
 
 
-def calibrate_device(shapes: Iterable[Shape], device: str | None = None) -> tuple[dict[Shape, float], str, str]:
-    """``calibrate`` on ``device`` (default: the GPU if any, else the CPU); returns (rates, the unit of the hours
-    it gives, "GPU-hours" or "CPU-hours", and the device in words)."""
+def job_seconds(device: torch.device | str = "cpu") -> tuple[float, float]:
+    """(fixed seconds a job takes besides its passes and evaluations, fixed seconds an evaluation takes besides
+    its passes: progress file, best weights, hooks), from real tiny jobs (``OVERHEAD_JOB``, ``run_job``, on the
+    device a job picks) in a temporary root: one step and its two evaluations, and ``OVERHEAD_EVALS`` steps each
+    evaluated, after a first run that generates the data and warms the code paths (the timed ones load their
+    data from the cache, as most jobs of a sweep do); the tiny model's own passes are timed on ``device`` (where
+    the jobs run) and taken off."""
+    from harness.job.run import run_job  # the whole run machinery: only here
+
+    def timed_run(job: Job, root: str) -> float:
+        shutil.rmtree(Path(root) / job.sweep / "runs", ignore_errors=True)
+        start = time.perf_counter()
+        run_job(job, root)
+        return time.perf_counter() - start
+
+    train = OVERHEAD_JOB.train
+    assert train is not None  # a scratch job
+    evaluated = dataclasses.replace(OVERHEAD_JOB, config=dataclasses.replace(
+        OVERHEAD_JOB.config, train=dataclasses.replace(train, steps=OVERHEAD_EVALS, eval_every=1)))
+    step, forward = time_passes(Kernel(Shape.of(OVERHEAD_JOB.config.model, 8)), (train.batch_size,), device)[0]
+    with tempfile.TemporaryDirectory(prefix="harness-calibrate-") as tmp:
+        timed_run(OVERHEAD_JOB, tmp)
+        one = timed_run(OVERHEAD_JOB, tmp)
+        many = timed_run(evaluated, tmp)
+    per_eval = (many - one) / (OVERHEAD_EVALS - 1) - step - forward
+    return max(one - 2 * per_eval - step - 3 * forward, 0.0), max(per_eval, 0.0)
+
+
+def calibrate_device(batches: Mapping[Kernel, int], device: str | None = None) -> tuple[dict[Kernel, Rate], str, str]:
+    """``calibrate`` on ``device`` (default: the GPU if any, else the CPU with the threads one job gets:
+    ``OMP_NUM_THREADS``, else 1), and the fixed time per job (``job_seconds``); returns (rates, the unit of the
+    hours they give, "GPU-hours" or "CPU-hours", and the device in words)."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    rates = calibrate(dev, shapes)
     if dev.type == "cuda":
-        return rates, "GPU-hours", torch.cuda.get_device_name(dev)
-    return rates, "CPU-hours", f"CPU, {torch.get_num_threads()} threads"
+        return _with_job_seconds(calibrate(dev, batches), dev), "GPU-hours", torch.cuda.get_device_name(dev)
+    threads, before = user_threads() or 1, torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        rates = _with_job_seconds(calibrate(dev, batches), dev)
+    finally:
+        torch.set_num_threads(before)
+    return rates, "CPU-hours", f"CPU, {threads} thread{'s' * (threads > 1)} a job"
+
+
+def _with_job_seconds(rates: dict[Kernel, Rate], device: torch.device) -> dict[Kernel, Rate]:
+    """``rates`` with ``Rate.job_s`` and ``Rate.eval_s`` measured (``job_seconds``)."""
+    job_s, eval_s = job_seconds(device) if rates else (0.0, 0.0)
+    return {k: dataclasses.replace(r, job_s=job_s, eval_s=eval_s) for k, r in rates.items()}
+
