@@ -30,8 +30,9 @@ each evaluation too (``Rate.eval_s``: progress file, best weights, hooks): ``sec
 times, with the CPU threads one job gets; it is imported only when an estimate is asked (this module is
 torch-free). Not priced: the PDE data generation (once per dataset and sweep root, cached) and process start-up.
 
-Fused groups (``pack: fused``, one program training K jobs' models in lockstep) are priced by ``group_seconds``:
-the per-step fixed time once, the FLOPs of every member summed (see its docstring).
+Fused groups (``pack: fused``, one program training K jobs' models in lockstep; ``harness.job.fusable``'s groups
+in plan order) are priced by ``group_seconds``: the per-step fixed time once, the FLOPs of every member summed (see
+its docstring); a job alone is ``seconds``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from dataclasses import dataclass
 
 from harness.data.parts import model_channels
 from harness.job import Job
+from harness.job.fusable import fused_groups
 from harness.job.process import apply_job_env
 from harness.models import ARCHS, TRAIN_PASSES, Kernel, Shape
 from harness.pde import model_coefs
@@ -153,16 +155,14 @@ def seconds(work: Work, rate: Rate) -> float:
 
 
 def group_seconds(works: Sequence[Work], rates: Mapping[Kernel, Rate]) -> float:
-    """Seconds of K jobs run as one fused program (``pack: fused``): one loop over the longest member's steps
-    whose fixed time per step and per forward pass (the largest member's) is paid once, while every member's FLOPs
-    are paid at its own kernel's rate. A hook for the fused backend: price each group with it instead of summing
-    ``seconds`` over its jobs. Each member keeps its own fixed time per job and per evaluation (its data, files and
-    validation). An upper bound where members' passes overlap (one kernel launch serving several)."""
-    shared = max((rates[w.kernel] for w in works), key=lambda r: r.step_s + r.pass_s)
-    longest = max(works, key=lambda w: w.steps)
-    fixed = longest.steps * shared.step_s + max(w.forward_passes for w in works) * shared.pass_s
-    return fixed + sum(seconds(w, rates[w.kernel]) - w.steps * rates[w.kernel].step_s
-                       - w.forward_passes * rates[w.kernel].pass_s for w in works)
+    """Seconds of K jobs run as one fused program (``pack: fused``, ``harness.train.fused``): one loop over the
+    longest member's steps whose fixed time per train step (the largest member's) is paid once, while every
+    member's FLOPs are paid at its own kernel's rate. Each member keeps its own fixed times per job, per evaluation
+    and per forward pass (it validates and tests alone; its pushforward passes, batched in the fused step, are
+    counted as its own: an upper bound). A group of one costs ``seconds``."""
+    shared = max((rates[w.kernel] for w in works), key=lambda r: r.step_s)
+    fixed = max(w.steps for w in works) * shared.step_s
+    return fixed + sum(seconds(w, rates[w.kernel]) - w.steps * rates[w.kernel].step_s for w in works)
 
 
 def rate_of(rates: Mapping[Kernel, Rate], kernel: Kernel) -> Rate:
@@ -181,15 +181,15 @@ def estimate(jobs: Iterable[Job], rates: Mapping[Kernel, Rate] | Rate | float,
     if isinstance(rates, int | float):
         rates = Rate(0.0, rates, 0.0, rates)
     rows: dict[str, dict[str, float]] = {}
-    for job in jobs:
-        work = job_work(job)
-        rate = rates if isinstance(rates, Rate) else rate_of(rates, work.kernel)
-        name = job.stage if by == "stage" else work.kernel.shape.arch
+    for group in fused_groups(list(jobs)):  # one job each, but for a sweep's `pack: fused`
+        works = [job_work(job) for job in group]
+        kernel_rates = {w.kernel: rates if isinstance(rates, Rate) else rate_of(rates, w.kernel) for w in works}
+        name = group[0].stage if by == "stage" else works[0].kernel.shape.arch  # one stage and family a group
         row = rows.setdefault(name, {"jobs": 0, "train_samples": 0, "flops": 0.0, "seconds": 0.0})
-        row["jobs"] += 1
-        row["train_samples"] += work.train_samples
-        row["flops"] += work.flops
-        row["seconds"] += seconds(work, rate)
+        row["jobs"] += len(group)
+        row["train_samples"] += sum(w.train_samples for w in works)
+        row["flops"] += sum(w.flops for w in works)
+        row["seconds"] += group_seconds(works, kernel_rates)
     table = {
         stage: StageCost(stage, int(r["jobs"]), int(r["train_samples"]), r["flops"], r["seconds"] / 3600)
         for stage in (STAGES if by == "stage" else ARCHS)

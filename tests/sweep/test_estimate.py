@@ -1,11 +1,12 @@
 """The sweep cost estimate: what a job's work is (time tasks' channels and rollouts, pushforward, pretext heads, each
 family's own FLOPs), how it is priced (fixed times and FLOPs, fused groups), and a quick real calibration."""
 
+import dataclasses
 import math
 
 import pytest
 
-from harness.job import Downstream, Forecast, Job, JobConfig, Model, Pretrain, TrainConfig
+from harness.job import Downstream, Forecast, Job, JobConfig, Model, Pack, Pretrain, TrainConfig
 from harness.models import Kernel, Shape, family
 from harness.models.unet_size import flops_per_sample as unet_flops
 from harness.sweep.estimate import describe_estimate, estimate, group_seconds, job_work, seconds
@@ -123,9 +124,23 @@ def test_a_fused_group_pays_the_fixed_times_once():
     work = job_work(make_job("scratch"))
     rate = Rate(step_s=0.01, train_s_per_flop=1e-9, pass_s=0.002, forward_s_per_flop=2e-9, job_s=0.5, eval_s=0.03)
     alone = seconds(work, rate)
-    fixed = work.steps * rate.step_s + work.forward_passes * rate.pass_s
+    fixed = work.steps * rate.step_s  # a train step's fixed time is paid once; passes outside it by each member
     assert group_seconds([work, work, work], {work.kernel: rate}) == pytest.approx(3 * alone - 2 * fixed)
     assert group_seconds([work], {work.kernel: rate}) == pytest.approx(alone)
+
+
+def test_a_packed_sweep_is_priced_per_fused_group():
+    rate = Rate(step_s=0.01, train_s_per_flop=1e-9, pass_s=0.002, forward_s_per_flop=2e-9, job_s=0.5, eval_s=0.03)
+    jobs = [dataclasses.replace(make_job("scratch", n_train=n), id=f"j{n}") for n in (10, 12, 14, 16, 18)]
+    alone = estimate(jobs, rate)["total"]
+    packed = estimate([dataclasses.replace(j, pack=Pack(group=4)) for j in jobs], rate)["total"]
+    works = [job_work(j) for j in jobs]
+    # groups in plan order: the first four share one program, the fifth runs alone
+    assert packed.hours * 3600 == pytest.approx(group_seconds(works[:4], {works[0].kernel: rate})
+                                                + seconds(works[4], rate))
+    saved = sum(w.steps for w in works[:4]) - max(w.steps for w in works[:4])  # fixed step times paid once
+    assert (alone.hours - packed.hours) * 3600 == pytest.approx(saved * rate.step_s)
+    assert (packed.jobs, packed.flops) == (alone.jobs, alone.flops)
 
 
 def test_zero_shot_costs_only_an_evaluation_pass():
