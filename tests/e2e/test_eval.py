@@ -17,10 +17,10 @@ from harness.job.run import run_job
 from tests.helpers import assert_refused_at_expand
 
 SUPER = {"name": "super", "base": {
-    "resolution": 16, "init": "scratch", "model": {"width": 8, "modes": 4},
+    "resolution": 32, "init": "scratch", "model": {"width": 8, "modes": 4},
     "downstream": {"n_val": 8, "n_test": 8}, "train": {"steps": 8, "lr": 3.0e-3, "batch_size": 8}},
     "matrix": {"downstream.n_train": [8, 16]},
-    "eval": [{"resolution": 32}, {"system": "helmholtz", "shift": "moderate"}]}
+    "eval": [{"resolution": 64}, {"system": "helmholtz", "shift": "moderate"}]}
 
 
 @pytest.fixture(scope="module")
@@ -39,20 +39,20 @@ def _cli(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_an_fno_trained_at_16_is_scored_at_32_after_training_and_the_report_shows_it(
+def test_an_fno_trained_at_32_is_scored_at_64_after_training_and_the_report_shows_it(
         evaluated: tuple[Path, list[str]]) -> None:
     root, ids = evaluated
     rows = pd.read_parquet(root / "super" / "runs" / ids[0] / "eval.parquet")
     assert list(rows["source"]) == ["poisson:id", "helmholtz:moderate"]
-    assert list(rows["resolution"]) == [32, 16] and set(rows["trained_resolution"]) == {16}
+    assert list(rows["resolution"]) == [64, 32] and set(rows["trained_resolution"]) == {32}
     summary = pd.read_parquet(root / "super" / "runs" / ids[0] / "summary.parquet").iloc[0]
     finite = rows["test_rel_l2"].between(1e-6, 1e3)
     assert finite.all() and (rows["test_rel_l2"] != summary["test_rel_l2"]).all(), rows
     report = api.report("super", root=root, n_boot=10)
     table = pd.read_csv(report.out_dir / "evaluations.csv")
     where = set(zip(table["source"], table["resolution"], strict=True))
-    assert where == {("poisson:id", 32), ("helmholtz:moderate", 16)}
-    assert sorted(table.loc[table["resolution"] == 32, "downstream.n_train"]) == [8, 16]
+    assert where == {("poisson:id", 64), ("helmholtz:moderate", 32)}
+    assert sorted(table.loc[table["resolution"] == 64, "downstream.n_train"]) == [8, 16]
     assert "evaluations" in report.figures and report.figures["evaluations"].is_file()
     assert "## Scored on other sources and grids" in report.markdown.read_text()
 
@@ -62,14 +62,14 @@ def test_harness_eval_scores_the_same_rows_and_its_own_source_gives_the_jobs_tes
     root, ids = evaluated
     folder = root / "super" / "runs" / ids[0]
     before = pd.read_parquet(folder / "eval.parquet")
-    code, output = _cli("eval", ids[0], "--resolution", "32", "--root", str(root))
-    assert code == 0 and output.startswith(f"{ids[0]} on poisson:id at 32x32: test_rel_l2 "), output
+    code, output = _cli("eval", ids[0], "--resolution", "64", "--root", str(root))
+    assert code == 0 and output.startswith(f"{ids[0]} on poisson:id at 64x64: test_rel_l2 "), output
     after = pd.read_parquet(folder / "eval.parquet")
     assert len(after) == 2  # scored again: the row is replaced, not added
     assert after.set_index("source").loc["poisson:id", "test_rel_l2"] == \
         before.set_index("source").loc["poisson:id", "test_rel_l2"]
     assert _cli("eval", ids[0], "--root", str(root))[0] == 0  # its own system, shift and grid: its own test split
-    own = pd.read_parquet(folder / "eval.parquet").set_index(["source", "resolution"]).loc[("poisson:id", 16)]
+    own = pd.read_parquet(folder / "eval.parquet").set_index(["source", "resolution"]).loc[("poisson:id", 32)]
     summary = pd.read_parquet(folder / "summary.parquet").iloc[0]
     assert own["test_rel_l2"] == pytest.approx(summary["test_rel_l2"], rel=1e-12)
 
@@ -77,7 +77,7 @@ def test_harness_eval_scores_the_same_rows_and_its_own_source_gives_the_jobs_tes
 def test_eval_refusals_are_one_line_exit_2_and_write_nothing(evaluated: tuple[Path, list[str]],
                                                              tmp_path: Path) -> None:
     root, ids = evaluated
-    api.dataset("heat", 4, tmp_path / "heat.h5", resolution=16, nt=4)
+    api.dataset("heat", 4, tmp_path / "heat.h5", resolution=32, nt=4)
     cases = [
         (["nope-1"], r"no job 'nope-1' in sweep super"),
         ([ids[2]], rf"{ids[2]} ended missing, not ok: harness eval needs a trained job"),
@@ -99,8 +99,8 @@ def test_eval_refusals_are_one_line_exit_2_and_write_nothing(evaluated: tuple[Pa
 
 
 @pytest.mark.parametrize("model, resolution, message", [
-    ({"arch": "deeponet"}, 32, r"eval\.0\.resolution \(line \d+\): sc-\w+ cannot be evaluated at 32x32: a DeepONet "
-                              r"evaluates on its sensor grid only \(16x16\)"),
+    ({"arch": "deeponet"}, 64, r"eval\.0\.resolution \(line \d+\): sc-\w+ cannot be evaluated at 64x64: a DeepONet "
+                              r"evaluates on its sensor grid only \(32x32\)"),
     ({"arch": "unet", "levels": 3}, 20, r"cannot be evaluated at 20x20: model\.levels=3 halves the grid 3 times"),
 ], ids=["deeponet-sensors", "unet-pooling"])
 def test_a_family_that_cannot_run_at_the_eval_grid_is_refused_at_expand(tmp_path: Path, model: dict,
