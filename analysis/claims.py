@@ -70,7 +70,7 @@ def claims_table(runs: pd.DataFrame, fits: CurveFits, laws: Laws, multipliers: p
     pts = downstream_points(runs)
     rows = _errors(pts, fits.key_columns) + _gains(pts, fits.key_columns) + _multipliers(multipliers, fits)
     rows += _fitted(fits) + _laws(laws) + _counts(runs, holdout)
-    rows += [] if optima is None else _optima(optima, laws.group_columns)
+    rows += [] if optima is None else optimum_claims(optima, laws.group_columns)
     table = pd.DataFrame(rows, columns=COLUMNS)
     duplicated = table["id"].duplicated(keep=False)
     if duplicated.any():
@@ -233,8 +233,8 @@ def optimum_id(values: dict, group_columns: list[str], counting: str, compute: f
     return f"{OPTIMUM[counting]}.{gid}.c1e{round(math.log10(compute))}"
 
 
-def _optima(table: pd.DataFrame, group_columns: list[str]) -> list[dict]:
-    """P* with its interval at every compute of ``decade_optima``'s table."""
+def optimum_claims(table: pd.DataFrame, group_columns: list[str]) -> list[dict]:
+    """The P* claims (COLUMNS) of ``decade_optima``'s table: P* with its interval at every compute."""
     rows = []
     names = [FIT_COLUMNS.get(c, c) for c in group_columns]
     for record in table[np.isfinite(table["P_opt"].astype(float))].to_dict("records"):
