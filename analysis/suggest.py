@@ -117,18 +117,19 @@ class Pick:
 
 
 def gradients(value: Value, designs: Sequence[Design | JointDesign]) -> list[np.ndarray]:
-    """The target's gradient in each design's parameters (its first ``k``), by central differences."""
+    """The target's gradient in each design's parameters, by central differences."""
     params = [d.params for d in designs]
-    return [_gradient(lambda p, i=i: value([*params[:i], p, *params[i + 1:]]), d.params, d.step)[: d.k]
+    return [_gradient(lambda p, i=i: value([*params[:i], p, *params[i + 1:]]), d.params, d.step)
             for i, d in enumerate(designs)]  # fmt: skip
 
 
 def width(value: Value, designs: Sequence[Design | JointDesign], grads: Sequence[np.ndarray] | None = None) -> float:
     """The expected width of the target's interval on these designs (the module docstring): 2 t sqrt(g' C g);
-    ``grads``: ``gradients(value, designs)`` where already known (they do not change with the runs)."""
+    ``grads``: ``gradients(value, designs)`` where already known (they do not change with the runs); a curve's
+    law has the floor c (its third parameter) from MIN_N_OFFSET distinct N on."""
     var = 0.0
     for g, d in zip(grads or gradients(value, designs), designs, strict=True):
-        var += float(g @ d.covariance() @ g)
+        var += float(g[: d.k] @ d.covariance() @ g[: d.k])
     df = min(len(d.runs) - d.k for d in designs)
     if df < 1 or not np.isfinite(var):
         return math.inf
