@@ -12,6 +12,9 @@ supervised, and ``<axis>-<value>`` for every other varied axis (``curve_id``). T
 - ``mult.<curve>.n<N>`` and ``multfit.<curve>.n<N>``: the measured and the fit-based data-efficiency multipliers
   (``analysis.multipliers``); ``b.<stage>.<curve>`` and ``c.<stage>.<curve>``: the fitted exponent and floor;
   ``law.<law>.<param>.<group>``: the transfer laws' parameters.
+- ``popt.<stage>.<group>.c1e<k>``: the compute-optimal model size P* at a compute of 10^k FLOPs, from the joint law
+  (``analysis.optimal.decade_optima``: every power of ten within the group's computes), a fine-tuned group's also as
+  ``popt_amortised.`` and ``popt_full.`` with its pretraining counted.
 - Counts, displayed "k of n": ``step0.n<N>`` (fine-tunings whose best validation was the loaded weights),
   ``budget.<stage>.n<N>`` (budget-limited runs), ``edge.<param>.<stage>.<lower|upper>`` (tuned points at the edge of
   their search space), ``holdout.<fit>`` (held-out predictions their interval covered).
@@ -30,36 +33,44 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.compute import run_compute
 from analysis.curves import ERR, FIT_COLUMNS, IMPROVING, CurveFits, N, curves, downstream_points, fit_curves, pairs
 from analysis.holdout import holdout_table
 from analysis.intervals import is_95, ratio_interval, seed_interval
 from analysis.laws import Laws, fit_laws
 from analysis.load import load_runs
 from analysis.multipliers import round_to_interval, small_n_multipliers, supported_place
+from analysis.optimal import decade_optima
 from analysis.protocol import edge_points
 
 COLUMNS = ["id", "quantity", "value", "lo", "hi", "ci", "runs", "ref", "display"]
 COUNT = "count"  # the ``ci`` of a count: exact, no interval
+OPTIMUM = {"training": "popt", "pretraining amortised": "popt_amortised", "pretraining in full": "popt_full"}
 _UNSAFE = re.compile(r"[^a-z0-9_+-]+")
 
 
 def claims_for(sweep_dir: Path, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """The claims table of the sweep in ``sweep_dir``, as ``harness report`` writes it to claims.csv (same fits, same
     seeds), without drawing anything."""
-    runs = load_runs(Path(sweep_dir)).ok
+    loaded = load_runs(Path(sweep_dir))
+    runs = loaded.ok
     fits = fit_curves(runs, n_boot=n_boot, seed=seed)
     laws = fit_laws(runs, fits, n_boot=n_boot, seed=seed)
     multipliers = small_n_multipliers(runs, fits, n_boot=n_boot, seed=seed)
-    return claims_table(runs, fits, laws, multipliers, holdout_table(runs, fits, laws, n_boot=n_boot, seed=seed))
+    compute = run_compute(runs, loaded.plan.jobs if loaded.plan else [])
+    optima = decade_optima(downstream_points(runs).merge(compute, on="id"), laws.fits, laws.group_columns)
+    return claims_table(runs, fits, laws, multipliers, holdout_table(runs, fits, laws, n_boot=n_boot, seed=seed),
+                        optima)  # fmt: skip
 
 
 def claims_table(runs: pd.DataFrame, fits: CurveFits, laws: Laws, multipliers: pd.DataFrame,
-                 holdout: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
+                 holdout: pd.DataFrame, optima: pd.DataFrame | None = None) -> pd.DataFrame:  # fmt: skip
     """Every claim of the sweep (COLUMNS), sorted by id; ``runs`` are its ok runs, the rest what the report computed
-    from them."""
+    from them (``optima``: ``analysis.optimal.decade_optima``'s table, none when not given)."""
     pts = downstream_points(runs)
     rows = _errors(pts, fits.key_columns) + _gains(pts, fits.key_columns) + _multipliers(multipliers, fits)
     rows += _fitted(fits) + _laws(laws) + _counts(runs, holdout)
+    rows += [] if optima is None else optimum_claims(optima, laws.group_columns)
     table = pd.DataFrame(rows, columns=COLUMNS)
     duplicated = table["id"].duplicated(keep=False)
     if duplicated.any():
@@ -212,6 +223,27 @@ def _laws(laws: Laws) -> list[dict]:
         rows.append(claim(f"law.{record['law']}.{record['param']}.{gid}", f"{record['law']} law: {record['param']}",
                            record["value"], record["lo"], record["hi"], record["ci"], record["n_points"],
                            ref_text(values)))  # fmt: skip
+    return rows
+
+
+def optimum_id(values: dict, group_columns: list[str], counting: str, compute: float) -> str:
+    """The id of P* at ``compute`` (a power of ten) under ``counting`` of the joint law's group of these key values
+    (by fits-table name), e.g. ``popt.scratch.poisson.id.c1e11``."""
+    gid = f"{values['stage']}.{curve_id(values, extra_axes(group_columns))}"
+    return f"{OPTIMUM[counting]}.{gid}.c1e{round(math.log10(compute))}"
+
+
+def optimum_claims(table: pd.DataFrame, group_columns: list[str]) -> list[dict]:
+    """The P* claims (COLUMNS) of ``decade_optima``'s table: P* with its interval at every compute."""
+    rows = []
+    names = [FIT_COLUMNS.get(c, c) for c in group_columns]
+    for record in table[np.isfinite(table["P_opt"].astype(float))].to_dict("records"):
+        values = {c: record[c] for c in names}
+        note = "; extrapolated beyond the sampled P or N" if record["extrapolated"] else ""
+        rows.append(claim(optimum_id(values, group_columns, record["counting"], record["compute"]),
+                          f"compute-optimal model size P* (parameters; {record['counting']} counted){note}",
+                          record["P_opt"], record["P_lo"], record["P_hi"], record["ci"], record["n_points"],
+                          f"{ref_text(values)}, compute {record['compute']:.0e} FLOPs"))  # fmt: skip
     return rows
 
 

@@ -14,7 +14,7 @@ from analysis.diagnostics import DECADE, Diagnostics, diagnose
 from analysis.document import Block
 from analysis.laws import Laws
 from analysis.load import LoadedRuns
-from analysis.optimal import compute_optimal
+from analysis.optimal import compute_optimal, decade_optima
 from analysis.sections import _value_ci
 
 NO_COMPUTE = "no run's FLOPs could be counted (the plan lists no job of these runs)"
@@ -43,13 +43,15 @@ DIAGNOSTICS_TEXT = (
 class ComputeAnalysis:
     """``compute``: ``run_compute`` of the ok runs; ``optimal``: ``compute_optimal``'s allocation table;
     ``law_rows``: its rows for scaling_laws.csv; ``skipped``: (group, why) for joint laws without an allocation;
-    ``diagnostics``: residuals and warnings of every fit."""
+    ``diagnostics``: residuals and warnings of every fit; ``decades``: the allocation at each group's powers of ten of
+    compute (``decade_optima``: the P* claims)."""
 
     compute: pd.DataFrame
     optimal: pd.DataFrame
     law_rows: pd.DataFrame
     skipped: list[tuple[str, str]]
     diagnostics: Diagnostics
+    decades: pd.DataFrame
 
 
 def analyse_compute(loaded: LoadedRuns, fits: CurveFits, laws: Laws) -> ComputeAnalysis:
@@ -57,7 +59,8 @@ def analyse_compute(loaded: LoadedRuns, fits: CurveFits, laws: Laws) -> ComputeA
     compute = run_compute(loaded.ok, loaded.plan.jobs if loaded.plan else [])
     pts = downstream_points(loaded.ok).merge(compute, on="id")
     optimal, law_rows, skipped = compute_optimal(pts, laws.fits, laws.group_columns)
-    return ComputeAnalysis(compute, optimal, law_rows, skipped, diagnose(loaded.ok, fits, laws))
+    return ComputeAnalysis(compute, optimal, law_rows, skipped, diagnose(loaded.ok, fits, laws),
+                           decade_optima(pts, laws.fits, laws.group_columns))
 
 
 def compute_tables(analysis: ComputeAnalysis, laws: Laws) -> dict[str, tuple[pd.DataFrame | None, str]]:

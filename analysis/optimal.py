@@ -96,32 +96,60 @@ class Allocation(NamedTuple):
                                                       float(self.rows["n_params"].max())))  # fmt: skip
 
 
-def compute_optimal(pts: pd.DataFrame, law_fits: dict, group: list[str]) -> tuple[pd.DataFrame, pd.DataFrame,
-                                                                                  list[tuple[str, str]]]:  # fmt: skip
-    """From downstream points with ``run_compute``'s columns, the laws' fits by (law, group label) and
-    the group columns: the allocation table (one row per group, counting and compute: OPTIMAL_COLUMNS), the law
-    rows (exponents of P* and N*, the break-even compute of pretraining: law, group, param, value, lo, hi, ci,
-    message) and (group text, why) for groups with a law but no allocation."""
-    rows, law_rows, skipped, optima = [], [], [], {}
+def allocations(pts: pd.DataFrame, law_fits: dict, group: list[str]
+                ) -> tuple[dict[tuple[tuple[str, ...], str], Allocation], list[tuple[str, str]]]:  # fmt: skip
+    """Per (group label, counting) of every group with a joint law in ``law_fits`` (by (law, group label)): its
+    ``Allocation`` from downstream points with ``run_compute``'s columns; and (group text, why) for groups with a
+    law but no compute model."""
+    optima, skipped = {}, []
     trained = pts[pts["stage"].isin(["finetune", "scratch"])]
     for key, g in curves(trained, group):
         fit = law_fits.get(("joint", label_key(key)))
         if fit is None:
             continue
-        keys = {FIT_COLUMNS.get(c, c): v for c, v in zip(group, key, strict=True)}
         for counting in COUNTINGS if g["stage"].iloc[0] == "finetune" else ("training",):
             try:
                 own, pre = group_models(g, counting)
             except ReportError as exc:
                 skipped.append((key_text(group, key), str(exc)))
                 break
-            spent = counted(g, counting)
-            alloc = optima[(label_key(key), counting)] = Allocation(fit, own, pre, g, spent)
-            rows += _curve_rows(keys, counting, alloc, np.geomspace(spent.min(), spent.max(), C_POINTS))
-            if counting == "training":
-                law_rows += _exponent_rows(keys, fit, own)
+            optima[(label_key(key), counting)] = Allocation(fit, own, pre, g, counted(g, counting))
+    return optima, skipped
+
+
+def compute_optimal(pts: pd.DataFrame, law_fits: dict, group: list[str]) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                                  list[tuple[str, str]]]:  # fmt: skip
+    """From downstream points with ``run_compute``'s columns, the laws' fits by (law, group label) and
+    the group columns: the allocation table (one row per group, counting and compute: OPTIMAL_COLUMNS), the law
+    rows (exponents of P* and N*, the break-even compute of pretraining: law, group, param, value, lo, hi, ci,
+    message) and (group text, why) for groups with a law but no allocation."""
+    optima, skipped = allocations(pts, law_fits, group)
+    rows, law_rows = [], []
+    for (_, counting), alloc in optima.items():
+        keys = dict(zip(_names(group), alloc.rows[group].iloc[0], strict=True))
+        rows += _curve_rows(keys, counting, alloc, np.geomspace(alloc.spent.min(), alloc.spent.max(), C_POINTS))
+        if counting == "training":
+            law_rows += _exponent_rows(keys, alloc.fit, alloc.own)
     law_rows += _break_even_rows(optima, group)
     return pd.DataFrame(rows, columns=[*_names(group), *OPTIMAL_COLUMNS]), pd.DataFrame(law_rows), skipped
+
+
+def decades(spent: np.ndarray) -> np.ndarray:
+    """The powers of ten within the range of computes ``spent`` (the one nearest its geometric middle where the
+    range holds none): the computes P* is claimed at."""
+    lo, hi = np.log10(np.min(spent)), np.log10(np.max(spent))
+    powers = np.arange(np.ceil(lo), np.floor(hi) + 1)
+    return 10.0 ** (powers if len(powers) else np.array([np.round((lo + hi) / 2)]))
+
+
+def decade_optima(pts: pd.DataFrame, law_fits: dict, group: list[str]) -> pd.DataFrame:
+    """The allocation table (as ``compute_optimal``'s, with ``n_points``: the runs of the law) at ``decades`` of
+    each group's and counting's computes: the rows the P* claims (``analysis.claims``) are made of."""
+    rows = []
+    for (_, counting), alloc in allocations(pts, law_fits, group)[0].items():
+        keys = dict(zip(_names(group), alloc.rows[group].iloc[0], strict=True))
+        rows += [r | {"n_points": len(alloc.rows)} for r in _curve_rows(keys, counting, alloc, decades(alloc.spent))]
+    return pd.DataFrame(rows, columns=[*_names(group), *OPTIMAL_COLUMNS, "n_points"])
 
 
 def _names(group: list[str]) -> list[str]:

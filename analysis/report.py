@@ -133,7 +133,7 @@ def build_report(
               "pretraining_size": (sizes.table, "") if not sizes.table.empty else (None, sizes.skip),
               "holdout": (holdout, "") if not holdout.empty else (None, NO_HOLDOUT),
               **compute_tables(comp, laws),
-              "claims": (claims_table(loaded.ok, fits, laws, multipliers, holdout), "")}  # fmt: skip
+              "claims": (claims_table(loaded.ok, fits, laws, multipliers, holdout, comp.decades), "")}  # fmt: skip
     for name, table in [("fits", fits.table)] + [(n, t) for n, (t, _) in tables.items() if t is not None]:
         if name in ("fits", *PARQUET_TABLES):
             sink = pa.BufferOutputStream()

@@ -3,7 +3,10 @@ each one's expected shrinkage of the claim's interval, and a greedy pick per uni
 
 Targets are claims, named as claims.csv names them (``TARGETS``, one ``Target`` per kind: its id form and how it
 lists its claims, each with the curves it rests on and its value from their parameters; a new kind is one entry):
-a curve's fitted exponent ``b.<stage>.<curve>`` and the fit-based data-efficiency multiplier ``multfit.<curve>.n<N>``.
+a curve's fitted exponent ``b.<stage>.<curve>``, the fit-based data-efficiency multiplier ``multfit.<curve>.n<N>``
+and the compute-optimal model size ``popt.<stage>.<group>.c1e<k>`` (and ``popt_amortised.``, ``popt_full.``: P* of
+a joint law at a power of ten of compute, ``analysis.optimal``; its design and candidates, over model sizes as well
+as N and seeds, are ``analysis.suggest_joint``'s; its gradient is that of log P* through ``Allocation.optimum``).
 
 Candidates: on each curve a target rests on, one run at each N of the curve's grid and at the next N down and up in
 the grid's own (geometric) spacing, with the first of the curve's seeds not yet run at that N (a new seed, one above
@@ -29,18 +32,26 @@ import difflib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import yaml
 from scipy.stats import t as student_t
 
-from analysis.claims import curve_id, extra_axes, key_values
+from analysis.claims import curve_id, extra_axes, key_values, optimum_id
+from analysis.compute import run_compute
 from analysis.curves import ERR, MIN_N_OFFSET, CurveFits, N, curves, downstream_points, label_key, pairs, primary
 from analysis.intervals import LEVEL
+from analysis.laws import fit_laws
 from analysis.load import ReportError
 from analysis.multipliers import SMALL_N
+from analysis.optimal import Allocation, allocations, decades
 from analysis.powerlaw import power_law_model
+from analysis.suggest_joint import JointDesign, Size, free_seed, grid_steps, joint_design
+from analysis.transfer import joint_values
+from harness.job import Job
 
 Label = tuple[str, ...]
 Value = Callable[[Sequence[np.ndarray]], float]  # a target from its curves' parameter rows (log a, b, c)
@@ -56,6 +67,8 @@ class Design:
     sigma: float
     runs: tuple[tuple[int, int], ...]
     grid: tuple[int, ...]
+    ids: tuple[str, ...] = ()
+    step: ClassVar[float] = 1e-6  # relative step of the gradient
 
     @property
     def k(self) -> int:
@@ -74,14 +87,8 @@ class Design:
 
     def candidates(self) -> list[tuple[int, int]]:
         """(N, seed) of one more run at each N of the grid and the next N down and up in its spacing."""
-        ratio = (self.grid[-1] / self.grid[0]) ** (1 / (len(self.grid) - 1))
-        ns = sorted({*self.grid, *(n for n in (round(self.grid[0] / ratio), round(self.grid[-1] * ratio)) if n >= 1)})
         seeds = sorted({s for _, s in self.runs})
-        out = []
-        for n in ns:
-            taken = {s for m, s in self.runs if m == n}
-            out.append((n, next((s for s in seeds if s not in taken), seeds[-1] + 1)))
-        return out
+        return [(n, free_seed([s for m, s in self.runs if m == n], seeds)) for n in grid_steps(self.grid)]
 
 
 @dataclass(frozen=True)
@@ -91,14 +98,14 @@ class Resolved:
 
     target: str
     scale: str
-    designs: tuple[Design, ...]
+    designs: tuple[Design | JointDesign, ...]
     value: Value
 
 
 @dataclass(frozen=True)
 class Pick:
-    """A suggested run: on ``designs[curve]`` of the target, at N ``n`` with ``seed``; its cost, its expected
-    shrinkage of the interval (1 - width after / width before it) and the width after it."""
+    """A suggested run: on ``designs[curve]`` of the target, at N ``n`` with ``seed`` (and model ``size`` for a joint
+    law's); its cost, its expected shrinkage of the interval (1 - width after / width before it), the width after it."""
 
     curve: int
     n: int
@@ -106,55 +113,63 @@ class Pick:
     hours: float
     shrinkage: float
     width: float
+    size: Size = ()
 
 
-def width(value: Value, designs: Sequence[Design]) -> float:
-    """The expected width of the target's interval on these designs (the module docstring): 2 t sqrt(g' C g)."""
+def gradients(value: Value, designs: Sequence[Design | JointDesign]) -> list[np.ndarray]:
+    """The target's gradient in each design's parameters, by central differences."""
     params = [d.params for d in designs]
+    return [_gradient(lambda p, i=i: value([*params[:i], p, *params[i + 1:]]), d.params, d.step)
+            for i, d in enumerate(designs)]  # fmt: skip
+
+
+def width(value: Value, designs: Sequence[Design | JointDesign], grads: Sequence[np.ndarray] | None = None) -> float:
+    """The expected width of the target's interval on these designs (the module docstring): 2 t sqrt(g' C g);
+    ``grads``: ``gradients(value, designs)`` where already known (they do not change with the runs); a curve's
+    law has the floor c (its third parameter) from MIN_N_OFFSET distinct N on."""
     var = 0.0
-    for i, d in enumerate(designs):
-        g = _gradient(lambda p, i=i: value([*params[:i], p, *params[i + 1:]]), d.params)[: d.k]
-        var += float(g @ d.covariance() @ g)
+    for g, d in zip(grads or gradients(value, designs), designs, strict=True):
+        var += float(g[: d.k] @ d.covariance() @ g[: d.k])
     df = min(len(d.runs) - d.k for d in designs)
     if df < 1 or not np.isfinite(var):
         return math.inf
     return 2 * float(student_t.ppf(0.5 + LEVEL / 2, df)) * math.sqrt(max(var, 0.0))
 
 
-def _gradient(f: Callable[[np.ndarray], float], p: np.ndarray) -> np.ndarray:
-    """Central-difference gradient of ``f`` at ``p``."""
+def _gradient(f: Callable[[np.ndarray], float], p: np.ndarray, step: float) -> np.ndarray:
+    """Central-difference gradient of ``f`` at ``p`` (steps ``step`` times the parameter, at least ``step``)."""
     out = np.empty(len(p))
     for j in range(len(p)):
-        h = 1e-6 * max(1.0, abs(p[j]))
+        h = step * max(1.0, abs(p[j]))
         e = np.zeros(len(p))
         e[j] = h
         out[j] = (f(p + e) - f(p - e)) / (2 * h)
     return out
 
 
-def pick(resolved: Resolved, cost: Callable[[int, int, int], float], budget: float,
-         k: int | None = None) -> list[Pick]:  # fmt: skip
+def pick(resolved: Resolved, cost: Callable[..., float], budget: float, k: int | None = None) -> list[Pick]:
     """Greedy picks of candidate runs until the ``budget`` (in ``cost``'s unit, e.g. device-hours) or ``k`` runs:
     each round takes the candidate with the largest expected narrowing of the interval per unit cost among those
-    that still fit the budget (``cost(curve, n, seed)``), then adds it to its curve's design; it stops when no
-    candidate fits or none narrows the interval."""
+    that still fit the budget (``cost(curve, n, seed)``, ``cost(curve, n, seed, size)`` on a joint law), then adds
+    it to its design; it stops when no candidate fits or none narrows the interval."""
     designs = list(resolved.designs)
-    now, spent, picks = width(resolved.value, designs), 0.0, []
+    grads = gradients(resolved.value, designs)
+    now, spent, picks = width(resolved.value, designs, grads), 0.0, []
     while k is None or len(picks) < k:
-        best: tuple[float, Pick] | None = None
+        best: tuple[float, Pick, tuple] | None = None
         for i, d in enumerate(designs):
-            for n, seed in d.candidates():
-                hours = cost(i, n, seed)
+            for run in d.candidates():
+                hours = cost(i, *run)
                 if spent + hours > budget:
                     continue
-                after = width(resolved.value, [*designs[:i], d.with_run(n, seed), *designs[i + 1:]])
+                after = width(resolved.value, [*designs[:i], d.with_run(*run), *designs[i + 1:]], grads)
                 score = (now - after) / max(hours, 1e-12)
                 if score > 0 and (best is None or score > best[0]):
-                    best = score, Pick(i, n, seed, hours, 1 - after / now, after)
+                    best = score, Pick(i, run[0], run[1], hours, 1 - after / now, after, *run[2:]), run
         if best is None:
             break
         chosen = best[1]
-        designs[chosen.curve] = designs[chosen.curve].with_run(chosen.n, chosen.seed)
+        designs[chosen.curve] = designs[chosen.curve].with_run(*best[2])
         now, spent = chosen.width, spent + chosen.hours
         picks.append(chosen)
     return picks
@@ -165,18 +180,21 @@ def pick(resolved: Resolved, cost: Callable[[int, int, int], float], budget: flo
 
 @dataclass(frozen=True)
 class Curves:
-    """A sweep's trained curves: their runs by label, the fits and their key columns."""
+    """A sweep's trained curves: their runs by label, the fits and their key columns; its ok runs and the plan's
+    jobs (none: no compute, so no compute-optimal target)."""
 
     groups: dict[Label, pd.DataFrame]
     fits: CurveFits
     pts: pd.DataFrame
+    runs: pd.DataFrame
+    jobs: tuple[Job, ...] = ()
 
     @classmethod
-    def of(cls, runs: pd.DataFrame, fits: CurveFits) -> Curves:
-        """The curves of a sweep's ok runs and their fits (``analysis.curves.fit_curves``)."""
+    def of(cls, runs: pd.DataFrame, fits: CurveFits, jobs: Sequence[Job] = ()) -> Curves:
+        """The curves of a sweep's ok runs and their fits (``analysis.curves.fit_curves``), the plan's ``jobs``."""
         pts = downstream_points(runs)
         trained = pts[pts["stage"].isin(["finetune", "scratch"])]
-        return cls({label_key(key): g for key, g in curves(trained, fits.key_columns)}, fits, pts)
+        return cls({label_key(key): g for key, g in curves(trained, fits.key_columns)}, fits, pts, runs, tuple(jobs))
 
     def base_id(self, rows: pd.DataFrame) -> tuple[str, str]:
         """(stage, curve id) of a curve's rows, as claims name them."""
@@ -185,7 +203,7 @@ class Curves:
         return str(values["stage"]), curve_id(values, extra_axes(keys))
 
 
-Claims = dict[str, tuple[tuple[Label, ...], Value]]
+Claims = dict[str, tuple[Callable[[], tuple[Any, ...]], Value]]  # id -> (its designs, when asked for; its value)
 
 
 @dataclass(frozen=True)
@@ -205,7 +223,8 @@ def _exponents(c: Curves) -> Claims:
     out: Claims = {}
     for label, rows in c.groups.items():
         stage, curve = c.base_id(rows)
-        out[f"b.{stage}.{curve}"] = ((label,), lambda ps: float(ps[0][1]))
+        cid = f"b.{stage}.{curve}"
+        out[cid] = (partial(_designs, cid, (label,), c), lambda ps: float(ps[0][1]))
     return out
 
 
@@ -225,20 +244,48 @@ def _multipliers(c: Curves) -> Claims:
         labels = (label_key(tuple(sc[keys].iloc[0])), label_key(tuple(ft[keys].iloc[0])))
         for n, at in list(ft.groupby(N, sort=True))[:SMALL_N]:
             t = float(at[ERR].mean())
-            out[f"multfit.{curve}.n{int(n)}"] = (labels, lambda ps, t=t: _log_n_for(ps[0], t) - _log_n_for(ps[1], t))
+            cid = f"multfit.{curve}.n{int(n)}"
+            out[cid] = (partial(_designs, cid, labels, c), lambda ps, t=t: _log_n_for(ps[0], t) - _log_n_for(ps[1], t))
     return out
+
+
+def _optima(c: Curves) -> Claims:
+    """popt.<stage>.<group>.c1e<k> (and popt_amortised., popt_full.): P* of a group's joint law at a power of ten of
+    its compute (log of it, for the variance), as ``analysis.claims`` names them; none without the plan's jobs."""
+    if not c.jobs:
+        return {}
+    laws = fit_laws(c.runs, c.fits, n_boot=0)
+    pts = c.pts.merge(run_compute(c.runs, list(c.jobs)), on="id")
+    out: Claims = {}
+    for (label, counting), alloc in allocations(pts, laws.fits, laws.group_columns)[0].items():
+        values = key_values(laws.group_columns, tuple(alloc.rows[laws.group_columns].iloc[0]))
+        e, a_coef, a, b_coef, b = alloc.fit.values
+        q = np.array([math.log(a_coef), a, math.log(b_coef), b, e])
+        designs = partial(lambda *args: (joint_design(*args),), label, alloc.rows, q, alloc.fit.rmse)
+        for compute in decades(alloc.spent):
+            cid = optimum_id(values, laws.group_columns, counting, compute)
+            out[cid] = (designs, partial(_log_p_opt, alloc, compute))
+    return out
+
+
+def _log_p_opt(alloc: Allocation, compute: float, ps: Sequence[np.ndarray]) -> float:
+    """log P* at ``compute`` of the joint law q = ``ps[0]`` (``joint_model``'s order) under ``alloc``'s compute."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.log(alloc.optimum(joint_values(ps[0][None, :]), np.array([compute]))[0][0, 0]))
 
 
 TARGETS = (
     Target("exponent", "b.<stage>.<curve>", "the exponent", _exponents),
     Target("multiplier", "multfit.<curve>.n<N>", "the log of the multiplier", _multipliers),
+    Target("compute-optimal size", "popt.<stage>.<group>.c1e<k>", "the log of P*", _optima),
 )
 
 
-def resolve(target: str, runs: pd.DataFrame, fits: CurveFits) -> Resolved:
-    """The target named ``target`` on a sweep's ok ``runs`` and their ``fits``; ReportError (one line naming
-    --target, the value and the fix) when no claim of the sweep has that id or its curves are too few to fit."""
-    c = Curves.of(runs, fits)
+def resolve(target: str, runs: pd.DataFrame, fits: CurveFits, jobs: Sequence[Job] = ()) -> Resolved:
+    """The target named ``target`` on a sweep's ok ``runs``, their ``fits`` and the plan's ``jobs``; ReportError (one
+    line naming --target, the value and the fix) when no claim of the sweep has that id or its curves are too few to
+    fit."""
+    c = Curves.of(runs, fits, jobs)
     claims: Claims = {}
     scales: dict[str, str] = {}
     for kind in TARGETS:
@@ -251,11 +298,15 @@ def resolve(target: str, runs: pd.DataFrame, fits: CurveFits) -> Resolved:
         forms = ", ".join(kind.form for kind in TARGETS)
         raise ReportError(f"--target {target}: no such target in this sweep (targets: {forms}); use one of its "
                           f"claims.csv ids, e.g. {', '.join(some) or 'none: the sweep has no trained curve'}")
-    labels, value = claims[target]
-    designs = tuple(_design(target, label, c) for label in labels)
+    make, value = claims[target]
+    designs = make()
     if not np.isfinite(value([d.params for d in designs])):
         raise ReportError(f"--target {target}: the fits never reach it (no value to sharpen); pick another claim")
     return Resolved(target, scales[target], designs, value)
+
+
+def _designs(target: str, labels: tuple[Label, ...], c: Curves) -> tuple[Design, ...]:
+    return tuple(_design(target, label, c) for label in labels)
 
 
 def _design(target: str, label: Label, c: Curves) -> Design:
@@ -270,7 +321,7 @@ def _design(target: str, label: Label, c: Curves) -> Design:
                           f"more runs than the law's {k} parameters); add N or seeds to the sweep and run them first")
     sigma = fit.rmse * math.sqrt(len(runs) / (len(runs) - k))
     grid = tuple(sorted({n for n, _ in runs}))
-    return Design(label, np.array([math.log(fit.a), fit.b, fit.c]), sigma, runs, grid)
+    return Design(label, np.array([math.log(fit.a), fit.b, fit.c]), sigma, runs, grid, tuple(rows["id"]))
 
 
 def include_block(points: Sequence[dict], existing: Sequence[dict] = ()) -> str:

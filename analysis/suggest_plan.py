@@ -21,9 +21,10 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.curves import N, fit_curves
+from analysis.curves import fit_curves
 from analysis.load import ReportError, load_runs
-from analysis.suggest import Curves, Pick, Resolved, include_block, pick, resolve, width
+from analysis.suggest import Pick, Resolved, include_block, pick, resolve, width
+from analysis.suggest_joint import Size
 from harness.job import Job
 from harness.models import Shape
 from harness.store.atomic import write_text_atomic
@@ -77,26 +78,26 @@ def suggest_runs(folder: Path, target: str, budget: float, k: int | None = None)
         raise ReportError(f"{folder}: no plan; run `harness expand SWEEP.yaml` first")
     runs = loaded.ok
     fits = fit_curves(runs, n_boot=0)
-    resolved = resolve(target, runs, fits)
+    resolved = resolve(target, runs, fits, loaded.plan.jobs)
     sweep = parse_sweep(loaded.plan.spec, {}, loaded.plan.source)
     jobs = {job.id: job for job in loaded.plan.jobs}
     rates = measured_rates(list(jobs.values()), runs)
-    templates = _templates(resolved, Curves.of(runs, fits), jobs)
-    prices: dict[tuple[int, int, int], float] = {}
+    templates = _templates(resolved, jobs)
+    prices: dict[tuple, float] = {}
 
-    def cost(curve: int, n: int, seed: int) -> float:
-        if (curve, n, seed) not in prices:
-            expanded = point_jobs(sweep, _point(templates[curve], n, seed))
+    def cost(curve: int, n: int, seed: int, size: Size = ()) -> float:
+        if (curve, n, seed, size) not in prices:
+            expanded = point_jobs(sweep, _point(templates[curve], n, seed, size))
             rate = rates.get(job_shape(expanded[0]), statistics.median(rates.values()))
-            prices[curve, n, seed] = estimate(expanded, rate)["total"].hours
-        return prices[curve, n, seed]
+            prices[curve, n, seed, size] = estimate(expanded, rate)["total"].hours
+        return prices[curve, n, seed, size]
 
     picks = pick(resolved, cost, budget, k)
     if not picks:
-        cheapest = min(cost(i, n, s) for i, d in enumerate(resolved.designs) for n, s in d.candidates())
+        cheapest = min(cost(i, *run) for i, d in enumerate(resolved.designs) for run in d.candidates())
         raise ReportError(f"--budget {budget:g}: no candidate run fits it (the cheapest costs {cheapest:.3g} "
                           "device-hours); raise --budget")
-    points = [_point(templates[p.curve], p.n, p.seed) for p in picks]
+    points = [_point(templates[p.curve], p.n, p.seed, p.size) for p in picks]
     existing = list(sweep.raw.get("include") or [])
     block = Path(folder) / "suggest" / f"{target}.yaml"
     block.parent.mkdir(exist_ok=True)
@@ -130,15 +131,13 @@ def point_jobs(sweep: Sweep, point: Mapping[str, Any]) -> list[Job]:
     return [Job(job_id(stage, c), stage, sweep.name, c, depends_on=c.pretrain_id, point=dict(point)) for c in configs]
 
 
-def _templates(resolved: Resolved, c: Curves, jobs: Mapping[str, Job]) -> list[dict[str, Any]]:
-    """Per curve of the target: the sweep point of one of its runs in the plan."""
-    out = []
-    for d in resolved.designs:
-        ids = c.groups[d.label].sort_values(N)["id"]
-        out.append(next(dict(jobs[i].point) for i in ids if i in jobs))
-    return out
+def _templates(resolved: Resolved, jobs: Mapping[str, Job]) -> list[dict[str, Any]]:
+    """Per design of the target: the sweep point of one of its runs in the plan."""
+    return [next(dict(jobs[i].point) for i in d.ids if i in jobs) for d in resolved.designs]
 
 
-def _point(template: Mapping[str, Any], n: int, seed: int) -> dict[str, Any]:
-    """``template`` at N ``n`` and ``seed`` (the other axes as the sweep wrote them)."""
-    return {**template, "downstream.n_train": int(n), "seed": int(seed)}
+def _point(template: Mapping[str, Any], n: int, seed: int, size: Size = ()) -> dict[str, Any]:
+    """``template`` at N ``n`` and ``seed`` and, for a joint law's run, model ``size`` (its size keys in place of a
+    parameter target; the other axes as the sweep wrote them)."""
+    model = {c: v for c, v in template.items() if not (size and c == "model.params")}
+    return {**model, "downstream.n_train": int(n), "seed": int(seed), **{c: int(v) for c, v in size}}

@@ -238,20 +238,35 @@ def write_synthetic_sweep(sweep_dir: Path, frame: pd.DataFrame, *, spec: dict | 
     are its metrics. Columns a job does not use are null in its file, as a real job's are.
     """
     sweep_dir = Path(sweep_dir)
-    # init comes from the stage; the trial's summary columns (harness.job.trial.TrialRun.finish) are metrics
-    config = [c for c in config_columns(frame) if c not in ("init", "tune.best", *TRIAL_COLUMNS)]
+    config = _config_names(frame)
     metrics = [c for c in frame.columns if c not in config and c not in _NOT_METRICS]
     sweep = str(frame["sweep"].iloc[0]) if len(frame) else sweep_dir.name
     if spec is None:
         varied = [c for c in config if frame[c].nunique() > 1 and not c.startswith("tune.")]
         spec = {"name": sweep, "matrix": {c: sorted(frame[c].dropna().unique().tolist()) for c in varied}}
-    rows = _integral(frame).astype(object).where(frame.notna(), None).to_dict("records")
-    jobs = [Job.from_dict({"id": r["id"], "stage": r["stage"], "sweep": sweep, "depends_on": r["depends_on"] or None,
-                           "config": _config(r, config), "point": {}}) for r in rows]
+    rows = _rows(frame)
+    jobs = frame_jobs(frame, sweep)
     save_plan(sweep_dir, sweep, json.loads(json.dumps(spec, default=_jsonable)), "synthetic", jobs)
     for job, row in zip(jobs, rows, strict=True):
         write_summary(sweep_dir, job, {c: row[c] for c in metrics if row[c] is not None})
     return sweep_dir
+
+
+def frame_jobs(frame: pd.DataFrame, sweep: str | None = None) -> list[Job]:
+    """The job of every row of ``frame``, as ``write_synthetic_sweep`` plans them (without writing anything)."""
+    config = _config_names(frame)
+    name = sweep or (str(frame["sweep"].iloc[0]) if len(frame) else "synthetic")
+    return [Job.from_dict({"id": r["id"], "stage": r["stage"], "sweep": name, "depends_on": r["depends_on"] or None,
+                           "config": _config(r, config), "point": {}}) for r in _rows(frame)]  # fmt: skip
+
+
+def _config_names(frame: pd.DataFrame) -> list[str]:
+    # init comes from the stage; the trial's summary columns (harness.job.trial.TrialRun.finish) are metrics
+    return [c for c in config_columns(frame) if c not in ("init", "tune.best", *TRIAL_COLUMNS)]
+
+
+def _rows(frame: pd.DataFrame) -> list[dict]:
+    return _integral(frame).astype(object).where(frame.notna(), None).to_dict("records")
 
 
 def _config(row: dict, columns: list[str]) -> dict:

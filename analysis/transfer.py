@@ -148,14 +148,14 @@ def fit_joint(
                           f"sizes and {counts} N")  # fmt: skip
     x = np.column_stack([np.log(p), np.log(n)])
     designs, inv = np.unique(x, axis=0, return_inverse=True)
-    model, y = _joint_model(designs), np.log(err)
+    model, y = joint_model(designs), np.log(err)
     e_hi = float(err.min()) * (1 - _E_MARGIN)
     starts = _joint_starts(x, err, e_hi)
     lo, hi = _joint_bounds(len(starts), np.full(len(starts), e_hi))
     ones = np.ones((len(starts), len(y)))
     grid = lm(model, inv, y, ones, starts, lo, hi, huber_scale)
     best = grid[np.argmin(cost(model, grid, inv, y, ones, huber_scale))]
-    point = _joint_model(x)
+    point = joint_model(x)
     est, converged, message = polish(lambda q: point(q[None, :], False)[0][0] - y, best, lo[0], hi[0], huber_scale)
     r = point(est[None, :], False)[0][0] - y
     message = "; ".join([message, *_joint_notes(est, x)])
@@ -168,7 +168,7 @@ def fit_joint(
         blo, bhi = _joint_bounds(rows, e_hi_boot)
         boot = lm(model, inv, draws.y, draws.w, np.repeat(est[None, :], rows, 0), blo, bhi, huber_scale)
         boot[~_spans(draws.w, [p, n], JOINT_MIN_SIZES)] = np.nan
-    return _law(JOINT_PARAMS, _joint_values(est[None, :])[0], _joint_values(boot), y, r, converged, message, basis,
+    return _law(JOINT_PARAMS, joint_values(est[None, :])[0], joint_values(boot), y, r, converged, message, basis,
                 draws.sigma)
 
 
@@ -201,7 +201,7 @@ def _linear_model(designs: np.ndarray) -> Model:
     return model
 
 
-def _joint_model(designs: np.ndarray) -> Model:
+def joint_model(designs: np.ndarray) -> Model:
     """log(A P^-a + B N^-b + E) for parameter rows (log A, a, log B, b, E) at design rows (log P, log N)."""
     lp, ln = designs[:, 0], designs[:, 1]
 
@@ -248,6 +248,6 @@ def _joint_notes(q: np.ndarray, x: np.ndarray) -> list[str]:
     return notes
 
 
-def _joint_values(q: np.ndarray) -> np.ndarray:
+def joint_values(q: np.ndarray) -> np.ndarray:
     """Internal rows (log A, a, log B, b, E) -> (E, A, a, B, b)."""
     return np.column_stack([q[:, 4], np.exp(q[:, 0]), q[:, 1], np.exp(q[:, 2]), q[:, 3]])

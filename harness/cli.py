@@ -279,8 +279,9 @@ def report(sweep: str | None, root: Path, out: Path | None, n_boot: int, seed: i
 @SWEEP
 @ROOT
 @click.option("--target", required=True,
-              help="The claim to sharpen, by its claims.csv id: b.<stage>.<curve> (an exponent) or "
-                   "multfit.<curve>.n<N> (a data-efficiency multiplier).")
+              help="The claim to sharpen, by its claims.csv id: b.<stage>.<curve> (an exponent), "
+                   "multfit.<curve>.n<N> (a data-efficiency multiplier) or popt.<stage>.<group>.c1e<k> (the "
+                   "compute-optimal model size at 10^k FLOPs).")
 @click.option("--budget", type=Finite(0, strict=True), required=True, help="Device-hours the extra runs may cost.")
 @click.option("--k", type=POSITIVE, default=None, help="At most this many runs (default: what the budget buys).")
 @friendly

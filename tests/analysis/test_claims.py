@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from analysis.claims import check_readings, claims_for
-from analysis.synthetic import synthetic_runs, tuned_runs, write_synthetic_sweep
+from analysis.synthetic import joint_runs, synthetic_runs, tuned_runs, write_synthetic_sweep
 
 RUNS = {"systems": ("poisson",), "shifts": ("id",), "sizes": ((16, 4), (32, 8)),
         "n_trains": (8, 32, 128, 512, 2048), "seeds": (0, 1, 2)}  # fmt: skip
@@ -112,3 +112,15 @@ def test_unmarked_numbers_unknown_ids_and_stray_markers_in_readings_fail(sweep) 
         "line 2: 5 in a reading quotes no claim (mark it <!--claim:ID-->)"]  # fmt: skip
     words = "<!-- readings -->\nL2 on a 2D grid with w16m8 and `lr 3e-3`, N >= 128, N=32.\n<!-- /readings -->"
     assert check_readings(words, claims) == [] and np.isfinite(claims["value"]).all()
+
+
+def test_the_compute_optimal_size_is_claimed_at_each_power_of_ten_of_compute(tmp_path):
+    """claims.csv holds P* of every joint law at each power of ten its runs' compute spans, with its interval."""
+    runs = joint_runs(seeds=(0, 1, 2), noise=0.05)
+    claims = claims_for(write_synthetic_sweep(tmp_path / "joint", runs), n_boot=100).set_index("id")
+    scratch = claims.loc[[f"popt.scratch.poisson.id.c1e{k}" for k in (10, 11, 12)]]
+    assert (scratch["lo"] < scratch["value"]).all() and (scratch["value"] < scratch["hi"]).all()
+    assert scratch["value"].is_monotonic_increasing and (scratch["runs"] == 60).all()
+    assert "compute 1e+11 FLOPs" in scratch.loc["popt.scratch.poisson.id.c1e11", "ref"]
+    for prefix in ("popt", "popt_amortised", "popt_full"):  # fine-tuning with its pretraining counted or not
+        assert any(i.startswith(f"{prefix}.finetune.poisson.id") for i in claims.index)

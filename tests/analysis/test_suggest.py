@@ -3,20 +3,25 @@ bootstrap's, picks that beat chance on sweeps with known laws, the budget kept, 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from analysis.claims import fit_claims
-from analysis.curves import fit_curves
+from analysis.claims import fit_claims, optimum_claims
+from analysis.compute import run_compute
+from analysis.curves import downstream_points, fit_curves
+from analysis.laws import fit_laws
 from analysis.load import ReportError
 from analysis.multipliers import small_n_multipliers
+from analysis.optimal import decade_optima
 from analysis.suggest import TARGETS, Curves, pick, resolve, width
-from analysis.suggest_check import check
-from analysis.synthetic import synthetic_runs, write_synthetic_sweep
+from analysis.suggest_check import check, check_optimum
+from analysis.synthetic import frame_jobs, joint_runs, synthetic_runs, write_synthetic_sweep
 from harness.cli import main
+from harness.models import count_params
 
 SCRATCH_B = "b.scratch.poisson.id.w16m4"
 
@@ -77,3 +82,55 @@ def test_an_unknown_target_or_a_curve_too_small_to_fit_is_one_line(frame, tmp_pa
         result = CliRunner().invoke(main, ["suggest", "synthetic", "--root", str(tmp_path), *args])
         assert result.exit_code == 2 and words in result.output and len(result.output.strip().splitlines()) == 1
     assert not (folder / "suggest").exists()
+
+
+OPTIMUM = "popt.scratch.poisson.id.c1e11"
+
+
+@pytest.fixture(scope="module")
+def joint():
+    runs = joint_runs(seeds=(0, 1, 2), noise=0.05)
+    runs = runs[runs["stage"] == "scratch"].reset_index(drop=True)
+    return runs, frame_jobs(runs)
+
+
+def test_the_compute_optimal_size_is_a_target_named_and_valued_as_its_claim(joint):
+    """popt ids are those of claims.csv; log P* from the design's parameters is the claim's value, and on a law far
+    from its bounds mid-range the linearised width is the bootstrap's (the ends, near E's bound 0, are not)."""
+    runs, jobs = joint
+    fits = fit_curves(runs, n_boot=0)
+    laws = fit_laws(runs, fits, n_boot=1000)
+    pts = downstream_points(runs).merge(run_compute(runs, jobs), on="id")
+    claims = {c["id"]: c for c in optimum_claims(decade_optima(pts, laws.fits, laws.group_columns), laws.group_columns)}
+    ours = {cid for kind in TARGETS for cid in kind.claims(Curves.of(runs, fits, jobs)) if cid.startswith("popt")}
+    assert ours == set(claims) == {f"popt.scratch.poisson.id.c1e{k}" for k in (10, 11, 12)}
+    assert not any(c.startswith("popt") for kind in TARGETS for c in kind.claims(Curves.of(runs, fits)))  # no plan
+    resolved = resolve(OPTIMUM, runs, fits, jobs)
+    claim = claims[OPTIMUM]
+    assert math.exp(resolved.value([resolved.designs[0].params])) == pytest.approx(claim["value"], rel=1e-9)
+    assert width(resolved.value, resolved.designs) == pytest.approx(math.log(claim["hi"] / claim["lo"]), rel=0.25)
+
+
+def test_compute_optimal_candidates_add_a_size_step_beyond_each_end(joint):
+    """One width step beyond each end in the sweep's spacing (x2: widths 8, 16, 32), P the real FNO's count; N one
+    step beyond the grid; a new seed where all have run, the first where none has."""
+    runs, jobs = joint
+    design = resolve(OPTIMUM, runs, fit_curves(runs, n_boot=0), jobs).designs[0]
+    small, large = (("model.width", 4), ("model.modes", 4)), (("model.width", 64), ("model.modes", 8))
+    assert design.sizes[small] == pytest.approx(count_params(4, 4), rel=1e-3)
+    assert design.sizes[large] == pytest.approx(count_params(64, 8), rel=1e-3)
+    candidates = design.candidates()
+    assert len(candidates) == 6 * 7 and {n for n, _, _ in candidates} == {2, 8, 32, 128, 512, 2048, 8192}
+    assert (512, 3, (("model.width", 8), ("model.modes", 4))) in candidates and (512, 0, large) in candidates
+
+
+def test_picks_for_the_compute_optimal_size_keep_the_budget_and_beat_random_ones(joint):
+    """The issue's criterion on few draws (``python -m analysis.suggest_check --target popt...`` runs 200)."""
+    runs, jobs = joint
+    resolved = resolve(OPTIMUM, runs, fit_curves(runs, n_boot=0), jobs)
+    picks = pick(resolved, lambda i, n, s, size: n * resolved.designs[0].sizes[size] / 1e9, 2.0, k=4)
+    assert len(picks) == 4 and sum(p.n * resolved.designs[0].sizes[p.size] for p in picks) <= 2e9
+    assert np.all(np.diff([p.width for p in picks]) < 0)
+    result = check_optimum(draws=3, n_boot=50, k=12)
+    assert result["picked"] < result["uniform"] and result["better"] >= 0.5
+    assert result["uniform_cost"] <= result["picked_cost"] * (1 + 1e-9)
