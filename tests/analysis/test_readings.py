@@ -27,6 +27,7 @@ def claims() -> pd.DataFrame:
                             paired_claims(REFERENCE / "study", [REFERENCE / "budget", REFERENCE / "lr-edge"])]),
         "strategies-time": claims_for(REFERENCE / "strategies-time"),
         "architectures-ref": claims_for(REFERENCE / "architectures-ref"),
+        "compute-ref": claims_for(REFERENCE / "compute-ref"),
     }  # fmt: skip
     return pd.concat([t.assign(id=f"{name}." + t["id"]) for name, t in tables.items()], ignore_index=True)
 
@@ -40,7 +41,7 @@ def test_every_quoted_number_is_the_one_the_committed_runs_give(page: Path, clai
 
 def test_the_committed_claim_tables_are_what_the_runs_give(claims: pd.DataFrame) -> None:
     committed = [("study", "claims.csv"), ("study", "paired.csv"), ("strategies-time", "claims.csv"),
-                 ("architectures-ref", "claims.csv")]
+                 ("architectures-ref", "claims.csv"), ("compute-ref", "claims.csv")]
     for sweep, name in committed:
         committed = pd.read_csv(REFERENCE / sweep / "report" / name).set_index("id")
         mine = claims[claims["id"].str.startswith(f"{sweep}.")]
