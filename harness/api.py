@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
     from analysis.report import ReportResult
     from analysis.suggest_plan import Suggestion
-    from harness.export.physical import PhysicalModel
     from harness.job import Job
+    from harness.portable.physical import PhysicalModel
     from harness.store.folders import Plan
 
 Echo = Callable[[str], object]
@@ -336,19 +336,19 @@ def dataset(system: str, n: int, out: str | Path, *, shift: str | None = None, r
 
 def export(job_id: str, out: str | Path, sweep: Plan | str | Path | None = None, *, root: str | Path = DEFAULT_ROOT,
            force: bool = False, command: str = "") -> Path:
-    """Write the trained job ``job_id`` as a self-contained folder ``out`` (``harness.export``: weights as
+    """Write the trained job ``job_id`` as a self-contained folder ``out`` (``harness.portable``: weights as
     safetensors, config, statistics, data source and fingerprint, metrics, model card); ``force`` replaces an
     ``out`` that exists. Refused before anything is written: an unknown job, one that did not end ok, a pretext
     pretraining. Returns ``out``."""
-    from harness.export.folder import export_job
+    from harness.portable.folder import export_job
 
     return export_job(*_planned(job_id, sweep, root), Path(out), force=force, command=command)
 
 
 def load_model(folder: str | Path) -> PhysicalModel:
     """The model ``harness export`` wrote to ``folder``, as a torch module from physical inputs to physical outputs
-    (the normalisation inside it; ``harness.export.physical``), needing nothing but the folder."""
-    from harness.export.physical import load_model as load
+    (the normalisation inside it; ``harness.portable.physical``), needing nothing but the folder."""
+    from harness.portable.physical import load_model as load
 
     return load(folder)
 
@@ -359,7 +359,7 @@ def evaluate(job_id: str, data: str | None = None, sweep: Plan | str | Path | No
     (``helmholtz``, ``helmholtz:moderate``) or a data file (.h5, of format ``fmt``), and/or another grid
     ``resolution``; the row (its test metrics there) is added to the run folder's eval.parquet and returned. A
     source the job cannot be scored on is refused before anything is written."""
-    from harness.export.scoring import evaluate_job
+    from harness.portable.scoring import evaluate_job
 
     return evaluate_job(*_planned(job_id, sweep, root), data, resolution=resolution, fmt=fmt)
 

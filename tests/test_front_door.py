@@ -4,7 +4,10 @@ written, and the functions say what the commands say."""
 from __future__ import annotations
 
 import contextlib
+import importlib
+import inspect
 import io
+import pkgutil
 import re
 from pathlib import Path
 
@@ -17,6 +20,14 @@ from harness.store import State
 from tests.helpers import TINY, cli, write_sweep
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "python.md"
+
+
+def test_the_front_door_functions_stay_functions_once_every_subpackage_is_imported() -> None:
+    # a subpackage named like a function (harness.export once was) replaces it on import: harness.export(...) then
+    # raised "'module' object is not callable" after anything had loaded the subpackage
+    for package in pkgutil.walk_packages(harness.__path__, "harness."):
+        importlib.import_module(package.name)
+    assert all(inspect.isfunction(getattr(harness, name)) for name in harness.__all__), harness.__all__
 
 
 def test_the_python_page_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""``harness export``: a finished job's model as a self-contained folder (the layout: ``harness.export``).
+"""``harness export``: a finished job's model as a self-contained folder (the layout: ``harness.portable``).
 
 Every refusal comes before anything is written: an unknown job, a job that did not end ok, a pretext pretraining
 (its head predicts no solution), an ``--out`` that exists (without ``force``) or whose parent folder does not. The
@@ -20,13 +20,13 @@ import pandas as pd
 from harness import __version__
 from harness.data.fingerprint import fingerprint
 from harness.errors import HarnessError
-from harness.export import CARD, CONFIG, DATA, FORMAT_VERSION, METRICS, STATS, WEIGHTS
 from harness.job import Job
 from harness.job.evaluate import EVAL_ROWS
 from harness.job.run import data_cache, data_seed
 from harness.job.trained import Trained, ended_ok, objective_of, trained
 from harness.models import arch_of, family, sizes_of
 from harness.pde.cache import split_path, time_split_path
+from harness.portable import CARD, CONFIG, DATA, FORMAT_VERSION, METRICS, STATS, WEIGHTS
 from harness.store.atomic import write_text_atomic
 from harness.store.folders import Plan, run_dir
 from harness.tasks import is_time

@@ -1,6 +1,6 @@
 """An exported model as a torch module on physical units: ``load_model(folder)``.
 
-The folder is what ``harness export`` wrote (``harness.export.folder``): the network's weights
+The folder is what ``harness export`` wrote (``harness.portable.folder``): the network's weights
 (``model.safetensors``), its family, sizes and channels (``config.json``) and the normalisation statistics
 (``stats.json``). Nothing else is read: no results folder, no data.
 
@@ -24,8 +24,8 @@ from torch import nn
 
 from harness.data.tensors import inputs_of
 from harness.errors import HarnessError
-from harness.export import CONFIG, STATS, WEIGHTS, read_json
 from harness.models.build import model_of
+from harness.portable import CONFIG, STATS, WEIGHTS, read_json
 from harness.tasks.trajectories import window_inputs
 
 

@@ -1,5 +1,5 @@
 """A trained job outside its sweep: as a self-contained folder (``harness export``), back as a module
-(``harness.load_model``), and scored on other sources or grids (``harness eval``: ``harness.export.scoring``).
+(``harness.load_model``), and scored on other sources or grids (``harness eval``: ``harness.portable.scoring``).
 
     <out>/model.safetensors   the network's weights
     <out>/config.json         its family, sizes, channels and grid, the task, and the job's resolved config
@@ -8,7 +8,7 @@
     <out>/metrics.json        the job's summary metrics (test error ...)
     <out>/README.md           the model card: trained on what, how, how well, and the command that made it
 
-Writing: ``harness.export.folder``; loading: ``harness.export.physical`` (torch). This module is torch-free.
+Writing: ``harness.portable.folder``; loading: ``harness.portable.physical`` (torch). This module is torch-free.
 """
 
 from __future__ import annotations
