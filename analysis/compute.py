@@ -17,6 +17,7 @@ from the counted FLOPs of any run.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ import pandas as pd
 
 from analysis.curves import N
 from analysis.load import ReportError
+from harness.errors import HarnessError
 from harness.job import Job
 from harness.sweep.estimate import job_work
 
@@ -41,10 +43,12 @@ MIN_SIGMA = 0.05  # below this, compute hardly grows with N: no compute-optimal 
 def run_compute(runs: pd.DataFrame, jobs: list[Job]) -> pd.DataFrame:
     """One row per run of ``runs`` (ok summary rows of every stage): id, ``compute`` (its training FLOPs),
     ``pretrain_flops``, ``pretrain_shared`` and ``pretrain_amortised`` (0, 0 and 0 where it has no pretraining);
-    nan where a run's job is not in ``jobs``."""
+    nan where a run's job is not in ``jobs``, or its channels cannot be read (a data file moved or changed since
+    it ran: the channels of a data-file job are its file's)."""
     by_id = {job.id: job for job in jobs}
     steps = dict(zip(runs["id"], runs["steps_run"], strict=True)) if "steps_run" in runs else {}
 
+    @functools.cache  # a pretraining is counted once, however many fine-tunings share it
     def flops(job_id: str | None) -> float:
         job = by_id.get(job_id) if job_id else None
         if job is None:
@@ -52,7 +56,10 @@ def run_compute(runs: pd.DataFrame, jobs: list[Job]) -> pd.DataFrame:
         if job.stage == "zeroshot":  # trains nothing (whatever train settings its config carries)
             return 0.0
         recorded = steps.get(job_id)
-        return job_work(job, None if recorded is None or pd.isna(recorded) else int(recorded)).train_flops
+        try:
+            return job_work(job, None if recorded is None or pd.isna(recorded) else int(recorded)).train_flops
+        except HarnessError:
+            return float("nan")
 
     shared = Counter(job.depends_on for job in jobs if job.stage == "finetune" and job.depends_on)
     rows = []

@@ -63,7 +63,8 @@ class Suggestion:
         for p, point in zip(self.picks, self.points, strict=True):
             out.append(f"{p.hours:10.3g} {p.shrinkage:10.1%}  {include_block([point]).splitlines()[1][4:]}")
         how = "replace the sweep file's include: with it" if self.replaces_include else "append it to the sweep file"
-        out.append(f"include block: {self.block} ({how}, then `harness submit` and `harness report`)")
+        out.append(f"include block: {self.block} ({how}, then `harness expand` the file, `harness submit` and "
+                   "`harness report`)")
         return out
 
 

@@ -35,12 +35,21 @@ from harness.tasks.trajectories import Trajectories
 
 
 def check_out(out: Path, force: bool) -> None:
-    """``--out``: a new folder in a folder that exists, or with ``force`` any path but the parent's."""
+    """``--out``: a new folder in a folder that exists, or with ``force`` an earlier export (a folder holding its
+    weights and config) or an empty folder: never anything else, so that a mistyped ``--out`` (``.``, the results
+    folder) cannot delete what it holds."""
     if not out.parent.is_dir():
         raise HarnessError(f"--out {out}: folder {out.parent} does not exist: create it first (--out makes no "
                            "folders but the export's own)")
-    if (out.exists() or out.is_symlink()) and not force:
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not force:
         raise HarnessError(f"--out {out} exists: pass --force to replace it, or name a new folder")
+    export = out.is_dir() and not out.is_symlink() and (
+        not any(out.iterdir()) or ((out / WEIGHTS).is_file() and (out / CONFIG).is_file()))
+    if not export:
+        raise HarnessError(f"--out {out} is not an earlier export (no {WEIGHTS} and {CONFIG} in it): --force "
+                           "replaces only an export or an empty folder; name a new folder")
 
 
 def export_job(plan: Plan, job: Job, out: Path, *, force: bool = False, command: str = "") -> Path:
@@ -63,10 +72,8 @@ def export_job(plan: Plan, job: Job, out: Path, *, force: bool = False, command:
         for name, content in files.items():
             write_text_atomic(staging / name, json.dumps(content, indent=1, sort_keys=True) + "\n")
         write_text_atomic(staging / CARD, model_card(plan, job, files, command))
-        if out.is_dir() and not out.is_symlink():
-            shutil.rmtree(out)
-        elif out.exists() or out.is_symlink():
-            out.unlink()
+        if out.is_dir():
+            shutil.rmtree(out)  # an earlier export or an empty folder (check_out)
         staging.rename(out)
     return out
 

@@ -2,6 +2,8 @@
 allocation from the joint law (closed form, with pretraining counted, recovered on low-noise sweeps), the fit
 diagnostics and the report's word when a sweep cannot support them."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,6 +26,7 @@ from analysis.synthetic import (
     synthetic_runs,
     write_synthetic_sweep,
 )
+from harness.data import Spec
 from harness.models import TRAIN_PASSES, flops_per_sample
 
 N_TRAINS = (8, 32, 128, 512, 2048)
@@ -56,6 +59,20 @@ def test_flops_follow_the_model_and_the_steps_each_run_recorded(joint) -> None:
     assert ft["pretrain_flops"] == pytest.approx(TRAIN_PASSES * pretrain_samples * per_sample[(32, 8)])
     assert ft["pretrain_shared"] == len(N_TRAINS)  # the fine-tunings of one size and seed share one pretraining
     assert ft["pretrain_amortised"] == pytest.approx(ft["pretrain_flops"] / len(N_TRAINS))
+
+
+def test_a_run_whose_data_file_is_gone_counts_no_compute_and_the_others_stand(joint, tmp_path) -> None:
+    # the report reads the runs' Parquet; a data-file job's channels are its file's, and a file moved since the run
+    # leaves that run's compute unknown rather than failing the report
+    loaded = joint[0]
+    jobs = list(loaded.plan.jobs)
+    i = next(k for k, job in enumerate(jobs) if job.stage == "scratch")
+    gone = Spec("arrays", {"train": str(tmp_path / "gone.h5"), "test": str(tmp_path / "gone.h5")}, {})
+    jobs[i] = dataclasses.replace(jobs[i], config=dataclasses.replace(
+        jobs[i].config, downstream=dataclasses.replace(jobs[i].config.downstream, data=gone)))
+    table = run_compute(loaded.ok, jobs).set_index("id")
+    assert np.isnan(table.loc[jobs[i].id, "compute"])
+    assert table.drop(index=jobs[i].id)["compute"].notna().all()
 
 
 def test_the_numerical_optimum_is_the_closed_form_and_pretraining_costs_error() -> None:

@@ -125,3 +125,12 @@ def test_export_refusals_are_one_line_exit_2_and_write_nothing(trained: tuple[Pa
                         "--force")
     assert code == 0 and (existing / "model.safetensors").is_file(), output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]  # no staging folder left behind
+    # --force replaces an earlier export (again here), never a folder of other files: a mistyped --out naming the
+    # results folder deletes nothing
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    code, output = _cli("export", ids["scratch"], "--out", str(root), "--sweep", "steady", "--root", str(root),
+                        "--force")
+    assert code == 2 and len(output.strip().splitlines()) == 1 and "is not an earlier export" in output, output
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    assert _cli("export", ids["scratch"], "--out", str(existing), "--sweep", "steady", "--root", str(root),
+                "--force")[0] == 0
