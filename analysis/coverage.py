@@ -60,22 +60,34 @@ def coverage_table(*, draws: int = 200, seeds: Sequence[int] = SEEDS, n_boot: in
     return pd.DataFrame(rows)
 
 
+def parse_args(argv: Sequence[str] | None, description: str, seeds: Sequence[int]) -> argparse.Namespace:
+    """The options of a coverage script: ``--draws``, ``--seeds``, ``--n-boot``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(seeds))
+    parser.add_argument("--n-boot", type=int, default=1000)
+    return parser.parse_args(argv)
+
+
+def print_coverage(table: pd.DataFrame, shown: pd.DataFrame, column: str, what: str, args: argparse.Namespace,
+                   start: float) -> int:
+    """Print ``shown`` (``table`` formatted) and how many cells labelled 95 % have ``column`` (a coverage of
+    ``what``) below TARGET; the exit status: 1 when any does."""
+    print(md_table(shown))
+    short = table[table["95 %"] & (table[column] < TARGET)]
+    print(f"\n{len(table)} cells, {args.draws} draws each, n_boot {args.n_boot}: {time.perf_counter() - start:.0f} s; "
+          f"{len(short)} cells labelled 95 % cover {what}less than {TARGET:.0%}")  # fmt: skip
+    return 1 if len(short) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the coverage table; exit status 1 when a cell labelled 95 % covers less than TARGET."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draws", type=int, default=200)
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    parser.add_argument("--n-boot", type=int, default=1000)
-    args = parser.parse_args(argv)
+    args = parse_args(argv, __doc__.splitlines()[0], SEEDS)
     start = time.perf_counter()
     table = coverage_table(draws=args.draws, seeds=args.seeds, n_boot=args.n_boot)
     shown = table.assign(coverage=table["coverage"].map("{:.1%}".format),
                          **{"median width": table["median width"].map("{:.3f}".format)})  # fmt: skip
-    print(md_table(shown))
-    short = table[table["95 %"] & (table["coverage"] < TARGET)]
-    print(f"\n{len(table)} cells, {args.draws} draws each, n_boot {args.n_boot}: {time.perf_counter() - start:.0f} s; "
-          f"{len(short)} cells labelled 95 % cover less than {TARGET:.0%}")  # fmt: skip
-    return 1 if len(short) else 0
+    return print_coverage(table, shown, "coverage", "", args, start)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ error of the point estimate of P*, and what the analysis called the interval.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -25,8 +24,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.compute import fit_compute_model
-from analysis.coverage import TARGET
-from analysis.document import md_table
+from analysis.coverage import parse_args, print_coverage
 from analysis.intervals import interval
 from analysis.optimal import exponents, optimum
 from analysis.synthetic import JOINT_SCRATCH, JOINT_SIZES
@@ -94,11 +92,7 @@ def coverage_cell(seeds: int, *, draws: int = 200, n_boot: int = 1000, noise: fl
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the coverage table; exit status 1 when a cell labelled 95 % covers P* less than TARGET."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draws", type=int, default=200)
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    parser.add_argument("--n-boot", type=int, default=1000)
-    args = parser.parse_args(argv)
+    args = parse_args(argv, __doc__.splitlines()[0], SEEDS)
     if args.draws < 1 or args.n_boot < 2 or min(args.seeds) < 1:
         seeds = " ".join(map(str, args.seeds))
         print(f"coverage_optimal: --draws {args.draws}, --n-boot {args.n_boot}, --seeds {seeds}: use --draws >= 1, "
@@ -109,11 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     percent = ["P* covered", "N* covered", "err* covered", "exponent covered", "P* error"]
     shown = table.assign(**{c: table[c].map("{:.1%}".format) for c in percent},
                          **{c: table[c].map("{:.3g}".format) for c in ("compute", "true P*", "P* width (hi/lo)")})
-    print(md_table(shown))
-    short = table[table["95 %"] & (table["P* covered"] < TARGET)]
-    print(f"\n{len(table)} cells, {args.draws} draws each, n_boot {args.n_boot}: {time.perf_counter() - start:.0f} s; "
-          f"{len(short)} cells labelled 95 % cover P* less than {TARGET:.0%}")  # fmt: skip
-    return 1 if len(short) else 0
+    return print_coverage(table, shown, "P* covered", "P* ", args, start)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import click
 
 from harness import api
 from harness.backends.interface import BACKENDS
+from harness.data import FORMATS
 from harness.errors import HarnessError, one_line
 from harness.store import DEFAULT_ROOT, Stage
 from harness.train import DEFAULT_METRIC, METRICS
@@ -328,7 +329,7 @@ def export_command(job_id: str, out: Path, sweep: str | None, root: Path, force:
                                            "default the job's own.")
 @click.option("--resolution", type=POSITIVE, default=None,
               help="Grid to evaluate on (default the job's, or the file's).")
-@click.option("--format", "fmt", type=click.Choice(["arrays", "tl-scaling", "pretraining-pdes", "pdebench-darcy"]),
+@click.option("--format", "fmt", type=click.Choice(FORMATS),
               default=None, help="Layout of a --data file (default arrays; pretraining-pdes for trajectories).")
 @click.option("--sweep", default=None, help="Sweep name or file (default: the current sweep).")
 @ROOT

@@ -16,8 +16,8 @@ import pandas as pd
 
 from analysis.curves import DOWNSTREAM, ERR, PANEL, N, ordered_panels
 from analysis.figures.style import STAGE_LABELS, FigureResult, panel_grid, paper_style, ramp
+from harness.store.folders import EVAL_ROWS
 
-EVAL_ROWS = "eval.parquet"  # harness.job.evaluate's, per run folder
 OWN = "own test"
 NO_EVALS = "no job was scored on another source (`harness eval`, or a sweep's `eval:`)"
 STYLES = {"finetune": "-", "scratch": "--"}

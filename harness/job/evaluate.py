@@ -20,10 +20,9 @@ from harness.data.samples import Samples
 from harness.data.tensors import fits
 from harness.errors import HarnessError
 from harness.job import Job, TrainConfig
-from harness.store.folders import write_parquet_atomic
+from harness.store.folders import EVAL_ROWS, write_parquet_atomic
 from harness.tasks.make import make_task
 
-EVAL_ROWS = "eval.parquet"
 KEY = ("source", "resolution")  # a row per source and grid: scoring again replaces it
 
 

@@ -21,14 +21,13 @@ from harness import __version__
 from harness.data.fingerprint import fingerprint
 from harness.errors import HarnessError
 from harness.job import Job
-from harness.job.evaluate import EVAL_ROWS
 from harness.job.run import data_cache, data_seed
 from harness.job.trained import Trained, ended_ok, objective_of, trained
 from harness.models import arch_of, family, sizes_of
 from harness.pde.cache import split_path, time_split_path
 from harness.portable import CARD, CONFIG, DATA, FORMAT_VERSION, METRICS, STATS, WEIGHTS
 from harness.store.atomic import write_text_atomic
-from harness.store.folders import Plan, run_dir
+from harness.store.folders import EVAL_ROWS, Plan, run_dir
 from harness.tasks import is_time
 from harness.tasks.make import make_task
 from harness.tasks.trajectories import Trajectories

@@ -34,6 +34,7 @@ from harness.sweep.dotted import flatten
 from harness.train import METRICS
 
 PLAN = "plan.json"
+EVAL_ROWS = "eval.parquet"  # a run folder's scores on other sources and grids (harness.job.evaluate)
 # Metric columns of every summary row with their values when a job did not produce them (failed, blocked...).
 METRIC_DEFAULTS: dict[str, Any] = {"error": "", **{f"test_{name}": float("nan") for name in METRICS},
                                    "best_val_rel_l2": float("nan"),
