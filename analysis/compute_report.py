@@ -15,7 +15,7 @@ from analysis.document import Block
 from analysis.laws import Laws
 from analysis.load import LoadedRuns
 from analysis.optimal import compute_optimal, decade_optima
-from analysis.sections import _value_ci
+from analysis.sections import value_ci
 
 NO_COMPUTE = "no run's FLOPs could be counted (the plan lists no job of these runs)"
 COMPUTE_TEXT = (
@@ -103,5 +103,5 @@ def allocation_summary(analysis: ComputeAnalysis) -> pd.DataFrame:
     [interval], what the interval is, and the compute model."""
     t = analysis.law_rows
     group = [c for c in t.columns if c not in ("law", "param", "value", "lo", "hi", "ci", "message")]
-    shown = [_value_ci(v, lo, hi) for v, lo, hi in zip(t["value"], t["lo"], t["hi"], strict=True)]
+    shown = [value_ci(v, lo, hi) for v, lo, hi in zip(t["value"], t["lo"], t["hi"], strict=True)]
     return t[group].assign(quantity=t["param"], value=shown, interval=t["ci"], notes=t["message"])

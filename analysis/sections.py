@@ -185,7 +185,7 @@ def fit_summary(fits: CurveFits, diagnostics: Diagnostics | None = None) -> pd.D
         n_params=t["n_params"], points=t["n_points"], distinct_n=t["n_distinct"],
         b=[f"{b:.3f} [{lo:.3f}, {hi:.3f}]" for b, lo, hi in zip(t["b"], t["b_lo"], t["b_hi"], strict=True)],
         a=t["a"].map("{:.3g}".format),
-        c=[_value_ci(c, lo, hi) if off else "-" for c, lo, hi, off in zip(t["c"], t["c_lo"], t["c_hi"], t["offset"],
+        c=[value_ci(c, lo, hi) if off else "-" for c, lo, hi, off in zip(t["c"], t["c_lo"], t["c_hi"], t["offset"],
                                                                           strict=True)],
         interval=t["ci"], few_n=t["few_n"].map({True: "few N", False: ""}), r2=t["r2"].map("{:.3f}".format),
         converged=t["converged"],
@@ -200,7 +200,7 @@ def law_summary(laws: Laws, law: str, diagnostics: Diagnostics | None = None) ->
     if t.empty:
         return t
     group = [FIT_COLUMNS.get(c, c) for c in laws.group_columns]
-    t = t.assign(text=[_value_ci(v, lo, hi) for v, lo, hi in zip(t["value"], t["lo"], t["hi"], strict=True)])
+    t = t.assign(text=[value_ci(v, lo, hi) for v, lo, hi in zip(t["value"], t["lo"], t["hi"], strict=True)])
     wide = t.pivot_table(index=group, columns="param", values="text", aggfunc="first", sort=False)
     wide = wide[list(dict.fromkeys(t["param"]))].reset_index()
     stats = t.drop_duplicates(group)[[*group, "n_points", "n_sizes", "n_extrapolated", "ci", "r2", "converged",
@@ -223,7 +223,7 @@ def pretrain_summary(table: pd.DataFrame) -> pd.DataFrame:
     """The pretraining-size laws for reading: key columns, each parameter as "value [lo, hi]", points, the range of
     P, R^2, converged."""
     keys = [c for c in table.columns if c not in PRETRAIN_STATS]
-    return table[keys].assign(**{k: [_value_ci(v, lo, hi) for v, lo, hi in
+    return table[keys].assign(**{k: [value_ci(v, lo, hi) for v, lo, hi in
                                      zip(table[k], table[f"{k}_lo"], table[f"{k}_hi"], strict=True)] for k in "bac"},
                               points=table["n_points"], P=[f"{lo:g}-{hi:g}" for lo, hi in
                                                            zip(table["p_min"], table["p_max"], strict=True)],
@@ -238,7 +238,9 @@ def _pretraining(entry: tuple[pd.DataFrame | None, str]) -> list[Block]:
     return [heading, Block("text", PRETRAIN_TEXT), Block("table", pretrain_summary(table))]
 
 
-def _value_ci(value: float, lo: float, hi: float) -> str:
+def value_ci(value: float, lo: float, hi: float) -> str:
+    """A value and its interval as a table cell: ``v [lo, hi]`` to three figures, ``v`` without an interval, "-"
+    without a value."""
     if np.isnan(value):
         return "-"
     return f"{value:.3g}" if np.isnan(lo) else f"{value:.3g} [{lo:.3g}, {hi:.3g}]"
@@ -279,7 +281,7 @@ def _holdout(table: pd.DataFrame | None, why: str) -> list[Block]:
         return blocks + [Block("skip", ("Skipped the ", "holdout", " table", why))]
     known = table["covered"].notna()
     count = f"The interval covered {int(table.loc[known, 'covered'].astype(bool).sum())} of {int(known.sum())}."
-    shown = table.assign(prediction=[_value_ci(p, lo, hi) for p, lo, hi in zip(table["predicted"], table["lo"],
+    shown = table.assign(prediction=[value_ci(p, lo, hi) for p, lo, hi in zip(table["predicted"], table["lo"],
                                                                                table["hi"], strict=True)])  # fmt: skip
     shown = shown[["fit", "group", "held_out", "n_params", "N", "runs", "observed", "prediction", "covered", "ci"]]
     return blocks + [Block("text", f"{HOLDOUT_TEXT} {count}"), Block("table", shown.rename(columns={"ci": "interval"}))]
