@@ -255,7 +255,8 @@ def report(sweep: Plan | str | Path | None = None, *, root: str | Path = DEFAULT
 def suggest(sweep: Plan | str | Path | None = None, *, target: str, budget: float, root: str | Path = DEFAULT_ROOT,
             k: int | None = None) -> Suggestion:
     """The extra runs that would narrow ``target``'s interval (a claim id of claims.csv: ``b.<stage>.<curve>``,
-    ``multfit.<curve>.n<N>``) most per device-hour within ``budget`` device-hours (at most ``k`` runs), written as
+    ``multfit.<curve>.n<N>``, or the compute-optimal size ``popt.<stage>.<group>.c1e<k>``, also ``popt_amortised.``
+    and ``popt_full.``) most per device-hour within ``budget`` device-hours (at most ``k`` runs), written as
     an ``include:`` block to <sweep>/suggest/<target>.yaml (``analysis.suggest``: how the shrinkage is estimated)."""
     from analysis.suggest_plan import suggest_runs
 
