@@ -5,7 +5,6 @@ diagnostics and the report's word when a sweep cannot support them."""
 import dataclasses
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from analysis import coverage_optimal
@@ -159,9 +158,15 @@ def test_residual_table_has_a_row_per_fitted_point(joint) -> None:
     counts = residuals.groupby("fit").size()
     trained = int(loaded.ok["stage"].isin(["finetune", "scratch"]).sum())
     assert counts["power_law"] == counts["joint"] == trained
-    joint_res = residuals[residuals["fit"] == "joint"]
-    assert joint_res["log_residual"].abs().max() < 0.1  # 1 % noise: the joint law fits every run
-    assert isinstance(residuals, pd.DataFrame)
+    joint_res = residuals[residuals["fit"] == "joint"].merge(loaded.ok[["id", "test_rel_l2"]], on="id")
+    assert (joint_res["observed"] == joint_res["test_rel_l2"]).all()
+    law = {key[2]: fit for (kind, key), fit in laws.fits.items() if kind == "joint"}  # by stage
+    by_hand = [np.log(err) - np.log(law[s]["E"] + law[s]["A"] * p ** -law[s]["a"] + law[s]["B"] * n ** -law[s]["b"])
+               for s, p, n, err in joint_res[["stage", "n_params", "x", "test_rel_l2"]].itertuples(index=False)]
+    assert joint_res["log_residual"].to_numpy() == pytest.approx(by_hand, rel=1e-9, abs=1e-12)
+    noiseless = joint_runs(noise=0.0).set_index("id")["test_rel_l2"]  # the same runs on the law itself
+    injected = np.log(joint_res["test_rel_l2"].to_numpy() / noiseless[joint_res["id"]].to_numpy())
+    assert np.abs(joint_res["log_residual"] - injected).max() < 0.01  # the residual is the 1 % noise put in
 
 
 def test_a_budget_in_steps_has_no_compute_optimal_n(joint) -> None:
