@@ -171,6 +171,15 @@ def test_roles_are_split() -> None:
         assert not {m for m in deps if m.startswith(("harness.train", "harness.models", "harness.pde"))}
 
 
+def test_training_reads_a_job_s_rules_and_never_runs_a_job() -> None:
+    # imports point sweep -> job -> train: harness.train takes a job's config (the torch-free rules of harness.job),
+    # never its run machinery (run_job, the process settings, the device calibration that runs tiny jobs)
+    graph, rules = import_graph(), rules_modules()
+    upward = {f"{name} -> {target}" for name, targets in graph.items() if name.split(".")[:2] == ["harness", "train"]
+              for target in targets if target.split(".")[:2] == ["harness", "job"] and target not in rules}
+    assert not upward
+
+
 def test_no_module_is_over_400_lines() -> None:
     long = {p.name: n for pkg in (*PACKAGES, "tests", "bench") for p in (ROOT / pkg).rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 400}

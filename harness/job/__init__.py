@@ -12,7 +12,8 @@
 
 The rest of the package runs a job: ``harness.job.run.run_job`` (the one entry point a backend calls), the
 process settings of a job (``process``), its provenance (``provenance``), an optuna trial at run time
-(``trial``), a trained model's predictions (``predict``) and the test hooks (``hooks``).
+(``trial``), a trained model's predictions (``predict``), the test hooks (``hooks``) and what a job costs on
+a device (``calibration``).
 """
 
 from harness.job.record import (

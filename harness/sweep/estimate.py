@@ -25,7 +25,7 @@ launches, the optimiser's per-tensor work; what dominates tiny models) plus its 
 kernel (``Rate.train_s_per_flop``, ``Rate.forward_s_per_flop``; a train step is ``TRAIN_PASSES`` forwards' FLOPs),
 a job a fixed time besides (``Rate.job_s``: its data from the cache, model, checkpoints and result files), and
 each evaluation too (``Rate.eval_s``: progress file, best weights, hooks): ``seconds``. The calibration
-(``harness.train.timing.calibrate_device``) times the jobs' own
+(``harness.job.calibration.calibrate_device``) times the jobs' own
 ``train_step`` and forward pass per kernel at two batch sizes, and tiny real jobs (``run_job``) for the fixed
 times, with the CPU threads one job gets; it is imported only when an estimate is asked (this module is
 torch-free). Not priced: the PDE data generation (once per dataset and sweep root, cached) and process start-up.
@@ -206,14 +206,14 @@ def estimate(jobs: Iterable[Job], rates: Mapping[Kernel, Rate] | Rate | float,
 
 
 def calibrate_jobs(jobs: Sequence[Job], device: str | None = None) -> tuple[dict[Kernel, Rate], str, str]:
-    """Rates for the kernels of ``jobs`` (``harness.train.timing.calibrate_device``: on ``device``, default the
+    """Rates for the kernels of ``jobs`` (``harness.job.calibration.calibrate_device``: on ``device``, default the
     GPU if any, else the CPU with a job's threads; each kernel timed at the largest batch its jobs train at), the
     unit of the hours they give and the device in words."""
     apply_job_env()  # before torch loads here, as in a job's process
-    from harness.train import timing
+    from harness.job.calibration import calibrate_device
 
     works = [job_work(j) for j in jobs]
-    return timing.calibrate_device({w.kernel: _largest_batch(works, w.kernel) for w in works}, device)
+    return calibrate_device({w.kernel: _largest_batch(works, w.kernel) for w in works}, device)
 
 
 def describe_estimate(jobs: list[Job], *, device: str | None = None) -> str:

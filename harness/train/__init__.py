@@ -10,7 +10,7 @@ The rest of the package trains (torch): input normalisation (``normalise``), wha
 the one training loop (``loop``) and its run's records (``state``), several runs of one shape trained as one
 program (``fused``), pretraining strategies (``strategies``), augmentation (``steady_augment``,
 ``time_augment``), atomic checkpoints (``checkpoint``), data-parallel ranks (``distributed``), streamed training
-sets (``stream``), signals (``signals``) and step timing (``timing``).
+sets (``stream``), signals (``signals``) and the timing of passes (``timing``).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ DEFAULT_METRIC = "rel_l2"
 class Rate:
     """What a job of one kernel costs on a device: fixed seconds per train step and per forward pass, seconds per
     FLOP of each, and fixed seconds per job besides its passes (data from the cache, model, checkpoint and result
-    files); ``harness.train.timing.calibrate_device`` measures them."""
+    files); ``harness.job.calibration.calibrate_device`` measures them."""
 
     step_s: float
     train_s_per_flop: float

@@ -1,29 +1,19 @@
 """What passes of the jobs' models cost on a device, for the sweep estimate (``harness.sweep.estimate``): per
 kernel (``Kernel``: family, sizes, grid, channels) the fixed seconds of a train step and of a forward pass and the
-seconds per FLOP of each (``Rate``), from the jobs' own ``harness.train.loop.train_step`` (fused Adam, the
-job-process settings) and forward pass without gradients, timed at two batch sizes.
-
-On a CPU the calibration runs with the threads one job gets (``OMP_NUM_THREADS``, else one: a local worker's
-share when ``--workers`` equals the cores). Timing a tiny model with more threads than the cores that are free
-measures the threads waiting for each other, not the job: on this project's busy 2-core machine, two threads made
-the reference study's small train step take 0.010-0.54 s from one timing to the next (one thread: 0.017-0.074 s),
-and the former one-step calibration priced that study at 356 CPU-hours against the 5.8 h its jobs ran.
+seconds per FLOP of each (``Rate``), from the jobs' own ``harness.train.loop.train_step`` (fused Adam) and forward
+pass without gradients, timed at two batch sizes in this process, with its threads and memory settings
+(``harness.job.calibration.calibrate_device`` applies a job process's and adds the fixed time per job).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 import torch
 
-from harness.job import Downstream, Job, JobConfig, Model, TrainConfig
-from harness.job.process import keep_freed_memory, user_threads
+from harness.job import TrainConfig
 from harness.models import TRAIN_PASSES, Kernel, Shape, SizeError, family
 from harness.models.build import build_model
 from harness.train import Rate
@@ -35,20 +25,14 @@ MAX_STEP_FLOPS = {"cpu": 1e10, "cuda": 2e13}
 TIMED_SECONDS = 1.0  # the timing rounds of a kernel fill about this long (at least MIN_REPEATS, at most MAX_REPEATS)
 MIN_REPEATS, MAX_REPEATS = 5, 40
 SMALL_BATCH_DIVISOR = 8  # the second batch size timed: the job's batch / 8 (at least 1)
-# The job timed for the fixed time per job: one step of a tiny FNO on a few generated Poisson samples.
-OVERHEAD_JOB = Job("sc-calibrate", "scratch", "calibrate", JobConfig(
-    8, 0, Model(width=4, modes=2), seed=0, train=TrainConfig(steps=1, batch_size=4),
-    downstream=Downstream(system="poisson", n_train=4, n_val=2, n_test=2)))
-OVERHEAD_EVALS = 21  # steps (each evaluated) of the second job timed
 SMALLEST = Kernel(Shape("fno", (("width", 8), ("modes", 2)), 8))  # timed when no kernel asked for is valid
 
 
 def time_passes(kernel: Kernel, batches: tuple[int, ...], device: torch.device | str) -> list[tuple[float, float]]:
     """(seconds of one ``train_step``, seconds of one forward pass without gradients) of ``kernel``'s model at
-    each of ``batches``, in this process with the job-process memory settings and its threads: medians over
-    rounds that time every pass and batch in turn (so that a busy moment weighs on all alike), after a warm-up
-    round (allocations, an FNO's FFT plans); rounds fill about ``TIMED_SECONDS``."""
-    keep_freed_memory()
+    each of ``batches``, in this process with its memory settings and threads: medians over rounds that time
+    every pass and batch in turn (so that a busy moment weighs on all alike), after a warm-up round (allocations,
+    an FNO's FFT plans); rounds fill about ``TIMED_SECONDS``."""
     res, device = kernel.shape.resolution, torch.device(device)
     model = build_model(kernel.shape.arch, dict(kernel.shape.sizes), in_channels=kernel.in_channels,
                         out_channels=kernel.out_channels, resolution=res).to(device)
@@ -129,54 +113,3 @@ def calibrate(device: torch.device | str, batches: Mapping[Kernel, int]) -> dict
         sum(r.forward_s_per_flop * weights[k] for k, r in measured.items()) / sum(weights.values()),
     )
     return {k: measured.get(k, overall) for k in kernels}
-
-
-def job_seconds(device: torch.device | str = "cpu") -> tuple[float, float]:
-    """(fixed seconds a job takes besides its passes and evaluations, fixed seconds an evaluation takes besides
-    its passes: progress file, best weights, hooks), from real tiny jobs (``OVERHEAD_JOB``, ``run_job``, on the
-    device a job picks) in a temporary root: one step and its two evaluations, and ``OVERHEAD_EVALS`` steps each
-    evaluated, after a first run that generates the data and warms the code paths (the timed ones load their
-    data from the cache, as most jobs of a sweep do); the tiny model's own passes are timed on ``device`` (where
-    the jobs run) and taken off."""
-    from harness.job.run import run_job  # the whole run machinery: only here
-
-    def timed_run(job: Job, root: str) -> float:
-        shutil.rmtree(Path(root) / job.sweep / "runs", ignore_errors=True)
-        start = time.perf_counter()
-        run_job(job, root)
-        return time.perf_counter() - start
-
-    train = OVERHEAD_JOB.train
-    assert train is not None  # a scratch job
-    evaluated = dataclasses.replace(OVERHEAD_JOB, config=dataclasses.replace(
-        OVERHEAD_JOB.config, train=dataclasses.replace(train, steps=OVERHEAD_EVALS, eval_every=1)))
-    step, forward = time_passes(Kernel(Shape.of(OVERHEAD_JOB.config.model, 8)), (train.batch_size,), device)[0]
-    with tempfile.TemporaryDirectory(prefix="harness-calibrate-") as tmp:
-        timed_run(OVERHEAD_JOB, tmp)
-        one = timed_run(OVERHEAD_JOB, tmp)
-        many = timed_run(evaluated, tmp)
-    per_eval = (many - one) / (OVERHEAD_EVALS - 1) - step - forward
-    return max(one - 2 * per_eval - step - 3 * forward, 0.0), max(per_eval, 0.0)
-
-
-def calibrate_device(batches: Mapping[Kernel, int], device: str | None = None) -> tuple[dict[Kernel, Rate], str, str]:
-    """``calibrate`` on ``device`` (default: the GPU if any, else the CPU with the threads one job gets:
-    ``OMP_NUM_THREADS``, else 1), and the fixed time per job (``job_seconds``); returns (rates, the unit of the
-    hours they give, "GPU-hours" or "CPU-hours", and the device in words)."""
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dev.type == "cuda":
-        return _with_job_seconds(calibrate(dev, batches), dev), "GPU-hours", torch.cuda.get_device_name(dev)
-    threads, before = user_threads() or 1, torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        rates = _with_job_seconds(calibrate(dev, batches), dev)
-    finally:
-        torch.set_num_threads(before)
-    return rates, "CPU-hours", f"CPU, {threads} thread{'s' * (threads > 1)} a job"
-
-
-def _with_job_seconds(rates: dict[Kernel, Rate], device: torch.device) -> dict[Kernel, Rate]:
-    """``rates`` with ``Rate.job_s`` and ``Rate.eval_s`` measured (``job_seconds``)."""
-    job_s, eval_s = job_seconds(device) if rates else (0.0, 0.0)
-    return {k: dataclasses.replace(r, job_s=job_s, eval_s=eval_s) for k, r in rates.items()}
-
