@@ -261,7 +261,7 @@ def _optima(c: Curves) -> Claims:
         values = key_values(laws.group_columns, tuple(alloc.rows[laws.group_columns].iloc[0]))
         e, a_coef, a, b_coef, b = alloc.fit.values
         q = np.array([math.log(a_coef), a, math.log(b_coef), b, e])
-        designs = partial(lambda *args: (joint_design(*args),), label, alloc.rows, q, alloc.fit.rmse)
+        designs = partial(lambda *args: (joint_design(*args),), label, alloc.rows, q, alloc.fit.rmse, c.jobs)
         for compute in decades(alloc.spent):
             cid = optimum_id(values, laws.group_columns, counting, compute)
             out[cid] = (designs, partial(_log_p_opt, alloc, compute))

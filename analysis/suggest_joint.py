@@ -11,12 +11,13 @@ Candidates: one run at every (size, N) of the model sizes in the sweep and one s
 N of the group's grid and one step beyond each end, each in the sweep's own geometric spacing (for sizes: of the
 family's first width key, ``model.width`` for an FNO, the smallest size stepped down and the largest up, its other
 keys kept), with the first seed not yet run there. A size beyond the sweep's has P scaled from its end's by the
-family's own parameter count (``harness.models.Family.count_params``).
+family's own parameter count (``harness.models.Family.count_params``) of the group's model: its channels and grid
+as its jobs run it (``harness.sweep.estimate.job_kernel``: a time task's window frames in, a data file's fields).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -25,7 +26,9 @@ import pandas as pd
 
 from analysis.curves import ARCH, N, model_columns
 from analysis.transfer import joint_model
-from harness.models import DEFAULT_ARCH, SizeError, family
+from harness.job import Job
+from harness.models import Kernel, SizeError, family
+from harness.sweep.estimate import job_kernel
 
 Label = tuple[str, ...]
 Size = tuple[tuple[str, int], ...]  # a model's size keys as the sweep names them, e.g. (("model.width", 16), ...)
@@ -84,34 +87,37 @@ def run_sizes(rows: pd.DataFrame) -> list[Size]:
             for values in rows[cols].itertuples(index=False)]  # fmt: skip
 
 
-def candidate_sizes(rows: pd.DataFrame) -> dict[Size, float]:
-    """P of every size of a group's runs (their median ``n_params``) and of one width step beyond each end."""
+def candidate_sizes(rows: pd.DataFrame, kernel: Kernel) -> dict[Size, float]:
+    """P of every size of a group's runs (their median ``n_params``) and of one width step beyond each end, counted
+    for the group's model (``kernel``: its family, grid and channels)."""
     counts: dict[Size, list[float]] = {}
     for size, p in zip(run_sizes(rows), rows["n_params"].to_numpy(float), strict=True):
         counts.setdefault(size, []).append(p)
     out = {size: float(np.median(p)) for size, p in counts.items()}
-    rules = family(str(rows[ARCH].iloc[0]) if ARCH in rows else DEFAULT_ARCH)
+    rules = family(kernel.shape.arch)
     key = f"model.{rules.width_keys[0]}"
     widths = sorted({dict(size)[key] for size in out if key in dict(size)})
     if not widths:
         return out
     ratio = (widths[-1] / widths[0]) ** (1 / (len(widths) - 1)) if len(widths) > 1 else 2.0
-    resolution = int(rows["resolution"].iloc[0])
+    io = {"resolution": kernel.shape.resolution, "in_channels": kernel.in_channels, "out_channels": kernel.out_channels}
     ordered = sorted(out, key=out.get)
     for end, factor in ((ordered[0], 1 / ratio), (ordered[-1], ratio)):
         new = tuple((c, max(1, round(v * factor)) if c == key else v) for c, v in end)
         try:
-            count = [rules.count_params({c.removeprefix("model."): v for c, v in s}, resolution=resolution,
-                                        in_channels=7, out_channels=1) for s in (new, end)]  # fmt: skip
+            count = [rules.count_params({c.removeprefix("model."): v for c, v in s}, **io) for s in (new, end)]
         except (SizeError, TypeError):
             continue  # a size the family refuses, or keys it does not count by
         out.setdefault(new, out[end] * count[0] / count[1])
     return out
 
 
-def joint_design(label: Label, rows: pd.DataFrame, q: np.ndarray, rmse: float) -> JointDesign:
-    """The design of a group's joint law fitted to ``rows`` (q in ``joint_model``'s order, its rmse)."""
+def joint_design(label: Label, rows: pd.DataFrame, q: np.ndarray, rmse: float, jobs: Sequence[Job]) -> JointDesign:
+    """The design of a group's joint law fitted to ``rows`` (q in ``joint_model``'s order, its rmse), its model's
+    channels those of its jobs in the plan (``jobs``)."""
     runs = tuple(zip(rows[N].astype(int).tolist(), rows["seed"].astype(int).tolist(), run_sizes(rows), strict=True))
     sigma = rmse * np.sqrt(len(runs) / max(len(runs) - JointDesign.k, 1))
+    first = rows["id"].iloc[0]
+    kernel = job_kernel(next(job for job in jobs if job.id == first))
     return JointDesign(label, np.asarray(q, dtype=float), float(sigma), runs, tuple(sorted({n for n, _, _ in runs})),
-                       candidate_sizes(rows), tuple(rows["id"]))  # fmt: skip
+                       candidate_sizes(rows, kernel), tuple(rows["id"]))  # fmt: skip
