@@ -24,11 +24,9 @@ from harness.job import Job
 from harness.job.run import data_cache, data_seed
 from harness.job.trained import Trained, ended_ok, objective_of, trained
 from harness.models import arch_of, family, sizes_of
-from harness.pde.cache import split_path, time_split_path
 from harness.portable import CARD, CONFIG, DATA, FORMAT_VERSION, METRICS, STATS, WEIGHTS
 from harness.store.atomic import write_text_atomic
 from harness.store.folders import EVAL_ROWS, Plan, run_dir
-from harness.tasks import is_time
 from harness.tasks.make import make_task
 from harness.tasks.trajectories import Trajectories
 
@@ -98,26 +96,16 @@ def data_of(job: Job, root: Path) -> dict[str, Any]:
     out.pop("train", None), out.pop("resources", None)
     if part.data is not None:
         return {**out, "source": "file", "fingerprints": {"files": part.data.fingerprint}}
-    cache = data_cache(root)
+    cache, task = data_cache(root), make_task(cfg)
     sizes = {"train": part.n_train, "val": part.n_val, "test": part.n_test}
     fingerprints = {}
     for split, n in sizes.items():
         if n is None:
             continue
-        path = _cache_file(job, split, n, cache)
+        path = task.cache_file(part, split, n, seed=data_seed(job), cache=cache)
         fingerprints[split] = fingerprint(path, cache_dir=cache) if path.exists() else None
     return {**out, "source": "generated", "fingerprints": fingerprints}
 
-
-def _cache_file(job: Job, split: str, n: int, cache: Path) -> Path:
-    part, cfg, seed = job.part, job.config, data_seed(job)
-    if is_time(cfg):
-        time = cfg.forecast
-        assert time is not None  # a time task's config holds its keys
-        return time_split_path(part.system, split, n, shift=part.shift, resolution=cfg.resolution, nt=time.nt,
-                               horizon=time.horizon, seed=seed, cache_dir=cache)
-    shift = {"coef_range": tuple(part.shift)} if isinstance(part.shift, list) else {"shift": part.shift}
-    return split_path(part.system, split, n, resolution=cfg.resolution, seed=seed, cache_dir=cache, **shift)
 
 
 def eval_rows(sweep_folder: Path, job: Job) -> list[dict[str, Any]]:

@@ -53,9 +53,7 @@ class SteadyTask(Task):
         (``over_budget``) is its cache file opened for streaming, generated there first if need be."""
         if part.data is not None:
             return load(part.data, split, n, seed, cache_dir=str(cache))
-        shift = part.shift
-        kwargs = {"coef_range": tuple(shift)} if isinstance(shift, list) else {"shift": shift}
-        request = {"resolution": self.config.resolution, "seed": seed, "cache_dir": cache, **kwargs}
+        request = self._request(part, seed, cache)
         data = None
         if split == "train" and self.stream.mode != "never":
             path = split_path(part.system, split, n, **request)
@@ -65,6 +63,17 @@ class SteadyTask(Task):
             if (streamed := over_budget(path, self.stream, device)) is not None:
                 return streamed
         return samples_of(data if data is not None else load_split(part.system, split, n, **request))
+
+    def cache_file(self, part: Part, split: str, n: int, *, seed: int, cache: Path) -> Path:
+        """``harness.pde.cache.split_path`` of the request ``load`` makes."""
+        return split_path(part.system, split, n, **self._request(part, seed, cache))
+
+    def _request(self, part: Part, seed: int, cache: Path) -> dict[str, Any]:
+        """The keywords of a generated split's request: the grid, the data seed, the cache folder and the shift, a
+        level name or an explicit [lo, hi] range."""
+        shift = part.shift
+        kwargs = {"coef_range": tuple(shift)} if isinstance(shift, list) else {"shift": shift}
+        return {"resolution": self.config.resolution, "seed": seed, "cache_dir": cache, **kwargs}
 
     def stats(self, train: Samples | StreamedSplit, pretrained: dict[str, Any] | None) -> dict[str, Any]:
         """``harness.data.tensors.pick_stats``: the pretrained model's where they fit, else the split's own."""

@@ -40,6 +40,11 @@ class Task(ABC):
         drawn with data seed ``seed``, from the cache folder ``cache`` or generated there."""
 
     @abstractmethod
+    def cache_file(self, part: Part, split: str, n: int, *, seed: int, cache: Path) -> Path:
+        """The cache file that ``load`` reads (or generates) a generated part's split from, which may not exist yet;
+        the part has no ``data`` (a data file's splits are the file's)."""
+
+    @abstractmethod
     def stats(self, train: Any, pretrained: dict[str, Any] | None) -> dict[str, Any]:
         """The normalisation statistics a run uses: those of the pretrained model it loads (``pretrained``, from
         the pretraining's stats.json) where they fit ``train``, else the training split's own (which a

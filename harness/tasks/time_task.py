@@ -47,7 +47,7 @@ from harness.data.samples import Trajectories as FileTrajectories
 from harness.data.source import load as load_file
 from harness.job import JobConfig, Pretrain
 from harness.pde import TIME_COEFS, model_coefs
-from harness.pde.cache import load_time_split
+from harness.pde.cache import load_time_split, time_split_path
 from harness.pde.time_dataset import TimeData
 from harness.tasks import target_frame
 from harness.tasks.pretext import make_pretext
@@ -179,9 +179,18 @@ class ForecastTask(Task):
         else of trajectories of ``part.system`` at the named level ``part.shift``."""
         if part.data is not None:
             return load_file(part.data, split, n, seed, cache_dir=str(cache))
+        return load_time_split(part.system, split, n, **self._request(part, seed, cache))
+
+    def cache_file(self, part: Part, split: str, n: int, *, seed: int, cache: Path) -> Path:
+        """``harness.pde.cache.time_split_path`` of the request ``load`` makes."""
+        return time_split_path(part.system, split, n, **self._request(part, seed, cache))
+
+    def _request(self, part: Part, seed: int, cache: Path) -> dict[str, Any]:
+        """The keywords of a generated split's request: the level, the grid, the frames and horizon, the data seed
+        and the cache folder."""
         time = self.forecast
-        return load_time_split(part.system, split, n, shift=part.shift, resolution=self.config.resolution,
-                               nt=time.nt, horizon=time.horizon, seed=seed, cache_dir=cache)
+        return {"shift": part.shift, "resolution": self.config.resolution, "nt": time.nt, "horizon": time.horizon,
+                "seed": seed, "cache_dir": cache}
 
     def stats(self, train: TimeData | FileTrajectories, pretrained: dict[str, Any] | None) -> dict[str, Any]:
         """The fixed scales of the data's coefficient channels, whatever the data or the pretraining (see the

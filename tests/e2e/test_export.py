@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from harness import api
 from harness.cli import main
+from harness.data.fingerprint import fingerprint
 from harness.job.run import run_job
 
 STEADY = {"name": "steady", "base": {
@@ -134,3 +135,20 @@ def test_export_refusals_are_one_line_exit_2_and_write_nothing(trained: tuple[Pa
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
     assert _cli("export", ids["scratch"], "--out", str(existing), "--sweep", "steady", "--root", str(root),
                 "--force")[0] == 0
+
+
+
+@pytest.mark.parametrize("spec", [STEADY, NEXT_STEP], ids=["steady", "next_step"])
+def test_data_json_fingerprints_the_cache_files_the_job_read(spec: dict, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"  # a cache of this job's data alone
+    monkeypatch.setenv("HARNESS_DATA_CACHE", str(cache))
+    root, ids = _run(tmp_path, {**spec, "matrix": {"init": ["scratch"]}})
+    out = tmp_path / "model"
+    assert _cli("export", ids["scratch"], "--out", str(out), "--sweep", spec["name"], "--root", str(root))[0] == 0
+    data = json.loads((out / "data.json").read_text())
+    assert data["source"] == "generated" and set(data["fingerprints"]) == {"train", "val", "test"}
+    for split, fingerprinted in data["fingerprints"].items():
+        read = list(cache.glob(f"*-{split}-*.npz"))  # the one file of the split the job generated and read
+        assert len(read) == 1, read
+        assert fingerprinted is not None and fingerprinted == fingerprint(read[0], cache_dir=cache)
