@@ -3,9 +3,10 @@ and a figure of test error vs N per evaluation source.
 
 Each run folder's ``eval.parquet`` holds one row per (source, resolution) the job was scored on; the rows are
 joined to the ok runs (stage, N, model size). The figure: one panel per downstream system and shift of the
-trained jobs, x the downstream N, y the mean test relative L2 over seeds at the largest model, one colour per
-evaluation source and grid (the jobs' own test split first, as "own test"), solid fine-tuned, dashed scratch;
-zero-shot jobs (no N) are in the table only.
+trained jobs, x the downstream N, y the mean test error over seeds at the largest model, one colour per evaluation
+source and grid (the jobs' own test split first, as "own test"), solid fine-tuned, dashed scratch; zero-shot jobs
+(no N) are in the table only. The error is the report's metric (``--metric``) throughout: the eval rows' as the
+runs' (``analysis.load.use_metric``), evaluations.csv's column ``test_<metric>`` and the figure's axis.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.curves import DOWNSTREAM, ERR, PANEL, N, ordered_panels
+from analysis.curves import DOWNSTREAM, ERR, PANEL, N, metric_label, ordered_panels
 from analysis.figures.style import STAGE_LABELS, FigureResult, panel_grid, paper_style, ramp
+from analysis.load import use_metric
 from harness.store.folders import EVAL_ROWS
+from harness.train import DEFAULT_METRIC
 
 OWN = "own test"
 NO_EVALS = "no job was scored on another source (`harness eval`, or a sweep's `eval:`)"
@@ -25,11 +28,11 @@ STYLES = {"finetune": "-", "scratch": "--"}
 
 def eval_rows(sweep_dir: Path, runs: pd.DataFrame) -> pd.DataFrame:
     """Every eval row of the ok downstream ``runs``, with their stage, system, shift, N and parameter count, and
-    ``where``: the source and its grid (``helmholtz:moderate @ 32``)."""
+    ``where``: the source and its grid (``helmholtz:moderate @ 32``); its error (``ERR``) that of the runs' metric."""
     frames = [pd.read_parquet(path) for path in sorted(Path(sweep_dir).glob(f"runs/*/{EVAL_ROWS}"))]
     if not frames or runs.empty:
         return pd.DataFrame()
-    rows = pd.concat(frames, ignore_index=True)
+    rows = use_metric(pd.concat(frames, ignore_index=True), runs.attrs.get("metric", DEFAULT_METRIC))
     keep = ["id", "stage", *PANEL, N, "n_params"]
     rows = rows.merge(runs[[c for c in keep if c in runs]], on="id", how="inner")
     rows = rows[rows["stage"].isin(DOWNSTREAM)]
@@ -37,12 +40,14 @@ def eval_rows(sweep_dir: Path, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def eval_table(rows: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
-    """Mean test error per trained system and shift, stage, evaluation source and grid, and N (over seeds)."""
+    """Mean test error per trained system and shift, stage, evaluation source and grid, and N (over seeds), in a
+    column named after the rows' metric (``test_<metric>``)."""
     if rows.empty:
         return None, NO_EVALS
     keys = [*PANEL, "stage", "source", "resolution", "trained_resolution", N]
     table = rows.groupby(keys, dropna=False, sort=True)[ERR].agg(["mean", "count"]).reset_index()
-    return table.rename(columns={"mean": ERR, "count": "runs", PANEL[0]: "system", PANEL[1]: "shift"}), ""
+    error = f"test_{rows.attrs.get('metric', DEFAULT_METRIC)}"
+    return table.rename(columns={"mean": error, "count": "runs", PANEL[0]: "system", PANEL[1]: "shift"}), ""
 
 
 @paper_style
@@ -65,6 +70,6 @@ def eval_figure(runs: pd.DataFrame, fits: object = None, *, rows: pd.DataFrame) 
             mean = line.groupby(N)[ERR].mean()
             ax.plot(mean.index, mean.values, STYLES[stage], marker="o", color=colors[where],
                     label=f"{where}, {STAGE_LABELS[stage]}")
-        ax.set(xlabel="N (downstream training samples)", ylabel="test relative L2")
+        ax.set(xlabel="N (downstream training samples)", ylabel=f"test {metric_label(runs)}")
         ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.02, 0.5))
     return FigureResult(fig)

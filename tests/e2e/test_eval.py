@@ -11,6 +11,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from analysis.figures.evaluations import eval_figure, eval_rows
+from analysis.load import load_runs
 from harness import api
 from harness.cli import main
 from harness.job.run import run_job
@@ -55,6 +57,21 @@ def test_an_fno_trained_at_32_is_scored_at_64_after_training_and_the_report_show
     assert sorted(table.loc[table["resolution"] == 64, "downstream.n_train"]) == [8, 16]
     assert "evaluations" in report.figures and report.figures["evaluations"].is_file()
     assert "## Scored on other sources and grids" in report.markdown.read_text()
+
+
+def test_the_evaluations_follow_the_report_s_metric(evaluated: tuple[Path, list[str]], tmp_path: Path) -> None:
+    root, ids = evaluated
+    report = api.report("super", root=root, n_boot=10, metric="max_err", out=tmp_path / "max_err")
+    table = pd.read_csv(report.out_dir / "evaluations.csv").set_index(["source", "resolution", "downstream.n_train"])
+    assert "test_rel_l2" not in table
+    recorded = pd.concat([pd.read_parquet(root / "super" / "runs" / i / "eval.parquet").assign(n=n)
+                          for i, n in zip(ids[:2], (8, 16), strict=True)]).set_index(["source", "resolution", "n"])
+    assert len(table) == len(recorded) == 4  # one run per source, grid and N: the mean is its value
+    assert (table["test_max_err"] == recorded.loc[table.index, "test_max_err"].to_numpy()).all()
+    assert (table["test_max_err"] != recorded.loc[table.index, "test_rel_l2"].to_numpy()).all()
+    loaded = load_runs(root / "super", "max_err")
+    figure = eval_figure(loaded.ok, rows=eval_rows(root / "super", loaded.ok)).figure
+    assert {ax.get_ylabel() for ax in figure.axes if ax.lines} == {"test max abs error"}
 
 
 def test_harness_eval_scores_the_same_rows_and_its_own_source_gives_the_jobs_test_error(
