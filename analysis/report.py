@@ -36,7 +36,7 @@ from analysis.compute_report import analyse_compute, compute_blocks, compute_tab
 from analysis.document import to_html, to_markdown
 from analysis.figures import FIGURES, LAW_FIGURES, fit_curves
 from analysis.figures.compute_figures import compute_optimal_figure, error_vs_compute, residuals_figure
-from analysis.figures.evaluations import eval_figure, eval_rows, eval_table
+from analysis.figures.evaluations import eval_figure, eval_rows, eval_table, failure_line
 from analysis.figures.gallery import gallery
 from analysis.figures.pretrain_figure import pretrain_size
 from analysis.figures.strategy import strategy_table
@@ -106,6 +106,7 @@ def build_report(
                 ("residuals", lambda *_: residuals_figure(comp.diagnostics.residuals))]  # fmt: skip
     law_table = pd.concat([laws.table, comp.law_rows], ignore_index=True) if len(comp.law_rows) else laws.table
     evaluated = eval_rows(sweep_dir, loaded.ok)  # jobs scored on other sources: a figure and a table, when any
+    eval_failed = failure_line(eval_rows(sweep_dir, loaded.ok, failed=True))  # and a line for sources that failed
     if not evaluated.empty:
         drawers.append(("evaluations", partial(eval_figure, rows=evaluated)))
     for name, draw in drawers:
@@ -126,7 +127,8 @@ def build_report(
     families = family_table(loaded.ok, fits, multipliers, laws)
     tables = {"strategies": strategy_table(loaded.ok),
               **({"architectures": families} if families[0] is not None else {}),  # a sweep of one family: none
-              **({"evaluations": eval_table(evaluated)} if not evaluated.empty else {}),
+              **({"evaluations": (eval_table(evaluated)[0], eval_failed)} if not evaluated.empty or eval_failed
+                 else {}),
               "multipliers": (multipliers, "") if not multipliers.empty else (None, NO_MULTIPLIERS),
               "scaling_laws": (law_table, "") if not law_table.empty else (None, NO_LAWS),
               "data_transferred": (laws.points, "") if not laws.points.empty else (None, NO_POINTS),

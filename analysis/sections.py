@@ -152,10 +152,10 @@ def report_blocks(loaded: LoadedRuns, fits: CurveFits, laws: Laws, tables: dict,
     if table is not None:  # a sweep of one family says nothing here
         blocks += [Block("heading", "Model families compared"), Block("text", FAMILY_TEXT),
                    Block("table", family_display(table))]
-    table, _ = tables.get("evaluations", (None, ""))
-    if table is not None:  # only where jobs were scored on other sources
-        blocks += [Block("heading", "Scored on other sources and grids"), Block("text", EVAL_TEXT),
-                   Block("table", table)]
+    table, failed = tables.get("evaluations", (None, ""))
+    if table is not None or failed:  # only where jobs were scored on other sources
+        blocks += [Block("heading", "Scored on other sources and grids"), Block("text", EVAL_TEXT)]
+        blocks += ([Block("table", table)] if table is not None else []) + ([Block("text", failed)] if failed else [])
     blocks += _holdout(*tables["holdout"])
     table, why = tables["strategies"]
     title = STRATEGY_TITLE.format(metric=METRICS[loaded.metric])

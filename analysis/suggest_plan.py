@@ -3,7 +3,9 @@ job its sweep point expands to, the greedy pick (``analysis.suggest``) and the `
 
 A candidate's cost is the cost estimate's (``harness.sweep.estimate.estimate``) of the jobs its sweep point expands
 to (a tuned sweep's: every trial of the study), at the seconds per FLOP the sweep's own runs took on their device:
-their ``wall_s`` over their estimated FLOPs, the median per model shape (of all, for a shape the sweep has not run).
+their ``wall_s`` over their estimated FLOPs, the median per model shape (of all, for a shape the sweep has not run);
+a fused job's ``wall_s`` is its share of its group's time (``harness.job.run.run_group``), so a packed sweep prices
+its runs at what they cost it.
 That is device-hours, as the budget is, without a calibration run; and one number per shape, which the estimate
 takes whatever form its own calibration has. Its sweep point is that of a run of its curve in the plan (the axes as
 the sweep file wrote them) with ``downstream.n_train`` and ``seed`` set.

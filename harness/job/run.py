@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import sys
 import time
 import traceback
 from collections.abc import Callable, Generator, Iterator
@@ -29,7 +30,7 @@ import torch
 from harness import pde
 from harness.errors import HarnessError
 from harness.job import Job, TrainConfig
-from harness.job.evaluate import record, score
+from harness.job.evaluate import record, score_each
 from harness.job.hooks import hold_hook
 from harness.job.process import keep_freed_memory
 from harness.job.trial import Pruned, TrialRun
@@ -131,8 +132,9 @@ def _execute(job: Job, root: Path, folder: Path, device: torch.device,
         if result.status != "ok":
             return metrics  # train() leaves the best weights in the model when it is ok
     metrics.update(task.test_metrics(model, tensors("test", part.n_test, stats), objective, device))
-    if job.evals:  # a sweep's `eval:` sources (harness.sweep.evals); every rank scores its share, as in the test
-        rows = [score(job, model, stats, dict(source), seed=dseed, cache=cache, device=device) for source in job.evals]
+    if job.evals:  # a sweep's `eval:` sources (harness.sweep.evals); every rank scores its share, as in the test;
+        # a source that fails gets a row with its error, and the job stays ok with its test (harness.job.evaluate)
+        rows = score_each(job, model, stats, [dict(s) for s in job.evals], seed=dseed, cache=cache, device=device)
         if current().is_main:
             record(folder, rows)
     return metrics
@@ -158,18 +160,33 @@ def _chain(*hooks: EvalHook | None) -> EvalHook:
 
 
 def _train_fused(attempts: list[_Attempt]) -> None:
-    """Train the attempts' requests as one group (those whose set-up or resume fails leave it first)."""
+    """Train the attempts' requests as one group (those whose set-up or resume fails leave it first). Each is
+    charged its share of the group's time, by the steps it took in it; when the group raises, each trains alone
+    from its own ``last.pt`` (as a resubmission would) and fails, if it does, with its own error."""
     runs = []
     for a in attempts:
-        with a.recording():
+        with a.timed(), a.recording():
             runs.append((a, start(**a.request)))
+    before = [run.state.step for _, run in runs]
+    begin, failure = time.perf_counter(), None
     try:
         results = train_group([run for _, run in runs])
-    except Exception as exc:
-        for a, _ in runs:
-            a.fail(exc)
-    else:
-        for (a, _), result in zip(runs, results, strict=True):
+    except Exception as exc:  # e.g. out of memory: K models' activations at once, where one's fit
+        failure, results = f"{type(exc).__name__}: {exc}".splitlines()[0], []
+    elapsed, steps = time.perf_counter() - begin, [run.state.step - b for (_, run), b in zip(runs, before, strict=True)]
+    for (a, _), took in zip(runs, steps, strict=True):
+        a.seconds += elapsed * (took / sum(steps) if sum(steps) else 1 / len(runs))
+        a.group_size = len(runs)
+    if failure is not None:
+        ids = ", ".join(a.job.id for a, _ in runs)
+        print(f"harness: warning: the fused training of {len(runs)} jobs ({ids}) failed ({failure}); training "
+              "each alone from its checkpoint", file=sys.stderr, flush=True)
+        runs.clear()  # their models and optimisers: the fallback builds each job's afresh
+        for a in attempts:
+            a.alone_again()
+        return
+    for (a, _), result in zip(runs, results, strict=True):
+        with a.timed():
             a.advance(result)
 
 
@@ -178,11 +195,13 @@ class _Attempt:
     its ``_execute``, which ``advance`` drives to its training (``request``) and then to its end."""
 
     def __init__(self, job: Job, root: Path, on_eval: EvalHook | None) -> None:
-        self.sweep_path = sweep_dir(root, job.sweep)
+        begin = time.perf_counter()
+        self.root, self.sweep_path = root, sweep_dir(root, job.sweep)
         self.folder, self.device = run_dir(self.sweep_path, job.id), pick_device()
         self.folder.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.folder / "config.json", job.to_dict())
-        self.start, self.trial = time.time(), None
+        self.trial: TrialRun | None = None
+        self.seconds, self.group_size = 0.0, 1  # its time on the device (wall_s); jobs trained with it, itself included
         self.trackers = open_trackers(job, self.sweep_path, self.folder)  # none unless the sweep names some
         on_eval = _chain(on_eval, progress_hook(job, self.folder), hold_hook(job.id), self.trackers.log)
         self.request: dict[str, Any] | None = None
@@ -196,6 +215,18 @@ class _Attempt:
                 self.job = dataclasses.replace(job, config=dataclasses.replace(job.config, train=tuned))
                 on_eval = _chain(on_eval, self.trial.report)
             self.execution = _execute(self.job, root, self.folder, self.device, on_eval)
+        self.on_eval = on_eval
+        self.advance()
+        self.seconds = time.perf_counter() - begin
+
+    @contextlib.contextmanager
+    def timed(self) -> Iterator[None]:
+        """Charge the time spent inside to the job's ``wall_s``."""
+        begin = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - begin
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[None]:
@@ -221,16 +252,28 @@ class _Attempt:
                 self.metrics, self.execution = end.value, None
                 (self.folder / "error.txt").unlink(missing_ok=True)
 
-    def fail(self, exc: BaseException) -> None:
-        """Record a failure of the job's training that happened outside it (a fused group's)."""
-        with self.recording():
-            raise exc
+    def alone_again(self) -> None:
+        """Train the job alone after its fused group failed: its data and model afresh, its training resumed from
+        its ``last.pt`` (as a resubmission would), then on to its end."""
+        if self.execution is None:
+            return
+        with self.timed():
+            self.execution.close()
+            self.request = None
+            with self.recording():
+                self.execution = _execute(self.job, self.root, self.folder, self.device, self.on_eval)
+            self.advance()
+            if self.request is not None:
+                with self.recording():
+                    self.advance(train(**self.request))
 
     def summary(self) -> dict[str, Any]:
         """Write the job's summary (the trial's outcome first) and close its trackers; returns the summary."""
         if self.trial is not None:
-            self.metrics.update(self.trial.finish(self.metrics))
-        summary = write_summary(self.sweep_path, self.job, self.metrics, wall_s=time.time() - self.start,
+            with self.timed():
+                self.metrics.update(self.trial.finish(self.metrics))
+        fused = {"group_size": self.group_size} if self.group_size > 1 else {}  # wall_s is its share of the group's
+        summary = write_summary(self.sweep_path, self.job, {**self.metrics, **fused}, wall_s=self.seconds,
                                 device=str(self.device))
         self.trackers.finish(summary)
         return summary
@@ -260,8 +303,10 @@ def run_group(jobs: list[Job], root: Path | str, *,
     trains alone, by ``train``) and write each one's results as ``run_job`` would; returns their summary rows, in
     order. Each job's data, model,
     evaluations, checkpoints and tests are its own; a job that fails before its training leaves the group, one
-    whose training ends early leaves it then; a failure of the fused training itself fails the jobs in it (their
-    checkpoints let a resubmission resume them). ``hooks``: each job's evaluation hook, as ``run_job``'s ``on_eval``."""
+    whose training ends early leaves it then; when the fused training itself raises, each job in it trains on alone
+    from its checkpoint. Each job's ``wall_s`` is its share of the time (the group's split by the steps each took in
+    it), so that a sweep's add up to its device time; a fused job's summary has ``group_size``.
+    ``hooks``: each job's evaluation hook, as ``run_job``'s ``on_eval``."""
     root = Path(root)
     summaries: dict[int, dict[str, Any]] = {}
     attempts: dict[int, _Attempt] = {}
@@ -271,11 +316,10 @@ def run_group(jobs: list[Job], root: Path | str, *,
         else:
             keep_freed_memory()
             attempts[i] = _Attempt(job, root, hooks(job) if hooks is not None else None)
-            attempts[i].advance()
     training = [a for a in attempts.values() if a.request is not None]
     if len(training) == 1:
         (one,) = training
-        with one.recording():
+        with one.timed(), one.recording():
             one.advance(train(**one.request))
     elif training:
         _train_fused(training)

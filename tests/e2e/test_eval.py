@@ -134,3 +134,27 @@ def test_an_eval_block_leaves_the_job_ids_as_they_were(tmp_path: Path) -> None:
     without = api.expand(tmp_path / "without.yaml", tmp_path / "b").jobs
     assert [j.id for j in with_eval] == [j.id for j in without]
     assert all(j.evals is not None and len(j.evals) == 2 for j in with_eval) and all(j.evals is None for j in without)
+
+
+def test_an_eval_source_failing_at_run_time_leaves_the_job_ok_with_an_error_row_the_report_counts(
+        tmp_path: Path) -> None:
+    # an `eval:` data file checked at expand and gone when the job runs: that source's row records the error, the
+    # job keeps its test metrics, and the report leaves the row out of its table and figure and says why
+    api.dataset("poisson", 80, tmp_path / "ood.h5", resolution=32)
+    spec = {**SUPER, "matrix": {"downstream.n_train": [8]},
+            "eval": [{"resolution": 64}, {"data": {"path": str(tmp_path / "ood.h5")}}]}
+    (tmp_path / "super.yaml").write_text(yaml.safe_dump(spec))
+    (job,) = api.expand(tmp_path / "super.yaml", tmp_path / "results").jobs
+    (tmp_path / "ood.h5").unlink()
+    summary = run_job(job, tmp_path / "results")
+    assert summary["status"] == "ok" and 1e-6 < summary["test_rel_l2"] < 1e3, summary
+    rows = pd.read_parquet(tmp_path / "results" / "super" / "runs" / job.id / "eval.parquet")
+    assert list(rows["source"]) == ["poisson:id", "ood"] and list(rows["status"]) == ["ok", "failed"]
+    assert rows["error"][0] == "" and 1e-6 < rows["test_rel_l2"][0] < 1e3
+    assert "ood.h5" in rows["error"][1] and pd.isna(rows["test_rel_l2"][1]), rows["error"][1]
+    report = api.report("super", root=tmp_path / "results", n_boot=10)
+    table = pd.read_csv(report.out_dir / "evaluations.csv")
+    assert list(zip(table["source"], table["resolution"], strict=True)) == [("poisson:id", 64)]
+    assert "evaluations" in report.figures
+    (line,) = [li for li in report.markdown.read_text().splitlines() if "scoring(s) on other sources failed" in li]
+    assert line.startswith("1 scoring(s)") and "ood @ 32: " in line and "ood.h5" in line, line

@@ -9,6 +9,7 @@ import signal
 
 import pytest
 
+from analysis.suggest_plan import measured_rates
 from harness.job.fusable import fused_groups
 from harness.job.run import run_group, run_job
 from harness.store.folders import load_plan, run_dir
@@ -42,7 +43,7 @@ def submitted(tmp_path, spec, name):
     root = tmp_path / name / "results"
     cli(root, "expand", str(write_sweep(tmp_path / name, spec)))
     harness(root, "submit", "--workers", "1")
-    return results(root, "four")[["id", *METRICS]]
+    return results(root, "four")
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,8 @@ def assert_equal_tables(a, b):
 
 def test_a_packed_sweep_keeps_its_ids_and_equals_its_jobs_alone(alone_and_fused):
     _, alone, fused = alone_and_fused
-    assert_equal_tables(alone, fused)  # the same ids: `pack` is how jobs run, not what they compute
+    # the same ids: `pack` is how jobs run, not what they compute
+    assert_equal_tables(alone[["id", *METRICS]], fused[["id", *METRICS]])
 
 
 def test_a_fused_group_killed_mid_training_resumes_to_the_uninterrupted_results(alone_and_fused):
@@ -81,7 +83,21 @@ def test_a_fused_group_killed_mid_training_resumes_to_the_uninterrupted_results(
              for job in load_plan(root / "four")]
     assert 6 in steps and max(steps) < 12, steps  # killed mid-training, the held job checkpointed at step 6
     harness(root, "submit", "--workers", "1")
-    assert_equal_tables(fused, results(root, "four")[["id", *METRICS]])
+    assert_equal_tables(fused[["id", *METRICS]], results(root, "four")[["id", *METRICS]])
+
+
+def test_a_packed_sweeps_wall_times_add_up_to_its_time_and_price_its_runs_as_alone(alone_and_fused):
+    # each job's wall_s is its share of the group's time: their sum is the time the group took (not 4 times it),
+    # and harness suggest's seconds per FLOP (measured_rates) are those of the jobs run alone, within the noise
+    tmp, alone, fused = alone_and_fused
+    assert list(fused["group_size"]) == [4] * 4 and "group_size" not in alone
+    folders = [run_dir(tmp / "packed" / "results" / "four", i) for i in fused["id"]]
+    took = max((f / "summary.parquet").stat().st_mtime for f in folders) - min(
+        (f / "config.json").stat().st_mtime for f in folders)
+    assert fused["wall_s"].sum() == pytest.approx(took, rel=0.25), (list(fused["wall_s"]), took)
+    jobs = load_plan(tmp / "packed" / "results" / "four")
+    (packed,), (apart,) = measured_rates(jobs, fused).values(), measured_rates(jobs, alone).values()
+    assert 0.5 < packed / apart < 2, (packed, apart)
 
 
 def test_a_packed_sweep_that_tunes_is_refused_at_expand(tmp_path):
