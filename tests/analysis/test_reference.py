@@ -16,7 +16,7 @@ REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference"
 
 
 @pytest.mark.parametrize("sweep", ["study", "budget", "lr-edge", "architectures-ref", "compute-ref", "strategies",
-                                   "strategies-time"])
+                                   "strategies-time", "strategies-time-all"])
 def test_the_committed_fits_table_is_reproduced(sweep: str) -> None:
     loaded = load_runs(REFERENCE / sweep)
     counts = loaded.counts()
