@@ -4,7 +4,8 @@
   settings, config) and its ``JobConfig`` with its parts (``Model``, ``Pretrain``, ``Downstream``, ``Forecast``,
   ``Trial``), typed and frozen; a sweep point's resolved config (``Point``, whose defaults are the sweep's);
 - the train settings (``TrainConfig``, for `train` and `pretrain.train`) and stream settings (``StreamConfig``),
-  every value and every constraint between them checked on construction (``harness.job.train_settings``).
+  every value and every constraint between them checked on construction (``harness.job.train_settings``);
+- which jobs may train as one fused program (``shape_key``, ``harness.job.fusable``).
 
     job.config.train.lr          a downstream job's learning rate
     job.part.n_train             the training-set size of the part the job trains on (pretrain or downstream)
@@ -16,6 +17,7 @@ process settings of a job (``process``), its provenance (``provenance``), an opt
 a device (``calibration``).
 """
 
+from harness.job.fusable import shape_key
 from harness.job.record import (
     ConfigError,
     Downstream,
@@ -44,4 +46,4 @@ from harness.job.train_settings import (
 
 __all__ = ["AUGMENTS", "CHOICES", "EVALS", "LOSSES", "STEADY_AUGMENTS", "STREAM_MODES", "Budget", "ConfigError",
            "Downstream", "Forecast", "Job", "JobConfig", "Model", "Pack", "Point", "Pretrain", "Resources", "Shift",
-           "StreamConfig", "TrainConfig", "Trial"]
+           "StreamConfig", "TrainConfig", "Trial", "shape_key"]

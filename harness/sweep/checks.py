@@ -27,7 +27,10 @@ sweep fails before anything is written or queued (on Slurm: before waiting in th
   ``harness.tasks.resident_sizes``) fit the largest device a backend offers
   (``harness.backends.largest_device``); a training set that streams there (the `stream` group,
   ``harness.job.StreamConfig.streams``, as ``harness.train.stream.over_budget`` at run time) counts as one
-  batch, and only generated steady training sets stream (``stream.mode: always`` on others is refused).
+  batch, and only generated steady training sets stream (``stream.mode: always`` on others is refused);
+- packing (a sweep's `pack:`, after every point, ``check_packed``): the jobs of one shape that hold most, as many
+  as one fused group takes (``pack.group``), fit the largest device together, each with what it holds alone plus
+  the stacked copy of its parameters and that copy's gradient (``harness.train.fused``).
 
 Each failure is one ``SweepError`` line: the file, the key and its line, the point, what must hold, the fix.
 """
@@ -35,6 +38,8 @@ Each failure is one ``SweepError`` line: the file, the key and its line, the poi
 from __future__ import annotations
 
 import functools
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +47,8 @@ from harness.backends import Device
 from harness.data import PARTS, has_data
 from harness.data.parts import check_needs, model_channels, needs_of, resolve_part
 from harness.errors import HarnessError
-from harness.job import Downstream, JobConfig, Point, Pretrain, TrainConfig
-from harness.models import FLOAT_BYTES, Memory, arch_of, family, sizes_of
+from harness.job import Downstream, Job, JobConfig, Point, Pretrain, TrainConfig, shape_key
+from harness.models import FLOAT_BYTES, PARAM_TRAIN_BYTES, Memory, arch_of, family, sizes_of
 from harness.pde import generated_bytes, model_coefs
 from harness.store import Stage
 from harness.sweep.schema import Where
@@ -64,11 +69,13 @@ class Bounds:
     cache_dir: str | None = None
 
 
-def check_point(point: dict[str, Any], config: Point, stages: Stages, where: Where, bounds: Bounds) -> None:
+def check_point(point: dict[str, Any], config: Point, stages: Stages, where: Where,
+                bounds: Bounds) -> dict[Stage, Memory]:
     """Raise SweepError unless the resolved ``config`` of ``point`` can run as the (stage, job config) pairs
-    ``stages`` it expands to within ``bounds``, its training sets held as its ``stream`` settings say."""
+    ``stages`` it expands to within ``bounds``, its training sets held as its ``stream`` settings say; returns
+    what each of its training stages holds on its device (for ``check_packed``)."""
     try:
-        _check(config, stages, bounds)
+        return _check(config, stages, bounds)
     except _Bad as bad:
         raise where.at_point(bad.key, point, bad.message) from None
 
@@ -141,7 +148,7 @@ def _check_zeroshot_coefs(job: JobConfig) -> None:
                            "pretrained (fine-tuning re-initialises the lifting)")
 
 
-def _check(config: Point, stages: Stages, bounds: Bounds) -> None:
+def _check(config: Point, stages: Stages, bounds: Bounds) -> dict[Stage, Memory]:
     pretrain, names = config.pretrain, [stage for stage, _ in stages]
     _check_data(stages, bounds.cache_dir)
     try:
@@ -155,17 +162,19 @@ def _check(config: Point, stages: Stages, bounds: Bounds) -> None:
     if "pretrain" in names and strategy != "supervised" and pretrain.train.loss != "sse":
         raise _Bad("pretrain.train.loss", f"pretrain.train.loss applies to supervised pretraining; the {strategy} "
                                           "strategy has its own loss: remove pretrain.train.loss for it")
+    held: dict[Stage, Memory] = {}
     for stage, job in stages:
         if stage == "pretrain":
             assert job.pretrain is not None
             _check_generation("pretrain", config, job.pretrain, bounds.host)
-            _check_memory("pretrain.train", config, job.pretrain.train, job.pretrain, bounds.device)
+            held[stage] = _check_memory("pretrain.train", config, job.pretrain.train, job.pretrain, bounds.device)
         else:
             assert job.downstream is not None
             _check_generation("downstream", config, job.downstream, bounds.host)
             if stage != "zeroshot":
                 assert job.train is not None
-                _check_memory("train", config, job.train, job.downstream, bounds.device)
+                held[stage] = _check_memory("train", config, job.train, job.downstream, bounds.device)
+    return held
 
 
 def _check_generation(name: str, config: Point, part: Pretrain | Downstream, host: Device) -> None:
@@ -184,9 +193,10 @@ def _check_generation(name: str, config: Point, part: Pretrain | Downstream, hos
 
 
 def _check_memory(key: str, config: Point, settings: TrainConfig, part: Pretrain | Downstream,
-                  device: Device) -> None:
-    """Refuse a training stage (``key``: its train settings; ``part``: its data) whose ``train_memory`` exceeds the
-    largest device, its training set counted as one batch where it streams there."""
+                  device: Device) -> Memory:
+    """What a training stage (``key``: its train settings; ``part``: its data) holds on its device
+    (``train_memory``), its training set counted as one batch where it streams there; refused where that exceeds
+    the largest device."""
     rules, sizes = family(arch_of(config.model)), sizes_of(config.model)
     res, stream = config.resolution, config.stream
     in_channels, sample_floats = resident_sizes(config)
@@ -205,7 +215,7 @@ def _check_memory(key: str, config: Point, settings: TrainConfig, part: Pretrain
 
     held = need((batch if streams else n_train) + n_val)
     if held.total <= device.bytes:
-        return
+        return held
     if streamable and not streams and need(batch + n_val).total <= device.bytes:
         setting = ("stream.mode", "stream.mode is never") if stream.mode == "never" else (
             "stream.budget_gb", f"stream.budget_gb = {stream.budget_gb:g} keeps it resident")
@@ -221,3 +231,39 @@ def _check_memory(key: str, config: Point, settings: TrainConfig, part: Pretrain
         f"{held.data / GIB:,.1f} GiB) but the largest device a backend offers "
         f"has {device.bytes / GIB:,.1f} GiB ({device.what}); use {rules.memory_fix}, a smaller resolution, "
         f"{key}.batch_size or n_train, or set slurm.mem_gb to the memory of a bigger device"))
+
+
+def check_packed(jobs: list[Job], held: Mapping[str, Memory | None], where: Where, device: Device) -> None:
+    """Refuse a packed sweep one of whose fused groups may not fit the largest device: per shape
+    (``harness.job.fusable.shape_key``), the ``pack.group`` jobs of the shape that hold most (``held``: each job's
+    ``train_memory`` by id; None: it trains nothing) together, whichever of them the backend groups at run time."""
+    by_shape: dict[str, list[tuple[Memory, Job]]] = defaultdict(list)
+    for job in jobs:
+        if (key := shape_key(job)) is not None and (need := held.get(job.id)) is not None:
+            by_shape[key].append((need, job))
+    for same in by_shape.values():
+        same.sort(key=lambda pair: pair[0].total, reverse=True)
+        first = same[0][1]
+        assert first.pack is not None  # a job with a shape key has its sweep's pack
+        k = first.pack.group
+        group = [need for need, _ in same[:k]]
+        if (need := fused_bytes(group)) <= device.bytes:
+            continue
+        fit = max(m for m in range(1, len(group)) if m == 1 or fused_bytes(group[:m]) <= device.bytes)
+        point = ", ".join(f"{key}={value}" for key, value in first.point.items()) or "base"
+        batch = "pretrain.train.batch_size" if first.stage == "pretrain" else "train.batch_size"
+        raise where.fail("pack.group", (
+            f"pack.group = {k} trains {len(group)} of the sweep's {len(same)} {first.stage} jobs of one shape "
+            f"(the largest at point ({point})) as one program, holding about {need / GIB:,.1f} GiB at once (each "
+            "its parameters with gradients, Adam state and a stacked copy, one batch's activations and its data) but "
+            f"the largest device a backend offers has {device.bytes / GIB:,.1f} GiB ({device.what})"),
+            f"set pack.group to at most {fit} (1 trains each job alone) or use a smaller {batch}")
+
+
+def fused_bytes(group: list[Memory]) -> int:
+    """What a fused group of jobs (each holding ``Memory`` alone) holds on its device at once: each job's model,
+    Adam state, data and one batch's activations (``harness.job.run.run_group`` loads each job's own) and, where
+    more than one trains, the stacked copy of each one's parameters and that copy's gradient
+    (``harness.train.fused.fused_step``)."""
+    stacked = 2 if len(group) > 1 else 0  # copies of each parameter beyond its own, in floats
+    return sum(m.total + m.params // PARAM_TRAIN_BYTES * stacked * FLOAT_BYTES for m in group)

@@ -20,9 +20,10 @@ from typing import Any
 from harness.backends import Device, SlurmResources, largest_device, largest_host, offer, resource_problem
 from harness.errors import SweepError
 from harness.job import ConfigError, Job, JobConfig, Point, Resources, StreamConfig
+from harness.models import Memory
 from harness.pde import LAYOUT_VERSION
 from harness.store import Stage
-from harness.sweep.checks import Bounds, check_point, resolve_data
+from harness.sweep.checks import Bounds, check_packed, check_point, resolve_data
 from harness.sweep.dotted import copy_tree, set_dotted
 from harness.sweep.evals import with_evals
 from harness.sweep.families import resolve_family
@@ -140,6 +141,7 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None,
     bounds = Bounds(device or largest_device(slurm), largest_host(slurm), cache_dir)
     pretrain: dict[str, Job] = {}
     downstream: dict[str, Job] = {}
+    memory: dict[str, Memory | None] = {}  # what each job's training holds on its device (None: it trains nothing)
     tune = sweep.tune
     if tune is not None and sweep.pack is not None:
         raise sweep.where.fail("pack", "a tuned sweep's trials cannot be fused (each is pruned on its own)",
@@ -148,7 +150,7 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None,
     for point in _points(sweep):
         config = resolve(sweep, point, cache_dir)
         stages = stage_configs(config)
-        check_point(point, config, stages, sweep.where, bounds)
+        held = check_point(point, config, stages, sweep.where, bounds)
         if problem := resource_problem(config, [stage for stage, _ in stages], offered,
                                        tuple(tune["stages"]) if tune else ()):
             raise sweep.where.at_point(problem[0], point, problem[1])
@@ -169,6 +171,10 @@ def expand(sweep: Sweep, *, force: bool = False, device: Device | None = None,
                                      stage != "zeroshot" else None,
                                      pack=sweep.pack if stage != "zeroshot" else None)
                     table[jid] = with_evals(table[jid], sweep, cache_dir)
+                    memory[jid] = held.get(stage)
     if not downstream and not pretrain:
         raise SweepError(f"{sweep.path}: every point was excluded; loosen `exclude`")
-    return [*pretrain.values(), *downstream.values()]
+    jobs = [*pretrain.values(), *downstream.values()]
+    if sweep.pack is not None:
+        check_packed(jobs, memory, sweep.where, bounds.device)
+    return jobs
