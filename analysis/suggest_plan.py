@@ -9,6 +9,11 @@ its runs at what they cost it.
 That is device-hours, as the budget is, without a calibration run; and one number per shape, which the estimate
 takes whatever form its own calibration has. Its sweep point is that of a run of its curve in the plan (the axes as
 the sweep file wrote them) with ``downstream.n_train`` and ``seed`` set.
+
+A candidate ``harness expand`` would refuse (``harness.sweep.checks``: memory, a size its family refuses, an N
+above the rows a data file holds...) is dropped before the pick, priced at infinity, and the printed table names
+each with expand's reason; the block's points are then expanded with the sweep's own (``expand``, in memory, as
+``harness expand`` would, checks across jobs such as a fused group's memory included) before it is written.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +32,13 @@ from analysis.curves import fit_curves
 from analysis.load import ReportError, load_runs
 from analysis.suggest import Pick, Resolved, include_block, pick, resolve, width
 from analysis.suggest_joint import Size
+from harness.errors import SweepError
 from harness.job import Job
 from harness.models import Shape
+from harness.pde.cache import data_cache
 from harness.store.atomic import write_text_atomic
 from harness.sweep.estimate import estimate, job_shape
-from harness.sweep.expand import job_id, stage_configs
+from harness.sweep.expand import expand, job_id, stage_configs
 from harness.sweep.expand import resolve as resolve_point
 from harness.sweep.spec import Sweep, parse_sweep
 from harness.sweep.tune import for_stage, trial_configs
@@ -43,7 +50,7 @@ TRAINED = ("finetune", "scratch")
 class Suggestion:
     """What ``harness suggest`` found: the target, what its interval is of, the interval's expected width now, the
     picks with their sweep points, and the block file (holding the sweep's own ``include:`` entries first where it
-    has some)."""
+    has some); ``dropped``: each candidate expand refuses, as its point's line, with expand's reason."""
 
     target: str
     scale: str
@@ -53,6 +60,7 @@ class Suggestion:
     points: list[dict[str, Any]]
     block: Path
     replaces_include: bool
+    dropped: dict[str, str] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         """The printed table: one line per pick (its point, cost, expected shrinkage), then where the block is."""
@@ -63,7 +71,10 @@ class Suggestion:
                f"{self.budget:.3g} device-hours",
                f"{'hours':>10} {'shrinkage':>10}  point"]  # fmt: skip
         for p, point in zip(self.picks, self.points, strict=True):
-            out.append(f"{p.hours:10.3g} {p.shrinkage:10.1%}  {include_block([point]).splitlines()[1][4:]}")
+            out.append(f"{p.hours:10.3g} {p.shrinkage:10.1%}  {_line(point)}")
+        if self.dropped:
+            out.append(f"dropped {len(self.dropped)} candidate run(s) that `harness expand` refuses:")
+            out += [f"  {point}: {reason}" for point, reason in self.dropped.items()]
         how = "replace the sweep file's include: with it" if self.replaces_include else "append it to the sweep file"
         out.append(f"include block: {self.block} ({how}, then `harness expand` the file, `harness submit` and "
                    "`harness report`)")
@@ -87,10 +98,17 @@ def suggest_runs(folder: Path, target: str, budget: float, k: int | None = None)
     rates = measured_rates(list(jobs.values()), runs)
     templates = _templates(resolved, jobs)
     prices: dict[tuple, float] = {}
+    dropped: dict[str, str] = {}
+    cache_dir = str(data_cache(Path(folder).parent))
 
     def cost(curve: int, n: int, seed: int, size: Size = ()) -> float:
         if (curve, n, seed, size) not in prices:
-            expanded = point_jobs(sweep, _point(templates[curve], n, seed, size))
+            point = _point(templates[curve], n, seed, size)
+            if (reason := refusal(sweep, point, cache_dir)) is not None:
+                dropped[_line(point)] = reason
+                prices[curve, n, seed, size] = math.inf
+                return math.inf
+            expanded = point_jobs(sweep, point)
             rate = rates.get(job_shape(expanded[0]), statistics.median(rates.values()))
             prices[curve, n, seed, size] = estimate(expanded, rate)["total"].hours
         return prices[curve, n, seed, size]
@@ -98,15 +116,23 @@ def suggest_runs(folder: Path, target: str, budget: float, k: int | None = None)
     picks = pick(resolved, cost, budget, k)
     if not picks:
         cheapest = min(cost(i, *run) for i, d in enumerate(resolved.designs) for run in d.candidates())
+        if math.isinf(cheapest):
+            raise ReportError(f"--target {target}: `harness expand` refuses every candidate run, e.g. "
+                              f"{next(iter(dropped.values()))}")
         raise ReportError(f"--budget {budget:g}: no candidate run fits it (the cheapest costs {cheapest:.3g} "
                           "device-hours); raise --budget")
     points = [_point(templates[p.curve], p.n, p.seed, p.size) for p in picks]
     existing = list(sweep.raw.get("include") or [])
+    try:  # the sweep with the block, as `harness expand` of the file with it appended checks it
+        expand(parse_sweep({**sweep.raw, "include": [*existing, *points]}, {}, sweep.path), force=True,
+               cache_dir=cache_dir)
+    except SweepError as exc:
+        raise ReportError(f"--target {target}: the suggested runs do not expand with the sweep: {exc}") from None
     block = Path(folder) / "suggest" / f"{target}.yaml"
     block.parent.mkdir(exist_ok=True)
     write_text_atomic(block, include_block(points, existing))
     now = width(resolved.value, resolved.designs)
-    return Suggestion(target, resolved.scale, now, budget, picks, points, block, bool(existing))
+    return Suggestion(target, resolved.scale, now, budget, picks, points, block, bool(existing), dropped)
 
 
 def measured_rates(jobs: list[Job], runs: pd.DataFrame) -> dict[Shape, float]:
@@ -132,6 +158,22 @@ def point_jobs(sweep: Sweep, point: Mapping[str, Any]) -> list[Job]:
     tuned = sweep.tune is not None and stage in sweep.tune["stages"]
     configs = trial_configs(config, job_id(stage, config), for_stage(sweep.tune, stage)) if tuned else [config]
     return [Job(job_id(stage, c), stage, sweep.name, c, depends_on=c.pretrain_id, point=dict(point)) for c in configs]
+
+
+def refusal(sweep: Sweep, point: Mapping[str, Any], cache_dir: str | None = None) -> str | None:
+    """Why ``harness expand`` refuses ``point`` of ``sweep`` (the checks of one point: ``expand`` of the sweep with
+    that point alone, in memory), or None where it expands."""
+    alone = replace(sweep, exclude=[{}], include=[dict(point)], lines={})  # `{}` excludes every matrix point
+    try:
+        expand(alone, cache_dir=cache_dir)
+    except SweepError as exc:
+        return str(exc).split(": ", 1)[1]  # less the sweep file's name, which the line names before it
+    return None
+
+
+def _line(point: Mapping[str, Any]) -> str:
+    """A sweep point as the block writes it, one flow mapping."""
+    return include_block([point]).splitlines()[1][4:]
 
 
 def _templates(resolved: Resolved, jobs: Mapping[str, Job]) -> list[dict[str, Any]]:
