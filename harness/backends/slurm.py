@@ -2,16 +2,17 @@
 
 `submit` returns as soon as sbatch accepted every array: pretraining arrays first, then downstream arrays
 that wait for their pretraining tasks through `--dependency=afterok:...`. Arrays are chunked to the cluster's
-MaxArraySize; the chunks of one stage share one concurrency cap. Each array task is a `SlurmTask` (a submitit
-`Checkpointable`): on preemption or timeout it is requeued unchanged and `run_job` resumes each job from its
-`ckpt/last.pt`. A job of several ranks (its `resources`, ``harness.backends``) is a Slurm job of its own
-with one task per rank (``--nodes``, ``--ntasks-per-node``), in arrays of jobs of its shape; each task joins the
-process group as its rank (``SlurmTask._run_rank``). The code a job runs is a snapshot of the `harness` and
-`analysis` packages taken at submit time (results/<sweep>/slurm/code/<hash>/), so editing the source does not
-change queued jobs.
+MaxArraySize; the chunks of one stage share one concurrency cap. Under a sweep's `pack:` each task holds one fused
+group of jobs, trained as one program (``harness.job.run.run_group``); the plan is ``slurm_plan``. Each array task
+is a `SlurmTask` (a submitit `Checkpointable`): on preemption or timeout it is requeued unchanged and `run_group`
+resumes each job from its `ckpt/last.pt`. A job of several ranks (its `resources`, ``harness.backends``) is a
+Slurm job of its own with one task per rank (``--nodes``, ``--ntasks-per-node``), in arrays of jobs of its shape;
+each task joins the process group as its rank (``SlurmTask._run_rank``). The code a job runs is a snapshot of the
+`harness` and `analysis` packages taken at submit time (results/<sweep>/slurm/code/<hash>/), so editing the source
+does not change queued jobs.
 
 Folder: results/<sweep>/slurm/ {submitted.json, code.json, code/<hash>/, logs/<slurm id>/}. State reading
-(`query`) lives in `slurm_state`, the resources (`SlurmResources`, checked at expand) in `resources`;
+(`query`) lives in `slurm_state`, the resources (`SlurmResources`, checked at expand) in ``harness.backends``;
 `SlurmBackend` is this module behind the `Backend` protocol.
 """
 
@@ -37,20 +38,22 @@ from typing import Any
 from submitit.helpers import Checkpointable
 
 import harness
-from harness.backends import SlurmResources, shape
+from harness.backends import SlurmResources
 from harness.backends.select import Readiness, readiness
 from harness.backends.slurm_checks import check_request
+from harness.backends.slurm_plan import ArrayChunk, dependency, plan_arrays
 from harness.backends.slurm_state import query, read_submitted, record_submitted, run_cmd, slurm_dir, sweep_states
 from harness.errors import BackendError
 from harness.job import Job
+from harness.job.fusable import fused_groups
 from harness.job.process import job_env_exports
 from harness.job.provenance import GIT_REV_ENV, git_revision
 from harness.store import State
 from harness.store.atomic import write_json_atomic
 from harness.store.folders import disk_state, read_plan
 
-__all__ = ["ArrayChunk", "SlurmBackend", "SlurmResources", "SlurmTask", "SubmitReport", "cancel", "plan_arrays",
-           "query", "submit"]
+__all__ = ["ArrayChunk", "SlurmBackend", "SlurmResources", "SlurmTask", "SubmitReport", "cancel", "dependency",
+           "plan_arrays", "query", "submit"]
 
 
 @dataclass(frozen=True)
@@ -80,75 +83,16 @@ class SlurmBackend:
         return cancel(sweep_path)
 
 
-@dataclass(frozen=True)
-class ArrayChunk:
-    """One sbatch array: its tasks (each a list of jobs run together) and the pretraining jobs it waits for."""
-
-    stage: str  # pretrain | downstream
-    tasks: list[list[Job]]
-    after: tuple[str, ...]  # pretraining job ids (not yet ok) that every task of this array needs
-    parallelism: int  # this array's share of the stage's concurrency cap (%N)
-    ranks: tuple[int, int] = (1, 1)  # (ranks per node, nodes) of each of its jobs
-
-
-def plan_arrays(jobs: list[Job], max_array_size: int, *, pack: int = 1, parallelism: int = 256,
-                waiting: frozenset[str] | set[str] = frozenset()) -> list[ArrayChunk]:
-    """Split jobs into sbatch arrays: pretraining first, then downstream jobs that can start now, then those
-    that wait for a pretraining job in `waiting`, grouped by it so an array waits for few pretrainings; within
-    each, one array (or more) per shape of ranks (``ranks.shape``), since all tasks of an array ask for the same.
-
-    Each task holds `pack` jobs (a job of several ranks: one); each array at most `max_array_size` tasks; the
-    arrays of one stage split `parallelism` between them (at least 1 each). Example: 2 pretraining and 5
-    fine-tuning jobs, max size 4 -> [pretrain: 2 tasks] [downstream: 4 tasks, after both] [downstream: 1 task,
-    after its one].
-    """
-    pre = [j for j in jobs if j.stage == "pretrain"]
-    ready = [j for j in jobs if j.stage != "pretrain" and j.depends_on not in waiting]
-    held = sorted((j for j in jobs if j.stage != "pretrain" and j.depends_on in waiting),
-                  key=lambda j: j.depends_on or "")
-    chunks: list[ArrayChunk] = []
-    for stage, groups in (("pretrain", [pre]), ("downstream", [ready, held])):
-        stage_chunks = []
-        for group in groups:
-            for ranks in dict.fromkeys(shape(j) for j in group):
-                same = [j for j in group if shape(j) == ranks]
-                per_task = pack if ranks == (1, 1) else 1  # a job of several ranks is a Slurm job of its own
-                stage_chunks += [(*array, ranks) for array in _split(same, max_array_size, per_task, waiting)]
-        share = max(1, parallelism // max(1, len(stage_chunks)))
-        chunks += [ArrayChunk(stage, part, after, share, ranks) for part, after, ranks in stage_chunks]
-    return chunks
-
-
-def _split(jobs: list[Job], max_array_size: int, pack: int,
-           waiting: frozenset[str] | set[str]) -> list[tuple[list[list[Job]], tuple[str, ...]]]:
-    """``jobs`` in tasks of ``pack``, in arrays of at most ``max_array_size`` tasks: (tasks, the pretrainings in
-    ``waiting`` they need) per array."""
-    tasks = [jobs[i:i + pack] for i in range(0, len(jobs), pack)]
-    out = []
-    for i in range(0, len(tasks), max_array_size):
-        part = tasks[i:i + max_array_size]
-        after = tuple(sorted({j.depends_on for t in part for j in t if j.depends_on in waiting}))
-        out.append((part, after))
-    return out
-
-
-def dependency(slurm_ids: list[str], arrays: dict[str, list[str]]) -> str:
-    """`afterok:` over Slurm ids, naming a whole array instead of all of its tasks where it can."""
-    ids = set(slurm_ids)
-    for array_id, tasks in arrays.items():
-        if len(tasks) > 1 and set(tasks) <= ids:
-            ids = (ids - set(tasks)) | {array_id}
-    return "afterok:" + ":".join(sorted(ids))
-
-
 class SlurmTask(Checkpointable):
-    """One array task: runs its jobs with `run_job`, skipping those already ok on disk; it fails (a non-zero exit)
-    when a pretraining job of it did not end ok, so that Slurm never starts the tasks that wait on it.
+    """One array task: runs its jobs with `run_group` / `run_job`, skipping those already ok on disk; it fails (a
+    non-zero exit) when a pretraining job of it did not end ok, so that Slurm never starts the tasks that wait on it.
 
-    One job runs in-process; several run as subprocesses, round-robin over the task's CUDA_VISIBLE_DEVICES and
-    splitting its CPUs; a job of several ranks runs in every Slurm task of its job, each as one rank. Being
-    `Checkpointable`, submitit's `checkpoint()` requeues this same task on timeout or preemption (rank 0 does,
-    for the whole Slurm job), and `run_job` resumes each job (every rank) from its `ckpt/last.pt`.
+    One job, or one fused group (`pack:`, ``harness.job.fusable.fused_groups``, as the planner cut it), runs
+    in-process with `run_group`; several other jobs run as subprocesses, round-robin over the task's
+    CUDA_VISIBLE_DEVICES and splitting its CPUs; a job of several ranks runs in every Slurm task of its job, each as
+    one rank. Being `Checkpointable`, submitit's `checkpoint()` requeues this same task on timeout or preemption
+    (rank 0 does, for the whole Slurm job), and each job (every rank, each job of a group) resumes from its own
+    `ckpt/last.pt`.
     """
 
     def __init__(self, jobs: list[Job], root: str) -> None:
@@ -162,10 +106,13 @@ class SlurmTask(Checkpointable):
               f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
         if len(todo) == 1 and todo[0].world_size > 1:
             self._run_rank(todo[0])
-        elif len(todo) == 1:
-            from harness.job.run import run_job
+        elif len(fused_groups(todo)) == 1:  # one job, or one fused group: one program in this process
+            from harness.job.run import run_group
 
-            run_job(todo[0], Path(self.root))
+            if len(todo) > 1:
+                print(f"harness: training {len(todo)} job(s) as one fused group: {', '.join(j.id for j in todo)}",
+                      flush=True)
+            run_group(todo, Path(self.root))
         elif todo:
             self._run_packed(todo)
         states = {j.id: disk_state(sweep, j) for j in self.jobs}
@@ -272,16 +219,16 @@ class SubmitReport:
         return text + (f"; code snapshot {self.snapshot}" if self.snapshot else "")
 
 
-def _executor(logs: Path, res: SlurmResources, snapshot: Path, git_rev: str, sweep: str,
-              ranks: tuple[int, int]) -> Any:
-    """A submitit AutoExecutor for Slurm with the resources and the pinned-code setup lines, for jobs of ``ranks``
-    (ranks per node, nodes): one task per rank with ``cpus_per_task`` CPUs and, unless ``gpus_per_node`` is 0,
-    one GPU each; srun ends every rank when one fails."""
+def _executor(logs: Path, res: SlurmResources, snapshot: Path, git_rev: str, sweep: str, chunk: ArrayChunk) -> Any:
+    """A submitit AutoExecutor for Slurm with the resources and the pinned-code setup lines, for the tasks of
+    ``chunk``: for jobs of several ranks, one task per rank with ``cpus_per_task`` CPUs and, unless
+    ``gpus_per_node`` is 0, one GPU each (srun ends every rank when one fails); a fused group's task one GPU (its
+    one program's device); any other task ``gpus_per_node``."""
     import submitit
 
-    per_node, nodes = ranks
+    per_node, nodes = chunk.ranks
     several = per_node * nodes > 1
-    gpus = (per_node if several else res.gpus_per_node) if res.gpus_per_node else None
+    gpus = (per_node if several else 1 if chunk.fused else res.gpus_per_node) if res.gpus_per_node else None
 
     executor = submitit.AutoExecutor(folder=logs / "%j", cluster="slurm")
     params: dict[str, Any] = {
@@ -339,7 +286,7 @@ def submit(jobs: list[Job], root: Path, resources: SlurmResources) -> SubmitRepo
                          waiting=frozenset(waiting))
     for n, chunk in enumerate(chunks, 1):
         extra = {"dependency": dependency([dep_ids[d] for d in chunk.after], arrays)} if chunk.after else {}
-        executor = _executor(folder / "logs", resources, report.snapshot, git_rev, sweep, chunk.ranks)
+        executor = _executor(folder / "logs", resources, report.snapshot, git_rev, sweep, chunk)
         executor.update_parameters(slurm_array_parallelism=chunk.parallelism, slurm_additional_parameters=extra)
         try:
             with contextlib.redirect_stderr(io.StringIO()), executor.batch():
