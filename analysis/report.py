@@ -105,8 +105,8 @@ def build_report(
                 ("compute_optimal", lambda *_: compute_optimal_figure(comp.optimal, no_allocation(comp, laws))),
                 ("residuals", lambda *_: residuals_figure(comp.diagnostics.residuals))]  # fmt: skip
     law_table = pd.concat([laws.table, comp.law_rows], ignore_index=True) if len(comp.law_rows) else laws.table
-    evaluated = eval_rows(sweep_dir, loaded.ok)  # jobs scored on other sources: a figure and a table, when any
-    eval_failed = failure_line(eval_rows(sweep_dir, loaded.ok, failed=True))  # and a line for sources that failed
+    evaluated, failed = eval_rows(sweep_dir, loaded.ok)  # jobs scored on other sources: a figure and a table
+    eval_failed = failure_line(failed)  # and a line for the sources whose scoring failed, when any
     if not evaluated.empty:
         drawers.append(("evaluations", partial(eval_figure, rows=evaluated)))
     for name, draw in drawers:

@@ -26,25 +26,25 @@ NO_EVALS = "no job was scored on another source (`harness eval`, or a sweep's `e
 STYLES = {"finetune": "-", "scratch": "--"}
 
 
-def eval_rows(sweep_dir: Path, runs: pd.DataFrame, *, failed: bool = False) -> pd.DataFrame:
-    """Every eval row of the ok downstream ``runs`` that scored (``failed``: every one whose scoring failed, with
-    its ``error``; ``harness.job.evaluate.score_each``), with their stage, system, shift, N and parameter count,
+def eval_rows(sweep_dir: Path, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The eval rows of the ok downstream ``runs``: (those that scored, those whose scoring failed, with their
+    ``error``; ``harness.job.evaluate.score_each``), each with its stage, system, shift, N and parameter count,
     ``where``: the source and its grid (``helmholtz:moderate @ 32``), and its error (``ERR``) that of the runs'
     metric."""
     frames = [pd.read_parquet(path) for path in sorted(Path(sweep_dir).glob(f"runs/*/{EVAL_ROWS}"))]
     if not frames or runs.empty:
-        return pd.DataFrame()
+        return pd.DataFrame(), pd.DataFrame()
     rows = use_metric(pd.concat(frames, ignore_index=True), runs.attrs.get("metric", DEFAULT_METRIC))
     keep = ["id", "stage", *PANEL, N, "n_params"]
     rows = rows.merge(runs[[c for c in keep if c in runs]], on="id", how="inner")
     rows = rows[rows["stage"].isin(DOWNSTREAM)]
     rows = rows.assign(where=rows["source"] + " @ " + rows["resolution"].astype(str))
     error = rows["error"].fillna("") if "error" in rows else pd.Series("", index=rows.index)  # none in older rows
-    return rows[(error != "") == failed].reset_index(drop=True)
+    return rows[error == ""].reset_index(drop=True), rows[error != ""].reset_index(drop=True)
 
 
 def failure_line(failed: pd.DataFrame) -> str:
-    """One line saying how many scorings ``failed`` (``eval_rows(..., failed=True)``) holds and why; "" for none."""
+    """One line saying how many scorings ``failed`` (``eval_rows``' second frame) holds and why; "" for none."""
     if failed.empty:
         return ""
     why = failed.groupby(["where", "error"], sort=True).size()

@@ -70,7 +70,7 @@ def test_the_evaluations_follow_the_report_s_metric(evaluated: tuple[Path, list[
     assert (table["test_max_err"] == recorded.loc[table.index, "test_max_err"].to_numpy()).all()
     assert (table["test_max_err"] != recorded.loc[table.index, "test_rel_l2"].to_numpy()).all()
     loaded = load_runs(root / "super", "max_err")
-    figure = eval_figure(loaded.ok, rows=eval_rows(root / "super", loaded.ok)).figure
+    figure = eval_figure(loaded.ok, rows=eval_rows(root / "super", loaded.ok)[0]).figure
     assert {ax.get_ylabel() for ax in figure.axes if ax.lines} == {"test max abs error"}
 
 
