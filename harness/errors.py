@@ -22,6 +22,12 @@ class DataFileError(DataError):
     that disagree, too few samples, non-finite values, or changed since its fingerprint was taken."""
 
 
+def error_line(exc: BaseException) -> str:
+    """What an exception recorded as a job's or a scoring's error says: its type and the first line of its
+    message."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
 def one_line(text: str) -> str:
     """``text`` on one line: line breaks and other control characters written as their escapes (``\\n``), so that
     a key, a file name or a value holding one cannot split a message."""

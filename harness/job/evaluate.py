@@ -19,7 +19,7 @@ from torch import nn
 
 from harness.data.samples import Samples
 from harness.data.tensors import fits
-from harness.errors import HarnessError
+from harness.errors import HarnessError, error_line
 from harness.job import Downstream, Job, JobConfig, Pretrain, TrainConfig
 from harness.store.folders import EVAL_ROWS, write_parquet_atomic
 from harness.tasks.make import make_task
@@ -53,7 +53,7 @@ def score_each(job: Job, model: nn.Module, stats: dict[str, Any], sources: list[
         try:
             rows.append(score(job, model, stats, source, seed=seed, cache=cache, device=device))
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            error = error_line(exc)
             print(f"harness: warning: {job.id} not scored on {source['label']} at {source['resolution']}: {error}",
                   file=sys.stderr, flush=True)
             rows.append({**_where(job, source)[2], "status": "failed", "error": error})

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from harness import pde
-from harness.errors import HarnessError
+from harness.errors import HarnessError, error_line
 from harness.job import Job, TrainConfig
 from harness.job.evaluate import record, score_each
 from harness.job.hooks import hold_hook
@@ -172,7 +172,7 @@ def _train_fused(attempts: list[_Attempt]) -> None:
     try:
         results = train_group([run for _, run in runs])
     except Exception as exc:  # e.g. out of memory: K models' activations at once, where one's fit
-        failure, results = f"{type(exc).__name__}: {exc}".splitlines()[0], []
+        failure, results = error_line(exc), []
     elapsed, steps = time.perf_counter() - begin, [run.state.step - b for (_, run), b in zip(runs, before, strict=True)]
     for (a, _), took in zip(runs, steps, strict=True):
         a.seconds += elapsed * (took / sum(steps) if sum(steps) else 1 / len(runs))
@@ -237,7 +237,7 @@ class _Attempt:
             self.metrics, self.execution = {"status": State.PRUNED, "error": str(exc)}, None
         except Exception as exc:
             write_text_atomic(self.folder / "error.txt", traceback.format_exc())
-            self.metrics = {"status": State.FAILED, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+            self.metrics = {"status": State.FAILED, "error": error_line(exc)}
             self.execution = None
 
     def advance(self, result: TrainResult | None = None) -> None:

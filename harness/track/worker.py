@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.errors import error_line
 from harness.job import Job
 from harness.track.adapters import ADAPTERS, EXTRAS
 from harness.track.settings import load_settings
@@ -52,7 +53,7 @@ def clear_warnings(sweep_path: Path) -> None:
 def _problem(name: str, exc: BaseException) -> str:
     if isinstance(exc, ImportError):
         return f"is not installed or broken ({type(exc).__name__}: {exc}); pip install 'harness[{EXTRAS[name]}]'"
-    return f"failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    return f"failed ({error_line(exc)})"
 
 
 class _Lane:
